@@ -1,0 +1,92 @@
+import type { AgentId, RequestId, SvidId } from './ids.ts';
+
+/** Limits on agent-supplied input. Everything an agent sends is bounded. */
+export const LIMITS = {
+  agentIdMax: 64,
+  actionMax: 1000,
+  permissionMax: 128,
+  permissionsMax: 32,
+  justificationMax: 4000,
+  ttlMinutesMin: 1,
+  ttlMinutesMax: 60,
+  waitSecondsMax: 25,
+} as const;
+
+export type Decision = 'pending' | 'approved' | 'denied' | 'expired';
+
+/**
+ * One authorization request as stored: the 13 audit fields of the seed
+ * (request_id … revoked_at) plus what the lifecycle needs. Fields not yet known are null, so an
+ * exported record always has every field.
+ */
+export interface AuthorizationRecord {
+  readonly request_id: RequestId;
+  readonly agent_id: AgentId;
+  readonly action: string;
+  readonly permissions: readonly string[];
+  readonly justification: string;
+  /** Cognito `sub` (or operator name for CLI decisions) of the human who decided. */
+  readonly approver_identity: string | null;
+  /** For display only: the approver's email, when known. */
+  readonly approver_email: string | null;
+  readonly requested_at: string;
+  readonly decision_at: string | null;
+  readonly decision: Decision;
+  readonly svid_id: SvidId | null;
+  readonly svid_expires_at: string | null;
+  readonly revoked: boolean;
+  readonly revoked_at: string | null;
+  // lifecycle
+  readonly ttl_minutes: number;
+  /** When a pending request expires: requested_at + ttl_minutes. */
+  readonly expires_at: string;
+  readonly spiffe_id: string;
+  readonly svid_issued_at: string | null;
+  /** Notification bookkeeping (consent email). */
+  readonly notify_status: 'pending' | 'sent' | 'failed';
+  readonly notify_attempts: number;
+}
+
+export interface NewRequest {
+  readonly agent_id: AgentId;
+  readonly action: string;
+  readonly permissions: readonly string[];
+  readonly justification: string;
+  readonly ttl_minutes: number;
+}
+
+/** The status an agent sees, derived from the record and the current time. */
+export type RequestStatus =
+  | { status: 'pending'; expires_at: string }
+  | { status: 'approved'; svid_expires_at: string; issued: boolean; svid_id: SvidId | null }
+  | { status: 'denied'; decision_at: string }
+  | { status: 'expired'; expired_at: string }
+  | { status: 'revoked'; revoked_at: string };
+
+export function addMinutes(iso: string, minutes: number): string {
+  return new Date(Date.parse(iso) + minutes * 60_000).toISOString();
+}
+
+export function isPast(iso: string, now: Date): boolean {
+  return Date.parse(iso) <= now.getTime();
+}
+
+/** Pure: what the record means at time `now`. */
+export function statusAt(r: AuthorizationRecord, now: Date): RequestStatus {
+  switch (r.decision) {
+    case 'pending':
+      return isPast(r.expires_at, now)
+        ? { status: 'expired', expired_at: r.expires_at }
+        : { status: 'pending', expires_at: r.expires_at };
+    case 'denied':
+      return { status: 'denied', decision_at: r.decision_at ?? r.requested_at };
+    case 'expired':
+      return { status: 'expired', expired_at: r.decision_at ?? r.expires_at };
+    case 'approved': {
+      if (r.revoked) return { status: 'revoked', revoked_at: r.revoked_at ?? '' };
+      const svidExpires = r.svid_expires_at ?? r.expires_at;
+      if (isPast(svidExpires, now)) return { status: 'expired', expired_at: svidExpires };
+      return { status: 'approved', svid_expires_at: svidExpires, issued: r.svid_id !== null, svid_id: r.svid_id };
+    }
+  }
+}

@@ -1,0 +1,244 @@
+import { AckdError, isAckdError } from './errors.ts';
+import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
+import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, SvidMinter } from './ports.ts';
+import { addMinutes, statusAt, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
+
+export interface ServiceConfig {
+  readonly trustDomain: TrustDomain;
+  /** Base URL of the consent UI; the consent link is `${consentBaseUrl}/?request_id=<id>`. */
+  readonly consentBaseUrl: string;
+  readonly retentionDays: number;
+  /** How long one caller may hold the issuance claim while it mints. */
+  readonly issuanceLeaseMs?: number;
+}
+
+export interface ServiceDeps {
+  readonly store: RequestStore;
+  readonly minter: SvidMinter;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly notifier?: ApprovalNotifier;
+}
+
+/** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
+export type CheckResult =
+  | { status: 'pending' }
+  | {
+      status: 'approved';
+      svid?: string;
+      svid_id: string | null;
+      spiffe_id: string;
+      expires_at: string;
+      /** True when the SVID was delivered by an earlier check; its key is not kept, so it cannot be sent again. */
+      svid_delivered: boolean;
+    }
+  | { status: 'denied' }
+  | { status: 'expired' }
+  | { status: 'revoked'; revoked_at: string };
+
+/**
+ * The authorization lifecycle. Pure of transport and vendor: it speaks only to its ports.
+ * Every transition is a single conditional write in the store.
+ */
+export class AuthorizationService {
+  constructor(
+    private readonly config: ServiceConfig,
+    private readonly deps: ServiceDeps,
+  ) {}
+
+  get trustDomain(): TrustDomain {
+    return this.config.trustDomain;
+  }
+
+  consentUrl(requestId: RequestId): string {
+    return `${this.config.consentBaseUrl.replace(/\/+$/, '')}/?request_id=${requestId}`;
+  }
+
+  async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
+    const now = this.deps.clock.now();
+    const requestedAt = now.toISOString();
+    const requestId = newRequestId(now.getTime());
+    const record: AuthorizationRecord = {
+      request_id: requestId,
+      agent_id: input.agent_id,
+      action: input.action,
+      permissions: [...input.permissions],
+      justification: input.justification,
+      approver_identity: null,
+      approver_email: null,
+      requested_at: requestedAt,
+      decision_at: null,
+      decision: 'pending',
+      svid_id: null,
+      svid_expires_at: null,
+      revoked: false,
+      revoked_at: null,
+      ttl_minutes: input.ttl_minutes,
+      expires_at: addMinutes(requestedAt, input.ttl_minutes),
+      spiffe_id: SpiffeId.forRequest(this.config.trustDomain, input.agent_id, requestId).toString(),
+      svid_issued_at: null,
+      notify_status: 'pending',
+      notify_attempts: 0,
+    };
+    const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
+    await this.deps.store.create(record, retentionUntil);
+    this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
+    const consentUrl = this.consentUrl(requestId);
+    await this.notify(record, consentUrl);
+    return { request_id: requestId, consent_url: consentUrl, record };
+  }
+
+  /** Sends the consent notification; a failure is recorded (and retried by the sweeper), never thrown. */
+  async notify(record: AuthorizationRecord, consentUrl = this.consentUrl(record.request_id)): Promise<boolean> {
+    const notifier = this.deps.notifier;
+    if (!notifier) return false;
+    let outcome: 'sent' | 'failed';
+    try {
+      await notifier.notify(record, consentUrl);
+      outcome = 'sent';
+    } catch (e) {
+      outcome = 'failed';
+      this.deps.logger.warn('consent notification failed', { request_id: record.request_id, error: describe(e) });
+    }
+    try {
+      await this.deps.store.recordNotification(record.request_id, outcome);
+    } catch (e) {
+      this.deps.logger.warn('could not record notification outcome', { request_id: record.request_id, error: describe(e) });
+    }
+    return outcome === 'sent';
+  }
+
+  /** Reads a request for its agent. Another agent's request is reported as not found. */
+  async getForAgent(agentId: AgentId, requestId: RequestId): Promise<AuthorizationRecord> {
+    const r = await this.deps.store.get(requestId);
+    if (!r || r.agent_id !== agentId) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId} for agent ${agentId}`, { field: 'request_id' });
+    return r;
+  }
+
+  /** Reads a request (operator / approver view), applying expiry on read. */
+  async get(requestId: RequestId): Promise<AuthorizationRecord> {
+    const r = await this.deps.store.get(requestId);
+    if (!r) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+    return this.expireIfDue(r);
+  }
+
+  status(r: AuthorizationRecord): RequestStatus {
+    return statusAt(r, this.deps.clock.now());
+  }
+
+  /**
+   * check_authorization. The first check after approval mints the SVID (fail closed: a mint
+   * failure marks nothing issued and throws, so a later check can retry).
+   */
+  async check(agentId: AgentId, requestId: RequestId): Promise<CheckResult> {
+    let r = await this.getForAgent(agentId, requestId);
+    r = await this.expireIfDue(r);
+    const s = statusAt(r, this.deps.clock.now());
+    switch (s.status) {
+      case 'pending':
+        return { status: 'pending' };
+      case 'denied':
+        return { status: 'denied' };
+      case 'expired':
+        return { status: 'expired' };
+      case 'revoked':
+        return { status: 'revoked', revoked_at: s.revoked_at };
+      case 'approved':
+        if (s.issued) {
+          return { status: 'approved', svid_id: s.svid_id, spiffe_id: r.spiffe_id, expires_at: s.svid_expires_at, svid_delivered: true };
+        }
+        return this.issue(r);
+    }
+  }
+
+  /** Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. */
+  async checkWaiting(agentId: AgentId, requestId: RequestId, waitSeconds: number, sleep: (ms: number) => Promise<void>, pollMs = 500): Promise<CheckResult> {
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const result = await this.check(agentId, requestId);
+      if (result.status !== 'pending' || Date.now() >= deadline) return result;
+      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  private async issue(r: AuthorizationRecord): Promise<CheckResult> {
+    const now = this.deps.clock.now();
+    const claim = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000);
+    let minted: MintedSvid;
+    try {
+      const spiffeId = SpiffeId.parse(r.spiffe_id);
+      minted = await this.deps.minter.mint(spiffeId, new Date(r.svid_expires_at!));
+    } catch (e) {
+      await this.deps.store.releaseIssuance(r.request_id, claim).catch((err: unknown) =>
+        this.deps.logger.warn('could not release issuance claim', { request_id: r.request_id, error: describe(err) }),
+      );
+      if (isAckdError(e)) throw e;
+      throw new AckdError('ERR_ISSUER_UNAVAILABLE', undefined, { cause: e });
+    }
+    const updated = await this.deps.store.recordIssued({ requestId: r.request_id, claim, svidId: minted.svidId, now });
+    this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });
+    return {
+      status: 'approved',
+      svid: `${minted.certChainPem.trimEnd()}\n${minted.privateKeyPem.trimEnd()}\n`,
+      svid_id: minted.svidId,
+      spiffe_id: updated.spiffe_id,
+      expires_at: minted.expiresAt.toISOString(),
+      svid_delivered: false,
+    };
+  }
+
+  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId): Promise<{ revoked: true; revoked_at: string }> {
+    if (agentId !== null) await this.getForAgent(agentId, requestId);
+    const r = await this.deps.store.revoke({ requestId, svidId, now: this.deps.clock.now() });
+    this.deps.logger.info('svid revoked', { request_id: requestId, svid_id: svidId });
+    return { revoked: true, revoked_at: r.revoked_at! };
+  }
+
+  /** A human's decision. `approverIdentity` is the Cognito sub (or operator name from the CLI). */
+  async decide(requestId: RequestId, decision: 'approved' | 'denied', approverIdentity: string, approverEmail: string | null = null): Promise<AuthorizationRecord> {
+    if (!approverIdentity.trim()) throw new AckdError('ERR_INVALID_INPUT', 'approver: must not be empty', { field: 'approver' });
+    const now = this.deps.clock.now();
+    const current = await this.deps.store.get(requestId);
+    if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+    const svidExpiresAt = decision === 'approved' ? addMinutes(now.toISOString(), current.ttl_minutes) : null;
+    try {
+      const r = await this.deps.store.decide({ requestId, decision, approverIdentity, approverEmail, now, svidExpiresAt });
+      this.deps.logger.info('request decided', { request_id: requestId, decision, approver_identity: approverIdentity });
+      return r;
+    } catch (e) {
+      // A decision refused because the request ran out of time makes sure the expiry is recorded.
+      if (isAckdError(e, 'ERR_EXPIRED')) await this.expireIfDue(current);
+      throw e;
+    }
+  }
+
+  /** Records expiry if the request is pending past its deadline; returns the current record. */
+  async expireIfDue(r: AuthorizationRecord): Promise<AuthorizationRecord> {
+    const now = this.deps.clock.now();
+    if (r.decision !== 'pending' || Date.parse(r.expires_at) > now.getTime()) return r;
+    try {
+      const expired = await this.deps.store.expire(r.request_id, now);
+      this.deps.logger.info('request expired', { request_id: r.request_id });
+      return expired;
+    } catch (e) {
+      if (isAckdError(e, 'ERR_ALREADY_DECIDED')) return (await this.deps.store.get(r.request_id)) ?? r;
+      throw e;
+    }
+  }
+
+  /** The periodic sweep: records expiry of overdue pending requests and retries failed notifications. */
+  async sweep(limit = 100): Promise<{ expired: number }> {
+    const due = await this.deps.store.listExpiredPending(this.deps.clock.now(), limit);
+    let expired = 0;
+    for (const r of due) {
+      const after = await this.expireIfDue(r);
+      if (after.decision === 'expired' && r.decision === 'pending') expired++;
+    }
+    return { expired };
+  }
+}
+
+function describe(e: unknown): string {
+  if (e instanceof AckdError) return `${e.code}: ${e.message}`;
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
