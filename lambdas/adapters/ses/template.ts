@@ -1,0 +1,107 @@
+import type { AuthorizationRecord } from '../../core/request.ts';
+
+/**
+ * The consent email, as pure functions of the record. Everything the agent sent is untrusted:
+ * it is HTML-escaped in the HTML part, stripped of control characters in the text part, and the
+ * subject is a single bounded line (no CR/LF, so no header injection).
+ */
+export interface ConsentEmail {
+  readonly subject: string;
+  readonly text: string;
+  readonly html: string;
+}
+
+export const SUBJECT_MAX = 160;
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+}
+
+/** Removes characters that could break a line-oriented context (CR, LF, other C0/C1 controls, bidi overrides). */
+export function oneLine(s: string): string {
+  return s
+    .replace(/[\r\n\u2028\u2029]+/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Keeps line breaks (for the justification) but drops other control characters and bidi overrides. */
+function multiLine(s: string): string {
+  return s.replace(/\r\n?/g, '\n').replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '');
+}
+
+/** Truncates to at most `max` UTF-16 units without splitting a surrogate pair, adding an ellipsis. */
+export function truncate(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let cut = max - 1;
+  const code = s.charCodeAt(cut - 1);
+  if (code >= 0xd800 && code <= 0xdbff) cut--;
+  return `${s.slice(0, cut)}…`;
+}
+
+export function emailSubject(r: Pick<AuthorizationRecord, 'agent_id' | 'action'>): string {
+  return truncate(oneLine(`ackd: approve "${r.action}" for agent ${r.agent_id}?`), SUBJECT_MAX);
+}
+
+/** "Tue, 03 Feb 2026 14:05:00 UTC" — unambiguous in every locale. */
+export function humanUtc(iso: string): string {
+  return new Date(iso).toUTCString().replace('GMT', 'UTC');
+}
+
+export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): ConsentEmail {
+  const url = new URL(consentUrl); // throws on a malformed link rather than mailing one
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('consent URL must be http(s)');
+  const href = url.toString();
+  const expiresHuman = humanUtc(r.expires_at);
+  const requestedHuman = humanUtc(r.requested_at);
+
+  const text = [
+    `An agent is asking for your approval.`,
+    ``,
+    `Agent:         ${oneLine(r.agent_id)}`,
+    `Action:        ${oneLine(r.action)}`,
+    `Permissions:`,
+    ...r.permissions.map((p) => `  - ${oneLine(p)}`),
+    `Justification:`,
+    ...multiLine(r.justification).split('\n').map((l) => `  ${l}`),
+    ``,
+    `Requested:     ${requestedHuman} (${r.requested_at})`,
+    `Time to live:  ${r.ttl_minutes} minute${r.ttl_minutes === 1 ? '' : 's'}`,
+    `Expires:       ${expiresHuman} (${r.expires_at})`,
+    `Request ID:    ${r.request_id}`,
+    ``,
+    `Review and approve or deny:`,
+    href,
+    ``,
+    `If you do nothing, the request expires and the agent gets no identity.`,
+    ``,
+  ].join('\n');
+
+  const e = escapeHtml;
+  const row = (label: string, valueHtml: string) =>
+    `<tr><th align="left" valign="top" style="padding:4px 12px 4px 0;color:#555;font-weight:600">${label}</th><td style="padding:4px 0">${valueHtml}</td></tr>`;
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${e(emailSubject(r))}</title></head>
+<body style="margin:0;padding:16px;font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#111;background:#f6f6f6">
+<div style="max-width:600px;margin:0 auto;background:#fff;border:1px solid #ddd;border-radius:8px;padding:20px">
+<h1 style="font-size:20px;margin:0 0 12px">An agent is asking for your approval</h1>
+<table role="presentation" style="border-collapse:collapse;width:100%;font-size:15px;word-break:break-word">
+${row('Agent', `<code>${e(oneLine(r.agent_id))}</code>`)}
+${row('Action', e(oneLine(r.action)))}
+${row('Permissions', `<ul style="margin:0;padding-left:18px">${r.permissions.map((p) => `<li><code>${e(oneLine(p))}</code></li>`).join('')}</ul>`)}
+${row('Justification', `<div style="white-space:pre-wrap">${e(multiLine(r.justification))}</div>`)}
+${row('Requested', `${e(requestedHuman)}<br><small>${e(r.requested_at)}</small>`)}
+${row('Time to live', `${r.ttl_minutes} minute${r.ttl_minutes === 1 ? '' : 's'}`)}
+${row('Expires', `${e(expiresHuman)}<br><small>${e(r.expires_at)}</small>`)}
+${row('Request ID', `<code>${e(r.request_id)}</code>`)}
+</table>
+<p style="margin:20px 0"><a href="${e(href)}" style="display:inline-block;background:#1f5fd1;color:#fff;text-decoration:none;padding:12px 20px;border-radius:6px;font-weight:600">Review request</a></p>
+<p style="font-size:13px;color:#555">Or open: <span style="word-break:break-all">${e(href)}</span></p>
+<p style="font-size:13px;color:#555">If you do nothing, the request expires and the agent gets no identity.</p>
+</div></body></html>
+`;
+  return { subject: emailSubject(r), text, html };
+}
