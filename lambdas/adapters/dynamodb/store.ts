@@ -1,0 +1,370 @@
+import { randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { AckdError } from '../../core/errors.ts';
+import type { AgentId, RequestId, SvidId } from '../../core/ids.ts';
+import type { ApiKeyEntry, ApiKeyStore, RequestStore } from '../../core/ports.ts';
+import type { AuthorizationRecord } from '../../core/request.ts';
+import { TABLE } from './schema.ts';
+
+const REQ = 'req#';
+const KEY = 'apikey#';
+/** Attributes that are storage bookkeeping, not part of the record. */
+const INTERNAL = new Set(['pk', 'pending', 'retain_until', 'issuing_claim', 'issuing_until', 'kind']);
+
+export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+/** Vendor failures become domain errors; a failed condition is handled by the caller. */
+async function send<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    if (e instanceof AckdError || isConditionFailure(e)) throw e;
+    throw new AckdError('ERR_STORE_UNAVAILABLE', undefined, { cause: e });
+  }
+}
+
+function isConditionFailure(e: unknown): boolean {
+  return e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+}
+
+function toRecord(item: Record<string, unknown>): AuthorizationRecord {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(item)) if (!INTERNAL.has(k)) out[k] = v;
+  return out as unknown as AuthorizationRecord;
+}
+
+/** RequestStore on DynamoDB: every transition is one UpdateItem with a ConditionExpression. */
+export class DynamoRequestStore implements RequestStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(client: DynamoDBClient, private readonly tableName: string) {
+    this.doc = documentClient(client);
+  }
+
+  async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number): Promise<void> {
+    try {
+      await send(() =>
+        this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+    } catch (e) {
+      if (isConditionFailure(e)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
+      throw e;
+    }
+  }
+
+  async get(requestId: RequestId): Promise<AuthorizationRecord | undefined> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
+    return out.Item ? toRecord(out.Item) : undefined;
+  }
+
+  async listByAgent(agentId: AgentId, opts: { limit?: number; before?: string } = {}): Promise<AuthorizationRecord[]> {
+    const ix = TABLE.byAgent;
+    const out = await send(() =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ix.name,
+          KeyConditionExpression: opts.before ? '#a = :a AND #t < :before' : '#a = :a',
+          ExpressionAttributeNames: opts.before ? { '#a': ix.partitionKey, '#t': ix.sortKey } : { '#a': ix.partitionKey },
+          ExpressionAttributeValues: opts.before ? { ':a': agentId, ':before': opts.before } : { ':a': agentId },
+          ScanIndexForward: false,
+          Limit: opts.limit ?? 50,
+        }),
+      ),
+    );
+    return (out.Items ?? []).map(toRecord);
+  }
+
+  async scanAll(opts: { limit?: number; cursor?: string } = {}): Promise<{ items: AuthorizationRecord[]; cursor?: string }> {
+    const out = await send(() =>
+      this.doc.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'begins_with(pk, :req)',
+          ExpressionAttributeValues: { ':req': REQ },
+          Limit: opts.limit ?? 500,
+          ExclusiveStartKey: opts.cursor ? { pk: opts.cursor } : undefined,
+        }),
+      ),
+    );
+    const cursor = out.LastEvaluatedKey?.pk as string | undefined;
+    return cursor ? { items: (out.Items ?? []).map(toRecord), cursor } : { items: (out.Items ?? []).map(toRecord) };
+  }
+
+  async listExpiredPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
+    const ix = TABLE.pendingByExpiry;
+    const out = await send(() =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ix.name,
+          KeyConditionExpression: '#p = :p AND #e <= :now',
+          ExpressionAttributeNames: { '#p': ix.partitionKey, '#e': ix.sortKey },
+          ExpressionAttributeValues: { ':p': 'pending', ':now': now.toISOString() },
+          Limit: limit,
+        }),
+      ),
+    );
+    return (out.Items ?? []).map(toRecord);
+  }
+
+  /**
+   * One conditional UpdateItem returning the new record. When the condition fails, `explain`
+   * looks at the current record to say why (reading after a failed write only shapes the
+   * error; it never decides anything).
+   */
+  private async transition(
+    requestId: RequestId,
+    update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>,
+    explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
+  ): Promise<AuthorizationRecord> {
+    try {
+      const out = await send(() =>
+        this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...update })),
+      );
+      return toRecord(out.Attributes ?? {});
+    } catch (e) {
+      if (!isConditionFailure(e)) throw e;
+      const current = await this.get(requestId);
+      if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+      const result = explain(current);
+      if (result instanceof AckdError) throw result;
+      return result;
+    }
+  }
+
+  decide(input: {
+    requestId: RequestId;
+    decision: 'approved' | 'denied';
+    approverIdentity: string;
+    approverEmail: string | null;
+    now: Date;
+    svidExpiresAt: string | null;
+  }): Promise<AuthorizationRecord> {
+    const now = input.now.toISOString();
+    return this.transition(
+      input.requestId,
+      {
+        UpdateExpression:
+          'SET #d = :decision, decision_at = :now, approver_identity = :who, approver_email = :email, svid_expires_at = :svidExp REMOVE #pending',
+        ConditionExpression: 'attribute_exists(pk) AND #d = :pendingState AND expires_at > :now',
+        ExpressionAttributeNames: { '#d': 'decision', '#pending': 'pending' },
+        ExpressionAttributeValues: {
+          ':decision': input.decision,
+          ':now': now,
+          ':who': input.approverIdentity,
+          ':email': input.approverEmail,
+          ':svidExp': input.svidExpiresAt,
+          ':pendingState': 'pending',
+        },
+      },
+      (cur) =>
+        cur.decision !== 'pending'
+          ? new AckdError('ERR_ALREADY_DECIDED', `request ${input.requestId} was already decided: ${cur.decision}`)
+          : new AckdError('ERR_EXPIRED', `request ${input.requestId} expired at ${cur.expires_at}`),
+    );
+  }
+
+  expire(requestId: RequestId, now: Date): Promise<AuthorizationRecord> {
+    return this.transition(
+      requestId,
+      {
+        UpdateExpression: 'SET #d = :expired, decision_at = expires_at REMOVE #pending',
+        ConditionExpression: 'attribute_exists(pk) AND #d = :pendingState AND expires_at <= :now',
+        ExpressionAttributeNames: { '#d': 'decision', '#pending': 'pending' },
+        ExpressionAttributeValues: { ':expired': 'expired', ':pendingState': 'pending', ':now': now.toISOString() },
+      },
+      (cur) =>
+        cur.decision !== 'pending'
+          ? new AckdError('ERR_ALREADY_DECIDED', `request ${requestId} was already decided: ${cur.decision}`)
+          : new AckdError('ERR_CONFLICT', `request ${requestId} is not yet due to expire (expires_at ${cur.expires_at})`),
+    );
+  }
+
+  async claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<string> {
+    const claim = randomUUID();
+    await this.transition(
+      requestId,
+      {
+        UpdateExpression: 'SET issuing_claim = :claim, issuing_until = :until',
+        ConditionExpression:
+          'attribute_exists(pk) AND #d = :approved AND attribute_type(svid_id, :nullType) AND revoked = :false AND svid_expires_at > :now AND (attribute_not_exists(issuing_until) OR issuing_until <= :nowMs)',
+        ExpressionAttributeNames: { '#d': 'decision' },
+        ExpressionAttributeValues: {
+          ':claim': claim,
+          ':until': now.getTime() + leaseMs,
+          ':approved': 'approved',
+          ':nullType': 'NULL',
+          ':false': false,
+          ':now': now.toISOString(),
+          ':nowMs': now.getTime(),
+        },
+      },
+      (cur) => {
+        if (cur.decision !== 'approved') return new AckdError('ERR_NOT_APPROVED', `request ${requestId} is ${cur.decision}, not approved`);
+        if (cur.svid_id !== null) return new AckdError('ERR_CONFLICT', `the SVID for request ${requestId} was already issued (svid_id ${cur.svid_id})`);
+        if (cur.revoked) return new AckdError('ERR_NOT_APPROVED', `request ${requestId} was revoked`);
+        if (cur.svid_expires_at !== null && Date.parse(cur.svid_expires_at) <= now.getTime())
+          return new AckdError('ERR_EXPIRED', `the approval of request ${requestId} expired at ${cur.svid_expires_at}`);
+        return new AckdError('ERR_ISSUANCE_IN_PROGRESS', `SVID issuance for request ${requestId} is in progress in another call; check again shortly`);
+      },
+    );
+    return claim;
+  }
+
+  async releaseIssuance(requestId: RequestId, claim: string): Promise<void> {
+    try {
+      await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: REQ + requestId },
+            UpdateExpression: 'REMOVE issuing_claim, issuing_until',
+            ConditionExpression: 'issuing_claim = :claim',
+            ExpressionAttributeValues: { ':claim': claim },
+          }),
+        ),
+      );
+    } catch (e) {
+      if (!isConditionFailure(e)) throw e; // someone else's claim now: nothing of ours to release
+    }
+  }
+
+  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date }): Promise<AuthorizationRecord> {
+    return this.transition(
+      input.requestId,
+      {
+        UpdateExpression: 'SET svid_id = :svid, svid_issued_at = :now REMOVE issuing_claim, issuing_until',
+        ConditionExpression: 'issuing_claim = :claim AND attribute_type(svid_id, :nullType)',
+        ExpressionAttributeValues: { ':svid': input.svidId, ':now': input.now.toISOString(), ':claim': input.claim, ':nullType': 'NULL' },
+      },
+      () => new AckdError('ERR_ISSUANCE_IN_PROGRESS', `the issuance claim on request ${input.requestId} was lost; check again`),
+    );
+  }
+
+  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date }): Promise<AuthorizationRecord> {
+    return this.transition(
+      input.requestId,
+      {
+        UpdateExpression: 'SET revoked = :true, revoked_at = :now',
+        ConditionExpression: 'attribute_exists(pk) AND svid_id = :svid AND revoked = :false',
+        ExpressionAttributeValues: { ':svid': input.svidId, ':true': true, ':false': false, ':now': input.now.toISOString() },
+      },
+      (cur) => {
+        if (cur.svid_id === null) return new AckdError('ERR_NOT_ISSUED', `svid_id: no SVID has been issued for request ${input.requestId}`, { field: 'svid_id' });
+        if (cur.svid_id !== input.svidId)
+          return new AckdError('ERR_SVID_MISMATCH', `svid_id: ${input.svidId} is not the SVID issued for request ${input.requestId}`, { field: 'svid_id' });
+        return cur; // already revoked: idempotent
+      },
+    );
+  }
+
+  async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed'): Promise<void> {
+    await this.transition(
+      requestId,
+      {
+        UpdateExpression: 'SET notify_status = :s ADD notify_attempts :one',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':s': outcome, ':one': 1 },
+      },
+      (cur) => cur,
+    );
+  }
+}
+
+/** Agent API keys in the same table, keyed by the SHA-256 of the key. */
+export class DynamoApiKeyStore implements ApiKeyStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(client: DynamoDBClient, private readonly tableName: string) {
+    this.doc = documentClient(client);
+  }
+
+  async put(entry: ApiKeyEntry): Promise<void> {
+    await send(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: KEY + entry.key_hash, kind: 'apikey', ...entry },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+  }
+
+  async getByHash(keyHash: string): Promise<ApiKeyEntry | undefined> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: KEY + keyHash }, ConsistentRead: true })));
+    return out.Item ? toKey(out.Item) : undefined;
+  }
+
+  async listByAgent(agentId: AgentId): Promise<ApiKeyEntry[]> {
+    return (await this.scanKeys()).filter((k) => k.agent_id === agentId);
+  }
+
+  async listAll(): Promise<ApiKeyEntry[]> {
+    return this.scanKeys();
+  }
+
+  private async scanKeys(): Promise<ApiKeyEntry[]> {
+    const items: ApiKeyEntry[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await send(() =>
+        this.doc.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: 'begins_with(pk, :k)',
+            ExpressionAttributeValues: { ':k': KEY },
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const it of out.Items ?? []) items.push(toKey(it));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items.sort((a, b) => a.created_at.localeCompare(b.created_at));
+  }
+
+  async revoke(keyId: string, now: Date): Promise<void> {
+    const entry = (await this.scanKeys()).find((k) => k.key_id === keyId);
+    if (!entry) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
+    if (entry.revoked_at !== null) return; // already revoked: idempotent
+    await send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: KEY + entry.key_hash },
+          UpdateExpression: 'SET revoked_at = :now',
+          ExpressionAttributeValues: { ':now': now.toISOString() },
+        }),
+      ),
+    );
+  }
+}
+
+function toKey(item: Record<string, unknown>): ApiKeyEntry {
+  return {
+    key_id: item.key_id as string,
+    key_hash: item.key_hash as string,
+    agent_id: item.agent_id as AgentId,
+    created_at: item.created_at as string,
+    revoked_at: (item.revoked_at as string | null | undefined) ?? null,
+  };
+}

@@ -1,0 +1,29 @@
+import { Hono } from 'hono';
+import type { ApiKeyStore, Logger } from './core/ports.ts';
+import type { AuthorizationService } from './core/service.ts';
+import { mcpHandler } from './mcp/http.ts';
+
+export interface AppDeps {
+  readonly service: AuthorizationService;
+  readonly apiKeys: ApiKeyStore;
+  readonly logger: Logger;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The HTTP surface of ackd as one web-standard `fetch` app. The local server, the Lambda
+ * handlers and the tests all call the same app.
+ */
+export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => undefined): Hono {
+  const app = new Hono();
+  const mcp = mcpHandler(deps);
+  app.all('/mcp', (c) => mcp(c.req.raw));
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  mount(app);
+  app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+  app.onError((err, c) => {
+    deps.logger.error('unhandled error', { path: c.req.path, error: err.message });
+    return c.json({ error: { code: 'ERR_INTERNAL', message: 'internal error' } }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,81 @@
+import { AckdError } from './core/errors.ts';
+import { parseTrustDomain, type TrustDomain } from './core/ids.ts';
+
+/**
+ * Runtime configuration, parsed once at start from environment variables. Every variable is
+ * documented in README.md ("Configuration"). Outside local mode, insecure values are refused.
+ */
+export interface Config {
+  readonly stage: string;
+  readonly local: boolean;
+  readonly trustDomain: TrustDomain;
+  readonly tableName: string;
+  /** Local only: DynamoDB endpoint override (dynalite). */
+  readonly dynamodbEndpoint: string | undefined;
+  readonly region: string;
+  /** Base URL of the consent UI. */
+  readonly consentUrl: string;
+  readonly retentionDays: number;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+type Env = Record<string, string | undefined>;
+
+function fail(name: string, rule: string): never {
+  throw new AckdError('ERR_CONFIG', `${name}: ${rule}`, { field: name });
+}
+
+export function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) fail(name, 'is required');
+  return v;
+}
+
+export function optional(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : undefined;
+}
+
+export function intIn(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw)) fail(name, `must be an integer from ${min} to ${max}`);
+  const n = Number(raw);
+  if (n < min || n > max) fail(name, `must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** A URL that must be https outside local mode (loopback http is fine locally). */
+export function url(env: Env, name: string, local: boolean, def?: string): string {
+  const raw = optional(env, name) ?? def;
+  if (raw === undefined) fail(name, 'is required');
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    fail(name, `must be an absolute URL (got "${raw}")`);
+  }
+  if (u.protocol !== 'https:' && !(local && u.protocol === 'http:')) fail(name, 'must be an https URL outside local mode');
+  return raw.replace(/\/+$/, '');
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const stage = optional(env, 'ACKD_STAGE') ?? 'local';
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(stage)) fail('ACKD_STAGE', 'must be lowercase letters, digits and dashes');
+  const local = stage === 'local';
+  const dynamodbEndpoint = optional(env, 'ACKD_DYNAMODB_ENDPOINT');
+  if (dynamodbEndpoint && !local) fail('ACKD_DYNAMODB_ENDPOINT', 'is for local mode only (ACKD_STAGE=local)');
+  const logLevel = optional(env, 'ACKD_LOG_LEVEL') ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('ACKD_LOG_LEVEL', 'must be debug, info, warn or error');
+  return {
+    stage,
+    local,
+    trustDomain: parseTrustDomain(optional(env, 'ACKD_TRUST_DOMAIN') ?? (local ? 'ackd.local' : required(env, 'ACKD_TRUST_DOMAIN')), 'ACKD_TRUST_DOMAIN'),
+    tableName: optional(env, 'ACKD_TABLE_NAME') ?? (local ? 'ackd' : required(env, 'ACKD_TABLE_NAME')),
+    dynamodbEndpoint,
+    region: optional(env, 'AWS_REGION') ?? optional(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    consentUrl: url(env, 'ACKD_CONSENT_URL', local, local ? 'http://127.0.0.1:8787' : undefined),
+    retentionDays: intIn(env, 'ACKD_RETENTION_DAYS', 365, 1, 3650),
+    logLevel: logLevel as Config['logLevel'],
+  };
+}

@@ -1,0 +1,39 @@
+import type { Config } from './config.ts';
+import { dynamoClient } from './adapters/dynamodb/client.ts';
+import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store.ts';
+import { jsonLogger } from './adapters/log.ts';
+import { AckdError } from './core/errors.ts';
+import { systemClock, type ApprovalNotifier, type Clock, type Logger, type SvidMinter } from './core/ports.ts';
+import { AuthorizationService } from './core/service.ts';
+
+export interface Deps {
+  readonly config: Config;
+  readonly service: AuthorizationService;
+  readonly store: DynamoRequestStore;
+  readonly apiKeys: DynamoApiKeyStore;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** A minter for processes that never issue (the CLI): any attempt fails closed. */
+export const noMinter: SvidMinter = {
+  mint: () => Promise.reject(new AckdError('ERR_ISSUER_UNAVAILABLE', 'this process has no SVID issuer')),
+  trustBundlePem: () => Promise.reject(new AckdError('ERR_ISSUER_UNAVAILABLE', 'this process has no SVID issuer')),
+};
+
+/** config → dependencies. Adapters are chosen here and nowhere else. */
+export function buildDeps(
+  config: Config,
+  opts: { minter: SvidMinter; notifier?: ApprovalNotifier; clock?: Clock; logger?: Logger },
+): Deps {
+  const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
+  const clock = opts.clock ?? systemClock;
+  const ddb = dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint });
+  const store = new DynamoRequestStore(ddb, config.tableName);
+  const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
+  const service = new AuthorizationService(
+    { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
+    { store, minter: opts.minter, clock, logger, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
+  );
+  return { config, service, store, apiKeys, logger, clock };
+}
