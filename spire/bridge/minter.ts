@@ -1,0 +1,77 @@
+import { X509Certificate } from 'node:crypto';
+import { AckdError, isAckdError } from '../../lambdas/core/errors.ts';
+import { svidIdFromSerial, type SpiffeId } from '../../lambdas/core/ids.ts';
+import { systemClock, type Clock, type MintedSvid, type SvidMinter } from '../../lambdas/core/ports.ts';
+import type { MintedX509, SpireBundle } from './client.ts';
+import { createKeyAndCsr, derChainToPem } from './csr.ts';
+
+/** The part of SpireClient the minter needs: a local client, or a sidecar forwarding to one. */
+export interface X509SvidSigner {
+  mintX509Svid(csrDer: Uint8Array, ttlSeconds: number): Promise<MintedX509>;
+  getBundle(): Promise<SpireBundle>;
+}
+
+/**
+ * Slack between "now" here and "now" at SPIRE (which sets notAfter = its now + ttl): the TTL asked
+ * for is one second short, so the SVID never outlives the approved lifetime.
+ */
+const SKEW_MS = 1000;
+
+/** SvidMinter backed by a SPIRE server: key + CSR here, signature by SPIRE's CA. */
+export class SpireSvidMinter implements SvidMinter {
+  readonly kind = 'spire' as const;
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly signer: X509SvidSigner,
+    opts: { clock?: Clock } = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  async mint(spiffeId: SpiffeId, notAfter: Date): Promise<MintedSvid> {
+    const ttl = remainingTtlSeconds(notAfter, this.clock.now());
+    const { csrDer, privateKeyPem, publicKeySpki } = await createKeyAndCsr(spiffeId);
+    let minted: MintedX509;
+    try {
+      minted = await this.signer.mintX509Svid(csrDer, ttl);
+    } catch (e) {
+      // We built the CSR; if SPIRE calls it invalid, SPIRE refused (e.g. another trust domain).
+      if (isAckdError(e, 'ERR_INVALID_INPUT')) throw new AckdError('ERR_ISSUER_REFUSED', e.message, { cause: e });
+      throw e;
+    }
+    const leaf = new X509Certificate(Buffer.from(minted.certChain[0]!));
+    const uris = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:'));
+    if (uris.length !== 1 || uris[0] !== `URI:${spiffeId.toString()}`) {
+      throw new AckdError('ERR_ISSUER_REFUSED', 'SPIRE returned an SVID for a different SPIFFE ID');
+    }
+    const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
+    if (!spki.equals(Buffer.from(publicKeySpki))) throw new AckdError('ERR_ISSUER_REFUSED', 'SPIRE returned an SVID for a different key');
+    return {
+      certChainPem: derChainToPem(minted.certChain),
+      privateKeyPem,
+      svidId: svidIdFromSerial(leaf.serialNumber),
+      expiresAt: new Date(leaf.validTo),
+    };
+  }
+
+  async trustBundlePem(): Promise<string> {
+    const b = await this.signer.getBundle();
+    return derChainToPem(b.x509Authorities);
+  }
+
+  /** SPIRE's bundle with its sequence number and refresh hint (for the SPIFFE bundle endpoint). */
+  bundle(): Promise<SpireBundle> {
+    return this.signer.getBundle();
+  }
+}
+
+/**
+ * Whole seconds SPIRE may sign for so that the SVID ends no later than `notAfter`. Refuses with
+ * ERR_EXPIRED when less than a second would remain.
+ */
+export function remainingTtlSeconds(notAfter: Date, now: Date): number {
+  const ttl = Math.floor((notAfter.getTime() - now.getTime() - SKEW_MS) / 1000);
+  if (!(ttl >= 1)) throw new AckdError('ERR_EXPIRED', 'the SVID lifetime approved for this request has run out');
+  return ttl;
+}
