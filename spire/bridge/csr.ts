@@ -3,6 +3,7 @@
  * places (e.g. a Lambda makes the key and CSR and a sidecar next to SPIRE forwards the CSR).
  */
 import { webcrypto } from 'node:crypto';
+import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
 import * as x509 from '@peculiar/x509';
 import type { SpiffeId } from '../../lambdas/core/ids.ts';
 

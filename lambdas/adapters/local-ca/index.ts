@@ -1,6 +1,7 @@
 import { webcrypto } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
 import * as x509 from '@peculiar/x509';
 import { AckdError } from '../../core/errors.ts';
 import { svidIdFromSerial, type SpiffeId, type TrustDomain } from '../../core/ids.ts';

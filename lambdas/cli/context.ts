@@ -1,0 +1,51 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../config.ts';
+import { AckdError } from '../core/errors.ts';
+import { buildDeps, noMinter, type Deps } from '../deps.ts';
+
+/** Where `npm start` keeps local state and writes the values scripts need. */
+export const LOCAL_DIR = process.env.ACKD_HOME ?? join(process.cwd(), '.ackd');
+export const LOCAL_JSON = join(LOCAL_DIR, 'local.json');
+
+export interface LocalInfo {
+  mcpUrl: string;
+  agentId: string;
+  agentApiKey: string;
+  trustDomain: string;
+  trustBundlePath: string;
+  dynamodbEndpoint: string;
+  tableName: string;
+  [k: string]: unknown;
+}
+
+export function readLocalInfo(path = LOCAL_JSON): LocalInfo | undefined {
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as LocalInfo;
+}
+
+/**
+ * The CLI's configuration: the environment (ACKD_* variables, AWS credentials) and, when no
+ * table is configured and `npm start` is running here, the local stack from .ackd/local.json.
+ */
+export function cliConfig(env: Record<string, string | undefined> = process.env): Config {
+  if (!env.ACKD_TABLE_NAME && !env.ACKD_STAGE) {
+    const local = readLocalInfo();
+    if (local) {
+      return loadConfig({ ...env, ACKD_STAGE: 'local', ACKD_DYNAMODB_ENDPOINT: local.dynamodbEndpoint, ACKD_TABLE_NAME: local.tableName, ACKD_TRUST_DOMAIN: local.trustDomain, ...(typeof local.consentUiUrl === 'string' ? { ACKD_CONSENT_URL: local.consentUiUrl } : {}) });
+    }
+    throw new AckdError('ERR_CONFIG', 'no ackd to talk to: set ACKD_TABLE_NAME (and AWS credentials), or run `npm start` in this directory first');
+  }
+  return loadConfig(env);
+}
+
+let cached: Deps | undefined;
+export function cliDeps(): Deps {
+  cached ??= buildDeps(cliConfig(), { minter: noMinter, logger: { info() {}, warn() {}, error() {} } });
+  return cached;
+}
+
+/** Prints either JSON (for scripts) or human text. */
+export function output(json: boolean | undefined, data: unknown, human: () => string): void {
+  process.stdout.write((json ? JSON.stringify(data, null, 2) : human()) + '\n');
+}

@@ -1,0 +1,143 @@
+import { createWriteStream } from 'node:fs';
+import { Command, Option } from 'commander';
+import { createApiKey } from '../core/apikeys.ts';
+import { AckdError } from '../core/errors.ts';
+import { parseAgentId, parseRequestId } from '../core/ids.ts';
+import type { AuthorizationRecord } from '../core/request.ts';
+import { AUDIT_FIELDS, toCsvRow } from './audit.ts';
+import { cliDeps, output } from './context.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('ackd')
+    .description('ackd operator CLI: agent keys, requests, approvers, audit log, SVIDs')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const agents = program.command('agents').description('agent API keys');
+  agents
+    .command('create <agent_id>')
+    .description('create an API key for an agent (the key is shown once; only its hash is stored)')
+    .option('--json', 'print JSON')
+    .action(async (agentIdArg: string, opts: { json?: boolean }) => {
+      const agentId = parseAgentId(agentIdArg, 'agent_id');
+      const d = cliDeps();
+      const { apiKey, entry } = await createApiKey(d.apiKeys, agentId, d.clock);
+      output(opts.json, { agent_id: agentId, key_id: entry.key_id, api_key: apiKey, created_at: entry.created_at }, () =>
+        [`agent:   ${agentId}`, `key id:  ${entry.key_id}`, `api key: ${apiKey}`, '', 'Store this key now: ackd keeps only its hash and cannot show it again.'].join('\n'),
+      );
+    });
+  agents
+    .command('list')
+    .description('list API keys (ids and agents, never the keys)')
+    .option('--agent <agent_id>', 'only this agent')
+    .option('--json', 'print JSON')
+    .action(async (opts: { agent?: string; json?: boolean }) => {
+      const d = cliDeps();
+      const keys = opts.agent ? await d.apiKeys.listByAgent(parseAgentId(opts.agent, '--agent')) : await d.apiKeys.listAll();
+      const shown = keys.map(({ key_hash: _hash, ...k }) => k);
+      output(opts.json, shown, () =>
+        shown.length === 0 ? 'no API keys' : shown.map((k) => `${k.key_id}  ${k.agent_id}  created ${k.created_at}${k.revoked_at ? `  REVOKED ${k.revoked_at}` : ''}`).join('\n'),
+      );
+    });
+  agents
+    .command('revoke-key <key_id>')
+    .description('revoke an API key; the agent can no longer call ackd with it')
+    .option('--json', 'print JSON')
+    .action(async (keyId: string, opts: { json?: boolean }) => {
+      const d = cliDeps();
+      await d.apiKeys.revoke(keyId, d.clock.now());
+      output(opts.json, { key_id: keyId, revoked: true }, () => `revoked ${keyId}`);
+    });
+
+  const requests = program.command('requests').description('authorization requests');
+  requests
+    .command('list')
+    .description("list an agent's requests, newest first")
+    .requiredOption('--agent <agent_id>', 'the agent')
+    .addOption(new Option('--limit <n>', 'at most this many').default('20'))
+    .option('--json', 'print JSON')
+    .action(async (opts: { agent: string; limit: string; json?: boolean }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new AckdError('ERR_INVALID_INPUT', '--limit: must be an integer from 1 to 1000', { field: '--limit' });
+      const d = cliDeps();
+      const items = await d.store.listByAgent(parseAgentId(opts.agent, '--agent'), { limit });
+      output(opts.json, items, () => (items.length === 0 ? 'no requests' : items.map(summary).join('\n')));
+    });
+  requests
+    .command('show <request_id>')
+    .description('show one request with every audit field')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const r = await cliDeps().service.get(parseRequestId(id));
+      output(opts.json, r, () => AUDIT_FIELDS.map((f) => `${f.padEnd(18)} ${JSON.stringify(r[f])}`).join('\n'));
+    });
+  for (const [verb, decision] of [['approve', 'approved'], ['deny', 'denied']] as const) {
+    requests
+      .command(`${verb} <request_id>`)
+      .description(`${verb} a pending request as an operator (recorded as the approver identity)`)
+      .requiredOption('--as <approver>', 'who is deciding (recorded in approver_identity)')
+      .option('--json', 'print JSON')
+      .action(async (id: string, opts: { as: string; json?: boolean }) => {
+        const r = await cliDeps().service.decide(parseRequestId(id), decision, `operator:${opts.as}`);
+        output(opts.json, r, () => `${r.request_id} ${r.decision} by ${r.approver_identity} at ${r.decision_at}`);
+      });
+  }
+
+  const audit = program.command('audit').description('the audit log');
+  audit
+    .command('export')
+    .description('export every request record (all 13 audit fields and more) as JSON lines or CSV')
+    .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
+    .option('--out <file>', 'write to a file instead of stdout')
+    .action(async (opts: { format: 'jsonl' | 'csv'; out?: string }) => {
+      const d = cliDeps();
+      const out = opts.out ? createWriteStream(opts.out, { flags: 'wx' }) : process.stdout;
+      if (opts.format === 'csv') out.write(AUDIT_FIELDS.join(',') + '\n');
+      let cursor: string | undefined;
+      let count = 0;
+      do {
+        const page = await d.store.scanAll(cursor ? { cursor } : {});
+        for (const r of page.items) {
+          out.write((opts.format === 'csv' ? toCsvRow(r) : JSON.stringify(r)) + '\n');
+          count++;
+        }
+        cursor = page.cursor;
+      } while (cursor);
+      if (opts.out) {
+        await new Promise<void>((res, rej) => (out as ReturnType<typeof createWriteStream>).end((e?: Error | null) => (e ? rej(e) : res())));
+        process.stderr.write(`exported ${count} records to ${opts.out}\n`);
+      }
+    });
+
+  program
+    .command('sweep')
+    .description('record expiry of pending requests whose time has run out (what the scheduled sweeper does)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const result = await cliDeps().service.sweep(1000);
+      output(opts.json, result, () => `expired ${result.expired} request(s)`);
+    });
+
+  return program;
+}
+
+function summary(r: AuthorizationRecord): string {
+  return `${r.request_id}  ${r.requested_at}  ${r.decision.padEnd(8)}  ${r.action.slice(0, 60).replace(/\s+/g, ' ')}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode ?? 1;
+    if (e instanceof AckdError) {
+      process.stderr.write(`error: ${e.code}: ${e.message}\n`);
+      return e.code === 'ERR_INVALID_INPUT' ? 2 : 1;
+    }
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

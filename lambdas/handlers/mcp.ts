@@ -1,0 +1,12 @@
+import { handle } from 'hono/aws-lambda';
+import { createApp } from '../app.ts';
+import { loadConfig } from '../config.ts';
+import { buildDeps } from '../deps.ts';
+import { issuerFromConfig } from '../issuer.ts';
+
+// config → dependencies → handle. Built once per Lambda instance.
+const config = loadConfig();
+const issuer = await issuerFromConfig(config);
+const deps = buildDeps(config, { minter: issuer.minter });
+
+export const handler = handle(createApp(deps));

@@ -1,0 +1,74 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { intIn } from '../config.ts';
+import { LOCAL_DIR, LOCAL_JSON, readLocalInfo } from '../cli/context.ts';
+import { startLocalStack } from './stack.ts';
+
+/**
+ * `npm start`: runs all of ackd on this machine and prints where everything is.
+ * Ports: ACKD_PORT (app: MCP, consent UI/API; 8787), ACKD_DYNALITE_PORT (8788), ACKD_SES_PORT (8789).
+ */
+const env = process.env;
+const ports = {
+  app: intIn(env, 'ACKD_PORT', 8787, 0, 65535),
+  dynalite: intIn(env, 'ACKD_DYNALITE_PORT', 8788, 0, 65535),
+  ses: intIn(env, 'ACKD_SES_PORT', 8789, 0, 65535),
+};
+
+await mkdir(LOCAL_DIR, { recursive: true });
+const previous = readLocalInfo();
+const stack = await startLocalStack({
+  dir: LOCAL_DIR,
+  persist: true,
+  ports,
+  trustDomain: env.ACKD_TRUST_DOMAIN ?? 'ackd.local',
+  ...(previous?.agentApiKey ? { demoAgentApiKey: previous.agentApiKey } : {}),
+  ...(env.ACKD_APPROVERS ? { approvers: env.ACKD_APPROVERS } : {}),
+});
+
+const info = {
+  mcpUrl: stack.mcpUrl,
+  agentId: stack.agentId,
+  agentApiKey: stack.agentApiKey,
+  trustDomain: stack.trustDomain,
+  trustBundlePath: stack.trustBundlePath,
+  issuer: stack.issuerKind,
+  mailUrl: stack.ses.url,
+  dynamodbEndpoint: stack.dynamodbEndpoint,
+  tableName: stack.tableName,
+};
+await writeFile(LOCAL_JSON, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+
+const line = (k: string, v: string) => `  ${k.padEnd(14)} ${v}`;
+process.stdout.write(
+  [
+    '',
+    'ackd is running locally.',
+    '',
+    line('MCP server', info.mcpUrl),
+    line('agent', info.agentId),
+    line('agent API key', info.agentApiKey),
+    line('mail inbox', info.mailUrl),
+    line('SVID issuer', info.issuer),
+    line('trust domain', info.trustDomain),
+    line('trust bundle', info.trustBundlePath),
+    line('DynamoDB', `${info.dynamodbEndpoint} (table ${info.tableName})`),
+    '',
+    'Connect an MCP client (Claude Code):',
+    `  claude mcp add --transport http ackd ${info.mcpUrl} --header "Authorization: Bearer ${info.agentApiKey}"`,
+    '',
+    'Decide a request as an operator:  npx ackd requests approve <request_id> --as you',
+    `These values are also in ${LOCAL_JSON}. Ctrl-C stops everything.`,
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  process.stdout.write(`\n${signal}: stopping ackd...\n`);
+  await stack.stop();
+  process.exit(0);
+};
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -1,0 +1,183 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { getRequestListener } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { createApp } from '../app.ts';
+import { loadConfig } from '../config.ts';
+import { buildDeps, type Deps } from '../deps.ts';
+import { ensureTable } from '../adapters/dynamodb/schema.ts';
+import { dynamoClient } from '../adapters/dynamodb/client.ts';
+import { LocalCaMinter } from '../adapters/local-ca/index.ts';
+import { SesNotifier, sesClient, parseApproverRouting } from '../adapters/ses/index.ts';
+import { authenticateApiKey, createApiKey } from '../core/apikeys.ts';
+import { parseAgentId, parseTrustDomain } from '../core/ids.ts';
+import type { Clock, Logger, SvidMinter } from '../core/ports.ts';
+import { startLocalSes, type LocalSes } from './ses.ts';
+
+const require = createRequire(import.meta.url);
+
+export interface LocalStackOptions {
+  /** State directory (dynalite data, CA, local.json). */
+  readonly dir: string;
+  /** Keep DynamoDB data on disk under dir (npm start) or in memory (tests). */
+  readonly persist: boolean;
+  /** 0 = ephemeral. */
+  readonly ports?: { app?: number; dynalite?: number; ses?: number };
+  readonly trustDomain?: string;
+  readonly tableName?: string;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** The SVID issuer; defaults to the in-process CA kept under dir. */
+  readonly issuer?: (ctx: { dir: string; trustDomain: string }) => Promise<LocalIssuer>;
+  /** Demo agent created on first run. */
+  readonly demoAgentId?: string;
+  /** The demo agent's key from an earlier run (.ackd/local.json); a new one is made if it no longer works. */
+  readonly demoAgentApiKey?: string;
+  /** Approver email addresses for consent mail. */
+  readonly approvers?: string;
+  /** Run the expiry sweep this often (ms); 0 disables it. */
+  readonly sweepIntervalMs?: number;
+  /** Extra routes (consent UI, consent API, bundle) mounted on the app. */
+  readonly mount?: (app: Hono, stack: Omit<LocalStack, 'stop'>) => void;
+}
+
+export interface LocalIssuer {
+  readonly kind: string;
+  readonly minter: SvidMinter;
+  stop(): Promise<void>;
+}
+
+export interface LocalStack {
+  readonly appUrl: string;
+  readonly mcpUrl: string;
+  readonly dynamodbEndpoint: string;
+  readonly tableName: string;
+  readonly trustDomain: string;
+  readonly trustBundlePath: string;
+  readonly issuerKind: string;
+  readonly ses: LocalSes;
+  readonly deps: Deps;
+  readonly agentId: string;
+  /** The demo agent's API key. */
+  readonly agentApiKey: string;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * Starts everything ackd needs on this machine: dynalite, the SVID issuer, the local SES inbox
+ * and the ackd HTTP app (MCP, consent UI/API, bundle). Used by `npm start` and by the tests.
+ */
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  await mkdir(opts.dir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    // DynamoDB (dynalite)
+    const dynalite = require('dynalite') as (o: Record<string, unknown>) => Server;
+    const ddbServer = dynalite(opts.persist ? { path: join(opts.dir, 'dynalite'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 } : { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    const ddbPort = await listen(ddbServer, opts.ports?.dynalite ?? 0);
+    stops.push(() => close(ddbServer));
+    const dynamodbEndpoint = `http://127.0.0.1:${ddbPort}`;
+    const tableName = opts.tableName ?? 'ackd';
+    await ensureTable(dynamoClient({ region: 'us-east-1', endpoint: dynamodbEndpoint }), tableName);
+
+    // SVID issuer
+    const trustDomain = opts.trustDomain ?? 'ackd.local';
+    const issuer = await (opts.issuer ?? defaultIssuer)({ dir: opts.dir, trustDomain });
+    stops.push(() => issuer.stop());
+    const trustBundlePath = join(opts.dir, 'trust-bundle.pem');
+    await writeFile(trustBundlePath, await issuer.minter.trustBundlePem());
+
+    // Mail
+    const ses = await startLocalSes({ port: opts.ports?.ses ?? 0 });
+    stops.push(() => ses.stop());
+
+    // The ackd app: listen first (the consent URL needs the port), then build the app.
+    let listener: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+    const http = createServer((req, res) => {
+      if (listener) listener(req, res);
+      else res.writeHead(503).end();
+    });
+    const appPort = await listen(http, opts.ports?.app ?? 0);
+    stops.push(() => close(http));
+    const appUrl = `http://127.0.0.1:${appPort}`;
+
+    const config = loadConfig({
+      ACKD_STAGE: 'local',
+      ACKD_TRUST_DOMAIN: trustDomain,
+      ACKD_TABLE_NAME: tableName,
+      ACKD_DYNAMODB_ENDPOINT: dynamodbEndpoint,
+      ACKD_CONSENT_URL: appUrl,
+      ACKD_LOG_LEVEL: process.env.ACKD_LOG_LEVEL,
+    });
+    const notifier = new SesNotifier({
+      client: sesClient({ region: config.region, endpoint: ses.endpoint }),
+      sender: 'ackd <ackd@ackd.local>',
+      routing: parseApproverRouting(opts.approvers ?? 'approver@ackd.local', undefined),
+    });
+    const deps = buildDeps(config, {
+      minter: issuer.minter,
+      notifier,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+
+    // Demo agent key, created once.
+    const agentId = parseAgentId(opts.demoAgentId ?? 'demo-agent');
+    let agentApiKey = opts.demoAgentApiKey;
+    const stillValid = agentApiKey !== undefined && (await authenticateApiKey(deps.apiKeys, agentApiKey).then((a) => a === agentId, () => false));
+    if (!stillValid) agentApiKey = (await createApiKey(deps.apiKeys, agentId, deps.clock)).apiKey;
+
+    const partial = {
+      appUrl,
+      mcpUrl: `${appUrl}/mcp`,
+      dynamodbEndpoint,
+      tableName,
+      trustDomain,
+      trustBundlePath,
+      issuerKind: issuer.kind,
+      ses,
+      deps,
+      agentId,
+      agentApiKey: agentApiKey!,
+    };
+    const app = createApp(deps, (a) => opts.mount?.(a, partial));
+    listener = getRequestListener(app.fetch);
+
+    const sweepMs = opts.sweepIntervalMs ?? 30_000;
+    if (sweepMs > 0) {
+      const timer = setInterval(() => {
+        deps.service.sweep().catch((e: unknown) => deps.logger.warn('sweep failed', { error: e instanceof Error ? e.message : String(e) }));
+      }, sweepMs);
+      timer.unref();
+      stops.push(async () => clearInterval(timer));
+    }
+
+    return { ...partial, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+async function defaultIssuer(ctx: { dir: string; trustDomain: string }): Promise<LocalIssuer> {
+  const minter = await LocalCaMinter.create({ trustDomain: parseTrustDomain(ctx.trustDomain), dir: join(ctx.dir, 'local-ca') });
+  return { kind: 'local-ca', minter, stop: async () => undefined };
+}

@@ -1,0 +1,361 @@
+/**
+ * ackd/verify — checks an ackd X.509-SVID before acting on it.
+ *
+ *   import { verifySvid, checkSvidStatus, verifyAckdSvid } from 'ackd/verify';
+ *
+ * Offline (`verifySvid`): the chain against a trust bundle (path validation, signatures, validity
+ * at a given time) and the SPIFFE X509-SVID rules (exactly one URI SAN, a spiffe:// ID, leaf not a
+ * CA, digitalSignature present, no keyCertSign / cRLSign); the SPIFFE ID parsed into trust domain,
+ * agent_id and request_id. Online (`checkSvidStatus`): asks ackd's status endpoint whether the SVID
+ * is revoked and what it was approved for. `verifyAckdSvid` does both and checks expectations
+ * (request, agent, action, permissions). Every refusal is an SvidVerifyError with a reason code.
+ */
+import { webcrypto } from 'node:crypto';
+import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
+import * as x509 from '@peculiar/x509';
+import { AckdError } from '../core/errors.ts';
+import { SpiffeId, svidIdFromSerial, type AgentId, type RequestId, type SvidId, type TrustDomain } from '../core/ids.ts';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+export const SVID_VERIFY_CODES = {
+  ERR_SVID_NO_CERTIFICATE: 'no certificate was presented',
+  ERR_SVID_MALFORMED: 'the certificate could not be parsed',
+  ERR_SVID_URI_SAN: 'an X509-SVID has exactly one URI SAN',
+  ERR_SVID_NOT_SPIFFE: 'the URI SAN is not a spiffe:// ID',
+  ERR_SVID_NOT_ACKD_ID: 'the SPIFFE ID is not an ackd ID (spiffe://<td>/agent/<agent_id>/<request_id>)',
+  ERR_SVID_TRUST_DOMAIN: 'the SVID belongs to another trust domain',
+  ERR_SVID_LEAF_IS_CA: 'the leaf certificate is a CA',
+  ERR_SVID_KEY_USAGE: 'the leaf key usage is not that of an X509-SVID',
+  ERR_SVID_UNTRUSTED: 'the chain does not lead to a CA in the trust bundle',
+  ERR_SVID_EXPIRED: 'the SVID has expired',
+  ERR_SVID_NOT_YET_VALID: 'the SVID is not valid yet',
+  ERR_SVID_WRONG_REQUEST: 'the SVID is for a different request',
+  ERR_SVID_WRONG_AGENT: 'the SVID is for a different agent',
+  ERR_SVID_REVOKED: 'the SVID has been revoked',
+  ERR_SVID_NOT_APPROVED: 'the request behind the SVID is not (or no longer) approved',
+  ERR_SVID_UNKNOWN: 'ackd does not know this SVID',
+  ERR_SVID_STATUS_UNAVAILABLE: "ackd's status endpoint could not be asked",
+  ERR_SVID_ACTION_MISMATCH: 'the SVID was approved for a different action',
+  ERR_SVID_PERMISSION_MISSING: 'the SVID was not approved for a required permission',
+} as const;
+export type SvidVerifyCode = keyof typeof SVID_VERIFY_CODES;
+
+/** Why an SVID was refused. `code` is stable; `message` is safe to show. */
+export class SvidVerifyError extends Error {
+  override readonly name = 'SvidVerifyError';
+  constructor(
+    readonly code: SvidVerifyCode,
+    message?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message ?? SVID_VERIFY_CODES[code], options);
+  }
+  toJSON(): { code: SvidVerifyCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** A chain as PEM text (private keys in it are ignored), DER buffers, or parsed certificates. Leaf first. */
+export type CertificatesInput = string | readonly (Uint8Array | ArrayBuffer | x509.X509Certificate)[];
+
+export interface VerifyOptions {
+  /** The trust bundle: PEM CA certificates (or DER / parsed). */
+  readonly bundle: CertificatesInput;
+  /**
+   * The trust domain the SVID must belong to. Default: the trust domain(s) named by the bundle's
+   * CA certificates (their spiffe://<td> URI SAN); required when the bundle names none.
+   */
+  readonly trustDomain?: string;
+  /** When to judge validity (default: now). */
+  readonly at?: Date;
+}
+
+export interface VerifiedSvid {
+  readonly spiffeId: SpiffeId;
+  readonly spiffe_id: string;
+  readonly trust_domain: TrustDomain;
+  readonly agent_id: AgentId;
+  readonly request_id: RequestId;
+  /** Leaf serial number, lowercase hex (ackd's svid_id). */
+  readonly svid_id: SvidId;
+  readonly not_before: Date;
+  readonly not_after: Date;
+  /** The validated path, leaf first, ending with the trust anchor. */
+  readonly path: readonly x509.X509Certificate[];
+}
+
+const MAX_PATH = 8;
+const KU = x509.KeyUsageFlags;
+
+function parseCertificates(input: CertificatesInput, what: string): x509.X509Certificate[] {
+  try {
+    if (typeof input === 'string') {
+      return x509.PemConverter.decodeWithHeaders(input)
+        .filter((s) => s.type === 'CERTIFICATE')
+        .map((s) => new x509.X509Certificate(s.rawData));
+    }
+    return input.map((c) => (c instanceof x509.X509Certificate ? c : new x509.X509Certificate(c instanceof Uint8Array ? Uint8Array.from(c).buffer : c)));
+  } catch (e) {
+    throw new SvidVerifyError('ERR_SVID_MALFORMED', `${what}: ${SVID_VERIFY_CODES.ERR_SVID_MALFORMED}`, { cause: e });
+  }
+}
+
+function uriSans(cert: x509.X509Certificate): string[] {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  return san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+}
+
+function isCa(cert: x509.X509Certificate): boolean {
+  return cert.getExtension(x509.BasicConstraintsExtension)?.ca === true;
+}
+
+function checkValidity(cert: x509.X509Certificate, at: Date, role: string): void {
+  if (at.getTime() < cert.notBefore.getTime()) {
+    throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `${role} is not valid before ${cert.notBefore.toISOString()}`);
+  }
+  if (at.getTime() > cert.notAfter.getTime()) {
+    throw new SvidVerifyError('ERR_SVID_EXPIRED', `${role} expired at ${cert.notAfter.toISOString()}`);
+  }
+}
+
+async function signedBy(child: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
+  if (child.issuer !== issuer.subject) return false;
+  try {
+    return await child.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+  } catch {
+    return false;
+  }
+}
+
+/** A certificate that may sign others: CA=true and, when keyUsage is present, keyCertSign. */
+function canSign(cert: x509.X509Certificate): boolean {
+  if (!isCa(cert)) return false;
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  return ku === null || (ku.usages & KU.keyCertSign) !== 0;
+}
+
+/** Verifies an X.509-SVID offline. Throws SvidVerifyError. */
+export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOptions): Promise<VerifiedSvid> {
+  const chain = parseCertificates(chainInput, 'svid');
+  const anchors = parseCertificates(opts.bundle, 'bundle');
+  if (anchors.length === 0) throw new TypeError('verifySvid: the trust bundle holds no certificate');
+  const leaf = chain[0];
+  if (!leaf) throw new SvidVerifyError('ERR_SVID_NO_CERTIFICATE');
+  const at = opts.at ?? new Date();
+
+  // --- X509-SVID rules on the leaf (SPIFFE X509-SVID §4, §5) ---
+  const uris = uriSans(leaf);
+  if (uris.length !== 1) throw new SvidVerifyError('ERR_SVID_URI_SAN', `the leaf has ${uris.length} URI SANs; an X509-SVID has exactly one`);
+  const uri = uris[0]!;
+  if (!uri.toLowerCase().startsWith('spiffe://')) throw new SvidVerifyError('ERR_SVID_NOT_SPIFFE', `the URI SAN ${JSON.stringify(uri.slice(0, 200))} is not a spiffe:// ID`);
+  if (isCa(leaf)) throw new SvidVerifyError('ERR_SVID_LEAF_IS_CA', 'the leaf has basicConstraints CA=true');
+  const ku = leaf.getExtension(x509.KeyUsagesExtension);
+  if (!ku || (ku.usages & KU.digitalSignature) === 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf lacks keyUsage digitalSignature');
+  if ((ku.usages & (KU.keyCertSign | KU.cRLSign)) !== 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf has keyUsage keyCertSign or cRLSign');
+
+  let spiffeId: SpiffeId;
+  try {
+    spiffeId = SpiffeId.parse(uri);
+  } catch (e) {
+    if (e instanceof AckdError) throw new SvidVerifyError('ERR_SVID_NOT_ACKD_ID', `${SVID_VERIFY_CODES.ERR_SVID_NOT_ACKD_ID}: ${uri.slice(0, 200)}`, { cause: e });
+    throw e;
+  }
+
+  const expectedDomains = opts.trustDomain !== undefined ? [opts.trustDomain] : bundleTrustDomains(anchors);
+  if (expectedDomains.length === 0) throw new TypeError('verifySvid: pass trustDomain (the bundle names no trust domain)');
+  if (!expectedDomains.includes(spiffeId.trustDomain)) {
+    throw new SvidVerifyError('ERR_SVID_TRUST_DOMAIN', `the SVID is for trust domain ${spiffeId.trustDomain}, expected ${expectedDomains.join(' or ')}`);
+  }
+
+  // --- path validation: leaf → intermediates presented with it → an anchor of the bundle ---
+  checkValidity(leaf, at, 'the SVID');
+  const path: x509.X509Certificate[] = [leaf];
+  const intermediates = chain.slice(1);
+  let current = leaf;
+  for (;;) {
+    const anchor = await findAsync(anchors, (a) => signedBy(current, a));
+    if (anchor) {
+      if (!canSign(anchor)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the bundle certificate that signed the chain is not a CA');
+      checkValidity(anchor, at, 'the trust bundle CA');
+      path.push(anchor);
+      break;
+    }
+    if (path.length > MAX_PATH) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain is too long');
+    const next = await findAsync(intermediates, (c) => signedBy(current, c));
+    if (!next || path.includes(next)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', `no CA in the trust bundle issued ${current === leaf ? 'the SVID' : 'its chain'}`);
+    if (!canSign(next)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'an intermediate certificate is not a CA');
+    checkValidity(next, at, 'an intermediate CA');
+    const pathLen = next.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+    // intermediates below `next` on the path (excluding the leaf)
+    if (pathLen !== undefined && path.length - 1 > pathLen) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain violates a pathLenConstraint');
+    path.push(next);
+    current = next;
+  }
+
+  return {
+    spiffeId,
+    spiffe_id: spiffeId.toString(),
+    trust_domain: spiffeId.trustDomain,
+    agent_id: spiffeId.agentId,
+    request_id: spiffeId.requestId,
+    svid_id: svidIdFromSerial(leaf.serialNumber),
+    not_before: leaf.notBefore,
+    not_after: leaf.notAfter,
+    path,
+  };
+}
+
+function bundleTrustDomains(anchors: readonly x509.X509Certificate[]): string[] {
+  const out = new Set<string>();
+  for (const a of anchors) {
+    for (const u of uriSans(a)) {
+      const m = /^spiffe:\/\/([^/]+)\/?$/.exec(u);
+      if (m) out.add(m[1]!);
+    }
+  }
+  return [...out];
+}
+
+async function findAsync<T>(xs: readonly T[], pred: (x: T) => Promise<boolean>): Promise<T | undefined> {
+  for (const x of xs) if (await pred(x)) return x;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Online status
+
+/** What ackd's status endpoint says about one SVID. */
+export interface SvidStatus {
+  readonly request_id: string;
+  readonly agent_id: string;
+  readonly spiffe_id: string;
+  readonly svid_id: string;
+  /** approved | revoked | expired | denied | pending */
+  readonly status: string;
+  readonly revoked: boolean;
+  readonly revoked_at: string | null;
+  readonly svid_expires_at: string | null;
+  readonly action: string;
+  readonly permissions: readonly string[];
+}
+
+export interface StatusOptions {
+  /** ackd's base URL, e.g. http://127.0.0.1:8787 (the status path is appended). */
+  readonly statusUrl: string;
+  readonly fetch?: typeof fetch;
+  /** Default 5 s. */
+  readonly timeoutMs?: number;
+}
+
+export function svidStatusUrl(base: string, requestId: string, svidId: string): string {
+  return `${base.replace(/\/+$/, '')}/v1/svid-status/${encodeURIComponent(requestId)}?svid_id=${encodeURIComponent(svidId)}`;
+}
+
+/**
+ * Asks ackd about a verified SVID and refuses unless it is current: ERR_SVID_REVOKED,
+ * ERR_SVID_NOT_APPROVED, ERR_SVID_UNKNOWN, or ERR_SVID_STATUS_UNAVAILABLE (fail closed).
+ */
+export async function checkSvidStatus(svid: Pick<VerifiedSvid, 'request_id' | 'svid_id' | 'spiffe_id'>, opts: StatusOptions): Promise<SvidStatus> {
+  const f = opts.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await f(svidStatusUrl(opts.statusUrl, svid.request_id, svid.svid_id), {
+      headers: { accept: 'application/json' },
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
+    });
+  } catch (e) {
+    throw new SvidVerifyError('ERR_SVID_STATUS_UNAVAILABLE', `${SVID_VERIFY_CODES.ERR_SVID_STATUS_UNAVAILABLE}: ${(e as Error).message}`, { cause: e });
+  }
+  if (res.status === 404) throw new SvidVerifyError('ERR_SVID_UNKNOWN');
+  if (!res.ok) throw new SvidVerifyError('ERR_SVID_STATUS_UNAVAILABLE', `${SVID_VERIFY_CODES.ERR_SVID_STATUS_UNAVAILABLE}: HTTP ${res.status}`);
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch (e) {
+    throw new SvidVerifyError('ERR_SVID_STATUS_UNAVAILABLE', `${SVID_VERIFY_CODES.ERR_SVID_STATUS_UNAVAILABLE}: not JSON`, { cause: e });
+  }
+  const s = parseStatus(body);
+  if (s.spiffe_id !== svid.spiffe_id || s.svid_id !== svid.svid_id) {
+    throw new SvidVerifyError('ERR_SVID_UNKNOWN', 'the status endpoint answered for a different SVID');
+  }
+  if (s.revoked || s.status === 'revoked') throw new SvidVerifyError('ERR_SVID_REVOKED', `the SVID was revoked at ${s.revoked_at ?? 'an unknown time'}`);
+  if (s.status !== 'approved') throw new SvidVerifyError('ERR_SVID_NOT_APPROVED', `the request is ${s.status}`);
+  return s;
+}
+
+function parseStatus(b: unknown): SvidStatus {
+  const o = (typeof b === 'object' && b !== null ? b : {}) as Record<string, unknown>;
+  const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : null);
+  const permissions = Array.isArray(o['permissions']) && o['permissions'].every((p) => typeof p === 'string') ? (o['permissions'] as string[]) : null;
+  const s = {
+    request_id: str('request_id'),
+    agent_id: str('agent_id'),
+    spiffe_id: str('spiffe_id'),
+    svid_id: str('svid_id'),
+    status: str('status'),
+    revoked: o['revoked'],
+    revoked_at: str('revoked_at'),
+    svid_expires_at: str('svid_expires_at'),
+    action: str('action'),
+    permissions,
+  };
+  if (s.request_id === null || s.agent_id === null || s.spiffe_id === null || s.svid_id === null || s.status === null || typeof s.revoked !== 'boolean' || s.action === null || s.permissions === null) {
+    throw new SvidVerifyError('ERR_SVID_STATUS_UNAVAILABLE', `${SVID_VERIFY_CODES.ERR_SVID_STATUS_UNAVAILABLE}: unexpected response shape`);
+  }
+  return s as SvidStatus;
+}
+
+// ---------------------------------------------------------------------------------------------
+// All in one
+
+export interface Expectations {
+  /** The request the resource demands (e.g. from its own job record). */
+  readonly requestId?: string;
+  readonly agentId?: string;
+  /** Needs the status endpoint: the action must equal this. */
+  readonly action?: string;
+  /** Needs the status endpoint: every one of these must have been approved. */
+  readonly permissions?: readonly string[];
+}
+
+export interface AckdVerifyOptions extends VerifyOptions {
+  /** ackd base URL; when given, the SVID's status is checked online (recommended). */
+  readonly statusUrl?: string;
+  readonly fetch?: typeof fetch;
+  readonly timeoutMs?: number;
+  readonly expect?: Expectations;
+}
+
+export interface AckdVerifyResult {
+  readonly svid: VerifiedSvid;
+  /** Present when the status was checked online. */
+  readonly status?: SvidStatus;
+}
+
+/** verifySvid + expectations + (optionally) checkSvidStatus. Throws SvidVerifyError. */
+export async function verifyAckdSvid(chain: CertificatesInput, opts: AckdVerifyOptions): Promise<AckdVerifyResult> {
+  const e = opts.expect ?? {};
+  if ((e.action !== undefined || e.permissions !== undefined) && opts.statusUrl === undefined) {
+    throw new TypeError('verifyAckdSvid: checking action or permissions needs statusUrl');
+  }
+  const svid = await verifySvid(chain, opts);
+  if (e.requestId !== undefined && e.requestId !== svid.request_id) {
+    throw new SvidVerifyError('ERR_SVID_WRONG_REQUEST', `the SVID is for request ${svid.request_id}, this resource demands ${e.requestId}`);
+  }
+  if (e.agentId !== undefined && e.agentId !== svid.agent_id) {
+    throw new SvidVerifyError('ERR_SVID_WRONG_AGENT', `the SVID is for agent ${svid.agent_id}, expected ${e.agentId}`);
+  }
+  if (opts.statusUrl === undefined) return { svid };
+  const status = await checkSvidStatus(svid, {
+    statusUrl: opts.statusUrl,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+  });
+  if (e.action !== undefined && status.action !== e.action) {
+    throw new SvidVerifyError('ERR_SVID_ACTION_MISMATCH', `the SVID was approved for a different action than ${JSON.stringify(e.action.slice(0, 200))}`);
+  }
+  const missing = (e.permissions ?? []).filter((p) => !status.permissions.includes(p));
+  if (missing.length > 0) throw new SvidVerifyError('ERR_SVID_PERMISSION_MISSING', `the SVID was not approved for: ${missing.join(', ')}`);
+  return { svid, status };
+}
