@@ -1,0 +1,65 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from '../../lambdas/core/ports.ts';
+import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../lambdas/local/stack.ts';
+import { ManualClock } from './clock.ts';
+
+/** Log lines captured in memory, so tests can assert what was (and was not) logged. */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const log = (level: string) => (msg: string, detail?: Record<string, unknown>) => void lines.push(JSON.stringify({ level, msg, ...detail }));
+  return { lines, info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+export interface TestStack extends LocalStack {
+  readonly clock: ManualClock;
+  readonly logs: ReturnType<typeof memoryLogger>;
+  readonly dir: string;
+  /** An MCP SDK client over streamable HTTP with the given bearer key (the demo agent's by default). */
+  client(apiKey?: string | null): Promise<Client>;
+}
+
+/** The whole local stack in-process on ephemeral ports, dynalite in memory, with a manual clock. */
+export async function startTestStack(opts: Partial<LocalStackOptions> = {}): Promise<TestStack> {
+  const dir = await mkdtemp(join(tmpdir(), 'ackd-test-'));
+  const clock = new ManualClock(new Date());
+  const logs = memoryLogger();
+  const stack = await startLocalStack({ dir, persist: false, clock, logger: logs, sweepIntervalMs: 0, ...opts });
+  const clients: Client[] = [];
+  return {
+    ...stack,
+    clock,
+    logs,
+    dir,
+    async client(apiKey: string | null = stack.agentApiKey) {
+      const c = new Client({ name: 'ackd-test', version: '1.0.0' });
+      const headers: Record<string, string> = apiKey === null ? {} : { authorization: `Bearer ${apiKey}` };
+      await c.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), { requestInit: { headers } }));
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      for (const c of clients) await c.close().catch(() => undefined);
+      await stack.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** structuredContent of a successful tool call; fails the test with the error text otherwise. */
+export function structured<T = Record<string, unknown>>(r: unknown): T {
+  const res = r as CallToolResult;
+  if (res.isError) throw new Error(`tool error: ${JSON.stringify(res.content)}`);
+  return res.structuredContent as T;
+}
+
+/** The text of a tool error (fails if the call succeeded). */
+export function errorText(r: unknown): string {
+  const res = r as CallToolResult;
+  if (!res.isError) throw new Error(`expected a tool error, got ${JSON.stringify(res.structuredContent)}`);
+  return (res.content as { type: string; text: string }[]).map((c) => c.text).join('\n');
+}
