@@ -110,9 +110,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stops.push(() => ses.stop());
 
     // The ackd app: listen first (the consent URL needs the port), then build the app.
-    let listener: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+    const routed: { listener?: (req: IncomingMessage, res: ServerResponse) => void } = {};
     const http = createServer((req, res) => {
-      if (listener) listener(req, res);
+      if (routed.listener) routed.listener(req, res);
       else res.writeHead(503).end();
     });
     const appPort = await listen(http, opts.ports?.app ?? 0);
@@ -159,7 +159,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       agentApiKey: agentApiKey!,
     };
     const app = createApp(deps, (a) => opts.mount?.(a, partial));
-    listener = getRequestListener(app.fetch);
+    routed.listener = getRequestListener(app.fetch);
 
     const sweepMs = opts.sweepIntervalMs ?? 30_000;
     if (sweepMs > 0) {

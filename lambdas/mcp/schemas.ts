@@ -8,9 +8,7 @@ import { LIMITS } from '../core/request.ts';
  */
 
 /** Control characters other than tab and newline. */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
-// eslint-disable-next-line no-control-regex
 const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u009f\u2028\u2029]/;
 
 function text(field: string, max: number, allowWhitespace = true) {
