@@ -6,6 +6,7 @@ import { parseAgentId, parseRequestId } from '../core/ids.ts';
 import type { AuthorizationRecord } from '../core/request.ts';
 import { AUDIT_FIELDS, toCsvRow } from './audit.ts';
 import { cliDeps, output } from './context.ts';
+import { registerSvidCommands } from './svid.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
@@ -118,6 +119,7 @@ export function buildProgram(): Command {
       output(opts.json, result, () => `expired ${result.expired} request(s)`);
     });
 
+  registerSvidCommands(program);
   return program;
 }
 

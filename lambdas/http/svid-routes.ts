@@ -1,0 +1,123 @@
+/**
+ * Trust bundle distribution and SVID status, as a Hono sub-app:
+ *
+ *   GET /.well-known/spiffe-bundle            the trust domain's bundle, SPIFFE bundle format (JWKS)
+ *   GET /v1/svid-status/:request_id?svid_id=  what a resource owner needs to know about one SVID
+ *
+ * Both are public: the bundle is public by nature, and the status answers only to someone who
+ * holds the SVID's request_id and serial (404 otherwise, whether the request exists or not).
+ */
+import { X509Certificate } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Hono } from 'hono';
+import { exportJWK } from 'jose';
+import { isAckdError } from '../core/errors.ts';
+import { parseRequestId, parseSvidId, type TrustDomain } from '../core/ids.ts';
+import type { SvidMinter } from '../core/ports.ts';
+import type { AuthorizationService } from '../core/service.ts';
+
+export interface SvidRoutesDeps {
+  readonly minter: SvidMinter;
+  readonly service: AuthorizationService;
+  readonly trustDomain: TrustDomain;
+  /** spiffe_refresh_hint in seconds (default 300). */
+  readonly refreshHintSeconds?: number;
+}
+
+/** One JWK of a SPIFFE bundle (SPIFFE Trust Domain and Bundle §4). */
+export interface SpiffeBundleKey {
+  readonly kty: string;
+  readonly use: 'x509-svid';
+  readonly x5c: [string];
+  readonly [k: string]: unknown;
+}
+export interface SpiffeBundle {
+  readonly keys: SpiffeBundleKey[];
+  readonly spiffe_sequence: number;
+  readonly spiffe_refresh_hint: number;
+}
+
+/** PEM CA certificates → SPIFFE bundle (JWKS with one `x509-svid` key per CA certificate). */
+export async function spiffeBundleFromPem(pem: string, refreshHintSeconds = 300): Promise<SpiffeBundle> {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const keys: SpiffeBundleKey[] = [];
+  let sequence = 0;
+  for (const block of blocks) {
+    const cert = new X509Certificate(block);
+    const jwk = await exportJWK(cert.publicKey);
+    keys.push({ ...jwk, kty: jwk.kty!, use: 'x509-svid', x5c: [cert.raw.toString('base64')] });
+    // Monotonic: a new CA (rotation) has a later notBefore, so the sequence goes up with it.
+    sequence = Math.max(sequence, Math.floor(Date.parse(cert.validFrom) / 1000));
+  }
+  return { keys, spiffe_sequence: sequence, spiffe_refresh_hint: refreshHintSeconds };
+}
+
+/** Writes the trust bundle PEM atomically (the local runner writes `.ackd/trust-bundle.pem`). */
+export async function writeTrustBundle(minter: SvidMinter, path: string): Promise<string> {
+  const pem = await minter.trustBundlePem();
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, pem, { mode: 0o644 });
+  await rename(tmp, path);
+  return pem;
+}
+
+export function svidRoutes(deps: SvidRoutesDeps): Hono {
+  const app = new Hono();
+
+  app.get('/.well-known/spiffe-bundle', async (c) => {
+    let pem: string;
+    try {
+      pem = await deps.minter.trustBundlePem();
+    } catch (e) {
+      const code = isAckdError(e) ? e.code : 'ERR_ISSUER_UNAVAILABLE';
+      return c.json({ error: { code, message: 'the trust bundle is unavailable' } }, 503, { 'cache-control': 'no-store' });
+    }
+    const bundle = await spiffeBundleFromPem(pem, deps.refreshHintSeconds ?? 300);
+    return c.json(bundle, 200, { 'cache-control': `public, max-age=${Math.min(deps.refreshHintSeconds ?? 300, 300)}` });
+  });
+
+  app.get('/v1/svid-status/:request_id', async (c) => {
+    const headers = { 'cache-control': 'no-store' };
+    let requestId, svidId;
+    try {
+      requestId = parseRequestId(c.req.param('request_id'));
+      svidId = parseSvidId(c.req.query('svid_id') ?? '');
+    } catch (e) {
+      if (isAckdError(e)) return c.json({ error: e.toJSON() }, 400, headers);
+      throw e;
+    }
+    const notFound = () => c.json({ error: { code: 'ERR_NOT_FOUND', message: 'no SVID with this request_id and svid_id' } }, 404, headers);
+    let r;
+    try {
+      r = await deps.service.get(requestId);
+    } catch (e) {
+      if (isAckdError(e, 'ERR_NOT_FOUND')) return notFound();
+      if (isAckdError(e, 'ERR_STORE_UNAVAILABLE')) return c.json({ error: { code: e.code, message: 'status unavailable' } }, 503, headers);
+      throw e;
+    }
+    if (r.svid_id === null || r.svid_id !== svidId) return notFound();
+    const s = deps.service.status(r);
+    return c.json(
+      {
+        request_id: r.request_id,
+        agent_id: r.agent_id,
+        spiffe_id: r.spiffe_id,
+        svid_id: r.svid_id,
+        status: s.status,
+        revoked: r.revoked,
+        revoked_at: r.revoked_at,
+        svid_expires_at: r.svid_expires_at,
+        action: r.action,
+        permissions: [...r.permissions],
+        approver_identity: r.approver_identity,
+        decision_at: r.decision_at,
+      },
+      200,
+      headers,
+    );
+  });
+
+  return app;
+}
