@@ -163,7 +163,15 @@ export class AuthorizationService {
 
   private async issue(r: AuthorizationRecord): Promise<CheckResult> {
     const now = this.deps.clock.now();
-    const claim = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000);
+    let claim: string;
+    try {
+      claim = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000);
+    } catch (e) {
+      // Another check delivered the SVID between our read and our claim: report it as delivered.
+      if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
+      const current = await this.getForAgent(r.agent_id, r.request_id);
+      return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: current.svid_expires_at!, svid_delivered: true };
+    }
     let minted: MintedSvid;
     try {
       const spiffeId = SpiffeId.parse(r.spiffe_id);
