@@ -16,6 +16,11 @@ import { authenticateApiKey, createApiKey } from '../core/apikeys.ts';
 import { parseAgentId, parseTrustDomain } from '../core/ids.ts';
 import type { Clock, Logger, SvidMinter } from '../core/ports.ts';
 import { startLocalSes, type LocalSes } from './ses.ts';
+import { startLocalCognito, type LocalCognito } from './cognito.ts';
+import { consentUiRoutes } from './consent-ui.ts';
+import { consentApi } from '../consent-api/app.ts';
+import { CognitoVerifier } from '../adapters/cognito/verifier.ts';
+import { buildConsentUi } from '../../consent-ui/build.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -42,6 +47,8 @@ export interface LocalStackOptions {
   readonly sweepIntervalMs?: number;
   /** Extra routes (consent UI, consent API, bundle) mounted on the app. */
   readonly mount?: (app: Hono, stack: Omit<LocalStack, 'stop'>) => void;
+  /** Start cognito-local and serve the consent UI (/) and consent API (/api). Default true. */
+  readonly consent?: boolean;
 }
 
 export interface LocalIssuer {
@@ -59,6 +66,14 @@ export interface LocalStack {
   readonly trustBundlePath: string;
   readonly issuerKind: string;
   readonly ses: LocalSes;
+  /** The consent UI (same origin as /api). */
+  readonly consentUiUrl: string;
+  /** The local inbox web page (aws-ses-v2-local). */
+  readonly mailUrl: string;
+  /** cognito-local, when consent is on. */
+  readonly cognito: LocalCognito | undefined;
+  readonly approverUsername: string | undefined;
+  readonly approverPassword: string | undefined;
   readonly deps: Deps;
   readonly agentId: string;
   /** The demo agent's API key. */
@@ -109,6 +124,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const ses = await startLocalSes({ port: opts.ports?.ses ?? 0 });
     stops.push(() => ses.stop());
 
+    // Approver sign-in (cognito-local) and the consent UI build.
+    let cognito: LocalCognito | undefined;
+    let uiDist: string | undefined;
+    if (opts.consent ?? true) {
+      cognito = await startLocalCognito({ dir: join(opts.dir, 'cognito') });
+      const c = cognito;
+      stops.push(() => c.stop());
+      uiDist = await buildConsentUi(join(opts.dir, 'consent-ui'));
+    }
+
     // The ackd app: listen first (the consent URL needs the port), then build the app.
     const routed: { listener?: (req: IncomingMessage, res: ServerResponse) => void } = {};
     const http = createServer((req, res) => {
@@ -157,8 +182,21 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       deps,
       agentId,
       agentApiKey: agentApiKey!,
+      consentUiUrl: `${appUrl}/`,
+      mailUrl: ses.url,
+      cognito,
+      approverUsername: cognito?.approverUsername,
+      approverPassword: cognito?.approverPassword,
     };
-    const app = createApp(deps, (a) => opts.mount?.(a, partial));
+    if (cognito) await cognito.setCallbackUrls([`${appUrl}/`]);
+    const app = createApp(deps, (a) => {
+      if (cognito && uiDist) {
+        const verifier = new CognitoVerifier({ issuer: cognito.issuer, jwksUrl: cognito.jwksUrl, clientId: cognito.clientId, clock: deps.clock });
+        a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock }));
+        a.route('/', consentUiRoutes(uiDist, { cognitoDomain: cognito.authorizeBase, clientId: cognito.clientId, redirectUri: `${appUrl}/`, apiBase: '/api' }));
+      }
+      opts.mount?.(a, partial);
+    });
     routed.listener = getRequestListener(app.fetch);
 
     const sweepMs = opts.sweepIntervalMs ?? 30_000;

@@ -1,0 +1,173 @@
+import { Hono, type Context } from 'hono';
+import { AckdError, exposeError, type ErrorCode } from '../core/errors.ts';
+import { parseRequestId, type RequestId } from '../core/ids.ts';
+import { systemClock, type Clock, type Logger } from '../core/ports.ts';
+import type { AuthorizationRecord, RequestStatus } from '../core/request.ts';
+import type { AuthorizationService } from '../core/service.ts';
+import type { Approver, ApproverVerifier } from '../adapters/cognito/verifier.ts';
+
+export interface ConsentApiDeps {
+  readonly service: AuthorizationService;
+  readonly verifier: ApproverVerifier;
+  readonly logger: Logger;
+  /**
+   * Origins allowed to call the API cross-origin. Empty (the default) for the same-origin
+   * deployment (CloudFront serves UI and API together; the local server does the same).
+   */
+  readonly allowedOrigins?: readonly string[];
+  /** The same clock as the service's (server_time in responses). */
+  readonly clock?: Clock;
+}
+
+/** What the consent page shows. Only fields an approver needs; nothing secret exists on a record. */
+export interface RequestView {
+  readonly request_id: string;
+  readonly agent_id: string;
+  readonly action: string;
+  readonly permissions: readonly string[];
+  readonly justification: string;
+  readonly ttl_minutes: number;
+  readonly requested_at: string;
+  readonly expires_at: string;
+  /** The status now: pending | approved | denied | expired | revoked. */
+  readonly status: RequestStatus['status'];
+  readonly decision_at: string | null;
+  readonly approver_email: string | null;
+  /** Whether the caller may still approve or deny. */
+  readonly decidable: boolean;
+  /** Server time, so the page can show time left without trusting the phone's clock. */
+  readonly server_time: string;
+}
+
+const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 503>> = {
+  ERR_INVALID_INPUT: 400,
+  ERR_UNAUTHENTICATED: 401,
+  ERR_FORBIDDEN: 403,
+  ERR_NOT_FOUND: 404,
+  ERR_ALREADY_DECIDED: 409,
+  ERR_EXPIRED: 409,
+  ERR_STORE_UNAVAILABLE: 503,
+};
+
+const MAX_BODY = 4096;
+
+/**
+ * The consent API (mounted at /api): an approver reads a request and approves or denies it.
+ *
+ *   GET  /requests/:id          → { request: RequestView }
+ *   POST /requests/:id/approve  body { request_id } → { request: RequestView }
+ *   POST /requests/:id/deny     body { request_id } → { request: RequestView }
+ *
+ * Every route needs `Authorization: Bearer <Cognito ID token>` of a member of `approvers`; an
+ * agent API key (or anything else) gets 401. The body's request_id must repeat the path's: a
+ * decision is bound to the request the page displayed. Responses are never cached.
+ */
+export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: Approver } }> {
+  const app = new Hono<{ Variables: { approver: Approver } }>();
+  const allowed = new Set(deps.allowedOrigins ?? []);
+  const clock = deps.clock ?? systemClock;
+
+  app.use('*', async (c, next) => {
+    const origin = c.req.header('origin');
+    const corsOk = origin !== undefined && allowed.has(origin);
+    if (c.req.method === 'OPTIONS') {
+      const h: Record<string, string> = { 'cache-control': 'no-store', vary: 'Origin' };
+      if (corsOk) {
+        Object.assign(h, {
+          'access-control-allow-origin': origin,
+          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-headers': 'authorization, content-type',
+          'access-control-max-age': '600',
+        });
+      }
+      return new Response(null, { status: 204, headers: h });
+    }
+    await next();
+    c.res.headers.set('cache-control', 'no-store');
+    c.res.headers.set('x-content-type-options', 'nosniff');
+    c.res.headers.set('referrer-policy', 'no-referrer');
+    c.res.headers.append('vary', 'Origin, Authorization');
+    if (corsOk) c.res.headers.set('access-control-allow-origin', origin);
+  });
+
+  // Authentication before anything else, for every route (even unknown ones).
+  app.use('*', async (c, next) => {
+    const approver = await deps.verifier.verify(bearer(c.req.header('authorization')));
+    c.set('approver', approver);
+    await next();
+  });
+
+  app.get('/requests/:id', async (c) => {
+    const id = parseRequestId(c.req.param('id'));
+    const r = await deps.service.get(id);
+    return c.json({ request: view(deps.service, r, clock.now()) });
+  });
+
+  const decideRoute = (decision: 'approved' | 'denied') => async (c: Context<{ Variables: { approver: Approver } }>) => {
+    const id = parseRequestId(c.req.param('id'));
+    await bodyBinding(c.req.raw, id);
+    const approver = c.get('approver');
+    const r = await deps.service.decide(id, decision, approver.sub, approver.email);
+    return c.json({ request: view(deps.service, r, clock.now()) });
+  };
+  app.post('/requests/:id/approve', decideRoute('approved'));
+  app.post('/requests/:id/deny', decideRoute('denied'));
+
+  app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.onError((err, c) => {
+    const approver = c.get('approver') as Approver | undefined;
+    const e = exposeError(err, (msg, detail) => deps.logger.error(msg, { ...detail, path: c.req.path }));
+    const status = HTTP_STATUS[e.code] ?? 500;
+    if (status === 401 || status === 403) {
+      deps.logger.warn('consent api refused', { code: e.code, reason: e.message, path: c.req.path, method: c.req.method });
+    } else if (status === 409) {
+      deps.logger.warn('decision refused', { code: e.code, path: c.req.path, approver_identity: approver?.sub });
+    }
+    const headers: Record<string, string> = {};
+    if (status === 401) headers['www-authenticate'] = 'Bearer realm="ackd-consent", error="invalid_token"';
+    const message = status === 500 ? 'internal error' : e.message;
+    return c.json({ error: { code: status === 500 ? 'ERR_INTERNAL' : e.code, message, ...(e.field ? { field: e.field } : {}) } }, status, headers);
+  });
+
+  return app;
+}
+
+function bearer(h: string | undefined): string | undefined {
+  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+  return m?.[1];
+}
+
+async function bodyBinding(req: Request, id: RequestId): Promise<void> {
+  const type = req.headers.get('content-type') ?? '';
+  if (!/^application\/json\b/i.test(type)) throw new AckdError('ERR_INVALID_INPUT', 'body: must be application/json {"request_id": "..."}', { field: 'body' });
+  const text = await req.text();
+  if (text.length > MAX_BODY) throw new AckdError('ERR_INVALID_INPUT', 'body: too large', { field: 'body' });
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new AckdError('ERR_INVALID_INPUT', 'body: must be JSON', { field: 'body' });
+  }
+  const given = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).request_id : undefined;
+  if (given !== id) throw new AckdError('ERR_INVALID_INPUT', 'request_id: the body must name the same request as the URL', { field: 'request_id' });
+}
+
+export function view(service: AuthorizationService, r: AuthorizationRecord, now: Date): RequestView {
+  const s = service.status(r);
+  return {
+    request_id: r.request_id,
+    agent_id: r.agent_id,
+    action: r.action,
+    permissions: r.permissions,
+    justification: r.justification,
+    ttl_minutes: r.ttl_minutes,
+    requested_at: r.requested_at,
+    expires_at: r.expires_at,
+    status: s.status,
+    decision_at: r.decision_at,
+    approver_email: r.approver_email,
+    decidable: s.status === 'pending',
+    server_time: now.toISOString(),
+  };
+}
