@@ -178,6 +178,8 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
     if (anchor) {
       if (!canSign(anchor)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the bundle certificate that signed the chain is not a CA');
       checkValidity(anchor, at, 'the trust bundle CA');
+      const anchorPathLen = anchor.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+      if (anchorPathLen !== undefined && path.length - 1 > anchorPathLen) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain violates a pathLenConstraint');
       path.push(anchor);
       break;
     }
