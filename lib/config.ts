@@ -1,0 +1,230 @@
+/**
+ * Deploy configuration of the ackd CDK app: one typed place, parsed once, refusing missing or
+ * insecure values with a message that names the setting.
+ *
+ * Every setting can come from CDK context (`-c ackd:trustDomain=example.com`, or the `context`
+ * block of cdk.json / cdk.context.json) or from an environment variable (`ACKD_DEPLOY_TRUST_DOMAIN`).
+ * Context wins over the environment. docs/deploy.md lists every setting.
+ */
+
+export interface DeployConfig {
+  /** Deployment stage: names resources (`Ackd-<stage>`) and picks defaults. Not "local". */
+  readonly stage: string;
+  /** True for the stage "prod": retains data on stack deletion, two NAT gateways. */
+  readonly production: boolean;
+  /** SPIFFE trust domain of the SVIDs ackd issues. */
+  readonly trustDomain: string;
+  /** Default approvers: receive every consent email unless a route names others. */
+  readonly approverEmails: readonly string[];
+  /** Per-agent approver routing: agent_id → emails. */
+  readonly approverRoutes: Readonly<Record<string, readonly string[]>>;
+  /** The SES identity to create: an email address or a domain. */
+  readonly senderIdentity: { readonly kind: 'email' | 'domain'; readonly value: string };
+  /** The From address of consent emails (the email itself, or `ackd@<domain>`). */
+  readonly senderAddress: string;
+  /** Days an authorization record is kept (DynamoDB TTL). */
+  readonly retentionDays: number;
+  /** Cognito managed-login domain prefix (globally unique per region). */
+  readonly cognitoDomainPrefix: string | undefined;
+  /** Optional custom domain for the consent UI (CloudFront), with an ACM certificate in us-east-1. */
+  readonly consentDomain: { readonly name: string; readonly certificateArn: string } | undefined;
+  /** NAT gateways of the VPC (Lambda → AWS APIs, Fargate → image registry). */
+  readonly natGateways: number;
+  /** The SPIRE server image; pinned to the version the project tests against. */
+  readonly spireServerImage: string;
+}
+
+/** The SPIRE server version ackd is tested against (spire/ builds the same version locally). */
+export const SPIRE_VERSION = '1.15.3';
+export const DEFAULT_SPIRE_IMAGE = `ghcr.io/spiffe/spire-server:${SPIRE_VERSION}`;
+
+/** Every setting: its context key, its environment variable, and what it means. */
+export const SETTINGS = {
+  stage: { env: 'ACKD_DEPLOY_STAGE', doc: 'deployment stage, e.g. dev or prod (lowercase, digits, dashes; not "local")' },
+  trustDomain: { env: 'ACKD_DEPLOY_TRUST_DOMAIN', doc: 'SPIFFE trust domain, e.g. agents.example.com' },
+  approverEmails: { env: 'ACKD_DEPLOY_APPROVER_EMAILS', doc: 'comma-separated default approver emails' },
+  approverRoutes: { env: 'ACKD_DEPLOY_APPROVER_ROUTES', doc: 'JSON object agent_id → [emails] (optional)' },
+  sender: { env: 'ACKD_DEPLOY_SENDER', doc: 'SES identity: an email address or a domain you control' },
+  retentionDays: { env: 'ACKD_DEPLOY_RETENTION_DAYS', doc: 'days records are kept, 1-3650 (default 365)' },
+  cognitoDomainPrefix: { env: 'ACKD_DEPLOY_COGNITO_DOMAIN_PREFIX', doc: 'Cognito login domain prefix (default ackd-<stage>-<account>)' },
+  consentDomainName: { env: 'ACKD_DEPLOY_CONSENT_DOMAIN_NAME', doc: 'custom domain of the consent UI (optional)' },
+  consentCertificateArn: { env: 'ACKD_DEPLOY_CONSENT_CERTIFICATE_ARN', doc: 'ACM certificate (us-east-1) for that domain' },
+  natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
+  spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image (default ${DEFAULT_SPIRE_IMAGE})` },
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+
+/** Where settings are read from: CDK context (`ackd:<name>`) and the environment. */
+export interface ConfigSource {
+  context(key: string): unknown;
+  env: Record<string, string | undefined>;
+}
+
+export class DeployConfigError extends Error {
+  override readonly name = 'DeployConfigError';
+  constructor(
+    readonly setting: SettingName,
+    rule: string,
+  ) {
+    super(
+      `ackd deploy config: ${setting} (context "ackd:${setting}" or env ${SETTINGS[setting].env}) ${rule}. ` +
+        `See docs/deploy.md ("Configuration").`,
+    );
+  }
+}
+
+const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
+const AGENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Names reserved for documentation/testing (RFC 2606 / 6761): never a real deployment. */
+const PLACEHOLDER_DOMAINS = /(^|\.)(example\.(com|org|net)|example|test|invalid|localhost|local)$/;
+
+function raw(src: ConfigSource, name: SettingName): unknown {
+  const c = src.context(`ackd:${name}`);
+  if (c !== undefined && c !== null && c !== '') return c;
+  const e = src.env[SETTINGS[name].env]?.trim();
+  return e ? e : undefined;
+}
+
+function str(src: ConfigSource, name: SettingName): string | undefined {
+  const v = raw(src, name);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new DeployConfigError(name, 'must be a string');
+  return v.trim();
+}
+
+function req(src: ConfigSource, name: SettingName): string {
+  const v = str(src, name);
+  if (!v) throw new DeployConfigError(name, 'is required');
+  return v;
+}
+
+function emailList(name: SettingName, v: unknown): string[] {
+  const items = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : undefined;
+  if (!items) throw new DeployConfigError(name, 'must be a comma-separated list of emails');
+  const out = items.map((x) => (typeof x === 'string' ? x.trim() : '')).filter((x) => x !== '');
+  if (out.length === 0) throw new DeployConfigError(name, 'must name at least one approver email');
+  for (const e of out) if (!EMAIL.test(e)) throw new DeployConfigError(name, `contains an invalid email address "${e}"`);
+  return [...new Set(out.map((e) => e.toLowerCase()))];
+}
+
+function intSetting(src: ConfigSource, name: SettingName, def: number, min: number, max: number): number {
+  const v = raw(src, name);
+  if (v === undefined) return def;
+  const s = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.trim() : '';
+  if (!/^\d+$/.test(s)) throw new DeployConfigError(name, `must be an integer from ${min} to ${max}`);
+  const n = Number(s);
+  if (n < min || n > max) throw new DeployConfigError(name, `must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+export function loadDeployConfig(src: ConfigSource): DeployConfig {
+  const stage = req(src, 'stage');
+  if (!/^[a-z][a-z0-9-]{0,15}$/.test(stage)) {
+    throw new DeployConfigError('stage', 'must be 1-16 lowercase letters, digits or dashes, starting with a letter');
+  }
+  if (stage === 'local') throw new DeployConfigError('stage', 'may not be "local" (that is `npm start`, not AWS)');
+  const production = stage === 'prod';
+
+  const trustDomain = req(src, 'trustDomain');
+  if (!TRUST_DOMAIN.test(trustDomain) || trustDomain === '.' || trustDomain === '..') {
+    throw new DeployConfigError('trustDomain', 'must be a SPIFFE trust domain name (lowercase a-z, 0-9, ".", "-", "_")');
+  }
+  if (production && PLACEHOLDER_DOMAINS.test(trustDomain)) {
+    throw new DeployConfigError('trustDomain', `"${trustDomain}" is a reserved placeholder name; use a domain you own in prod`);
+  }
+
+  const approversRaw = raw(src, 'approverEmails');
+  if (approversRaw === undefined) throw new DeployConfigError('approverEmails', 'is required');
+  const approverEmails = emailList('approverEmails', approversRaw);
+
+  let approverRoutes: Record<string, string[]> = {};
+  const routesRaw = raw(src, 'approverRoutes');
+  if (routesRaw !== undefined) {
+    let parsed: unknown = routesRaw;
+    if (typeof routesRaw === 'string') {
+      try {
+        parsed = JSON.parse(routesRaw);
+      } catch {
+        throw new DeployConfigError('approverRoutes', 'must be a JSON object of agent_id → [emails]');
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new DeployConfigError('approverRoutes', 'must be a JSON object of agent_id → [emails]');
+    }
+    approverRoutes = {};
+    for (const [agent, emails] of Object.entries(parsed)) {
+      if (!AGENT_ID.test(agent) || agent === '.' || agent === '..') {
+        throw new DeployConfigError('approverRoutes', `has an invalid agent_id "${agent}"`);
+      }
+      approverRoutes[agent] = emailList('approverRoutes', emails);
+    }
+  }
+
+  const sender = req(src, 'sender');
+  let senderIdentity: DeployConfig['senderIdentity'];
+  let senderAddress: string;
+  if (sender.includes('@')) {
+    if (!EMAIL.test(sender)) throw new DeployConfigError('sender', `"${sender}" is not a valid email address`);
+    senderIdentity = { kind: 'email', value: sender };
+    senderAddress = sender;
+  } else {
+    const d = sender.toLowerCase();
+    if (!DOMAIN.test(d)) throw new DeployConfigError('sender', `"${sender}" is neither an email address nor a domain name`);
+    senderIdentity = { kind: 'domain', value: d };
+    senderAddress = `ackd@${d}`;
+  }
+  const senderDomain = senderAddress.split('@')[1]!.toLowerCase();
+  if (PLACEHOLDER_DOMAINS.test(senderDomain)) {
+    throw new DeployConfigError('sender', `"${senderDomain}" is a reserved placeholder domain; SES cannot send from it`);
+  }
+
+  const retentionDays = intSetting(src, 'retentionDays', 365, 1, 3650);
+
+  const cognitoDomainPrefix = str(src, 'cognitoDomainPrefix');
+  if (cognitoDomainPrefix !== undefined) {
+    if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(cognitoDomainPrefix)) {
+      throw new DeployConfigError('cognitoDomainPrefix', 'must be lowercase letters, digits and dashes (max 63)');
+    }
+    if (/aws|amazon|cognito/.test(cognitoDomainPrefix)) {
+      throw new DeployConfigError('cognitoDomainPrefix', 'may not contain "aws", "amazon" or "cognito" (Cognito refuses it)');
+    }
+  }
+
+  const domainName = str(src, 'consentDomainName');
+  const certificateArn = str(src, 'consentCertificateArn');
+  let consentDomain: DeployConfig['consentDomain'];
+  if (domainName !== undefined || certificateArn !== undefined) {
+    if (!domainName) throw new DeployConfigError('consentDomainName', 'is required when consentCertificateArn is set');
+    if (!certificateArn) throw new DeployConfigError('consentCertificateArn', 'is required when consentDomainName is set');
+    if (!DOMAIN.test(domainName)) throw new DeployConfigError('consentDomainName', `"${domainName}" is not a domain name`);
+    if (!/^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[A-Za-z0-9-]+$/.test(certificateArn)) {
+      throw new DeployConfigError('consentCertificateArn', 'must be an ACM certificate ARN in us-east-1 (CloudFront requires it)');
+    }
+    consentDomain = { name: domainName, certificateArn };
+  }
+
+  const natGateways = intSetting(src, 'natGateways', production ? 2 : 1, 1, 3);
+
+  const spireServerImage = str(src, 'spireServerImage') ?? DEFAULT_SPIRE_IMAGE;
+  if (!/^[a-z0-9./_-]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/.test(spireServerImage) || /:latest$/.test(spireServerImage)) {
+    throw new DeployConfigError('spireServerImage', 'must be an image reference pinned to a tag or digest (not "latest")');
+  }
+
+  return {
+    stage,
+    production,
+    trustDomain,
+    approverEmails,
+    approverRoutes,
+    senderIdentity,
+    senderAddress,
+    retentionDays,
+    cognitoDomainPrefix,
+    consentDomain,
+    natGateways,
+    spireServerImage,
+  };
+}

@@ -1,0 +1,279 @@
+import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as apigwv1 from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
+import { acknowledge, MANAGED_POLICY } from '../nag.ts';
+import { REPO_ROOT } from '../paths.ts';
+
+/** The Lambda runtime of every ackd function. */
+export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/** The path, on the MCP endpoint, where the SPIFFE trust bundle is served (lambdas/app.ts). */
+export const TRUST_BUNDLE_PATH = '/.well-known/spiffe-bundle';
+
+/**
+ * esbuild options of every ackd function: one ESM file (index.mjs) per function, AWS SDK included
+ * (pinned by package-lock, not the runtime's copy), a `require` shim for the CommonJS dependencies,
+ * built with the local esbuild (no Docker). Tests build the same way (test/infra/bundles.test.ts).
+ */
+export const BUNDLING = {
+  format: OutputFormat.ESM,
+  target: 'node22',
+  mainFields: ['module', 'main'],
+  banner: "import { createRequire as __ackdCreateRequire } from 'node:module'; const require = __ackdCreateRequire(import.meta.url);",
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  externalModules: [],
+  forceDockerBundling: false,
+  logLevel: LogLevel.ERROR,
+} satisfies BundlingOptions;
+
+export interface HandlerSpec {
+  /** Entry file relative to the repository root. */
+  readonly entry: string;
+  readonly description: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+}
+
+export const HANDLERS = {
+  mcp: {
+    entry: 'lambdas/handlers/mcp.ts',
+    description: 'ackd MCP server (request/check/revoke authorization) and trust bundle',
+    memorySize: 1024,
+    // API Gateway HTTP APIs time out at 30 s; long-polls (wait_seconds ≤ 25) end before that.
+    timeout: Duration.seconds(29),
+  },
+  consentApi: {
+    entry: 'lambdas/handlers/consent-api.ts',
+    description: 'ackd consent API (approver reads and decides a request)',
+    memorySize: 512,
+    timeout: Duration.seconds(10),
+  },
+  sweeper: {
+    entry: 'lambdas/handlers/sweeper.ts',
+    description: 'ackd expiry sweeper (records expiry of overdue pending requests)',
+    memorySize: 512,
+    timeout: Duration.minutes(2),
+  },
+} as const satisfies Record<string, HandlerSpec>;
+
+export interface ApiProps {
+  readonly vpc: ec2.IVpc;
+  readonly table: dynamodb.ITableV2;
+  readonly logRetention: logs.RetentionDays;
+  /** Environment shared by every function (config of lambdas/config.ts). */
+  readonly environment: Record<string, string>;
+  /** Environment of the consent API only (Cognito verifier). */
+  readonly consentEnvironment: Record<string, string>;
+  readonly spire: { readonly bridgeUrl: string; readonly bridgeSecret: secretsmanager.ISecret };
+  /** SES: the identity the MCP function sends from, and the From address it may use. */
+  readonly ses: { readonly identityName: string; readonly fromAddress: string };
+  readonly sweepEvery: Duration;
+}
+
+/**
+ * The HTTP side of ackd: the MCP function (in the VPC, to reach the SPIRE bridge), the consent API
+ * function, the periodic sweeper, one HTTP API in front of the first two. Every function gets only
+ * the table actions and SES actions it uses, its own log group with retention, arm64, Node 22+.
+ */
+export class Api extends Construct {
+  readonly httpApi: apigw.HttpApi;
+  readonly mcpFunction: NodejsFunction;
+  readonly consentFunction: NodejsFunction;
+  readonly sweeperFunction: NodejsFunction;
+  readonly mcpSecurityGroup: ec2.SecurityGroup;
+  /** https://<api-id>.execute-api.<region>.<suffix> */
+  readonly endpoint: string;
+  /** <api-id>.execute-api.<region>.<suffix> (the CloudFront origin of /api/*). */
+  readonly domainName: string;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+    const table = props.table;
+
+    this.mcpSecurityGroup = new ec2.SecurityGroup(this, 'McpSg', {
+      vpc: props.vpc,
+      description: 'ackd MCP function: HTTPS to AWS APIs, HTTP to the SPIRE bridge',
+      allowAllOutbound: false,
+    });
+    this.mcpSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (DynamoDB, SES, Secrets Manager)');
+
+    this.mcpFunction = this.fn('Mcp', HANDLERS.mcp, props, {
+      ...props.environment,
+      ACKD_MINTER: 'spire-remote',
+      ACKD_SPIRE_BRIDGE_URL: props.spire.bridgeUrl,
+      ACKD_SPIRE_BRIDGE_SECRET_ARN: props.spire.bridgeSecret.secretArn,
+    }, {
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [this.mcpSecurityGroup],
+    });
+    this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment });
+    this.sweeperFunction = this.fn('Sweeper', HANDLERS.sweeper, props, props.environment);
+
+    // --- least privilege, written out action by action ---
+    const tableArn = table.tableArn;
+    const indexArn = (name: string) => `${tableArn}/index/${name}`;
+    this.mcpFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'RequestsAndApiKeys',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+        resources: [tableArn],
+      }),
+    );
+    this.mcpFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'QueryIndexes',
+        actions: ['dynamodb:Query'],
+        resources: [indexArn(TABLE.byAgent.name), indexArn(TABLE.pendingByExpiry.name)],
+      }),
+    );
+    this.mcpFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'SendConsentEmail',
+        actions: ['ses:SendEmail'],
+        // In the SES sandbox the recipients' identities are authorized too, hence identity/*; the
+        // condition pins the From address to ackd's own sender.
+        resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/*`],
+        conditions: { StringEquals: { 'ses:FromAddress': props.ses.fromAddress } },
+      }),
+    );
+    this.mcpFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadBridgeKey',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [props.spire.bridgeSecret.secretArn],
+      }),
+    );
+    this.consentFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAndDecide',
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        resources: [tableArn],
+      }),
+    );
+    this.sweeperFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'FindOverduePending',
+        actions: ['dynamodb:Query'],
+        resources: [indexArn(TABLE.pendingByExpiry.name)],
+      }),
+    );
+    this.sweeperFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'RecordExpiry',
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        resources: [tableArn],
+      }),
+    );
+    acknowledge(
+      this.mcpFunction,
+      "ses:SendEmail on identity/* of this account and region only, and the ses:FromAddress condition pins the sender to ackd's own address: SES authorizes the recipients' identities too while the account is in the SES sandbox, so the sender identity alone is not enough.",
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*]',
+    );
+    acknowledge(
+      this.mcpFunction,
+      'AWSLambdaVPCAccessExecutionRole is the AWS-maintained minimal policy for a function in a VPC to manage its network interfaces (those EC2 actions support no resource scoping).',
+      MANAGED_POLICY.lambdaVpc,
+    );
+
+    new events.Rule(this, 'SweepSchedule', {
+      description: 'ackd: record expiry of overdue pending requests',
+      schedule: events.Schedule.rate(props.sweepEvery),
+      targets: [new targets.LambdaFunction(this.sweeperFunction, { retryAttempts: 2 })],
+    });
+
+    // --- one HTTP API: /api/* → consent API, everything else (/mcp, /healthz, trust bundle) → MCP ---
+    const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
+      description: 'ackd: MCP endpoint and consent API',
+      createDefaultStage: false,
+      defaultIntegration: new HttpLambdaIntegration('McpIntegration', this.mcpFunction, {
+        payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+      }),
+    });
+    this.httpApi.addRoutes({
+      path: '/api/{proxy+}',
+      methods: [apigw.HttpMethod.ANY],
+      integration: new HttpLambdaIntegration('ConsentIntegration', this.consentFunction, {
+        payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+      }),
+    });
+    new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: 50, burstLimit: 100 },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: apigwv1.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            requestTime: '$context.requestTime',
+            method: '$context.httpMethod',
+            path: '$context.path',
+            status: '$context.status',
+            latency: '$context.responseLatency',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+
+    acknowledge(
+      this.httpApi,
+      'Authorization is enforced inside the functions on every request, where API Gateway authorizers cannot express it: /mcp requires an agent API key (stored as a hash, constant-time compare, 401 + WWW-Authenticate); /api/* requires a verified Cognito ID token (issuer, audience, signature) of a user in the approvers group. /healthz and the trust bundle are public by design.',
+      'AwsSolutions-APIG4',
+    );
+
+    this.domainName = `${this.httpApi.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
+    this.endpoint = `https://${this.domainName}`;
+  }
+
+  private fn(
+    id: string,
+    spec: HandlerSpec,
+    props: ApiProps,
+    environment: Record<string, string>,
+    extra: Partial<ConstructorParameters<typeof NodejsFunction>[2]> = {},
+  ): NodejsFunction {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    const f = new NodejsFunction(this, id, {
+      entry: `${REPO_ROOT}/${spec.entry}`,
+      handler: 'handler',
+      description: spec.description,
+      runtime: LAMBDA_RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: spec.memorySize,
+      timeout: spec.timeout,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: `${REPO_ROOT}/package-lock.json`,
+      bundling: BUNDLING,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      tracing: lambda.Tracing.DISABLED,
+      environment: { ...environment, NODE_OPTIONS: '--enable-source-maps' },
+      ...extra,
+    });
+    acknowledge(
+      f,
+      'AWSLambdaBasicExecutionRole is the AWS-maintained minimal policy to write logs; every data permission of this function is an inline statement naming its exact actions and resources.',
+      MANAGED_POLICY.lambdaBasic,
+    );
+    return f;
+  }
+}

@@ -1,0 +1,17 @@
+import { Validations } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+
+/**
+ * Acknowledges cdk-nag findings on `scope` (and everything below it) with one written reason.
+ * cdk-nag 3 matches finding ids exactly, e.g. `AwsSolutions-IAM5[Resource::*]`, so each id names
+ * the precise finding being accepted, never a whole rule.
+ */
+export function acknowledge(scope: IConstruct, reason: string, ...ids: string[]): void {
+  if (reason.trim().length < 20) throw new Error(`cdk-nag acknowledgment of ${ids.join(', ')} needs a real reason`);
+  Validations.of(scope).acknowledge(...ids.map((id) => ({ id, reason })));
+}
+
+export const MANAGED_POLICY = {
+  lambdaBasic: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+  lambdaVpc: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+} as const;

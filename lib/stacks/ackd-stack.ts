@@ -1,0 +1,110 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import type { DeployConfig } from '../config.ts';
+import { Api, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
+import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
+import { Consent } from '../constructs/consent.ts';
+import { Data } from '../constructs/data.ts';
+
+export interface AckdStackProps extends StackProps {
+  readonly config: DeployConfig;
+}
+
+/** How often the sweeper records expiry of overdue pending requests. */
+export const SWEEP_EVERY = Duration.minutes(5);
+
+/**
+ * All of ackd in one stack: Data (DynamoDB), Spire (Fargate + bridge), Api (Lambdas + HTTP API),
+ * Consent (S3 + CloudFront + Cognito + SES). One stack keeps the cross-references (consent URL ↔
+ * Cognito callback ↔ API origin) plain values instead of exports between stacks.
+ */
+export class AckdStack extends Stack {
+  readonly data: Data;
+  readonly spire: Spire;
+  readonly api: Api;
+  readonly consent: Consent;
+
+  constructor(scope: Construct, id: string, props: AckdStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const logRetention = config.production ? logs.RetentionDays.ONE_YEAR : logs.RetentionDays.ONE_MONTH;
+
+    const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: config.natGateways,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+      ],
+      flowLogs: {
+        all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.ALL },
+      },
+    });
+    // DynamoDB traffic from the MCP function stays on the AWS network (and off the NAT bill).
+    vpc.addGatewayEndpoint('DynamoDbEndpoint', { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB });
+
+    this.data = new Data(this, 'Data');
+
+    this.spire = new Spire(this, 'Spire', {
+      vpc,
+      stage: config.stage,
+      trustDomain: config.trustDomain,
+      image: config.spireServerImage,
+      logRetention,
+      retainData: config.production,
+    });
+
+    const environment: Record<string, string> = {
+      ACKD_STAGE: config.stage,
+      ACKD_TRUST_DOMAIN: config.trustDomain,
+      ACKD_TABLE_NAME: this.data.table.tableName,
+      ACKD_RETENTION_DAYS: String(config.retentionDays),
+      ACKD_SENDER: config.senderAddress,
+      ACKD_APPROVERS: config.approverEmails.join(','),
+      ACKD_LOG_LEVEL: 'info',
+    };
+    if (Object.keys(config.approverRoutes).length > 0) environment.ACKD_APPROVER_ROUTES = JSON.stringify(config.approverRoutes);
+
+    this.api = new Api(this, 'Api', {
+      vpc,
+      table: this.data.table,
+      logRetention,
+      environment,
+      consentEnvironment: {},
+      spire: { bridgeUrl: this.spire.bridgeUrl, bridgeSecret: this.spire.bridgeSecret },
+      ses: {
+        identityName: config.senderIdentity.value,
+        fromAddress: config.senderAddress,
+      },
+      sweepEvery: SWEEP_EVERY,
+    });
+    this.api.mcpSecurityGroup.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
+    this.spire.allowBridgeFrom(this.api.mcpSecurityGroup);
+
+    this.consent = new Consent(this, 'Consent', { config, apiDomainName: this.api.domainName });
+
+    // The consent URL and the Cognito settings exist only once Consent does.
+    const consentUrl = this.consent.url;
+    const cognitoEnv = {
+      ACKD_COGNITO_ISSUER: this.consent.issuer,
+      ACKD_COGNITO_JWKS_URL: `${this.consent.issuer}/.well-known/jwks.json`,
+      ACKD_COGNITO_CLIENT_ID: this.consent.userPoolClient.userPoolClientId,
+      ACKD_COGNITO_USER_POOL_ID: this.consent.userPool.userPoolId,
+    };
+    for (const f of [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction]) {
+      f.addEnvironment('ACKD_CONSENT_URL', consentUrl);
+    }
+    for (const [k, v] of Object.entries(cognitoEnv)) this.api.consentFunction.addEnvironment(k, v);
+
+    new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
+    new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });
+    new CfnOutput(this, 'TrustBundleUrl', { description: 'SPIFFE trust bundle of the trust domain', value: `${this.api.endpoint}${TRUST_BUNDLE_PATH}` });
+    new CfnOutput(this, 'TableName', { description: 'DynamoDB table (ACKD_TABLE_NAME for the ackd CLI)', value: this.data.table.tableName });
+    new CfnOutput(this, 'UserPoolId', { description: 'Cognito user pool (ACKD_COGNITO_USER_POOL_ID for `ackd approvers`)', value: this.consent.userPool.userPoolId });
+    new CfnOutput(this, 'UserPoolClientId', { description: 'Cognito app client of the consent UI', value: this.consent.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'SesIdentity', { description: 'SES identity to verify before consent emails can be sent', value: config.senderIdentity.value });
+  }
+}
