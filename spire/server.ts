@@ -41,6 +41,8 @@ export interface SpireServerHandle {
   readonly trustDomain: string;
   /** Whether the server process is currently running. */
   running(): boolean;
+  /** The server's process id while it runs. */
+  pid(): number | undefined;
   /** SIGTERM, wait, then SIGKILL. Safe to call twice. */
   stop(): Promise<void>;
   /** Stops (if running) and starts again with the same data (same CA, same bundle). */
@@ -148,6 +150,7 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     configPath,
     trustDomain: opts.trustDomain,
     running: () => child !== undefined,
+    pid: () => child?.pid,
     stop: async () => {
       await stop();
       if (socketDir) await rm(socketDir, { recursive: true, force: true }).catch(() => {});
