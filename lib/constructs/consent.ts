@@ -13,10 +13,10 @@ import type { DeployConfig } from '../config.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
 import { REPO_ROOT } from '../paths.ts';
 
-/** The built consent UI (helper script: npm run build:consent-ui). */
+/** The built consent UI (`npx tsx consent-ui/build.ts`). */
 export const CONSENT_UI_DIST = join(REPO_ROOT, 'consent-ui', 'dist');
-/** Where Cognito sends the approver back after sign-in / sign-out (relative to the consent UI URL). */
-export const CONSENT_CALLBACK_PATH = '/callback';
+/** Where Cognito sends the approver back after sign-in / sign-out: the page itself (consent-ui/src/auth.ts). */
+export const CONSENT_CALLBACK_PATH = '/';
 export const CONSENT_LOGOUT_PATH = '/';
 /** Runtime configuration file of the consent UI, written next to index.html at deploy time. */
 export const CONSENT_UI_CONFIG_FILE = 'config.json';
@@ -44,6 +44,8 @@ export class Consent extends Construct {
   /** https://<consent host> without trailing slash. */
   readonly url: string;
   readonly issuer: string;
+  /** https://<prefix>.auth.<region>.amazoncognito.com (managed login). */
+  readonly cognitoDomainUrl: string;
 
   constructor(scope: Construct, id: string, props: ConsentProps) {
     super(scope, id);
@@ -72,21 +74,24 @@ export class Consent extends Construct {
       removalPolicy,
     });
 
+    const domainPrefix = config.cognitoDomainPrefix ?? `ackd-${config.stage}-${Aws.ACCOUNT_ID}`;
+    this.cognitoDomainUrl = `https://${domainPrefix}.auth.${Aws.REGION}.amazoncognito.com`;
+
     // --- CloudFront: UI from S3 (OAC), /api/* to the HTTP API, strict security headers ---
     const headers = new cloudfront.ResponseHeadersPolicy(this, 'SecurityHeaders', {
       comment: 'ackd consent UI security headers',
       securityHeadersBehavior: {
         contentSecurityPolicy: {
           contentSecurityPolicy: [
-            "default-src 'self'",
+            // The same policy the local server sends (lambdas/local/consent-ui.ts): own files, the API, the token endpoint.
+            "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' data:",
-            `connect-src 'self' https://*.auth.${Aws.REGION}.amazoncognito.com https://cognito-idp.${Aws.REGION}.amazonaws.com`,
-            "frame-ancestors 'none'",
+            "img-src 'self'",
+            `connect-src 'self' ${this.cognitoDomainUrl}`,
             "base-uri 'none'",
-            "form-action 'self'",
-            "object-src 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
           ].join('; '),
           override: true,
         },
@@ -223,7 +228,7 @@ export class Consent extends Construct {
     });
 
     this.userPoolDomain = this.userPool.addDomain('Domain', {
-      cognitoDomain: { domainPrefix: config.cognitoDomainPrefix ?? `ackd-${config.stage}-${Aws.ACCOUNT_ID}` },
+      cognitoDomain: { domainPrefix },
       managedLoginVersion: cognito.ManagedLoginVersion.NEWER_MANAGED_LOGIN,
     });
     const branding = new cognito.CfnManagedLoginBranding(this, 'ManagedLoginBranding', {
@@ -244,18 +249,14 @@ export class Consent extends Construct {
     });
 
     // --- the UI files and its runtime config ---
+    // Shape: ConsentUiConfig of consent-ui/src/auth.ts (the same file the local server serves).
     const uiConfig = {
+      cognitoDomain: this.cognitoDomainUrl,
+      clientId: this.userPoolClient.userPoolClientId,
+      redirectUri: `${this.url}${CONSENT_CALLBACK_PATH}`,
+      logoutUri: `${this.url}${CONSENT_LOGOUT_PATH}`,
       apiBase: '/api',
-      cognito: {
-        domain: `https://${this.userPoolDomain.domainName}.auth.${Aws.REGION}.amazoncognito.com`,
-        authorizeUrl: `https://${this.userPoolDomain.domainName}.auth.${Aws.REGION}.amazoncognito.com/oauth2/authorize`,
-        tokenUrl: `https://${this.userPoolDomain.domainName}.auth.${Aws.REGION}.amazoncognito.com/oauth2/token`,
-        logoutUrl: `https://${this.userPoolDomain.domainName}.auth.${Aws.REGION}.amazoncognito.com/logout`,
-        clientId: this.userPoolClient.userPoolClientId,
-        redirectUri: `${this.url}${CONSENT_CALLBACK_PATH}`,
-        logoutRedirectUri: `${this.url}${CONSENT_LOGOUT_PATH}`,
-        scopes: ['openid', 'email', 'profile'],
-      },
+      scopes: 'openid email profile',
     };
     const sources: s3deploy.ISource[] = [s3deploy.Source.jsonData(CONSENT_UI_CONFIG_FILE, uiConfig)];
     if (existsSync(join(CONSENT_UI_DIST, 'index.html'))) {
@@ -263,12 +264,12 @@ export class Consent extends Construct {
     } else {
       Annotations.of(this).addWarningV2(
         'ackd:ConsentUiNotBuilt',
-        `consent-ui/dist is missing: deploying a placeholder page. Build the consent UI first (npm run build:consent-ui), then deploy.`,
+        `consent-ui/dist is missing: deploying a placeholder page. Build the consent UI first (npx tsx consent-ui/build.ts), then deploy.`,
       );
       sources.unshift(
         s3deploy.Source.data(
           'index.html',
-          '<!doctype html><meta charset="utf-8"><title>ackd</title><p>The ackd consent UI was not built before this deployment. Run <code>npm run build:consent-ui</code> and deploy again.</p>',
+          '<!doctype html><meta charset="utf-8"><title>ackd</title><p>The ackd consent UI was not built before this deployment. Run <code>npx tsx consent-ui/build.ts</code> and deploy again.</p>',
         ),
       );
     }
