@@ -105,7 +105,7 @@ export async function ensureSpireServer(opts: EnsureOptions = {}): Promise<strin
         await rm(lock, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for another spire-server build (lock ${lock})`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for another spire-server build (lock ${lock})`, { cause: e });
       log('another process is building spire-server; waiting for it');
       await new Promise((r) => setTimeout(r, 5000));
       const done = await cachedSpireServer(cacheDir);

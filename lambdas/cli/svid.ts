@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Command, CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { readLocalInfo } from './context.ts';
 import { SvidVerifyError, verifyAckdSvid, type AckdVerifyResult } from '../verify/index.ts';
 

@@ -258,7 +258,7 @@ export function svidStatusUrl(base: string, requestId: string, svidId: string): 
  * Asks ackd about a verified SVID and refuses unless it is current: ERR_SVID_REVOKED,
  * ERR_SVID_NOT_APPROVED, ERR_SVID_UNKNOWN, or ERR_SVID_STATUS_UNAVAILABLE (fail closed).
  */
-export async function checkSvidStatus(svid: Pick<VerifiedSvid, 'request_id' | 'svid_id' | 'spiffe_id'>, opts: StatusOptions): Promise<SvidStatus> {
+export async function checkSvidStatus(svid: { readonly request_id: string; readonly svid_id: string; readonly spiffe_id: string }, opts: StatusOptions): Promise<SvidStatus> {
   const f = opts.fetch ?? fetch;
   let res: Response;
   try {
