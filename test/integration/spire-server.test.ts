@@ -1,0 +1,107 @@
+/**
+ * The spire-server helpers themselves: cached build reuse, start / health-wait / stop / restart,
+ * short admin socket paths, CA persistence, and the issuer picker used by `npm start`.
+ */
+import 'reflect-metadata';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpireClient } from '../../spire/bridge/client.ts';
+import { SPIRE_VERSION, cachedSpireServer, ensureSpireServer } from '../../spire/build.ts';
+import { startIssuer } from '../../spire/issuer.ts';
+import { renderServerConf, startSpireServer, SERVER_CONF_TEMPLATE } from '../../spire/server.ts';
+import { isAckdError } from '../../lambdas/core/errors.ts';
+import { SPIRE_BUILD_TIMEOUT_MS } from '../helpers/spire.ts';
+
+const run = promisify(execFile);
+
+describe('spire-server build, start, stop', () => {
+  let binary: string;
+  let work: string;
+  beforeAll(async () => {
+    binary = await ensureSpireServer();
+    work = await mkdtemp(join(tmpdir(), 'ackd-sps-'));
+  }, SPIRE_BUILD_TIMEOUT_MS);
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it(`reuses the cached v${SPIRE_VERSION} binary`, async () => {
+    expect(await cachedSpireServer()).toBe(binary);
+    const t0 = Date.now();
+    expect(await ensureSpireServer()).toBe(binary);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const { stdout, stderr } = await run(binary, ['--version']);
+    expect(stdout + stderr).toContain(SPIRE_VERSION);
+  });
+
+  it('renders the config template with every value quoted, refusing a missing one', async () => {
+    const tmpl = await readFile(SERVER_CONF_TEMPLATE, 'utf8');
+    expect(() => renderServerConf(tmpl, {})).toThrow(/no value/);
+    const conf = renderServerConf('a = {{x}}\nb = {{n}}', { x: 'he said "hi"', n: 0 });
+    expect(conf).toBe('a = "he said \\"hi\\""\nb = 0');
+  });
+
+  it('starts healthy, keeps its CA across restart, refuses calls while stopped, and stops cleanly', async () => {
+    // a data dir long enough that <dataDir>/api.sock would overflow sun_path
+    const dataDir = join(work, 'x'.repeat(100));
+    const s = await startSpireServer({ binary, dataDir, trustDomain: 'persist.test', logLevel: 'WARN' });
+    try {
+      expect(s.socketPath.length).toBeLessThanOrEqual(90);
+      expect(s.running()).toBe(true);
+      const client = new SpireClient({ socketPath: s.socketPath, timeoutMs: 2000 });
+      const before = await client.getBundle();
+      expect(before.trustDomain).toBe('persist.test');
+      expect(before.x509Authorities.length).toBeGreaterThan(0);
+
+      await s.stop();
+      expect(s.running()).toBe(false);
+      const e = await client.getBundle().catch((x: unknown) => x);
+      expect(isAckdError(e, 'ERR_ISSUER_UNAVAILABLE')).toBe(true);
+
+      await s.restart();
+      const after = await client.getBundle();
+      expect(Buffer.from(after.x509Authorities[0]!).equals(Buffer.from(before.x509Authorities[0]!))).toBe(true);
+      client.close();
+    } finally {
+      await s.stop();
+      await s.stop(); // twice is fine
+    }
+    expect(existsSync(s.socketPath)).toBe(false);
+  });
+
+  it('fails with the server log when the config is rejected', async () => {
+    await expect(startSpireServer({ binary, dataDir: join(work, 'bad'), trustDomain: 'NOT A DOMAIN', startTimeoutMs: 20_000 })).rejects.toThrow(/spire-server exited/);
+  });
+
+  it('startIssuer: SPIRE when the binary is cached (same bundle after a restart), the in-process CA on request', async () => {
+    const stateDir = join(work, 'state');
+    const logs: string[] = [];
+    const a = await startIssuer({ trustDomain: 'issuer.test', stateDir, log: (l) => logs.push(l) });
+    let bundleA: string;
+    try {
+      expect(a.kind).toBe('spire');
+      bundleA = await a.trustBundlePem();
+    } finally {
+      await a.stop();
+    }
+    const b = await startIssuer({ trustDomain: 'issuer.test', stateDir, log: (l) => logs.push(l) });
+    try {
+      expect(b.kind).toBe('spire');
+      expect(await b.trustBundlePem()).toBe(bundleA);
+    } finally {
+      await b.stop();
+    }
+    expect(logs.join('\n')).toContain('SVID issuer: spire-server');
+
+    const c = await startIssuer({ trustDomain: 'issuer.test', stateDir, issuer: 'local-ca', log: (l) => logs.push(l) });
+    const d = await startIssuer({ trustDomain: 'issuer.test', stateDir, issuer: 'local-ca', log: (l) => logs.push(l) });
+    expect(c.kind).toBe('local-ca');
+    expect(await c.trustBundlePem()).toBe(await d.trustBundlePem()); // persisted under stateDir/local-ca
+    expect(await c.trustBundlePem()).not.toBe(bundleA);
+  }, 120_000);
+});
