@@ -67,6 +67,11 @@ function page(title: string, ...body: Child[]): HTMLElement {
   return el('section', { class: 'card' }, el('h1', {}, title), ...body);
 }
 
+/** Bidirectional-text controls could make agent text read differently than it is: show them, don't obey them. */
+function visible(s: string): string {
+  return s.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
 // ---- time ----
 
 function utc(iso: string): string {
@@ -122,11 +127,11 @@ function details(r: RequestView, offsetMs: number): { dl: HTMLElement; timeLeft:
     el('dt', {}, 'Agent'),
     el('dd', { attrs: { 'data-field': 'agent' } }, el('code', {}, r.agent_id)),
     el('dt', {}, 'Action'),
-    el('dd', { attrs: { 'data-field': 'action' } }, r.action),
+    el('dd', { attrs: { 'data-field': 'action' } }, visible(r.action)),
     el('dt', {}, 'Permissions'),
-    el('dd', { attrs: { 'data-field': 'permissions' } }, el('ul', {}, ...r.permissions.map((p) => el('li', {}, el('code', {}, p))))),
+    el('dd', { attrs: { 'data-field': 'permissions' } }, el('ul', {}, ...r.permissions.map((p) => el('li', {}, el('code', {}, visible(p)))))),
     el('dt', {}, 'Justification'),
-    el('dd', { class: 'justification scroll', attrs: { 'data-field': 'justification' } }, r.justification),
+    el('dd', { class: 'justification scroll', attrs: { 'data-field': 'justification' } }, visible(r.justification)),
     el('dt', {}, 'Requested'),
     el('dd', { attrs: { 'data-field': 'requested' } }, local(r.requested_at), el('br'), el('small', { class: 'muted' }, utc(r.requested_at))),
     el('dt', {}, 'Expires'),

@@ -35,9 +35,10 @@ describe('consent email template', () => {
     expect(html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
     expect(html).toContain('&lt;b&gt;bold&lt;/b&gt;');
     expect(html).toContain('&#39;single&#39;');
-    // unicode survives, bidi override is removed
+    // unicode survives, bidi controls are shown, not obeyed
     expect(html).toContain('Ü🦀漢字');
     expect(html).not.toContain('\u202e');
+    expect(html).toContain('[U+202E]evil[U+202C]');
     expect(text).not.toContain('\u202e');
     // the only tags are ours: every "<" in the document belongs to a known tag
     const tags = new Set([...html.matchAll(/<\/?([a-z0-9!]+)/gi)].map((m) => m[1]!.toLowerCase()));

@@ -19,18 +19,25 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 }
 
-/** Removes characters that could break a line-oriented context (CR, LF, other C0/C1 controls, bidi overrides). */
+/** Bidirectional-text controls could make text read differently than it is: they are shown, not obeyed. */
+const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+export function markBidi(s: string): string {
+  return s.replace(BIDI, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
+/** One line: CR, LF and other C0/C1 controls removed, bidi controls made visible. */
 export function oneLine(s: string): string {
-  return s
+  return markBidi(s)
     .replace(/[\r\n\u2028\u2029]+/g, ' ')
-    .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
     .replace(/\s+/g, ' ')
     .trim();
 }
 
-/** Keeps line breaks (for the justification) but drops other control characters and bidi overrides. */
+/** Keeps line breaks (for the justification), drops other control characters, makes bidi controls visible. */
 function multiLine(s: string): string {
-  return s.replace(/\r\n?/g, '\n').replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '');
+  return markBidi(s.replace(/\r\n?/g, '\n')).replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, '');
 }
 
 /** Truncates to at most `max` UTF-16 units without splitting a surrogate pair, adding an ellipsis. */
