@@ -3,6 +3,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -23,7 +24,7 @@ export interface SpireServerOptions {
   readonly trustDomain: string;
   /** Admin API socket; default `<dataDir>/api.sock`, or a short temp path when that is too long. */
   readonly socketPath?: string;
-  /** TCP port of the (agent) listener on 127.0.0.1; 0 (default) picks a free one. */
+  /** TCP port of the (agent) listener on 127.0.0.1; a free one when absent or 0. */
   readonly bindPort?: number;
   readonly caTtl?: string;
   readonly defaultX509SvidTtl?: string;
@@ -73,7 +74,8 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
   const configPath = join(dataDir, 'server.conf');
   const conf = renderServerConf(await readFile(SERVER_CONF_TEMPLATE, 'utf8'), {
-    bind_port: opts.bindPort ?? 0,
+    // SPIRE treats 0 as "use 8081", so an ephemeral port is picked here.
+    bind_port: opts.bindPort || (await freePort()),
     socket_path: socketPath,
     trust_domain: opts.trustDomain,
     data_dir: dataDir,
@@ -121,11 +123,11 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     }
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
     for (;;) {
-      if (exitInfo !== undefined) throw new Error(`spire-server ${exitInfo}:\n${logBuf.slice(-15).join('\n')}`);
+      if (exitInfo !== undefined) throw new Error(`spire-server ${exitInfo}:\n${errorLines(logBuf)}`);
       if (existsSync(socketPath) && (await healthy(binary, socketPath))) return;
       if (Date.now() > deadline) {
         await stop();
-        throw new Error(`spire-server did not become healthy in time:\n${logBuf.slice(-15).join('\n')}`);
+        throw new Error(`spire-server did not become healthy in time:\n${errorLines(logBuf)}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -162,6 +164,23 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     },
     logs: () => [...logBuf],
   };
+}
+
+/** The server's error lines (the reason it died), else its last lines. */
+function errorLines(lines: string[]): string {
+  const errors = lines.filter((l) => /"level":"(error|fatal)"/.test(l));
+  return (errors.length > 0 ? errors : lines).slice(-10).join('\n');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createNetServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => res(port));
+    });
+  });
 }
 
 /** `spire-server healthcheck -socketPath <path>`: true when it exits 0. */
