@@ -93,7 +93,7 @@ export class LocalCaMinter implements SvidMinter {
   }
 }
 
-/** 16 random bytes, first bit clear (positive) and first byte non-zero (no leading zero to strip). */
+/** 16 random bytes, first bit clear (positive) and first byte non-zero (no DER padding byte). */
 export function randomSerialHex(): string {
   const b = webcrypto.getRandomValues(new Uint8Array(16));
   b[0] = (b[0]! & 0x7f) | 0x01;
