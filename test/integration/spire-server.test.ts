@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpireClient } from '../../spire/bridge/client.ts';
+import { createKeyAndCsr } from '../../spire/bridge/csr.ts';
 import { SPIRE_VERSION, cachedSpireServer, ensureSpireServer } from '../../spire/build.ts';
 import { startIssuer } from '../../spire/issuer.ts';
 import { renderServerConf, startSpireServer, SERVER_CONF_TEMPLATE } from '../../spire/server.ts';
@@ -72,6 +73,29 @@ describe('spire-server build, start, stop', () => {
       await s.stop(); // twice is fine
     }
     expect(existsSync(s.socketPath)).toBe(false);
+  });
+
+  it('maps SPIRE\'s gRPC refusals to domain errors (real server, real gRPC)', async () => {
+    const s = await startSpireServer({ binary, dataDir: join(work, 'grpc'), trustDomain: 'grpc.test', logLevel: 'ERROR' });
+    const client = new SpireClient({ socketPath: s.socketPath });
+    try {
+      // malformed CSR: SPIRE answers InvalidArgument
+      const bad = await client.mintX509Svid(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), 60).catch((x: unknown) => x);
+      expect(isAckdError(bad, 'ERR_INVALID_INPUT') && /INVALID_ARGUMENT: malformed CSR/.test(bad.message)).toBe(true);
+      // a CSR for another trust domain
+      const other = await createKeyAndCsr('spiffe://elsewhere.test/agent/a/req_01m8097t68bqmsxsfk9emc3g6q');
+      const e2 = await client.mintX509Svid(other.csrDer, 60).catch((x: unknown) => x);
+      expect(isAckdError(e2, 'ERR_INVALID_INPUT')).toBe(true);
+      // a bad ttl never reaches SPIRE
+      const ok = await createKeyAndCsr('spiffe://grpc.test/agent/a/req_01m8097t68bqmsxsfk9emc3g6q');
+      for (const ttl of [0, -1, 1.5]) expect(isAckdError(await client.mintX509Svid(ok.csrDer, ttl).catch((x: unknown) => x), 'ERR_INVALID_INPUT')).toBe(true);
+      const minted = await client.mintX509Svid(ok.csrDer, 120);
+      expect(minted.spiffeId).toBe('spiffe://grpc.test/agent/a/req_01m8097t68bqmsxsfk9emc3g6q');
+      expect(minted.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 121_000);
+    } finally {
+      client.close();
+      await s.stop();
+    }
   });
 
   it('fails with the server log when the config is rejected', async () => {
