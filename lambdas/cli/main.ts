@@ -7,6 +7,7 @@ import type { AuthorizationRecord } from '../core/request.ts';
 import { AUDIT_FIELDS, toCsvRow } from './audit.ts';
 import { cliDeps, output } from './context.ts';
 import { registerSvidCommands } from './svid.ts';
+import { registerApproverCommands } from './approvers.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
@@ -120,6 +121,7 @@ export function buildProgram(): Command {
     });
 
   registerSvidCommands(program);
+  registerApproverCommands(program);
   return program;
 }
 

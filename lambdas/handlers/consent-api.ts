@@ -1,0 +1,17 @@
+import { Hono } from 'hono';
+import { handle } from 'hono/aws-lambda';
+import { loadConfig } from '../config.ts';
+import { buildDeps, noMinter } from '../deps.ts';
+import { consentApi } from '../consent-api/app.ts';
+import { loadCognitoConfig } from '../consent-api/config.ts';
+import { verifierFromConfig } from '../consent-api/deps.ts';
+
+// config → dependencies → handle. Built once per Lambda instance. This function decides; it
+// never issues SVIDs (issuance happens at the agent's check), so it gets no minter.
+const config = loadConfig();
+const cognito = loadCognitoConfig(process.env, config.local);
+const deps = buildDeps(config, { minter: noMinter });
+const api = consentApi({ service: deps.service, verifier: verifierFromConfig(cognito, deps.clock), logger: deps.logger, clock: deps.clock, allowedOrigins: cognito.allowedOrigins });
+
+// CloudFront forwards /api/* with the path intact.
+export const handler = handle(new Hono().route('/api', api));
