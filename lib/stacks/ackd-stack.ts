@@ -93,6 +93,7 @@ export class AckdStack extends Stack {
       ACKD_COGNITO_JWKS_URL: `${this.consent.issuer}/.well-known/jwks.json`,
       ACKD_COGNITO_CLIENT_ID: this.consent.userPoolClient.userPoolClientId,
       ACKD_COGNITO_USER_POOL_ID: this.consent.userPool.userPoolId,
+      ACKD_COGNITO_DOMAIN: this.consent.cognitoDomainUrl,
     };
     for (const f of [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction]) {
       f.addEnvironment('ACKD_CONSENT_URL', consentUrl);

@@ -155,7 +155,7 @@ describe('bridge protocol refusals', () => {
     const { csrDer } = await createKeyAndCsr(newSpiffeId());
     const body = opts.body ?? new TextEncoder().encode(JSON.stringify({ csr: b64.encode(csrDer), ttl: 60 }));
     const headers = authHeaders(opts.secret ?? SECRET, 'POST', BRIDGE_PATHS.mint, opts.signBody ?? body, opts.nowMs ?? Date.now());
-    return fetch(`${bridgeUrl}${BRIDGE_PATHS.mint}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body });
+    return fetch(`${bridgeUrl}${BRIDGE_PATHS.mint}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: Buffer.from(body) });
   }
 
   it('accepts a correctly signed request (control)', async () => {
