@@ -23,6 +23,8 @@ export interface RequestStore {
   scanAll(opts?: { limit?: number; cursor?: string }): Promise<{ items: AuthorizationRecord[]; cursor?: string }>;
   /** Pending requests whose expires_at <= now (for the sweeper). */
   listExpiredPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
+  /** Pending, not yet expired requests whose consent email is not recorded as sent (for the sweeper's retry). */
+  listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
 
   /** pending → approved|denied, only while pending and not yet expired at `now`. */
   decide(input: {

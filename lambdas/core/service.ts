@@ -235,14 +235,34 @@ export class AuthorizationService {
   }
 
   /** The periodic sweep: records expiry of overdue pending requests and retries failed notifications. */
-  async sweep(limit = 100): Promise<{ expired: number }> {
+  async sweep(limit = 100): Promise<{ expired: number; renotified: number }> {
     const due = await this.deps.store.listExpiredPending(this.deps.clock.now(), limit);
     let expired = 0;
     for (const r of due) {
       const after = await this.expireIfDue(r);
       if (after.decision === 'expired' && r.decision === 'pending') expired++;
     }
-    return { expired };
+    return { expired, renotified: await this.retryNotifications(limit) };
+  }
+
+  /**
+   * Re-sends consent emails that failed (or whose first send never got recorded) while the
+   * request is still pending. A `pending` status gets a grace period so an in-flight first send
+   * is not duplicated; attempts are bounded. Returns how many were sent now.
+   */
+  async retryNotifications(limit = 100, opts: { graceMs?: number; maxAttempts?: number } = {}): Promise<number> {
+    if (!this.deps.notifier) return 0;
+    const now = this.deps.clock.now();
+    const graceMs = opts.graceMs ?? 60_000;
+    const maxAttempts = opts.maxAttempts ?? 10;
+    const candidates = await this.deps.store.listUnnotifiedPending(now, limit);
+    let sent = 0;
+    for (const r of candidates) {
+      if (r.decision !== 'pending' || r.notify_status === 'sent' || r.notify_attempts >= maxAttempts) continue;
+      if (r.notify_status === 'pending' && now.getTime() - Date.parse(r.requested_at) < graceMs) continue;
+      if (await this.notify(r)) sent++;
+    }
+    return sent;
   }
 }
 

@@ -125,6 +125,33 @@ export class DynamoRequestStore implements RequestStore {
     return (out.Items ?? []).map(toRecord);
   }
 
+  async listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
+    const ix = TABLE.pendingByExpiry;
+    const items: AuthorizationRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    // The filter applies after each page is read; a few pages are enough for one sweep.
+    for (let page = 0; page < 10 && items.length < limit; page++) {
+      const out = await send(() =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: ix.name,
+            KeyConditionExpression: '#p = :p AND #e > :now',
+            FilterExpression: 'notify_status <> :sent',
+            ExpressionAttributeNames: { '#p': ix.partitionKey, '#e': ix.sortKey },
+            ExpressionAttributeValues: { ':p': 'pending', ':now': now.toISOString(), ':sent': 'sent' },
+            Limit: Math.max(limit, 25),
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      items.push(...(out.Items ?? []).map(toRecord));
+      start = out.LastEvaluatedKey;
+      if (!start) break;
+    }
+    return items.slice(0, limit);
+  }
+
   /**
    * One conditional UpdateItem returning the new record. When the condition fails, `explain`
    * looks at the current record to say why (reading after a failed write only shapes the
