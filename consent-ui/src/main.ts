@@ -134,7 +134,7 @@ function details(r: RequestView, offsetMs: number): { dl: HTMLElement; timeLeft:
     el('dd', { class: 'justification scroll', attrs: { 'data-field': 'justification' } }, visible(r.justification)),
     el('dt', {}, 'Requested'),
     el('dd', { attrs: { 'data-field': 'requested' } }, local(r.requested_at), el('br'), el('small', { class: 'muted' }, utc(r.requested_at))),
-    el('dt', {}, 'Expires'),
+    el('dt', {}, 'Decide by'),
     el('dd', { attrs: { 'data-field': 'expires' } }, local(r.expires_at), el('br'), el('small', { class: 'muted' }, `${utc(r.expires_at)} (TTL ${r.ttl_minutes} min)`)),
     el('dt', {}, 'Time left'),
     el('dd', { attrs: { 'data-field': 'time-left' } }, timeLeft),
@@ -292,15 +292,16 @@ async function start(): Promise<void> {
   const id = new URL(location.href).searchParams.get('request_id');
   session = currentSession();
   renderHeader();
+  if (!session && url.searchParams.has('signed_out')) {
+    // Back from Cognito's /logout.
+    renderSignedOut();
+    return;
+  }
   if (!id) {
     show(page('No request selected', el('p', {}, 'Open the link from a consent email to review a request.')));
     return;
   }
   if (!session) {
-    if (url.searchParams.get('signed_out') !== null) {
-      renderSignedOut();
-      return;
-    }
     await signIn(cfg, `?request_id=${encodeURIComponent(id)}`);
     return;
   }
