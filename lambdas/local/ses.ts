@@ -1,9 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
+import type sesModule from 'aws-ses-v2-local';
 
 // aws-ses-v2-local is CommonJS with `exports.default`; require it so every loader (node, tsx, vitest) agrees.
-const startSesServer = (createRequire(import.meta.url)('aws-ses-v2-local') as typeof import('aws-ses-v2-local')).default;
+const startSesServer = (createRequire(import.meta.url)('aws-ses-v2-local') as { default: typeof sesModule.default }).default;
 
 export interface LocalSes {
   /** Base URL; also the local inbox web page. */
