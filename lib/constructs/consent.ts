@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Annotations, Aws, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Aws, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import * as ses from 'aws-cdk-lib/aws-ses';
+import { rules as nagRules } from 'cdk-nag';
 import { Construct } from 'constructs';
 import type { DeployConfig } from '../config.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
@@ -132,8 +134,9 @@ export class Consent extends Construct {
       defaultRootObject: 'index.html',
       httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
       priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
-      minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
-      ...(config.consentDomain && certificate ? { domainNames: [config.consentDomain.name], certificate } : {}),
+      ...(config.consentDomain && certificate
+        ? { domainNames: [config.consentDomain.name], certificate, minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 }
+        : {}),
       enableLogging: true,
       logBucket,
       logFilePrefix: 'cloudfront/',
@@ -281,44 +284,44 @@ export class Consent extends Construct {
       prune: true,
       memoryLimit: 512,
     });
-    acknowledgeBucketDeployment(deployment, this.bucket);
+    acknowledgeBucketDeployment(deployment);
   }
 }
 
 /**
  * The BucketDeployment handler is a CDK-maintained singleton Lambda at the stack level; these
- * acknowledgments attach to it alone, never to ackd's own functions. The finding ids name the
- * exact grants CDK gives it (asset bucket read, UI bucket write, its log group).
+ * acknowledgments attach to it alone, never to ackd's own functions. Its wildcard findings are
+ * computed with cdk-nag's own IAM5 rule on its policy (their text depends on whether account and
+ * region are known at synth), and each one must be one of the grants CDK is known to give it —
+ * asset bucket read, UI bucket write, CloudFront invalidation — or it stays unacknowledged.
  */
-function acknowledgeBucketDeployment(deployment: s3deploy.BucketDeployment, uiBucket: s3.Bucket): void {
+function acknowledgeBucketDeployment(deployment: s3deploy.BucketDeployment): void {
   const stack = Stack.of(deployment);
   const handler = stack.node.children.find((c) => c.node.id.startsWith('Custom::CDKBucketDeployment'));
   if (!handler) throw new Error('BucketDeployment handler not found: cdk-nag acknowledgments need updating');
-  const part = (v: string, pseudo: string) => (Token.isUnresolved(v) ? `<${pseudo}>` : v);
-  const synth = stack.synthesizer;
-  const qualifier =
-    (stack.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') as string | undefined) ??
-    (synth instanceof DefaultStackSynthesizer ? (synth as unknown as { qualifier?: string }).qualifier : undefined) ??
-    DefaultStackSynthesizer.DEFAULT_QUALIFIER;
-  const assetBucket = `cdk-${qualifier}-assets-${part(stack.account, 'AWS::AccountId')}-${part(stack.region, 'AWS::Region')}`;
-  const uiBucketLogicalId = stack.resolve(stack.getLogicalId(uiBucket.node.defaultChild as s3.CfnBucket)) as string;
+  const policy = handler.node.findAll().find((c): c is iam.CfnPolicy => c instanceof iam.CfnPolicy);
+  if (!policy) throw new Error('BucketDeployment handler policy not found: cdk-nag acknowledgments need updating');
+  const result = nagRules.iam.IAMNoWildcardPermissions(policy);
+  const findings = Array.isArray(result) ? (result as string[]) : [];
+  const expected = [
+    /^Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*$/,
+    /^Resource::arn:(aws[a-z-]*|<AWS::Partition>):s3:::cdk-[a-z0-9]+-assets-(\d{12}|<AWS::AccountId>)-([a-z0-9-]+|<AWS::Region>)\/\*$/,
+    /^Resource::<[A-Za-z0-9]+\.Arn>\/\*$/,
+    /^Resource::\*$/,
+  ];
+  const known = findings.filter((f) => expected.some((re) => re.test(f)));
   acknowledge(
     handler,
     'CDK-maintained BucketDeployment handler (copies the built consent UI into its bucket): AWSLambdaBasicExecutionRole lets it write its own logs.',
     MANAGED_POLICY.lambdaBasic,
   );
-  acknowledge(
-    handler,
-    "CDK-maintained BucketDeployment handler: its S3 wildcards (GetObject*, GetBucket*, List*, DeleteObject*, Abort*) are confined to the CDK asset bucket and the consent UI bucket; Resource * is CloudFront's CreateInvalidation, which supports no resource scoping.",
-    'AwsSolutions-IAM5[Action::s3:GetObject*]',
-    'AwsSolutions-IAM5[Action::s3:GetBucket*]',
-    'AwsSolutions-IAM5[Action::s3:List*]',
-    'AwsSolutions-IAM5[Action::s3:DeleteObject*]',
-    'AwsSolutions-IAM5[Action::s3:Abort*]',
-    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${assetBucket}/*]`,
-    `AwsSolutions-IAM5[Resource::<${uiBucketLogicalId}.Arn>/*]`,
-    'AwsSolutions-IAM5[Resource::*]',
-  );
+  if (known.length > 0) {
+    acknowledge(
+      handler,
+      "CDK-maintained BucketDeployment handler: its S3 wildcards (GetObject*, GetBucket*, List*, DeleteObject*, Abort*) are confined to the CDK asset bucket and the consent UI bucket; Resource * is CloudFront's CreateInvalidation, which supports no resource scoping.",
+      ...known.map((f) => `AwsSolutions-IAM5[${f}]`),
+    );
+  }
   acknowledge(
     handler,
     "CDK-maintained BucketDeployment handler: its runtime is pinned and updated by aws-cdk-lib, not by ackd; ackd's own functions use the latest Node.js runtime.",

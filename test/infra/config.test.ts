@@ -1,0 +1,113 @@
+/** lib/config.ts: the deploy configuration refuses missing and insecure values, naming the setting. */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_SPIRE_IMAGE, DeployConfigError, loadDeployConfig, type ConfigSource } from '../../lib/config.ts';
+
+const BASE = {
+  'ackd:stage': 'prod',
+  'ackd:trustDomain': 'agents.acme-corp.io',
+  'ackd:approverEmails': 'alice@acme-corp.io, Bob@Acme-Corp.io',
+  'ackd:sender': 'acme-corp.io',
+};
+
+function src(context: Record<string, unknown>, env: Record<string, string | undefined> = {}): ConfigSource {
+  return { context: (k) => context[k], env };
+}
+
+function refusal(context: Record<string, unknown>, env: Record<string, string> = {}): DeployConfigError {
+  try {
+    loadDeployConfig(src(context, env));
+  } catch (e) {
+    expect(e).toBeInstanceOf(DeployConfigError);
+    return e as DeployConfigError;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('loadDeployConfig', () => {
+  it('parses a complete prod configuration with secure defaults', () => {
+    const c = loadDeployConfig(src(BASE));
+    expect(c).toMatchObject({
+      stage: 'prod',
+      production: true,
+      trustDomain: 'agents.acme-corp.io',
+      approverEmails: ['alice@acme-corp.io', 'bob@acme-corp.io'],
+      senderIdentity: { kind: 'domain', value: 'acme-corp.io' },
+      senderAddress: 'ackd@acme-corp.io',
+      retentionDays: 365,
+      natGateways: 2,
+      spireServerImage: DEFAULT_SPIRE_IMAGE,
+      approverRoutes: {},
+    });
+    expect(c.consentDomain).toBeUndefined();
+  });
+
+  it('reads the environment when context is absent, and context wins over it', () => {
+    const env = {
+      ACKD_DEPLOY_STAGE: 'dev',
+      ACKD_DEPLOY_TRUST_DOMAIN: 'dev.acme-corp.io',
+      ACKD_DEPLOY_APPROVER_EMAILS: 'ops@acme-corp.io',
+      ACKD_DEPLOY_SENDER: 'ackd@acme-corp.io',
+      ACKD_DEPLOY_RETENTION_DAYS: '30',
+    };
+    const c = loadDeployConfig(src({}, env));
+    expect(c).toMatchObject({ stage: 'dev', production: false, natGateways: 1, retentionDays: 30, senderIdentity: { kind: 'email', value: 'ackd@acme-corp.io' } });
+    expect(loadDeployConfig(src({ 'ackd:stage': 'qa' }, env)).stage).toBe('qa');
+  });
+
+  it('accepts approver routes as JSON (env) or an object (cdk.json)', () => {
+    const routes = { 'deploy-bot': ['sre@acme-corp.io'] };
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:approverRoutes': JSON.stringify(routes) })).approverRoutes).toEqual(routes);
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:approverRoutes': routes })).approverRoutes).toEqual(routes);
+  });
+
+  it.each([
+    [{ 'ackd:stage': undefined }, 'stage', /is required/],
+    [{ 'ackd:stage': 'local' }, 'stage', /may not be "local"/],
+    [{ 'ackd:stage': 'Prod!' }, 'stage', /lowercase/],
+    [{ 'ackd:trustDomain': undefined }, 'trustDomain', /is required/],
+    [{ 'ackd:trustDomain': 'Agents.Example' }, 'trustDomain', /SPIFFE trust domain/],
+    [{ 'ackd:trustDomain': 'example.org' }, 'trustDomain', /placeholder/],
+    [{ 'ackd:trustDomain': 'ackd.local' }, 'trustDomain', /placeholder/],
+    [{ 'ackd:approverEmails': undefined }, 'approverEmails', /is required/],
+    [{ 'ackd:approverEmails': ' , ' }, 'approverEmails', /at least one/],
+    [{ 'ackd:approverEmails': 'alice@acme-corp.io,not-an-email' }, 'approverEmails', /invalid email/],
+    [{ 'ackd:approverRoutes': '{not json' }, 'approverRoutes', /JSON object/],
+    [{ 'ackd:approverRoutes': '{"../x":["a@acme-corp.io"]}' }, 'approverRoutes', /invalid agent_id/],
+    [{ 'ackd:approverRoutes': '{"bot":[]}' }, 'approverRoutes', /at least one/],
+    [{ 'ackd:sender': undefined }, 'sender', /is required/],
+    [{ 'ackd:sender': 'ackd@example.com' }, 'sender', /placeholder/],
+    [{ 'ackd:sender': 'not a domain' }, 'sender', /neither an email address nor a domain/],
+    [{ 'ackd:retentionDays': '0' }, 'retentionDays', /1 to 3650/],
+    [{ 'ackd:retentionDays': '1.5' }, 'retentionDays', /integer/],
+    [{ 'ackd:retentionDays': '99999' }, 'retentionDays', /1 to 3650/],
+    [{ 'ackd:cognitoDomainPrefix': 'my-cognito-login' }, 'cognitoDomainPrefix', /may not contain/],
+    [{ 'ackd:consentDomainName': 'approve.acme-corp.io' }, 'consentCertificateArn', /is required/],
+    [{ 'ackd:consentCertificateArn': 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }, 'consentDomainName', /is required/],
+    [
+      { 'ackd:consentDomainName': 'approve.acme-corp.io', 'ackd:consentCertificateArn': 'arn:aws:acm:eu-west-1:123456789012:certificate/abc' },
+      'consentCertificateArn',
+      /us-east-1/,
+    ],
+    [{ 'ackd:natGateways': '0' }, 'natGateways', /1 to 3/],
+    [{ 'ackd:spireServerImage': 'ghcr.io/spiffe/spire-server:latest' }, 'spireServerImage', /pinned/],
+  ])('refuses %j naming %s', (override, setting, rule) => {
+    const ctx: Record<string, unknown> = { ...BASE, ...override };
+    const e = refusal(ctx);
+    expect(e.setting).toBe(setting);
+    expect(e.message).toMatch(rule);
+    expect(e.message).toContain(`ackd:${setting}`);
+    expect(e.message).toContain('docs/deploy.md');
+  });
+
+  it('accepts placeholder trust domains outside prod (for a throwaway dev stage) but never an unsendable sender', () => {
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:stage': 'dev', 'ackd:trustDomain': 'ackd.test' })).trustDomain).toBe('ackd.test');
+    expect(refusal({ ...BASE, 'ackd:stage': 'dev', 'ackd:sender': 'ackd@mail.test' }).setting).toBe('sender');
+  });
+
+  it('takes a custom consent domain with an ACM certificate in us-east-1', () => {
+    const c = loadDeployConfig(
+      src({ ...BASE, 'ackd:consentDomainName': 'approve.acme-corp.io', 'ackd:consentCertificateArn': 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b-2c3d' }),
+    );
+    expect(c.consentDomain).toEqual({ name: 'approve.acme-corp.io', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b-2c3d' });
+  });
+});
