@@ -2,17 +2,25 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { intIn } from '../config.ts';
 import { LOCAL_DIR, LOCAL_JSON, readLocalInfo } from '../cli/context.ts';
 import { startLocalStack } from './stack.ts';
+import { startIssuer } from '../../spire/issuer.ts';
 
 /**
  * `npm start`: runs all of ackd on this machine and prints where everything is.
- * Ports: ACKD_PORT (app: MCP, consent UI/API; 8787), ACKD_DYNALITE_PORT (8788), ACKD_SES_PORT (8789).
+ * Ports: ACKD_PORT (app: MCP, consent UI/API; 8787), ACKD_DYNALITE_PORT (8788), ACKD_SES_PORT (8789), ACKD_COGNITO_PORT (8790).
  */
 const env = process.env;
 const ports = {
   app: intIn(env, 'ACKD_PORT', 8787, 0, 65535),
   dynalite: intIn(env, 'ACKD_DYNALITE_PORT', 8788, 0, 65535),
   ses: intIn(env, 'ACKD_SES_PORT', 8789, 0, 65535),
+  cognito: intIn(env, 'ACKD_COGNITO_PORT', 8790, 0, 65535),
 };
+
+function issuerMode(v: string | undefined): 'auto' | 'spire' | 'local-ca' {
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'spire' || v === 'local-ca') return v;
+  throw new Error(`ACKD_ISSUER: must be auto, spire or local-ca (got "${v}")`);
+}
 
 await mkdir(LOCAL_DIR, { recursive: true });
 const previous = readLocalInfo();
@@ -23,6 +31,8 @@ const stack = await startLocalStack({
   trustDomain: env.ACKD_TRUST_DOMAIN ?? 'ackd.local',
   ...(previous?.agentApiKey ? { demoAgentApiKey: previous.agentApiKey } : {}),
   ...(env.ACKD_APPROVERS ? { approvers: env.ACKD_APPROVERS } : {}),
+  // A real spire-server when it is cached or can be built with Go; else the in-process CA, loudly.
+  issuer: ({ dir, trustDomain }) => startIssuer({ trustDomain, stateDir: dir, issuer: issuerMode(env.ACKD_ISSUER) }),
 });
 
 const info = {

@@ -30,7 +30,7 @@ export interface LocalStackOptions {
   /** Keep DynamoDB data on disk under dir (npm start) or in memory (tests). */
   readonly persist: boolean;
   /** 0 = ephemeral. */
-  readonly ports?: { app?: number; dynalite?: number; ses?: number };
+  readonly ports?: { app?: number; dynalite?: number; ses?: number; cognito?: number };
   readonly trustDomain?: string;
   readonly tableName?: string;
   readonly clock?: Clock;
@@ -128,7 +128,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     let cognito: LocalCognito | undefined;
     let uiDist: string | undefined;
     if (opts.consent ?? true) {
-      cognito = await startLocalCognito({ dir: join(opts.dir, 'cognito') });
+      cognito = await startLocalCognito({ dir: join(opts.dir, 'cognito'), port: opts.ports?.cognito ?? 0 });
       const c = cognito;
       stops.push(() => c.stop());
       uiDist = await buildConsentUi(join(opts.dir, 'consent-ui'));
