@@ -1,11 +1,14 @@
 import { Hono } from 'hono';
-import type { ApiKeyStore, Logger } from './core/ports.ts';
+import type { ApiKeyStore, Logger, SvidMinter } from './core/ports.ts';
 import type { AuthorizationService } from './core/service.ts';
+import { svidRoutes } from './http/svid-routes.ts';
 import { mcpHandler } from './mcp/http.ts';
 
 export interface AppDeps {
   readonly service: AuthorizationService;
   readonly apiKeys: ApiKeyStore;
+  /** Serves the trust bundle (/.well-known/spiffe-bundle) next to the SVID status endpoint. */
+  readonly minter: SvidMinter;
   readonly logger: Logger;
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -19,6 +22,7 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
   const mcp = mcpHandler(deps);
   app.all('/mcp', (c) => mcp(c.req.raw));
   app.get('/healthz', (c) => c.json({ ok: true }));
+  app.route('/', svidRoutes({ minter: deps.minter, service: deps.service, trustDomain: deps.service.trustDomain }));
   mount(app);
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {

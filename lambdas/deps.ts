@@ -11,6 +11,7 @@ export interface Deps {
   readonly service: AuthorizationService;
   readonly store: DynamoRequestStore;
   readonly apiKeys: DynamoApiKeyStore;
+  readonly minter: SvidMinter;
   readonly logger: Logger;
   readonly clock: Clock;
 }
@@ -35,5 +36,5 @@ export function buildDeps(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
   );
-  return { config, service, store, apiKeys, logger, clock };
+  return { config, service, store, apiKeys, minter: opts.minter, logger, clock };
 }
