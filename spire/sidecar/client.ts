@@ -81,6 +81,28 @@ export class RemoteSpireClient implements X509SvidSigner {
     };
   }
 
+  private async send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+    let secret: string;
+    try {
+      secret = await this.secret();
+    } catch (e) {
+      throw new AckdError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge secret could not be loaded', { cause: e });
+    }
+    const bytes = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
+    const headers: Record<string, string> = { ...authHeaders(secret, method, path, bytes, this.clock.now().getTime()), accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await this.fetchImpl(this.base + path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: bytes }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      throw new AckdError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge unreachable: ${e instanceof Error ? e.name : 'error'}`, { cause: e });
+    }
+  }
+
   private secret(): Promise<string> {
     if (!this.secretPromise) {
       const s = this.opts.secret;
@@ -95,25 +117,11 @@ export class RemoteSpireClient implements X509SvidSigner {
   }
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    let secret: string;
-    try {
-      secret = await this.secret();
-    } catch (e) {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge secret could not be loaded', { cause: e });
-    }
-    const bytes = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
-    const headers: Record<string, string> = { ...authHeaders(secret, method, path, bytes, this.clock.now().getTime()), accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await this.fetchImpl(this.base + path, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: bytes }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge unreachable: ${e instanceof Error ? e.name : 'error'}`, { cause: e });
+    let res = await this.send(method, path, body);
+    // A refused signature may mean the key was rotated: load it again once (a loaded key only).
+    if (res.status === 401 && typeof this.opts.secret !== 'string') {
+      this.secretPromise = undefined;
+      res = await this.send(method, path, body);
     }
     let json: unknown;
     try {

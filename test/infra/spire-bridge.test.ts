@@ -193,6 +193,17 @@ describe('bridge protocol refusals', () => {
     expect(isAckdError(err, 'ERR_ISSUER_UNAVAILABLE')).toBe(true);
   });
 
+  it('a loaded key that the bridge refuses (rotated) is loaded again once, then used', async () => {
+    const keys = ['r'.repeat(64), SECRET];
+    let loads = 0;
+    const client = new RemoteSpireClient({ url: bridgeUrl, secret: async () => keys[Math.min(loads++, 1)]! });
+    const bundle = await client.getBundle();
+    expect(bundle.trustDomain).toBe('ackd.test');
+    expect(loads).toBe(2);
+    await client.getBundle();
+    expect(loads).toBe(2); // cached after the reload
+  });
+
   it('an unreachable bridge fails closed with ERR_ISSUER_UNAVAILABLE within the deadline', async () => {
     const port = await freePort(); // nothing listens here
     const minter = new SpireSvidMinter(new RemoteSpireClient({ url: `http://127.0.0.1:${port}`, secret: SECRET, timeoutMs: 1000 }));
