@@ -41,7 +41,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe('ackd approvers (against cognito-local)', () => {
+describe('ackd approvers (against cognito-local)', { timeout: 180_000 }, () => {
   it('has --help on every command', async () => {
     for (const cmd of [['approvers'], ['approvers', 'add'], ['approvers', 'remove'], ['approvers', 'list']]) {
       const { stdout, code } = await ackd(...cmd, '--help');
