@@ -15,6 +15,14 @@ export interface UiConfig {
 
 const PENDING = 'ackd.pkce';
 const TOKEN = 'ackd.idToken';
+const SIGNED_OUT = 'ackd.signedOut';
+
+/** True once, on the page load that follows a sign-out through Cognito's /logout. */
+export function consumeSignedOut(): boolean {
+  const v = sessionStorage.getItem(SIGNED_OUT) !== null;
+  sessionStorage.removeItem(SIGNED_OUT);
+  return v;
+}
 
 function b64url(bytes: Uint8Array): string {
   let s = '';
@@ -107,6 +115,8 @@ export function forgetSession(): void {
 export function signOut(cfg: UiConfig): boolean {
   forgetSession();
   if (!cfg.logoutUri) return false;
+  // Cognito sends the browser back to logoutUri; this flag makes that page say "signed out".
+  sessionStorage.setItem(SIGNED_OUT, '1');
   const q = new URLSearchParams({ client_id: cfg.clientId, logout_uri: cfg.logoutUri });
   location.assign(`${cfg.cognitoDomain}/logout?${q}`);
   return true;

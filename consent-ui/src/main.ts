@@ -1,4 +1,4 @@
-import { completeSignIn, currentSession, forgetSession, signIn, signOut, type Session, type UiConfig } from './auth.ts';
+import { completeSignIn, consumeSignedOut, currentSession, forgetSession, signIn, signOut, type Session, type UiConfig } from './auth.ts';
 
 /** What GET /api/requests/:id returns (see lambdas/consent-api/app.ts). */
 interface RequestView {
@@ -292,7 +292,7 @@ async function start(): Promise<void> {
   const id = new URL(location.href).searchParams.get('request_id');
   session = currentSession();
   renderHeader();
-  if (!session && url.searchParams.has('signed_out')) {
+  if (consumeSignedOut() && !session) {
     // Back from Cognito's /logout.
     renderSignedOut();
     return;
