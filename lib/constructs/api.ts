@@ -141,16 +141,20 @@ export class Api extends Construct {
         resources: [indexArn(TABLE.byAgent.name), indexArn(TABLE.pendingByExpiry.name)],
       }),
     );
-    this.mcpFunction.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'SendConsentEmail',
-        actions: ['ses:SendEmail'],
-        // In the SES sandbox the recipients' identities are authorized too, hence identity/*; the
-        // condition pins the From address to ackd's own sender.
-        resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/*`],
-        conditions: { StringEquals: { 'ses:FromAddress': props.ses.fromAddress } },
-      }),
-    );
+    // Consent emails: sent by the MCP function when a request is made, and re-sent by the sweeper
+    // when a send failed (AuthorizationService.sweep).
+    for (const f of [this.mcpFunction, this.sweeperFunction]) {
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'SendConsentEmail',
+          actions: ['ses:SendEmail'],
+          // In the SES sandbox the recipients' identities are authorized too, hence identity/*; the
+          // condition pins the From address to ackd's own sender.
+          resources: [`arn:${Aws.PARTITION}:ses:${Aws.REGION}:${Aws.ACCOUNT_ID}:identity/*`],
+          conditions: { StringEquals: { 'ses:FromAddress': props.ses.fromAddress } },
+        }),
+      );
+    }
     this.mcpFunction.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ReadBridgeKey',
@@ -179,11 +183,13 @@ export class Api extends Construct {
         resources: [tableArn],
       }),
     );
-    acknowledge(
-      this.mcpFunction,
-      "ses:SendEmail on identity/* of this account and region only, and the ses:FromAddress condition pins the sender to ackd's own address: SES authorizes the recipients' identities too while the account is in the SES sandbox, so the sender identity alone is not enough.",
-      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*]',
-    );
+    for (const f of [this.mcpFunction, this.sweeperFunction]) {
+      acknowledge(
+        f,
+        "ses:SendEmail on identity/* of this account and region only, and the ses:FromAddress condition pins the sender to ackd's own address: SES authorizes the recipients' identities too while the account is in the SES sandbox, so the sender identity alone is not enough.",
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*]',
+      );
+    }
     acknowledge(
       this.mcpFunction,
       'AWSLambdaVPCAccessExecutionRole is the AWS-maintained minimal policy for a function in a VPC to manage its network interfaces (those EC2 actions support no resource scoping).',

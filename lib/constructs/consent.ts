@@ -15,7 +15,7 @@ import type { DeployConfig } from '../config.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
 import { REPO_ROOT } from '../paths.ts';
 
-/** The built consent UI (`npx tsx consent-ui/build.ts`). */
+/** The built consent UI (`npm run build:ui`). */
 export const CONSENT_UI_DIST = join(REPO_ROOT, 'consent-ui', 'dist');
 /** Where Cognito sends the approver back after sign-in / sign-out: the page itself (consent-ui/src/auth.ts). */
 export const CONSENT_CALLBACK_PATH = '/';
@@ -267,12 +267,12 @@ export class Consent extends Construct {
     } else {
       Annotations.of(this).addWarningV2(
         'ackd:ConsentUiNotBuilt',
-        `consent-ui/dist is missing: deploying a placeholder page. Build the consent UI first (npx tsx consent-ui/build.ts), then deploy.`,
+        `consent-ui/dist is missing: deploying a placeholder page. Build the consent UI first (npm run build:ui), then deploy.`,
       );
       sources.unshift(
         s3deploy.Source.data(
           'index.html',
-          '<!doctype html><meta charset="utf-8"><title>ackd</title><p>The ackd consent UI was not built before this deployment. Run <code>npx tsx consent-ui/build.ts</code> and deploy again.</p>',
+          '<!doctype html><meta charset="utf-8"><title>ackd</title><p>The ackd consent UI was not built before this deployment. Run <code>npm run build:ui</code> and deploy again.</p>',
         ),
       );
     }

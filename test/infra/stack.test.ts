@@ -199,10 +199,14 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     expect(g.get('dynamodb:UpdateItem')).toEqual([tableArn()]);
   });
 
-  it('sweeper: Query on pending-by-expiry only, GetItem and UpdateItem on the table', () => {
+  it('sweeper: Query on pending-by-expiry only, GetItem and UpdateItem on the table, SES send (retries) from ackd\'s address', () => {
     const g = grants(roleOfFunction(fnIds().sweeper));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    expect([...g.keys()].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'ses:SendEmail']);
     expect(g.get('dynamodb:Query')).toEqual([indexArn('pending-by-expiry')]);
+    expect(g.get('dynamodb:GetItem')).toEqual([tableArn()]);
+    expect(g.get('dynamodb:UpdateItem')).toEqual([tableArn()]);
+    const ses = statementsOfRole(roleOfFunction(fnIds().sweeper)).find((s) => asList(s.Action).includes('ses:SendEmail'))!;
+    expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
   });
 
   it('no function may Scan, Delete, or use a wildcard action; managed policies are only the basic (and VPC) execution roles', () => {
