@@ -1,6 +1,6 @@
 /**
  * The ackd CDK app (`npx cdk synth|deploy`, see cdk.json). Configuration: lib/config.ts and
- * docs/deploy.md. cdk-nag's AWS Solutions checks run on every synth; every acknowledgment in
+ * README.md ("Deploy on AWS"). cdk-nag's AWS Solutions checks run on every synth; every acknowledgment in
  * lib/ carries its reason.
  */
 import { App, Validations } from 'aws-cdk-lib';

@@ -4,7 +4,7 @@
  *
  * Every setting can come from CDK context (`-c ackd:trustDomain=example.com`, or the `context`
  * block of cdk.json / cdk.context.json) or from an environment variable (`ACKD_DEPLOY_TRUST_DOMAIN`).
- * Context wins over the environment. docs/deploy.md lists every setting.
+ * Context wins over the environment. README.md ("Deploy on AWS") lists every setting.
  */
 
 export interface DeployConfig {
@@ -69,7 +69,7 @@ export class DeployConfigError extends Error {
   ) {
     super(
       `ackd deploy config: ${setting} (context "ackd:${setting}" or env ${SETTINGS[setting].env}) ${rule}. ` +
-        `See docs/deploy.md ("Configuration").`,
+        `See README.md ("Deploy on AWS", "2. Configure").`,
     );
   }
 }

@@ -112,7 +112,7 @@ export class Spire extends Construct {
     });
     acknowledge(
       this.bridgeSecret,
-      'The HMAC key is internal to ackd (MCP function ↔ bridge) and never crosses the network (requests carry an HMAC, not the key). Operators rotate it by changing the secret and restarting the SPIRE task (docs/deploy.md); a rotation Lambda would add a moving part for no gain.',
+      'The HMAC key is internal to ackd (MCP function ↔ bridge) and never crosses the network (requests carry an HMAC, not the key). Operators rotate it by changing the secret and restarting the SPIRE task (README.md, "Rotating the bridge key"); a rotation Lambda would add a moving part for no gain.',
       'AwsSolutions-SMG4',
     );
 

@@ -96,7 +96,7 @@ describe('loadDeployConfig', () => {
     expect(e.setting).toBe(setting);
     expect(e.message).toMatch(rule);
     expect(e.message).toContain(`ackd:${setting}`);
-    expect(e.message).toContain('docs/deploy.md');
+    expect(e.message).toContain('README.md');
   });
 
   it('accepts placeholder trust domains outside prod (for a throwaway dev stage) but never an unsendable sender', () => {
