@@ -1,16 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Hono } from 'hono';
+import type { UiConfig as ConsentUiConfig } from '../../consent-ui/src/auth.ts';
 
-/** The consent UI's runtime configuration (`config.json` beside the page). */
-export interface ConsentUiConfig {
-  readonly cognitoDomain: string;
-  readonly clientId: string;
-  readonly redirectUri: string;
-  readonly apiBase: string;
-  readonly logoutUri?: string;
-  readonly scopes?: string;
-}
+/** The consent UI's runtime configuration (`config.json` beside the page); the UI defines it. */
+export type { UiConfig as ConsentUiConfig } from '../../consent-ui/src/auth.ts';
 
 const FILES: Record<string, string> = {
   '/': 'index.html',

@@ -252,7 +252,7 @@ export class Consent extends Construct {
     });
 
     // --- the UI files and its runtime config ---
-    // Shape: ConsentUiConfig of consent-ui/src/auth.ts (the same file the local server serves).
+    // Shape: UiConfig of consent-ui/src/auth.ts (the same file the local server serves).
     const uiConfig = {
       cognitoDomain: this.cognitoDomainUrl,
       clientId: this.userPoolClient.userPoolClientId,

@@ -1,14 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-
-/** Names the store code relies on (lambdas/adapters/dynamodb). */
-export const TABLE_SCHEMA = {
-  partitionKey: 'pk',
-  ttlAttribute: 'retain_until',
-  byAgentIndex: { name: 'by-agent', partitionKey: 'agent_id', sortKey: 'requested_at' },
-  pendingIndex: { name: 'pending-by-expiry', partitionKey: 'pending', sortKey: 'expires_at' },
-} as const;
+import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 
 /**
  * The one DynamoDB table of ackd: on-demand, point-in-time recovery, retention TTL, deletion
@@ -19,7 +12,7 @@ export class Data extends Construct {
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
-    const s = TABLE_SCHEMA;
+    const s = TABLE;
     this.table = new dynamodb.TableV2(this, 'Table', {
       partitionKey: { name: s.partitionKey, type: dynamodb.AttributeType.STRING },
       billing: dynamodb.Billing.onDemand(),
@@ -31,15 +24,15 @@ export class Data extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
       globalSecondaryIndexes: [
         {
-          indexName: s.byAgentIndex.name,
-          partitionKey: { name: s.byAgentIndex.partitionKey, type: dynamodb.AttributeType.STRING },
-          sortKey: { name: s.byAgentIndex.sortKey, type: dynamodb.AttributeType.STRING },
+          indexName: s.byAgent.name,
+          partitionKey: { name: s.byAgent.partitionKey, type: dynamodb.AttributeType.STRING },
+          sortKey: { name: s.byAgent.sortKey, type: dynamodb.AttributeType.STRING },
           projectionType: dynamodb.ProjectionType.ALL,
         },
         {
-          indexName: s.pendingIndex.name,
-          partitionKey: { name: s.pendingIndex.partitionKey, type: dynamodb.AttributeType.STRING },
-          sortKey: { name: s.pendingIndex.sortKey, type: dynamodb.AttributeType.STRING },
+          indexName: s.pendingByExpiry.name,
+          partitionKey: { name: s.pendingByExpiry.partitionKey, type: dynamodb.AttributeType.STRING },
+          sortKey: { name: s.pendingByExpiry.sortKey, type: dynamodb.AttributeType.STRING },
           projectionType: dynamodb.ProjectionType.ALL,
         },
       ],
