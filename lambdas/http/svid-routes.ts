@@ -111,7 +111,6 @@ export function svidRoutes(deps: SvidRoutesDeps): Hono {
         svid_expires_at: r.svid_expires_at,
         action: r.action,
         permissions: [...r.permissions],
-        approver_identity: r.approver_identity,
         decision_at: r.decision_at,
       },
       200,

@@ -309,6 +309,17 @@ describe('authentication', () => {
     }
   });
 
+  it('the trust bundle and SVID status routes are served next to the consent UI', async () => {
+    const res = await fetch(`${stack.appUrl}/.well-known/spiffe-bundle`);
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as { keys: { use: string; x5c: string[] }[] };
+    expect(bundle.keys.length).toBeGreaterThan(0);
+    expect(bundle.keys.every((k) => k.use === 'x509-svid' && k.x5c.length === 1)).toBe(true);
+    const status = await fetch(`${stack.appUrl}/v1/svid-status/req_00000000000000000000000000?svid_id=abc`);
+    expect(status.status).toBe(404);
+    expect(((await status.json()) as { error: { code: string } }).error.code).toBe('ERR_NOT_FOUND');
+  });
+
   it('API keys are stored only as hashes', async () => {
     expect(JSON.stringify(await rawItems())).not.toContain(stack.agentApiKey);
   });
