@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { createApp } from '../app.ts';
+import { writeTrustBundle } from '../http/svid-routes.ts';
 import { loadConfig } from '../config.ts';
 import { buildDeps, type Deps } from '../deps.ts';
 import { ensureTable } from '../adapters/dynamodb/schema.ts';
@@ -101,7 +102,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   await mkdir(opts.dir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
   };
   try {
     // DynamoDB (dynalite)
@@ -118,7 +119,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const issuer = await (opts.issuer ?? defaultIssuer)({ dir: opts.dir, trustDomain });
     stops.push(() => issuer.stop());
     const trustBundlePath = join(opts.dir, 'trust-bundle.pem');
-    await writeFile(trustBundlePath, await issuer.minter.trustBundlePem());
+    await writeTrustBundle(issuer.minter, trustBundlePath);
 
     // Mail
     const ses = await startLocalSes({ port: opts.ports?.ses ?? 0 });
@@ -206,6 +207,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       }, sweepMs);
       timer.unref();
       stops.push(async () => clearInterval(timer));
+      // SPIRE rotates its CA (at half of ca_ttl); keep the PEM bundle on disk current.
+      const bundleTimer = setInterval(() => {
+        writeTrustBundle(issuer.minter, trustBundlePath).catch((e: unknown) =>
+          deps.logger.warn('could not refresh the trust bundle file', { error: e instanceof Error ? e.message : String(e) }),
+        );
+      }, Math.max(sweepMs, 60_000));
+      bundleTimer.unref();
+      stops.push(async () => clearInterval(bundleTimer));
     }
 
     return { ...partial, stop: stopAll };
