@@ -1,27 +1,17 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalCognito, type LocalCognito } from '../../lambdas/local/cognito.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
+import { runAckd } from '../helpers/cli.ts';
 import { decodeJwt } from 'jose';
 
-const run = promisify(execFile);
 let cognito: LocalCognito;
 let dir: string;
 let env: NodeJS.ProcessEnv;
 
-async function ackd(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/ackd.js', ...args], { env, cwd: process.cwd() });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
+const ackd = (...args: string[]) => runAckd(env, ...args);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ackd-approvers-'));

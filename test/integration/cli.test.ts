@@ -1,23 +1,13 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { structured, startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { runAckd } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
 let stack: TestStack;
 let env: NodeJS.ProcessEnv;
 
-async function ackd(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/ackd.js', ...args], { env, cwd: process.cwd() });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
+const ackd = (...args: string[]) => runAckd(env, ...args);
 
 beforeAll(async () => {
   stack = await startTestStack();

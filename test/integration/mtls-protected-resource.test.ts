@@ -5,18 +5,18 @@
  * `ackd svid verify` on the CLI.
  */
 import 'reflect-metadata';
-import { execFile } from 'node:child_process';
 import { request } from 'node:https';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { startProtectedResource, type ProtectedResource } from '../../examples/protected-resource/server.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
 import { SpiffeId, newRequestId, parseAgentId, parseTrustDomain } from '../../lambdas/core/ids.ts';
 import { svidRoutes } from '../../lambdas/http/svid-routes.ts';
+import { runAckd } from '../helpers/cli.ts';
 import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
 import { SPIRE_BUILD_TIMEOUT_MS, startTestSpire, type TestSpire } from '../helpers/spire.ts';
 
@@ -198,12 +198,7 @@ describe('mTLS protected resource with SPIRE-issued SVIDs', () => {
     const bundlePath = join(work, 'bundle.pem');
     await writeFile(svidPath, s.svid, { mode: 0o600 });
     await writeFile(bundlePath, bundle);
-    const cli = (args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
-        execFile(process.execPath, [resolve('bin/ackd.js'), 'svid', 'verify', ...args], { env: { ...process.env, ACKD_HOME: work } }, (err, stdout, stderr) =>
-          res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-        );
-      });
+    const cli = (args: string[]) => runAckd({ ...process.env, ACKD_HOME: work }, 'svid', 'verify', ...args);
     const offline = await cli([svidPath, '--bundle', bundlePath, '--json']);
     expect(offline.code).toBe(0);
     expect(JSON.parse(offline.stdout)).toMatchObject({ valid: true, online: false, request_id: s.request_id, svid_id: s.svid_id, agent_id: stack.agentId });
