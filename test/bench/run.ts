@@ -9,7 +9,9 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { parseRequestId } from '../../lambdas/core/ids.ts';
-import { startTestStack, structured } from '../helpers/local-stack.ts';
+import { startIssuer } from '../../spire/issuer.ts';
+import { cachedSpireServer } from '../../spire/build.ts';
+import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
 
 const N = Number(process.env.BENCH_N ?? 200);
 
@@ -39,11 +41,33 @@ try {
   const issue = await timeIt(`check_authorization issuing (${stack.issuerKind})`, Math.min(N, ids.length - 20), (i) =>
     mcp.callTool({ name: 'check_authorization', arguments: { request_id: ids[i + 20] } }),
   );
+  const rows: [string, number][] = [['request_authorization', req], ['check (pending)', check], [`check (issuing, ${stack.issuerKind})`, issue]];
+
+  // Issuing through a real spire-server, when one is cached (npm run spire:build).
+  if (await cachedSpireServer()) {
+    let spireStack: TestStack | undefined;
+    try {
+      spireStack = await startTestStack({ consent: false, issuer: ({ dir, trustDomain }) => startIssuer({ trustDomain, stateDir: dir, issuer: 'spire', log: () => {} }) });
+      const spireMcp = await spireStack.client();
+      const n = Math.min(N, 100);
+      const spireIds: string[] = [];
+      for (let i = 0; i < n + 20; i++) {
+        const id = structured<{ request_id: string }>(await spireMcp.callTool({ name: 'request_authorization', arguments: args })).request_id;
+        await spireStack.deps.service.decide(parseRequestId(id), 'approved', 'operator:bench');
+        spireIds.push(id);
+      }
+      rows.push(['check (issuing, spire)', await timeIt('check_authorization issuing (spire-server)', n, (i) => spireMcp.callTool({ name: 'check_authorization', arguments: { request_id: spireIds[i + 20] } }))]);
+    } finally {
+      await spireStack?.stop();
+    }
+  } else {
+    process.stdout.write('(no cached spire-server: run `npm run spire:build` to measure issuing through SPIRE)\n');
+  }
   const rss = process.memoryUsage().rss / 2 ** 20;
 
   process.stdout.write('\nratios (lower is better):\n');
-  for (const [label, v] of [['request_authorization', req], ['check (pending)', check], ['check (issuing)', issue]] as const) {
-    process.stdout.write(`  ${label.padEnd(24)} ${(v / health).toFixed(1)}x /healthz   ${(v / getItem).toFixed(1)}x GetItem\n`);
+  for (const [label, v] of rows) {
+    process.stdout.write(`  ${label.padEnd(32)} ${(v / health).toFixed(1)}x /healthz   ${(v / getItem).toFixed(1)}x GetItem\n`);
   }
   process.stdout.write(`\nprocess RSS after the run: ${rss.toFixed(0)} MiB\n`);
 } finally {
