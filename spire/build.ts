@@ -16,6 +16,7 @@ import { access, chmod, constants, mkdir, mkdtemp, rename, rm, stat, writeFile }
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { forEachLine } from './lines.ts';
 
 export const SPIRE_VERSION = '1.15.3';
 const SPIRE_MODULE = 'github.com/spiffe/spire';
@@ -167,17 +168,7 @@ function run(
       // `go -v` prints one line per package: show every 25th so progress is visible but not noisy.
       if (/error|cannot|denied|forbidden|failed/i.test(line) || count % 25 === 1) o.log(line);
     };
-    for (const s of [child.stdout, child.stderr]) {
-      let buf = '';
-      s.setEncoding('utf8');
-      s.on('data', (d: string) => {
-        buf += d;
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        lines.forEach(onLine);
-      });
-      s.on('end', () => onLine(buf));
-    }
+    for (const s of [child.stdout, child.stderr]) forEachLine(s, onLine);
     const ms = o.timeoutMs ?? Math.max(1000, (o.deadline ?? Date.now() + 30 * 60_000) - Date.now());
     const timer = setTimeout(() => child.kill('SIGKILL'), ms);
     child.on('error', (e) => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSpireServer } from './build.ts';
+import { forEachLine } from './lines.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const SERVER_CONF_TEMPLATE = join(HERE, 'conf', 'server.conf.tmpl');
@@ -107,18 +108,11 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
       exitInfo = `failed to start: ${e.message}`;
     });
     for (const s of [p.stdout!, p.stderr!]) {
-      let buf = '';
-      s.setEncoding('utf8');
-      s.on('data', (d: string) => {
-        buf += d;
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const l of lines) {
-          if (!l) continue;
-          logBuf.push(l);
-          if (logBuf.length > 200) logBuf.shift();
-          opts.onLog?.(l);
-        }
+      forEachLine(s, (l) => {
+        if (!l) return;
+        logBuf.push(l);
+        if (logBuf.length > 200) logBuf.shift();
+        opts.onLog?.(l);
       });
     }
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);

@@ -1,4 +1,4 @@
-import type { AgentId, RequestId, SvidId } from './ids.ts';
+import { SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 
 /** Limits on agent-supplied input. Everything an agent sends is bounded. */
 export const LIMITS = {
@@ -53,6 +53,33 @@ export interface NewRequest {
   readonly permissions: readonly string[];
   readonly justification: string;
   readonly ttl_minutes: number;
+}
+
+/** A new pending record: every audit field present, the unknown ones null. */
+export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: TrustDomain, now: Date): AuthorizationRecord {
+  const requestedAt = now.toISOString();
+  return {
+    request_id: requestId,
+    agent_id: input.agent_id,
+    action: input.action,
+    permissions: [...input.permissions],
+    justification: input.justification,
+    approver_identity: null,
+    approver_email: null,
+    requested_at: requestedAt,
+    decision_at: null,
+    decision: 'pending',
+    svid_id: null,
+    svid_expires_at: null,
+    revoked: false,
+    revoked_at: null,
+    ttl_minutes: input.ttl_minutes,
+    expires_at: addMinutes(requestedAt, input.ttl_minutes),
+    spiffe_id: SpiffeId.forRequest(trustDomain, input.agent_id, requestId).toString(),
+    svid_issued_at: null,
+    notify_status: 'pending',
+    notify_attempts: 0,
+  };
 }
 
 /** The status an agent sees, derived from the record and the current time. */

@@ -1,7 +1,7 @@
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, SvidMinter } from './ports.ts';
-import { addMinutes, statusAt, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
+import { addMinutes, newRecord, statusAt, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -56,30 +56,8 @@ export class AuthorizationService {
 
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
     const now = this.deps.clock.now();
-    const requestedAt = now.toISOString();
     const requestId = newRequestId(now.getTime());
-    const record: AuthorizationRecord = {
-      request_id: requestId,
-      agent_id: input.agent_id,
-      action: input.action,
-      permissions: [...input.permissions],
-      justification: input.justification,
-      approver_identity: null,
-      approver_email: null,
-      requested_at: requestedAt,
-      decision_at: null,
-      decision: 'pending',
-      svid_id: null,
-      svid_expires_at: null,
-      revoked: false,
-      revoked_at: null,
-      ttl_minutes: input.ttl_minutes,
-      expires_at: addMinutes(requestedAt, input.ttl_minutes),
-      spiffe_id: SpiffeId.forRequest(this.config.trustDomain, input.agent_id, requestId).toString(),
-      svid_issued_at: null,
-      notify_status: 'pending',
-      notify_attempts: 0,
-    };
+    const record = newRecord(input, requestId, this.config.trustDomain, now);
     const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
     await this.deps.store.create(record, retentionUntil);
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });

@@ -4,6 +4,7 @@ import { AckdError, exposeError } from '../../lambdas/core/errors.ts';
 import { newRequestId, parseAgentId, parseRequestId, parseTrustDomain, SpiffeId, svidIdFromSerial } from '../../lambdas/core/ids.ts';
 import { statusAt, type AuthorizationRecord } from '../../lambdas/core/request.ts';
 import { loadConfig } from '../../lambdas/config.ts';
+import { pendingRecord } from '../helpers/consent-fixtures.ts';
 
 describe('ids', () => {
   it('agent ids follow the SPIFFE path segment rules', () => {
@@ -39,30 +40,7 @@ describe('ids', () => {
 });
 
 describe('statusAt', () => {
-  const rec = (over: Partial<AuthorizationRecord>): AuthorizationRecord =>
-    ({
-      request_id: 'req_0000000000abcdefghjkmnpqrs',
-      agent_id: 'a',
-      action: 'x',
-      permissions: ['p'],
-      justification: 'j',
-      approver_identity: null,
-      approver_email: null,
-      requested_at: '2026-01-01T00:00:00.000Z',
-      decision_at: null,
-      decision: 'pending',
-      svid_id: null,
-      svid_expires_at: null,
-      revoked: false,
-      revoked_at: null,
-      ttl_minutes: 10,
-      expires_at: '2026-01-01T00:10:00.000Z',
-      spiffe_id: 'spiffe://td/agent/a/req_0000000000abcdefghjkmnpqrs',
-      svid_issued_at: null,
-      notify_status: 'sent',
-      notify_attempts: 1,
-      ...over,
-    }) as AuthorizationRecord;
+  const rec = (over: Partial<AuthorizationRecord>): AuthorizationRecord => pendingRecord({ ttl_minutes: 10, ...over }, new Date('2026-01-01T00:00:00.000Z'));
 
   it('pending until the deadline, expired from it', () => {
     expect(statusAt(rec({}), new Date('2026-01-01T00:09:59.999Z')).status).toBe('pending');
