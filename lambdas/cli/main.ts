@@ -59,11 +59,19 @@ export function buildProgram(): Command {
     .addOption(new Option('--limit <n>', 'at most this many').default('20'))
     .option('--json', 'print JSON')
     .action(async (opts: { agent: string; limit: string; json?: boolean }) => {
-      const limit = Number(opts.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new AckdError('ERR_INVALID_INPUT', '--limit: must be an integer from 1 to 1000', { field: '--limit' });
       const d = cliDeps();
-      const items = await d.store.listByAgent(parseAgentId(opts.agent, '--agent'), { limit });
+      const items = await d.store.listByAgent(parseAgentId(opts.agent, '--agent'), { limit: parseLimit(opts.limit) });
       output(opts.json, items, () => (items.length === 0 ? 'no requests' : items.map(summary).join('\n')));
+    });
+  requests
+    .command('pending')
+    .description('requests of every agent still awaiting a decision, soonest deadline first')
+    .addOption(new Option('--limit <n>', 'at most this many').default('50'))
+    .option('--json', 'print JSON')
+    .action(async (opts: { limit: string; json?: boolean }) => {
+      const d = cliDeps();
+      const items = await d.store.listPending(d.clock.now(), parseLimit(opts.limit));
+      output(opts.json, items, () => (items.length === 0 ? 'no pending requests' : items.map((r) => `${summary(r)}  agent ${r.agent_id}  decide by ${r.expires_at}`).join('\n')));
     });
   requests
     .command('show <request_id>')
@@ -123,6 +131,12 @@ export function buildProgram(): Command {
   registerSvidCommands(program);
   registerApproverCommands(program);
   return program;
+}
+
+function parseLimit(raw: string): number {
+  const limit = Number(raw);
+  if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000) throw new AckdError('ERR_INVALID_INPUT', '--limit: must be an integer from 1 to 1000', { field: '--limit' });
+  return limit;
 }
 
 function summary(r: AuthorizationRecord): string {

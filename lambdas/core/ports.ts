@@ -21,6 +21,8 @@ export interface RequestStore {
   listByAgent(agentId: AgentId, opts?: { limit?: number; before?: string }): Promise<AuthorizationRecord[]>;
   /** All requests, for export (newest first within the pages the store returns). */
   scanAll(opts?: { limit?: number; cursor?: string }): Promise<{ items: AuthorizationRecord[]; cursor?: string }>;
+  /** Requests still awaiting a decision at `now`, soonest deadline first (operators' queue). */
+  listPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
   /** Pending requests whose expires_at <= now (for the sweeper). */
   listExpiredPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
   /** Pending, not yet expired requests whose consent email is not recorded as sent (for the sweeper's retry). */

@@ -82,6 +82,12 @@ describe('ackd CLI', () => {
     expect(listed.map((r) => r.request_id)).toEqual(expect.arrayContaining([a, b]));
     // newest first
     expect(listed.findIndex((r) => r.request_id === b)).toBeLessThan(listed.findIndex((r) => r.request_id === a));
+    const c = await mk();
+    const pending = JSON.parse((await ackd('requests', 'pending', '--json')).stdout) as { request_id: string; decision: string }[];
+    expect(pending.map((r) => r.request_id)).toContain(c);
+    expect(pending.map((r) => r.request_id)).not.toContain(a);
+    expect(pending.every((r) => r.decision === 'pending')).toBe(true);
+    expect((await ackd('requests', 'pending', '--limit', '0')).stderr).toMatch(/ERR_INVALID_INPUT: --limit/);
     const missing = await ackd('requests', 'approve', 'req_00000000000000000000000000', '--as', 'alice');
     expect(missing.stderr).toMatch(/ERR_NOT_FOUND/);
     expect((await ackd('requests', 'approve', a)).stderr).toMatch(/--as/);

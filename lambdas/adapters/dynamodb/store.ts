@@ -125,6 +125,23 @@ export class DynamoRequestStore implements RequestStore {
     return (out.Items ?? []).map(toRecord);
   }
 
+  async listPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
+    const ix = TABLE.pendingByExpiry;
+    const out = await send(() =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ix.name,
+          KeyConditionExpression: '#p = :p AND #e > :now',
+          ExpressionAttributeNames: { '#p': ix.partitionKey, '#e': ix.sortKey },
+          ExpressionAttributeValues: { ':p': 'pending', ':now': now.toISOString() },
+          Limit: limit,
+        }),
+      ),
+    );
+    return (out.Items ?? []).map(toRecord);
+  }
+
   async listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
     const ix = TABLE.pendingByExpiry;
     const items: AuthorizationRecord[] = [];
