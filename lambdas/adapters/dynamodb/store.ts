@@ -125,28 +125,20 @@ export class DynamoRequestStore implements RequestStore {
     return (out.Items ?? []).map(toRecord);
   }
 
-  async listPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
-    const ix = TABLE.pendingByExpiry;
-    const out = await send(() =>
-      this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: ix.name,
-          KeyConditionExpression: '#p = :p AND #e > :now',
-          ExpressionAttributeNames: { '#p': ix.partitionKey, '#e': ix.sortKey },
-          ExpressionAttributeValues: { ':p': 'pending', ':now': now.toISOString() },
-          Limit: limit,
-        }),
-      ),
-    );
-    return (out.Items ?? []).map(toRecord);
+  listPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
+    return this.pendingUntil(now, limit);
   }
 
-  async listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
+  listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
+    return this.pendingUntil(now, limit, { expression: 'notify_status <> :sent', values: { ':sent': 'sent' } });
+  }
+
+  /** Requests still pending after `now`, soonest deadline first, optionally filtered. */
+  private async pendingUntil(now: Date, limit: number, filter?: { expression: string; values: Record<string, unknown> }): Promise<AuthorizationRecord[]> {
     const ix = TABLE.pendingByExpiry;
     const items: AuthorizationRecord[] = [];
     let start: Record<string, unknown> | undefined;
-    // The filter applies after each page is read; a few pages are enough for one sweep.
+    // A filter applies after each page is read; a few pages are enough for one sweep or listing.
     for (let page = 0; page < 10 && items.length < limit; page++) {
       const out = await send(() =>
         this.doc.send(
@@ -154,10 +146,10 @@ export class DynamoRequestStore implements RequestStore {
             TableName: this.tableName,
             IndexName: ix.name,
             KeyConditionExpression: '#p = :p AND #e > :now',
-            FilterExpression: 'notify_status <> :sent',
             ExpressionAttributeNames: { '#p': ix.partitionKey, '#e': ix.sortKey },
-            ExpressionAttributeValues: { ':p': 'pending', ':now': now.toISOString(), ':sent': 'sent' },
-            Limit: Math.max(limit, 25),
+            ExpressionAttributeValues: { ':p': 'pending', ':now': now.toISOString(), ...filter?.values },
+            Limit: filter ? Math.max(limit, 25) : limit,
+            ...(filter ? { FilterExpression: filter.expression } : {}),
             ...(start ? { ExclusiveStartKey: start } : {}),
           }),
         ),
