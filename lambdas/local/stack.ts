@@ -4,17 +4,15 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { getRequestListener } from '@hono/node-server';
-import type { Hono } from 'hono';
 import { createApp } from '../app.ts';
 import { writeTrustBundle } from '../http/svid-routes.ts';
 import { loadConfig } from '../config.ts';
 import { buildDeps, type Deps } from '../deps.ts';
 import { ensureTable } from '../adapters/dynamodb/schema.ts';
 import { dynamoClient } from '../adapters/dynamodb/client.ts';
-import { LocalCaMinter } from '../adapters/local-ca/index.ts';
 import { SesNotifier, sesClient, parseApproverRouting } from '../adapters/ses/index.ts';
 import { authenticateApiKey, createApiKey } from '../core/apikeys.ts';
-import { parseAgentId, parseTrustDomain } from '../core/ids.ts';
+import { parseAgentId } from '../core/ids.ts';
 import type { Clock, Logger, SvidMinter } from '../core/ports.ts';
 import { startLocalSes, type LocalSes } from './ses.ts';
 import { startLocalCognito, type LocalCognito } from './cognito.ts';
@@ -22,6 +20,7 @@ import { consentUiRoutes } from './consent-ui.ts';
 import { consentApi } from '../consent-api/app.ts';
 import { CognitoVerifier } from '../adapters/cognito/verifier.ts';
 import { buildConsentUi } from '../../consent-ui/build.ts';
+import { startIssuer } from '../../spire/issuer.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -46,8 +45,6 @@ export interface LocalStackOptions {
   readonly approvers?: string;
   /** Run the expiry sweep this often (ms); 0 disables it. */
   readonly sweepIntervalMs?: number;
-  /** Extra routes (consent UI, consent API, bundle) mounted on the app. */
-  readonly mount?: (app: Hono, stack: Omit<LocalStack, 'stop'>) => void;
   /** Start cognito-local and serve the consent UI (/) and consent API (/api). Default true. */
   readonly consent?: boolean;
 }
@@ -116,7 +113,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
     // SVID issuer
     const trustDomain = opts.trustDomain ?? 'ackd.local';
-    const issuer = await (opts.issuer ?? defaultIssuer)({ dir: opts.dir, trustDomain });
+    const issuer = await (opts.issuer ?? (({ dir }) => startIssuer({ trustDomain, stateDir: dir, issuer: 'local-ca', log: () => undefined, ...(opts.clock ? { clock: opts.clock } : {}) })))({ dir: opts.dir, trustDomain });
     stops.push(() => issuer.stop());
     const trustBundlePath = join(opts.dir, 'trust-bundle.pem');
     await writeTrustBundle(issuer.minter, trustBundlePath);
@@ -171,7 +168,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const stillValid = agentApiKey !== undefined && (await authenticateApiKey(deps.apiKeys, agentApiKey).then((a) => a === agentId, () => false));
     if (!stillValid) agentApiKey = (await createApiKey(deps.apiKeys, agentId, deps.clock)).apiKey;
 
-    const partial = {
+    const handles = {
       appUrl,
       mcpUrl: `${appUrl}/mcp`,
       dynamodbEndpoint,
@@ -196,7 +193,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock }));
         a.route('/', consentUiRoutes(uiDist, { cognitoDomain: cognito.authorizeBase, clientId: cognito.clientId, redirectUri: `${appUrl}/`, apiBase: '/api' }));
       }
-      opts.mount?.(a, partial);
     });
     routed.listener = getRequestListener(app.fetch);
 
@@ -217,14 +213,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       stops.push(async () => clearInterval(bundleTimer));
     }
 
-    return { ...partial, stop: stopAll };
+    return { ...handles, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;
   }
 }
 
-async function defaultIssuer(ctx: { dir: string; trustDomain: string }): Promise<LocalIssuer> {
-  const minter = await LocalCaMinter.create({ trustDomain: parseTrustDomain(ctx.trustDomain), dir: join(ctx.dir, 'local-ca') });
-  return { kind: 'local-ca', minter, stop: async () => undefined };
-}

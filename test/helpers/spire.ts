@@ -5,6 +5,7 @@ import { SpireClient } from '../../spire/bridge/client.ts';
 import { SpireSvidMinter } from '../../spire/bridge/minter.ts';
 import { ensureSpireServer } from '../../spire/build.ts';
 import { startSpireServer, type SpireServerHandle } from '../../spire/server.ts';
+import type { LocalIssuer } from '../../lambdas/local/stack.ts';
 
 /** A cold spire-server build takes minutes; tests FAIL (not skip) when it cannot be built. */
 export const SPIRE_BUILD_TIMEOUT_MS = 30 * 60_000;
@@ -35,4 +36,9 @@ export async function startTestSpire(trustDomain = 'ackd.test'): Promise<TestSpi
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The local stack's issuer option for a test SPIRE the test itself starts and stops. */
+export function spireIssuer(spire: TestSpire): () => Promise<LocalIssuer> {
+  return async () => ({ kind: 'spire', minter: spire.minter, stop: async () => {} });
 }

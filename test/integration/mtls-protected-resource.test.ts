@@ -15,10 +15,9 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { startProtectedResource, type ProtectedResource } from '../../examples/protected-resource/server.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
 import { SpiffeId, newRequestId, parseAgentId, parseTrustDomain } from '../../lambdas/core/ids.ts';
-import { svidRoutes } from '../../lambdas/http/svid-routes.ts';
 import { runAckd } from '../helpers/cli.ts';
 import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
-import { SPIRE_BUILD_TIMEOUT_MS, startTestSpire, type TestSpire } from '../helpers/spire.ts';
+import { SPIRE_BUILD_TIMEOUT_MS, spireIssuer, startTestSpire, type TestSpire } from '../helpers/spire.ts';
 
 interface Svid {
   request_id: string;
@@ -49,8 +48,7 @@ describe('mTLS protected resource with SPIRE-issued SVIDs', () => {
     stack = await startTestStack({
       trustDomain: 'ackd.test',
       consent: false,
-      issuer: async () => ({ kind: 'spire', minter: spire.minter, stop: async () => {} }),
-      mount: (app, s) => app.route('/', svidRoutes({ minter: spire.minter, service: s.deps.service, trustDomain: parseTrustDomain('ackd.test') })),
+      issuer: spireIssuer(spire),
     });
     mcp = await stack.client();
     bundle = await spire.minter.trustBundlePem();

@@ -10,7 +10,7 @@ import { isAckdError } from '../../lambdas/core/errors.ts';
 import { SpiffeId, newRequestId, parseAgentId, parseRequestId, parseTrustDomain } from '../../lambdas/core/ids.ts';
 import { verifySvid } from '../../lambdas/verify/index.ts';
 import { errorText, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
-import { SPIRE_BUILD_TIMEOUT_MS, startTestSpire, type TestSpire } from '../helpers/spire.ts';
+import { SPIRE_BUILD_TIMEOUT_MS, spireIssuer, startTestSpire, type TestSpire } from '../helpers/spire.ts';
 
 describe('SPIRE issuer: fail closed, then recover', () => {
   let spire: TestSpire;
@@ -21,7 +21,7 @@ describe('SPIRE issuer: fail closed, then recover', () => {
     stack = await startTestStack({
       trustDomain: 'ackd.test',
       consent: false,
-      issuer: async () => ({ kind: 'spire', minter: spire.minter, stop: async () => {} }),
+      issuer: spireIssuer(spire),
     });
     mcp = await stack.client();
   }, SPIRE_BUILD_TIMEOUT_MS);
