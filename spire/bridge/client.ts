@@ -122,7 +122,9 @@ export class SpireClient {
   private call<Res>(client: grpc.Client, method: string, req: unknown): Promise<Res> {
     const fn = (client as unknown as Record<string, Unary<unknown, Res>>)[method]!.bind(client);
     return new Promise((resolve, reject) => {
-      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      // waitForReady: while the channel is reconnecting (SPIRE just restarted), wait for it up to the
+      // deadline instead of failing at once; SPIRE still down at the deadline fails closed as before.
+      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs, waitForReady: true }, (err, res) => {
         if (err) reject(fromGrpc(err, method));
         else resolve(res as Res);
       });
