@@ -124,7 +124,7 @@ export class SpireClient {
     return new Promise((resolve, reject) => {
       // waitForReady: while the channel is reconnecting (SPIRE just restarted), wait for it up to the
       // deadline instead of failing at once; SPIRE still down at the deadline fails closed as before.
-      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs, waitForReady: true }, (err, res) => {
+      fn(req, new grpc.Metadata({ waitForReady: true }), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
         if (err) reject(fromGrpc(err, method));
         else resolve(res as Res);
       });
