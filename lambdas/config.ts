@@ -16,6 +16,8 @@ export interface Config {
   /** Base URL of the consent UI. */
   readonly consentUrl: string;
   readonly retentionDays: number;
+  /** Signing key of audit checkpoints: `kms:<key id or ARN>` or a path to a PEM EC P-256 private key. */
+  readonly auditKey: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -76,6 +78,7 @@ export function loadConfig(env: Env = process.env): Config {
     region: optional(env, 'AWS_REGION') ?? optional(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     consentUrl: url(env, 'ACKD_CONSENT_URL', local, local ? 'http://127.0.0.1:8787' : undefined),
     retentionDays: intIn(env, 'ACKD_RETENTION_DAYS', 365, 1, 3650),
+    auditKey: optional(env, 'ACKD_AUDIT_KEY'),
     logLevel: logLevel as Config['logLevel'],
   };
 }

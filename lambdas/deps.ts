@@ -1,6 +1,10 @@
 import type { Config } from './config.ts';
 import { dynamoClient } from './adapters/dynamodb/client.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store.ts';
+import { KmsSigner } from './adapters/signing/kms.ts';
+import { LocalKeySigner } from './adapters/signing/local.ts';
+import { AuditService } from './core/audit/service.ts';
+import type { CheckpointSigner } from './core/audit/signing.ts';
 import { jsonLogger } from './adapters/log.ts';
 import { AckdError } from './core/errors.ts';
 import { systemClock, type ApprovalNotifier, type Clock, type Logger, type SvidMinter } from './core/ports.ts';
@@ -10,6 +14,7 @@ export interface Deps {
   readonly config: Config;
   readonly service: AuthorizationService;
   readonly store: DynamoRequestStore;
+  readonly audit: AuditService;
   readonly apiKeys: DynamoApiKeyStore;
   readonly minter: SvidMinter;
   readonly logger: Logger;
@@ -25,16 +30,25 @@ export const noMinter: SvidMinter = {
 /** config → dependencies. Adapters are chosen here and nowhere else. */
 export function buildDeps(
   config: Config,
-  opts: { minter: SvidMinter; notifier?: ApprovalNotifier; clock?: Clock; logger?: Logger },
+  opts: { minter: SvidMinter; notifier?: ApprovalNotifier; clock?: Clock; logger?: Logger; signer?: CheckpointSigner },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
   const ddb = dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint });
-  const store = new DynamoRequestStore(ddb, config.tableName);
+  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
+  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config) });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
   );
-  return { config, service, store, apiKeys, minter: opts.minter, logger, clock };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock };
+}
+
+/** The checkpoint signer ACKD_AUDIT_KEY names: `kms:<key id or ARN>`, or a PEM private key file. */
+export function signerFromConfig(config: Pick<Config, 'auditKey' | 'region'>): CheckpointSigner | undefined {
+  const k = config.auditKey;
+  if (!k) return undefined;
+  if (k.startsWith('kms:')) return KmsSigner.forKey(k.slice(4), config.region);
+  return LocalKeySigner.fromFile(k);
 }

@@ -37,6 +37,15 @@ const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 
 /** A new request id: 10 characters of millisecond time (sortable) then 16 random characters. */
 export function newRequestId(nowMs: number): RequestId {
+  return timeOrderedId('req_', nowMs) as RequestId;
+}
+
+/** A new audit event id, same shape as a request id with prefix `evt_`. */
+export function newEventId(nowMs: number): string {
+  return timeOrderedId('evt_', nowMs);
+}
+
+function timeOrderedId(prefix: string, nowMs: number): string {
   let time = '';
   let t = Math.floor(nowMs);
   for (let i = 0; i < 10; i++) {
@@ -46,7 +55,7 @@ export function newRequestId(nowMs: number): RequestId {
   const bytes = randomBytes(16);
   let rand = '';
   for (let i = 0; i < 16; i++) rand += CROCKFORD[bytes[i]! % 32];
-  return `req_${time}${rand}` as RequestId;
+  return `${prefix}${time}${rand}`;
 }
 
 /** Trust domain name: lowercase letters, digits, dots, dashes and underscores (SPIFFE ID spec §2.1). */

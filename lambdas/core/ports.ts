@@ -1,5 +1,6 @@
 import type { AgentId, RequestId, SpiffeId, SvidId } from './ids.ts';
 import type { AuthorizationRecord } from './request.ts';
+import type { PendingEvent } from './audit/event.ts';
 
 /** Time is passed in. */
 export interface Clock {
@@ -13,9 +14,20 @@ export const systemClock: Clock = { now: () => new Date() };
  * applies the transition or throws an AckdError (ERR_NOT_FOUND, ERR_ALREADY_DECIDED, ERR_EXPIRED,
  * ERR_NOT_APPROVED, ERR_ISSUANCE_IN_PROGRESS, ERR_SVID_MISMATCH …) without changing anything.
  * Vendor failures become ERR_STORE_UNAVAILABLE.
+ *
+ * Audit: a method taking an `event` records it in the same write as the change, so no change
+ * exists without its event. The event is then linked into the hash chain by `linkAudit`; until
+ * it is, the request cannot change again (and so no SVID can be claimed after an approval that is
+ * not yet in the chain).
  */
 export interface RequestStore {
-  create(record: AuthorizationRecord, retentionUntilEpochSeconds: number): Promise<void>;
+  create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void>;
+  /** Links the request's latest event into the audit chain (no-op when it already is). */
+  linkAudit(requestId: RequestId): Promise<void>;
+  /** Links events left unlinked by earlier failures; returns how many. */
+  linkAuditBacklog(limit: number): Promise<number>;
+  /** Records a refused attempt to change the request; the request is unchanged. */
+  recordRefusal(requestId: RequestId, event: PendingEvent): Promise<void>;
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined>;
   /** An agent's requests, newest first. */
   listByAgent(agentId: AgentId, opts?: { limit?: number; before?: string }): Promise<AuthorizationRecord[]>;
@@ -36,22 +48,23 @@ export interface RequestStore {
     approverEmail: string | null;
     now: Date;
     svidExpiresAt: string | null;
+    event: PendingEvent;
   }): Promise<AuthorizationRecord>;
   /** pending → expired, only when expires_at <= now. */
-  expire(requestId: RequestId, now: Date): Promise<AuthorizationRecord>;
+  expire(requestId: RequestId, now: Date, event: PendingEvent): Promise<AuthorizationRecord>;
   /**
    * Claims the right to mint this request's one SVID for `leaseMs` (approved, not issued,
-   * not revoked, no live claim). Returns a claim token.
+   * not revoked, no live claim, approval linked into the audit chain). Returns a claim token.
    */
   claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<string>;
   /** Gives a claim back after a failed mint, so a later check can retry. */
   releaseIssuance(requestId: RequestId, claim: string): Promise<void>;
   /** Records the minted SVID; only the holder of `claim` can. */
-  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date }): Promise<AuthorizationRecord>;
+  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord>;
   /** approved+issued → revoked, only when svidId matches. Idempotent: a second call returns the stored record. */
-  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date }): Promise<AuthorizationRecord>;
+  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord>;
   /** Consent-email bookkeeping. */
-  recordNotification(requestId: RequestId, outcome: 'sent' | 'failed'): Promise<void>;
+  recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', event: PendingEvent): Promise<void>;
 }
 
 /** A minted X.509-SVID. The private key exists only in this object and the response carrying it. */

@@ -1,5 +1,6 @@
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
+import { auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, statusAt, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
 
@@ -59,8 +60,9 @@ export class AuthorizationService {
     const requestId = newRequestId(now.getTime());
     const record = newRecord(input, requestId, this.config.trustDomain, now);
     const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
-    await this.deps.store.create(record, retentionUntil);
+    await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
+    await this.linkAudit(requestId);
     const consentUrl = this.consentUrl(requestId);
     await this.notify(record, consentUrl);
     return { request_id: requestId, consent_url: consentUrl, record };
@@ -71,15 +73,19 @@ export class AuthorizationService {
     const notifier = this.deps.notifier;
     if (!notifier) return false;
     let outcome: 'sent' | 'failed';
+    let reason: string | null = null;
     try {
       await notifier.notify(record, consentUrl);
       outcome = 'sent';
     } catch (e) {
       outcome = 'failed';
+      reason = e instanceof AckdError ? e.code : 'the mail service refused or could not be reached';
       this.deps.logger.warn('consent notification failed', { request_id: record.request_id, error: describe(e) });
     }
     try {
-      await this.deps.store.recordNotification(record.request_id, outcome);
+      const type = outcome === 'sent' ? 'email_sent' : 'email_failed';
+      await this.deps.store.recordNotification(record.request_id, outcome, auditEvent(type, SYSTEM_ACTOR, this.deps.clock.now(), reason));
+      await this.linkAudit(record.request_id);
     } catch (e) {
       this.deps.logger.warn('could not record notification outcome', { request_id: record.request_id, error: describe(e) });
     }
@@ -140,6 +146,8 @@ export class AuthorizationService {
   }
 
   private async issue(r: AuthorizationRecord): Promise<CheckResult> {
+    // No SVID before the approval is in the audit chain (the claim below also requires it).
+    await this.deps.store.linkAudit(r.request_id);
     const now = this.deps.clock.now();
     let claim: string;
     try {
@@ -161,8 +169,17 @@ export class AuthorizationService {
       if (isAckdError(e)) throw e;
       throw new AckdError('ERR_ISSUER_UNAVAILABLE', undefined, { cause: e });
     }
-    const updated = await this.deps.store.recordIssued({ requestId: r.request_id, claim, svidId: minted.svidId, now });
+    const updated = await this.deps.store.recordIssued({
+      requestId: r.request_id,
+      claim,
+      svidId: minted.svidId,
+      now,
+      event: auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
+    });
     this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });
+    // The SVID leaves only once its issuance is in the audit chain. If linking fails, its key is
+    // dropped here: the SVID is recorded (and will be linked later) but never delivered.
+    await this.deps.store.linkAudit(r.request_id);
     return {
       status: 'approved',
       svid: `${minted.certChainPem.trimEnd()}\n${minted.privateKeyPem.trimEnd()}\n`,
@@ -173,10 +190,19 @@ export class AuthorizationService {
     };
   }
 
-  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId): Promise<{ revoked: true; revoked_at: string }> {
+  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId, operator = 'operator'): Promise<{ revoked: true; revoked_at: string }> {
     if (agentId !== null) await this.getForAgent(agentId, requestId);
-    const r = await this.deps.store.revoke({ requestId, svidId, now: this.deps.clock.now() });
+    const actor: Actor = agentId !== null ? { type: 'agent', id: agentId } : { type: 'operator', id: operator };
+    const now = this.deps.clock.now();
+    let r: AuthorizationRecord;
+    try {
+      r = await this.deps.store.revoke({ requestId, svidId, now, event: auditEvent('revoked', actor, now) });
+    } catch (e) {
+      if (isAckdError(e, 'ERR_SVID_MISMATCH') || isAckdError(e, 'ERR_NOT_ISSUED')) await this.recordRefusal(requestId, actor, `revocation refused: ${e.code}: ${e.message}`);
+      throw e;
+    }
     this.deps.logger.info('svid revoked', { request_id: requestId, svid_id: svidId });
+    await this.linkAudit(requestId);
     return { revoked: true, revoked_at: r.revoked_at! };
   }
 
@@ -187,14 +213,43 @@ export class AuthorizationService {
     const current = await this.deps.store.get(requestId);
     if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
     const svidExpiresAt = decision === 'approved' ? addMinutes(now.toISOString(), current.ttl_minutes) : null;
+    const actor = deciderActor(approverIdentity);
+    let r: AuthorizationRecord;
     try {
-      const r = await this.deps.store.decide({ requestId, decision, approverIdentity, approverEmail, now, svidExpiresAt });
-      this.deps.logger.info('request decided', { request_id: requestId, decision, approver_identity: approverIdentity });
-      return r;
+      r = await this.deps.store.decide({ requestId, decision, approverIdentity, approverEmail, now, svidExpiresAt, event: auditEvent(decision, actor, now) });
     } catch (e) {
       // A decision refused because the request ran out of time makes sure the expiry is recorded.
       if (isAckdError(e, 'ERR_EXPIRED')) await this.expireIfDue(current);
+      if (isAckdError(e, 'ERR_EXPIRED') || isAckdError(e, 'ERR_ALREADY_DECIDED')) {
+        await this.recordRefusal(requestId, actor, `${decision === 'approved' ? 'approval' : 'denial'} refused: ${e.code}: ${e.message}`);
+      }
       throw e;
+    }
+    this.deps.logger.info('request decided', { request_id: requestId, decision, approver_identity: approverIdentity });
+    await this.linkAudit(requestId);
+    return r;
+  }
+
+  /** Records a refused attempt in the audit log; a failure to record it is logged, never thrown over the refusal. */
+  private async recordRefusal(requestId: RequestId, actor: Actor, reason: string): Promise<void> {
+    try {
+      await this.deps.store.recordRefusal(requestId, auditEvent('refused', actor, this.deps.clock.now(), reason));
+      await this.linkAudit(requestId);
+    } catch (e) {
+      this.deps.logger.warn('could not record a refused attempt', { request_id: requestId, error: describe(e) });
+    }
+  }
+
+  /**
+   * Links the request's latest audit event into the chain. A failure is logged, not thrown: the
+   * change and its event are already stored together, the request cannot change again (nor get
+   * an SVID) until the event is linked, and the sweeper links what is left.
+   */
+  private async linkAudit(requestId: RequestId): Promise<void> {
+    try {
+      await this.deps.store.linkAudit(requestId);
+    } catch (e) {
+      this.deps.logger.warn('audit event not linked yet (the sweeper will link it)', { request_id: requestId, error: describe(e) });
     }
   }
 
@@ -203,8 +258,9 @@ export class AuthorizationService {
     const now = this.deps.clock.now();
     if (r.decision !== 'pending' || Date.parse(r.expires_at) > now.getTime()) return r;
     try {
-      const expired = await this.deps.store.expire(r.request_id, now);
+      const expired = await this.deps.store.expire(r.request_id, now, auditEvent('expired', SYSTEM_ACTOR, now));
       this.deps.logger.info('request expired', { request_id: r.request_id });
+      await this.linkAudit(r.request_id);
       return expired;
     } catch (e) {
       if (isAckdError(e, 'ERR_ALREADY_DECIDED')) return (await this.deps.store.get(r.request_id)) ?? r;
@@ -212,15 +268,19 @@ export class AuthorizationService {
     }
   }
 
-  /** The periodic sweep: records expiry of overdue pending requests and retries failed notifications. */
-  async sweep(limit = 100): Promise<{ expired: number; renotified: number }> {
+  /**
+   * The periodic sweep: links audit events left unlinked by a failure, records expiry of overdue
+   * pending requests and retries failed notifications.
+   */
+  async sweep(limit = 100): Promise<{ expired: number; renotified: number; linked: number }> {
+    const linked = await this.deps.store.linkAuditBacklog(limit);
     const due = await this.deps.store.listExpiredPending(this.deps.clock.now(), limit);
     let expired = 0;
     for (const r of due) {
       const after = await this.expireIfDue(r);
       if (after.decision === 'expired' && r.decision === 'pending') expired++;
     }
-    return { expired, renotified: await this.retryNotifications(limit) };
+    return { expired, renotified: await this.retryNotifications(limit), linked };
   }
 
   /**

@@ -25,6 +25,7 @@ import { buildApp } from '../../bin/cdk.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { ensureTable } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from '../../lambdas/adapters/dynamodb/store.ts';
+import { auditEvent } from '../../lambdas/core/audit/event.ts';
 import { createApiKey } from '../../lambdas/core/apikeys.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
@@ -666,8 +667,17 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     expect(req.consent_url).toBe(`https://consent.acme-corp.io/?request_id=${req.request_id}`);
     expect((await call(2, 'check_authorization', { request_id: req.request_id })).status).toBe('pending');
 
-    const store = new DynamoRequestStore(client, tableName);
-    await store.decide({ requestId: req.request_id as never, decision: 'approved', approverIdentity: 'sub-alice', approverEmail: 'alice@acme-corp.io', now: new Date(), svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString() });
+    const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90 });
+    await store.decide({
+      requestId: req.request_id as never,
+      decision: 'approved',
+      approverIdentity: 'sub-alice',
+      approverEmail: 'alice@acme-corp.io',
+      now: new Date(),
+      svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString(),
+      event: auditEvent('approved', { type: 'approver', id: 'sub-alice' }, new Date()),
+    });
+    await store.linkAudit(req.request_id as never);
 
     const approved = await call(3, 'check_authorization', { request_id: req.request_id });
     expect(approved.status).toBe('approved');
@@ -692,7 +702,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
   it('sweeper bundle: a scheduled event records expiry of an overdue pending request', async () => {
     const { handler } = (await import(pathToFileURL(bundleOf(logicalIdOf(stack.api.sweeperFunction))).href)) as { handler: Handler };
     const client = dynamoClient({ region: 'us-east-1', endpoint });
-    const store = new DynamoRequestStore(client, tableName);
+    const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90 });
     const { AuthorizationService } = await import('../../lambdas/core/service.ts');
     const past = { now: () => new Date(Date.now() - 3 * 60 * 60_000) };
     const svc = new AuthorizationService(

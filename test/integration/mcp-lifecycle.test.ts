@@ -4,6 +4,7 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
+import { auditEvent, SYSTEM_ACTOR } from '../../lambdas/core/audit/event.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseRequestId } from '../../lambdas/core/ids.ts';
 import { errorText, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
@@ -192,9 +193,17 @@ describe('races', () => {
     const attempts = Array.from({ length: 50 }, (_, i) => {
       const kind = (['approved', 'denied', 'expired'] as const)[i % 3]!;
       return kind === 'expired'
-        ? stack.deps.store.expire(id, after).then(() => kind)
+        ? stack.deps.store.expire(id, after, auditEvent('expired', SYSTEM_ACTOR, after)).then(() => kind)
         : stack.deps.store
-            .decide({ requestId: id, decision: kind, approverIdentity: `racer-${i}`, approverEmail: null, now: before, svidExpiresAt: kind === 'approved' ? after.toISOString() : null })
+            .decide({
+              requestId: id,
+              decision: kind,
+              approverIdentity: `racer-${i}`,
+              approverEmail: null,
+              now: before,
+              svidExpiresAt: kind === 'approved' ? after.toISOString() : null,
+              event: auditEvent(kind, { type: 'approver', id: `racer-${i}` }, before),
+            })
             .then(() => kind);
     });
     const settled = await Promise.allSettled(attempts);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
-  DynamoDBDocumentClient,
+  type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -13,30 +13,16 @@ import { AckdError } from '../../core/errors.ts';
 import type { AgentId, RequestId, SvidId } from '../../core/ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, RequestStore } from '../../core/ports.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
+import type { PendingEvent } from '../../core/audit/event.ts';
+import type { Clock } from '../../core/ports.ts';
+import { DynamoAuditLog, pendingEventAttributes } from './audit.ts';
+import { documentClient, isConditionFailure, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
 const KEY = 'apikey#';
 /** Attributes that are storage bookkeeping, not part of the record. */
-const INTERNAL = new Set(['pk', 'pending', 'retain_until', 'issuing_claim', 'issuing_until', 'kind']);
-
-export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-}
-
-/** Vendor failures become domain errors; a failed condition is handled by the caller. */
-async function send<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (e) {
-    if (e instanceof AckdError || isConditionFailure(e)) throw e;
-    throw new AckdError('ERR_STORE_UNAVAILABLE', undefined, { cause: e });
-  }
-}
-
-function isConditionFailure(e: unknown): boolean {
-  return e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
-}
+const INTERNAL = new Set(['pk', 'pending', 'retain_until', 'issuing_claim', 'issuing_until', 'kind', 'audit_pending', 'refused_attempts', TABLE.auditLog.partitionKey, TABLE.auditLog.sortKey]);
 
 function toRecord(item: Record<string, unknown>): AuthorizationRecord {
   const out: Record<string, unknown> = {};
@@ -44,21 +30,43 @@ function toRecord(item: Record<string, unknown>): AuthorizationRecord {
   return out as unknown as AuthorizationRecord;
 }
 
-/** RequestStore on DynamoDB: every transition is one UpdateItem with a ConditionExpression. */
+/**
+ * RequestStore on DynamoDB: every transition is one UpdateItem with a ConditionExpression, and
+ * that same write records the transition's audit event (`audit_pending`). A request whose last
+ * event is not yet linked into the audit chain cannot change again until it is: a transition
+ * that finds one links it first, then retries.
+ */
 export class DynamoRequestStore implements RequestStore {
   private readonly doc: DynamoDBDocumentClient;
 
-  constructor(client: DynamoDBClient, private readonly tableName: string) {
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+    readonly audit: DynamoAuditLog,
+  ) {
     this.doc = documentClient(client);
   }
 
-  async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number): Promise<void> {
+  /** The request store and its audit chain on one table. */
+  static withAudit(client: DynamoDBClient, tableName: string, opts: { clock: Clock; retentionDays: number }): DynamoRequestStore {
+    return new DynamoRequestStore(client, tableName, new DynamoAuditLog(documentClient(client), tableName, opts));
+  }
+
+  linkAudit(requestId: RequestId): Promise<void> {
+    return this.audit.link(requestId);
+  }
+
+  linkAuditBacklog(limit: number): Promise<number> {
+    return this.audit.linkBacklog(limit);
+  }
+
+  async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     try {
       await send(() =>
         this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds },
+            Item: { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds, ...pendingEventAttributes(event) },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),
@@ -162,27 +170,37 @@ export class DynamoRequestStore implements RequestStore {
   }
 
   /**
-   * One conditional UpdateItem returning the new record. When the condition fails, `explain`
-   * looks at the current record to say why (reading after a failed write only shapes the
-   * error; it never decides anything).
+   * One conditional UpdateItem returning the new record; with `event`, the same write records the
+   * audit event, and requires the previous one to be linked. When the condition fails, `explain`
+   * looks at the current record to say why (reading after a failed write only shapes the error;
+   * it never decides anything), unless an unlinked event was in the way: then it is linked and
+   * the write tried again.
    */
   private async transition(
     requestId: RequestId,
     update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>,
     explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
+    event?: PendingEvent,
   ): Promise<AuthorizationRecord> {
-    try {
-      const out = await send(() =>
-        this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...update })),
-      );
-      return toRecord(out.Attributes ?? {});
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e;
-      const current = await this.get(requestId);
-      if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
-      const result = explain(current);
-      if (result instanceof AckdError) throw result;
-      return result;
+    const input = event ? withEvent(update, event) : update;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await send(() =>
+          this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })),
+        );
+        return toRecord(out.Attributes ?? {});
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
+        if (!out.Item) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+        if (out.Item.audit_pending !== undefined && gated(input) && attempt < 5) {
+          await this.audit.link(requestId);
+          continue;
+        }
+        const result = explain(toRecord(out.Item));
+        if (result instanceof AckdError) throw result;
+        return result;
+      }
     }
   }
 
@@ -193,6 +211,7 @@ export class DynamoRequestStore implements RequestStore {
     approverEmail: string | null;
     now: Date;
     svidExpiresAt: string | null;
+    event: PendingEvent;
   }): Promise<AuthorizationRecord> {
     const now = input.now.toISOString();
     return this.transition(
@@ -215,10 +234,11 @@ export class DynamoRequestStore implements RequestStore {
         cur.decision !== 'pending'
           ? new AckdError('ERR_ALREADY_DECIDED', `request ${input.requestId} was already decided: ${cur.decision}`)
           : new AckdError('ERR_EXPIRED', `request ${input.requestId} expired at ${cur.expires_at}`),
+      input.event,
     );
   }
 
-  expire(requestId: RequestId, now: Date): Promise<AuthorizationRecord> {
+  expire(requestId: RequestId, now: Date, event: PendingEvent): Promise<AuthorizationRecord> {
     return this.transition(
       requestId,
       {
@@ -231,6 +251,7 @@ export class DynamoRequestStore implements RequestStore {
         cur.decision !== 'pending'
           ? new AckdError('ERR_ALREADY_DECIDED', `request ${requestId} was already decided: ${cur.decision}`)
           : new AckdError('ERR_CONFLICT', `request ${requestId} is not yet due to expire (expires_at ${cur.expires_at})`),
+      event,
     );
   }
 
@@ -241,7 +262,7 @@ export class DynamoRequestStore implements RequestStore {
       {
         UpdateExpression: 'SET issuing_claim = :claim, issuing_until = :until',
         ConditionExpression:
-          'attribute_exists(pk) AND #d = :approved AND attribute_type(svid_id, :nullType) AND revoked = :false AND svid_expires_at > :now AND (attribute_not_exists(issuing_until) OR issuing_until <= :nowMs)',
+          'attribute_exists(pk) AND #d = :approved AND attribute_type(svid_id, :nullType) AND revoked = :false AND svid_expires_at > :now AND (attribute_not_exists(issuing_until) OR issuing_until <= :nowMs) AND attribute_not_exists(audit_pending)',
         ExpressionAttributeNames: { '#d': 'decision' },
         ExpressionAttributeValues: {
           ':claim': claim,
@@ -283,7 +304,7 @@ export class DynamoRequestStore implements RequestStore {
     }
   }
 
-  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date }): Promise<AuthorizationRecord> {
+  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord> {
     return this.transition(
       input.requestId,
       {
@@ -292,10 +313,11 @@ export class DynamoRequestStore implements RequestStore {
         ExpressionAttributeValues: { ':svid': input.svidId, ':now': input.now.toISOString(), ':claim': input.claim, ':nullType': 'NULL' },
       },
       () => new AckdError('ERR_ISSUANCE_IN_PROGRESS', `the issuance claim on request ${input.requestId} was lost; check again`),
+      input.event,
     );
   }
 
-  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date }): Promise<AuthorizationRecord> {
+  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord> {
     return this.transition(
       input.requestId,
       {
@@ -309,10 +331,11 @@ export class DynamoRequestStore implements RequestStore {
           return new AckdError('ERR_SVID_MISMATCH', `svid_id: ${input.svidId} is not the SVID issued for request ${input.requestId}`, { field: 'svid_id' });
         return cur; // already revoked: idempotent
       },
+      input.event,
     );
   }
 
-  async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed'): Promise<void> {
+  async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', event: PendingEvent): Promise<void> {
     await this.transition(
       requestId,
       {
@@ -320,9 +343,52 @@ export class DynamoRequestStore implements RequestStore {
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeValues: { ':s': outcome, ':one': 1 },
       },
-      (cur) => cur,
+      () => new AckdError('ERR_STORE_UNAVAILABLE', `could not record the notification of request ${requestId}`),
+      event,
     );
   }
+
+  /** Records a refused attempt to change a request (the request itself is unchanged). */
+  async recordRefusal(requestId: RequestId, event: PendingEvent): Promise<void> {
+    await this.transition(
+      requestId,
+      {
+        UpdateExpression: 'SET refused_attempts = if_not_exists(refused_attempts, :zero) + :one',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+      },
+      () => new AckdError('ERR_STORE_UNAVAILABLE', `could not record the refused attempt on request ${requestId}`),
+      event,
+    );
+  }
+}
+
+const AUDIT_GATE = 'attribute_not_exists(audit_pending)';
+
+/** Adds the audit event to a transition's write: same SET, and only once the previous event is linked. */
+function withEvent(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>, event: PendingEvent): Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'> {
+  const expr = update.UpdateExpression ?? '';
+  if (!expr.startsWith('SET ')) throw new Error('an audited transition must begin with SET');
+  const attrs = pendingEventAttributes(event);
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const sets = Object.entries(attrs).map(([k, v], i) => {
+    names[`#audit${i}`] = k;
+    values[`:audit${i}`] = v;
+    return `#audit${i} = :audit${i}`;
+  });
+  return {
+    ...update,
+    UpdateExpression: `SET ${sets.join(', ')}, ${expr.slice(4)}`,
+    ConditionExpression: update.ConditionExpression ? `(${update.ConditionExpression}) AND ${AUDIT_GATE}` : AUDIT_GATE,
+    ExpressionAttributeNames: { ...update.ExpressionAttributeNames, ...names },
+    ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ...values },
+  };
+}
+
+/** Whether a write waits for the previous audit event to be linked. */
+function gated(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>): boolean {
+  return (update.ConditionExpression ?? '').includes(AUDIT_GATE);
 }
 
 /** Agent API keys in the same table, keyed by the SHA-256 of the key. */

@@ -1,0 +1,21 @@
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AckdError } from '../../core/errors.ts';
+
+export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+/** Vendor failures become domain errors; a failed condition is handled by the caller. */
+export async function send<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    if (e instanceof AckdError || isConditionFailure(e)) throw e;
+    throw new AckdError('ERR_STORE_UNAVAILABLE', undefined, { cause: e });
+  }
+}
+
+export function isConditionFailure(e: unknown): boolean {
+  return e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+}

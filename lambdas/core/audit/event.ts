@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import canonicalizeModule from 'canonicalize';
+import { newEventId } from '../ids.ts';
+import type { AuthorizationRecord } from '../request.ts';
+
+// RFC 8785 (JCS) by its author's package. It is CommonJS with an ESM-style type declaration;
+// take the function whichever way the loader hands it over.
+const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string | undefined;
+
+/**
+ * The audit log: one append-only event per state change, linked into a SHA-256 hash chain.
+ *
+ * An event commits to its predecessor: `hash = SHA-256(JCS(event without "hash"))`, and the
+ * event carries `prev_hash`, the hash of the event before it (the first event ever carries
+ * GENESIS_HASH). JCS is the JSON Canonicalization Scheme (RFC 8785), so anyone can recompute a
+ * hash from the exported JSON with any language's JCS library.
+ */
+
+/** The 13 audit fields of the product description, in its order. */
+export const AUDIT_FIELDS = [
+  'request_id',
+  'agent_id',
+  'action',
+  'permissions',
+  'justification',
+  'approver_identity',
+  'requested_at',
+  'decision_at',
+  'decision',
+  'svid_id',
+  'svid_expires_at',
+  'revoked',
+  'revoked_at',
+] as const satisfies readonly (keyof AuthorizationRecord)[];
+
+export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[number]>;
+
+/** Every kind of event: the state changes of a request, and refused attempts to change it. */
+export const EVENT_TYPES = ['requested', 'email_sent', 'email_failed', 'approved', 'denied', 'expired', 'svid_issued', 'revoked', 'refused'] as const;
+export type AuditEventType = (typeof EVENT_TYPES)[number];
+
+/** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */
+export const ACTOR_TYPES = ['agent', 'approver', 'operator', 'system'] as const;
+export type ActorType = (typeof ACTOR_TYPES)[number];
+
+export interface Actor {
+  readonly type: ActorType;
+  readonly id: string;
+}
+
+export const SYSTEM_ACTOR: Actor = { type: 'system', id: 'ackd' };
+
+/** An approver identity as stored on a record: CLI decisions are `operator:<name>`, the rest are Cognito subs. */
+export function deciderActor(approverIdentity: string): Actor {
+  return approverIdentity.startsWith('operator:') ? { type: 'operator', id: approverIdentity.slice('operator:'.length) } : { type: 'approver', id: approverIdentity };
+}
+
+/**
+ * What a state change knows about its event when it happens. It is written in the same
+ * conditional write as the change itself, so a change can never exist without its event.
+ */
+export interface PendingEvent {
+  readonly event_id: string;
+  readonly type: AuditEventType;
+  /** When the change happened. */
+  readonly at: string;
+  readonly actor_type: ActorType;
+  readonly actor_id: string;
+  /** Why an attempt was refused (refused events only). */
+  readonly reason: string | null;
+}
+
+/** The event a state change records, made when the change is. */
+export function auditEvent(type: AuditEventType, actor: Actor, at: Date, reason: string | null = null): PendingEvent {
+  return { event_id: newEventId(at.getTime()), type, at: at.toISOString(), actor_type: actor.type, actor_id: actor.id, reason };
+}
+
+/** Column order of an exported event (JSONL keys and CSV columns). */
+export const EVENT_COLUMNS = [
+  'seq',
+  'event_id',
+  'type',
+  'at',
+  'logged_at',
+  'actor_type',
+  'actor_id',
+  'reason',
+  ...AUDIT_FIELDS,
+  'prev_hash',
+  'hash',
+] as const;
+
+/** One event of the chain. */
+export interface AuditEvent extends PendingEvent, AuditSnapshot {
+  readonly v: 1;
+  /** Position in the chain: 1, 2, 3 … without gaps. */
+  readonly seq: number;
+  /** When the event entered the chain; never decreases along the chain. */
+  readonly logged_at: string;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
+  return {
+    request_id: r.request_id,
+    agent_id: r.agent_id,
+    action: r.action,
+    permissions: [...r.permissions],
+    justification: r.justification,
+    approver_identity: r.approver_identity,
+    requested_at: r.requested_at,
+    decision_at: r.decision_at,
+    decision: r.decision,
+    svid_id: r.svid_id,
+    svid_expires_at: r.svid_expires_at,
+    revoked: r.revoked,
+    revoked_at: r.revoked_at,
+  };
+}
+
+/** RFC 8785 canonical JSON. */
+export function canonicalJson(value: unknown): string {
+  const s = canonicalize(value);
+  if (s === undefined) throw new Error('value has no JSON form');
+  return s;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** The hash an event must carry: SHA-256 over the canonical JSON of every other field. */
+export function eventHash(event: Omit<AuditEvent, 'hash'> | AuditEvent): string {
+  const { hash: _ignored, ...rest } = event as AuditEvent;
+  return sha256Hex(canonicalJson(rest));
+}
+
+/** Links a pending event into the chain after `prev`. Pure. */
+export function chainEvent(
+  pending: PendingEvent,
+  snapshot: AuditSnapshot,
+  prev: { seq: number; hash: string; logged_at: string | null },
+  now: Date,
+): AuditEvent {
+  const nowIso = now.toISOString();
+  const body: Omit<AuditEvent, 'hash'> = {
+    v: 1,
+    seq: prev.seq + 1,
+    event_id: pending.event_id,
+    type: pending.type,
+    at: pending.at,
+    // Never before the previous event's, so a time window is always a contiguous run of the chain.
+    logged_at: prev.logged_at !== null && prev.logged_at > nowIso ? prev.logged_at : nowIso,
+    actor_type: pending.actor_type,
+    actor_id: pending.actor_id,
+    reason: pending.reason,
+    ...snapshotOf(snapshot),
+    prev_hash: prev.hash,
+  };
+  return { ...body, hash: eventHash(body) };
+}
+
+/**
+ * A signed checkpoint: "event `seq` of the chain has hash `hash`", signed at `signed_at` with the
+ * key whose SPKI SHA-256 is `key_id`. A signed head commits to every event before it, so
+ * a verifier can check a window of the log even after older events have been deleted by retention.
+ */
+export interface Checkpoint {
+  readonly v: 1;
+  readonly seq: number;
+  readonly hash: string;
+  readonly logged_at: string;
+  readonly signed_at: string;
+  readonly key_id: string;
+  readonly alg: typeof CHECKPOINT_ALG;
+  /** base64 DER ECDSA signature over checkpointPayload(). */
+  readonly signature: string;
+}
+
+/** ECDSA over P-256 with SHA-256 (the same in AWS KMS, `ECDSA_SHA_256` on an ECC_NIST_P256 key). */
+export const CHECKPOINT_ALG = 'ECDSA_P256_SHA256';
+
+/** The exact bytes a checkpoint signature covers. */
+export function checkpointPayload(c: Omit<Checkpoint, 'signature'>): Uint8Array {
+  return new TextEncoder().encode(
+    canonicalJson({ purpose: 'ackd-audit-checkpoint', v: c.v, seq: c.seq, hash: c.hash, logged_at: c.logged_at, signed_at: c.signed_at, key_id: c.key_id, alg: c.alg }),
+  );
+}

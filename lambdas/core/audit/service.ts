@@ -1,0 +1,134 @@
+import { AckdError } from '../errors.ts';
+import type { Clock, Logger } from '../ports.ts';
+import { EVENT_COLUMNS, type AuditEvent, type Checkpoint } from './event.ts';
+import type { AuditLog } from './ports.ts';
+import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
+import { ChainVerifier, type VerifierOptions, type VerifyReport } from './verify.ts';
+
+/** One line of an export: an event or a checkpoint, each tagged with `kind`. */
+export type ExportLine = ({ kind: 'event' } & AuditEvent) | ({ kind: 'checkpoint' } & Checkpoint);
+
+export interface ExportWindow {
+  /** Events logged at or after this ISO time. */
+  readonly since?: string | undefined;
+  /** Events logged before this ISO time. */
+  readonly until?: string | undefined;
+}
+
+/**
+ * The audit log's read side: signed checkpoints, export and live verification. Pure of vendor:
+ * it speaks to the AuditLog port and a CheckpointSigner.
+ */
+export class AuditService {
+  constructor(
+    private readonly deps: { log: AuditLog; clock: Clock; logger: Logger; signer?: CheckpointSigner | undefined },
+  ) {}
+
+  private signer(): CheckpointSigner {
+    if (!this.deps.signer) throw new AckdError('ERR_CONFIG', 'ACKD_AUDIT_KEY: not set, so checkpoints cannot be signed');
+    return this.deps.signer;
+  }
+
+  async publicKeyPem(): Promise<string> {
+    return this.signer().publicKeyPem();
+  }
+
+  /**
+   * Signs a checkpoint of the chain's head, when the head has moved since the last checkpoint.
+   * ackd first verifies every event since that checkpoint: it never signs a chain it cannot
+   * verify itself (a broken chain is reported, not papered over).
+   */
+  async checkpoint(): Promise<{ created: boolean; checkpoint?: Checkpoint }> {
+    const signer = this.signer();
+    const head = await this.deps.log.head();
+    if (head.seq === 0 || head.logged_at === null) return { created: false };
+    const last = await this.deps.log.checkpointAtOrBefore(head.seq);
+    if (last?.seq === head.seq) return { created: false, checkpoint: last };
+    const key = checkpointPublicKey(await signer.publicKeyPem());
+    const v = new ChainVerifier({ publicKey: key });
+    if (last) v.addCheckpoint(last);
+    for await (const e of this.deps.log.events(last ? last.seq + 1 : 1, head.seq)) v.addEvent(e);
+    const report = v.finish();
+    if (!report.ok) {
+      const first = report.problems[0]!;
+      this.deps.logger.error('audit chain does not verify; not signing a checkpoint', { seq: first.seq, problem: first.message });
+      throw new AckdError('ERR_INTERNAL', `the audit chain does not verify (${first.message}); no checkpoint was signed`);
+    }
+    const c = await signCheckpoint(signer, { seq: head.seq, hash: head.hash, logged_at: head.logged_at }, this.deps.clock.now());
+    const created = await this.deps.log.putCheckpoint(c);
+    if (created) this.deps.logger.info('audit checkpoint signed', { seq: c.seq, hash: c.hash });
+    return { created, checkpoint: c };
+  }
+
+  /**
+   * The export of a window, in chain order, with the checkpoints that anchor it: the window is
+   * widened to start right after the last checkpoint before it and to end at the first
+   * checkpoint after it, so that a verifier can prove nothing was removed inside it. Where no
+   * checkpoint exists yet (the live tail), that end is not anchored and the verifier says so.
+   * Streams: holds one page of events at a time.
+   */
+  async *export(window: ExportWindow = {}): AsyncGenerator<ExportLine> {
+    validateWindow(window);
+    const range = await this.deps.log.seqRange(window);
+    if (!range) return;
+    let from = range.from;
+    let to = range.to;
+    const before = from > 1 ? await this.deps.log.checkpointAtOrBefore(from - 1) : undefined;
+    if (before) {
+      from = before.seq + 1;
+      yield { kind: 'checkpoint', ...before };
+    }
+    const after = await this.deps.log.checkpointAtOrAfter(to);
+    if (after) to = after.seq;
+    const checkpoints = this.deps.log.checkpoints(from, to)[Symbol.asyncIterator]();
+    let nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
+    for await (const e of this.deps.log.events(from, to)) {
+      yield { kind: 'event', ...orderedEvent(e) };
+      while (nextCheckpoint && nextCheckpoint.seq <= e.seq) {
+        if (nextCheckpoint.seq === e.seq) yield { kind: 'checkpoint', ...nextCheckpoint };
+        nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
+      }
+    }
+    // Checkpoints of events that are no longer there still go out: they reveal the removal.
+    while (nextCheckpoint) {
+      yield { kind: 'checkpoint', ...nextCheckpoint };
+      nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
+    }
+  }
+
+  /** Verifies the stored log (a window of it) as an auditor would verify its export. */
+  async verifyLive(window: ExportWindow, opts: VerifierOptions): Promise<VerifyReport & { unlinked: number }> {
+    const v = new ChainVerifier(opts);
+    for await (const line of this.export(window)) v.addLine(line);
+    const report = v.finish();
+    const unlinked = await this.deps.log.backlog(100);
+    return { ...report, unlinked, warnings: unlinked > 0 ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} state changes are recorded but not yet linked into the chain (the sweeper links them)`] : report.warnings };
+  }
+}
+
+/** The event with its fields in export column order. */
+export function orderedEvent(e: AuditEvent): AuditEvent {
+  const out: Record<string, unknown> = { v: e.v };
+  for (const k of EVENT_COLUMNS) out[k] = e[k];
+  return out as unknown as AuditEvent;
+}
+
+const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z)?$/;
+
+/** Window bounds are ISO-8601 UTC times (or dates); since must be before until. */
+export function parseWindow(since: string | undefined, until: string | undefined): ExportWindow {
+  const norm = (name: string, v: string | undefined): string | undefined => {
+    if (v === undefined) return undefined;
+    if (!ISO.test(v) || Number.isNaN(Date.parse(v))) throw new AckdError('ERR_INVALID_INPUT', `${name}: must be an ISO-8601 UTC date or time like 2026-11-01 or 2026-11-01T12:00:00Z (got "${v}")`, { field: name });
+    return new Date(v).toISOString();
+  };
+  const w = { since: norm('since', since), until: norm('until', until) };
+  validateWindow(w);
+  return w;
+}
+
+function validateWindow(w: ExportWindow): void {
+  if (w.since !== undefined && w.until !== undefined && w.since >= w.until) {
+    throw new AckdError('ERR_INVALID_INPUT', `until: must be after since (${w.since} is not before ${w.until})`, { field: 'until' });
+  }
+}

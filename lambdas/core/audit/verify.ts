@@ -1,0 +1,388 @@
+import type { KeyObject } from 'node:crypto';
+import { z } from 'zod';
+import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, eventHash, type AuditEvent, type Checkpoint } from './event.ts';
+import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
+
+/**
+ * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
+ * event they sign (or, for the checkpoint that anchors the start of a window, before the first
+ * event). Memory stays bounded by the number of requests seen, never by the number of events.
+ */
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
+const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, 'must be an ISO-8601 UTC time');
+const isoOrNull = iso.nullable();
+
+const eventSchema = z
+  .object({
+    v: z.literal(1),
+    seq: z.number().int().positive(),
+    event_id: z.string().min(1),
+    type: z.enum(EVENT_TYPES),
+    at: iso,
+    logged_at: iso,
+    actor_type: z.enum(ACTOR_TYPES),
+    actor_id: z.string().min(1),
+    reason: z.string().nullable(),
+    request_id: z.string().min(1),
+    agent_id: z.string().min(1),
+    action: z.string(),
+    permissions: z.array(z.string()),
+    justification: z.string(),
+    approver_identity: z.string().nullable(),
+    requested_at: iso,
+    decision_at: isoOrNull,
+    decision: z.enum(['pending', 'approved', 'denied', 'expired']),
+    svid_id: z.string().nullable(),
+    svid_expires_at: isoOrNull,
+    revoked: z.boolean(),
+    revoked_at: isoOrNull,
+    prev_hash: hex64,
+    hash: hex64,
+  })
+  .strict();
+
+const checkpointSchema = z
+  .object({
+    v: z.literal(1),
+    seq: z.number().int().nonnegative(),
+    hash: hex64,
+    logged_at: z.string(),
+    signed_at: iso,
+    key_id: hex64,
+    alg: z.literal(CHECKPOINT_ALG),
+    signature: z.string().regex(/^[A-Za-z0-9+/]+=*$/, 'must be base64'),
+  })
+  .strict();
+
+export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'svid' | 'lifecycle';
+
+export interface Problem {
+  readonly kind: ProblemKind;
+  /** The chain position the problem is at (null for a problem with no position, e.g. a malformed line). */
+  readonly seq: number | null;
+  /** 1-based line of the input, when verifying a file. */
+  readonly line?: number;
+  readonly message: string;
+}
+
+export interface SvidEvidence {
+  readonly seq: number;
+  readonly svid_id: string;
+  readonly request_id: string;
+  readonly agent_id: string;
+  readonly action: string;
+  readonly approver_identity: string;
+  readonly decision_at: string | null;
+  readonly svid_expires_at: string | null;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly events: number;
+  readonly first_seq: number | null;
+  readonly last_seq: number | null;
+  readonly first_logged_at: string | null;
+  readonly last_logged_at: string | null;
+  readonly checkpoints: number;
+  /** How the start of the file is anchored: genesis (seq 1), a signed checkpoint, or not at all. */
+  readonly start: 'genesis' | 'checkpoint' | 'unanchored' | 'empty';
+  /** Highest seq covered by a verified signed checkpoint (every event up to it is proven). */
+  readonly signed_through: number | null;
+  /** Events after the last signed checkpoint: intact as a chain, but no signature covers them. */
+  readonly unsigned_tail: number;
+  readonly svids_issued: number;
+  readonly problems: readonly Problem[];
+  readonly warnings: readonly string[];
+}
+
+interface RequestState {
+  approver: string | null;
+  approvedSeen: boolean;
+}
+
+export interface VerifierOptions {
+  /** Checkpoints are verified with this key; without one, any checkpoint is a problem. */
+  readonly publicKey?: KeyObject;
+  /** Called for every SVID issued in the log (who approved it), when a caller wants the list. */
+  readonly onSvid?: (e: SvidEvidence) => void;
+  /** Keep at most this many problems in the report (all are counted in `ok`). */
+  readonly maxProblems?: number;
+}
+
+export class ChainVerifier {
+  private readonly keyId: string | undefined;
+  private events = 0;
+  private checkpoints = 0;
+  private firstSeq: number | null = null;
+  private lastSeq: number | null = null;
+  private firstLoggedAt: string | null = null;
+  private lastLoggedAt: string | null = null;
+  /** The hash the next event must name as prev_hash (null: no expectation, e.g. unanchored start). */
+  private expectedPrev: string | null = null;
+  private expectedSeq: number | null = null;
+  private start: VerifyReport['start'] = 'empty';
+  private signedThrough: number | null = null;
+  /** Checkpoints whose event has not arrived yet (seq → hash). */
+  private readonly ahead = new Map<number, { hash: string; line: number | undefined }>();
+  private readonly requests = new Map<string, RequestState>();
+  private svids = 0;
+  private problemCount = 0;
+  private readonly problems: Problem[] = [];
+  private readonly warnings: string[] = [];
+  private startAnchor: { seq: number; hash: string } | null = null;
+
+  constructor(private readonly opts: VerifierOptions = {}) {
+    this.keyId = opts.publicKey ? keyIdOf(opts.publicKey) : undefined;
+  }
+
+  /** One parsed JSONL line of an export: `{"kind":"event",…}` or `{"kind":"checkpoint",…}`. */
+  addLine(value: unknown, line?: number): void {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.problem({ kind: 'malformed', seq: null, line, message: 'not a JSON object' });
+      return;
+    }
+    const { kind, ...rest } = value as Record<string, unknown>;
+    if (kind === 'event') this.addEvent(rest, line);
+    else if (kind === 'checkpoint') this.addCheckpoint(rest, line);
+    else this.problem({ kind: 'malformed', seq: null, line, message: `"kind" must be "event" or "checkpoint" (got ${JSON.stringify(kind)})` });
+  }
+
+  /** A line that is not JSON at all. */
+  addMalformed(message: string, line?: number): void {
+    this.problem({ kind: 'malformed', seq: null, line, message });
+  }
+
+  addEvent(value: unknown, line?: number): void {
+    const parsed = eventSchema.safeParse(value);
+    if (!parsed.success) {
+      const seq = typeof (value as { seq?: unknown })?.seq === 'number' ? (value as { seq: number }).seq : null;
+      this.problem({ kind: 'malformed', seq, line, message: `event is malformed: ${describeZod(parsed.error)}` });
+      return;
+    }
+    const e = parsed.data as unknown as AuditEvent;
+    const recomputed = eventHash(e);
+    if (recomputed !== e.hash) {
+      this.problem({
+        kind: 'hash',
+        seq: e.seq,
+        line,
+        message: `event ${e.seq}: its content does not match its hash (recorded ${short(e.hash)}, recomputed ${short(recomputed)}): the event was changed after it was logged`,
+      });
+    }
+    if (this.expectedSeq === null) {
+      this.begin(e, line);
+    } else if (e.seq < this.expectedSeq) {
+      this.problem({
+        kind: 'order',
+        seq: e.seq,
+        line,
+        message: `event ${e.seq} appears after event ${this.expectedSeq - 1}: an event was duplicated, inserted or moved (expected seq ${this.expectedSeq})`,
+      });
+      return; // keep following the chain as it was
+    } else if (e.seq > this.expectedSeq) {
+      const missing = e.seq - this.expectedSeq;
+      this.problem({
+        kind: 'gap',
+        seq: this.expectedSeq,
+        line,
+        message: `${missing === 1 ? `event ${this.expectedSeq} is` : `events ${this.expectedSeq}–${e.seq - 1} are`} missing: seq jumps from ${this.expectedSeq - 1} to ${e.seq}`,
+      });
+    } else if (this.expectedPrev !== null && e.prev_hash !== this.expectedPrev) {
+      this.problem({
+        kind: 'link',
+        seq: e.seq,
+        line,
+        message: `event ${e.seq}: prev_hash ${short(e.prev_hash)} is not the hash of event ${e.seq - 1} (${short(this.expectedPrev)}): event ${e.seq - 1} was changed, or event ${e.seq} was forged`,
+      });
+    }
+    if (this.lastLoggedAt !== null && e.logged_at < this.lastLoggedAt) {
+      this.problem({ kind: 'time', seq: e.seq, line, message: `event ${e.seq}: logged_at ${e.logged_at} is before the previous event's ${this.lastLoggedAt}` });
+    }
+    this.checkMeaning(e, line);
+
+    const signed = this.ahead.get(e.seq);
+    if (signed) {
+      this.ahead.delete(e.seq);
+      this.matchCheckpoint(e.seq, signed.hash, e.hash, signed.line);
+    }
+    this.events++;
+    this.lastSeq = e.seq;
+    this.lastLoggedAt = e.logged_at;
+    this.expectedSeq = e.seq + 1;
+    this.expectedPrev = e.hash;
+  }
+
+  addCheckpoint(value: unknown, line?: number): void {
+    const parsed = checkpointSchema.safeParse(value);
+    if (!parsed.success) {
+      this.problem({ kind: 'malformed', seq: null, line, message: `checkpoint is malformed: ${describeZod(parsed.error)}` });
+      return;
+    }
+    const c = parsed.data as unknown as Checkpoint;
+    if (!this.opts.publicKey) {
+      this.problem({ kind: 'checkpoint', seq: c.seq, line, message: `checkpoint at seq ${c.seq} cannot be checked: no public key was given` });
+      return;
+    }
+    const bad = checkpointSignatureProblem(c, this.opts.publicKey, this.keyId);
+    if (bad) {
+      this.problem({ kind: 'checkpoint', seq: c.seq, line, message: `checkpoint at seq ${c.seq} ${bad}` });
+      return;
+    }
+    this.checkpoints++;
+    if (this.lastSeq === null) {
+      if (this.startAnchor === null && this.ahead.size === 0) {
+        // The checkpoint just before the window: the first event must follow it.
+        this.startAnchor = { seq: c.seq, hash: c.hash };
+        this.signedThrough = c.seq;
+        return;
+      }
+      this.ahead.set(c.seq, { hash: c.hash, line });
+    } else if (c.seq === this.lastSeq) {
+      this.matchCheckpoint(c.seq, c.hash, this.expectedPrev!, line);
+    } else if (c.seq > this.lastSeq) {
+      this.ahead.set(c.seq, { hash: c.hash, line });
+    } else {
+      this.problem({ kind: 'checkpoint', seq: c.seq, line, message: `checkpoint at seq ${c.seq} comes after event ${this.lastSeq}; a checkpoint must directly follow the event it signs` });
+    }
+  }
+
+  finish(): VerifyReport {
+    for (const [seq, c] of [...this.ahead].sort((a, b) => a[0] - b[0])) {
+      const what = this.lastSeq === null ? 'the file has no events' : `the file ends at event ${this.lastSeq}`;
+      this.problem({ kind: 'gap', seq, line: c.line, message: `a signed checkpoint covers event ${seq} but ${what}: signed events were removed from the end` });
+    }
+    this.ahead.clear();
+    if (this.start === 'unanchored') {
+      this.warnings.push(`the file starts at event ${this.firstSeq} with no checkpoint before it: events removed just before it could not be detected`);
+    }
+    const unsignedTail = this.lastSeq === null ? 0 : this.lastSeq - Math.max(this.signedThrough ?? 0, (this.firstSeq ?? 1) - 1);
+    if (unsignedTail > 0) {
+      this.warnings.push(
+        `${unsignedTail} event${unsignedTail === 1 ? '' : 's'} after ${this.signedThrough === null ? 'the start' : `checkpoint ${this.signedThrough}`} ${unsignedTail === 1 ? 'is' : 'are'} not covered by a signed checkpoint: their chain is intact, but removal of events after them could not be detected`,
+      );
+    }
+    return {
+      ok: this.problemCount === 0,
+      events: this.events,
+      first_seq: this.firstSeq,
+      last_seq: this.lastSeq,
+      first_logged_at: this.firstLoggedAt,
+      last_logged_at: this.lastLoggedAt,
+      checkpoints: this.checkpoints,
+      start: this.start,
+      signed_through: this.signedThrough,
+      unsigned_tail: unsignedTail,
+      svids_issued: this.svids,
+      problems: this.problems,
+      warnings: this.warnings,
+    };
+  }
+
+  private begin(e: AuditEvent, line: number | undefined): void {
+    this.firstSeq = e.seq;
+    this.firstLoggedAt = e.logged_at;
+    const anchor = this.startAnchor;
+    if (anchor !== null) {
+      this.start = 'checkpoint';
+      if (e.seq !== anchor.seq + 1) {
+        this.problem({ kind: 'gap', seq: anchor.seq + 1, line, message: `the window is signed through event ${anchor.seq}, but the first event is ${e.seq}: events ${anchor.seq + 1}–${e.seq - 1} are missing` });
+      } else if (e.prev_hash !== anchor.hash) {
+        this.problem({ kind: 'link', seq: e.seq, line, message: `event ${e.seq}: prev_hash ${short(e.prev_hash)} is not the signed hash of event ${anchor.seq} (${short(anchor.hash)})` });
+      }
+    } else if (e.seq === 1) {
+      this.start = 'genesis';
+      this.signedThrough = 0;
+      if (e.prev_hash !== GENESIS_HASH) this.problem({ kind: 'link', seq: 1, line, message: `event 1: prev_hash must be the genesis hash (64 zeros), got ${short(e.prev_hash)}` });
+    } else {
+      this.start = 'unanchored';
+    }
+  }
+
+  private matchCheckpoint(seq: number, signedHash: string, actualHash: string, line: number | undefined): void {
+    if (signedHash !== actualHash) {
+      this.problem({
+        kind: 'checkpoint',
+        seq,
+        line,
+        message: `event ${seq} hashes to ${short(actualHash)} but the signed checkpoint says ${short(signedHash)}: an event at or before ${seq} was rewritten (with its hashes recomputed)`,
+      });
+      return;
+    }
+    this.signedThrough = Math.max(this.signedThrough ?? 0, seq);
+  }
+
+  /** What each event type must say about its request; and every SVID needs a named approver. */
+  private checkMeaning(e: AuditEvent, line: number | undefined): void {
+    const req = this.requests.get(e.request_id) ?? { approver: null, approvedSeen: false };
+    const bad = (kind: ProblemKind, message: string) => this.problem({ kind, seq: e.seq, line, message: `event ${e.seq} (${e.type} of ${e.request_id}): ${message}` });
+    switch (e.type) {
+      case 'requested':
+        if (e.decision !== 'pending') bad('lifecycle', `a new request must be pending, not ${e.decision}`);
+        break;
+      case 'approved':
+        if (e.decision !== 'approved' || !e.approver_identity || !e.decision_at) bad('lifecycle', 'an approval must record decision "approved", the approver and decision_at');
+        else if (e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', `an approval must be made by an approver or operator, not by ${e.actor_type} ${e.actor_id}`);
+        req.approver = e.approver_identity;
+        req.approvedSeen = true;
+        break;
+      case 'denied':
+      case 'expired':
+        if (e.decision !== e.type || !e.decision_at) bad('lifecycle', `must record decision "${e.type}" and decision_at`);
+        break;
+      case 'revoked':
+        if (!e.revoked || !e.revoked_at || !e.svid_id) bad('lifecycle', 'a revocation must record revoked, revoked_at and the svid_id');
+        break;
+      case 'svid_issued': {
+        this.svids++;
+        const approver = e.approver_identity;
+        if (e.decision !== 'approved' || !approver || !e.svid_id) {
+          bad('svid', `SVID ${e.svid_id ?? '(none)'} was issued but the request ${e.decision !== 'approved' ? `is ${e.decision}, not approved` : 'names no approver'}`);
+        } else if (req.approvedSeen && req.approver !== approver) {
+          bad('svid', `SVID ${e.svid_id} names approver ${approver}, but the request was approved by ${req.approver}`);
+        } else {
+          this.opts.onSvid?.({
+            seq: e.seq,
+            svid_id: e.svid_id,
+            request_id: e.request_id,
+            agent_id: e.agent_id,
+            action: e.action,
+            approver_identity: approver,
+            decision_at: e.decision_at,
+            svid_expires_at: e.svid_expires_at,
+          });
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    this.requests.set(e.request_id, req);
+  }
+
+  private problem(p: Problem): void {
+    this.problemCount++;
+    if (this.problems.length < (this.opts.maxProblems ?? 100)) this.problems.push(p.line === undefined ? { kind: p.kind, seq: p.seq, message: p.message } : p);
+  }
+}
+
+function short(h: string): string {
+  return `${h.slice(0, 12)}…`;
+}
+
+function describeZod(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.') || '(object)'}: ${i.message}`)
+    .join('; ');
+}
+
+/** Verifies parsed JSONL lines (an export) from any async source. */
+export async function verifyLines(lines: AsyncIterable<{ value: unknown; line: number } | { error: string; line: number }>, opts: VerifierOptions = {}): Promise<VerifyReport> {
+  const v = new ChainVerifier(opts);
+  for await (const l of lines) {
+    if ('error' in l) v.addMalformed(l.error, l.line);
+    else v.addLine(l.value, l.line);
+  }
+  return v.finish();
+}
