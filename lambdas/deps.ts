@@ -45,6 +45,16 @@ export function buildDeps(
   return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock };
 }
 
+/**
+ * The periodic work (the sweeper Lambda, the local loop, `ackd sweep`): link audit events left
+ * unlinked, record expiries, retry consent mail, then sign a checkpoint of the audit chain.
+ */
+export async function periodicWork(deps: Deps, limit: number): Promise<{ expired: number; renotified: number; linked: number; checkpoint_seq: number | null }> {
+  const swept = await deps.service.sweep(limit);
+  const cp = deps.audit.canSign ? await deps.audit.checkpoint() : undefined;
+  return { ...swept, checkpoint_seq: cp?.checkpoint?.seq ?? null };
+}
+
 /** The checkpoint signer ACKD_AUDIT_KEY names: `kms:<key id or ARN>`, or a PEM private key file. */
 export function signerFromConfig(config: Pick<Config, 'auditKey' | 'region'>): CheckpointSigner | undefined {
   const k = config.auditKey;

@@ -1,29 +1,167 @@
-import type { AuthorizationRecord } from '../core/request.ts';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Option, type Command } from 'commander';
+import { AckdError } from '../core/errors.ts';
+import { formatExport, type ExportFormat } from '../core/audit/format.ts';
+import { parseWindow, type ExportLine } from '../core/audit/service.ts';
+import { checkpointPublicKey } from '../core/audit/signing.ts';
+import { verifyLines, type SvidEvidence, type VerifyReport } from '../core/audit/verify.ts';
+import { cliDeps, output } from './context.ts';
 
-/** The 13 audit fields of the product description, in its order. */
-export const AUDIT_FIELDS = [
-  'request_id',
-  'agent_id',
-  'action',
-  'permissions',
-  'justification',
-  'approver_identity',
-  'requested_at',
-  'decision_at',
-  'decision',
-  'svid_id',
-  'svid_expires_at',
-  'revoked',
-  'revoked_at',
-] as const satisfies readonly (keyof AuthorizationRecord)[];
+/** Exit code of `audit verify` when the log does not verify. */
+export const VERIFY_FAILED = 1;
 
-/** RFC 4180 field; a leading =, +, -, @ is prefixed with ' so spreadsheets do not run agent text as formulas. */
-function csvField(v: unknown): string {
-  let s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(' ') : String(v);
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('the tamper-evident audit log: export, verify, checkpoints');
+
+  audit
+    .command('export')
+    .description('export audit events (every state change, with the 13 audit fields) and the signed checkpoints that anchor them; streams')
+    .option('--since <time>', 'events logged at or after this ISO-8601 UTC time or date')
+    .option('--until <time>', 'events logged before this ISO-8601 UTC time or date')
+    .addOption(new Option('--format <format>', 'jsonl (events + checkpoints: what `audit verify` reads) or csv (events only)').choices(['jsonl', 'csv']).default('jsonl'))
+    .option('--out <file>', 'write to a new file instead of stdout (never overwrites)')
+    .option('--checkpoint', 'sign a checkpoint of the newest event first, so the end of the export is anchored (needs ACKD_AUDIT_KEY)')
+    .action(async (opts: { since?: string; until?: string; format: ExportFormat; out?: string; checkpoint?: boolean }) => {
+      const window = parseWindow(opts.since, opts.until);
+      const d = cliDeps();
+      if (opts.checkpoint) await d.audit.checkpoint();
+      let end: Extract<ExportLine, { kind: 'end' }> | undefined;
+      async function* lines(): AsyncGenerator<ExportLine> {
+        for await (const l of d.audit.export(window)) {
+          if (l.kind === 'end') end = l;
+          yield l;
+        }
+      }
+      const sink = opts.out ? createWriteStream(opts.out, { flags: 'wx', mode: 0o600 }) : stdoutSink();
+      await pipeline(Readable.from(formatExport(lines(), opts.format)), sink);
+      if (end) {
+        const range = end.first_seq === null ? 'no events' : `${end.events} events (seq ${end.first_seq}–${end.last_seq})`;
+        process.stderr.write(`exported ${range} and ${end.checkpoints} checkpoint(s)${opts.out ? ` to ${opts.out}` : ''}\n`);
+      }
+    });
+
+  audit
+    .command('verify [file]')
+    .description('verify an export (JSONL, "-" for stdin) or, with --live, the stored log: hash chain, signed checkpoints, and that every SVID was approved by a named approver')
+    .option('--live', 'verify the log in the table instead of a file')
+    .option('--since <time>', 'with --live: from this time')
+    .option('--until <time>', 'with --live: up to this time')
+    .option('--public-key <file>', 'PEM public key that signs the checkpoints (with --live, defaults to the configured ACKD_AUDIT_KEY)')
+    .option('--svids', 'list every SVID issued and who approved it')
+    .option('--strict', 'also fail on warnings (an unsigned tail, an unanchored start, a missing end line)')
+    .option('--json', 'print the report as JSON')
+    .action(async (file: string | undefined, opts: { live?: boolean; since?: string; until?: string; publicKey?: string; svids?: boolean; strict?: boolean; json?: boolean }) => {
+      if (opts.live === (file !== undefined)) throw new AckdError('ERR_INVALID_INPUT', 'give either a file to verify or --live', { field: 'file' });
+      if (!opts.live && (opts.since || opts.until)) throw new AckdError('ERR_INVALID_INPUT', '--since/--until: only with --live (a file is verified whole)', { field: '--since' });
+      const svids: SvidEvidence[] = [];
+      const onSvid = opts.svids ? (e: SvidEvidence) => svids.push(e) : undefined;
+      let report: VerifyReport & { unlinked?: number };
+      if (opts.live) {
+        const d = cliDeps();
+        const pem = opts.publicKey ? readKeyFile(opts.publicKey) : await d.audit.publicKeyPem();
+        report = await d.audit.verifyLive(parseWindow(opts.since, opts.until), { publicKey: parsedKey(pem, opts.publicKey ?? 'ACKD_AUDIT_KEY'), ...(onSvid ? { onSvid } : {}) });
+      } else {
+        const publicKey = opts.publicKey ? parsedKey(readKeyFile(opts.publicKey), opts.publicKey) : undefined;
+        report = await verifyLines(jsonLines(file!), { ...(publicKey ? { publicKey } : {}), ...(onSvid ? { onSvid } : {}) });
+      }
+      const failed = !report.ok || (opts.strict === true && report.warnings.length > 0);
+      output(opts.json, opts.svids ? { ...report, svids } : report, () => describeReport(report, svids, opts.svids === true));
+      if (failed) process.exitCode = VERIFY_FAILED;
+    });
+
+  audit
+    .command('checkpoint')
+    .description('sign a checkpoint of the newest event now (the sweeper does this every run); verifies the chain since the last checkpoint first')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const r = await cliDeps().audit.checkpoint();
+      output(opts.json, r, () =>
+        r.checkpoint === undefined ? 'the audit log is empty: nothing to sign' : `${r.created ? 'signed' : 'already signed'}: seq ${r.checkpoint.seq} hash ${r.checkpoint.hash} at ${r.checkpoint.signed_at}`,
+      );
+    });
+
+  audit
+    .command('public-key')
+    .description('print the PEM public key that verifies checkpoints (give it to auditors)')
+    .action(async () => {
+      process.stdout.write(await cliDeps().audit.publicKeyPem());
+    });
 }
 
-export function toCsvRow(r: AuthorizationRecord): string {
-  return AUDIT_FIELDS.map((f) => csvField(r[f])).join(',');
+function stdoutSink(): Writable {
+  // stdout must stay open after the export (pipeline would end it).
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (process.stdout.write(chunk)) cb();
+      else process.stdout.once('drain', () => cb());
+    },
+  });
+}
+
+function readKeyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new AckdError('ERR_INVALID_INPUT', `--public-key: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { field: '--public-key' });
+  }
+}
+
+function parsedKey(pem: string, source: string) {
+  try {
+    return checkpointPublicKey(pem);
+  } catch (e) {
+    throw new AckdError('ERR_INVALID_INPUT', `--public-key: ${source}: ${(e as Error).message}`, { field: '--public-key' });
+  }
+}
+
+/** JSON lines of a file (or stdin for "-"), one at a time; blank lines are skipped. */
+async function* jsonLines(file: string): AsyncGenerator<{ value: unknown; line: number } | { error: string; line: number }> {
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  const opened = new Promise<void>((resolve, reject) => {
+    if (file === '-') resolve();
+    else input.once('open', () => resolve()).once('error', reject);
+  });
+  try {
+    await opened;
+  } catch (e) {
+    throw new AckdError('ERR_INVALID_INPUT', `file: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { field: 'file' });
+  }
+  let n = 0;
+  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+    n++;
+    if (!text.trim()) continue;
+    try {
+      yield { value: JSON.parse(text) as unknown, line: n };
+    } catch {
+      yield { error: `line ${n} is not JSON`, line: n };
+    }
+  }
+}
+
+function describeReport(r: VerifyReport & { unlinked?: number }, svids: SvidEvidence[], listSvids: boolean): string {
+  const out: string[] = [];
+  const span = r.first_seq === null ? 'no events' : `${r.events} events, seq ${r.first_seq}–${r.last_seq}, logged ${r.first_logged_at} to ${r.last_logged_at}`;
+  if (r.ok) out.push(`OK: ${span}`);
+  else {
+    const first = r.problems[0]!;
+    out.push(`BROKEN${first.seq !== null ? ` at seq ${first.seq}` : ''}: ${first.message}`);
+    out.push(`(${span})`);
+  }
+  const start = { genesis: 'from the first event ever (genesis)', checkpoint: 'from a signed checkpoint', unanchored: 'without an anchor', empty: '-' }[r.start];
+  out.push(`start: ${start}; ${r.checkpoints} checkpoint(s) verified${r.signed_through !== null && r.signed_through > 0 ? `, signed through seq ${r.signed_through}` : ''}`);
+  out.push(`SVIDs issued: ${r.svids_issued}${r.svids_issued > 0 && r.problems.every((p) => p.kind !== 'svid') ? ', each approved by a named approver' : ''}`);
+  if (r.problems.length > 1) {
+    out.push(`${r.problems.length} problems:`);
+    for (const p of r.problems.slice(0, 20)) out.push(`  - ${p.seq !== null ? `seq ${p.seq}: ` : ''}${p.line !== undefined ? `(line ${p.line}) ` : ''}${p.message}`);
+    if (r.problems.length > 20) out.push(`  … and ${r.problems.length - 20} more (--json lists them)`);
+  }
+  for (const w of r.warnings) out.push(`warning: ${w}`);
+  if (listSvids) {
+    out.push('', 'seq       svid_id                           request_id                      approver_identity                       approved_at');
+    for (const s of svids) out.push(`${String(s.seq).padEnd(9)} ${s.svid_id.padEnd(33)} ${s.request_id.padEnd(31)} ${s.approver_identity.padEnd(39)} ${s.decision_at ?? ''}`);
+  }
+  return out.join('\n');
 }

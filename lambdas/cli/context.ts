@@ -16,6 +16,7 @@ export interface LocalInfo {
   trustBundlePath: string;
   dynamodbEndpoint: string;
   tableName: string;
+  auditKeyPath?: string;
   [k: string]: unknown;
 }
 
@@ -32,7 +33,7 @@ export function cliConfig(env: Record<string, string | undefined> = process.env)
   if (!env.ACKD_TABLE_NAME && !env.ACKD_STAGE) {
     const local = readLocalInfo();
     if (local) {
-      return loadConfig({ ...env, ACKD_STAGE: 'local', ACKD_DYNAMODB_ENDPOINT: local.dynamodbEndpoint, ACKD_TABLE_NAME: local.tableName, ACKD_TRUST_DOMAIN: local.trustDomain, ...(typeof local.consentUiUrl === 'string' ? { ACKD_CONSENT_URL: local.consentUiUrl } : {}) });
+      return loadConfig({ ...env, ACKD_STAGE: 'local', ACKD_DYNAMODB_ENDPOINT: local.dynamodbEndpoint, ACKD_TABLE_NAME: local.tableName, ACKD_TRUST_DOMAIN: local.trustDomain, ...(local.auditKeyPath && !env.ACKD_AUDIT_KEY ? { ACKD_AUDIT_KEY: local.auditKeyPath } : {}), ...(typeof local.consentUiUrl === 'string' ? { ACKD_CONSENT_URL: local.consentUiUrl } : {}) });
     }
     throw new AckdError('ERR_CONFIG', 'no ackd to talk to: set ACKD_TABLE_NAME (and AWS credentials), or run `npm start` in this directory first');
   }

@@ -1,11 +1,12 @@
-import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createApiKey } from '../core/apikeys.ts';
 import { AckdError } from '../core/errors.ts';
 import { parseAgentId, parseRequestId } from '../core/ids.ts';
 import type { AuthorizationRecord } from '../core/request.ts';
-import { AUDIT_FIELDS, toCsvRow } from './audit.ts';
+import { AUDIT_FIELDS } from '../core/audit/event.ts';
+import { registerAuditCommands } from './audit.ts';
 import { cliDeps, output } from './context.ts';
+import { periodicWork } from '../deps.ts';
 import { registerSvidCommands } from './svid.ts';
 import { registerApproverCommands } from './approvers.ts';
 
@@ -93,39 +94,20 @@ export function buildProgram(): Command {
       });
   }
 
-  const audit = program.command('audit').description('the audit log');
-  audit
-    .command('export')
-    .description('export every request record (all 13 audit fields and more) as JSON lines or CSV')
-    .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
-    .option('--out <file>', 'write to a file instead of stdout')
-    .action(async (opts: { format: 'jsonl' | 'csv'; out?: string }) => {
-      const d = cliDeps();
-      const out = opts.out ? createWriteStream(opts.out, { flags: 'wx' }) : process.stdout;
-      if (opts.format === 'csv') out.write(AUDIT_FIELDS.join(',') + '\n');
-      let cursor: string | undefined;
-      let count = 0;
-      do {
-        const page = await d.store.scanAll(cursor ? { cursor } : {});
-        for (const r of page.items) {
-          out.write((opts.format === 'csv' ? toCsvRow(r) : JSON.stringify(r)) + '\n');
-          count++;
-        }
-        cursor = page.cursor;
-      } while (cursor);
-      if (opts.out) {
-        await new Promise<void>((res, rej) => (out as ReturnType<typeof createWriteStream>).end((e?: Error | null) => (e ? rej(e) : res())));
-        process.stderr.write(`exported ${count} records to ${opts.out}\n`);
-      }
-    });
+  registerAuditCommands(program);
 
   program
     .command('sweep')
-    .description('record expiry of pending requests whose time has run out (what the scheduled sweeper does)')
+    .description('what the scheduled sweeper does: link unlinked audit events, record expiry of overdue requests, re-send failed consent emails, sign an audit checkpoint')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const result = await cliDeps().service.sweep(1000);
-      output(opts.json, result, () => `expired ${result.expired} request(s)`);
+      const result = await periodicWork(cliDeps(), 1000);
+      output(opts.json, result, () =>
+        [
+          `expired ${result.expired} request(s); re-sent ${result.renotified} email(s); linked ${result.linked} audit event(s)`,
+          result.checkpoint_seq === null ? 'no checkpoint signed (no ACKD_AUDIT_KEY, or an empty log)' : `audit checkpoint at seq ${result.checkpoint_seq}`,
+        ].join('\n'),
+      );
     });
 
   registerSvidCommands(program);

@@ -5,6 +5,9 @@ import { systemClock, type Clock, type Logger } from '../core/ports.ts';
 import type { AuthorizationRecord, RequestStatus } from '../core/request.ts';
 import type { AuthorizationService } from '../core/service.ts';
 import type { Approver, ApproverVerifier } from '../adapters/cognito/verifier.ts';
+import { parseWindow, type AuditService } from '../core/audit/service.ts';
+import { formatExport, parseFormat } from '../core/audit/format.ts';
+import { textStream } from '../http/stream.ts';
 
 export interface ConsentApiDeps {
   readonly service: AuthorizationService;
@@ -17,6 +20,8 @@ export interface ConsentApiDeps {
   readonly allowedOrigins?: readonly string[];
   /** The same clock as the service's (server_time in responses). */
   readonly clock?: Clock;
+  /** Serves the audit export (GET /audit/export) when given. */
+  readonly audit?: AuditService;
 }
 
 /** What the consent page shows. Only fields an approver needs; nothing secret exists on a record. */
@@ -40,6 +45,8 @@ export interface RequestView {
 }
 
 const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 503>> = {
+  ERR_SIGNER_UNAVAILABLE: 503,
+  ERR_CONFIG: 503,
   ERR_INVALID_INPUT: 400,
   ERR_UNAUTHENTICATED: 401,
   ERR_FORBIDDEN: 403,
@@ -57,6 +64,8 @@ const MAX_BODY = 4096;
  *   GET  /requests/:id          → { request: RequestView }
  *   POST /requests/:id/approve  body { request_id } → { request: RequestView }
  *   POST /requests/:id/deny     body { request_id } → { request: RequestView }
+ *   GET  /audit/export?since=&until=&format=jsonl|csv → the audit log, streamed (with `audit`)
+ *   GET  /audit/public-key      → PEM key that verifies the export's checkpoints (with `audit`)
  *
  * Every route needs `Authorization: Bearer <Cognito ID token>` of a member of `approvers`; an
  * agent API key (or anything else) gets 401. The body's request_id must repeat the path's: a
@@ -112,6 +121,37 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
   };
   app.post('/requests/:id/approve', decideRoute('approved'));
   app.post('/requests/:id/deny', decideRoute('denied'));
+
+  const audit = deps.audit;
+  if (audit) {
+    app.get('/audit/export', async (c) => {
+      const q = c.req.query();
+      for (const k of Object.keys(q)) {
+        if (!['since', 'until', 'format'].includes(k)) throw new AckdError('ERR_INVALID_INPUT', `${k}: unknown parameter (use since, until, format)`, { field: k });
+      }
+      const window = parseWindow(q.since, q.until);
+      let format: 'jsonl' | 'csv';
+      try {
+        format = parseFormat(q.format ?? 'jsonl');
+      } catch (e) {
+        throw new AckdError('ERR_INVALID_INPUT', (e as Error).message, { field: 'format' });
+      }
+      const approver = c.get('approver');
+      deps.logger.info('audit export', { approver_identity: approver.sub, since: window.since, until: window.until, format });
+      const body = await textStream(formatExport(audit.export(window), format), (e) =>
+        deps.logger.error('audit export failed mid-stream', { error: e instanceof Error ? e.message : String(e) }),
+      );
+      const stamp = (window.until ?? clock.now().toISOString()).replace(/[:.]/g, '-');
+      return new Response(body, {
+        status: 200,
+        headers: {
+          'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+          'content-disposition': `attachment; filename="ackd-audit-${stamp}.${format}"`,
+        },
+      });
+    });
+    app.get('/audit/public-key', async (c) => c.body(await audit.publicKeyPem(), 200, { 'content-type': 'application/x-pem-file' }));
+  }
 
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 

@@ -51,6 +51,8 @@ const info = {
   cognitoClientId: stack.cognito?.clientId,
   dynamodbEndpoint: stack.dynamodbEndpoint,
   tableName: stack.tableName,
+  auditKeyPath: stack.auditKeyPath,
+  auditExportUrl: `${stack.appUrl}/api/audit/export`,
 };
 await writeFile(LOCAL_JSON, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
 
@@ -70,6 +72,8 @@ process.stdout.write(
     line('trust domain', info.trustDomain),
     line('trust bundle', info.trustBundlePath),
     line('DynamoDB', `${info.dynamodbEndpoint} (table ${info.tableName})`),
+    line('audit log', `npx ackd audit verify --live   (export: npx ackd audit export --out audit.jsonl, or GET ${info.auditExportUrl})`),
+    line('audit key', `${info.auditKeyPath} (signs checkpoints; auditors verify with: npx ackd audit public-key)`),
     '',
     'Connect an MCP client (Claude Code):',
     `  claude mcp add --transport http ackd ${info.mcpUrl} --header "Authorization: Bearer ${info.agentApiKey}"`,

@@ -7,7 +7,8 @@ import { getRequestListener } from '@hono/node-server';
 import { createApp } from '../app.ts';
 import { writeTrustBundle } from '../http/svid-routes.ts';
 import { loadConfig } from '../config.ts';
-import { buildDeps, type Deps } from '../deps.ts';
+import { buildDeps, periodicWork, type Deps } from '../deps.ts';
+import { LocalKeySigner } from '../adapters/signing/local.ts';
 import { ensureTable } from '../adapters/dynamodb/schema.ts';
 import { dynamoClient } from '../adapters/dynamodb/client.ts';
 import { SesNotifier, sesClient, parseApproverRouting } from '../adapters/ses/index.ts';
@@ -43,7 +44,7 @@ export interface LocalStackOptions {
   readonly demoAgentApiKey?: string;
   /** Approver email addresses for consent mail. */
   readonly approvers?: string;
-  /** Run the expiry sweep this often (ms); 0 disables it. */
+  /** Run the periodic work (audit links, expiry sweep, mail retry, audit checkpoint) this often (ms); 0 disables it. */
   readonly sweepIntervalMs?: number;
   /** Start cognito-local and serve the consent UI (/) and consent API (/api). Default true. */
   readonly consent?: boolean;
@@ -62,6 +63,8 @@ export interface LocalStack {
   readonly tableName: string;
   readonly trustDomain: string;
   readonly trustBundlePath: string;
+  /** The PEM private key that signs audit checkpoints (created on first start). */
+  readonly auditKeyPath: string;
   readonly issuerKind: string;
   readonly ses: LocalSes;
   /** The consent UI (same origin as /api). */
@@ -142,7 +145,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stops.push(() => close(http));
     const appUrl = `http://127.0.0.1:${appPort}`;
 
+    // Audit checkpoints are signed with a key kept beside the data (on AWS: a KMS key).
+    const auditKeyPath = join(opts.dir, 'audit-signing-key.pem');
+    LocalKeySigner.fileCreatingOnce(auditKeyPath);
     const config = loadConfig({
+      ACKD_AUDIT_KEY: auditKeyPath,
       ACKD_STAGE: 'local',
       ACKD_TRUST_DOMAIN: trustDomain,
       ACKD_TABLE_NAME: tableName,
@@ -175,6 +182,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       tableName,
       trustDomain,
       trustBundlePath,
+      auditKeyPath,
       issuerKind: issuer.kind,
       ses,
       deps,
@@ -190,7 +198,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const app = createApp(deps, (a) => {
       if (cognito && uiDist) {
         const verifier = new CognitoVerifier({ issuer: cognito.issuer, jwksUrl: cognito.jwksUrl, clientId: cognito.clientId, clock: deps.clock });
-        a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock }));
+        a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock, audit: deps.audit }));
         a.route('/', consentUiRoutes(uiDist, { cognitoDomain: cognito.authorizeBase, clientId: cognito.clientId, redirectUri: `${appUrl}/`, apiBase: '/api' }));
       }
     });
@@ -199,7 +207,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const sweepMs = opts.sweepIntervalMs ?? 30_000;
     if (sweepMs > 0) {
       const timer = setInterval(() => {
-        deps.service.sweep().catch((e: unknown) => deps.logger.warn('sweep failed', { error: e instanceof Error ? e.message : String(e) }));
+        periodicWork(deps, 100).catch((e: unknown) => deps.logger.warn('sweep failed', { error: e instanceof Error ? e.message : String(e) }));
       }, sweepMs);
       timer.unref();
       stops.push(async () => clearInterval(timer));

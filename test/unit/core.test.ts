@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toCsvRow } from '../../lambdas/cli/audit.ts';
+import { csvField } from '../../lambdas/core/audit/format.ts';
 import { AckdError, exposeError } from '../../lambdas/core/errors.ts';
 import { newRequestId, parseAgentId, parseRequestId, parseTrustDomain, SpiffeId, svidIdFromSerial } from '../../lambdas/core/ids.ts';
 import { statusAt, type AuthorizationRecord } from '../../lambdas/core/request.ts';
@@ -53,9 +53,10 @@ describe('statusAt', () => {
     expect(statusAt({ ...approved, revoked: true, revoked_at: '2026-01-01T00:06:00.000Z' }, new Date('2026-01-01T00:07:00Z'))).toEqual({ status: 'revoked', revoked_at: '2026-01-01T00:06:00.000Z' });
   });
   it('audit CSV neutralises spreadsheet formulas and quotes separators', () => {
-    const row = toCsvRow(rec({ action: '=HYPERLINK("x")', justification: 'a,b\nc' }));
-    expect(row).toContain(`"'=HYPERLINK(""x"")"`);
-    expect(row).toContain('"a,b\nc"');
+    expect(csvField('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
+    expect(csvField('a,b\nc')).toBe('"a,b\nc"');
+    expect(csvField(['read', 'write'])).toBe('"[""read"",""write""]"');
+    expect(csvField(null)).toBe('');
   });
 });
 

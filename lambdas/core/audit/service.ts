@@ -5,8 +5,22 @@ import type { AuditLog } from './ports.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
 import { ChainVerifier, type VerifierOptions, type VerifyReport } from './verify.ts';
 
-/** One line of an export: an event or a checkpoint, each tagged with `kind`. */
-export type ExportLine = ({ kind: 'event' } & AuditEvent) | ({ kind: 'checkpoint' } & Checkpoint);
+/**
+ * One line of an export: an event or a checkpoint, each tagged with `kind`; the last line is an
+ * `end` summary, so a truncated download is noticed (it is not signed: it only counts).
+ */
+export type ExportLine = ({ kind: 'event' } & AuditEvent) | ({ kind: 'checkpoint' } & Checkpoint) | ExportEnd;
+
+export interface ExportEnd {
+  readonly kind: 'end';
+  readonly events: number;
+  readonly checkpoints: number;
+  readonly first_seq: number | null;
+  readonly last_seq: number | null;
+  readonly since: string | null;
+  readonly until: string | null;
+  readonly exported_at: string;
+}
 
 export interface ExportWindow {
   /** Events logged at or after this ISO time. */
@@ -23,6 +37,10 @@ export class AuditService {
   constructor(
     private readonly deps: { log: AuditLog; clock: Clock; logger: Logger; signer?: CheckpointSigner | undefined },
   ) {}
+
+  get canSign(): boolean {
+    return this.deps.signer !== undefined;
+  }
 
   private signer(): CheckpointSigner {
     if (!this.deps.signer) throw new AckdError('ERR_CONFIG', 'ACKD_AUDIT_KEY: not set, so checkpoints cannot be signed');
@@ -69,6 +87,28 @@ export class AuditService {
    */
   async *export(window: ExportWindow = {}): AsyncGenerator<ExportLine> {
     validateWindow(window);
+    const count = { events: 0, checkpoints: 0, first: null as number | null, last: null as number | null };
+    for await (const line of this.lines(window)) {
+      if (line.kind === 'event') {
+        count.events++;
+        count.first ??= line.seq;
+        count.last = line.seq;
+      } else if (line.kind === 'checkpoint') count.checkpoints++;
+      yield line;
+    }
+    yield {
+      kind: 'end',
+      events: count.events,
+      checkpoints: count.checkpoints,
+      first_seq: count.first,
+      last_seq: count.last,
+      since: window.since ?? null,
+      until: window.until ?? null,
+      exported_at: this.deps.clock.now().toISOString(),
+    };
+  }
+
+  private async *lines(window: ExportWindow): AsyncGenerator<({ kind: 'event' } & AuditEvent) | ({ kind: 'checkpoint' } & Checkpoint)> {
     const range = await this.deps.log.seqRange(window);
     if (!range) return;
     let from = range.from;

@@ -131,6 +131,10 @@ export class ChainVerifier {
   private readonly problems: Problem[] = [];
   private readonly warnings: string[] = [];
   private startAnchor: { seq: number; hash: string } | null = null;
+  private ended = false;
+  private checkpointLines = 0;
+  private eventLines = 0;
+  private sawLines = false;
 
   constructor(private readonly opts: VerifierOptions = {}) {
     this.keyId = opts.publicKey ? keyIdOf(opts.publicKey) : undefined;
@@ -138,14 +142,33 @@ export class ChainVerifier {
 
   /** One parsed JSONL line of an export: `{"kind":"event",…}` or `{"kind":"checkpoint",…}`. */
   addLine(value: unknown, line?: number): void {
+    this.sawLines = true;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       this.problem({ kind: 'malformed', seq: null, line, message: 'not a JSON object' });
       return;
     }
     const { kind, ...rest } = value as Record<string, unknown>;
+    if (this.ended) {
+      this.problem({ kind: 'malformed', seq: null, line, message: 'a line follows the export\'s end line' });
+      return;
+    }
     if (kind === 'event') this.addEvent(rest, line);
     else if (kind === 'checkpoint') this.addCheckpoint(rest, line);
-    else this.problem({ kind: 'malformed', seq: null, line, message: `"kind" must be "event" or "checkpoint" (got ${JSON.stringify(kind)})` });
+    else if (kind === 'end') this.addEnd(rest, line);
+    else this.problem({ kind: 'malformed', seq: null, line, message: `"kind" must be "event", "checkpoint" or "end" (got ${JSON.stringify(kind)})` });
+  }
+
+  /** The export's end line: its counts must match what was read (a cut-off download does not end with it). */
+  private addEnd(value: Record<string, unknown>, line: number | undefined): void {
+    this.ended = true;
+    if (value.events !== this.eventLines || value.checkpoints !== this.checkpointLines) {
+      this.problem({
+        kind: 'gap',
+        seq: null,
+        line,
+        message: `the export says it holds ${String(value.events)} events and ${String(value.checkpoints)} checkpoints, but ${this.eventLines} and ${this.checkpointLines} were read`,
+      });
+    }
   }
 
   /** A line that is not JSON at all. */
@@ -154,6 +177,7 @@ export class ChainVerifier {
   }
 
   addEvent(value: unknown, line?: number): void {
+    this.eventLines++;
     const parsed = eventSchema.safeParse(value);
     if (!parsed.success) {
       const seq = typeof (value as { seq?: unknown })?.seq === 'number' ? (value as { seq: number }).seq : null;
@@ -214,6 +238,7 @@ export class ChainVerifier {
   }
 
   addCheckpoint(value: unknown, line?: number): void {
+    this.checkpointLines++;
     const parsed = checkpointSchema.safeParse(value);
     if (!parsed.success) {
       this.problem({ kind: 'malformed', seq: null, line, message: `checkpoint is malformed: ${describeZod(parsed.error)}` });
@@ -253,6 +278,7 @@ export class ChainVerifier {
       this.problem({ kind: 'gap', seq, line: c.line, message: `a signed checkpoint covers event ${seq} but ${what}: signed events were removed from the end` });
     }
     this.ahead.clear();
+    if (this.sawLines && !this.ended) this.warnings.push('the file has no end line: the export may have been cut off');
     if (this.start === 'unanchored') {
       this.warnings.push(`the file starts at event ${this.firstSeq} with no checkpoint before it: events removed just before it could not be detected`);
     }

@@ -1,0 +1,25 @@
+import { Hono } from 'hono';
+import { streamHandle } from 'hono/aws-lambda';
+import { loadConfig } from '../config.ts';
+import { buildDeps, noMinter } from '../deps.ts';
+import { consentApi } from '../consent-api/app.ts';
+import { loadCognitoConfig } from '../consent-api/config.ts';
+import { verifierFromConfig } from '../consent-api/deps.ts';
+
+// The approver-authenticated audit export, on a Lambda function URL with response streaming
+// (CloudFront routes /api/audit/* here): an export of any size leaves in pieces as it is read,
+// which an API Gateway integration (buffered, 6 MB) could not do. Same app and same approver
+// authentication as the consent API; this function only reads the table.
+const config = loadConfig();
+const cognito = loadCognitoConfig(process.env, config.local);
+const deps = buildDeps(config, { minter: noMinter });
+const api = consentApi({
+  service: deps.service,
+  verifier: verifierFromConfig(cognito, deps.clock),
+  logger: deps.logger,
+  clock: deps.clock,
+  allowedOrigins: cognito.allowedOrigins,
+  audit: deps.audit,
+});
+
+export const handler = streamHandle(new Hono().route('/api', api));
