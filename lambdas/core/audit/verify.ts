@@ -169,6 +169,9 @@ export class ChainVerifier {
         message: `the export says it holds ${String(value.events)} events and ${String(value.checkpoints)} checkpoints, but ${this.eventLines} and ${this.checkpointLines} were read`,
       });
     }
+    if (typeof value.first_seq === 'number' && this.firstSeq !== null && value.first_seq < this.firstSeq) {
+      this.problem({ kind: 'gap', seq: value.first_seq, line, message: `the export says it starts at event ${value.first_seq}, but the first event is ${this.firstSeq}: events were removed from the start` });
+    }
   }
 
   /** A line that is not JSON at all. */

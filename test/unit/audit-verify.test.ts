@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import { auditEvent, chainEvent, eventHash, GENESIS_HASH, type AuditEvent, type AuditSnapshot, type Checkpoint } from '../../lambdas/core/audit/event.ts';
+import { checkpointPublicKey, signCheckpoint } from '../../lambdas/core/audit/signing.ts';
+import { ChainVerifier, type VerifyReport } from '../../lambdas/core/audit/verify.ts';
+import { LocalKeySigner } from '../../lambdas/adapters/signing/local.ts';
+
+// The verifier, on chains built in memory by the same code that builds them in the store. Every
+// tampering is one edit of an otherwise valid export; the report must name the exact seq.
+
+type Line = Record<string, unknown>;
+const signer = LocalKeySigner.generate();
+const publicKey = checkpointPublicKey(await signer.publicKeyPem());
+
+function snapshot(i: number, over: Partial<AuditSnapshot> = {}): AuditSnapshot {
+  return {
+    request_id: `req_${String(i).padStart(26, '0')}`,
+    agent_id: 'deploy-bot',
+    action: `deploy ${i}`,
+    permissions: ['deploy:prod'],
+    justification: 'release',
+    approver_identity: null,
+    requested_at: '2026-11-01T00:00:00.000Z',
+    decision_at: null,
+    decision: 'pending',
+    svid_id: null,
+    svid_expires_at: null,
+    revoked: false,
+    revoked_at: null,
+    ...over,
+  } as AuditSnapshot;
+}
+
+/** `requests` lifecycles (requested → approved → svid_issued), a signed checkpoint every `every` events. */
+async function buildExport(requests: number, every = 5): Promise<{ lines: Line[]; events: AuditEvent[] }> {
+  const events: AuditEvent[] = [];
+  let prev = { seq: 0, hash: GENESIS_HASH, logged_at: null as string | null };
+  const t = (n: number) => new Date(Date.UTC(2026, 10, 1, 0, 0, n));
+  const add = (e: ReturnType<typeof auditEvent>, s: AuditSnapshot) => {
+    const ev = chainEvent(e, s, prev, t(events.length));
+    events.push(ev);
+    prev = { seq: ev.seq, hash: ev.hash, logged_at: ev.logged_at };
+  };
+  for (let i = 0; i < requests; i++) {
+    add(auditEvent('requested', { type: 'agent', id: 'deploy-bot' }, t(events.length)), snapshot(i));
+    const approved = snapshot(i, { decision: 'approved', approver_identity: 'sub-alice', decision_at: t(events.length).toISOString(), svid_expires_at: '2026-11-01T01:00:00.000Z' });
+    add(auditEvent('approved', { type: 'approver', id: 'sub-alice' }, t(events.length)), approved);
+    add(auditEvent('svid_issued', { type: 'agent', id: 'deploy-bot' }, t(events.length)), { ...approved, svid_id: `abc${i}` as never });
+  }
+  const lines: Line[] = [];
+  for (const e of events) {
+    lines.push({ kind: 'event', ...e });
+    if (e.seq % every === 0) lines.push({ kind: 'checkpoint', ...(await signCheckpoint(signer, e, t(1000 + e.seq))) });
+  }
+  lines.push(endLine(lines));
+  return { lines, events };
+}
+
+/** The export's end line; `firstSeq` as the exporter wrote it (a forger who fixes the counts may leave it). */
+function endLine(lines: Line[], firstSeq?: number): Line {
+  const events = lines.filter((l) => l.kind === 'event');
+  return { kind: 'end', events: events.length, checkpoints: lines.filter((l) => l.kind === 'checkpoint').length, first_seq: firstSeq ?? events[0]?.seq ?? null, last_seq: events.at(-1)?.seq ?? null };
+}
+
+function verify(lines: Line[], opts: { key?: boolean } = {}): VerifyReport {
+  const v = new ChainVerifier(opts.key === false ? {} : { publicKey });
+  lines.forEach((l, i) => v.addLine(structuredClone(l), i + 1));
+  return v.finish();
+}
+
+/** The export with the event `seq` replaced (end line recounted, as a careful forger would). */
+function edit(lines: Line[], seq: number, f: (e: Line) => Line | Line[] | null): Line[] {
+  const out: Line[] = [];
+  const firstSeq = lines.find((l) => l.kind === 'end')?.first_seq as number | undefined;
+  for (const l of lines) {
+    if (l.kind === 'end') continue;
+    if (l.kind === 'event' && l.seq === seq) {
+      const r = f({ ...l });
+      if (r === null) continue;
+      out.push(...(Array.isArray(r) ? r : [r]));
+    } else out.push(l);
+  }
+  out.push(endLine(out, firstSeq));
+  return out;
+}
+
+function rehash(e: Line): Line {
+  const { kind: _k, ...rest } = e;
+  return { ...e, hash: eventHash(rest as unknown as AuditEvent) };
+}
+
+describe('audit chain verification', () => {
+  it('an intact export verifies: genesis start, every checkpoint signed, each SVID with its approver', async () => {
+    const { lines } = await buildExport(10);
+    const svids: string[] = [];
+    const v = new ChainVerifier({ publicKey, onSvid: (s) => svids.push(`${s.svid_id}:${s.approver_identity}`) });
+    lines.forEach((l, i) => v.addLine(l, i + 1));
+    const r = v.finish();
+    expect(r.problems).toEqual([]);
+    expect(r).toMatchObject({ ok: true, events: 30, first_seq: 1, last_seq: 30, start: 'genesis', checkpoints: 6, signed_through: 30, unsigned_tail: 0, svids_issued: 10 });
+    expect(r.warnings).toEqual([]);
+    expect(svids).toHaveLength(10);
+    expect(svids[0]).toBe('abc0:sub-alice');
+  });
+
+  it('a changed event fails at exactly its seq, whichever event it is', async () => {
+    const { lines } = await buildExport(6);
+    for (const seq of [1, 2, 9, 17, 18]) {
+      const r = verify(edit(lines, seq, (e) => ({ ...e, approver_identity: 'sub-mallory' })));
+      expect(r.ok).toBe(false);
+      expect(r.problems[0]).toMatchObject({ kind: 'hash', seq });
+    }
+  });
+
+  it('a changed event with its hash recomputed breaks the link into the next event; its checkpoint catches a rewritten tail', async () => {
+    const { lines } = await buildExport(6, 5);
+    const r = verify(edit(lines, 7, (e) => rehash({ ...e, action: 'drop database' })));
+    expect(r.problems[0]).toMatchObject({ kind: 'link', seq: 8 });
+    expect(r.problems[0]!.message).toContain('event 7 was changed');
+
+    // Rewrite event 7 and re-chain everything after it: only the signed checkpoint at 10 can tell.
+    let prevHash = '';
+    const rewritten = lines.map((l) => {
+      if (l.kind !== 'event' || (l.seq as number) < 7) return l;
+      const changed = l.seq === 7 ? { ...l, action: 'drop database' } : { ...l, prev_hash: prevHash };
+      const out = rehash(changed);
+      prevHash = out.hash as string;
+      return out;
+    });
+    const r2 = verify(rewritten);
+    expect(r2.ok).toBe(false);
+    expect(r2.problems[0]).toMatchObject({ kind: 'checkpoint', seq: 10 });
+  });
+
+  it('a deleted event fails at its seq', async () => {
+    const { lines } = await buildExport(6);
+    for (const seq of [1, 3, 11]) {
+      const r = verify(edit(lines, seq, () => null));
+      expect(r.problems[0]).toMatchObject({ kind: 'gap', seq });
+    }
+  });
+
+  it('two reordered events fail at the first of them', async () => {
+    const { lines, events } = await buildExport(6);
+    const seq = 8;
+    const swapped = edit(lines, seq, () => null).flatMap((l) => (l.kind === 'event' && l.seq === seq + 1 ? [l, { kind: 'event', ...events[seq - 1] }] : [l]));
+    const r = verify(swapped);
+    expect(r.problems[0]!.seq).toBe(seq);
+  });
+
+  it('an inserted event, even one correctly hashed and linked, fails at its seq', async () => {
+    const { lines, events } = await buildExport(6);
+    const seq = 13;
+    const before = events[seq - 2]!;
+    const forged = chainEvent(auditEvent('approved', { type: 'approver', id: 'sub-mallory' }, new Date('2026-11-01T00:00:12Z')), snapshot(99, { decision: 'approved', approver_identity: 'sub-mallory', decision_at: '2026-11-01T00:00:12.000Z' }), before, new Date(before.logged_at));
+    const r = verify(edit(lines, seq, (e) => [{ kind: 'event', ...forged }, e]));
+    expect(r.ok).toBe(false);
+    expect(r.problems[0]!.seq).toBe(seq);
+  });
+
+  it('a forged or foreign checkpoint is detected', async () => {
+    const { lines } = await buildExport(4);
+    const idx = lines.findIndex((l) => l.kind === 'checkpoint');
+    const forgedHash = lines.map((l, i) => (i === idx ? { ...l, hash: 'f'.repeat(64) } : l));
+    expect(verify(forgedHash).problems[0]).toMatchObject({ kind: 'checkpoint', seq: 5 });
+    expect(verify(forgedHash).problems[0]!.message).toContain('does not verify');
+
+    const other = LocalKeySigner.generate();
+    const cp = lines[idx] as unknown as Checkpoint;
+    const foreign = { kind: 'checkpoint', ...(await signCheckpoint(other, cp, new Date())) };
+    const r = verify(lines.map((l, i) => (i === idx ? foreign : l)));
+    expect(r.problems[0]).toMatchObject({ kind: 'checkpoint', seq: 5 });
+    expect(r.problems[0]!.message).toContain('not by the given public key');
+
+    expect(verify(lines, { key: false }).problems[0]!.message).toContain('no public key');
+  });
+
+  it('events removed from the end are detected by the checkpoint that signed them', async () => {
+    const { lines } = await buildExport(4, 6); // checkpoints at 6 and 12
+    const cut = lines.filter((l) => !(l.kind === 'event' && (l.seq as number) > 10)).filter((l) => l.kind !== 'end');
+    cut.push(endLine(cut));
+    const r = verify(cut);
+    expect(r.ok).toBe(false);
+    expect(r.problems[0]).toMatchObject({ kind: 'gap', seq: 12 });
+
+    const noEnd = lines.slice(0, -1);
+    expect(verify(noEnd).warnings.join(' ')).toContain('no end line');
+    const wrongCount = [...lines.slice(0, -1), { kind: 'end', events: 13, checkpoints: 2 }];
+    expect(verify(wrongCount).ok).toBe(false);
+  });
+
+  it('an SVID without an approval by a named approver fails, even in a well-formed chain', async () => {
+    let prev = { seq: 0, hash: GENESIS_HASH, logged_at: null as string | null };
+    const lines: Line[] = [];
+    const at = new Date('2026-11-01T00:00:00Z');
+    for (const [type, snap] of [
+      ['requested', snapshot(1)],
+      ['svid_issued', snapshot(1, { svid_id: 'dead' as never })],
+    ] as const) {
+      const e = chainEvent(auditEvent(type, { type: 'agent', id: 'deploy-bot' }, at), snap, prev, at);
+      prev = e;
+      lines.push({ kind: 'event', ...e });
+    }
+    lines.push(endLine(lines));
+    const r = verify(lines);
+    expect(r.problems[0]).toMatchObject({ kind: 'svid', seq: 2 });
+    expect(r.problems[0]!.message).toContain('not approved');
+  });
+
+  it('a window starting after a checkpoint is anchored by it; without it the start is only a warning', async () => {
+    const { lines } = await buildExport(8, 5);
+    const at = lines.findIndex((l) => l.kind === 'checkpoint' && l.seq === 10);
+    const window = [...lines.slice(at, -1)];
+    window.push(endLine(window));
+    const r = verify(window);
+    expect(r).toMatchObject({ ok: true, start: 'checkpoint', first_seq: 11 });
+    const unanchored = verify(window.slice(1).map((l) => (l.kind === 'end' ? { ...l, checkpoints: (l.checkpoints as number) - 1 } : l)));
+    expect(unanchored).toMatchObject({ ok: true, start: 'unanchored' });
+    expect(unanchored.warnings.join(' ')).toContain('starts at event 11');
+    // The anchor names the event that must follow it: dropping event 11 is caught.
+    const dropped = edit(window, 11, () => null);
+    expect(verify(dropped).problems[0]).toMatchObject({ kind: 'gap', seq: 11 });
+  });
+
+  it('malformed lines are named by line number and change nothing else', async () => {
+    const { lines } = await buildExport(2);
+    const bad = [...lines.slice(0, 2), { kind: 'event', seq: 'x' }, ...lines.slice(2)];
+    const r = verify(bad);
+    expect(r.problems[0]).toMatchObject({ kind: 'malformed', line: 3 });
+    expect(r.problems[0]!.message).toContain('seq');
+  });
+});
