@@ -13,6 +13,13 @@ import { cliDeps, output } from './context.ts';
 /** Exit code of `audit verify` when the log does not verify. */
 export const VERIFY_FAILED = 1;
 
+/** Ends a command with this exit code after it has printed its result (not an error). */
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit log: export, verify, checkpoints');
 
@@ -54,7 +61,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--strict', 'also fail on warnings (an unsigned tail, an unanchored start, a missing end line)')
     .option('--json', 'print the report as JSON')
     .action(async (file: string | undefined, opts: { live?: boolean; since?: string; until?: string; publicKey?: string; svids?: boolean; strict?: boolean; json?: boolean }) => {
-      if (opts.live === (file !== undefined)) throw new AckdError('ERR_INVALID_INPUT', 'give either a file to verify or --live', { field: 'file' });
+      if (Boolean(opts.live) === (file !== undefined)) throw new AckdError('ERR_INVALID_INPUT', 'give either a file to verify or --live', { field: 'file' });
       if (!opts.live && (opts.since || opts.until)) throw new AckdError('ERR_INVALID_INPUT', '--since/--until: only with --live (a file is verified whole)', { field: '--since' });
       const svids: SvidEvidence[] = [];
       const onSvid = opts.svids ? (e: SvidEvidence) => svids.push(e) : undefined;
@@ -69,7 +76,7 @@ export function registerAuditCommands(program: Command): void {
       }
       const failed = !report.ok || (opts.strict === true && report.warnings.length > 0);
       output(opts.json, opts.svids ? { ...report, svids } : report, () => describeReport(report, svids, opts.svids === true));
-      if (failed) process.exitCode = VERIFY_FAILED;
+      if (failed) throw new ExitCode(VERIFY_FAILED);
     });
 
   audit

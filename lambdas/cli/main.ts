@@ -4,7 +4,7 @@ import { AckdError } from '../core/errors.ts';
 import { parseAgentId, parseRequestId } from '../core/ids.ts';
 import type { AuthorizationRecord } from '../core/request.ts';
 import { AUDIT_FIELDS } from '../core/audit/event.ts';
-import { registerAuditCommands } from './audit.ts';
+import { ExitCode, registerAuditCommands } from './audit.ts';
 import { cliDeps, output } from './context.ts';
 import { periodicWork } from '../deps.ts';
 import { registerSvidCommands } from './svid.ts';
@@ -131,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
+    if (e instanceof ExitCode) return e.code;
     const err = e as { code?: string; exitCode?: number };
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode ?? 1;
     if (e instanceof AckdError) {

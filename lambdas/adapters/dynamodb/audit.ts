@@ -124,19 +124,12 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   private async putEvent(event: AuditEvent): Promise<boolean> {
-    const ix = TABLE.auditLog;
     try {
       await send(() =>
         this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: {
-              ...event,
-              pk: AUDIT_PK.event + pad(event.seq),
-              [ix.partitionKey]: `events#${event.logged_at.slice(0, 7)}`,
-              [ix.sortKey]: `${event.logged_at}#${pad(event.seq)}`,
-              [TABLE.ttlAttribute]: this.retainUntil(event.logged_at, 0),
-            },
+            Item: eventItem(event, this.opts.retentionDays),
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),
@@ -265,20 +258,12 @@ export class DynamoAuditLog implements AuditLog {
   // ---- checkpoints ----
 
   async putCheckpoint(c: Checkpoint): Promise<boolean> {
-    const ix = TABLE.auditLog;
     try {
       await send(() =>
         this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: {
-              ...c,
-              pk: AUDIT_PK.checkpoint + pad(c.seq),
-              [ix.partitionKey]: CHECKPOINTS,
-              [ix.sortKey]: pad(c.seq),
-              // A day longer than the events, so the checkpoint before the oldest retained event still anchors it.
-              [TABLE.ttlAttribute]: this.retainUntil(c.signed_at, 1),
-            },
+            Item: checkpointItem(c, this.opts.retentionDays),
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),
@@ -310,10 +295,6 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   // ---- plumbing ----
-
-  private retainUntil(iso: string, extraDays: number): number {
-    return Math.floor(Date.parse(iso) / 1000) + (this.opts.retentionDays + extraDays) * 86_400;
-  }
 
   private async getItem(pk: string): Promise<Record<string, unknown> | undefined> {
     const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true })));
@@ -362,6 +343,33 @@ export class DynamoAuditLog implements AuditLog {
     );
     return out.LastEvaluatedKey ? { items: out.Items ?? [], next: out.LastEvaluatedKey } : { items: out.Items ?? [] };
   }
+}
+
+/** The stored item of an event: the event, its key, its place in the time index, and its retention. */
+export function eventItem(event: AuditEvent, retentionDays: number): Record<string, unknown> {
+  const ix = TABLE.auditLog;
+  return {
+    ...event,
+    pk: AUDIT_PK.event + pad(event.seq),
+    [ix.partitionKey]: `events#${event.logged_at.slice(0, 7)}`,
+    [ix.sortKey]: `${event.logged_at}#${pad(event.seq)}`,
+    [TABLE.ttlAttribute]: retainUntil(event.logged_at, retentionDays),
+  };
+}
+
+/** The stored item of a checkpoint; kept a day longer than events, so the checkpoint before the oldest retained event still anchors it. */
+export function checkpointItem(c: Checkpoint, retentionDays: number): Record<string, unknown> {
+  const ix = TABLE.auditLog;
+  return { ...c, pk: AUDIT_PK.checkpoint + pad(c.seq), [ix.partitionKey]: CHECKPOINTS, [ix.sortKey]: pad(c.seq), [TABLE.ttlAttribute]: retainUntil(c.signed_at, retentionDays + 1) };
+}
+
+/** The head hint as `settle` leaves it after `last` (for bulk loads that bypass linking). */
+export function headItem(last: AuditEvent, firstLoggedAt: string): Record<string, unknown> {
+  return { pk: AUDIT_PK.head, seq: last.seq, hash: last.hash, logged_at: last.logged_at, first_logged_at: firstLoggedAt };
+}
+
+function retainUntil(iso: string, days: number): number {
+  return Math.floor(Date.parse(iso) / 1000) + days * 86_400;
 }
 
 function toEvent(item: Record<string, unknown>): AuditEvent {

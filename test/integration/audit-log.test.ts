@@ -1,0 +1,337 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
+import { DynamoRequestStore } from '../../lambdas/adapters/dynamodb/store.ts';
+import { AUDIT_FIELDS, EVENT_COLUMNS, type AuditEvent } from '../../lambdas/core/audit/event.ts';
+import { checkpointPublicKey } from '../../lambdas/core/audit/signing.ts';
+import { ChainVerifier, type VerifyReport } from '../../lambdas/core/audit/verify.ts';
+import type { ExportLine } from '../../lambdas/core/audit/service.ts';
+import { isAckdError } from '../../lambdas/core/errors.ts';
+import { parseAgentId, type RequestId } from '../../lambdas/core/ids.ts';
+import { AuthorizationService } from '../../lambdas/core/service.ts';
+import { runAckd } from '../helpers/cli.ts';
+import { signInWithPkce } from '../helpers/cognito-token.ts';
+import { memoryLogger, startTestStack, type TestStack } from '../helpers/local-stack.ts';
+
+let stack: TestStack;
+let env: NodeJS.ProcessEnv;
+const agent = parseAgentId('demo-agent');
+const ackd = (...args: string[]) => runAckd(env, ...args);
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    ACKD_STAGE: 'local',
+    ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
+    ACKD_TABLE_NAME: stack.tableName,
+    ACKD_TRUST_DOMAIN: stack.trustDomain,
+    ACKD_CONSENT_URL: stack.appUrl,
+    ACKD_AUDIT_KEY: stack.auditKeyPath,
+    NODE_NO_WARNINGS: '1',
+  };
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const newRequest = async (action = 'deploy v2', ttl = 10) =>
+  (await stack.deps.service.requestAuthorization({ agent_id: agent, action, permissions: ['deploy:prod'], justification: 'release train', ttl_minutes: ttl })).request_id;
+
+async function exportAll(window: { since?: string; until?: string } = {}): Promise<ExportLine[]> {
+  const out: ExportLine[] = [];
+  for await (const l of stack.deps.audit.export(window)) out.push(l);
+  return out;
+}
+
+async function verifyStored(): Promise<{ report: VerifyReport; events: AuditEvent[] }> {
+  const publicKey = checkpointPublicKey(await stack.deps.audit.publicKeyPem());
+  const lines = await exportAll();
+  const v = new ChainVerifier({ publicKey });
+  lines.forEach((l, i) => v.addLine(l, i + 1));
+  return { report: v.finish(), events: lines.filter((l): l is Extract<ExportLine, { kind: 'event' }> => l.kind === 'event') };
+}
+
+const eventsOf = (events: AuditEvent[], id: string) => events.filter((e) => e.request_id === id).map((e) => e.type);
+
+/** A second service on the same table whose DynamoDB client fails the writes `fail` picks (the store "unavailable" for them). */
+function faultyService(): { service: AuthorizationService; store: DynamoRequestStore; fail: { when: ((input: string) => boolean) | null } } {
+  const fail: { when: ((input: string) => boolean) | null } = { when: null };
+  const client: DynamoDBClient = dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint });
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      if (fail.when?.(JSON.stringify(args.input))) throw Object.assign(new Error('injected: DynamoDB unavailable'), { name: 'ServiceUnavailable' });
+      return next(args);
+    },
+    { step: 'initialize', name: 'faultInjection' },
+  );
+  const store = DynamoRequestStore.withAudit(client, stack.tableName, { clock: stack.clock, retentionDays: 30 });
+  const service = new AuthorizationService(
+    { trustDomain: stack.deps.service.trustDomain, consentBaseUrl: stack.appUrl, retentionDays: 30 },
+    { store, minter: stack.deps.minter, clock: stack.clock, logger: memoryLogger() },
+  );
+  return { service, store, fail };
+}
+
+describe('audit log: one event per state change, in one unforkable chain', () => {
+  it('many lifecycles, run concurrently, yield a complete chain that verifies, with no gaps, forks or duplicates', async () => {
+    const svc = stack.deps.service;
+    const ids = await Promise.all(Array.from({ length: 24 }, (_, i) => newRequest(`deploy ${i}`)));
+    const kind = (i: number) => (['approve', 'deny', 'approve-revoke', 'expire'] as const)[i % 4]!;
+    // Decisions and refused second decisions, all at once.
+    await Promise.all(
+      ids.map(async (id, i) => {
+        const k = kind(i);
+        if (k === 'expire') return;
+        const decision = k === 'deny' ? 'denied' : 'approved';
+        const results = await Promise.allSettled([svc.decide(id, decision, `sub-${i}`), svc.decide(id, decision === 'approved' ? 'denied' : 'approved', `sub-late-${i}`)]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      }),
+    );
+    // Two agents' checks race for each approved request's one SVID; then revocations.
+    const checks = await Promise.all(ids.map((id, i) => (kind(i).startsWith('approve') ? Promise.allSettled([svc.check(agent, id), svc.check(agent, id)]) : Promise.resolve([]))));
+    const svids = new Map<string, string>();
+    checks.forEach((rs, i) => {
+      const delivered = rs.filter((r) => r.status === 'fulfilled' && r.value.status === 'approved' && r.value.svid).map((r) => (r as PromiseFulfilledResult<{ svid_id: string }>).value.svid_id);
+      if (kind(i).startsWith('approve')) {
+        expect(delivered.length).toBeLessThanOrEqual(1);
+        for (const r of rs) if (r.status === 'rejected') expect(isAckdError(r.reason, 'ERR_ISSUANCE_IN_PROGRESS')).toBe(true);
+      }
+    });
+    for (const [i, id] of ids.entries()) {
+      if (!kind(i).startsWith('approve')) continue;
+      const rec = await stack.deps.service.get(id);
+      if (rec.svid_id === null) await svc.check(agent, id); // the race's loser may have left it to a later check
+      svids.set(id, (await stack.deps.service.get(id)).svid_id!);
+    }
+    await Promise.all(ids.filter((_, i) => kind(i) === 'approve-revoke').map((id) => svc.revoke(agent, id, svids.get(id) as never)));
+    await stack.deps.audit.checkpoint();
+    stack.clock.advanceMinutes(11);
+    expect((await svc.sweep()).expired).toBe(ids.filter((_, i) => kind(i) === 'expire').length);
+
+    const { report, events } = await verifyStored();
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    // Contiguous from 1, every event id once: no gaps, no forks, no duplicates.
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(new Set(events.map((e) => e.event_id)).size).toBe(events.length);
+    const base = ['requested', 'email_sent'];
+    for (const [i, id] of ids.entries()) {
+      const expected = {
+        approve: [...base, 'approved', 'refused', 'svid_issued'],
+        deny: [...base, 'denied', 'refused'],
+        'approve-revoke': [...base, 'approved', 'refused', 'svid_issued', 'revoked'],
+        expire: [...base, 'expired'],
+      }[kind(i)];
+      expect(eventsOf(events, id), `${kind(i)} ${id}`).toEqual(expected);
+      // The last event's snapshot is the record as stored now.
+      const rec = await stack.deps.service.get(id);
+      const last = events.filter((e) => e.request_id === id).at(-1)!;
+      for (const f of AUDIT_FIELDS) expect(last[f], f).toEqual(rec[f]);
+    }
+    expect(await stack.deps.store.audit.backlog(10)).toBe(0);
+  });
+
+  it('every event names its actor: the agent, the approver (Cognito sub), an operator, or ackd', async () => {
+    const id = await newRequest('rotate keys');
+    await stack.deps.service.decide(id, 'approved', 'operator:alice');
+    await stack.deps.service.check(agent, id);
+    const { events } = await verifyStored();
+    const mine = events.filter((e) => e.request_id === id).map((e) => `${e.type}:${e.actor_type}:${e.actor_id}`);
+    expect(mine).toEqual(['requested:agent:demo-agent', 'email_sent:system:ackd', 'approved:operator:alice', 'svid_issued:agent:demo-agent']);
+  });
+
+  it('a decision after expiry is refused and the refusal is an audit event, after the expiry', async () => {
+    const id = await newRequest('late', 1);
+    stack.clock.advanceMinutes(2);
+    await expect(stack.deps.service.decide(id, 'approved', 'sub-late')).rejects.toMatchObject({ code: 'ERR_EXPIRED' });
+    const { events } = await verifyStored();
+    const mine = events.filter((e) => e.request_id === id);
+    expect(mine.map((e) => e.type)).toEqual(['requested', 'email_sent', 'expired', 'refused']);
+    expect(mine[3]).toMatchObject({ actor_type: 'approver', actor_id: 'sub-late', decision: 'expired' });
+    expect(mine[3]!.reason).toMatch(/^approval refused: ERR_EXPIRED/);
+  });
+});
+
+describe('audit writes failing never produce an unaudited approval or SVID', () => {
+  it('an approval whose event cannot be linked blocks issuance until it is linked; then the chain has approval before SVID', async () => {
+    const { service, fail } = faultyService();
+    const id = await newRequest('failing audit');
+    fail.when = (input) => input.includes('audit#evt#'); // chain writes fail; the request item can still be written
+    const approved = await service.decide(id, 'approved', 'sub-alice');
+    expect(approved.decision).toBe('approved');
+    expect(await stack.deps.store.audit.backlog(100)).toBeGreaterThanOrEqual(1);
+
+    // No SVID while the approval is not in the chain: the check fails closed.
+    await expect(service.check(agent, id)).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+    expect((await stack.deps.service.get(id)).svid_id).toBeNull();
+    let { events } = await verifyStored();
+    expect(eventsOf(events, id)).toEqual(['requested', 'email_sent']);
+
+    fail.when = null;
+    const r = await service.check(agent, id);
+    expect(r).toMatchObject({ status: 'approved', svid_delivered: false });
+    ({ events } = await verifyStored());
+    expect(eventsOf(events, id)).toEqual(['requested', 'email_sent', 'approved', 'svid_issued']);
+    expect(await stack.deps.store.audit.backlog(100)).toBe(0);
+  });
+
+  it('an SVID whose issuance cannot be linked is never delivered; the sweeper links the record of it later', async () => {
+    const { service, fail } = faultyService();
+    const id = await newRequest('failing issuance audit');
+    await stack.deps.service.decide(id, 'approved', 'sub-alice');
+    fail.when = (input) => input.includes('audit#evt#') && input.includes('svid_issued');
+    const attempt = await service.check(agent, id).then(
+      (v) => ({ ok: true as const, v }),
+      (e: unknown) => ({ ok: false as const, e }),
+    );
+    expect(attempt.ok).toBe(false);
+    if (!attempt.ok) expect(isAckdError(attempt.e, 'ERR_STORE_UNAVAILABLE')).toBe(true);
+    const rec = await stack.deps.service.get(id);
+    expect(rec.svid_id).not.toBeNull(); // minted and recorded, its key dropped
+    fail.when = null;
+    // A later check reports it delivered but has no key to give: nothing leaves unaudited.
+    expect(await service.check(agent, id)).not.toHaveProperty('svid');
+    expect(await stack.deps.store.audit.backlog(100)).toBe(1);
+    expect((await stack.deps.service.sweep()).linked).toBe(1);
+    const { report, events } = await verifyStored();
+    expect(report.ok).toBe(true);
+    expect(eventsOf(events, id)).toEqual(['requested', 'email_sent', 'approved', 'svid_issued']);
+  });
+
+  it('with the store unavailable, a decision fails and changes nothing', async () => {
+    const { service, fail } = faultyService();
+    const id = await newRequest('store down');
+    const before = await verifyStored();
+    fail.when = () => true;
+    await expect(service.decide(id, 'approved', 'sub-alice')).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+    fail.when = null;
+    expect((await stack.deps.service.get(id)).decision).toBe('pending');
+    const after = await verifyStored();
+    expect(after.events.length).toBe(before.events.length);
+  });
+});
+
+describe('ackd audit CLI', () => {
+  it('export → verify round-trips; one changed byte fails verify at that event; CSV has the named columns', async () => {
+    const id = await newRequest('cli round trip');
+    await stack.deps.service.decide(id, 'approved', 'sub-bob');
+    await stack.deps.service.check(agent, id);
+    const file = join(stack.dir, 'audit.jsonl');
+    const keyFile = join(stack.dir, 'audit-key.pem');
+    const exp = await ackd('audit', 'export', '--checkpoint', '--out', file);
+    expect(exp.code, exp.stderr).toBe(0);
+    expect(exp.stderr).toMatch(/exported \d+ events \(seq 1–\d+\) and \d+ checkpoint/);
+    const pub = await ackd('audit', 'public-key');
+    expect(pub.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    await writeFile(keyFile, pub.stdout);
+
+    const ok = await ackd('audit', 'verify', file, '--public-key', keyFile, '--svids', '--strict');
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^OK: \d+ events/);
+    expect(ok.stdout).toContain('each approved by a named approver');
+    expect(ok.stdout).toMatch(new RegExp(`${id}\\s+sub-bob`));
+
+    const lines = (await readFile(file, 'utf8')).trimEnd().split('\n');
+    const idx = lines.findIndex((l) => l.includes(id) && l.includes('"type":"approved"'));
+    const seq = (JSON.parse(lines[idx]!) as { seq: number }).seq;
+    lines[idx] = lines[idx]!.replace('"approver_identity":"sub-bob"', '"approver_identity":"sub-eve"');
+    const tampered = join(stack.dir, 'tampered.jsonl');
+    await writeFile(tampered, lines.join('\n') + '\n');
+    const bad = await ackd('audit', 'verify', tampered, '--public-key', keyFile, '--json');
+    expect(bad.code).toBe(1);
+    const report = JSON.parse(bad.stdout) as VerifyReport;
+    expect(report.problems[0]).toMatchObject({ kind: 'hash', seq });
+    const human = await ackd('audit', 'verify', tampered, '--public-key', keyFile);
+    expect(human.stdout).toMatch(new RegExp(`^BROKEN at seq ${seq}: `));
+
+    const csvFile = join(stack.dir, 'audit.csv');
+    expect((await ackd('audit', 'export', '--format', 'csv', '--out', csvFile)).code).toBe(0);
+    const csv = (await readFile(csvFile, 'utf8')).split('\r\n');
+    expect(csv[0]).toBe(EVENT_COLUMNS.join(','));
+    for (const f of AUDIT_FIELDS) expect(csv[0]!.split(',')).toContain(f);
+    expect(csv.filter((l) => l.length > 0)).toHaveLength(report.events + 1);
+    const again = await ackd('audit', 'export', '--out', csvFile);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/EEXIST/);
+  });
+
+  it('a window export starts at a signed checkpoint and verifies on its own; live verify agrees', async () => {
+    await stack.deps.audit.checkpoint();
+    stack.clock.advanceMinutes(1);
+    const since = stack.clock.now().toISOString();
+    const id = await newRequest('windowed');
+    await stack.deps.service.decide(id, 'denied', 'sub-carol');
+    stack.clock.advanceMinutes(1);
+    const until = stack.clock.now().toISOString();
+    await stack.deps.audit.checkpoint();
+    const file = join(stack.dir, 'window.jsonl');
+    expect((await ackd('audit', 'export', '--since', since, '--until', until, '--out', file)).code).toBe(0);
+    const lines = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as ExportLine);
+    expect(lines[0]!.kind).toBe('checkpoint');
+    expect(lines.filter((l) => l.kind === 'event').map((l) => (l as AuditEvent).request_id)).toEqual([id, id, id]);
+    const keyFile = join(stack.dir, 'audit-key-2.pem');
+    await writeFile(keyFile, (await ackd('audit', 'public-key')).stdout);
+    const v = await ackd('audit', 'verify', file, '--public-key', keyFile, '--strict', '--json');
+    expect(v.code, v.stdout).toBe(0);
+    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, start: 'checkpoint', events: 3, unsigned_tail: 0 });
+
+    const live = await ackd('audit', 'verify', '--live', '--json');
+    expect(live.code, live.stdout + live.stderr).toBe(0);
+    expect(JSON.parse(live.stdout)).toMatchObject({ ok: true, start: 'genesis', unlinked: 0 });
+  });
+
+  it('bad input is refused with a clear error and exit code 2', async () => {
+    const since = await ackd('audit', 'export', '--since', 'yesterday');
+    expect(since.code).toBe(2);
+    expect(since.stderr).toMatch(/ERR_INVALID_INPUT: since: must be an ISO-8601/);
+    const order = await ackd('audit', 'export', '--since', '2026-11-02', '--until', '2026-11-01');
+    expect(order.stderr).toMatch(/until: must be after since/);
+    expect((await ackd('audit', 'verify')).stderr).toMatch(/either a file to verify or --live/);
+    expect((await ackd('audit', 'verify', join(stack.dir, 'nope.jsonl'))).stderr).toMatch(/cannot read .*ENOENT/);
+    const notKey = join(stack.dir, 'not-a-key.pem');
+    await writeFile(notKey, 'hello');
+    expect((await ackd('audit', 'verify', '--live', '--public-key', notKey)).stderr).toMatch(/--public-key: .*not a PEM public key/);
+  });
+});
+
+describe('HTTP audit export (approver-authenticated, streamed)', () => {
+  it('needs an approver token; streams JSONL that verifies, or CSV; refuses bad parameters', async () => {
+    const cog = stack.cognito!;
+    const { idToken } = await signInWithPkce({ cognitoUrl: cog.url, clientId: cog.clientId, redirectUri: stack.consentUiUrl, username: cog.approverUsername, password: cog.approverPassword });
+    const get = (q: string, token: string | null = idToken) => fetch(`${stack.appUrl}/api/audit/export${q}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    expect((await get('', null)).status).toBe(401);
+    expect((await get('', stack.agentApiKey)).status).toBe(401);
+
+    const res = await get('?format=jsonl');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="ackd-audit-.*\.jsonl"$/);
+    const text = await res.text();
+    const publicKey = checkpointPublicKey(await (await fetch(`${stack.appUrl}/api/audit/public-key`, { headers: { authorization: `Bearer ${idToken}` } })).text());
+    const v = new ChainVerifier({ publicKey });
+    text.trimEnd().split('\n').forEach((l, i) => v.addLine(JSON.parse(l), i + 1));
+    const report = v.finish();
+    expect(report.problems).toEqual([]);
+    expect(report.events).toBeGreaterThan(10);
+
+    const csv = await get('?format=csv');
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    expect((await csv.text()).split('\r\n')[0]).toBe(EVENT_COLUMNS.join(','));
+
+    for (const [q, field] of [
+      ['?format=xml', 'format'],
+      ['?since=last-week', 'since'],
+      ['?limit=5', 'limit'],
+    ] as const) {
+      const r = await get(q);
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { field: string } }).error.field).toBe(field);
+    }
+  });
+});
+
+export type { RequestId };
