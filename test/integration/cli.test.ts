@@ -28,7 +28,7 @@ afterAll(async () => {
 
 describe('ackd CLI', () => {
   it('every command has --help', async () => {
-    for (const cmd of [[], ['agents'], ['agents', 'create'], ['requests', 'approve'], ['requests', 'deny'], ['audit', 'export'], ['sweep']]) {
+    for (const cmd of [[], ['agents'], ['agents', 'create'], ['requests', 'approve'], ['requests', 'deny'], ['audit', 'export'], ['audit', 'verify'], ['audit', 'checkpoint'], ['audit', 'public-key'], ['sweep']]) {
       const { stdout, code } = await ackd(...cmd, '--help');
       expect(code).toBe(0);
       expect(stdout).toMatch(/^Usage: ackd/m);
@@ -93,20 +93,25 @@ describe('ackd CLI', () => {
     expect((await ackd('requests', 'approve', a)).stderr).toMatch(/--as/);
   });
 
-  it('audit export writes every record with the 13 audit fields, as JSONL and CSV, and never overwrites a file', async () => {
+  it('audit export writes every state change as an event with the 13 audit fields, as JSONL and CSV, and never overwrites a file', async () => {
     const jsonl = await ackd('audit', 'export');
-    const rows = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(rows.length).toBeGreaterThanOrEqual(3);
-    for (const r of rows) {
+    expect(jsonl.code, jsonl.stderr).toBe(0);
+    const lines = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = lines.filter((l) => l.kind === 'event');
+    expect(events.length).toBeGreaterThanOrEqual(3);
+    for (const r of events) {
       for (const f of ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'approver_identity', 'requested_at', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at']) {
         expect(r).toHaveProperty(f);
       }
     }
+    expect(lines.at(-1)).toMatchObject({ kind: 'end', events: events.length });
     const out = join(stack.dir, 'audit.csv');
     expect((await ackd('audit', 'export', '--format', 'csv', '--out', out)).code).toBe(0);
-    const csv = (await readFile(out, 'utf8')).trim().split('\n');
-    expect(csv[0]).toBe('request_id,agent_id,action,permissions,justification,approver_identity,requested_at,decision_at,decision,svid_id,svid_expires_at,revoked,revoked_at');
-    expect(csv.length).toBe(rows.length + 1);
+    const csv = (await readFile(out, 'utf8')).trim().split('\r\n');
+    expect(csv[0]).toBe(
+      'seq,event_id,type,at,logged_at,actor_type,actor_id,reason,request_id,agent_id,action,permissions,justification,approver_identity,requested_at,decision_at,decision,svid_id,svid_expires_at,revoked,revoked_at,prev_hash,hash',
+    );
+    expect(csv.length).toBe(events.length + 1);
     const second = await ackd('audit', 'export', '--format', 'csv', '--out', out);
     expect(second.code).not.toBe(0);
     expect(second.stderr).toMatch(/EEXIST|exists/);

@@ -21,7 +21,7 @@ export function checkpointPublicKey(pem: string): KeyObject {
   try {
     key = createPublicKey(pem);
   } catch (e) {
-    throw new Error(`not a PEM public key (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`not a PEM public key (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new Error(`checkpoint keys are EC P-256; this key is ${key.asymmetricKeyType ?? 'unknown'}${key.asymmetricKeyDetails?.namedCurve ? ` ${key.asymmetricKeyDetails.namedCurve}` : ''}`);
