@@ -36,7 +36,7 @@ export function buildDeps(
   const clock = opts.clock ?? systemClock;
   const ddb = dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint });
   const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
-  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config) });
+  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },

@@ -5,20 +5,28 @@
  *
  * - baseline A: an HTTP round trip to /healthz on the same server (transport floor)
  * - baseline B: a raw DynamoDB GetItem against the same dynalite (store floor)
+ *
+ * Every state change also writes an audit event and links it into the hash chain; the decide row
+ * isolates that cost (one conditional write + linking), and the export/verify rows are per event.
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { parseRequestId } from '../../lambdas/core/ids.ts';
+import { checkpointPublicKey } from '../../lambdas/core/audit/signing.ts';
+import { ChainVerifier } from '../../lambdas/core/audit/verify.ts';
 import { startIssuer } from '../../spire/issuer.ts';
 import { cachedSpireServer } from '../../spire/build.ts';
 import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
 
 const N = Number(process.env.BENCH_N ?? 200);
 
+const WARM = 20;
+
+/** Times `n` calls of fn(WARM … WARM+n-1) after WARM warm-up calls fn(0 … WARM-1): every index is used once. */
 async function timeIt(label: string, n: number, fn: (i: number) => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < Math.min(20, n); i++) await fn(i); // warm-up
+  for (let i = 0; i < WARM; i++) await fn(i);
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) await fn(i);
+  for (let i = WARM; i < WARM + n; i++) await fn(i);
   const perOpMs = Number(process.hrtime.bigint() - t0) / 1e6 / n;
   process.stdout.write(`${label.padEnd(44)} ${perOpMs.toFixed(3)} ms/op\n`);
   return perOpMs;
@@ -37,11 +45,34 @@ try {
     ids.push(structured<{ request_id: string }>(await mcp.callTool({ name: 'request_authorization', arguments: args })).request_id);
   });
   const check = await timeIt('check_authorization pending (MCP)', N, (i) => mcp.callTool({ name: 'check_authorization', arguments: { request_id: ids[i % ids.length] } }));
-  for (const id of ids) await stack.deps.service.decide(parseRequestId(id), 'approved', 'operator:bench');
-  const issue = await timeIt(`check_authorization issuing (${stack.issuerKind})`, Math.min(N, ids.length - 20), (i) =>
-    mcp.callTool({ name: 'check_authorization', arguments: { request_id: ids[i + 20] } }),
+  const decide = await timeIt('approve (operator; + audit event and link)', ids.length - WARM, (i) => stack.deps.service.decide(parseRequestId(ids[i]!), 'approved', 'operator:bench'));
+  const issue = await timeIt(`check_authorization issuing (${stack.issuerKind})`, ids.length - WARM, (i) =>
+    mcp.callTool({ name: 'check_authorization', arguments: { request_id: ids[i] } }),
   );
-  const rows: [string, number][] = [['request_authorization', req], ['check (pending)', check], [`check (issuing, ${stack.issuerKind})`, issue]];
+  await stack.deps.audit.checkpoint();
+  let exported = 0;
+  const lines: unknown[] = [];
+  const t0 = process.hrtime.bigint();
+  for await (const l of stack.deps.audit.export()) {
+    lines.push(l);
+    if (l.kind === 'event') exported++;
+  }
+  const exportPerEvent = Number(process.hrtime.bigint() - t0) / 1e6 / exported;
+  process.stdout.write(`${`audit export (${exported} events)`.padEnd(44)} ${exportPerEvent.toFixed(3)} ms/event\n`);
+  const v = new ChainVerifier({ publicKey: checkpointPublicKey(await stack.deps.audit.publicKeyPem()) });
+  const t1 = process.hrtime.bigint();
+  for (const l of lines) v.addLine(l);
+  if (!v.finish().ok) throw new Error('the benchmark run left an audit log that does not verify');
+  const verifyPerEvent = Number(process.hrtime.bigint() - t1) / 1e6 / exported;
+  process.stdout.write(`${'audit verify (in process)'.padEnd(44)} ${verifyPerEvent.toFixed(3)} ms/event\n`);
+  const rows: [string, number][] = [
+    ['request_authorization', req],
+    ['check (pending)', check],
+    ['approve (+ audit link)', decide],
+    [`check (issuing, ${stack.issuerKind})`, issue],
+    ['audit export, per event', exportPerEvent],
+    ['audit verify, per event', verifyPerEvent],
+  ];
 
   // Issuing through a real spire-server, when one is cached (npm run spire:build).
   if (await cachedSpireServer()) {
@@ -51,12 +82,12 @@ try {
       const spireMcp = await spireStack.client();
       const n = Math.min(N, 100);
       const spireIds: string[] = [];
-      for (let i = 0; i < n + 20; i++) {
+      for (let i = 0; i < n + WARM; i++) {
         const id = structured<{ request_id: string }>(await spireMcp.callTool({ name: 'request_authorization', arguments: args })).request_id;
         await spireStack.deps.service.decide(parseRequestId(id), 'approved', 'operator:bench');
         spireIds.push(id);
       }
-      rows.push(['check (issuing, spire)', await timeIt('check_authorization issuing (spire-server)', n, (i) => spireMcp.callTool({ name: 'check_authorization', arguments: { request_id: spireIds[i + 20] } }))]);
+      rows.push(['check (issuing, spire)', await timeIt('check_authorization issuing (spire-server)', n, (i) => spireMcp.callTool({ name: 'check_authorization', arguments: { request_id: spireIds[i] } }))]);
     } finally {
       await spireStack?.stop();
     }

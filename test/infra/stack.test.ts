@@ -9,8 +9,8 @@
  */
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { X509Certificate, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,13 +23,15 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../bin/cdk.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
-import { ensureTable } from '../../lambdas/adapters/dynamodb/schema.ts';
+import { ensureTable, TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from '../../lambdas/adapters/dynamodb/store.ts';
 import { auditEvent } from '../../lambdas/core/audit/event.ts';
+import { checkpointSignatureProblem } from '../../lambdas/core/audit/signing.ts';
 import { createApiKey } from '../../lambdas/core/apikeys.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
-import { HANDLERS } from '../../lib/constructs/api.ts';
+import { AUDIT_EXPORT_STAGE, HANDLERS } from '../../lib/constructs/api.ts';
+import { tableIndexes } from '../../lib/constructs/data.ts';
 import { buildSidecarContext } from '../../lib/constructs/sidecar-image.ts';
 import { DEFAULT_SPIRE_IMAGE } from '../../lib/config.ts';
 import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
@@ -121,11 +123,60 @@ const indexArn = (name: string) =>
   JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalIdOf(stack.data.table as never), 'Arn'] }, `/index/${name}`]] });
 
 describe('synth', () => {
-  it('produced one stack with the three outputs an operator needs', () => {
+  it('produced one stack with the outputs an operator needs', () => {
     expect(stack.stackName).toBe('Ackd-ci');
-    for (const o of ['McpUrl', 'ConsentUiUrl', 'TrustBundleUrl', 'TableName', 'UserPoolId']) expect(Object.keys(t.Outputs)).toContain(o);
+    for (const o of ['McpUrl', 'ConsentUiUrl', 'TrustBundleUrl', 'TableName', 'UserPoolId', 'AuditExportUrl', 'AuditKeyArn']) expect(Object.keys(t.Outputs)).toContain(o);
+    expect(JSON.stringify(t.Outputs.AuditExportUrl.Value)).toContain('/api/audit/export');
+    expect(t.Outputs.AuditKeyArn.Value).toEqual({ 'Fn::GetAtt': [logicalIdOf(stack.auditKey.key!), 'Arn'] });
     expect(JSON.stringify(t.Outputs.McpUrl.Value)).toContain('/mcp');
     expect(JSON.stringify(t.Outputs.TrustBundleUrl.Value)).toContain('/.well-known/spiffe-bundle');
+  });
+
+  it('has no circular dependency between resources (CloudFormation would refuse to deploy it)', () => {
+    const R = t.Resources as Json;
+    const edges = new Map<string, Set<string>>();
+    const refs = (v: unknown, out: Set<string>): void => {
+      if (Array.isArray(v)) return v.forEach((x) => refs(x, out));
+      if (!v || typeof v !== 'object') return;
+      const o = v as Json;
+      if (typeof o.Ref === 'string' && o.Ref in R) out.add(o.Ref);
+      const att = o['Fn::GetAtt'];
+      if (att) {
+        const id = Array.isArray(att) ? String(att[0]) : String(att).split('.')[0]!;
+        if (id in R) out.add(id);
+      }
+      const sub = o['Fn::Sub'];
+      if (sub) for (const m of String(Array.isArray(sub) ? sub[0] : sub).matchAll(/\$\{([A-Za-z0-9]+)/g)) if (m[1]! in R) out.add(m[1]!);
+      for (const x of Object.values(o)) refs(x, out);
+    };
+    for (const [id, r] of Object.entries(R) as [string, Json][]) {
+      const out = new Set<string>();
+      refs(r.Properties ?? {}, out);
+      for (const d of asList(r.DependsOn ?? [])) out.add(d as string);
+      edges.set(id, out);
+    }
+    // Depth-first search; a node met again while still on the path closes a cycle.
+    const state = new Map<string, 'open' | 'done'>();
+    const path: string[] = [];
+    const visit = (n: string): string[] | null => {
+      state.set(n, 'open');
+      path.push(n);
+      for (const d of edges.get(n) ?? []) {
+        if (state.get(d) === 'open') return [...path.slice(path.indexOf(d)), d];
+        if (!state.has(d)) {
+          const c = visit(d);
+          if (c) return c;
+        }
+      }
+      path.pop();
+      state.set(n, 'done');
+      return null;
+    };
+    for (const n of edges.keys()) {
+      if (state.has(n)) continue;
+      const cycle = visit(n);
+      expect(cycle, cycle?.join(' → ')).toBeNull();
+    }
   });
 });
 
@@ -150,8 +201,40 @@ describe('Data: DynamoDB', () => {
       { AttributeName: 'pending', KeyType: 'HASH' },
       { AttributeName: 'expires_at', KeyType: 'RANGE' },
     ]);
+    expect(gsis['audit-log'].KeySchema).toEqual([
+      { AttributeName: 'log_part', KeyType: 'HASH' },
+      { AttributeName: 'log_key', KeyType: 'RANGE' },
+    ]);
+    // Exactly the indexes the store's schema declares, read from the same constants.
+    expect(Object.keys(gsis).sort()).toEqual([TABLE.byAgent.name, TABLE.pendingByExpiry.name, TABLE.auditLog.name].sort());
+    expect(tableIndexes().map((i) => i.name).sort()).toEqual(Object.keys(gsis).sort());
+    const attrs = Object.fromEntries((p.AttributeDefinitions as Json[]).map((a) => [a.AttributeName, a.AttributeType]));
+    for (const a of ['log_part', 'log_key']) expect(attrs[a], a).toBe('S');
     for (const g of Object.values(gsis) as Json[]) expect(g.Projection).toEqual({ ProjectionType: 'ALL' });
     expect(id).toBe(logicalIdOf(stack.data.table as never));
+  });
+});
+
+describe('AuditKey: KMS key that signs audit checkpoints', () => {
+  it('is an asymmetric ECC_NIST_P256 SIGN_VERIFY key, retained on stack deletion and replacement, with an alias', () => {
+    const [id, key] = one('AWS::KMS::Key');
+    expect(id).toBe(logicalIdOf(stack.auditKey.key!));
+    expect(key.Properties.KeySpec).toBe('ECC_NIST_P256');
+    expect(key.Properties.KeyUsage).toBe('SIGN_VERIFY');
+    expect(key.Properties.EnableKeyRotation ?? false).toBe(false); // KMS cannot rotate asymmetric keys
+    expect(key.DeletionPolicy).toBe('Retain');
+    expect(key.UpdateReplacePolicy).toBe('Retain');
+    const [, alias] = one('AWS::KMS::Alias');
+    expect(alias.Properties.AliasName).toBe('alias/ackd/ci/audit-checkpoints');
+    expect(alias.Properties.TargetKeyId).toEqual({ 'Fn::GetAtt': [id, 'Arn'] });
+  });
+
+  it('its key policy names only this account: every use is granted by IAM, scoped to the key', () => {
+    const [, key] = one('AWS::KMS::Key');
+    const stmts = key.Properties.KeyPolicy.Statement as Json[];
+    expect(stmts).toHaveLength(1);
+    expect(stmts[0]!.Effect).toBe('Allow');
+    expect(JSON.stringify(stmts[0]!.Principal)).toMatch(/:iam::.*:root/);
   });
 });
 
@@ -160,7 +243,9 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     mcp: logicalIdOf(stack.api.mcpFunction),
     consent: logicalIdOf(stack.api.consentFunction),
     sweeper: logicalIdOf(stack.api.sweeperFunction),
+    auditExport: logicalIdOf(stack.api.auditExportFunction),
   });
+  const keyArn = () => JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.auditKey.key!), 'Arn'] });
 
   it('every ackd function: ESM bundle, arm64, Node.js 22 or newer, its own log group with retention', () => {
     const groups = Object.fromEntries(resources('AWS::Logs::LogGroup'));
@@ -193,21 +278,48 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
   });
 
-  it('consent API function: exactly GetItem and UpdateItem on the table; no SES, no secrets, no indexes', () => {
+  it('consent API function: exactly GetItem, PutItem (audit event slots) and UpdateItem on the table; no SES, no secrets, no indexes, no KMS', () => {
     const g = grants(roleOfFunction(fnIds().consent));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    expect(g.get('dynamodb:GetItem')).toEqual([tableArn()]);
-    expect(g.get('dynamodb:UpdateItem')).toEqual([tableArn()]);
+    expect([...g.keys()].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a), a).toEqual([tableArn()]);
   });
 
-  it('sweeper: Query on pending-by-expiry only, GetItem and UpdateItem on the table, SES send (retries) from ackd\'s address', () => {
+  it('sweeper: Query on pending-by-expiry and audit-log, Get/Put/Update/BatchGet on the table, SES send (retries), kms:Sign and kms:GetPublicKey on the audit key only', () => {
     const g = grants(roleOfFunction(fnIds().sweeper));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'ses:SendEmail']);
-    expect(g.get('dynamodb:Query')).toEqual([indexArn('pending-by-expiry')]);
-    expect(g.get('dynamodb:GetItem')).toEqual([tableArn()]);
-    expect(g.get('dynamodb:UpdateItem')).toEqual([tableArn()]);
-    const ses = statementsOfRole(roleOfFunction(fnIds().sweeper)).find((s) => asList(s.Action).includes('ses:SendEmail'))!;
+    expect([...g.keys()].sort()).toEqual(
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', 'ses:SendEmail'].sort(),
+    );
+    expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
+    for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
+    expect(g.get('kms:Sign')).toEqual([keyArn()]);
+    expect(g.get('kms:GetPublicKey')).toEqual([keyArn()]);
+    const stmts = statementsOfRole(roleOfFunction(fnIds().sweeper));
+    const ses = stmts.find((s) => asList(s.Action).includes('ses:SendEmail'))!;
     expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
+    // Signing only the way KmsSigner signs.
+    const sign = stmts.find((s) => asList(s.Action).includes('kms:Sign'))!;
+    expect(asList(sign.Action)).toEqual(['kms:Sign']);
+    expect(sign.Condition).toEqual({ StringEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'RAW' } });
+  });
+
+  it('audit export function: reads only — GetItem and BatchGetItem on the table, Query on audit-log, kms:GetPublicKey; it can neither write nor sign', () => {
+    const g = grants(roleOfFunction(fnIds().auditExport));
+    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'kms:GetPublicKey']);
+    expect(g.get('dynamodb:GetItem')).toEqual([tableArn()]);
+    expect(g.get('dynamodb:BatchGetItem')).toEqual([tableArn()]);
+    expect(g.get('dynamodb:Query')).toEqual([indexArn('audit-log')]);
+    expect(g.get('kms:GetPublicKey')).toEqual([keyArn()]);
+    expect([...g.keys()].filter((a) => /Put|Update|Delete|Write|Transact|Sign|Encrypt|Decrypt/.test(a))).toEqual([]);
+  });
+
+  it('only the sweeper may sign with the audit key; the MCP and consent functions may not use it at all', () => {
+    const signers = Object.entries(fnIds()).filter(([, id]) => grants(roleOfFunction(id)).has('kms:Sign')).map(([n]) => n);
+    expect(signers).toEqual(['sweeper']);
+    for (const n of ['mcp', 'consent'] as const) expect([...grants(roleOfFunction(fnIds()[n])).keys()].filter((a) => a.startsWith('kms:')), n).toEqual([]);
+    // No other role in the stack may sign with it either (SPIRE's task role signs with its own CA keys).
+    const keyRefs = resources('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes(logicalIdOf(stack.auditKey.key!)));
+    const roles = keyRefs.flatMap(([, p]) => (p.Properties.Roles as Json[]).map((r) => r.Ref as string)).sort();
+    expect(roles).toEqual([roleOfFunction(fnIds().sweeper), roleOfFunction(fnIds().auditExport)].sort());
   });
 
   it('no function may Scan, Delete, or use a wildcard action; managed policies are only the basic (and VPC) execution roles', () => {
@@ -251,6 +363,47 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     expect(stage.Properties.DefaultRouteSettings).toMatchObject({ ThrottlingBurstLimit: 100, ThrottlingRateLimit: 50 });
   });
 
+  it('audit export: a regional REST API whose Lambda integration streams the response (15 min), GET/HEAD/OPTIONS under /api/audit/ only, access logs, throttling', () => {
+    const [apiId, api] = one('AWS::ApiGateway::RestApi');
+    expect(apiId).toBe(logicalIdOf(stack.api.auditExportApi));
+    expect(api.Properties.EndpointConfiguration.Types).toEqual(['REGIONAL']);
+    const pathOf = (resId: string): string => {
+      const r = (t.Resources[resId] as Json).Properties;
+      const parent = r.ParentId['Fn::GetAtt'] ? '' : pathOf(r.ParentId.Ref as string);
+      return `${parent}/${r.PathPart}`;
+    };
+    const methods = resources('AWS::ApiGateway::Method');
+    expect(methods.map(([, m]) => `${m.Properties.HttpMethod} ${pathOf(m.Properties.ResourceId.Ref)}`).sort()).toEqual(
+      ['GET /api/audit/{proxy+}', 'HEAD /api/audit/{proxy+}', 'OPTIONS /api/audit/{proxy+}'],
+    );
+    for (const [, m] of methods) {
+      const i = m.Properties.Integration;
+      expect(i.Type).toBe('AWS_PROXY');
+      expect(i.ResponseTransferMode).toBe('STREAM');
+      expect(i.TimeoutInMillis).toBe(15 * 60_000);
+      const uri = JSON.stringify(i.Uri);
+      expect(uri).toContain(fnIds().auditExport);
+      expect(uri).toContain('/response-streaming-invocations'); // InvokeWithResponseStream
+    }
+    const [, stage] = one('AWS::ApiGateway::Stage');
+    expect(stage.Properties.StageName).toBe(AUDIT_EXPORT_STAGE);
+    expect(stage.Properties.AccessLogSetting.DestinationArn).toBeDefined();
+    expect(stage.Properties.MethodSettings).toEqual([expect.objectContaining({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 })]);
+    // The function: not in the VPC, bounded memory, as long as a stream may last.
+    const fn = (t.Resources[fnIds().auditExport] as Json).Properties;
+    expect(fn.Timeout).toBe(900);
+    expect(fn.MemorySize).toBe(512);
+    expect(fn.VpcConfig).toBeUndefined();
+    // API Gateway (this API only) may invoke it; nothing else, and no function URL exists.
+    const perms = resources('AWS::Lambda::Permission').filter(([, p]) => JSON.stringify(p.Properties.FunctionName).includes(fnIds().auditExport));
+    expect(perms.length).toBeGreaterThan(0);
+    for (const [, p] of perms) {
+      expect(p.Properties.Principal).toBe('apigateway.amazonaws.com');
+      expect(JSON.stringify(p.Properties.SourceArn)).toContain(apiId);
+    }
+    expect(resources('AWS::Lambda::Url')).toHaveLength(0);
+  });
+
   it('the sweeper runs on a schedule', () => {
     const [, rule] = one('AWS::Events::Rule');
     expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
@@ -274,6 +427,16 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     const consent = env(fnIds().consent);
     for (const k of ['ACKD_COGNITO_ISSUER', 'ACKD_COGNITO_JWKS_URL', 'ACKD_COGNITO_CLIENT_ID', 'ACKD_COGNITO_USER_POOL_ID']) expect(consent[k], k).toBeDefined();
     expect(consent.ACKD_MINTER).toBeUndefined();
+    // The export authenticates approvers with the very same settings as the consent API.
+    const exp = env(fnIds().auditExport);
+    for (const k of Object.keys(consent).filter((k) => k.startsWith('ACKD_COGNITO_') || k === 'ACKD_CONSENT_URL')) expect(exp[k], k).toEqual(consent[k]);
+    expect(exp.ACKD_MINTER).toBeUndefined();
+    // ACKD_AUDIT_KEY = kms:<key ARN>, on the sweeper (signs) and the export (public key) only.
+    const withKey = Object.entries(fnIds()).filter(([, id]) => env(id).ACKD_AUDIT_KEY !== undefined).map(([n]) => n);
+    expect(withKey.sort()).toEqual(['auditExport', 'sweeper']);
+    const expected = { 'Fn::Join': ['', ['kms:', { 'Fn::GetAtt': [logicalIdOf(stack.auditKey.key!), 'Arn'] }]] };
+    expect(env(fnIds().sweeper).ACKD_AUDIT_KEY).toEqual(expected);
+    expect(exp.ACKD_AUDIT_KEY).toEqual(expected);
   });
 });
 
@@ -321,8 +484,9 @@ describe('Consent: S3, CloudFront, Cognito, SES', () => {
     const cfg = dist.Properties.DistributionConfig;
     expect(cfg.DefaultCacheBehavior.ViewerProtocolPolicy).toBe('redirect-to-https');
     expect(cfg.DefaultCacheBehavior.ResponseHeadersPolicyId).toBeDefined();
-    expect(cfg.CacheBehaviors).toHaveLength(1);
-    const api = cfg.CacheBehaviors[0];
+    // CloudFront tries behaviors in order: the audit export's must precede the consent API's.
+    expect((cfg.CacheBehaviors as Json[]).map((b) => b.PathPattern)).toEqual(['/api/audit/*', '/api/*']);
+    const api = cfg.CacheBehaviors[1];
     expect(api.PathPattern).toBe('/api/*');
     expect(api.ViewerProtocolPolicy).toBe('https-only');
     expect(api.CachePolicyId).toBe('4135ea2d-6df8-44a3-9df3-4b5a84be39ad'); // Managed-CachingDisabled
@@ -335,6 +499,25 @@ describe('Consent: S3, CloudFront, Cognito, SES', () => {
     expect(JSON.stringify(sec.ContentSecurityPolicy.ContentSecurityPolicy)).toContain("frame-ancestors 'none'");
     expect(sec.StrictTransportSecurity.AccessControlMaxAgeSec).toBeGreaterThanOrEqual(31_536_000);
     expect(sec.FrameOptions.FrameOption).toBe('DENY');
+  });
+
+  it('CloudFront: /api/audit/* → the audit export API (uncached, every viewer header but Host, GET/HEAD/OPTIONS, 60 s read timeout)', () => {
+    const [, dist] = one('AWS::CloudFront::Distribution');
+    const cfg = dist.Properties.DistributionConfig;
+    const audit = (cfg.CacheBehaviors as Json[]).find((b) => b.PathPattern === '/api/audit/*')!;
+    expect(audit.ViewerProtocolPolicy).toBe('https-only');
+    expect(audit.CachePolicyId).toBe('4135ea2d-6df8-44a3-9df3-4b5a84be39ad'); // Managed-CachingDisabled
+    expect(audit.OriginRequestPolicyId).toBe('b689b0a8-53d0-40ab-baf2-68738e2966ac'); // Managed-AllViewerExceptHostHeader (Authorization included)
+    expect(audit.AllowedMethods.sort()).toEqual(['GET', 'HEAD', 'OPTIONS']);
+    expect(audit.ResponseHeadersPolicyId).toBeDefined();
+    const origin = (cfg.Origins as Json[]).find((o) => o.Id === audit.TargetOriginId)!;
+    expect(JSON.stringify(origin.DomainName)).toContain(logicalIdOf(stack.api.auditExportApi));
+    expect(JSON.stringify(origin.DomainName)).toContain('.execute-api.');
+    expect(origin.OriginPath).toBe(`/${AUDIT_EXPORT_STAGE}`);
+    expect(origin.CustomOriginConfig).toMatchObject({ OriginProtocolPolicy: 'https-only', OriginSSLProtocols: ['TLSv1.2'], OriginReadTimeout: 60 });
+    // The consent API's behavior keeps its own origin.
+    const consentApi = (cfg.CacheBehaviors as Json[]).find((b) => b.PathPattern === '/api/*')!;
+    expect(consentApi.TargetOriginId).not.toBe(audit.TargetOriginId);
   });
 
   it('Cognito app client: no secret, authorization code flow only (PKCE public client), no password auth flows', () => {
@@ -618,13 +801,18 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
   });
 
   it('every function\'s bundle is one ESM file built from its handler entry', () => {
-    for (const fn of [stack.api.mcpFunction, stack.api.consentFunction, stack.api.sweeperFunction]) {
+    for (const fn of [stack.api.mcpFunction, stack.api.consentFunction, stack.api.sweeperFunction, stack.api.auditExportFunction]) {
       const file = bundleOf(logicalIdOf(fn));
       const src = readFileSync(file, 'utf8');
       expect(src).toMatch(/export\s*\{[^}]*\bhandler\b/);
       expect(src).toContain('createRequire');
     }
-    expect(Object.values(HANDLERS).map((h) => h.entry)).toEqual(['lambdas/handlers/mcp.ts', 'lambdas/handlers/consent-api.ts', 'lambdas/handlers/sweeper.ts']);
+    expect(Object.values(HANDLERS).map((h) => h.entry)).toEqual([
+      'lambdas/handlers/mcp.ts',
+      'lambdas/handlers/consent-api.ts',
+      'lambdas/handlers/sweeper.ts',
+      'lambdas/handlers/audit-export.ts',
+    ]);
   });
 
   it('MCP bundle: an unauthenticated POST /mcp gets 401 with WWW-Authenticate', async () => {
@@ -699,6 +887,37 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     expect(agentKey.statusCode).toBe(401);
   });
 
+  it('audit export bundle: builds its app from the environment, then hands its handler to the Lambda runtime\'s response streaming', async () => {
+    const file = bundleOf(logicalIdOf(stack.api.auditExportFunction));
+    // hono's streamHandle calls the runtime's global `awslambda.streamifyResponse` when the module
+    // is evaluated, so outside Lambda the import stops exactly there, after config, Cognito
+    // settings and dependencies were built from the environment without error. (The AWS SDK's
+    // invoke store creates an empty `awslambda` global, hence "not a function" rather than
+    // "not defined" once any bundle with the SDK has been loaded in this process.)
+    await expect(import(pathToFileURL(file).href)).rejects.toThrow(/awslambda(\.streamifyResponse)? is not (defined|a function)/);
+    // Test double of that one runtime hook, recording what it is given; nothing is invoked (the
+    // streamed response itself is exercised by the integration tests, not here).
+    const given: unknown[] = [];
+    const g = globalThis as { awslambda?: object };
+    const saved = g.awslambda;
+    g.awslambda = {
+      ...saved,
+      streamifyResponse: (fn: unknown) => {
+        given.push(fn);
+        return fn;
+      },
+    };
+    try {
+      const mod = (await import(`${pathToFileURL(file).href}?with-streamify-double`)) as { handler?: unknown };
+      expect(typeof mod.handler).toBe('function');
+      expect(given).toEqual([mod.handler]);
+      expect((mod.handler as (...a: unknown[]) => unknown).length).toBe(3); // (event, responseStream, context)
+    } finally {
+      if (saved === undefined) delete g.awslambda;
+      else g.awslambda = saved;
+    }
+  });
+
   it('sweeper bundle: a scheduled event records expiry of an overdue pending request', async () => {
     const { handler } = (await import(pathToFileURL(bundleOf(logicalIdOf(stack.api.sweeperFunction))).href)) as { handler: Handler };
     const client = dynamoClient({ region: 'us-east-1', endpoint });
@@ -727,5 +946,30 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     const after = await store.get(request_id);
     expect(after?.decision).toBe('expired');
     expect(after?.decision_at).not.toBeNull();
+    // Without ACKD_AUDIT_KEY (as here) the sweep signs nothing.
+    expect(result.checkpoint_seq).toBeNull();
+  });
+
+  it('sweeper bundle with a checkpoint key: the scheduled sweep signs a checkpoint of the audit chain that verifies', async () => {
+    // On AWS the key is KMS (ACKD_AUDIT_KEY=kms:<arn>, asserted above); KMS cannot run here, so the
+    // same bundle gets the other form lambdas/config.ts accepts: a P-256 private key file.
+    const dir = mkdtempSync(join(tmpdir(), 'ackd-audit-key-'));
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyFile = join(dir, 'audit-key.pem');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    process.env.ACKD_AUDIT_KEY = keyFile;
+    try {
+      const { handler } = (await import(`${pathToFileURL(bundleOf(logicalIdOf(stack.api.sweeperFunction))).href}?with-audit-key`)) as { handler: Handler };
+      const result = await handler({ 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} }, lambdaContext);
+      expect(result.checkpoint_seq).toBeGreaterThanOrEqual(1);
+      const log = DynamoRequestStore.withAudit(dynamoClient({ region: 'us-east-1', endpoint }), tableName, { clock: systemClock, retentionDays: 90 }).audit;
+      const checkpoint = await log.checkpointAtOrBefore(result.checkpoint_seq as number);
+      expect(checkpoint?.seq).toBe(result.checkpoint_seq);
+      expect(checkpoint!.hash).toBe((await log.head()).hash);
+      expect(checkpointSignatureProblem(checkpoint!, publicKey)).toBeNull();
+    } finally {
+      delete process.env.ACKD_AUDIT_KEY;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -75,7 +75,7 @@ beforeAll(async () => {
       svid_expires_at: null,
       revoked: false,
       revoked_at: null,
-    } as AuditSnapshot;
+    } as unknown as AuditSnapshot;
     const approved = { ...snap, decision: 'approved', approver_identity: `sub-${i % 7}`, decision_at: at(2).toISOString(), svid_expires_at: at(10_000).toISOString() } as AuditSnapshot;
     const steps: [Parameters<typeof auditEvent>, AuditSnapshot][] = [
       [['requested', { type: 'agent', id: snap.agent_id }, at(0)], snap],
@@ -88,8 +88,8 @@ beforeAll(async () => {
       first ??= e;
       last = e;
       prev = e;
-      batch.push(eventItem(e, 30));
-      if (e.seq % 10_000 === 0) batch.push(checkpointItem(await signCheckpoint(signer, e, args[2]), 30));
+      batch.push(eventItem(e, 365));
+      if (e.seq % 10_000 === 0) batch.push(checkpointItem(await signCheckpoint(signer, e, args[2]), 365));
       while (batch.length >= 25) await flush();
     }
   }

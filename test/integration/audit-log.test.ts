@@ -334,4 +334,25 @@ describe('HTTP audit export (approver-authenticated, streamed)', () => {
   });
 });
 
+describe('retention', () => {
+  it('events about to expire are left out of exports, so TTL holes never read as tampering; what remains verifies', async () => {
+    const old = await newRequest('old news');
+    await stack.deps.service.decide(old, 'denied', 'sub-dave');
+    await stack.deps.audit.checkpoint();
+    // 364.5 days later (retention is 365): the old events are within a day of deletion.
+    stack.clock.advanceMinutes(364.5 * 24 * 60);
+    const fresh = await newRequest('fresh');
+    await stack.deps.audit.checkpoint();
+    const lines = await exportAll();
+    const end = lines.at(-1) as Extract<ExportLine, { kind: 'end' }>;
+    expect(end.since).toBe(new Date(stack.clock.now().getTime() - 364 * 86_400_000).toISOString());
+    const ids = new Set(lines.filter((l) => l.kind === 'event').map((l) => (l as AuditEvent).request_id));
+    expect(ids.has(fresh)).toBe(true);
+    expect(ids.has(old)).toBe(false);
+    const { report } = await verifyStored();
+    expect(report.problems).toEqual([]);
+    expect(report.start).toBe('checkpoint');
+  });
+});
+
 export type { RequestId };

@@ -193,7 +193,8 @@ export class DynamoRequestStore implements RequestStore {
         if (!isConditionFailure(e)) throw e;
         const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
         if (!out.Item) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
-        if (out.Item.audit_pending !== undefined && gated(input) && attempt < 5) {
+        if (out.Item.audit_pending !== undefined && gated(input)) {
+          if (attempt >= 5) throw new AckdError('ERR_STORE_UNAVAILABLE', `request ${requestId}: its audit events keep arriving faster than they can be linked; try again`);
           await this.audit.link(requestId);
           continue;
         }

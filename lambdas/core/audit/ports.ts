@@ -11,6 +11,8 @@ export interface ChainHead {
 export interface AuditLog {
   /** The newest event, read consistently. */
   head(): Promise<ChainHead>;
+  /** One event, read consistently. */
+  event(seq: number): Promise<AuditEvent | undefined>;
   /** Events with from <= seq <= to, in chain order. Missing events (removed) are simply absent. */
   events(from: number, to: number): AsyncIterable<AuditEvent>;
   /** The run of the chain logged in [since, until): its first and last seq, or null when empty. */

@@ -17,7 +17,8 @@ export interface ExportEnd {
   readonly checkpoints: number;
   readonly first_seq: number | null;
   readonly last_seq: number | null;
-  readonly since: string | null;
+  /** The window's start as used: the requested one, or the oldest time still safely retained. */
+  readonly since: string;
   readonly until: string | null;
   readonly exported_at: string;
 }
@@ -35,7 +36,7 @@ export interface ExportWindow {
  */
 export class AuditService {
   constructor(
-    private readonly deps: { log: AuditLog; clock: Clock; logger: Logger; signer?: CheckpointSigner | undefined },
+    private readonly deps: { log: AuditLog; clock: Clock; logger: Logger; signer?: CheckpointSigner | undefined; retentionDays: number },
   ) {}
 
   get canSign(): boolean {
@@ -83,10 +84,15 @@ export class AuditService {
    * widened to start right after the last checkpoint before it and to end at the first
    * checkpoint after it, so that a verifier can prove nothing was removed inside it. Where no
    * checkpoint exists yet (the live tail), that end is not anchored and the verifier says so.
-   * Streams: holds one page of events at a time.
+   *
+   * Events within a day of their retention are left out: DynamoDB TTL deletes expired items in
+   * no particular order, and a hole it leaves must not read as tampering. The end line gives
+   * the `since` actually used. Streams: holds one page of events at a time.
    */
-  async *export(window: ExportWindow = {}): AsyncGenerator<ExportLine> {
-    validateWindow(window);
+  async *export(requested: ExportWindow = {}): AsyncGenerator<ExportLine> {
+    validateWindow(requested);
+    const retained = new Date(this.deps.clock.now().getTime() - (this.deps.retentionDays - 1) * 86_400_000).toISOString();
+    const window = { since: requested.since !== undefined && requested.since > retained ? requested.since : retained, until: requested.until };
     const count = { events: 0, checkpoints: 0, first: null as number | null, last: null as number | null };
     for await (const line of this.lines(window)) {
       if (line.kind === 'event') {
@@ -102,7 +108,7 @@ export class AuditService {
       checkpoints: count.checkpoints,
       first_seq: count.first,
       last_seq: count.last,
-      since: window.since ?? null,
+      since: window.since,
       until: window.until ?? null,
       exported_at: this.deps.clock.now().toISOString(),
     };
@@ -114,7 +120,8 @@ export class AuditService {
     let from = range.from;
     let to = range.to;
     const before = from > 1 ? await this.deps.log.checkpointAtOrBefore(from - 1) : undefined;
-    if (before) {
+    // Widen back to the checkpoint only while the events after it are all still there.
+    if (before && (before.seq + 1 === from || (await this.deps.log.event(before.seq + 1)) !== undefined)) {
       from = before.seq + 1;
       yield { kind: 'checkpoint', ...before };
     }
