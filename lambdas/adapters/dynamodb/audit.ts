@@ -25,6 +25,8 @@ import { TABLE } from './schema.ts';
  *    conditional write on the reservation it read. A reservation moves away from slot s only after
  *    slot s is seen holding another event; so an event can only ever be put at one slot, and
  *    two linkers of the same event (a caller and the sweeper) find each other's work.
+ *    The state change itself makes the first reservation (the slot after the head it read just
+ *    before), so the usual link is a single put.
  * 3. Once the slot holds the event, `audit_pending` is removed and the head hint advanced.
  */
 export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head' } as const;
@@ -36,9 +38,19 @@ export function pad(seq: number): string {
   return String(seq).padStart(12, '0');
 }
 
-/** The attributes a state change adds to its conditional write: its event, and its place in the outbox index. */
-export function pendingEventAttributes(event: PendingEvent): Record<string, unknown> {
-  return { audit_pending: event, [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: `${event.at}#${event.event_id}` };
+/**
+ * The attributes a state change adds to its conditional write: its event, reserved for the slot
+ * after `head`, and its place in the outbox index.
+ */
+export function pendingEventAttributes(event: PendingEvent, head: ChainHead): Record<string, unknown> {
+  const reserved: StoredPending = { ...event, seq: head.seq + 1 };
+  return { audit_pending: reserved, [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: `${event.at}#${event.event_id}` };
+}
+
+/** What a state change's writer knows right after its write: the item as written and the head it reserved after. */
+export interface JustWritten {
+  readonly item: Record<string, unknown>;
+  readonly head: ChainHead;
 }
 
 interface StoredPending extends PendingEvent {
@@ -54,8 +66,19 @@ export class DynamoAuditLog implements AuditLog {
 
   // ---- linking ----
 
-  /** Links the request's pending event (if any) into the chain. Throws ERR_STORE_UNAVAILABLE when it cannot. */
-  async link(requestId: RequestId): Promise<void> {
+  /**
+   * Links the request's pending event (if any) into the chain. Throws ERR_STORE_UNAVAILABLE when
+   * it cannot. `written`: the caller's own write, which reserved the slot after the head it read;
+   * while that slot is free, one put links the event.
+   */
+  async link(requestId: RequestId, written?: JustWritten): Promise<void> {
+    const p = written?.item.audit_pending as StoredPending | undefined;
+    if (written && p && p.seq === written.head.seq + 1) {
+      const event = chainEvent(p, snapshotOf(written.item as unknown as AuditSnapshot), written.head, this.opts.clock.now());
+      if (await this.putEvent(event)) return this.settle(requestId, p.event_id, event);
+      const taken = await this.event(p.seq);
+      if (taken?.event_id === p.event_id) return this.settle(requestId, p.event_id, taken);
+    }
     for (let attempt = 0; attempt < 60; attempt++) {
       const item = await this.getItem(REQ + requestId);
       const p = item?.audit_pending as StoredPending | undefined;
@@ -143,6 +166,10 @@ export class DynamoAuditLog implements AuditLog {
 
   /** The event is in the chain: clear it from the request and move the head hint forward. */
   private async settle(requestId: RequestId, eventId: string, event: AuditEvent): Promise<void> {
+    await Promise.all([this.clearPending(requestId, eventId), this.advanceHead(event)]);
+  }
+
+  private async clearPending(requestId: RequestId, eventId: string): Promise<void> {
     const ix = TABLE.auditLog;
     try {
       await send(() =>
@@ -160,6 +187,9 @@ export class DynamoAuditLog implements AuditLog {
     } catch (e) {
       if (!isConditionFailure(e)) throw e; // another linker settled it
     }
+  }
+
+  private async advanceHead(event: AuditEvent): Promise<void> {
     try {
       await send(() =>
         this.doc.send(
@@ -180,7 +210,8 @@ export class DynamoAuditLog implements AuditLog {
 
   // ---- reading ----
 
-  private async headHint(): Promise<ChainHead & { first_logged_at?: string }> {
+  /** The head as last recorded: possibly behind the chain, never ahead of it. */
+  async headHint(): Promise<ChainHead & { first_logged_at?: string }> {
     const h = await this.getItem(AUDIT_PK.head);
     if (!h) return { seq: 0, hash: GENESIS_HASH, logged_at: null };
     return { seq: h.seq as number, hash: h.hash as string, logged_at: h.logged_at as string, first_logged_at: h.first_logged_at as string };

@@ -15,7 +15,8 @@ import type { ApiKeyEntry, ApiKeyStore, RequestStore } from '../../core/ports.ts
 import type { AuthorizationRecord } from '../../core/request.ts';
 import type { PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
-import { DynamoAuditLog, pendingEventAttributes } from './audit.ts';
+import { DynamoAuditLog, pendingEventAttributes, type JustWritten } from './audit.ts';
+import type { ChainHead } from '../../core/audit/ports.ts';
 import { documentClient, isConditionFailure, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -52,8 +53,19 @@ export class DynamoRequestStore implements RequestStore {
     return new DynamoRequestStore(client, tableName, new DynamoAuditLog(documentClient(client), tableName, opts));
   }
 
+  /** This process's own latest audited writes, so their link can start from what was written. */
+  private readonly written = new Map<RequestId, JustWritten>();
+
+  private remember(requestId: RequestId, w: JustWritten): void {
+    this.written.delete(requestId);
+    this.written.set(requestId, w);
+    if (this.written.size > 1000) this.written.delete(this.written.keys().next().value!);
+  }
+
   linkAudit(requestId: RequestId): Promise<void> {
-    return this.audit.link(requestId);
+    const w = this.written.get(requestId);
+    this.written.delete(requestId);
+    return this.audit.link(requestId, w);
   }
 
   linkAuditBacklog(limit: number): Promise<number> {
@@ -62,15 +74,10 @@ export class DynamoRequestStore implements RequestStore {
 
   async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     try {
-      await send(() =>
-        this.doc.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds, ...pendingEventAttributes(event) },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        ),
-      );
+      const head = await this.audit.headHint();
+      const item = { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds, ...pendingEventAttributes(event, head) };
+      await send(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
+      this.remember(record.request_id, { item, head });
     } catch (e) {
       if (isConditionFailure(e)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
       throw e;
@@ -182,12 +189,14 @@ export class DynamoRequestStore implements RequestStore {
     explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
     event?: PendingEvent,
   ): Promise<AuthorizationRecord> {
-    const input = event ? withEvent(update, event) : update;
     for (let attempt = 0; ; attempt++) {
+      const head = event ? await this.audit.headHint() : undefined;
+      const input = event && head ? withEvent(update, event, head) : update;
       try {
         const out = await send(() =>
           this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })),
         );
+        if (head && out.Attributes) this.remember(requestId, { item: out.Attributes, head });
         return toRecord(out.Attributes ?? {});
       } catch (e) {
         if (!isConditionFailure(e)) throw e;
@@ -367,10 +376,10 @@ export class DynamoRequestStore implements RequestStore {
 const AUDIT_GATE = 'attribute_not_exists(audit_pending)';
 
 /** Adds the audit event to a transition's write: same SET, and only once the previous event is linked. */
-function withEvent(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>, event: PendingEvent): Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'> {
+function withEvent(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>, event: PendingEvent, head: ChainHead): Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'> {
   const expr = update.UpdateExpression ?? '';
   if (!expr.startsWith('SET ')) throw new Error('an audited transition must begin with SET');
-  const attrs = pendingEventAttributes(event);
+  const attrs = pendingEventAttributes(event, head);
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
   const sets = Object.entries(attrs).map(([k, v], i) => {
