@@ -39,6 +39,14 @@ describe('loadDeployConfig', () => {
       approverRoutes: {},
     });
     expect(c.consentDomain).toBeUndefined();
+    expect(c.auditKeyArn).toBeUndefined(); // the stack creates the checkpoint key
+  });
+
+  it('takes an existing KMS key for audit checkpoints by ARN (single- or multi-Region key), from context or environment', () => {
+    const arn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const mrk = 'arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab';
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:auditKeyArn': arn })).auditKeyArn).toBe(arn);
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_AUDIT_KEY_ARN: ` ${mrk} ` })).auditKeyArn).toBe(mrk);
   });
 
   it('reads the environment when context is absent, and context wins over it', () => {
@@ -90,6 +98,9 @@ describe('loadDeployConfig', () => {
     ],
     [{ 'ackd:natGateways': '0' }, 'natGateways', /1 to 3/],
     [{ 'ackd:spireServerImage': 'ghcr.io/spiffe/spire-server:latest' }, 'spireServerImage', /pinned/],
+    [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:alias/ackd-audit' }, 'auditKeyArn', /not an alias/],
+    [{ 'ackd:auditKeyArn': '1234abcd-12ab-34cd-56ef-1234567890ab' }, 'auditKeyArn', /KMS key ARN/],
+    [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/not-a-key-id' }, 'auditKeyArn', /KMS key ARN/],
   ])('refuses %j naming %s', (override, setting, rule) => {
     const ctx: Record<string, unknown> = { ...BASE, ...override };
     const e = refusal(ctx);

@@ -127,6 +127,8 @@ describe('synth', () => {
     expect(stack.stackName).toBe('Ackd-ci');
     for (const o of ['McpUrl', 'ConsentUiUrl', 'TrustBundleUrl', 'TableName', 'UserPoolId', 'AuditExportUrl', 'AuditKeyArn']) expect(Object.keys(t.Outputs)).toContain(o);
     expect(JSON.stringify(t.Outputs.AuditExportUrl.Value)).toContain('/api/audit/export');
+    // The export's REST API publishes no URL of its own: the export lives at the consent URL.
+    expect(Object.keys(t.Outputs).filter((k) => k.includes('AuditExportApi'))).toEqual([]);
     expect(t.Outputs.AuditKeyArn.Value).toEqual({ 'Fn::GetAtt': [logicalIdOf(stack.auditKey.key!), 'Arn'] });
     expect(JSON.stringify(t.Outputs.McpUrl.Value)).toContain('/mcp');
     expect(JSON.stringify(t.Outputs.TrustBundleUrl.Value)).toContain('/.well-known/spiffe-bundle');

@@ -2,7 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
+import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { DynamoRequestStore } from '../../lambdas/adapters/dynamodb/store.ts';
 import { AUDIT_FIELDS, EVENT_COLUMNS, type AuditEvent } from '../../lambdas/core/audit/event.ts';
 import { checkpointPublicKey } from '../../lambdas/core/audit/signing.ts';
@@ -142,6 +144,12 @@ describe('audit log: one event per state change, in one unforkable chain', () =>
     const { events } = await verifyStored();
     const mine = events.filter((e) => e.request_id === id).map((e) => `${e.type}:${e.actor_type}:${e.actor_id}`);
     expect(mine).toEqual(['requested:agent:demo-agent', 'email_sent:system:ackd', 'approved:operator:alice', 'svid_issued:agent:demo-agent']);
+
+    // A revocation naming the wrong SVID is refused, and the refusal names the agent.
+    await expect(stack.deps.service.revoke(agent, id, 'abcdef' as never)).rejects.toMatchObject({ code: 'ERR_SVID_MISMATCH' });
+    const after = (await verifyStored()).events.filter((e) => e.request_id === id).at(-1)!;
+    expect(after).toMatchObject({ type: 'refused', actor_type: 'agent', actor_id: 'demo-agent', revoked: false });
+    expect(after.reason).toMatch(/^revocation refused: ERR_SVID_MISMATCH/);
   });
 
   it('a decision after expiry is refused and the refusal is an audit event, after the expiry', async () => {
@@ -352,6 +360,31 @@ describe('retention', () => {
     const { report } = await verifyStored();
     expect(report.problems).toEqual([]);
     expect(report.start).toBe('checkpoint');
+  });
+});
+
+describe('tampering with the stored log', () => {
+  it('an event changed in the table fails live verify at its seq, and ackd refuses to sign a checkpoint over it', async () => {
+    const id = await newRequest('before tampering');
+    await stack.deps.service.decide(id, 'approved', 'sub-alice'); // not yet under a checkpoint
+    const { events } = await verifyStored();
+    const victim = events.find((e) => e.request_id === id && e.type === 'approved')!;
+    const doc = documentClient(dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }));
+    await doc.send(
+      new UpdateCommand({
+        TableName: stack.tableName,
+        Key: { pk: `audit#evt#${String(victim.seq).padStart(12, '0')}` },
+        UpdateExpression: 'SET approver_identity = :who',
+        ExpressionAttributeValues: { ':who': 'sub-mallory' },
+      }),
+    );
+    const live = await ackd('audit', 'verify', '--live', '--json');
+    expect(live.code, live.stdout.slice(0, 3000)).toBe(1);
+    expect((JSON.parse(live.stdout) as VerifyReport).problems[0]).toMatchObject({ kind: 'hash', seq: victim.seq });
+
+    const cp = await ackd('audit', 'checkpoint');
+    expect(cp.code).toBe(1);
+    expect(cp.stderr).toMatch(new RegExp(`does not verify \\(event ${victim.seq}: its content does not match its hash`));
   });
 });
 

@@ -262,7 +262,9 @@ export class DynamoAuditLog implements AuditLog {
       return h.seq === 0 ? null : { from: 1, to: h.seq };
     }
     const first = window.since !== undefined && window.since > hint.first_logged_at ? window.since : hint.first_logged_at;
-    const months = monthsBetween(first, window.until ?? this.opts.clock.now().toISOString());
+    // To the newest event even if this reader's clock is behind the writer's.
+    const now = this.opts.clock.now().toISOString();
+    const months = monthsBetween(first, window.until ?? (hint.logged_at !== null && hint.logged_at > now ? hint.logged_at : now));
     let from: number | undefined;
     for (const m of months) {
       const r = await this.query({ part: `events#${m}`, min: window.since, limit: 1 });
