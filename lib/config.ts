@@ -32,6 +32,11 @@ export interface DeployConfig {
   readonly natGateways: number;
   /** The SPIRE server image; pinned to the version the project tests against. */
   readonly spireServerImage: string;
+  /**
+   * An existing KMS key (ECC_NIST_P256, SIGN_VERIFY, in the stack's region) that signs audit
+   * checkpoints, e.g. the key a deleted stack left behind; undefined: the stack creates one.
+   */
+  readonly auditKeyArn: string | undefined;
 }
 
 /** The SPIRE server version ackd is tested against (spire/ builds the same version locally). */
@@ -51,6 +56,7 @@ export const SETTINGS = {
   consentCertificateArn: { env: 'ACKD_DEPLOY_CONSENT_CERTIFICATE_ARN', doc: 'ACM certificate (us-east-1) for that domain' },
   natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image (default ${DEFAULT_SPIRE_IMAGE})` },
+  auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -78,6 +84,8 @@ const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{1,253}$)[A-Za-z0-9](?
 const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
 const AGENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** A KMS key ARN (not an alias: IAM scopes kms:Sign to the key itself). */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:key\/(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 /** Names reserved for documentation/testing (RFC 2606 / 6761): never a real deployment. */
 const PLACEHOLDER_DOMAINS = /(^|\.)(example\.(com|org|net)|example|test|invalid|localhost|local)$/;
 
@@ -213,6 +221,11 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     throw new DeployConfigError('spireServerImage', 'must be an image reference pinned to a tag or digest (not "latest")');
   }
 
+  const auditKeyArn = str(src, 'auditKeyArn') || undefined;
+  if (auditKeyArn !== undefined && !KMS_KEY_ARN.test(auditKeyArn)) {
+    throw new DeployConfigError('auditKeyArn', 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; not an alias)');
+  }
+
   return {
     stage,
     production,
@@ -226,5 +239,6 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     consentDomain,
     natGateways,
     spireServerImage,
+    auditKeyArn,
   };
 }

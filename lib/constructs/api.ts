@@ -22,6 +22,11 @@ export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
 /** The path, on the MCP endpoint, where the SPIFFE trust bundle is served (lambdas/app.ts). */
 export const TRUST_BUNDLE_PATH = '/.well-known/spiffe-bundle';
 
+/** The paths the audit export function serves (lambdas/consent-api/app.ts, mounted at /api). */
+export const AUDIT_EXPORT_PATH_PATTERN = '/api/audit/*';
+/** The stage of the audit export REST API (CloudFront's origin path). */
+export const AUDIT_EXPORT_STAGE = 'live';
+
 /**
  * esbuild options of every ackd function: one ESM file (index.mjs) per function, AWS SDK included
  * (pinned by package-lock, not the runtime's copy), a `require` shim for the CommonJS dependencies,
@@ -64,9 +69,17 @@ export const HANDLERS = {
   },
   sweeper: {
     entry: 'lambdas/handlers/sweeper.ts',
-    description: 'ackd expiry sweeper (records expiry of overdue pending requests)',
+    description: 'ackd sweeper (links audit events, records expiry, retries consent mail, signs an audit checkpoint)',
     memorySize: 512,
     timeout: Duration.minutes(2),
+  },
+  auditExport: {
+    entry: 'lambdas/handlers/audit-export.ts',
+    description: 'ackd audit export (approver downloads the audit log, streamed) and the checkpoint public key',
+    // The export streams one page of events at a time: memory stays bounded whatever its size.
+    memorySize: 512,
+    // A streamed response may last up to 15 minutes (Lambda's and API Gateway's limit alike).
+    timeout: Duration.minutes(15),
   },
 } as const satisfies Record<string, HandlerSpec>;
 
@@ -82,18 +95,29 @@ export interface ApiProps {
   /** SES: the identity the MCP function sends from, and the From address it may use. */
   readonly ses: { readonly identityName: string; readonly fromAddress: string };
   readonly sweepEvery: Duration;
+  /** ARN of the KMS key that signs audit checkpoints (constructs/audit.ts). */
+  readonly auditKeyArn: string;
 }
 
 /**
  * The HTTP side of ackd: the MCP function (in the VPC, to reach the SPIRE bridge), the consent API
- * function, the periodic sweeper, one HTTP API in front of the first two. Every function gets only
- * the table actions and SES actions it uses, its own log group with retention, arm64, Node 22+.
+ * function, the periodic sweeper, one HTTP API in front of the first two, and the audit export
+ * function behind a REST API that streams its response. Every function gets only the table, SES
+ * and KMS actions it uses, its own log group with retention, arm64, Node 22+.
  */
 export class Api extends Construct {
   readonly httpApi: apigw.HttpApi;
   readonly mcpFunction: NodejsFunction;
   readonly consentFunction: NodejsFunction;
   readonly sweeperFunction: NodejsFunction;
+  readonly auditExportFunction: NodejsFunction;
+  /**
+   * The audit export's own API: a regional REST API whose Lambda integration streams the
+   * response (HTTP APIs cannot stream). CloudFront routes /api/audit/* to it.
+   */
+  readonly auditExportApi: apigwv1.RestApi;
+  /** <rest-api-id>.execute-api.<region>.<suffix> (the CloudFront origin of /api/audit/*, at /AUDIT_EXPORT_STAGE). */
+  readonly auditExportDomainName: string;
   readonly mcpSecurityGroup: ec2.SecurityGroup;
   /** https://<api-id>.execute-api.<region>.<suffix> */
   readonly endpoint: string;
@@ -122,7 +146,14 @@ export class Api extends Construct {
       securityGroups: [this.mcpSecurityGroup],
     });
     this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment });
-    this.sweeperFunction = this.fn('Sweeper', HANDLERS.sweeper, props, props.environment);
+    // ACKD_AUDIT_KEY only where checkpoints are signed (sweeper) or their public key is served (export).
+    const auditKey = { ACKD_AUDIT_KEY: `kms:${props.auditKeyArn}` };
+    this.sweeperFunction = this.fn('Sweeper', HANDLERS.sweeper, props, { ...props.environment, ...auditKey });
+    this.auditExportFunction = this.fn('AuditExport', HANDLERS.auditExport, props, {
+      ...props.environment,
+      ...props.consentEnvironment,
+      ...auditKey,
+    });
 
     // --- least privilege, written out action by action ---
     const tableArn = table.tableArn;
@@ -162,27 +193,67 @@ export class Api extends Construct {
         resources: [props.spire.bridgeSecret.secretArn],
       }),
     );
+    // Deciding is one UpdateItem; linking the decision's audit event into the chain reads the
+    // request and the chain (GetItem), puts the event in its slot (PutItem) and updates the
+    // request and the chain head (UpdateItem) (adapters/dynamodb/audit.ts `link`).
     this.consentFunction.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'ReadAndDecide',
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        sid: 'ReadDecideAndLinkAudit',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         resources: [tableArn],
       }),
     );
+    // Sweeper: finds overdue and unnotified pending requests (pending-by-expiry) and unlinked
+    // audit events (audit-log), expires and links them, then signs a checkpoint after verifying
+    // the events since the last one (BatchGetItem) and storing it (PutItem).
     this.sweeperFunction.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'FindOverduePending',
+        sid: 'FindPendingAndUnlinked',
         actions: ['dynamodb:Query'],
-        resources: [indexArn(TABLE.pendingByExpiry.name)],
+        resources: [indexArn(TABLE.pendingByExpiry.name), indexArn(TABLE.auditLog.name)],
       }),
     );
     this.sweeperFunction.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'RecordExpiry',
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        sid: 'ExpireLinkAndCheckpoint',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
         resources: [tableArn],
       }),
     );
+    this.sweeperFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'SignAuditCheckpoints',
+        actions: ['kms:Sign'],
+        resources: [props.auditKeyArn],
+        // Exactly how KmsSigner signs: ECDSA P-256 / SHA-256 over the raw checkpoint payload.
+        conditions: { StringEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'RAW' } },
+      }),
+    );
+    // The export only reads: the chain head (GetItem), events by time and checkpoints by seq
+    // (Query on audit-log), events by seq (BatchGetItem); it signs nothing.
+    this.auditExportFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAuditLog',
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+        resources: [tableArn],
+      }),
+    );
+    this.auditExportFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'QueryAuditLog',
+        actions: ['dynamodb:Query'],
+        resources: [indexArn(TABLE.auditLog.name)],
+      }),
+    );
+    for (const f of [this.sweeperFunction, this.auditExportFunction]) {
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadAuditPublicKey',
+          actions: ['kms:GetPublicKey'],
+          resources: [props.auditKeyArn],
+        }),
+      );
+    }
     for (const f of [this.mcpFunction, this.sweeperFunction]) {
       acknowledge(
         f,
@@ -248,6 +319,72 @@ export class Api extends Construct {
 
     this.domainName = `${this.httpApi.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
     this.endpoint = `https://${this.domainName}`;
+
+    // --- the audit export: a REST API streaming the function's response, behind CloudFront ---
+    // Not a Lambda function URL: CloudFront would have to name the URL's domain, which exists only
+    // once the function does, while the function's environment names the distribution (its
+    // ACKD_CONSENT_URL and the Cognito app client, whose callback URL is the distribution's):
+    // a dependency cycle CloudFormation refuses. A REST API's domain is known before its
+    // integration exists, like the HTTP API's above. (Origin access control would not fit either:
+    // it signs the origin request in the Authorization header, where the approver's token must go.)
+    const exportLogs = new logs.LogGroup(this, 'AuditExportAccessLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    this.auditExportApi = new apigwv1.RestApi(this, 'AuditExportApi', {
+      description: 'ackd: audit export (streamed) and checkpoint public key; CloudFront routes /api/audit/* here',
+      endpointConfiguration: { types: [apigwv1.EndpointType.REGIONAL] },
+      cloudWatchRole: false,
+      deployOptions: {
+        stageName: AUDIT_EXPORT_STAGE,
+        // Exports are occasional and long: a few at a time is plenty.
+        throttlingRateLimit: 5,
+        throttlingBurstLimit: 10,
+        accessLogDestination: new apigwv1.LogGroupLogDestination(exportLogs),
+        accessLogFormat: apigwv1.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            requestTime: '$context.requestTime',
+            method: '$context.httpMethod',
+            path: '$context.path',
+            status: '$context.status',
+            latency: '$context.responseLatency',
+            bytes: '$context.responseLength',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+    // Its own execute-api URL is not an entry point to publish: the export lives at the consent URL.
+    this.auditExportApi.node.tryRemoveChild('Endpoint');
+    const exportIntegration = new apigwv1.LambdaIntegration(this.auditExportFunction, {
+      proxy: true,
+      responseTransferMode: apigwv1.ResponseTransferMode.STREAM,
+      timeout: HANDLERS.auditExport.timeout,
+    });
+    const auditResource = this.auditExportApi.root.addResource('api').addResource('audit').addResource('{proxy+}');
+    for (const method of ['GET', 'HEAD', 'OPTIONS']) auditResource.addMethod(method, exportIntegration);
+    this.auditExportDomainName = `${this.auditExportApi.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
+
+    acknowledge(
+      this.auditExportApi,
+      'Authorization is enforced inside the function on every request, as on the consent API: a verified Cognito ID token (issuer, audience, signature) of a user in the approvers group, which an API Gateway Cognito authorizer cannot check (group membership). The approver\'s Authorization header reaches the function through CloudFront.',
+      'AwsSolutions-APIG4',
+      'AwsSolutions-COG4',
+    );
+    acknowledge(
+      this.auditExportApi,
+      'The only inputs are the since, until and format query parameters, which the function validates (unknown parameters refused) before reading anything; an API Gateway request validator would duplicate that and answer in a different error shape.',
+      'AwsSolutions-APIG2',
+    );
+    acknowledge(
+      this.auditExportApi,
+      'Access logs of every request go to CloudWatch Logs; execution logging needs the account-wide API Gateway CloudWatch role, which this app does not create (@aws-cdk/aws-apigateway:disableCloudWatchRole).',
+      'AwsSolutions-APIG6',
+    );
+    acknowledge(
+      this.auditExportApi,
+      'The API is reached through the consent CloudFront distribution and refuses every request without a verified approver token; it is throttled at the stage. Operators who want a WAF web ACL can attach one to the stage or the distribution.',
+      'AwsSolutions-APIG3',
+    );
   }
 
   private fn(

@@ -12,6 +12,7 @@ import * as ses from 'aws-cdk-lib/aws-ses';
 import { rules as nagRules } from 'cdk-nag';
 import { Construct } from 'constructs';
 import type { DeployConfig } from '../config.ts';
+import { AUDIT_EXPORT_PATH_PATTERN } from './api.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
 import { REPO_ROOT } from '../paths.ts';
 
@@ -28,11 +29,14 @@ export interface ConsentProps {
   readonly config: DeployConfig;
   /** Domain of the HTTP API (origin of /api/*). */
   readonly apiDomainName: string;
+  /** The audit export's REST API (origin of /api/audit/*): its domain and its stage path. */
+  readonly auditExport: { readonly domainName: string; readonly stagePath: string };
 }
 
 /**
  * Everything the human touches: the consent UI (private, encrypted, TLS-only S3 bucket behind
- * CloudFront with origin access control, the consent API under the same origin at /api/*), the
+ * CloudFront with origin access control, the consent API under the same origin at /api/*, the
+ * streamed audit export at /api/audit/*), the
  * Cognito user pool with managed login, a code + PKCE app client without secret and the
  * `approvers` group, and the SES sending identity.
  */
@@ -125,6 +129,16 @@ export class Consent extends Construct {
       protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
       originSslProtocols: [cloudfront.OriginSslPolicy.TLS_V1_2],
     });
+    // The streamed audit export (lib/constructs/api.ts): the response leaves in pieces as it is
+    // read, so the wait for the first piece (cold start, token check, the first page) and between
+    // two pieces, not the whole download, is what must fit the read timeout: 60 s, twice
+    // CloudFront's default and well within its default quota.
+    const auditExportOrigin = new origins.HttpOrigin(props.auditExport.domainName, {
+      originPath: props.auditExport.stagePath,
+      protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+      originSslProtocols: [cloudfront.OriginSslPolicy.TLS_V1_2],
+      readTimeout: Duration.seconds(60),
+    });
     const certificate = config.consentDomain
       ? acm.Certificate.fromCertificateArn(this, 'Certificate', config.consentDomain.certificateArn)
       : undefined;
@@ -149,7 +163,18 @@ export class Consent extends Construct {
         compress: true,
         functionAssociations: [{ function: spaRewrite, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }],
       },
+      // CloudFront tries behaviors in this order: /api/audit/* must come before /api/*.
       additionalBehaviors: {
+        [AUDIT_EXPORT_PATH_PATTERN]: {
+          origin: auditExportOrigin,
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+          cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+          // Every viewer header but Host, Authorization (the approver's token) included: with
+          // caching disabled, CloudFront forwards it under this managed policy.
+          originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+          responseHeadersPolicy: headers,
+        },
         '/api/*': {
           origin: apiOrigin,
           viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,

@@ -3,9 +3,25 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 
+/** An index of the store's schema: a name, a string partition key and a string sort key. */
+export type IndexShape = { readonly name: string; readonly partitionKey: string; readonly sortKey: string };
+
+/**
+ * Every global secondary index the store declares in TABLE (lambdas/adapters/dynamodb/schema.ts),
+ * found by shape, so an index added there is deployed without a second list to keep in step.
+ */
+export function tableIndexes(): IndexShape[] {
+  const values: readonly unknown[] = Object.values(TABLE);
+  return values.filter(
+    (v): v is IndexShape =>
+      typeof v === 'object' && v !== null && ['name', 'partitionKey', 'sortKey'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string'),
+  );
+}
+
 /**
  * The one DynamoDB table of ackd: on-demand, point-in-time recovery, retention TTL, deletion
- * protection, encrypted at rest, with the two indexes the store queries.
+ * protection, encrypted at rest, with the indexes the store queries (requests by agent, pending
+ * requests by expiry, the audit log).
  */
 export class Data extends Construct {
   readonly table: dynamodb.TableV2;
@@ -22,20 +38,12 @@ export class Data extends Construct {
       encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
       // The table is audit evidence: it outlives the stack (and deletion protection guards it).
       removalPolicy: RemovalPolicy.RETAIN,
-      globalSecondaryIndexes: [
-        {
-          indexName: s.byAgent.name,
-          partitionKey: { name: s.byAgent.partitionKey, type: dynamodb.AttributeType.STRING },
-          sortKey: { name: s.byAgent.sortKey, type: dynamodb.AttributeType.STRING },
-          projectionType: dynamodb.ProjectionType.ALL,
-        },
-        {
-          indexName: s.pendingByExpiry.name,
-          partitionKey: { name: s.pendingByExpiry.partitionKey, type: dynamodb.AttributeType.STRING },
-          sortKey: { name: s.pendingByExpiry.sortKey, type: dynamodb.AttributeType.STRING },
-          projectionType: dynamodb.ProjectionType.ALL,
-        },
-      ],
+      globalSecondaryIndexes: tableIndexes().map((ix) => ({
+        indexName: ix.name,
+        partitionKey: { name: ix.partitionKey, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: ix.sortKey, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      })),
     });
   }
 }

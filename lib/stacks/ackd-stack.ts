@@ -3,7 +3,8 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { DeployConfig } from '../config.ts';
-import { Api, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
+import { Api, AUDIT_EXPORT_STAGE, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
+import { AuditKey } from '../constructs/audit.ts';
 import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
@@ -16,12 +17,14 @@ export interface AckdStackProps extends StackProps {
 export const SWEEP_EVERY = Duration.minutes(5);
 
 /**
- * All of ackd in one stack: Data (DynamoDB), Spire (Fargate + bridge), Api (Lambdas + HTTP API),
- * Consent (S3 + CloudFront + Cognito + SES). One stack keeps the cross-references (consent URL ↔
- * Cognito callback ↔ API origin) plain values instead of exports between stacks.
+ * All of ackd in one stack: Data (DynamoDB), AuditKey (KMS, signs audit checkpoints), Spire
+ * (Fargate + bridge), Api (Lambdas + HTTP API + the audit export's streaming REST API), Consent
+ * (S3 + CloudFront + Cognito + SES). One stack keeps the cross-references (consent URL ↔ Cognito
+ * callback ↔ API origins) plain values instead of exports between stacks.
  */
 export class AckdStack extends Stack {
   readonly data: Data;
+  readonly auditKey: AuditKey;
   readonly spire: Spire;
   readonly api: Api;
   readonly consent: Consent;
@@ -47,6 +50,7 @@ export class AckdStack extends Stack {
     vpc.addGatewayEndpoint('DynamoDbEndpoint', { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB });
 
     this.data = new Data(this, 'Data');
+    this.auditKey = new AuditKey(this, 'AuditKey', { stage: config.stage, existingKeyArn: config.auditKeyArn });
 
     this.spire = new Spire(this, 'Spire', {
       vpc,
@@ -80,11 +84,16 @@ export class AckdStack extends Stack {
         fromAddress: config.senderAddress,
       },
       sweepEvery: SWEEP_EVERY,
+      auditKeyArn: this.auditKey.keyArn,
     });
     this.api.mcpSecurityGroup.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
     this.spire.allowBridgeFrom(this.api.mcpSecurityGroup);
 
-    this.consent = new Consent(this, 'Consent', { config, apiDomainName: this.api.domainName });
+    this.consent = new Consent(this, 'Consent', {
+      config,
+      apiDomainName: this.api.domainName,
+      auditExport: { domainName: this.api.auditExportDomainName, stagePath: `/${AUDIT_EXPORT_STAGE}` },
+    });
 
     // The consent URL and the Cognito settings exist only once Consent does.
     const consentUrl = this.consent.url;
@@ -95,14 +104,25 @@ export class AckdStack extends Stack {
       ACKD_COGNITO_USER_POOL_ID: this.consent.userPool.userPoolId,
       ACKD_COGNITO_DOMAIN: this.consent.cognitoDomainUrl,
     };
-    for (const f of [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction]) {
+    for (const f of [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction, this.api.auditExportFunction]) {
       f.addEnvironment('ACKD_CONSENT_URL', consentUrl);
     }
-    for (const [k, v] of Object.entries(cognitoEnv)) this.api.consentFunction.addEnvironment(k, v);
+    // The audit export authenticates approvers exactly as the consent API does.
+    for (const f of [this.api.consentFunction, this.api.auditExportFunction]) {
+      for (const [k, v] of Object.entries(cognitoEnv)) f.addEnvironment(k, v);
+    }
 
     new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
     new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });
     new CfnOutput(this, 'TrustBundleUrl', { description: 'SPIFFE trust bundle of the trust domain', value: `${this.api.endpoint}${TRUST_BUNDLE_PATH}` });
+    new CfnOutput(this, 'AuditExportUrl', {
+      description: 'Audit log export for approvers (GET with an approver ID token; ?since=&until=&format=jsonl|csv), streamed',
+      value: `${consentUrl}/api/audit/export`,
+    });
+    new CfnOutput(this, 'AuditKeyArn', {
+      description: 'KMS key that signs audit checkpoints (aws kms get-public-key --key-id <arn>); retained when the stack is deleted',
+      value: this.auditKey.keyArn,
+    });
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (ACKD_TABLE_NAME for the ackd CLI)', value: this.data.table.tableName });
     new CfnOutput(this, 'UserPoolId', { description: 'Cognito user pool (ACKD_COGNITO_USER_POOL_ID for `ackd approvers`)', value: this.consent.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { description: 'Cognito app client of the consent UI', value: this.consent.userPoolClient.userPoolClientId });
