@@ -30,6 +30,7 @@ const stack = await startLocalStack({
   ports,
   trustDomain: env.ACKD_TRUST_DOMAIN ?? 'ackd.local',
   ...(previous?.agentApiKey ? { demoAgentApiKey: previous.agentApiKey } : {}),
+  ...(previous?.tableName ? { tableName: previous.tableName } : {}),
   ...(env.ACKD_APPROVERS ? { approvers: env.ACKD_APPROVERS } : {}),
   // A real spire-server when it is cached or can be built with Go; else the in-process CA, loudly.
   issuer: ({ dir, trustDomain }) => startIssuer({ trustDomain, stateDir: dir, issuer: issuerMode(env.ACKD_ISSUER) }),

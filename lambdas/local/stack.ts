@@ -9,7 +9,7 @@ import { writeTrustBundle } from '../http/svid-routes.ts';
 import { loadConfig } from '../config.ts';
 import { buildDeps, periodicWork, type Deps } from '../deps.ts';
 import { LocalKeySigner } from '../adapters/signing/local.ts';
-import { ensureTable } from '../adapters/dynamodb/schema.ts';
+import { ensureTable, upgradeLocalTable } from '../adapters/dynamodb/schema.ts';
 import { dynamoClient } from '../adapters/dynamodb/client.ts';
 import { SesNotifier, sesClient, parseApproverRouting } from '../adapters/ses/index.ts';
 import { authenticateApiKey, createApiKey } from '../core/apikeys.ts';
@@ -111,8 +111,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const ddbPort = await listen(ddbServer, opts.ports?.dynalite ?? 0);
     stops.push(() => close(ddbServer));
     const dynamodbEndpoint = `http://127.0.0.1:${ddbPort}`;
-    const tableName = opts.tableName ?? 'ackd';
-    await ensureTable(dynamoClient({ region: 'us-east-1', endpoint: dynamodbEndpoint }), tableName);
+    const ddb = dynamoClient({ region: 'us-east-1', endpoint: dynamodbEndpoint });
+    const tableName = await upgradeLocalTable(ddb, opts.tableName ?? 'ackd', (msg) => (opts.logger ?? console).info(msg));
+    await ensureTable(ddb, tableName);
 
     // SVID issuer
     const trustDomain = opts.trustDomain ?? 'ackd.local';

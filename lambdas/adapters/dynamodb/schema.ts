@@ -1,5 +1,8 @@
 import {
+  BatchWriteItemCommand,
   CreateTableCommand,
+  ScanCommand,
+  type AttributeValue,
   DescribeTableCommand,
   ResourceNotFoundException,
   type DynamoDBClient,
@@ -25,6 +28,55 @@ export const TABLE = {
 
 const INDEXES = [TABLE.byAgent, TABLE.pendingByExpiry, TABLE.auditLog];
 
+/** The indexes of this version that the table lacks; undefined when there is no such table. */
+async function missingIndexes(client: DynamoDBClient, tableName: string): Promise<string[] | undefined> {
+  try {
+    const d = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const have = new Set((d.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+    return INDEXES.filter((ix) => !have.has(ix.name)).map((ix) => ix.name);
+  } catch (e) {
+    if (e instanceof ResourceNotFoundException || (e as { name?: string }).name === 'ResourceNotFoundException') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Local mode only: a table kept by an earlier version lacks this version's indexes, and the local
+ * store cannot add one. Its items are copied into a new table (`<name>-2`, `-3` …) with the
+ * current shape; the old table is left as it was. Returns the table to use.
+ */
+export async function upgradeLocalTable(client: DynamoDBClient, tableName: string, log: (msg: string) => void): Promise<string> {
+  const missing = await missingIndexes(client, tableName);
+  if (missing === undefined || missing.length === 0) return tableName;
+  const base = tableName.replace(/-\d+$/, '');
+  for (let n = 2; n < 100; n++) {
+    const next = `${base}-${n}`;
+    const nextMissing = await missingIndexes(client, next);
+    if (nextMissing !== undefined && nextMissing.length > 0) continue;
+    if (nextMissing === undefined) {
+      await ensureTable(client, next);
+      let copied = 0;
+      let start: Record<string, AttributeValue> | undefined;
+      do {
+        const page = await client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
+        const items = page.Items ?? [];
+        for (let i = 0; i < items.length; i += 25) {
+          let batch = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+          while (batch.length > 0) {
+            const out = await client.send(new BatchWriteItemCommand({ RequestItems: { [next]: batch } }));
+            batch = (out.UnprocessedItems?.[next] as typeof batch | undefined) ?? [];
+          }
+        }
+        copied += items.length;
+        start = page.LastEvaluatedKey;
+      } while (start);
+      log(`local table ${tableName} predates index(es) ${missing.join(', ')}: copied its ${copied} items into ${next}, which is used from now on (${tableName} is kept as it was)`);
+    }
+    return next;
+  }
+  throw new AckdError('ERR_CONFIG', `table ${tableName}: no free name to upgrade it to`);
+}
+
 /** Creates the table if it does not exist (local mode and tests; on AWS, CDK owns the table). */
 export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
   try {
@@ -32,7 +84,7 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
     const have = new Set((d.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
     const missing = INDEXES.filter((ix) => !have.has(ix.name)).map((ix) => ix.name);
     if (missing.length > 0) {
-      throw new AckdError('ERR_CONFIG', `table ${tableName} lacks the index(es) ${missing.join(', ')} of this version (the local store cannot add an index): move the old local state (.ackd) aside and start again`);
+      throw new AckdError('ERR_CONFIG', `table ${tableName} lacks the index(es) ${missing.join(', ')} of this version; on AWS, deploy this version's stack (CDK adds them); locally, npm start copies the data into an upgraded table`);
     }
     return;
   } catch (e) {
