@@ -69,6 +69,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (dynamodbEndpoint && !local) fail('ACKD_DYNAMODB_ENDPOINT', 'is for local mode only (ACKD_STAGE=local)');
   const logLevel = optional(env, 'ACKD_LOG_LEVEL') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('ACKD_LOG_LEVEL', 'must be debug, info, warn or error');
+  const auditKey = optional(env, 'ACKD_AUDIT_KEY');
+  if (auditKey !== undefined && !local && !auditKey.startsWith('kms:')) fail('ACKD_AUDIT_KEY', 'must be kms:<key id or ARN> outside local mode (a key file is for local use)');
   return {
     stage,
     local,
@@ -78,7 +80,7 @@ export function loadConfig(env: Env = process.env): Config {
     region: optional(env, 'AWS_REGION') ?? optional(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     consentUrl: url(env, 'ACKD_CONSENT_URL', local, local ? 'http://127.0.0.1:8787' : undefined),
     retentionDays: intIn(env, 'ACKD_RETENTION_DAYS', 365, 1, 3650),
-    auditKey: optional(env, 'ACKD_AUDIT_KEY'),
+    auditKey,
     logLevel: logLevel as Config['logLevel'],
   };
 }

@@ -49,10 +49,22 @@ export function buildDeps(
  * The periodic work (the sweeper Lambda, the local loop, `ackd sweep`): link audit events left
  * unlinked, record expiries, retry consent mail, then sign a checkpoint of the audit chain.
  */
-export async function periodicWork(deps: Deps, limit: number): Promise<{ expired: number; renotified: number; linked: number; checkpoint_seq: number | null }> {
+export async function periodicWork(
+  deps: Deps,
+  limit: number,
+): Promise<{ expired: number; renotified: number; linked: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
   const swept = await deps.service.sweep(limit);
-  const cp = deps.audit.canSign ? await deps.audit.checkpoint() : undefined;
-  return { ...swept, checkpoint_seq: cp?.checkpoint?.seq ?? null };
+  if (!deps.audit.canSign) return { ...swept, checkpoint_seq: null };
+  try {
+    const cp = await deps.audit.checkpoint();
+    return { ...swept, checkpoint_seq: cp.checkpoint?.seq ?? null };
+  } catch (e) {
+    // The sweep itself succeeded; a checkpoint that cannot be signed (KMS down, or a chain that
+    // does not verify, already logged as an error) is reported, and the next run tries again.
+    const message = e instanceof Error ? e.message : String(e);
+    deps.logger.error('audit checkpoint not signed', { error: message });
+    return { ...swept, checkpoint_seq: null, checkpoint_error: message };
+  }
 }
 
 /** The checkpoint signer ACKD_AUDIT_KEY names: `kms:<key id or ARN>`, or a PEM private key file. */

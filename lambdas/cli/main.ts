@@ -105,9 +105,14 @@ export function buildProgram(): Command {
       output(opts.json, result, () =>
         [
           `expired ${result.expired} request(s); re-sent ${result.renotified} email(s); linked ${result.linked} audit event(s)`,
-          result.checkpoint_seq === null ? 'no checkpoint signed (no ACKD_AUDIT_KEY, or an empty log)' : `audit checkpoint at seq ${result.checkpoint_seq}`,
+          result.checkpoint_error
+            ? `audit checkpoint NOT signed: ${result.checkpoint_error}`
+            : result.checkpoint_seq === null
+              ? 'no checkpoint signed (no ACKD_AUDIT_KEY, or an empty log)'
+              : `audit checkpoint at seq ${result.checkpoint_seq}`,
         ].join('\n'),
       );
+      if (result.checkpoint_error) throw new ExitCode(1);
     });
 
   registerSvidCommands(program);

@@ -22,6 +22,8 @@ export interface ConsentApiDeps {
   readonly clock?: Clock;
   /** Serves the audit export (GET /audit/export) when given. */
   readonly audit?: AuditService;
+  /** Serve the request and decision routes (default true; the audit export function serves only /audit). */
+  readonly decisions?: boolean;
 }
 
 /** What the consent page shows. Only fields an approver needs; nothing secret exists on a record. */
@@ -106,21 +108,23 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
     await next();
   });
 
-  app.get('/requests/:id', async (c) => {
-    const id = parseRequestId(c.req.param('id'));
-    const r = await deps.service.get(id);
-    return c.json({ request: view(deps.service, r, clock.now()) });
-  });
+  if (deps.decisions !== false) {
+    app.get('/requests/:id', async (c) => {
+      const id = parseRequestId(c.req.param('id'));
+      const r = await deps.service.get(id);
+      return c.json({ request: view(deps.service, r, clock.now()) });
+    });
 
-  const decideRoute = (decision: 'approved' | 'denied') => async (c: Context<{ Variables: { approver: Approver } }>) => {
-    const id = parseRequestId(c.req.param('id'));
-    await bodyBinding(c.req.raw, id);
-    const approver = c.get('approver');
-    const r = await deps.service.decide(id, decision, approver.sub, approver.email);
-    return c.json({ request: view(deps.service, r, clock.now()) });
-  };
-  app.post('/requests/:id/approve', decideRoute('approved'));
-  app.post('/requests/:id/deny', decideRoute('denied'));
+    const decideRoute = (decision: 'approved' | 'denied') => async (c: Context<{ Variables: { approver: Approver } }>) => {
+      const id = parseRequestId(c.req.param('id'));
+      await bodyBinding(c.req.raw, id);
+      const approver = c.get('approver');
+      const r = await deps.service.decide(id, decision, approver.sub, approver.email);
+      return c.json({ request: view(deps.service, r, clock.now()) });
+    };
+    app.post('/requests/:id/approve', decideRoute('approved'));
+    app.post('/requests/:id/deny', decideRoute('denied'));
+  }
 
   const audit = deps.audit;
   if (audit) {

@@ -6,10 +6,10 @@ import { consentApi } from '../consent-api/app.ts';
 import { loadCognitoConfig } from '../consent-api/config.ts';
 import { verifierFromConfig } from '../consent-api/deps.ts';
 
-// The approver-authenticated audit export, on a Lambda function URL with response streaming
-// (CloudFront routes /api/audit/* here): an export of any size leaves in pieces as it is read,
-// which an API Gateway integration (buffered, 6 MB) could not do. Same app and same approver
-// authentication as the consent API; this function only reads the table.
+// The approver-authenticated audit export, with response streaming (CloudFront routes
+// /api/audit/* here through a streaming API Gateway REST integration): the export leaves in
+// pieces as it is read, instead of being buffered whole. Same approver authentication as the
+// consent API, but only the /audit routes: this function only reads the table.
 const config = loadConfig();
 const cognito = loadCognitoConfig(process.env, config.local);
 const deps = buildDeps(config, { minter: noMinter });
@@ -20,6 +20,7 @@ const api = consentApi({
   clock: deps.clock,
   allowedOrigins: cognito.allowedOrigins,
   audit: deps.audit,
+  decisions: false,
 });
 
 export const handler = streamHandle(new Hono().route('/api', api));

@@ -13,6 +13,8 @@ import type { ExportLine } from '../../lambdas/core/audit/service.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, type RequestId } from '../../lambdas/core/ids.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
+import { CognitoVerifier } from '../../lambdas/adapters/cognito/verifier.ts';
+import { consentApi } from '../../lambdas/consent-api/app.ts';
 import { runAckd } from '../helpers/cli.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 import { memoryLogger, startTestStack, type TestStack } from '../helpers/local-stack.ts';
@@ -308,6 +310,7 @@ describe('ackd audit CLI', () => {
 
 describe('HTTP audit export (approver-authenticated, streamed)', () => {
   it('needs an approver token; streams JSONL that verifies, or CSV; refuses bad parameters', async () => {
+    const id = await newRequest('http export');
     const cog = stack.cognito!;
     const { idToken } = await signInWithPkce({ cognitoUrl: cog.url, clientId: cog.clientId, redirectUri: stack.consentUiUrl, username: cog.approverUsername, password: cog.approverPassword });
     const get = (q: string, token: string | null = idToken) => fetch(`${stack.appUrl}/api/audit/export${q}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -324,11 +327,19 @@ describe('HTTP audit export (approver-authenticated, streamed)', () => {
     text.trimEnd().split('\n').forEach((l, i) => v.addLine(JSON.parse(l), i + 1));
     const report = v.finish();
     expect(report.problems).toEqual([]);
-    expect(report.events).toBeGreaterThan(10);
+    expect(text).toContain(`"request_id":"${id}"`);
 
     const csv = await get('?format=csv');
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
     expect((await csv.text()).split('\r\n')[0]).toBe(EVENT_COLUMNS.join(','));
+
+    // The export function's app serves the audit routes only: no decisions through it.
+    const exportOnly = consentApi({ service: stack.deps.service, verifier: new CognitoVerifier({ issuer: cog.issuer, jwksUrl: cog.jwksUrl, clientId: cog.clientId, clock: stack.clock }), logger: memoryLogger(), audit: stack.deps.audit, decisions: false });
+    const auth = { authorization: `Bearer ${idToken}` };
+    expect((await exportOnly.request('/requests/req_00000000000000000000000000', { headers: auth })).status).toBe(404);
+    const viaExportApp = await exportOnly.request('/audit/export?format=csv', { headers: auth });
+    expect(viaExportApp.status).toBe(200);
+    expect(await viaExportApp.text()).toContain(id);
 
     for (const [q, field] of [
       ['?format=xml', 'format'],

@@ -73,6 +73,9 @@ describe('errors and config', () => {
     expect(() => loadConfig({ ACKD_STAGE: 'prod', ACKD_TRUST_DOMAIN: 'ackd.example', ACKD_TABLE_NAME: 't', ACKD_CONSENT_URL: 'http://x.example' })).toThrow(/ACKD_CONSENT_URL: must be an https URL/);
     expect(() => loadConfig({ ACKD_STAGE: 'prod', ACKD_TRUST_DOMAIN: 'ackd.example', ACKD_TABLE_NAME: 't', ACKD_CONSENT_URL: 'https://x.example', ACKD_DYNAMODB_ENDPOINT: 'http://127.0.0.1:1' })).toThrow(/local mode only/);
     expect(() => loadConfig({ ACKD_RETENTION_DAYS: '0' })).toThrow(/ACKD_RETENTION_DAYS/);
+    const prod = { ACKD_STAGE: 'prod', ACKD_TRUST_DOMAIN: 'ackd.example', ACKD_TABLE_NAME: 't', ACKD_CONSENT_URL: 'https://x.example' };
+    expect(() => loadConfig({ ...prod, ACKD_AUDIT_KEY: '/tmp/key.pem' })).toThrow(/ACKD_AUDIT_KEY: must be kms:/);
+    expect(loadConfig({ ...prod, ACKD_AUDIT_KEY: 'kms:arn:aws:kms:eu-west-1:123456789012:key/abc' }).auditKey).toBe('kms:arn:aws:kms:eu-west-1:123456789012:key/abc');
     expect(loadConfig({}).local).toBe(true);
   });
 });

@@ -23,7 +23,9 @@ export class KmsSigner implements CheckpointSigner {
   publicKeyPem(): Promise<string> {
     this.publicPem ??= this.client.send(new GetPublicKeyCommand({ KeyId: this.keyId })).then(
       (out) => {
-        if (out.KeySpec !== 'ECC_NIST_P256' || !out.PublicKey) throw new AckdError('ERR_CONFIG', `ACKD_AUDIT_KEY: KMS key ${this.keyId} must be ECC_NIST_P256 (it is ${out.KeySpec ?? 'unknown'})`);
+        if (out.KeySpec !== 'ECC_NIST_P256' || out.KeyUsage !== 'SIGN_VERIFY' || !out.PublicKey) {
+          throw new AckdError('ERR_CONFIG', `ACKD_AUDIT_KEY: KMS key ${this.keyId} must be ECC_NIST_P256 with usage SIGN_VERIFY (it is ${out.KeySpec ?? 'unknown'}, ${out.KeyUsage ?? 'unknown'})`);
+        }
         return createPublicKey({ key: Buffer.from(out.PublicKey), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }).toString();
       },
       (e: unknown) => {
