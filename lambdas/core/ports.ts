@@ -24,8 +24,8 @@ export interface RequestStore {
   create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void>;
   /** Links the request's latest event into the audit chain (no-op when it already is). */
   linkAudit(requestId: RequestId): Promise<void>;
-  /** Links events left unlinked by earlier failures; returns how many. */
-  linkAuditBacklog(limit: number): Promise<number>;
+  /** Links events left unlinked by earlier failures; says how many were linked and how many failed again. */
+  linkAuditBacklog(limit: number): Promise<{ linked: number; failed: number }>;
   /** Records a refused attempt to change the request; the request is unchanged. */
   recordRefusal(requestId: RequestId, event: PendingEvent): Promise<void>;
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined>;

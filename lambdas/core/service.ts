@@ -273,7 +273,8 @@ export class AuthorizationService {
    * pending requests and retries failed notifications.
    */
   async sweep(limit = 100): Promise<{ expired: number; renotified: number; linked: number }> {
-    const linked = await this.deps.store.linkAuditBacklog(limit);
+    const { linked, failed } = await this.deps.store.linkAuditBacklog(limit);
+    if (failed > 0) this.deps.logger.warn('audit events still not linked; the next sweep tries again', { failed });
     const due = await this.deps.store.listExpiredPending(this.deps.clock.now(), limit);
     let expired = 0;
     for (const r of due) {

@@ -109,16 +109,21 @@ export class DynamoAuditLog implements AuditLog {
     throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: too much contention to link an event; it stays pending and will be linked later');
   }
 
-  /** Links up to `limit` state changes whose linking failed earlier. Returns how many were linked. */
-  async linkBacklog(limit: number): Promise<number> {
+  /** Links up to `limit` state changes whose linking failed earlier; one that fails again stays for the next run. */
+  async linkBacklog(limit: number): Promise<{ linked: number; failed: number }> {
     const out = await this.query({ part: OUTBOX, limit });
     let linked = 0;
+    let failed = 0;
     for (const it of out.items) {
       const requestId = (it.pk as string).slice(REQ.length) as RequestId;
-      await this.link(requestId);
-      linked++;
+      try {
+        await this.link(requestId);
+        linked++;
+      } catch {
+        failed++;
+      }
     }
-    return linked;
+    return { linked, failed };
   }
 
   async backlog(limit: number): Promise<number> {

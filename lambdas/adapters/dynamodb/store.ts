@@ -68,7 +68,7 @@ export class DynamoRequestStore implements RequestStore {
     return this.audit.link(requestId, w);
   }
 
-  linkAuditBacklog(limit: number): Promise<number> {
+  linkAuditBacklog(limit: number): Promise<{ linked: number; failed: number }> {
     return this.audit.linkBacklog(limit);
   }
 
