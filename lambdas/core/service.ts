@@ -146,8 +146,8 @@ export class AuthorizationService {
   }
 
   private async issue(r: AuthorizationRecord): Promise<CheckResult> {
-    // No SVID before the approval is in the audit chain (the claim below also requires it).
-    await this.deps.store.linkAudit(r.request_id);
+    // No SVID before the approval is in the audit chain: the claim requires it, and links a
+    // pending event first (ERR_STORE_UNAVAILABLE when it cannot).
     const now = this.deps.clock.now();
     let claim: string;
     try {
