@@ -6,7 +6,8 @@ import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 /**
  * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
  * event they sign (or, for the checkpoint that anchors the start of a window, before the first
- * event). Memory stays bounded by the number of requests seen, never by the number of events.
+ * event). Memory follows the number of requests open at once (approved, SVID not yet issued),
+ * never the number of events.
  */
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
@@ -386,7 +387,10 @@ export class ChainVerifier {
       default:
         break;
     }
-    this.requests.set(e.request_id, req);
+    // Only a request that may still get its SVID needs remembering: memory follows the requests
+    // open at once, not the length of the log.
+    if (e.type === 'svid_issued' || e.type === 'denied' || e.type === 'expired' || e.type === 'revoked') this.requests.delete(e.request_id);
+    else this.requests.set(e.request_id, req);
   }
 
   private problem(p: Problem): void {
