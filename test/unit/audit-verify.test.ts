@@ -139,6 +139,14 @@ describe('audit chain verification', () => {
     }
   });
 
+  it('a deleted event whose checkpoint stays is reported at its seq, and by the checkpoint', async () => {
+    const { lines } = await buildExport(4, 5);
+    // As the export writes it: the checkpoint where its event should be.
+    const r2 = verify(edit(lines, 5, () => null));
+    expect(r2.problems[0]).toMatchObject({ kind: 'gap', seq: 5 });
+    expect(r2.problems.map((p) => p.message).join('\n')).toContain('a signed checkpoint covers event 5, which is missing');
+  });
+
   it('two reordered events fail at the first of them', async () => {
     const { lines, events } = await buildExport(6);
     const seq = 8;

@@ -130,13 +130,18 @@ export class AuditService {
     const checkpoints = this.deps.log.checkpoints(from, to)[Symbol.asyncIterator]();
     let nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
     for await (const e of this.deps.log.events(from, to)) {
+      // A checkpoint whose event is no longer there still goes out, where the event should be:
+      // it reveals the removal.
+      while (nextCheckpoint && nextCheckpoint.seq < e.seq) {
+        yield { kind: 'checkpoint', ...nextCheckpoint };
+        nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
+      }
       yield { kind: 'event', ...orderedEvent(e) };
-      while (nextCheckpoint && nextCheckpoint.seq <= e.seq) {
-        if (nextCheckpoint.seq === e.seq) yield { kind: 'checkpoint', ...nextCheckpoint };
+      if (nextCheckpoint?.seq === e.seq) {
+        yield { kind: 'checkpoint', ...nextCheckpoint };
         nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
       }
     }
-    // Checkpoints of events that are no longer there still go out: they reveal the removal.
     while (nextCheckpoint) {
       yield { kind: 'checkpoint', ...nextCheckpoint };
       nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;

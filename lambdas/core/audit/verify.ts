@@ -278,8 +278,13 @@ export class ChainVerifier {
 
   finish(): VerifyReport {
     for (const [seq, c] of [...this.ahead].sort((a, b) => a[0] - b[0])) {
-      const what = this.lastSeq === null ? 'the file has no events' : `the file ends at event ${this.lastSeq}`;
-      this.problem({ kind: 'gap', seq, line: c.line, message: `a signed checkpoint covers event ${seq} but ${what}: signed events were removed from the end` });
+      const message =
+        this.lastSeq === null
+          ? `a signed checkpoint covers event ${seq} but the file has no events`
+          : seq < this.lastSeq
+            ? `a signed checkpoint covers event ${seq}, which is missing`
+            : `a signed checkpoint covers event ${seq} but the file ends at event ${this.lastSeq}: signed events were removed from the end`;
+      this.problem({ kind: 'gap', seq, line: c.line, message });
     }
     this.ahead.clear();
     if (this.sawLines && !this.ended) this.warnings.push('the file has no end line: the export may have been cut off');
