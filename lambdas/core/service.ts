@@ -190,9 +190,9 @@ export class AuthorizationService {
     };
   }
 
-  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId, operator = 'operator'): Promise<{ revoked: true; revoked_at: string }> {
+  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId): Promise<{ revoked: true; revoked_at: string }> {
     if (agentId !== null) await this.getForAgent(agentId, requestId);
-    const actor: Actor = agentId !== null ? { type: 'agent', id: agentId } : { type: 'operator', id: operator };
+    const actor: Actor = agentId !== null ? { type: 'agent', id: agentId } : { type: 'operator', id: 'operator' };
     const now = this.deps.clock.now();
     let r: AuthorizationRecord;
     try {

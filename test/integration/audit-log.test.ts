@@ -11,7 +11,7 @@ import { checkpointPublicKey } from '../../lambdas/core/audit/signing.ts';
 import { ChainVerifier, type VerifyReport } from '../../lambdas/core/audit/verify.ts';
 import type { ExportLine } from '../../lambdas/core/audit/service.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
-import { parseAgentId, type RequestId } from '../../lambdas/core/ids.ts';
+import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { CognitoVerifier } from '../../lambdas/adapters/cognito/verifier.ts';
 import { consentApi } from '../../lambdas/consent-api/app.ts';
@@ -399,4 +399,3 @@ describe('tampering with the stored log', () => {
   });
 });
 
-export type { RequestId };
