@@ -148,7 +148,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
     // Audit checkpoints are signed with a key kept beside the data (on AWS: a KMS key).
     const auditKeyPath = join(opts.dir, 'audit-signing-key.pem');
-    LocalKeySigner.fileCreatingOnce(auditKeyPath);
+    const signer = LocalKeySigner.fileCreatingOnce(auditKeyPath);
     const config = loadConfig({
       ACKD_AUDIT_KEY: auditKeyPath,
       ACKD_STAGE: 'local',
@@ -166,6 +166,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const deps = buildDeps(config, {
       minter: issuer.minter,
       notifier,
+      signer,
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });

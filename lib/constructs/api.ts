@@ -22,6 +22,18 @@ export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
 /** The path, on the MCP endpoint, where the SPIFFE trust bundle is served (lambdas/app.ts). */
 export const TRUST_BUNDLE_PATH = '/.well-known/spiffe-bundle';
 
+/** What the API access logs record, one JSON object per request. */
+const ACCESS_LOG_FIELDS = {
+  requestId: '$context.requestId',
+  ip: '$context.identity.sourceIp',
+  requestTime: '$context.requestTime',
+  method: '$context.httpMethod',
+  path: '$context.path',
+  status: '$context.status',
+  latency: '$context.responseLatency',
+  integrationError: '$context.integrationErrorMessage',
+};
+
 /** The paths the audit export function serves (lambdas/consent-api/app.ts, mounted at /api). */
 export const AUDIT_EXPORT_PATH_PATTERN = '/api/audit/*';
 /** The stage of the audit export REST API (CloudFront's origin path). */
@@ -296,18 +308,7 @@ export class Api extends Construct {
       throttle: { rateLimit: 50, burstLimit: 100 },
       accessLogSettings: {
         destination: new apigw.LogGroupLogDestination(accessLogs),
-        format: apigwv1.AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            ip: '$context.identity.sourceIp',
-            requestTime: '$context.requestTime',
-            method: '$context.httpMethod',
-            path: '$context.path',
-            status: '$context.status',
-            latency: '$context.responseLatency',
-            integrationError: '$context.integrationErrorMessage',
-          }),
-        ),
+        format: apigwv1.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       },
     });
 
@@ -338,19 +339,7 @@ export class Api extends Construct {
         throttlingRateLimit: 5,
         throttlingBurstLimit: 10,
         accessLogDestination: new apigwv1.LogGroupLogDestination(exportLogs),
-        accessLogFormat: apigwv1.AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            ip: '$context.identity.sourceIp',
-            requestTime: '$context.requestTime',
-            method: '$context.httpMethod',
-            path: '$context.path',
-            status: '$context.status',
-            latency: '$context.responseLatency',
-            bytes: '$context.responseLength',
-            integrationError: '$context.integrationErrorMessage',
-          }),
-        ),
+        accessLogFormat: apigwv1.AccessLogFormat.custom(JSON.stringify({ ...ACCESS_LOG_FIELDS, bytes: '$context.responseLength' })),
       },
     });
     // Its own execute-api URL is not an entry point to publish: the export lives at the consent URL.

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
+import type { LocalStack } from '../../lambdas/local/stack.ts';
 
 export interface CliResult {
   readonly stdout: string;
@@ -16,4 +17,20 @@ export function runAckd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliR
       done({ stdout, stderr, code });
     });
   });
+}
+
+/** The ACKD_* settings that point a process at a running local stack. */
+export function stackEnv(stack: Pick<LocalStack, 'dynamodbEndpoint' | 'tableName' | 'trustDomain' | 'appUrl'>): Record<string, string> {
+  return {
+    ACKD_STAGE: 'local',
+    ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
+    ACKD_TABLE_NAME: stack.tableName,
+    ACKD_TRUST_DOMAIN: stack.trustDomain,
+    ACKD_CONSENT_URL: stack.appUrl,
+  };
+}
+
+/** A clean environment for the `ackd` bin against `stack`: PATH and HOME, the stack's settings, and `extra`. */
+export function cliEnv(stack: Parameters<typeof stackEnv>[0], extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, ...stackEnv(stack), NODE_NO_WARNINGS: '1', ...extra };
 }

@@ -6,9 +6,11 @@ import { checkpointItem, eventItem, headItem } from '../../lambdas/adapters/dyna
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { LocalKeySigner } from '../../lambdas/adapters/signing/local.ts';
-import { auditEvent, chainEvent, GENESIS_HASH, type AuditEvent, type AuditSnapshot } from '../../lambdas/core/audit/event.ts';
+import { auditEvent, chainEvent, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot } from '../../lambdas/core/audit/event.ts';
+import type { AgentId, RequestId } from '../../lambdas/core/ids.ts';
 import { signCheckpoint } from '../../lambdas/core/audit/signing.ts';
-import { runAckd } from '../helpers/cli.ts';
+import { pendingRecord } from '../helpers/consent-fixtures.ts';
+import { cliEnv, runAckd } from '../helpers/cli.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 // 100,000 events (25,000 lifecycles over a month boundary, a signed checkpoint every 10,000) are
@@ -28,17 +30,7 @@ beforeAll(async () => {
   const signer = LocalKeySigner.fileCreatingOnce(stack.auditKeyPath);
   keyFile = join(stack.dir, 'audit-public.pem');
   await writeFile(keyFile, await signer.publicKeyPem());
-  env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    ACKD_STAGE: 'local',
-    ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
-    ACKD_TABLE_NAME: stack.tableName,
-    ACKD_TRUST_DOMAIN: stack.trustDomain,
-    ACKD_CONSENT_URL: stack.appUrl,
-    NODE_NO_WARNINGS: '1',
-    NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MB}`,
-  };
+  env = cliEnv(stack, { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MB}` });
 
   const doc = documentClient(dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }));
   let prev = { seq: 0, hash: GENESIS_HASH, logged_at: null as string | null };
@@ -61,21 +53,18 @@ beforeAll(async () => {
   let last: AuditEvent | undefined;
   for (let i = 0; prev.seq < EVENTS; i++) {
     const at = (k: number) => new Date(start + (prev.seq + k) * 60);
-    const snap: AuditSnapshot = {
-      request_id: `req_${String(i).padStart(26, '0')}`,
-      agent_id: `agent-${i % 50}`,
-      action: `deploy build ${i} to production`,
-      permissions: ['deploy:prod', 'read:logs'],
-      justification: 'release train; ticket OPS-1234',
-      approver_identity: null,
-      requested_at: at(0).toISOString(),
-      decision_at: null,
-      decision: 'pending',
-      svid_id: null,
-      svid_expires_at: null,
-      revoked: false,
-      revoked_at: null,
-    } as unknown as AuditSnapshot;
+    const snap = snapshotOf(
+      pendingRecord(
+        {
+          request_id: `req_${String(i).padStart(26, '0')}` as RequestId,
+          agent_id: `agent-${i % 50}` as AgentId,
+          action: `deploy build ${i} to production`,
+          permissions: ['deploy:prod', 'read:logs'],
+          justification: 'release train; ticket OPS-1234',
+        },
+        at(0),
+      ),
+    );
     const approved = { ...snap, decision: 'approved', approver_identity: `sub-${i % 7}`, decision_at: at(2).toISOString(), svid_expires_at: at(10_000).toISOString() } as AuditSnapshot;
     const steps: [Parameters<typeof auditEvent>, AuditSnapshot][] = [
       [['requested', { type: 'agent', id: snap.agent_id }, at(0)], snap],

@@ -15,7 +15,7 @@ import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { CognitoVerifier } from '../../lambdas/adapters/cognito/verifier.ts';
 import { consentApi } from '../../lambdas/consent-api/app.ts';
-import { runAckd } from '../helpers/cli.ts';
+import { cliEnv, runAckd } from '../helpers/cli.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 import { memoryLogger, startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
@@ -26,17 +26,7 @@ const ackd = (...args: string[]) => runAckd(env, ...args);
 
 beforeAll(async () => {
   stack = await startTestStack();
-  env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    ACKD_STAGE: 'local',
-    ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
-    ACKD_TABLE_NAME: stack.tableName,
-    ACKD_TRUST_DOMAIN: stack.trustDomain,
-    ACKD_CONSENT_URL: stack.appUrl,
-    ACKD_AUDIT_KEY: stack.auditKeyPath,
-    NODE_NO_WARNINGS: '1',
-  };
+  env = cliEnv(stack, { ACKD_AUDIT_KEY: stack.auditKeyPath });
 });
 afterAll(async () => {
   await stack?.stop();

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { structured, startTestStack, type TestStack } from '../helpers/local-stack.ts';
-import { runAckd } from '../helpers/cli.ts';
+import { cliEnv, runAckd } from '../helpers/cli.ts';
 
 let stack: TestStack;
 let env: NodeJS.ProcessEnv;
@@ -11,16 +11,7 @@ const ackd = (...args: string[]) => runAckd(env, ...args);
 
 beforeAll(async () => {
   stack = await startTestStack();
-  env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    ACKD_STAGE: 'local',
-    ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
-    ACKD_TABLE_NAME: stack.tableName,
-    ACKD_TRUST_DOMAIN: stack.trustDomain,
-    ACKD_CONSENT_URL: stack.appUrl,
-    NODE_NO_WARNINGS: '1',
-  };
+  env = cliEnv(stack);
 });
 afterAll(async () => {
   await stack?.stop();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
+import { stackEnv } from '../helpers/cli.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
@@ -25,11 +26,7 @@ beforeAll(async () => {
   stack = await startTestStack();
   const cog = stack.cognito!;
   Object.assign(process.env, {
-    ACKD_STAGE: 'local',
-    ACKD_TABLE_NAME: stack.tableName,
-    ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
-    ACKD_TRUST_DOMAIN: stack.trustDomain,
-    ACKD_CONSENT_URL: stack.appUrl,
+    ...stackEnv(stack),
     ACKD_COGNITO_ISSUER: cog.issuer,
     ACKD_COGNITO_CLIENT_ID: cog.clientId,
     ACKD_LOG_LEVEL: 'error',

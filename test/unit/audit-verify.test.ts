@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { auditEvent, chainEvent, eventHash, GENESIS_HASH, type AuditEvent, type AuditSnapshot, type Checkpoint } from '../../lambdas/core/audit/event.ts';
+import { auditEvent, chainEvent, eventHash, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint } from '../../lambdas/core/audit/event.ts';
+import type { AgentId, RequestId } from '../../lambdas/core/ids.ts';
+import { pendingRecord } from '../helpers/consent-fixtures.ts';
 import { checkpointPublicKey, signCheckpoint } from '../../lambdas/core/audit/signing.ts';
 import { ChainVerifier, type VerifyReport } from '../../lambdas/core/audit/verify.ts';
 import { LocalKeySigner } from '../../lambdas/adapters/signing/local.ts';
@@ -12,22 +14,8 @@ const signer = LocalKeySigner.generate();
 const publicKey = checkpointPublicKey(await signer.publicKeyPem());
 
 function snapshot(i: number, over: Partial<AuditSnapshot> = {}): AuditSnapshot {
-  return {
-    request_id: `req_${String(i).padStart(26, '0')}`,
-    agent_id: 'deploy-bot',
-    action: `deploy ${i}`,
-    permissions: ['deploy:prod'],
-    justification: 'release',
-    approver_identity: null,
-    requested_at: '2026-11-01T00:00:00.000Z',
-    decision_at: null,
-    decision: 'pending',
-    svid_id: null,
-    svid_expires_at: null,
-    revoked: false,
-    revoked_at: null,
-    ...over,
-  } as AuditSnapshot;
+  const id = `req_${String(i).padStart(26, '0')}` as RequestId;
+  return snapshotOf(pendingRecord({ request_id: id, agent_id: 'deploy-bot' as AgentId, action: `deploy ${i}`, ...over }, new Date('2026-11-01T00:00:00.000Z')));
 }
 
 /** `requests` lifecycles (requested → approved → svid_issued), a signed checkpoint every `every` events. */

@@ -2,9 +2,9 @@ import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, t
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
-import { chainEvent, EVENT_COLUMNS, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead } from '../../core/audit/ports.ts';
-import { isConditionFailure, send } from './send.ts';
+import { applied, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 /**
@@ -130,43 +130,28 @@ export class DynamoAuditLog implements AuditLog {
     return (await this.query({ part: OUTBOX, limit })).items.length;
   }
 
-  private async reserve(requestId: RequestId, p: StoredPending, target: number): Promise<boolean> {
-    try {
-      await send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: REQ + requestId },
-            UpdateExpression: 'SET audit_pending.seq = :target',
-            ConditionExpression:
-              typeof p.seq === 'number' ? 'audit_pending.event_id = :id AND audit_pending.seq = :old' : 'audit_pending.event_id = :id AND attribute_not_exists(audit_pending.seq)',
-            ExpressionAttributeValues: { ':target': target, ':id': p.event_id, ...(typeof p.seq === 'number' ? { ':old': p.seq } : {}) },
-          }),
-        ),
-      );
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+  private reserve(requestId: RequestId, p: StoredPending, target: number): Promise<boolean> {
+    return applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: REQ + requestId },
+          UpdateExpression: 'SET audit_pending.seq = :target',
+          ConditionExpression:
+            typeof p.seq === 'number' ? 'audit_pending.event_id = :id AND audit_pending.seq = :old' : 'audit_pending.event_id = :id AND attribute_not_exists(audit_pending.seq)',
+          ExpressionAttributeValues: { ':target': target, ':id': p.event_id, ...(typeof p.seq === 'number' ? { ':old': p.seq } : {}) },
+        }),
+      ),
+    );
   }
 
-  private async putEvent(event: AuditEvent): Promise<boolean> {
-    try {
-      await send(() =>
-        this.doc.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: eventItem(event, this.opts.retentionDays),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        ),
-      );
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+  /** Writes an item only where none is: an event into its slot, a checkpoint once per seq. */
+  private putOnce(item: Record<string, unknown>): Promise<boolean> {
+    return applied(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
+  }
+
+  private putEvent(event: AuditEvent): Promise<boolean> {
+    return this.putOnce(eventItem(event, this.opts.retentionDays));
   }
 
   /** The event is in the chain: clear it from the request and move the head hint forward. */
@@ -174,43 +159,37 @@ export class DynamoAuditLog implements AuditLog {
     await Promise.all([this.clearPending(requestId, eventId), this.advanceHead(event)]);
   }
 
+  /** Not applied: another linker settled it. */
   private async clearPending(requestId: RequestId, eventId: string): Promise<void> {
     const ix = TABLE.auditLog;
-    try {
-      await send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: REQ + requestId },
-            UpdateExpression: 'REMOVE audit_pending, #part, #key',
-            ConditionExpression: 'audit_pending.event_id = :id',
-            ExpressionAttributeNames: { '#part': ix.partitionKey, '#key': ix.sortKey },
-            ExpressionAttributeValues: { ':id': eventId },
-          }),
-        ),
-      );
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e; // another linker settled it
-    }
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: REQ + requestId },
+          UpdateExpression: 'REMOVE audit_pending, #part, #key',
+          ConditionExpression: 'audit_pending.event_id = :id',
+          ExpressionAttributeNames: { '#part': ix.partitionKey, '#key': ix.sortKey },
+          ExpressionAttributeValues: { ':id': eventId },
+        }),
+      ),
+    );
   }
 
+  /** Not applied: the head is already further on. */
   private async advanceHead(event: AuditEvent): Promise<void> {
-    try {
-      await send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: AUDIT_PK.head },
-            UpdateExpression: 'SET seq = :seq, #hash = :hash, logged_at = :at, first_logged_at = if_not_exists(first_logged_at, :at)',
-            ConditionExpression: 'attribute_not_exists(pk) OR seq < :seq',
-            ExpressionAttributeNames: { '#hash': 'hash' },
-            ExpressionAttributeValues: { ':seq': event.seq, ':hash': event.hash, ':at': event.logged_at },
-          }),
-        ),
-      );
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e; // the head is already further on
-    }
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: AUDIT_PK.head },
+          UpdateExpression: 'SET seq = :seq, #hash = :hash, logged_at = :at, first_logged_at = if_not_exists(first_logged_at, :at)',
+          ConditionExpression: 'attribute_not_exists(pk) OR seq < :seq',
+          ExpressionAttributeNames: { '#hash': 'hash' },
+          ExpressionAttributeValues: { ':seq': event.seq, ':hash': event.hash, ':at': event.logged_at },
+        }),
+      ),
+    );
   }
 
   // ---- reading ----
@@ -239,7 +218,7 @@ export class DynamoAuditLog implements AuditLog {
 
   async event(seq: number): Promise<AuditEvent | undefined> {
     const it = await this.getItem(AUDIT_PK.event + pad(seq));
-    return it ? toEvent(it) : undefined;
+    return it ? eventFields(it) : undefined;
   }
 
   async *events(from: number, to: number): AsyncIterable<AuditEvent> {
@@ -251,7 +230,7 @@ export class DynamoAuditLog implements AuditLog {
       for (let round = 0; keys.length > 0; round++) {
         if (round > 10) throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: the store keeps deferring reads');
         const out = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
-        for (const it of out.Responses?.[this.tableName] ?? []) got.push(toEvent(it));
+        for (const it of out.Responses?.[this.tableName] ?? []) got.push(eventFields(it));
         keys = (out.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
         if (keys.length > 0) await sleep(20 * 2 ** Math.min(round, 5));
       }
@@ -295,22 +274,8 @@ export class DynamoAuditLog implements AuditLog {
 
   // ---- checkpoints ----
 
-  async putCheckpoint(c: Checkpoint): Promise<boolean> {
-    try {
-      await send(() =>
-        this.doc.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: checkpointItem(c, this.opts.retentionDays),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        ),
-      );
-      return true;
-    } catch (e) {
-      if (isConditionFailure(e)) return false;
-      throw e;
-    }
+  putCheckpoint(c: Checkpoint): Promise<boolean> {
+    return this.putOnce(checkpointItem(c, this.opts.retentionDays));
   }
 
   async checkpointAtOrBefore(seq: number): Promise<Checkpoint | undefined> {
@@ -408,12 +373,6 @@ export function headItem(last: AuditEvent, firstLoggedAt: string): Record<string
 
 function retainUntil(iso: string, days: number): number {
   return Math.floor(Date.parse(iso) / 1000) + days * 86_400;
-}
-
-function toEvent(item: Record<string, unknown>): AuditEvent {
-  const e: Record<string, unknown> = { v: item.v };
-  for (const k of EVENT_COLUMNS) e[k] = item[k];
-  return e as unknown as AuditEvent;
 }
 
 function toCheckpoint(item: Record<string, unknown>): Checkpoint {

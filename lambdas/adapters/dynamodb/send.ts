@@ -19,3 +19,14 @@ export async function send<T>(op: () => Promise<T>): Promise<T> {
 export function isConditionFailure(e: unknown): boolean {
   return e instanceof ConditionalCheckFailedException || (e as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
+
+/** Runs one conditional write: true when it applied, false when its condition did not hold. */
+export async function applied(op: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await send(op);
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}

@@ -17,7 +17,7 @@ import type { PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
 import { DynamoAuditLog, pendingEventAttributes, type JustWritten } from './audit.ts';
 import type { ChainHead } from '../../core/audit/ports.ts';
-import { documentClient, isConditionFailure, send } from './send.ts';
+import { applied, documentClient, isConditionFailure, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
@@ -296,22 +296,19 @@ export class DynamoRequestStore implements RequestStore {
     return claim;
   }
 
+  /** Not applied: someone else's claim now, nothing of ours to release. */
   async releaseIssuance(requestId: RequestId, claim: string): Promise<void> {
-    try {
-      await send(() =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: REQ + requestId },
-            UpdateExpression: 'REMOVE issuing_claim, issuing_until',
-            ConditionExpression: 'issuing_claim = :claim',
-            ExpressionAttributeValues: { ':claim': claim },
-          }),
-        ),
-      );
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e; // someone else's claim now: nothing of ours to release
-    }
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: REQ + requestId },
+          UpdateExpression: 'REMOVE issuing_claim, issuing_until',
+          ConditionExpression: 'issuing_claim = :claim',
+          ExpressionAttributeValues: { ':claim': claim },
+        }),
+      ),
+    );
   }
 
   recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord> {

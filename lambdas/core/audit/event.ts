@@ -103,6 +103,13 @@ export interface AuditEvent extends PendingEvent, AuditSnapshot {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** The event's own fields, in export column order, from anything that holds them (a stored item, a parsed line). */
+export function eventFields(source: Record<string, unknown>): AuditEvent {
+  const e: Record<string, unknown> = { v: source.v };
+  for (const k of EVENT_COLUMNS) e[k] = source[k];
+  return e as unknown as AuditEvent;
+}
+
 export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
   return {
     request_id: r.request_id,

@@ -13,7 +13,7 @@ export interface AuditLog {
   head(): Promise<ChainHead>;
   /** One event, read consistently. */
   event(seq: number): Promise<AuditEvent | undefined>;
-  /** Events with from <= seq <= to, in chain order. Missing events (removed) are simply absent. */
+  /** Events with from <= seq <= to, in chain order, fields in export column order (`eventFields`). Missing events (removed) are simply absent. */
   events(from: number, to: number): AsyncIterable<AuditEvent>;
   /** The run of the chain logged in [since, until): its first and last seq, or null when empty. */
   seqRange(window: { since?: string | undefined; until?: string | undefined }): Promise<{ from: number; to: number } | null>;

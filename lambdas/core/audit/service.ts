@@ -1,6 +1,6 @@
 import { AckdError } from '../errors.ts';
 import type { Clock, Logger } from '../ports.ts';
-import { EVENT_COLUMNS, type AuditEvent, type Checkpoint } from './event.ts';
+import type { AuditEvent, Checkpoint } from './event.ts';
 import type { AuditLog } from './ports.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
 import { ChainVerifier, type VerifierOptions, type VerifyReport } from './verify.ts';
@@ -136,7 +136,7 @@ export class AuditService {
         yield { kind: 'checkpoint', ...nextCheckpoint };
         nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
       }
-      yield { kind: 'event', ...orderedEvent(e) };
+      yield { kind: 'event', ...e };
       if (nextCheckpoint?.seq === e.seq) {
         yield { kind: 'checkpoint', ...nextCheckpoint };
         nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
@@ -156,13 +156,6 @@ export class AuditService {
     const unlinked = await this.deps.log.backlog(100);
     return { ...report, unlinked, warnings: unlinked > 0 ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} state changes are recorded but not yet linked into the chain (the sweeper links them)`] : report.warnings };
   }
-}
-
-/** The event with its fields in export column order. */
-export function orderedEvent(e: AuditEvent): AuditEvent {
-  const out: Record<string, unknown> = { v: e.v };
-  for (const k of EVENT_COLUMNS) out[k] = e[k];
-  return out as unknown as AuditEvent;
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z)?$/;
