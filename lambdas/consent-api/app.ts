@@ -46,7 +46,7 @@ export interface RequestView {
   readonly server_time: string;
 }
 
-const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 503>> = {
+const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 429 | 503>> = {
   ERR_SIGNER_UNAVAILABLE: 503,
   ERR_CONFIG: 503,
   ERR_INVALID_INPUT: 400,
@@ -56,6 +56,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 503>>
   ERR_ALREADY_DECIDED: 409,
   ERR_EXPIRED: 409,
   ERR_STORE_UNAVAILABLE: 503,
+  ERR_RATE_LIMITED: 429,
 };
 
 const MAX_BODY = 4096;

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   ERR_ISSUER_UNAVAILABLE: 'the SVID issuer is unavailable',
   ERR_ISSUER_REFUSED: 'the SVID issuer refused the request',
   ERR_STORE_UNAVAILABLE: 'the request store is unavailable',
+  ERR_RATE_LIMITED: 'too many requests; retry later',
   ERR_SIGNER_UNAVAILABLE: 'the audit checkpoint signing key is unavailable',
   ERR_CONFLICT: 'the resource already exists',
   ERR_CONFIG: 'invalid configuration',

@@ -37,6 +37,17 @@ export type CheckResult =
   | { status: 'expired' }
   | { status: 'revoked'; revoked_at: string };
 
+export interface CheckOptions {
+  /** Aborts a long-poll when the caller has gone away. */
+  readonly signal?: AbortSignal;
+  /**
+   * Checks the caller's credential again (throws ERR_UNAUTHENTICATED when it was revoked). Called
+   * before an SVID is minted and again before it is handed out: a key revoked while its check was
+   * in flight never receives an SVID.
+   */
+  readonly reauthorize?: () => Promise<void>;
+}
+
 /**
  * The authorization lifecycle. Pure of transport and vendor: it speaks only to its ports.
  * Every transition is a single conditional write in the store.
@@ -114,7 +125,7 @@ export class AuthorizationService {
    * check_authorization. The first check after approval mints the SVID (fail closed: a mint
    * failure marks nothing issued and throws, so a later check can retry).
    */
-  async check(agentId: AgentId, requestId: RequestId): Promise<CheckResult> {
+  async check(agentId: AgentId, requestId: RequestId, opts: CheckOptions = {}): Promise<CheckResult> {
     let r = await this.getForAgent(agentId, requestId);
     r = await this.expireIfDue(r);
     const s = statusAt(r, this.deps.clock.now());
@@ -131,17 +142,28 @@ export class AuthorizationService {
         if (s.issued) {
           return { status: 'approved', svid_id: s.svid_id, spiffe_id: r.spiffe_id, expires_at: s.svid_expires_at, svid_delivered: true };
         }
-        return this.issue(r);
+        return this.issue(r, opts);
     }
   }
 
-  /** Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. */
-  async checkWaiting(agentId: AgentId, requestId: RequestId, waitSeconds: number, sleep: (ms: number) => Promise<void>, pollMs = 500): Promise<CheckResult> {
+  /**
+   * Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. Stops as
+   * soon as `opts.signal` aborts (the caller went away): no further reads for a client that left.
+   */
+  async checkWaiting(
+    agentId: AgentId,
+    requestId: RequestId,
+    waitSeconds: number,
+    sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
+    opts: CheckOptions & { pollMs?: number } = {},
+  ): Promise<CheckResult> {
+    const pollMs = opts.pollMs ?? 500;
     const deadline = Date.now() + waitSeconds * 1000;
     for (;;) {
-      const result = await this.check(agentId, requestId);
-      if (result.status !== 'pending' || Date.now() >= deadline) return result;
-      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
+      const result = await this.check(agentId, requestId, opts);
+      if (result.status !== 'pending' || Date.now() >= deadline || opts.signal?.aborted) return result;
+      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), opts.signal);
+      if (opts.signal?.aborted) return result;
     }
   }
 
