@@ -3,9 +3,11 @@
  *
  *   import { verifySvid, checkSvidStatus, verifyAckdSvid } from 'ackd/verify';
  *
- * Offline (`verifySvid`): the chain against a trust bundle (path validation, signatures, validity
- * at a given time) and the SPIFFE X509-SVID rules (exactly one URI SAN, a spiffe:// ID, leaf not a
- * CA, digitalSignature present, no keyCertSign / cRLSign); the SPIFFE ID parsed into trust domain,
+ * Offline (`verifySvid`): the chain against a trust bundle (RFC 5280 path validation in path.ts:
+ * signatures, validity of every certificate at a given time, CA flags and keyCertSign,
+ * pathLenConstraint, name constraints, no unprocessed critical extension) and the SPIFFE X509-SVID
+ * rules (exactly one URI SAN, a spiffe:// ID, leaf not a CA, digitalSignature present, no
+ * keyCertSign / cRLSign); the SPIFFE ID parsed into trust domain,
  * agent_id and request_id. Online (`checkSvidStatus`): asks ackd's status endpoint whether the SVID
  * is revoked and what it was approved for. `verifyAckdSvid` does both and checks expectations
  * (request, agent, action, permissions). Every refusal is an SvidVerifyError with a reason code.
@@ -14,47 +16,13 @@ import { webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
 import * as x509 from '@peculiar/x509';
 import { AckdError } from '../core/errors.ts';
+import { SVID_VERIFY_CODES, SvidVerifyError } from './errors.ts';
+import { checkCriticalExtensions, pathCert, validatePath } from './path.ts';
 import { SpiffeId, svidIdFromSerial, type AgentId, type RequestId, type SvidId, type TrustDomain } from '../core/ids.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-export const SVID_VERIFY_CODES = {
-  ERR_SVID_NO_CERTIFICATE: 'no certificate was presented',
-  ERR_SVID_MALFORMED: 'the certificate could not be parsed',
-  ERR_SVID_URI_SAN: 'an X509-SVID has exactly one URI SAN',
-  ERR_SVID_NOT_SPIFFE: 'the URI SAN is not a spiffe:// ID',
-  ERR_SVID_NOT_ACKD_ID: 'the SPIFFE ID is not an ackd ID (spiffe://<td>/agent/<agent_id>/<request_id>)',
-  ERR_SVID_TRUST_DOMAIN: 'the SVID belongs to another trust domain',
-  ERR_SVID_LEAF_IS_CA: 'the leaf certificate is a CA',
-  ERR_SVID_KEY_USAGE: 'the leaf key usage is not that of an X509-SVID',
-  ERR_SVID_UNTRUSTED: 'the chain does not lead to a CA in the trust bundle',
-  ERR_SVID_EXPIRED: 'the SVID has expired',
-  ERR_SVID_NOT_YET_VALID: 'the SVID is not valid yet',
-  ERR_SVID_WRONG_REQUEST: 'the SVID is for a different request',
-  ERR_SVID_WRONG_AGENT: 'the SVID is for a different agent',
-  ERR_SVID_REVOKED: 'the SVID has been revoked',
-  ERR_SVID_NOT_APPROVED: 'the request behind the SVID is not (or no longer) approved',
-  ERR_SVID_UNKNOWN: 'ackd does not know this SVID',
-  ERR_SVID_STATUS_UNAVAILABLE: "ackd's status endpoint could not be asked",
-  ERR_SVID_ACTION_MISMATCH: 'the SVID was approved for a different action',
-  ERR_SVID_PERMISSION_MISSING: 'the SVID was not approved for a required permission',
-} as const;
-export type SvidVerifyCode = keyof typeof SVID_VERIFY_CODES;
-
-/** Why an SVID was refused. `code` is stable; `message` is safe to show. */
-export class SvidVerifyError extends Error {
-  override readonly name = 'SvidVerifyError';
-  constructor(
-    readonly code: SvidVerifyCode,
-    message?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message ?? SVID_VERIFY_CODES[code], options);
-  }
-  toJSON(): { code: SvidVerifyCode; message: string } {
-    return { code: this.code, message: this.message };
-  }
-}
+export { SVID_VERIFY_CODES, SvidVerifyError, type SvidVerifyCode } from './errors.ts';
 
 /** A chain as PEM text (private keys in it are ignored), DER buffers, or parsed certificates. Leaf first. */
 export type CertificatesInput = string | readonly (Uint8Array | ArrayBuffer | x509.X509Certificate)[];
@@ -85,7 +53,6 @@ export interface VerifiedSvid {
   readonly path: readonly x509.X509Certificate[];
 }
 
-const MAX_PATH = 8;
 const KU = x509.KeyUsageFlags;
 
 function parseCertificates(input: CertificatesInput, what: string): x509.X509Certificate[] {
@@ -110,31 +77,6 @@ function isCa(cert: x509.X509Certificate): boolean {
   return cert.getExtension(x509.BasicConstraintsExtension)?.ca === true;
 }
 
-function checkValidity(cert: x509.X509Certificate, at: Date, role: string): void {
-  if (at.getTime() < cert.notBefore.getTime()) {
-    throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `${role} is not valid before ${cert.notBefore.toISOString()}`);
-  }
-  if (at.getTime() > cert.notAfter.getTime()) {
-    throw new SvidVerifyError('ERR_SVID_EXPIRED', `${role} expired at ${cert.notAfter.toISOString()}`);
-  }
-}
-
-async function signedBy(child: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
-  if (child.issuer !== issuer.subject) return false;
-  try {
-    return await child.verify({ publicKey: issuer.publicKey, signatureOnly: true });
-  } catch {
-    return false;
-  }
-}
-
-/** A certificate that may sign others: CA=true and, when keyUsage is present, keyCertSign. */
-function canSign(cert: x509.X509Certificate): boolean {
-  if (!isCa(cert)) return false;
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  return ku === null || (ku.usages & KU.keyCertSign) !== 0;
-}
-
 /** Verifies an X.509-SVID offline. Throws SvidVerifyError. */
 export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOptions): Promise<VerifiedSvid> {
   const chain = parseCertificates(chainInput, 'svid');
@@ -142,6 +84,7 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
   if (anchors.length === 0) throw new TypeError('verifySvid: the trust bundle holds no certificate');
   const leaf = chain[0];
   if (!leaf) throw new SvidVerifyError('ERR_SVID_NO_CERTIFICATE');
+  const leafInfo = pathCert(leaf, 'leaf'); // ERR_SVID_MALFORMED when an extension appears twice
   const at = opts.at ?? new Date();
 
   // --- X509-SVID rules on the leaf (SPIFFE X509-SVID §4, §5) ---
@@ -153,6 +96,7 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
   const ku = leaf.getExtension(x509.KeyUsagesExtension);
   if (!ku || (ku.usages & KU.digitalSignature) === 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf lacks keyUsage digitalSignature');
   if ((ku.usages & (KU.keyCertSign | KU.cRLSign)) !== 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf has keyUsage keyCertSign or cRLSign');
+  checkCriticalExtensions(leafInfo, 'leaf');
 
   let spiffeId: SpiffeId;
   try {
@@ -168,32 +112,14 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
     throw new SvidVerifyError('ERR_SVID_TRUST_DOMAIN', `the SVID is for trust domain ${spiffeId.trustDomain}, expected ${expectedDomains.join(' or ')}`);
   }
 
-  // --- path validation: leaf → intermediates presented with it → an anchor of the bundle ---
-  checkValidity(leaf, at, 'the SVID');
-  const path: x509.X509Certificate[] = [leaf];
-  const intermediates = chain.slice(1);
-  let current = leaf;
-  for (;;) {
-    const anchor = await findAsync(anchors, (a) => signedBy(current, a));
-    if (anchor) {
-      if (!canSign(anchor)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the bundle certificate that signed the chain is not a CA');
-      checkValidity(anchor, at, 'the trust bundle CA');
-      const anchorPathLen = anchor.getExtension(x509.BasicConstraintsExtension)?.pathLength;
-      if (anchorPathLen !== undefined && path.length - 1 > anchorPathLen) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain violates a pathLenConstraint');
-      path.push(anchor);
-      break;
-    }
-    if (path.length > MAX_PATH) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain is too long');
-    const next = await findAsync(intermediates, (c) => signedBy(current, c));
-    if (!next || path.includes(next)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', `no CA in the trust bundle issued ${current === leaf ? 'the SVID' : 'its chain'}`);
-    if (!canSign(next)) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'an intermediate certificate is not a CA');
-    checkValidity(next, at, 'an intermediate CA');
-    const pathLen = next.getExtension(x509.BasicConstraintsExtension)?.pathLength;
-    // intermediates below `next` on the path (excluding the leaf)
-    if (pathLen !== undefined && path.length - 1 > pathLen) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain violates a pathLenConstraint');
-    path.push(next);
-    current = next;
-  }
+  // --- path validation (RFC 5280 §6.1, see path.ts): leaf → intermediates presented with it → an anchor of the bundle ---
+  checkValidity(leaf, at);
+  const path = await validatePath(
+    leafInfo,
+    chain.slice(1).map((c) => pathCert(c, 'intermediate')),
+    anchors.map((a) => pathCert(a, 'anchor')),
+    at,
+  );
 
   return {
     spiffeId,
@@ -204,8 +130,13 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
     svid_id: svidIdFromSerial(leaf.serialNumber),
     not_before: leaf.notBefore,
     not_after: leaf.notAfter,
-    path,
+    path: path.map((p) => p.cert),
   };
+}
+
+function checkValidity(leaf: x509.X509Certificate, at: Date): void {
+  if (at.getTime() < leaf.notBefore.getTime()) throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `the SVID is not valid before ${leaf.notBefore.toISOString()}`);
+  if (at.getTime() > leaf.notAfter.getTime()) throw new SvidVerifyError('ERR_SVID_EXPIRED', `the SVID expired at ${leaf.notAfter.toISOString()}`);
 }
 
 function bundleTrustDomains(anchors: readonly x509.X509Certificate[]): string[] {
@@ -217,11 +148,6 @@ function bundleTrustDomains(anchors: readonly x509.X509Certificate[]): string[] 
     }
   }
   return [...out];
-}
-
-async function findAsync<T>(xs: readonly T[], pred: (x: T) => Promise<boolean>): Promise<T | undefined> {
-  for (const x of xs) if (await pred(x)) return x;
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,40 @@
+/** The closed set of reasons ackd/verify refuses an SVID for, and its one error type. */
+export const SVID_VERIFY_CODES = {
+  ERR_SVID_NO_CERTIFICATE: 'no certificate was presented',
+  ERR_SVID_MALFORMED: 'the certificate could not be parsed',
+  ERR_SVID_URI_SAN: 'an X509-SVID has exactly one URI SAN',
+  ERR_SVID_NOT_SPIFFE: 'the URI SAN is not a spiffe:// ID',
+  ERR_SVID_NOT_ACKD_ID: 'the SPIFFE ID is not an ackd ID (spiffe://<td>/agent/<agent_id>/<request_id>)',
+  ERR_SVID_TRUST_DOMAIN: 'the SVID belongs to another trust domain',
+  ERR_SVID_LEAF_IS_CA: 'the leaf certificate is a CA',
+  ERR_SVID_KEY_USAGE: 'the leaf key usage is not that of an X509-SVID',
+  ERR_SVID_CRITICAL_EXTENSION: 'a certificate on the path has a critical extension the verifier does not process',
+  ERR_SVID_UNTRUSTED: 'the chain does not lead to a CA in the trust bundle',
+  ERR_SVID_NAME_CONSTRAINTS: 'a name on the path is outside the name constraints of a CA above it',
+  ERR_SVID_EXPIRED: 'the SVID has expired',
+  ERR_SVID_NOT_YET_VALID: 'the SVID is not valid yet',
+  ERR_SVID_WRONG_REQUEST: 'the SVID is for a different request',
+  ERR_SVID_WRONG_AGENT: 'the SVID is for a different agent',
+  ERR_SVID_REVOKED: 'the SVID has been revoked',
+  ERR_SVID_NOT_APPROVED: 'the request behind the SVID is not (or no longer) approved',
+  ERR_SVID_UNKNOWN: 'ackd does not know this SVID',
+  ERR_SVID_STATUS_UNAVAILABLE: "ackd's status endpoint could not be asked",
+  ERR_SVID_ACTION_MISMATCH: 'the SVID was approved for a different action',
+  ERR_SVID_PERMISSION_MISSING: 'the SVID was not approved for a required permission',
+} as const;
+export type SvidVerifyCode = keyof typeof SVID_VERIFY_CODES;
+
+/** Why an SVID was refused. `code` is stable; `message` is safe to show. */
+export class SvidVerifyError extends Error {
+  override readonly name = 'SvidVerifyError';
+  constructor(
+    readonly code: SvidVerifyCode,
+    message?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message ?? SVID_VERIFY_CODES[code], options);
+  }
+  toJSON(): { code: SvidVerifyCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
