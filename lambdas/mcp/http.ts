@@ -1,6 +1,7 @@
+import { readRequestBody } from '@modelcontextprotocol/sdk/server/requestBody.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { authenticateApiKey } from '../core/apikeys.ts';
-import { isAckdError } from '../core/errors.ts';
+import { AckdError, isAckdError } from '../core/errors.ts';
 import type { ApiKeyStore, Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
 import { createMcpServer } from './server.ts';
@@ -9,10 +10,17 @@ export interface McpHttpDeps {
   readonly service: AuthorizationService;
   readonly apiKeys: ApiKeyStore;
   readonly logger: Logger;
-  readonly sleep?: (ms: number) => Promise<void>;
+  /** Waits between long-poll reads; must resolve early when the signal aborts. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 const MAX_BODY = 64 * 1024;
+/**
+ * Most JSON-RPC messages one POST may carry. MCP 2025-06-18 removed batching, but older clients
+ * may still send a request together with a notification or two; a batch is never a way to run
+ * many tool calls for the price of one HTTP request.
+ */
+export const MAX_BATCH = 10;
 
 function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
@@ -28,12 +36,29 @@ export function bearer(req: Request): string | undefined {
   return m?.[1];
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts; its timer never outlives it. */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /**
- * POST /mcp: stateless streamable HTTP. Authenticates the agent's API key, then hands the request
- * to a fresh MCP server + transport (no sessions, JSON responses).
+ * POST /mcp: stateless streamable HTTP. Authenticates the agent's API key, bounds the body and
+ * the batch, then hands the request to a fresh MCP server + transport (no sessions, JSON responses).
+ *
+ * `req.signal` aborts when the client goes away (@hono/node-server aborts it when the response is
+ * closed before it was finished); long-polls stop on it.
  */
 export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Response> {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = deps.sleep ?? abortableSleep;
   return async (req) => {
     if (req.method !== 'POST') {
       return jsonRpcError(405, -32000, 'Method not allowed: this MCP server is stateless; use POST', { allow: 'POST' });
@@ -50,7 +75,34 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
       const challenge = token ? 'Bearer realm="ackd", error="invalid_token"' : 'Bearer realm="ackd"';
       return jsonRpcError(401, -32001, 'Unauthorized: send "Authorization: Bearer <agent API key>"', { 'www-authenticate': challenge });
     }
-    const server = createMcpServer({ service: deps.service, logger: deps.logger, agentId, sleep });
+
+    let parsedBody: unknown;
+    try {
+      const body = await readRequestBody(req, MAX_BODY);
+      if (body.tooLarge) return jsonRpcError(413, -32000, `Payload Too Large: the request body must not exceed ${MAX_BODY} bytes`);
+      parsedBody = JSON.parse(body.text);
+    } catch {
+      return jsonRpcError(400, -32700, 'Parse error: Invalid JSON');
+    }
+    if (Array.isArray(parsedBody) && (parsedBody.length === 0 || parsedBody.length > MAX_BATCH)) {
+      return jsonRpcError(
+        400,
+        -32600,
+        parsedBody.length === 0
+          ? 'Invalid Request: empty batch'
+          : `Invalid Request: a batch may carry at most ${MAX_BATCH} JSON-RPC messages (got ${parsedBody.length}); nothing in it was run`,
+      );
+    }
+
+    // The same key, checked again while a call is in flight (before an SVID is minted and handed out).
+    const reauthorize = async (): Promise<void> => {
+      const again = await authenticateApiKey(deps.apiKeys, token).catch((e: unknown) => {
+        if (isAckdError(e, 'ERR_UNAUTHENTICATED')) throw new AckdError('ERR_UNAUTHENTICATED', 'the API key was revoked');
+        throw e;
+      });
+      if (again !== agentId) throw new AckdError('ERR_UNAUTHENTICATED', 'the API key was revoked');
+    };
+    const server = createMcpServer({ service: deps.service, logger: deps.logger, agentId, sleep, signal: req.signal, reauthorize });
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: true,
@@ -58,7 +110,7 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
     });
     try {
       await server.connect(transport);
-      const res = await transport.handleRequest(req);
+      const res = await transport.handleRequest(req, { parsedBody });
       res.headers.set('cache-control', 'no-store');
       return res;
     } finally {

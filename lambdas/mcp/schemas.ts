@@ -2,74 +2,123 @@ import { z } from 'zod';
 import { LIMITS } from '../core/request.ts';
 
 /**
- * Input and output schemas of the three MCP tools. Every rule's message names its field, so a
- * tool error tells the agent exactly what to fix. These schemas are the edge: after them, values
- * are parsed into domain types (core/ids.ts).
+ * Input and output schemas of the three MCP tools: the one place where the rules for what an
+ * agent may send live. `tools/list` advertises them as JSON Schema and `tools/call` validates
+ * with them (see server.ts); a failure becomes `ERR_INVALID_INPUT: <field>: <rule>`, where field
+ * is the argument's path (`ttl_minutes`, `permissions[3]`) and every message below is the rule,
+ * phrased without the field name. After these schemas, values are parsed into domain types
+ * (core/ids.ts).
  */
 
-/** Control characters other than tab and newline. */
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
-const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u009f\u2028\u2029]/;
-
-function text(field: string, max: number, allowWhitespace = true) {
-  const bad = allowWhitespace ? CONTROL : CONTROL_OR_SPACE;
-  return z
-    .string({ error: `${field} must be a string` })
-    .min(1, `${field} must not be empty`)
-    .max(max, `${field} must be at most ${max} characters`)
-    .refine((s) => s.trim().length > 0, `${field} must not be blank`)
-    .refine((s) => !bad.test(s), allowWhitespace ? `${field} must not contain control characters` : `${field} must not contain spaces or control characters`);
+/** `U+200B` (with the character itself in quotes when it is printable ASCII). */
+export function codePoint(c: string): string {
+  const cp = c.codePointAt(0)!;
+  const hex = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+  return cp > 0x20 && cp < 0x7f ? `"${c}" (${hex})` : hex;
 }
 
+/** The first code point of `s` that `allowed` does not match, or undefined. */
+function firstNotAllowed(s: string, allowed: RegExp): string | undefined {
+  for (const c of s) if (!allowed.test(c)) return c;
+  return undefined;
+}
+
+/**
+ * Permissions are machine identifiers (`db:write`, `s3:GetObject`, `repo/acme:push`, `arn:aws:s3:::b/*`):
+ * printable ASCII letters, digits and a few separators only. No spaces, no look-alike letters
+ * from other scripts, no invisible or direction-changing characters, nothing that needs escaping
+ * in HTML, and no "," (lists of permissions are shown comma-separated). ASCII is NFC by definition.
+ */
+export const PERMISSION_PUNCTUATION = '. _ : / * + = @ # ~ -';
+const PERMISSION_CHAR = /^[A-Za-z0-9._:/*+=@#~-]$/;
+export const PERMISSION_PATTERN = /^[A-Za-z0-9._:/*+=@#~-]+$/;
+const PERMISSION_RULE = `a permission may use only A-Z a-z 0-9 and ${PERMISSION_PUNCTUATION}`;
+
+/**
+ * Free text shown to the approver (action, justification): any Unicode text with tabs and line
+ * breaks, but no other control characters, no U+2028/U+2029, and no unpaired surrogates (they
+ * are not text, and would be stored as something other than what was sent). Invisible and
+ * direction-changing characters are accepted here and shown visibly wherever a human reads the
+ * text (consent page, email).
+ */
+const TEXT_NOT_ALLOWED = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]|\p{Cs}/u;
+
+function required(rule: string) {
+  return (iss: { input?: unknown }) => (iss.input === undefined ? `is required and ${rule}` : rule);
+}
+
+function text(max: number) {
+  return z
+    .string({ error: required('must be a string') })
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((s) => s.trim().length > 0, 'must not be blank')
+    .superRefine((s, ctx) => {
+      const m = TEXT_NOT_ALLOWED.exec(s);
+      if (m) ctx.addIssue({ code: 'custom', message: `contains ${codePoint(m[0])}, a control character or unpaired surrogate, which is not allowed` });
+    });
+}
+
+export const permissionSchema = z
+  .string({ error: 'must be a string' })
+  .min(1, 'must not be empty')
+  .max(LIMITS.permissionMax, `must be at most ${LIMITS.permissionMax} characters`)
+  .regex(PERMISSION_PATTERN, {
+    error: (iss) => {
+      const bad = typeof iss.input === 'string' ? firstNotAllowed(iss.input, PERMISSION_CHAR) : undefined;
+      return bad === undefined ? PERMISSION_RULE : `contains ${codePoint(bad)}, which is not allowed; ${PERMISSION_RULE}`;
+    },
+  });
+
+const AGENT_ID_RULE = `must be 1-${LIMITS.agentIdMax} characters of A-Z a-z 0-9 . _ - (not "." or "..")`;
 export const agentIdSchema = z
-  .string({ error: 'agent_id must be a string' })
-  .min(1, 'agent_id must not be empty')
-  .max(LIMITS.agentIdMax, `agent_id must be at most ${LIMITS.agentIdMax} characters`)
-  .regex(/^[A-Za-z0-9._-]+$/, 'agent_id may contain only A-Z, a-z, 0-9, ".", "_" and "-"')
-  .refine((s) => s !== '.' && s !== '..', 'agent_id must not be "." or ".."');
+  .string({ error: required(AGENT_ID_RULE) })
+  .min(1, AGENT_ID_RULE)
+  .max(LIMITS.agentIdMax, AGENT_ID_RULE)
+  .regex(/^[A-Za-z0-9._-]+$/, AGENT_ID_RULE)
+  .refine((s) => s !== '.' && s !== '..', AGENT_ID_RULE);
 
-export const requestIdSchema = z
-  .string({ error: 'request_id must be a string' })
-  .regex(/^req_[0-9a-z]{26}$/, 'request_id must be a request id returned by request_authorization (req_ + 26 characters)');
+const REQUEST_ID_RULE = 'must be a request id returned by request_authorization (req_ followed by 26 characters 0-9 a-z)';
+export const requestIdSchema = z.string({ error: required(REQUEST_ID_RULE) }).regex(/^req_[0-9a-z]{26}$/, REQUEST_ID_RULE);
 
-export const svidIdSchema = z
-  .string({ error: 'svid_id must be a string' })
-  .regex(/^[0-9a-f]{1,64}$/, 'svid_id must be the SVID serial number in lowercase hex, as returned by check_authorization');
+const SVID_ID_RULE = 'must be the SVID serial number in lowercase hex, as returned by check_authorization';
+export const svidIdSchema = z.string({ error: required(SVID_ID_RULE) }).regex(/^[0-9a-f]{1,64}$/, SVID_ID_RULE);
 
-export const requestAuthorizationInput = {
+function integer(min: number, max: number) {
+  const rule = `must be an integer from ${min} to ${max}`;
+  return z.number({ error: required(rule) }).int(rule).min(min, rule).max(max, rule);
+}
+
+const PERMISSIONS_RULE = `must be an array of 1-${LIMITS.permissionsMax} permission strings`;
+
+/** Inputs are strict: an argument the tool does not define is refused, never ignored. */
+export const requestAuthorizationInput = z.strictObject({
   agent_id: agentIdSchema.describe('Identifier of the agent; must be the agent the API key belongs to.'),
-  action: text('action', LIMITS.actionMax).describe('Exactly what the agent wants to do, shown to the human verbatim.'),
+  action: text(LIMITS.actionMax).describe('Exactly what the agent wants to do, shown to the human verbatim.'),
   permissions: z
-    .array(text('permissions[]', LIMITS.permissionMax, false), { error: 'permissions must be an array of strings' })
-    .min(1, 'permissions must list at least 1 permission')
-    .max(LIMITS.permissionsMax, `permissions must list at most ${LIMITS.permissionsMax} permissions`)
-    .describe('Specific permissions needed, e.g. "infra:write".'),
-  justification: text('justification', LIMITS.justificationMax).describe('Why the agent needs this; shown to the human.'),
-  ttl_minutes: z
-    .number({ error: 'ttl_minutes must be a number (an integer from 1 to 60)' })
-    .int('ttl_minutes must be an integer from 1 to 60')
-    .min(LIMITS.ttlMinutesMin, 'ttl_minutes must be an integer from 1 to 60')
-    .max(LIMITS.ttlMinutesMax, 'ttl_minutes must be an integer from 1 to 60')
-    .describe('How long the request may wait for a human, and how long the SVID lives after approval (1-60).'),
-};
+    .array(permissionSchema, { error: required(PERMISSIONS_RULE) })
+    .min(1, `must list at least 1 permission`)
+    .max(LIMITS.permissionsMax, `must list at most ${LIMITS.permissionsMax} permissions`)
+    .describe(`Specific permissions needed, e.g. "infra:write". Each is 1-${LIMITS.permissionMax} characters of A-Z a-z 0-9 ${PERMISSION_PUNCTUATION}.`),
+  justification: text(LIMITS.justificationMax).describe('Why the agent needs this; shown to the human.'),
+  ttl_minutes: integer(LIMITS.ttlMinutesMin, LIMITS.ttlMinutesMax).describe(
+    'How long the request may wait for a human, and how long the SVID lives after approval (1-60).',
+  ),
+});
 
-export const requestAuthorizationOutput = {
+export const requestAuthorizationOutput = z.object({
   request_id: z.string(),
   consent_url: z.string(),
-};
+});
 
-export const checkAuthorizationInput = {
+export const checkAuthorizationInput = z.strictObject({
   request_id: requestIdSchema,
-  wait_seconds: z
-    .number({ error: 'wait_seconds must be a number (an integer from 0 to 25)' })
-    .int('wait_seconds must be an integer from 0 to 25')
-    .min(0, 'wait_seconds must be an integer from 0 to 25')
-    .max(LIMITS.waitSecondsMax, 'wait_seconds must be an integer from 0 to 25')
+  wait_seconds: integer(0, LIMITS.waitSecondsMax)
     .optional()
     .describe('Optional long-poll: wait up to this many seconds while the request is pending (0-25).'),
-};
+});
 
-export const checkAuthorizationOutput = {
+export const checkAuthorizationOutput = z.object({
   status: z.enum(['pending', 'approved', 'denied', 'expired', 'revoked']),
   svid: z.string().optional().describe('PEM: certificate chain (leaf first), then the PKCS#8 private key. Sent once, in the response that picks the SVID up.'),
   svid_id: z.string().nullable().optional().describe('The leaf certificate serial number, lowercase hex.'),
@@ -77,14 +126,14 @@ export const checkAuthorizationOutput = {
   expires_at: z.string().optional().describe('When the SVID stops being valid (ISO 8601).'),
   svid_delivered: z.boolean().optional().describe('True when an earlier check already delivered the SVID; its key is not kept.'),
   revoked_at: z.string().optional(),
-};
+});
 
-export const revokeAuthorizationInput = {
+export const revokeAuthorizationInput = z.strictObject({
   request_id: requestIdSchema,
   svid_id: svidIdSchema,
-};
+});
 
-export const revokeAuthorizationOutput = {
+export const revokeAuthorizationOutput = z.object({
   revoked: z.literal(true),
   revoked_at: z.string(),
-};
+});

@@ -1,31 +1,62 @@
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { ErrorCode, ListToolsRequestSchema, McpError, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentId } from '../core/ids.ts';
 import type { Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
-import { registerCheckAuthorization } from './tools/check-authorization.ts';
-import { registerRequestAuthorization } from './tools/request-authorization.ts';
-import { registerRevokeAuthorization } from './tools/revoke-authorization.ts';
+import { callTool, describeTool, type ToolDefinition } from './tool.ts';
+import { checkAuthorization } from './tools/check-authorization.ts';
+import { requestAuthorization } from './tools/request-authorization.ts';
+import { revokeAuthorization } from './tools/revoke-authorization.ts';
 
 export interface ToolContext {
   readonly service: AuthorizationService;
   readonly logger: Logger;
   /** The agent the caller's API key belongs to. */
   readonly agentId: AgentId;
-  readonly sleep: (ms: number) => Promise<void>;
+  /** Resolves after `ms`, or as soon as `signal` aborts. */
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Aborts when the caller has gone away (the HTTP client disconnected, or cancelled the call). */
+  readonly signal: AbortSignal;
+  /** Checks the caller's API key again; throws ERR_UNAUTHENTICATED once it no longer authenticates. */
+  readonly reauthorize: () => Promise<void>;
 }
 
 export const SERVER_INFO = { name: 'ackd', version: '0.1.0' } as const;
 
-/** A new MCP server for one authenticated request (stateless streamable HTTP). */
-export function createMcpServer(ctx: ToolContext): McpServer {
-  const server = new McpServer(SERVER_INFO, {
-    capabilities: { tools: {} },
-    instructions:
-      'ackd gates risky actions behind human approval. Call request_authorization before acting, show the consent_url to your user if useful, ' +
-      'then call check_authorization (with wait_seconds) until the status is not "pending". Act only when it is "approved", using the SVID.',
-  });
-  registerRequestAuthorization(server, ctx);
-  registerCheckAuthorization(server, ctx);
-  registerRevokeAuthorization(server, ctx);
+const TOOLS: readonly ToolDefinition[] = [requestAuthorization, checkAuthorization, revokeAuthorization];
+const BY_NAME = new Map(TOOLS.map((t) => [t.name, t]));
+/** The tools/list answer, computed once per process. */
+const TOOL_LIST = TOOLS.map(describeTool);
+
+const INSTRUCTIONS =
+  'ackd gates risky actions behind human approval. Call request_authorization before acting, show the consent_url to your user if useful, ' +
+  'then call check_authorization (with wait_seconds) until the status is not "pending". Act only when it is "approved", using the SVID.';
+
+function unknownTool(name: unknown): McpError {
+  const shown = typeof name === 'string' ? JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name) : 'missing';
+  return new McpError(ErrorCode.InvalidParams, `Unknown tool: ${shown}; this server has ${TOOLS.map((t) => t.name).join(', ')}`);
+}
+
+/**
+ * A new MCP server for one authenticated request (stateless streamable HTTP).
+ *
+ * This uses the SDK's low-level Server, not McpServer: McpServer validates tool arguments before
+ * the handler runs and answers with its own `-32602 Input validation error`, and Server's own
+ * tools/call registration answers a non-object `arguments` the same way. ackd validates every
+ * call itself (tool.ts, against schemas.ts), so every invalid call gets the documented tool
+ * error `ERR_INVALID_INPUT: <field>: <rule>`. tools/call is therefore served from the fallback
+ * handler, which sees the raw JSON-RPC request; every other method it does not know is -32601.
+ */
+export function createMcpServer(ctx: ToolContext): Server {
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_LIST }));
+  server.fallbackRequestHandler = async (request: JSONRPCRequest, extra) => {
+    if (request.method !== 'tools/call') throw new McpError(ErrorCode.MethodNotFound, `Method not found: ${request.method.slice(0, 64)}`);
+    const params = (request.params ?? {}) as { name?: unknown; arguments?: unknown };
+    const tool = typeof params.name === 'string' ? BY_NAME.get(params.name) : undefined;
+    if (!tool) throw unknownTool(params.name);
+    const signal = AbortSignal.any([ctx.signal, extra.signal]);
+    return callTool(tool, params.arguments, { ...ctx, signal });
+  };
   return server;
 }

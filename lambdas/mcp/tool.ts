@@ -1,0 +1,92 @@
+import type { CallToolResult, Tool, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { AckdError } from '../core/errors.ts';
+import { ok, toolError } from './result.ts';
+import type { ToolContext } from './server.ts';
+
+/**
+ * One MCP tool: its public description, the zod schemas of its input and output (schemas.ts),
+ * and what it does with a validated input. The server advertises `input`/`output` as JSON Schema
+ * and validates every call with them itself, so that every invalid call gets the same documented
+ * tool error.
+ */
+export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z.ZodObject = z.ZodObject> {
+  readonly name: string;
+  readonly title: string;
+  readonly description: string;
+  readonly input: I;
+  readonly output: O;
+  readonly annotations: ToolAnnotations;
+  run(args: z.output<I>, ctx: ToolContext): Promise<z.input<O>>;
+}
+
+/** Type-checks a tool's handler against its own schemas. */
+export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(tool: ToolDefinition<I, O>): ToolDefinition<I, O> {
+  return tool;
+}
+
+/** The `tools/list` entry of a tool. Computed once per process, not per request. */
+export function describeTool(tool: ToolDefinition): Tool {
+  return {
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: z.toJSONSchema(tool.input, { target: 'draft-7', io: 'input' }) as Tool['inputSchema'],
+    outputSchema: z.toJSONSchema(tool.output, { target: 'draft-7', io: 'output' }) as Tool['outputSchema'],
+    annotations: tool.annotations,
+    execution: { taskSupport: 'forbidden' },
+  };
+}
+
+/** A JSON path for an argument: `ttl_minutes`, `permissions[3]`, `["odd key"]`. Long keys are cut. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else {
+      const key = String(seg);
+      if (/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key)) out += out === '' ? key : `.${key}`;
+      else out += `[${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)}]`;
+    }
+  }
+  return out === '' ? 'arguments' : out;
+}
+
+/** ERR_INVALID_INPUT for the first problem zod found: `<field>: <rule>`. */
+export function invalidInput(tool: ToolDefinition, error: z.ZodError): AckdError {
+  const issue = error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    const [first, ...more] = issue.keys;
+    const field = fieldPath([...issue.path, first!]);
+    const also = more.length === 0 ? '' : ` (and ${more.length} more unknown argument${more.length === 1 ? '' : 's'})`;
+    const known = Object.keys(tool.input.shape).join(', ');
+    return new AckdError('ERR_INVALID_INPUT', `${field}: is not an argument of ${tool.name}${also}; it takes only ${known}`, { field });
+  }
+  const field = fieldPath(issue.path);
+  if (issue.path.length === 0 && issue.code === 'invalid_type') {
+    return new AckdError('ERR_INVALID_INPUT', 'arguments: must be an object of named arguments', { field });
+  }
+  return new AckdError('ERR_INVALID_INPUT', `${field}: ${issue.message}`, { field });
+}
+
+/**
+ * Runs one tools/call: validates the arguments (a failure changes nothing), runs the tool, and
+ * checks its result against the tool's outputSchema. Every failure is a tool error
+ * (`isError: true`, `CODE: message`); a result that breaks the output schema is a bug, logged
+ * and shown as ERR_INTERNAL.
+ */
+export async function callTool(tool: ToolDefinition, args: unknown, ctx: ToolContext): Promise<CallToolResult> {
+  try {
+    const parsed = tool.input.safeParse(args === undefined ? {} : args);
+    if (!parsed.success) throw invalidInput(tool, parsed.error);
+    const result = tool.output.safeParse(await tool.run(parsed.data, ctx));
+    if (!result.success) {
+      // The issue's path and code only: the value may hold an SVID's private key.
+      const issue = result.error.issues[0];
+      throw new Error(`output of ${tool.name} does not match its outputSchema at ${fieldPath(issue?.path ?? [])} (${issue?.code})`);
+    }
+    return ok(result.data as Record<string, unknown>);
+  } catch (e) {
+    return toolError(e, ctx.logger, tool.name);
+  }
+}
