@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { ApiKeyStore, Logger, SvidMinter } from './core/ports.ts';
 import type { AuthorizationService } from './core/service.ts';
+import type { HealthReport } from './issuer.ts';
 import { svidRoutes } from './http/svid-routes.ts';
 import { mcpHandler } from './mcp/http.ts';
 
@@ -11,6 +12,11 @@ export interface AppDeps {
   readonly minter: SvidMinter;
   readonly logger: Logger;
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * What /healthz reports; `ok: false` answers 503. Must be cheap (a cached state, no call to a
+   * dependency): /healthz is public. Without it, /healthz is a liveness check: `{"ok":true}`.
+   */
+  readonly health?: () => HealthReport;
 }
 
 /**
@@ -21,7 +27,10 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
   const app = new Hono();
   const mcp = mcpHandler(deps);
   app.all('/mcp', (c) => mcp(c.req.raw));
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/healthz', (c) => {
+    const h = deps.health?.() ?? { ok: true };
+    return c.json(h, h.ok ? 200 : 503, { 'cache-control': 'no-store' });
+  });
   app.route('/', svidRoutes({ minter: deps.minter, service: deps.service, trustDomain: deps.service.trustDomain }));
   mount(app);
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));

@@ -7,6 +7,35 @@ import { remoteSpireMinterFromEnv } from '../spire/sidecar/client.ts';
 export type IssuerKind = 'local-ca' | 'spire-remote';
 
 /**
+ * What `/healthz` says about the SVID issuer. Only `ready` is healthy (HTTP 200); every other state
+ * answers 503. It never names a path, socket, host or port: `/healthz` is unauthenticated.
+ *
+ * ready: issuing · starting: first start, not healthy yet · restarting: the issuer exited unexpectedly
+ * and is being started again (with backoff) · unresponsive: running, but its last readiness probe
+ * failed · down: exited and nobody restarts it · stopped: shut down on purpose.
+ */
+export interface IssuerHealth {
+  readonly kind: string;
+  readonly state: 'ready' | 'starting' | 'restarting' | 'unresponsive' | 'down' | 'stopped';
+  /** Automatic restarts since the issuer started. */
+  readonly restarts?: number;
+  /** How it last exited unexpectedly, e.g. "signal SIGKILL at 2026-01-01T00:00:00.000Z". */
+  readonly last_exit?: string;
+  /** When the next start attempt is due, while restarting. */
+  readonly next_attempt_at?: string;
+}
+
+export interface HealthReport {
+  readonly ok: boolean;
+  readonly issuer?: IssuerHealth;
+}
+
+/** The `/healthz` body for an issuer's health (no issuer health known: the process is up, so ok). */
+export function healthReport(issuer: IssuerHealth | undefined): HealthReport {
+  return issuer === undefined ? { ok: true } : { ok: issuer.state === 'ready', issuer };
+}
+
+/**
  * The SVID issuer named by ACKD_MINTER. The in-process CA is for local mode only: it is refused
  * anywhere else, so a deployment can never silently issue from a CA without SPIRE.
  */
@@ -19,6 +48,8 @@ export async function issuerFromConfig(config: Config, env: Record<string, strin
     case 'spire-remote':
       // On AWS: SPIRE on Fargate through the bridge sidecar (spire/sidecar). ACKD_SPIRE_BRIDGE_URL +
       // ACKD_SPIRE_BRIDGE_SECRET_ARN (a plain ACKD_SPIRE_BRIDGE_SECRET only in local mode).
+      // Its health is not reported on the public /healthz (see docs/spire.md, "Health"): ECS checks
+      // spire-server and the bridge in their task and replaces it when either fails.
       return { kind, minter: remoteSpireMinterFromEnv(env, { local: config.local, region: config.region }) };
     default:
       throw new AckdError('ERR_CONFIG', `ACKD_MINTER: unknown issuer "${kind}" (expected local-ca or spire-remote)`, { field: 'ACKD_MINTER' });

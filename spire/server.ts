@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,41 @@ export interface SpireServerOptions {
   readonly startTimeoutMs?: number;
   /** Each log line of the server (JSON). Default: kept in memory only (see `logs()`). */
   readonly onLog?: (line: string) => void;
+  /**
+   * Restart the server when it exits without `stop()` (crash, OOM kill, `kill -9`): same config, same
+   * data dir, so the same CA and trust bundle. Default on; `false` leaves a dead server dead.
+   */
+  readonly supervise?: boolean | SuperviseOptions;
+}
+
+export interface SuperviseOptions {
+  /** First delay before a restart (default 500 ms); it doubles per failed attempt... */
+  readonly initialBackoffMs?: number;
+  /** ...up to this (default 30 s). */
+  readonly maxBackoffMs?: number;
+  /** ...and starts again from initialBackoffMs once the server has been up this long (default 60 s). */
+  readonly resetAfterMs?: number;
+  /** The supervisor's own lines: an unexpected exit, each restart attempt, the recovery. Default: stderr. */
+  readonly log?: (line: string) => void;
+  /** Called after each successful automatic restart (e.g. to refresh the trust bundle file). */
+  readonly onRestarted?: () => void;
+}
+
+/**
+ * starting: first start, not healthy yet · ready: running and healthy · restarting: it exited
+ * unexpectedly; waiting out the backoff or starting again · down: it exited unexpectedly and is not
+ * supervised · stopped: `stop()` was called.
+ */
+export type SpireServerState = 'starting' | 'ready' | 'restarting' | 'down' | 'stopped';
+
+export interface SpireServerStatus {
+  readonly state: SpireServerState;
+  /** Automatic restarts since start (manual `restart()` calls are not counted). */
+  readonly restarts: number;
+  /** How the last unexpected exit happened, e.g. "signal SIGKILL at 2026-01-01T00:00:00.000Z". */
+  readonly lastExit?: string;
+  /** When the next automatic start attempt is due, while restarting. */
+  readonly nextAttemptAt?: string;
 }
 
 export interface SpireServerHandle {
@@ -45,9 +80,11 @@ export interface SpireServerHandle {
   running(): boolean;
   /** The server's process id while it runs. */
   pid(): number | undefined;
-  /** SIGTERM, wait, then SIGKILL. Safe to call twice. */
+  /** The supervisor's view (cheap: no call to the server). */
+  status(): SpireServerStatus;
+  /** SIGTERM, wait, then SIGKILL. Never followed by an automatic restart. Safe to call twice. */
   stop(): Promise<void>;
-  /** Stops (if running) and starts again with the same data (same CA, same bundle). */
+  /** Stops (if running) and starts again with the same data (same CA, same bundle); supervised again. */
   restart(): Promise<void>;
   /** The last lines the server logged. */
   logs(): string[];
@@ -59,6 +96,25 @@ export function renderServerConf(template: string, values: Record<string, string
     if (v === undefined) throw new Error(`server.conf.tmpl: no value for {{${name}}}`);
     return typeof v === 'number' ? String(v) : JSON.stringify(v);
   });
+}
+
+/** spire-server processes of this process that are running; terminated if this process exits. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function trackChild(p: ChildProcess): void {
+  live.add(p);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // The children run in their own process group (so a terminal's Ctrl-C reaches only us and we stop
+    // them in order); if we exit without stopping them, do not leave them running.
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGTERM');
+    });
+  }
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null, at: Date): string {
+  return `${signal ? `signal ${signal}` : `exit code ${code}`} at ${at.toISOString()}`;
 }
 
 export async function startSpireServer(opts: SpireServerOptions): Promise<SpireServerHandle> {
@@ -87,24 +143,55 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     keys_path: join(dataDir, 'keys.json'),
   });
   await writeFile(configPath, conf, { mode: 0o600 });
+  await chmod(configPath, 0o600); // an existing file keeps its mode on write
+
+  const sup = opts.supervise === false ? undefined : opts.supervise === true || opts.supervise === undefined ? {} : opts.supervise;
+  const supLog = sup?.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const initialBackoffMs = sup?.initialBackoffMs ?? 500;
+  const maxBackoffMs = sup?.maxBackoffMs ?? 30_000;
+  const resetAfterMs = sup?.resetAfterMs ?? 60_000;
 
   const logBuf: string[] = [];
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  /**
+   * Bumped by stop(): a start or a scheduled restart from before it must not start a server (only
+   * restart() starts one after a stop).
+   */
+  let generation = 0;
+  /** Children we are stopping on purpose: their exit is not a crash. */
+  const stopping = new WeakSet<ChildProcess>();
+  let state: SpireServerState = 'starting';
+  let restarts = 0;
+  let attempt = 0;
+  let readySince = 0;
+  let lastExit: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let nextAttemptAt: Date | undefined;
 
-  const start = async (): Promise<void> => {
+  const launch = async (gen: number): Promise<void> => {
     await rm(socketPath, { force: true });
-    const p = spawn(binary, ['run', '-config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (socketDir) await mkdir(socketDir, { recursive: true, mode: 0o700 });
+    // stop() may have been called while we waited: never start a server nobody wants.
+    if (gen !== generation) throw new Error('spire-server was stopped');
+    // detached: its own process group, so Ctrl-C in a terminal reaches only this process, which then
+    // stops the server itself (and does not mistake the server's exit for a crash).
+    const p = spawn(binary, ['run', '-config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child = p;
+    trackChild(p);
     let exitInfo: string | undefined;
     exited = new Promise((res) =>
       p.on('exit', (code, signal) => {
+        live.delete(p);
         exitInfo = `exited with ${signal ?? code}`;
         if (child === p) child = undefined;
         res();
+        // A crash of a server that was up (one that dies while starting fails launch() instead).
+        if (!stopping.has(p) && gen === generation && state === 'ready') onCrash(gen, code, signal);
       }),
     );
     p.on('error', (e) => {
+      live.delete(p);
       exitInfo = `failed to start: ${e.message}`;
     });
     for (const s of [p.stdout!, p.stderr!]) {
@@ -118,28 +205,92 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
     for (;;) {
       if (exitInfo !== undefined) throw new Error(`spire-server ${exitInfo}:\n${errorLines(logBuf)}`);
-      if (existsSync(socketPath) && (await healthy(binary, socketPath))) return;
+      if (gen !== generation) {
+        await kill(p);
+        throw new Error('spire-server was stopped');
+      }
+      if (existsSync(socketPath) && (await healthy(binary, socketPath))) {
+        if (exitInfo !== undefined) continue;
+        state = 'ready';
+        readySince = Date.now();
+        return;
+      }
       if (Date.now() > deadline) {
-        await stop();
+        await kill(p);
         throw new Error(`spire-server did not become healthy in time:\n${errorLines(logBuf)}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
   };
 
-  const stop = async (): Promise<void> => {
-    const p = child;
-    if (!p) return;
+  /** SIGTERM, wait up to 5 s, then SIGKILL; resolves once it has exited. */
+  const kill = async (p: ChildProcess): Promise<void> => {
+    stopping.add(p);
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())));
     p.kill('SIGTERM');
-    const killed = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
-    if (!killed) {
-      p.kill('SIGKILL');
-      await exited;
+    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(t);
+  };
+
+  const onCrash = (gen: number, code: number | null, signal: NodeJS.Signals | null): void => {
+    const now = new Date();
+    lastExit = describeExit(code, signal, now);
+    if (now.getTime() - readySince >= resetAfterMs) attempt = 0;
+    if (!sup) {
+      state = 'down';
+      supLog(`!! spire-server exited unexpectedly (${lastExit}); it is not supervised, so it stays down and SVID issuance fails until it is restarted`);
+      return;
     }
+    const why = errorLines(logBuf.filter((l) => /"level":"(error|fatal)"/.test(l)));
+    supLog(`!! spire-server exited unexpectedly (${lastExit}); SVID issuance fails closed until it is back${why ? `. Its last errors:\n${why}` : ''}`);
+    state = 'restarting';
+    schedule(gen);
+  };
+
+  const schedule = (gen: number): void => {
+    const delay = Math.min(maxBackoffMs, initialBackoffMs * 2 ** attempt);
+    attempt++;
+    nextAttemptAt = new Date(Date.now() + delay);
+    supLog(`!! restarting spire-server in ${(delay / 1000).toFixed(1)} s (attempt ${attempt}, same data dir: same CA and trust bundle)`);
+    timer = setTimeout(() => {
+      timer = undefined;
+      nextAttemptAt = undefined;
+      if (gen !== generation) return;
+      launch(gen).then(
+        () => {
+          restarts++;
+          supLog(`spire-server is back (pid ${child?.pid ?? '?'}, automatic restart ${restarts}); SVID issuance resumed`);
+          try {
+            sup?.onRestarted?.();
+          } catch {
+            // a listener's failure is its own to report
+          }
+        },
+        (e: unknown) => {
+          if (gen !== generation) return;
+          state = 'restarting';
+          supLog(`!! spire-server did not start again: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+          schedule(gen);
+        },
+      );
+    }, delay);
+    timer.unref();
+  };
+
+  const stop = async (): Promise<void> => {
+    generation++;
+    state = 'stopped';
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    nextAttemptAt = undefined;
+    const p = child;
+    if (p) await kill(p);
     child = undefined;
   };
 
-  await start();
+  await launch(generation);
   return {
     binary,
     socketPath,
@@ -147,14 +298,27 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     trustDomain: opts.trustDomain,
     running: () => child !== undefined,
     pid: () => child?.pid,
+    status: () => ({
+      state,
+      restarts,
+      ...(lastExit === undefined ? {} : { lastExit }),
+      ...(nextAttemptAt === undefined ? {} : { nextAttemptAt: nextAttemptAt.toISOString() }),
+    }),
     stop: async () => {
       await stop();
       if (socketDir) await rm(socketDir, { recursive: true, force: true }).catch(() => {});
     },
     restart: async () => {
       await stop();
-      if (socketDir) await mkdir(socketDir, { recursive: true, mode: 0o700 });
-      await start();
+      await exited;
+      attempt = 0;
+      state = 'starting';
+      try {
+        await launch(generation);
+      } catch (e) {
+        state = 'down';
+        throw e;
+      }
     },
     logs: () => [...logBuf],
   };

@@ -53,12 +53,16 @@ export async function spiffeBundleFromPem(pem: string, refreshHintSeconds = 300)
   return { keys, spiffe_sequence: sequence, spiffe_refresh_hint: refreshHintSeconds };
 }
 
-/** Writes the trust bundle PEM atomically (the local runner writes `.ackd/trust-bundle.pem`). */
+/**
+ * Writes the trust bundle PEM atomically (the local runner writes `.ackd/trust-bundle.pem`). Owner-only
+ * like everything in the state directory: the bundle is public, but it is served at
+ * /.well-known/spiffe-bundle for anyone else.
+ */
 export async function writeTrustBundle(minter: SvidMinter, path: string): Promise<string> {
   const pem = await minter.trustBundlePem();
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, pem, { mode: 0o644 });
+  await writeFile(tmp, pem, { mode: 0o600 });
   await rename(tmp, path);
   return pem;
 }

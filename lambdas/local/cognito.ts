@@ -85,7 +85,7 @@ export async function startLocalCognito(opts: LocalCognitoOptions): Promise<Loca
   const cl = loadCognitoLocal();
   const dir = resolve(opts.dir);
   const dataDir = join(dir, 'db');
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const logger = cl.pino({ level: opts.logLevel ?? 'error', base: { component: 'cognito-local' } });
   const ctx = { logger };
   const tokenConfig = { IssuerDomain: 'http://127.0.0.1' };

@@ -1,4 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+// First: the umask of 077 holds before anything below creates a file (see umask.ts).
+import './umask.ts';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { intIn } from '../config.ts';
 import { LOCAL_DIR, LOCAL_JSON, readLocalInfo } from '../cli/context.ts';
 import { startLocalStack } from './stack.ts';
@@ -22,7 +24,7 @@ function issuerMode(v: string | undefined): 'auto' | 'spire' | 'local-ca' {
   throw new Error(`ACKD_ISSUER: must be auto, spire or local-ca (got "${v}")`);
 }
 
-await mkdir(LOCAL_DIR, { recursive: true });
+await mkdir(LOCAL_DIR, { recursive: true, mode: 0o700 });
 const previous = readLocalInfo();
 const stack = await startLocalStack({
   dir: LOCAL_DIR,
@@ -56,6 +58,7 @@ const info = {
   auditExportUrl: `${stack.appUrl}/api/audit/export`,
 };
 await writeFile(LOCAL_JSON, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+await chmod(LOCAL_JSON, 0o600); // the mode above applies only when the file is created
 
 const line = (k: string, v: string) => `  ${k.padEnd(14)} ${v}`;
 process.stdout.write(
@@ -96,3 +99,6 @@ const shutdown = async (signal: string) => {
 };
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
+// spire-server runs in its own process group (it must not take a terminal's Ctrl-C for a crash), so a
+// closed terminal no longer reaches it: stop it ourselves.
+process.on('SIGHUP', () => void shutdown('SIGHUP'));

@@ -22,6 +22,8 @@ import { consentApi } from '../consent-api/app.ts';
 import { CognitoVerifier } from '../adapters/cognito/verifier.ts';
 import { buildConsentUi } from '../../consent-ui/build.ts';
 import { startIssuer } from '../../spire/issuer.ts';
+import { healthReport, type IssuerHealth } from '../issuer.ts';
+import { makeOwnerOnly, usePrivateUmask, type TightenResult } from './private-files.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -48,11 +50,21 @@ export interface LocalStackOptions {
   readonly sweepIntervalMs?: number;
   /** Start cognito-local and serve the consent UI (/) and consent API (/api). Default true. */
   readonly consent?: boolean;
+  /**
+   * Set the process umask to 077 while the stack runs, so every file created under dir (also by
+   * dynalite, cognito-local and spire-server) is the owner's alone. Process-wide; default: persist
+   * (npm start). Existing files under dir are made owner-only either way.
+   */
+  readonly privateUmask?: boolean;
 }
 
 export interface LocalIssuer {
   readonly kind: string;
   readonly minter: SvidMinter;
+  /** Its state for /healthz (cheap). Without it, /healthz does not report the issuer. */
+  health?(): IssuerHealth;
+  /** Registers a listener for "the issuer came back after an unexpected exit". */
+  onRestarted?(listener: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -99,12 +111,22 @@ function close(server: Server): Promise<void> {
  * and the ackd HTTP app (MCP, consent UI/API, bundle). Used by `npm start` and by the tests.
  */
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
-  await mkdir(opts.dir, { recursive: true });
+  const log = opts.logger ?? console;
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
   };
+  if (opts.privateUmask ?? opts.persist) {
+    const previous = usePrivateUmask();
+    stops.push(async () => void process.umask(previous));
+  }
+  // Owner-only, also what an earlier run left readable to others (first), and whatever was created
+  // since (again once all is up, and at stop).
+  const ownerOnly = async (when: string) => reportTightened(log, when, await makeOwnerOnly(opts.dir));
+  stops.push(() => ownerOnly('at stop'));
   try {
+    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    await ownerOnly('from an earlier run');
     // DynamoDB (dynalite)
     const dynalite = require('dynalite') as (o: Record<string, unknown>) => Server;
     const ddbServer = dynalite(opts.persist ? { path: join(opts.dir, 'dynalite'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 } : { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -121,6 +143,13 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stops.push(() => issuer.stop());
     const trustBundlePath = join(opts.dir, 'trust-bundle.pem');
     await writeTrustBundle(issuer.minter, trustBundlePath);
+    // After SPIRE came back from a crash, its bundle may have changed (it rotates on its own clock).
+    issuer.onRestarted?.(() => {
+      writeTrustBundle(issuer.minter, trustBundlePath).then(
+        () => log.info('trust bundle file refreshed after the issuer restarted', { path: trustBundlePath }),
+        (e: unknown) => log.warn('could not refresh the trust bundle file after the issuer restarted', { error: e instanceof Error ? e.message : String(e) }),
+      );
+    });
 
     // Mail
     const ses = await startLocalSes({ port: opts.ports?.ses ?? 0 });
@@ -197,7 +226,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       approverPassword: cognito?.approverPassword,
     };
     if (cognito) await cognito.setCallbackUrls([`${appUrl}/`]);
-    const app = createApp(deps, (a) => {
+    const app = createApp({ ...deps, health: () => healthReport(issuer.health?.()) }, (a) => {
       if (cognito && uiDist) {
         const verifier = new CognitoVerifier({ issuer: cognito.issuer, jwksUrl: cognito.jwksUrl, clientId: cognito.clientId, clock: deps.clock });
         a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock, audit: deps.audit }));
@@ -223,6 +252,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       stops.push(async () => clearInterval(bundleTimer));
     }
 
+    await ownerOnly('created while starting');
     return { ...handles, stop: stopAll };
   } catch (e) {
     await stopAll();
@@ -230,3 +260,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
 }
 
+
+function reportTightened(log: Pick<Logger, 'warn'>, when: string, r: TightenResult): void {
+  if (r.changed.length > 0) {
+    log.warn(`made ${r.changed.length} path(s) in the state directory owner-only (${when}); group or others could use them`, {
+      paths: r.changed.slice(0, 20).map((c) => `${c.path} ${c.from}->${c.to}`),
+    });
+  }
+  if (r.failed.length > 0) log.warn('could not make these paths in the state directory owner-only', { paths: r.failed.slice(0, 20) });
+}

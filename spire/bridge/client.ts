@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { AckdError } from '../../lambdas/core/errors.ts';
+import { issuerError } from './errors.ts';
 
 const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'proto');
 
@@ -95,7 +96,7 @@ export class SpireClient {
     if (csrDer.length === 0) throw new AckdError('ERR_INVALID_INPUT', 'csr: must not be empty', { field: 'csr' });
     const res = await this.call<{ svid: RawX509Svid | null }>(this.svid, 'MintX509SVID', { csr: Buffer.from(csrDer), ttl: ttlSeconds });
     const s = res.svid;
-    if (!s || s.cert_chain.length === 0 || !s.id) throw new AckdError('ERR_ISSUER_UNAVAILABLE', 'SPIRE returned no X509-SVID');
+    if (!s || s.cert_chain.length === 0 || !s.id) throw issuerError('ERR_ISSUER_UNAVAILABLE', 'SPIRE MintX509SVID returned no X509-SVID');
     return {
       certChain: s.cert_chain.map((b) => new Uint8Array(b)),
       spiffeId: `spiffe://${s.id.trust_domain}${s.id.path}`,
@@ -124,31 +125,40 @@ export class SpireClient {
     return new Promise((resolve, reject) => {
       // waitForReady: while the channel is reconnecting (SPIRE just restarted), wait for it up to the
       // deadline instead of failing at once; SPIRE still down at the deadline fails closed as before.
-      fn(req, new grpc.Metadata({ waitForReady: true }), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
-        if (err) reject(fromGrpc(err, method));
-        else resolve(res as Res);
-      });
+      try {
+        fn(req, new grpc.Metadata({ waitForReady: true }), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+          if (err) reject(fromGrpc(err, method));
+          else resolve(res as Res);
+        });
+      } catch (e) {
+        // e.g. a closed client: still a domain error whose message names nothing internal
+        reject(issuerError('ERR_ISSUER_UNAVAILABLE', `SPIRE ${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      }
     });
   }
 }
 
-/** gRPC status → domain error. The SPIRE message is kept (it names what was wrong, never a secret). */
+/**
+ * gRPC status → domain error. The caller sees only the fixed message of the code (spire/bridge/errors.ts);
+ * the gRPC status and SPIRE's details (which can name the admin socket, e.g. `remote_addr=…/api.sock`)
+ * go into the cause, for the logs.
+ */
 export function fromGrpc(err: grpc.ServiceError, method: string): AckdError {
   const detail = `SPIRE ${method}: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`;
   switch (err.code) {
     case grpc.status.INVALID_ARGUMENT:
     case grpc.status.OUT_OF_RANGE:
-      return new AckdError('ERR_INVALID_INPUT', detail, { field: 'csr', cause: err });
+      return issuerError('ERR_INVALID_INPUT', detail, { field: 'csr', cause: err });
     case grpc.status.PERMISSION_DENIED:
     case grpc.status.UNAUTHENTICATED:
     case grpc.status.FAILED_PRECONDITION:
     case grpc.status.NOT_FOUND:
     case grpc.status.ALREADY_EXISTS:
     case grpc.status.UNIMPLEMENTED:
-      return new AckdError('ERR_ISSUER_REFUSED', detail, { cause: err });
+      return issuerError('ERR_ISSUER_REFUSED', detail, { cause: err });
     default:
       // UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN, DATA_LOSS:
       // the issuer could not do it now; a later check may retry.
-      return new AckdError('ERR_ISSUER_UNAVAILABLE', detail, { cause: err });
+      return issuerError('ERR_ISSUER_UNAVAILABLE', detail, { cause: err });
   }
 }

@@ -4,6 +4,7 @@ import { svidIdFromSerial, type SpiffeId } from '../../lambdas/core/ids.ts';
 import { systemClock, type Clock, type MintedSvid, type SvidMinter } from '../../lambdas/core/ports.ts';
 import type { MintedX509, SpireBundle } from './client.ts';
 import { createKeyAndCsr, derChainToPem } from './csr.ts';
+import { issuerError } from './errors.ts';
 
 /** The part of SpireClient the minter needs: a local client, or a sidecar forwarding to one. */
 export interface X509SvidSigner {
@@ -37,16 +38,17 @@ export class SpireSvidMinter implements SvidMinter {
       minted = await this.signer.mintX509Svid(csrDer, ttl);
     } catch (e) {
       // We built the CSR; if SPIRE calls it invalid, SPIRE refused (e.g. another trust domain).
-      if (isAckdError(e, 'ERR_INVALID_INPUT')) throw new AckdError('ERR_ISSUER_REFUSED', e.message, { cause: e });
+      // The caller gets the fixed message; SPIRE's words stay in the cause (logged).
+      if (isAckdError(e, 'ERR_INVALID_INPUT')) throw issuerError('ERR_ISSUER_REFUSED', e.cause instanceof Error ? e.cause.message : e.message, { cause: e });
       throw e;
     }
     const leaf = new X509Certificate(Buffer.from(minted.certChain[0]!));
     const uris = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:'));
     if (uris.length !== 1 || uris[0] !== `URI:${spiffeId.toString()}`) {
-      throw new AckdError('ERR_ISSUER_REFUSED', 'SPIRE returned an SVID for a different SPIFFE ID');
+      throw issuerError('ERR_ISSUER_REFUSED', `SPIRE returned an SVID for a different SPIFFE ID: asked for ${spiffeId.toString()}, got ${uris.join(', ') || 'no URI SAN'}`);
     }
     const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
-    if (!spki.equals(Buffer.from(publicKeySpki))) throw new AckdError('ERR_ISSUER_REFUSED', 'SPIRE returned an SVID for a different key');
+    if (!spki.equals(Buffer.from(publicKeySpki))) throw issuerError('ERR_ISSUER_REFUSED', 'SPIRE returned an SVID for a different key');
     return {
       certChainPem: derChainToPem(minted.certChain),
       privateKeyPem,

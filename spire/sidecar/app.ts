@@ -4,8 +4,9 @@
  * the caller sends a CSR.
  */
 import { Hono } from 'hono';
-import { AckdError, isAckdError } from '../../lambdas/core/errors.ts';
+import { AckdError, ERROR_CODES, isAckdError } from '../../lambdas/core/errors.ts';
 import { systemClock, type Clock, type Logger } from '../../lambdas/core/ports.ts';
+import { ISSUER_MESSAGES, describeError, type IssuerErrorCode } from '../bridge/errors.ts';
 import type { X509SvidSigner } from '../bridge/minter.ts';
 import {
   BRIDGE_PATHS,
@@ -122,17 +123,22 @@ export function createBridgeApp(deps: BridgeAppDeps): Hono {
 
   app.notFound((c) => c.json(errorBody('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => {
-    deps.logger.error('bridge error', { error: err.message });
+    deps.logger.error('bridge error', { cause: describeError(err) });
     return c.json(errorBody('ERR_INTERNAL', 'internal error'), 500);
   });
 
+  // The detail (gRPC status, SPIRE's words, the admin socket) is logged here; the answer carries only
+  // the fixed message of its code, so nothing internal travels on even if a caller passed it along.
   function fail(c: { json: (b: ErrorBody, s: Status) => Response }, e: unknown): Response {
     if (isAckdError(e)) {
       const status = statusOf(e);
-      if (status >= 500) deps.logger.error('spire call failed', { code: e.code, message: e.message });
-      return c.json(errorBody(e.code, e.message, e.field), status);
+      const detail = { code: e.code, cause: describeError(e.cause ?? e) };
+      if (status >= 500) deps.logger.error('spire call failed', detail);
+      else deps.logger.warn('spire call refused', detail);
+      const message = e.code in ISSUER_MESSAGES ? ISSUER_MESSAGES[e.code as IssuerErrorCode] : ERROR_CODES[e.code];
+      return c.json(errorBody(e.code, message, e.field), status);
     }
-    deps.logger.error('spire call failed', { error: e instanceof Error ? e.message : String(e) });
+    deps.logger.error('spire call failed', { cause: describeError(e) });
     return c.json(errorBody('ERR_INTERNAL', 'internal error'), 500);
   }
 

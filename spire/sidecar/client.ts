@@ -5,12 +5,14 @@
  *
  * Failures map to domain errors: cannot reach / timeout / 5xx / refused authentication →
  * ERR_ISSUER_UNAVAILABLE (fail closed, a later check may retry); SPIRE said no → ERR_ISSUER_REFUSED;
- * bad input → ERR_INVALID_INPUT.
+ * bad input → ERR_INVALID_INPUT. Their messages are the fixed sentences of spire/bridge/errors.ts: the
+ * bridge's URL, host and port, the bridge's own error text and AWS errors stay in the cause (logged).
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { AckdError, type ErrorCode } from '../../lambdas/core/errors.ts';
+import { AckdError } from '../../lambdas/core/errors.ts';
 import { systemClock, type Clock } from '../../lambdas/core/ports.ts';
 import type { MintedX509, SpireBundle } from '../bridge/client.ts';
+import { describeError, issuerError, type IssuerErrorCode } from '../bridge/errors.ts';
 import { SpireSvidMinter, type X509SvidSigner } from '../bridge/minter.ts';
 import {
   BRIDGE_PATHS,
@@ -36,6 +38,7 @@ export interface RemoteSpireClientOptions {
 
 export class RemoteSpireClient implements X509SvidSigner {
   private readonly base: string;
+  private readonly where: string;
   private readonly timeoutMs: number;
   private readonly clock: Clock;
   private readonly fetchImpl: typeof fetch;
@@ -52,6 +55,8 @@ export class RemoteSpireClient implements X509SvidSigner {
       throw new AckdError('ERR_CONFIG', 'ACKD_SPIRE_BRIDGE_URL: must be an http(s) URL', { field: 'ACKD_SPIRE_BRIDGE_URL' });
     }
     this.base = opts.url.replace(/\/+$/, '');
+    // For logs: the bridge's address without any user:password a URL might carry.
+    this.where = `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.clock = opts.clock ?? systemClock;
     this.fetchImpl = opts.fetch ?? fetch;
@@ -63,7 +68,7 @@ export class RemoteSpireClient implements X509SvidSigner {
     }
     const res = await this.call<MintResponseBody>('POST', BRIDGE_PATHS.mint, { csr: b64.encode(csrDer), ttl: ttlSeconds });
     if (!Array.isArray(res.cert_chain) || res.cert_chain.length === 0 || typeof res.spiffe_id !== 'string' || typeof res.expires_at !== 'number') {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge returned a malformed SVID response');
+      throw issuerError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge returned a malformed SVID response');
     }
     return { certChain: res.cert_chain.map(b64.decode), spiffeId: res.spiffe_id, expiresAt: new Date(res.expires_at * 1000) };
   }
@@ -71,7 +76,7 @@ export class RemoteSpireClient implements X509SvidSigner {
   async getBundle(): Promise<SpireBundle> {
     const b = await this.call<BundleResponseBody>('GET', BRIDGE_PATHS.bundle);
     if (!Array.isArray(b.x509_authorities) || b.x509_authorities.length === 0) {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge returned an empty trust bundle');
+      throw issuerError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge returned an empty trust bundle');
     }
     return {
       trustDomain: b.trust_domain,
@@ -86,7 +91,7 @@ export class RemoteSpireClient implements X509SvidSigner {
     try {
       secret = await this.secret();
     } catch (e) {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', 'SPIRE bridge secret could not be loaded', { cause: e });
+      throw issuerError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge secret could not be loaded: ${describeError(e)}`, { cause: e });
     }
     const bytes = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = { ...authHeaders(secret, method, path, bytes, this.clock.now().getTime()), accept: 'application/json' };
@@ -99,7 +104,7 @@ export class RemoteSpireClient implements X509SvidSigner {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge unreachable: ${e instanceof Error ? e.name : 'error'}`, { cause: e });
+      throw issuerError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge ${method} ${this.where}${path} unreachable: ${describeError(e)}`, { cause: e });
     }
   }
 
@@ -127,14 +132,16 @@ export class RemoteSpireClient implements X509SvidSigner {
     try {
       json = await res.json();
     } catch (e) {
-      throw new AckdError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge answered ${res.status} without JSON`, { cause: e });
+      throw issuerError('ERR_ISSUER_UNAVAILABLE', `SPIRE bridge ${method} ${this.where}${path} answered ${res.status} without JSON`, { cause: e });
     }
     if (res.ok) return json as T;
-    const err = (json as Partial<ErrorBody>).error;
-    const detail = `SPIRE bridge: ${res.status} ${err?.code ?? ''} ${err?.message ?? ''}`.trim();
-    const code: ErrorCode =
+    const err = (json as Partial<ErrorBody> | null)?.error;
+    // What the bridge says is not shown to callers as is: it is the detail (logged) of a fixed message.
+    const detail = `SPIRE bridge ${method} ${this.where}${path}: ${res.status} ${String(err?.code ?? '')} ${String(err?.message ?? '')}`.trim();
+    const code: IssuerErrorCode =
       res.status === 422 ? 'ERR_ISSUER_REFUSED' : res.status === 400 && err?.code === 'ERR_INVALID_INPUT' ? 'ERR_INVALID_INPUT' : 'ERR_ISSUER_UNAVAILABLE';
-    throw new AckdError(code, code === 'ERR_INVALID_INPUT' ? (err?.message ?? detail) : detail, err?.field ? { field: err.field } : {});
+    const field = code === 'ERR_INVALID_INPUT' && (err?.field === 'csr' || err?.field === 'ttl') ? err.field : undefined;
+    throw issuerError(code, detail, field === undefined ? {} : { field });
   }
 }
 
