@@ -65,7 +65,7 @@ export function registerAuditCommands(program: Command): void {
       if (!opts.live && (opts.since || opts.until)) throw new AckdError('ERR_INVALID_INPUT', '--since/--until: only with --live (a file is verified whole)', { field: '--since' });
       const svids: SvidEvidence[] = [];
       const onSvid = opts.svids ? (e: SvidEvidence) => svids.push(e) : undefined;
-      let report: VerifyReport & { unlinked?: number };
+      let report: VerifyReport & { unlinked?: number; items?: number };
       if (opts.live) {
         const d = cliDeps();
         const pem = opts.publicKey ? readKeyFile(opts.publicKey) : await d.audit.publicKeyPem();
@@ -148,7 +148,7 @@ async function* jsonLines(file: string): AsyncGenerator<{ value: unknown; line: 
   }
 }
 
-function describeReport(r: VerifyReport & { unlinked?: number }, svids: SvidEvidence[], listSvids: boolean): string {
+function describeReport(r: VerifyReport & { unlinked?: number; items?: number }, svids: SvidEvidence[], listSvids: boolean): string {
   const out: string[] = [];
   const span = r.first_seq === null ? 'no events' : `${r.events} events, seq ${r.first_seq}–${r.last_seq}, logged ${r.first_logged_at} to ${r.last_logged_at}`;
   if (r.ok) out.push(`OK: ${span}`);
@@ -160,6 +160,7 @@ function describeReport(r: VerifyReport & { unlinked?: number }, svids: SvidEvid
   const start = { genesis: 'from the first event ever (genesis)', checkpoint: 'from a signed checkpoint', unanchored: 'without an anchor', empty: '-' }[r.start];
   out.push(`start: ${start}; ${r.checkpoints} checkpoint(s) verified${r.signed_through !== null && r.signed_through > 0 ? `, signed through seq ${r.signed_through}` : ''}`);
   out.push(`SVIDs issued: ${r.svids_issued}${r.svids_issued > 0 && r.problems.every((p) => p.kind !== 'svid') ? ', each approved by a named approver' : ''}`);
+  if (r.items !== undefined) out.push(`request items compared with their events: ${r.items}${r.problems.some((p) => p.kind === 'item') ? '' : ', each as its events recorded it'}`);
   if (r.problems.length > 1) {
     out.push(`${r.problems.length} problems:`);
     for (const p of r.problems.slice(0, 20)) out.push(`  - ${p.seq !== null ? `seq ${p.seq}: ` : ''}${p.line !== undefined ? `(line ${p.line}) ` : ''}${p.message}`);

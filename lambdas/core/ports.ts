@@ -1,6 +1,6 @@
 import type { AgentId, RequestId, SpiffeId, SvidId } from './ids.ts';
 import type { AuthorizationRecord } from './request.ts';
-import type { PendingEvent } from './audit/event.ts';
+import type { AuditEvent, PendingEvent } from './audit/event.ts';
 
 /** Time is passed in. */
 export interface Clock {
@@ -56,7 +56,12 @@ export interface RequestStore {
    * Claims the right to mint this request's one SVID for `leaseMs` (approved, not issued,
    * not revoked, no live claim, approval linked into the audit chain). Returns a claim token.
    */
-  claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<string>;
+  claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord }>;
+  /**
+   * The audit event that decided the request (approved, denied or expired), read from the chain
+   * where the request's item points; undefined when the item names none.
+   */
+  decisionEvent(requestId: RequestId): Promise<AuditEvent | undefined>;
   /** Gives a claim back after a failed mint, so a later check can retry. */
   releaseIssuance(requestId: RequestId, claim: string): Promise<void>;
   /** Records the minted SVID; only the holder of `claim` can. */

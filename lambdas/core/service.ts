@@ -1,8 +1,9 @@
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
-import { auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
+import { approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, statusAt, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
+import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Limits } from './limits.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -19,6 +20,8 @@ export interface ServiceDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly notifier?: ApprovalNotifier;
+  /** Flood limits (per agent, per approver). Without them nothing is limited. */
+  readonly limits?: Limits;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
@@ -71,6 +74,14 @@ export class AuthorizationService {
     const requestId = newRequestId(now.getTime());
     const record = newRecord(input, requestId, this.config.trustDomain, now);
     const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
+    // Limits first: a refused request changes nothing (no request, no mail, no audit event).
+    // The attempt counts against the agent's minute even when the open-request limit refuses it.
+    // The slot is not given back if the create fails: the write may have happened all the same;
+    // a slot whose request does not exist is taken back a minute later.
+    if (this.deps.limits) {
+      await this.deps.limits.takeRequest(input.agent_id);
+      await this.deps.limits.claimOpenSlot(input.agent_id, requestId, record.expires_at, this.deps.store);
+    }
     await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
     await this.linkAudit(requestId);
@@ -79,28 +90,58 @@ export class AuthorizationService {
     return { request_id: requestId, consent_url: consentUrl, record };
   }
 
-  /** Sends the consent notification; a failure is recorded (and retried by the sweeper), never thrown. */
-  async notify(record: AuthorizationRecord, consentUrl = this.consentUrl(record.request_id)): Promise<boolean> {
+  /**
+   * Sends the consent notification; a failure is recorded (and retried by the sweeper), never
+   * thrown. With limits, each approver gets at most mailsPerApprover individual mails per mail
+   * window: an approver over it gets the request in one digest after the window instead, and
+   * nothing is recorded for the request until a mail actually goes out (email_sent then; a
+   * request that expires first records no mail event). `retry` (the sweeper's re-send) leaves
+   * out approvers whose digest already holds the request. Returns whether a mail was sent now.
+   */
+  async notify(record: AuthorizationRecord, consentUrl = this.consentUrl(record.request_id), opts: { retry?: boolean } = {}): Promise<boolean> {
     const notifier = this.deps.notifier;
     if (!notifier) return false;
     let outcome: 'sent' | 'failed';
     let reason: string | null = null;
+    let refund: (() => Promise<void>) | undefined;
     try {
-      await notifier.notify(record, consentUrl);
+      const limits = this.deps.limits;
+      const recipients = limits && isRecipientNotifier(notifier) ? notifier.recipients(record) : [];
+      if (limits && isRecipientNotifier(notifier) && recipients.length > 0) {
+        const plan = await limits.planMail(record.request_id, recipients, { retry: opts.retry ?? false });
+        if (plan.queued.length > 0 || plan.dropped.length > 0) {
+          this.deps.logger.info('consent mail over an approver mail limit: deferred to a digest', {
+            request_id: record.request_id,
+            deferred: plan.queued.length,
+            not_queued: plan.dropped.length,
+            mailed: plan.send.length,
+          });
+        }
+        if (plan.send.length === 0) return false;
+        refund = plan.refund;
+        await notifier.notify(record, consentUrl, plan.send);
+      } else {
+        await notifier.notify(record, consentUrl);
+      }
       outcome = 'sent';
     } catch (e) {
       outcome = 'failed';
       reason = e instanceof AckdError ? e.code : 'the mail service refused or could not be reached';
+      await refund?.();
       this.deps.logger.warn('consent notification failed', { request_id: record.request_id, error: describe(e) });
     }
+    await this.recordNotification(record.request_id, outcome, reason);
+    return outcome === 'sent';
+  }
+
+  private async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', reason: string | null): Promise<void> {
     try {
       const type = outcome === 'sent' ? 'email_sent' : 'email_failed';
-      await this.deps.store.recordNotification(record.request_id, outcome, auditEvent(type, SYSTEM_ACTOR, this.deps.clock.now(), reason));
-      await this.linkAudit(record.request_id);
+      await this.deps.store.recordNotification(requestId, outcome, auditEvent(type, SYSTEM_ACTOR, this.deps.clock.now(), reason));
+      await this.linkAudit(requestId);
     } catch (e) {
-      this.deps.logger.warn('could not record notification outcome', { request_id: record.request_id, error: describe(e) });
+      this.deps.logger.warn('could not record notification outcome', { request_id: requestId, error: describe(e) });
     }
-    return outcome === 'sent';
   }
 
   /** Reads a request for its agent. Another agent's request is reported as not found. */
@@ -149,45 +190,70 @@ export class AuthorizationService {
   /**
    * Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. Stops as
    * soon as `opts.signal` aborts (the caller went away): no further reads for a client that left.
+   * A wait holds one of the agent's concurrentWaits slots (ERR_RATE_LIMITED when all are held;
+   * a request already decided is answered without one), and its reads back off from `pollMs`
+   * (500 ms) to `maxPollMs` (2 s).
    */
   async checkWaiting(
     agentId: AgentId,
     requestId: RequestId,
     waitSeconds: number,
     sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
-    opts: CheckOptions & { pollMs?: number } = {},
+    opts: CheckOptions & { pollMs?: number; maxPollMs?: number } = {},
   ): Promise<CheckResult> {
-    const pollMs = opts.pollMs ?? 500;
     const deadline = Date.now() + waitSeconds * 1000;
-    for (;;) {
-      const result = await this.check(agentId, requestId, opts);
-      if (result.status !== 'pending' || Date.now() >= deadline || opts.signal?.aborted) return result;
-      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), opts.signal);
-      if (opts.signal?.aborted) return result;
+    let result = await this.check(agentId, requestId, opts);
+    if (result.status !== 'pending' || waitSeconds <= 0 || opts.signal?.aborted) return result;
+    const lease = await this.deps.limits?.claimWait(agentId, waitSeconds * 1000);
+    try {
+      let pollMs = opts.pollMs ?? 500;
+      const maxPollMs = Math.max(pollMs, opts.maxPollMs ?? 2000);
+      while (Date.now() < deadline && !opts.signal?.aborted) {
+        await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), opts.signal);
+        if (opts.signal?.aborted) break;
+        result = await this.check(agentId, requestId, opts);
+        if (result.status !== 'pending') break;
+        pollMs = Math.min(maxPollMs, Math.round(pollMs * 1.5));
+      }
+      return result;
+    } finally {
+      await lease?.release();
     }
   }
 
-  private async issue(r: AuthorizationRecord): Promise<CheckResult> {
+  private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckResult> {
     // No SVID before the approval is in the audit chain: the claim requires it, and links a
     // pending event first (ERR_STORE_UNAVAILABLE when it cannot).
     const now = this.deps.clock.now();
     let claim: string;
+    let claimed: AuthorizationRecord;
     try {
-      claim = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000);
+      ({ claim, record: claimed } = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000));
     } catch (e) {
       // Another check delivered the SVID between our read and our claim: report it as delivered.
       if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
       const current = await this.getForAgent(r.agent_id, r.request_id);
       return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: current.svid_expires_at!, svid_delivered: true };
     }
-    let minted: MintedSvid;
-    try {
-      const spiffeId = SpiffeId.parse(r.spiffe_id);
-      minted = await this.deps.minter.mint(spiffeId, new Date(r.svid_expires_at!));
-    } catch (e) {
-      await this.deps.store.releaseIssuance(r.request_id, claim).catch((err: unknown) =>
+    const release = () =>
+      this.deps.store.releaseIssuance(r.request_id, claim).catch((err: unknown) =>
         this.deps.logger.warn('could not release issuance claim', { request_id: r.request_id, error: describe(err) }),
       );
+    let minted: MintedSvid;
+    try {
+      // The item alone proves nothing (anyone who can write the table can write "approved"): the
+      // approval must be the chain's, of this request exactly as it stands.
+      const problem = approvalProblem(claimed, await this.deps.store.decisionEvent(r.request_id));
+      if (problem) {
+        this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem });
+        await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ${problem}`);
+        throw new AckdError('ERR_NOT_APPROVED', `request ${r.request_id} has no approval in the audit log; no SVID is issued`);
+      }
+      await opts.reauthorize?.();
+      const spiffeId = SpiffeId.parse(claimed.spiffe_id);
+      minted = await this.deps.minter.mint(spiffeId, new Date(claimed.svid_expires_at!));
+    } catch (e) {
+      await release();
       if (isAckdError(e)) throw e;
       throw new AckdError('ERR_ISSUER_UNAVAILABLE', undefined, { cause: e });
     }
@@ -202,6 +268,16 @@ export class AuthorizationService {
     // The SVID leaves only once its issuance is in the audit chain. If linking fails, its key is
     // dropped here: the SVID is recorded (and will be linked later) but never delivered.
     await this.deps.store.linkAudit(r.request_id);
+    // A key revoked while this check was minting never receives the SVID: it is revoked unseen.
+    try {
+      await opts.reauthorize?.();
+    } catch (e) {
+      this.deps.logger.warn('caller lost its credential while its SVID was minted; revoking the SVID', { request_id: r.request_id, svid_id: minted.svidId });
+      await this.revoke(null, r.request_id, minted.svidId, SYSTEM_ACTOR).catch((err: unknown) =>
+        this.deps.logger.error('could not revoke an undelivered SVID', { request_id: r.request_id, error: describe(err) }),
+      );
+      throw e;
+    }
     return {
       status: 'approved',
       svid: `${minted.certChainPem.trimEnd()}\n${minted.privateKeyPem.trimEnd()}\n`,
@@ -212,9 +288,9 @@ export class AuthorizationService {
     };
   }
 
-  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId): Promise<{ revoked: true; revoked_at: string }> {
+  async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId, by?: Actor): Promise<{ revoked: true; revoked_at: string }> {
     if (agentId !== null) await this.getForAgent(agentId, requestId);
-    const actor: Actor = agentId !== null ? { type: 'agent', id: agentId } : { type: 'operator', id: 'operator' };
+    const actor: Actor = by ?? (agentId !== null ? { type: 'agent', id: agentId } : { type: 'operator', id: 'operator' });
     const now = this.deps.clock.now();
     let r: AuthorizationRecord;
     try {
@@ -252,9 +328,26 @@ export class AuthorizationService {
     return r;
   }
 
-  /** Records a refused attempt in the audit log; a failure to record it is logged, never thrown over the refusal. */
+  /**
+   * Records a refused attempt in the audit log; a failure to record it is logged, never thrown
+   * over the refusal. With limits, only the first refusalsPerRequest refusals of a request per
+   * kind of actor (agent, approver, operator, system) become events, so an agent cannot grow the
+   * log without bound nor crowd out the approvers' refusals; the rest are counted and logged.
+   */
   private async recordRefusal(requestId: RequestId, actor: Actor, reason: string): Promise<void> {
     try {
+      const admitted = await this.deps.limits?.admitRefusal(requestId, actor.type);
+      if (admitted && !admitted.record) {
+        // Logged the first time and every 100th, so the log does not grow with the flood either.
+        if (admitted.suppressed === 1 || admitted.suppressed % 100 === 0) this.deps.logger.warn('refused attempt not recorded as an audit event: over the limit of refused attempts per request', {
+          request_id: requestId,
+          actor_type: actor.type,
+          actor_id: actor.id,
+          limit: this.deps.limits!.config.refusalsPerRequest,
+          not_recorded: admitted.suppressed,
+        });
+        return;
+      }
       await this.deps.store.recordRefusal(requestId, auditEvent('refused', actor, this.deps.clock.now(), reason));
       await this.linkAudit(requestId);
     } catch (e) {
@@ -308,8 +401,9 @@ export class AuthorizationService {
 
   /**
    * Re-sends consent emails that failed (or whose first send never got recorded) while the
-   * request is still pending. A `pending` status gets a grace period so an in-flight first send
-   * is not duplicated; attempts are bounded. Returns how many were sent now.
+   * request is still pending, then sends the approvers' digests that are due. A `pending` status
+   * gets a grace period so an in-flight first send is not duplicated; attempts are bounded; the
+   * re-sends obey the approvers' mail limits too. Returns how many mails were sent now.
    */
   async retryNotifications(limit = 100, opts: { graceMs?: number; maxAttempts?: number } = {}): Promise<number> {
     if (!this.deps.notifier) return 0;
@@ -321,7 +415,50 @@ export class AuthorizationService {
     for (const r of candidates) {
       if (r.decision !== 'pending' || r.notify_status === 'sent' || r.notify_attempts >= maxAttempts) continue;
       if (r.notify_status === 'pending' && now.getTime() - Date.parse(r.requested_at) < graceMs) continue;
-      if (await this.notify(r)) sent++;
+      if (await this.notify(r, this.consentUrl(r.request_id), { retry: true })) sent++;
+    }
+    return sent + (await this.sendDigests(limit));
+  }
+
+  /**
+   * Sends each due digest: one mail to one approver listing the queued requests still pending
+   * (up to DIGEST_LISTED_MAX by name, the rest counted). Each listed request records email_sent
+   * (reason: "digest"). A digest that cannot be sent is tried again by the next sweep, at most
+   * DIGEST_ATTEMPTS_MAX times; its requests stay in the pending queue either way.
+   */
+  private async sendDigests(limit: number): Promise<number> {
+    const notifier = this.deps.notifier;
+    const limits = this.deps.limits;
+    if (!notifier || !limits || !isRecipientNotifier(notifier)) return 0;
+    let sent = 0;
+    for (const d of await limits.claimDueDigests(limit)) {
+      let listed: AuthorizationRecord[];
+      let done: RequestId[];
+      try {
+        const now = this.deps.clock.now();
+        const records = await Promise.all(d.requestIds.map((id) => this.deps.store.get(id)));
+        const open = records.filter((r): r is AuthorizationRecord => r !== undefined && statusAt(r, now).status === 'pending');
+        listed = open.slice(0, DIGEST_LISTED_MAX);
+        done = d.requestIds.filter((id) => !open.some((r) => r.request_id === id)).concat(listed.map((r) => r.request_id));
+        if (listed.length > 0) {
+          const more = open.length - listed.length + d.overflow;
+          await notifier.notifyDigest(d.recipient, { entries: listed.map((record) => ({ record, consentUrl: this.consentUrl(record.request_id) })), more });
+          sent++;
+          this.deps.logger.info('consent digest sent', { requests: listed.length, more });
+        }
+      } catch (e) {
+        if (d.attempts >= DIGEST_ATTEMPTS_MAX) {
+          this.deps.logger.error('consent digest dropped after repeated failures; its requests stay pending', { requests: d.requestIds.length, error: describe(e) });
+          await limits.completeDigest(d, d.requestIds).catch(() => undefined);
+        } else {
+          this.deps.logger.warn('consent digest not sent; the next sweep tries again', { requests: d.requestIds.length, error: describe(e) });
+          await limits.releaseDigest(d).catch(() => undefined);
+        }
+        continue;
+      }
+      // Sent: never again for these requests, even if the bookkeeping below fails.
+      await limits.completeDigest(d, done).catch((e: unknown) => this.deps.logger.warn('could not clear a sent digest from its queue', { error: describe(e) }));
+      for (const r of listed) await this.recordNotification(r.request_id, 'sent', `digest of ${listed.length} request${listed.length === 1 ? '' : 's'} to one approver`);
     }
     return sent;
   }

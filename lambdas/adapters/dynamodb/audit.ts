@@ -1,9 +1,9 @@
-import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
 import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
-import type { AuditLog, ChainHead } from '../../core/audit/ports.ts';
+import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { applied, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -31,6 +31,9 @@ import { TABLE } from './schema.ts';
  */
 export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head' } as const;
 export const OUTBOX = 'outbox';
+/** Attributes of a request item that point at its events in the chain (set when an event is linked). */
+export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq' } as const;
+const DECISION_EVENTS = new Set<string>(['approved', 'denied', 'expired']);
 const CHECKPOINTS = 'checkpoints';
 const REQ = 'req#';
 
@@ -75,9 +78,9 @@ export class DynamoAuditLog implements AuditLog {
     const p = written?.item.audit_pending as StoredPending | undefined;
     if (written && p && p.seq === written.head.seq + 1) {
       const event = chainEvent(p, snapshotOf(written.item as unknown as AuditSnapshot), written.head, this.opts.clock.now());
-      if (await this.putEvent(event)) return this.settle(requestId, p.event_id, event);
+      if (await this.putEvent(event)) return this.settle(requestId, event);
       const taken = await this.event(p.seq);
-      if (taken?.event_id === p.event_id) return this.settle(requestId, p.event_id, taken);
+      if (taken?.event_id === p.event_id) return this.settle(requestId, taken);
     }
     for (let attempt = 0; attempt < 60; attempt++) {
       const item = await this.getItem(REQ + requestId);
@@ -86,7 +89,7 @@ export class DynamoAuditLog implements AuditLog {
       let prev: ChainHead;
       if (typeof p.seq === 'number') {
         const reserved = await this.event(p.seq);
-        if (reserved?.event_id === p.event_id) return this.settle(requestId, p.event_id, reserved);
+        if (reserved?.event_id === p.event_id) return this.settle(requestId, reserved);
         if (reserved === undefined) {
           // Our slot is still free: it stays ours (moving away could let an earlier linker put this event twice).
           const before = p.seq === 1 ? undefined : await this.event(p.seq - 1);
@@ -101,9 +104,9 @@ export class DynamoAuditLog implements AuditLog {
       const target = prev.seq + 1;
       if (p.seq !== target && !(await this.reserve(requestId, p, target))) continue;
       const event = chainEvent(p, snapshotOf(item as unknown as AuditSnapshot), prev, this.opts.clock.now());
-      if (await this.putEvent(event)) return this.settle(requestId, p.event_id, event);
+      if (await this.putEvent(event)) return this.settle(requestId, event);
       const taken = await this.event(target);
-      if (taken?.event_id === p.event_id) return this.settle(requestId, p.event_id, taken);
+      if (taken?.event_id === p.event_id) return this.settle(requestId, taken);
       await sleep(Math.min(200, 2 ** Math.min(attempt, 7)) * Math.random());
     }
     throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: too much contention to link an event; it stays pending and will be linked later');
@@ -155,22 +158,28 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   /** The event is in the chain: clear it from the request and move the head hint forward. */
-  private async settle(requestId: RequestId, eventId: string, event: AuditEvent): Promise<void> {
-    await Promise.all([this.clearPending(requestId, eventId), this.advanceHead(event)]);
+  private async settle(requestId: RequestId, event: AuditEvent): Promise<void> {
+    await Promise.all([this.clearPending(requestId, event), this.advanceHead(event)]);
   }
 
-  /** Not applied: another linker settled it. */
-  private async clearPending(requestId: RequestId, eventId: string): Promise<void> {
+  /**
+   * Clears the linked event from its request and points the request at it: `audit_seq` is the
+   * request's latest event, `decision_seq` the event that decided it. Issuance and live
+   * verification follow these pointers to compare the item with what the chain recorded.
+   * Not applied: another linker settled it.
+   */
+  private async clearPending(requestId: RequestId, event: AuditEvent): Promise<void> {
     const ix = TABLE.auditLog;
+    const decides = DECISION_EVENTS.has(event.type);
     await applied(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: REQ + requestId },
-          UpdateExpression: 'REMOVE audit_pending, #part, #key',
+          UpdateExpression: `SET ${ITEM_POINTERS.latest} = :seq${decides ? `, ${ITEM_POINTERS.decision} = :seq` : ''} REMOVE audit_pending, #part, #key`,
           ConditionExpression: 'audit_pending.event_id = :id',
           ExpressionAttributeNames: { '#part': ix.partitionKey, '#key': ix.sortKey },
-          ExpressionAttributeValues: { ':id': eventId },
+          ExpressionAttributeValues: { ':id': event.event_id, ':seq': event.seq },
         }),
       ),
     );
@@ -224,9 +233,16 @@ export class DynamoAuditLog implements AuditLog {
   async *events(from: number, to: number): AsyncIterable<AuditEvent> {
     for (let start = Math.max(1, from); start <= to; start += 100) {
       const end = Math.min(to, start + 99);
-      let keys: Record<string, unknown>[] = [];
-      for (let s = start; s <= end; s++) keys.push({ pk: AUDIT_PK.event + pad(s) });
-      const got: AuditEvent[] = [];
+      const seqs: number[] = [];
+      for (let s = start; s <= end; s++) seqs.push(s);
+      yield* await this.eventsAt(seqs);
+    }
+  }
+
+  async eventsAt(seqs: readonly number[]): Promise<AuditEvent[]> {
+    const got: AuditEvent[] = [];
+    for (let i = 0; i < seqs.length; i += 100) {
+      let keys: Record<string, unknown>[] = [...new Set(seqs.slice(i, i + 100))].map((s) => ({ pk: AUDIT_PK.event + pad(s) }));
       for (let round = 0; keys.length > 0; round++) {
         if (round > 10) throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: the store keeps deferring reads');
         const out = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
@@ -234,9 +250,35 @@ export class DynamoAuditLog implements AuditLog {
         keys = (out.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
         if (keys.length > 0) await sleep(20 * 2 ** Math.min(round, 5));
       }
-      got.sort((a, b) => a.seq - b.seq);
-      yield* got;
     }
+    return got.sort((a, b) => a.seq - b.seq);
+  }
+
+  async *requestItems(): AsyncIterable<RequestItemView> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await send(() =>
+        this.doc.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: 'begins_with(pk, :req)',
+            ExpressionAttributeValues: { ':req': REQ },
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const it of out.Items ?? []) {
+        const seqOf = (v: unknown) => (typeof v === 'number' ? v : null);
+        yield {
+          snapshot: snapshotOf(it as unknown as AuditSnapshot),
+          latestSeq: seqOf(it[ITEM_POINTERS.latest]),
+          decisionSeq: seqOf(it[ITEM_POINTERS.decision]),
+          unlinked: it.audit_pending !== undefined,
+        };
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
   }
 
   async seqRange(window: { since?: string | undefined; until?: string | undefined }): Promise<{ from: number; to: number } | null> {

@@ -13,9 +13,9 @@ import { AckdError } from '../../core/errors.ts';
 import type { AgentId, RequestId, SvidId } from '../../core/ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, RequestStore } from '../../core/ports.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
-import type { PendingEvent } from '../../core/audit/event.ts';
+import type { AuditEvent, PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
-import { DynamoAuditLog, pendingEventAttributes, type JustWritten } from './audit.ts';
+import { DynamoAuditLog, ITEM_POINTERS, pendingEventAttributes, type JustWritten } from './audit.ts';
 import type { ChainHead } from '../../core/audit/ports.ts';
 import { applied, documentClient, isConditionFailure, send } from './send.ts';
 import { TABLE } from './schema.ts';
@@ -23,7 +23,20 @@ import { TABLE } from './schema.ts';
 const REQ = 'req#';
 const KEY = 'apikey#';
 /** Attributes that are storage bookkeeping, not part of the record. */
-const INTERNAL = new Set(['pk', 'pending', 'retain_until', 'issuing_claim', 'issuing_until', 'kind', 'audit_pending', 'refused_attempts', TABLE.auditLog.partitionKey, TABLE.auditLog.sortKey]);
+const INTERNAL = new Set([
+  'pk',
+  'pending',
+  'retain_until',
+  'issuing_claim',
+  'issuing_until',
+  'kind',
+  'audit_pending',
+  'refused_attempts',
+  ITEM_POINTERS.latest,
+  ITEM_POINTERS.decision,
+  TABLE.auditLog.partitionKey,
+  TABLE.auditLog.sortKey,
+]);
 
 function toRecord(item: Record<string, unknown>): AuthorizationRecord {
   const out: Record<string, unknown> = {};
@@ -241,9 +254,9 @@ export class DynamoRequestStore implements RequestStore {
         },
       },
       (cur) =>
-        cur.decision !== 'pending'
-          ? new AckdError('ERR_ALREADY_DECIDED', `request ${input.requestId} was already decided: ${cur.decision}`)
-          : new AckdError('ERR_EXPIRED', `request ${input.requestId} expired at ${cur.expires_at}`),
+        cur.decision === 'pending' || cur.decision === 'expired'
+          ? new AckdError('ERR_EXPIRED', `request ${input.requestId} expired at ${cur.expires_at}`)
+          : new AckdError('ERR_ALREADY_DECIDED', `request ${input.requestId} was already decided: ${cur.decision}`),
       input.event,
     );
   }
@@ -265,9 +278,9 @@ export class DynamoRequestStore implements RequestStore {
     );
   }
 
-  async claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<string> {
+  async claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord }> {
     const claim = randomUUID();
-    await this.transition(
+    const record = await this.transition(
       requestId,
       {
         UpdateExpression: 'SET issuing_claim = :claim, issuing_until = :until',
@@ -293,7 +306,15 @@ export class DynamoRequestStore implements RequestStore {
         return new AckdError('ERR_ISSUANCE_IN_PROGRESS', `SVID issuance for request ${requestId} is in progress in another call; check again shortly`);
       },
     );
-    return claim;
+    return { claim, record };
+  }
+
+  async decisionEvent(requestId: RequestId): Promise<AuditEvent | undefined> {
+    const out = await send(() =>
+      this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true, ProjectionExpression: ITEM_POINTERS.decision })),
+    );
+    const seq = out.Item?.[ITEM_POINTERS.decision];
+    return typeof seq === 'number' ? this.audit.event(seq) : undefined;
   }
 
   /** Not applied: someone else's claim now, nothing of ours to release. */

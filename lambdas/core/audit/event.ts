@@ -196,3 +196,37 @@ export function checkpointPayload(c: Omit<Checkpoint, 'signature'>): Uint8Array 
     canonicalJson({ purpose: 'ackd-audit-checkpoint', v: c.v, seq: c.seq, hash: c.hash, logged_at: c.logged_at, signed_at: c.signed_at, key_id: c.key_id, alg: c.alg }),
   );
 }
+
+/** The audit fields on which `a` and `b` differ (compared as canonical JSON). */
+export function differingFields(a: AuditSnapshot, b: AuditSnapshot, fields: readonly (keyof AuditSnapshot)[] = AUDIT_FIELDS): (keyof AuditSnapshot)[] {
+  return fields.filter((f) => canonicalJson(a[f]) !== canonicalJson(b[f]));
+}
+
+/** What an approval fixes: what was asked, who approved it, when, and how long its SVID may live. */
+const APPROVAL_FIELDS = [
+  'request_id',
+  'agent_id',
+  'action',
+  'permissions',
+  'justification',
+  'requested_at',
+  'approver_identity',
+  'decision',
+  'decision_at',
+  'svid_expires_at',
+] as const satisfies readonly (keyof AuditSnapshot)[];
+
+/**
+ * Why `record` may not get an SVID on the strength of `event`, the audit event its item names as
+ * its decision; null when `event` is the intact approval of exactly this request as it stands.
+ * A record changed in the table (a denial flipped to an approval, another approver, a longer
+ * lifetime, other permissions) has no such event.
+ */
+export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undefined): string | null {
+  if (!event) return 'the audit log records no decision for it';
+  if (event.type !== 'approved') return `the audit log records it as ${event.type} (event ${event.seq}), not approved`;
+  if (eventHash(event) !== event.hash) return `its approval (event ${event.seq}) does not match its hash`;
+  const changed = differingFields(record, event, APPROVAL_FIELDS);
+  if (changed.length > 0) return `its ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from the approval recorded in event ${event.seq}`;
+  return null;
+}

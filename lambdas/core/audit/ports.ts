@@ -1,4 +1,4 @@
-import type { AuditEvent, Checkpoint } from './event.ts';
+import type { AuditEvent, AuditSnapshot, Checkpoint } from './event.ts';
 
 /** The newest event of the chain: seq 0 and the genesis hash when the chain is empty. */
 export interface ChainHead {
@@ -23,6 +23,21 @@ export interface AuditLog {
   checkpoints(from: number, to: number): AsyncIterable<Checkpoint>;
   /** Stores a checkpoint once (a second checkpoint of the same seq is ignored). */
   putCheckpoint(c: Checkpoint): Promise<boolean>;
+  /** The events at these seqs, in chain order (missing ones left out). */
+  eventsAt(seqs: readonly number[]): Promise<AuditEvent[]>;
+  /** Every request item as stored, with where it points into the chain (for live verification). */
+  requestItems(): AsyncIterable<RequestItemView>;
   /** How many state changes are waiting to be linked into the chain (after a failed write). */
   backlog(limit: number): Promise<number>;
+}
+
+/** A request item's audit fields and its pointers into the chain. */
+export interface RequestItemView {
+  readonly snapshot: AuditSnapshot;
+  /** The seq of the request's latest linked event. */
+  readonly latestSeq: number | null;
+  /** The seq of the event that decided it (approved, denied or expired). */
+  readonly decisionSeq: number | null;
+  /** A state change is recorded on the item but not yet linked into the chain. */
+  readonly unlinked: boolean;
 }

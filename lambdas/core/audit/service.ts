@@ -1,9 +1,9 @@
 import { AckdError } from '../errors.ts';
 import type { Clock, Logger } from '../ports.ts';
-import type { AuditEvent, Checkpoint } from './event.ts';
-import type { AuditLog } from './ports.ts';
+import { differingFields, type AuditEvent, type Checkpoint } from './event.ts';
+import type { AuditLog, RequestItemView } from './ports.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
-import { ChainVerifier, type VerifierOptions, type VerifyReport } from './verify.ts';
+import { ChainVerifier, type Problem, type VerifierOptions, type VerifyReport } from './verify.ts';
 
 /**
  * One line of an export: an event or a checkpoint, each tagged with `kind`; the last line is an
@@ -148,14 +148,76 @@ export class AuditService {
     }
   }
 
-  /** Verifies the stored log (a window of it) as an auditor would verify its export. */
-  async verifyLive(window: ExportWindow, opts: VerifierOptions): Promise<VerifyReport & { unlinked: number }> {
+  /**
+   * Verifies the stored log (a window of it) as an auditor would verify its export, then every
+   * request item against the chain: an item's audit fields must be what its latest event
+   * recorded, and its decision the event it names. (A table writer's change to an item alone,
+   * such as a denial flipped to an approval or a rewritten justification, shows here.)
+   */
+  async verifyLive(window: ExportWindow, opts: VerifierOptions): Promise<VerifyReport & { unlinked: number; items: number }> {
     const v = new ChainVerifier(opts);
     for await (const line of this.export(window)) v.addLine(line);
     const report = v.finish();
+    const items = await this.itemProblems(opts.maxProblems ?? 100);
     const unlinked = await this.deps.log.backlog(100);
-    return { ...report, unlinked, warnings: unlinked > 0 ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} state changes are recorded but not yet linked into the chain (the sweeper links them)`] : report.warnings };
+    const problems = [...report.problems, ...items.problems];
+    return {
+      ...report,
+      ok: report.ok && items.count === 0,
+      problems,
+      items: items.checked,
+      unlinked,
+      warnings: unlinked > 0 ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} state changes are recorded but not yet linked into the chain (the sweeper links them)`] : report.warnings,
+    };
   }
+
+  private async itemProblems(max: number): Promise<{ problems: Problem[]; count: number; checked: number }> {
+    const problems: Problem[] = [];
+    let count = 0;
+    let checked = 0;
+    const flush = async (page: RequestItemView[]) => {
+      const seqs = page.flatMap((i) => [i.latestSeq, i.decisionSeq].filter((s): s is number => s !== null));
+      const events = new Map((await this.deps.log.eventsAt(seqs)).map((e) => [e.seq, e]));
+      for (const item of page) {
+        checked++;
+        for (const message of itemMismatches(item, events)) {
+          count++;
+          if (problems.length < max) problems.push({ kind: 'item', seq: item.latestSeq, message: `request ${item.snapshot.request_id}: ${message}` });
+        }
+      }
+    };
+    let page: RequestItemView[] = [];
+    for await (const item of this.deps.log.requestItems()) {
+      if (item.unlinked) continue; // its change is not in the chain yet: reported as unlinked
+      page.push(item);
+      if (page.length === 100) {
+        await flush(page);
+        page = [];
+      }
+    }
+    await flush(page);
+    return { problems, count, checked };
+  }
+}
+
+/** How a request item disagrees with the events it points at (empty when it agrees). */
+export function itemMismatches(item: RequestItemView, events: ReadonlyMap<number, AuditEvent>): string[] {
+  const out: string[] = [];
+  const id = item.snapshot.request_id;
+  if (item.latestSeq === null) return ['its item names no event in the log (its pointer was removed, or it predates pointers)'];
+  const latest = events.get(item.latestSeq);
+  if (!latest || latest.request_id !== id) out.push(`its item names event ${item.latestSeq} as its latest, but ${latest ? `that event is of ${latest.request_id}` : 'the log has no such event'}`);
+  else {
+    const changed = differingFields(item.snapshot, latest);
+    if (changed.length > 0) out.push(`its item's ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from its latest event ${latest.seq} (${latest.type}): the item was changed outside the audited lifecycle`);
+  }
+  if (item.snapshot.decision !== 'pending') {
+    const d = item.decisionSeq === null ? undefined : events.get(item.decisionSeq);
+    if (!d || d.request_id !== id || d.type !== item.snapshot.decision) {
+      out.push(`its item says ${item.snapshot.decision}, but the log holds no ${item.snapshot.decision} event of it where the item points${d ? ` (event ${d.seq} is ${d.type} of ${d.request_id})` : ''}`);
+    }
+  }
+  return out;
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z)?$/;

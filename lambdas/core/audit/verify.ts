@@ -1,13 +1,13 @@
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, eventHash, type AuditEvent, type Checkpoint } from './event.ts';
+import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, sha256Hex, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 
 /**
  * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
  * event they sign (or, for the checkpoint that anchors the start of a window, before the first
- * event). Memory follows the number of requests open at once (approved, SVID not yet issued),
- * never the number of events.
+ * event). Memory follows the number of requests made within about a day (a request is forgotten
+ * a day after it can last change), never the number of events.
  */
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
@@ -56,7 +56,7 @@ const checkpointSchema = z
   })
   .strict();
 
-export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'svid' | 'lifecycle';
+export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'svid' | 'lifecycle' | 'item';
 
 export interface Problem {
   readonly kind: ProblemKind;
@@ -97,10 +97,39 @@ export interface VerifyReport {
   readonly warnings: readonly string[];
 }
 
+/** What the verifier remembers of a request: its last snapshot, and whether its approval is in the file. */
 interface RequestState {
-  approver: string | null;
-  approvedSeen: boolean;
+  /** Digest of the fields no event may change (what was asked, by whom, when). */
+  fixed: string;
+  /** The fields the lifecycle changes, as the request's last event recorded them. */
+  state: Pick<AuditSnapshot, LifecycleField>;
+  /** `seen`: its approval is in the file; `none`: the file holds its request but no approval (yet); `unknown`: it began before the file. */
+  approval: 'seen' | 'none' | 'unknown';
+  /** After this time (ISO), nothing may legitimately change the request any more. */
+  horizon: string;
 }
+
+/** Fields that never change after `requested`. */
+const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at'] as const satisfies readonly (keyof AuditSnapshot)[];
+/** Fields the lifecycle changes, and which event may change which. */
+type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at';
+const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at'] as const satisfies readonly LifecycleField[];
+const MAY_CHANGE: Record<AuditEvent['type'], readonly LifecycleField[]> = {
+  requested: [],
+  email_sent: [],
+  email_failed: [],
+  refused: [],
+  approved: ['decision', 'approver_identity', 'decision_at', 'svid_expires_at'],
+  denied: ['decision', 'approver_identity', 'decision_at'],
+  expired: ['decision', 'decision_at'],
+  svid_issued: ['svid_id'],
+  revoked: ['revoked', 'revoked_at'],
+};
+/** A request whose requested_at is this far after the file's first event must have its whole history in the file (linking may lag the change it records). */
+const SCOPE_MARGIN_MS = 5 * 60_000;
+/** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
+const FORGET_AFTER_MS = 24 * 3_600_000;
+const MAX_TTL_MS = 60 * 60_000;
 
 export interface VerifierOptions {
   /** Checkpoints are verified with this key; without one, any checkpoint is a problem. */
@@ -127,6 +156,7 @@ export class ChainVerifier {
   /** Checkpoints whose event has not arrived yet (seq → hash). */
   private readonly ahead = new Map<number, { hash: string; line: number | undefined }>();
   private readonly requests = new Map<string, RequestState>();
+  private sinceForget = 0;
   private svids = 0;
   private problemCount = 0;
   private readonly problems: Problem[] = [];
@@ -347,19 +377,29 @@ export class ChainVerifier {
     this.signedThrough = Math.max(this.signedThrough ?? 0, seq);
   }
 
-  /** What each event type must say about its request; and every SVID needs a named approver. */
+  /**
+   * What each event must say about its request, replayed per request: an event may change only
+   * the fields its type changes (a request item changed in the table surfaces at its next event),
+   * a decision needs a pending request, and every SVID needs an approval of its request earlier
+   * in the file with the same approver.
+   */
   private checkMeaning(e: AuditEvent, line: number | undefined): void {
-    const req = this.requests.get(e.request_id) ?? { approver: null, approvedSeen: false };
-    const bad = (kind: ProblemKind, message: string) => this.problem({ kind, seq: e.seq, line, message: `event ${e.seq} (${e.type} of ${e.request_id}): ${message}` });
+    let reported = false;
+    const bad = (kind: ProblemKind, message: string) => {
+      reported = true;
+      this.problem({ kind, seq: e.seq, line, message: `event ${e.seq} (${e.type} of ${e.request_id}): ${message}` });
+    };
+    const fixed = sha256Hex(canonicalJson(FIXED_FIELDS.map((f) => e[f])));
+    const state = pickLifecycle(e);
+    let req = this.requests.get(e.request_id);
     switch (e.type) {
       case 'requested':
-        if (e.decision !== 'pending') bad('lifecycle', `a new request must be pending, not ${e.decision}`);
+        if (e.decision !== 'pending' || LIFECYCLE_FIELDS.some((f) => f !== 'decision' && f !== 'revoked' && e[f] !== null) || e.revoked) bad('lifecycle', 'a new request must be pending, with no decision, SVID or revocation');
+        if (req) bad('lifecycle', 'the request was already requested earlier in the log');
         break;
       case 'approved':
-        if (e.decision !== 'approved' || !e.approver_identity || !e.decision_at) bad('lifecycle', 'an approval must record decision "approved", the approver and decision_at');
+        if (e.decision !== 'approved' || !e.approver_identity || !e.decision_at || !e.svid_expires_at) bad('lifecycle', 'an approval must record decision "approved", the approver, decision_at and svid_expires_at');
         else if (e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', `an approval must be made by an approver or operator, not by ${e.actor_type} ${e.actor_id}`);
-        req.approver = e.approver_identity;
-        req.approvedSeen = true;
         break;
       case 'denied':
       case 'expired':
@@ -368,13 +408,14 @@ export class ChainVerifier {
       case 'revoked':
         if (!e.revoked || !e.revoked_at || !e.svid_id) bad('lifecycle', 'a revocation must record revoked, revoked_at and the svid_id');
         break;
-      case 'svid_issued': {
+      case 'svid_issued':
         this.svids++;
-        const approver = e.approver_identity;
-        if (e.decision !== 'approved' || !approver || !e.svid_id) {
+        if (e.decision !== 'approved' || !e.approver_identity || !e.svid_id) {
           bad('svid', `SVID ${e.svid_id ?? '(none)'} was issued but the request ${e.decision !== 'approved' ? `is ${e.decision}, not approved` : 'names no approver'}`);
-        } else if (req.approvedSeen && req.approver !== approver) {
-          bad('svid', `SVID ${e.svid_id} names approver ${approver}, but the request was approved by ${req.approver}`);
+        } else if (req?.state.approver_identity !== undefined && req.approval === 'seen' && req.state.approver_identity !== e.approver_identity) {
+          bad('svid', `SVID ${e.svid_id} names approver ${e.approver_identity}, but the request was approved by ${req.state.approver_identity}`);
+        } else if (req ? req.approval === 'none' || req.state.decision !== 'approved' : this.inScope(e)) {
+          bad('svid', `SVID ${e.svid_id} was issued, but no approval of the request precedes it in the log${req ? ` (the request was ${req.state.decision})` : ''}`);
         } else {
           this.opts.onSvid?.({
             seq: e.seq,
@@ -382,20 +423,44 @@ export class ChainVerifier {
             request_id: e.request_id,
             agent_id: e.agent_id,
             action: e.action,
-            approver_identity: approver,
+            approver_identity: e.approver_identity,
             decision_at: e.decision_at,
             svid_expires_at: e.svid_expires_at,
           });
         }
         break;
-      }
       default:
         break;
     }
-    // Only a request that may still get its SVID needs remembering: memory follows the requests
-    // open at once, not the length of the log.
-    if (e.type === 'svid_issued' || e.type === 'denied' || e.type === 'expired' || e.type === 'revoked') this.requests.delete(e.request_id);
-    else this.requests.set(e.request_id, req);
+    if (req) {
+      if (req.fixed !== fixed) bad('lifecycle', `what was requested (${FIXED_FIELDS.join(', ')}) differs from the request's earlier events: the request was changed after it was made`);
+      const changed = LIFECYCLE_FIELDS.filter((f) => canonicalJson(req!.state[f]) !== canonicalJson(state[f]));
+      const forbidden = changed.filter((f) => !MAY_CHANGE[e.type].includes(f));
+      // (one problem per event is enough when the type's own check already named it)
+      if (forbidden.length > 0 && !reported) bad('lifecycle', `${forbidden.join(', ')} changed, which a ${e.type} event does not change: the request was changed outside its lifecycle`);
+      if ((e.type === 'approved' || e.type === 'denied' || e.type === 'expired') && req.state.decision !== 'pending') bad('lifecycle', `the request was already ${req.state.decision}`);
+      if (e.type === 'revoked' && req.state.svid_id === null) bad('lifecycle', 'no SVID was issued before this revocation');
+      if (e.type === 'svid_issued' && req.state.svid_id !== null) bad('svid', `the request already had SVID ${req.state.svid_id}: one request gets one SVID`);
+    } else if (e.type !== 'requested' && this.inScope(e) && ['approved', 'denied', 'expired'].includes(e.type)) {
+      bad('lifecycle', 'the request was made after the log begins, but its earlier events are not in the log');
+    }
+    const approval = e.type === 'approved' ? 'seen' : (req?.approval ?? (e.type === 'requested' ? 'none' : 'unknown'));
+    req = { fixed, state, approval, horizon: horizonOf(e) };
+    this.requests.set(e.request_id, req);
+    if (++this.sinceForget >= 1000) this.forgetClosed(e.logged_at);
+  }
+
+  /** Whether the file must hold every event of `e`'s request: it was made after the file begins. */
+  private inScope(e: AuditEvent): boolean {
+    if (this.start === 'genesis') return true;
+    return this.firstLoggedAt !== null && Date.parse(e.requested_at) >= Date.parse(this.firstLoggedAt) + SCOPE_MARGIN_MS;
+  }
+
+  /** Forgets requests that are decided and can no longer change (bounded memory on long logs). */
+  private forgetClosed(now: string): void {
+    this.sinceForget = 0;
+    const cutoff = new Date(Date.parse(now) - FORGET_AFTER_MS).toISOString();
+    for (const [id, r] of this.requests) if (r.state.decision !== 'pending' && r.horizon < cutoff) this.requests.delete(id);
   }
 
   private problem(p: Problem): void {
@@ -423,4 +488,22 @@ export async function verifyLines(lines: AsyncIterable<{ value: unknown; line: n
     else v.addLine(l.value, l.line);
   }
   return v.finish();
+}
+
+function pickLifecycle(e: AuditEvent): Pick<AuditSnapshot, LifecycleField> {
+  return {
+    approver_identity: e.approver_identity,
+    decision_at: e.decision_at,
+    decision: e.decision,
+    svid_id: e.svid_id,
+    svid_expires_at: e.svid_expires_at,
+    revoked: e.revoked,
+    revoked_at: e.revoked_at,
+  };
+}
+
+/** The last moment anything may legitimately change the request: its SVID's end, or the longest a request may wait. */
+function horizonOf(e: AuditEvent): string {
+  const waitEnd = new Date(Date.parse(e.requested_at) + MAX_TTL_MS).toISOString();
+  return e.svid_expires_at !== null && e.svid_expires_at > waitEnd ? e.svid_expires_at : waitEnd;
 }
