@@ -1,4 +1,5 @@
 import { completeSignIn, consumeSignedOut, currentSession, forgetSession, signIn, signOut, type Session, type UiConfig } from './auth.ts';
+import { visible } from './visible.ts';
 
 /** What GET /api/requests/:id returns (see lambdas/consent-api/app.ts). */
 interface RequestView {
@@ -65,11 +66,6 @@ function show(...nodes: Child[]): void {
 
 function page(title: string, ...body: Child[]): HTMLElement {
   return el('section', { class: 'card' }, el('h1', {}, title), ...body);
-}
-
-/** Bidirectional-text controls could make agent text read differently than it is: show them, don't obey them. */
-function visible(s: string): string {
-  return s.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
 // ---- time ----
