@@ -83,10 +83,10 @@ describe('SPIRE issuer: fail closed, then recover', () => {
       expect(err).toMatch(/^ERR_ISSUER_UNAVAILABLE/);
       expect(Date.now() - t0).toBeLessThan(15_000);
       expect((await stack.deps.store.get(parseRequestId(requestId)))!.svid_id).toBeNull();
-      // the bridge itself reports the deadline
+      // the bridge itself reports the deadline (in the cause, for the logs)
       const id = SpiffeId.forRequest(parseTrustDomain('ackd.test'), parseAgentId('x'), newRequestId(Date.now()));
       const e = await spire.minter.mint(id, new Date(Date.now() + 60_000)).catch((x: unknown) => x);
-      expect(isAckdError(e, 'ERR_ISSUER_UNAVAILABLE') && /DEADLINE_EXCEEDED/.test(e.message)).toBe(true);
+      expect(isAckdError(e, 'ERR_ISSUER_UNAVAILABLE') && /DEADLINE_EXCEEDED/.test(String((e.cause as Error).message))).toBe(true);
     } finally {
       process.kill(pid, 'SIGCONT');
     }
