@@ -1,5 +1,6 @@
 import { AckdError } from './core/errors.ts';
 import { parseTrustDomain, type TrustDomain } from './core/ids.ts';
+import { DEFAULT_LIMITS, LIMIT_RANGES, type LimitsConfig } from './core/limits.ts';
 
 /**
  * Runtime configuration, parsed once at start from environment variables. Every variable is
@@ -19,6 +20,28 @@ export interface Config {
   /** Signing key of audit checkpoints: `kms:<key id or ARN>` or a path to a PEM EC P-256 private key. */
   readonly auditKey: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Flood limits per agent and per approver (ACKD_LIMIT_*). */
+  readonly limits: LimitsConfig;
+}
+
+/** The environment variable of each limit. */
+export const LIMIT_ENV = {
+  requestsPerMinute: 'ACKD_LIMIT_REQUESTS_PER_MINUTE',
+  openPending: 'ACKD_LIMIT_OPEN_PENDING',
+  concurrentWaits: 'ACKD_LIMIT_CONCURRENT_WAITS',
+  mailsPerApprover: 'ACKD_LIMIT_MAILS_PER_APPROVER',
+  mailWindowMinutes: 'ACKD_LIMIT_MAIL_WINDOW_MINUTES',
+  refusalsPerRequest: 'ACKD_LIMIT_REFUSALS_PER_REQUEST',
+} as const satisfies Record<keyof LimitsConfig, string>;
+
+/** The ACKD_LIMIT_* variables, each an integer in its range, defaulting to DEFAULT_LIMITS. */
+export function loadLimits(env: Env): LimitsConfig {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(LIMIT_ENV) as (keyof LimitsConfig)[]) {
+    const [min, max] = LIMIT_RANGES[k];
+    out[k] = intIn(env, LIMIT_ENV[k], DEFAULT_LIMITS[k], min, max);
+  }
+  return out as unknown as LimitsConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -82,5 +105,6 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: intIn(env, 'ACKD_RETENTION_DAYS', 365, 1, 3650),
     auditKey,
     logLevel: logLevel as Config['logLevel'],
+    limits: loadLimits(env),
   };
 }

@@ -1,6 +1,8 @@
 import type { Config } from './config.ts';
 import { dynamoClient } from './adapters/dynamodb/client.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store.ts';
+import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
+import { Limits, type LimitsConfig } from './core/limits.ts';
 import { KmsSigner } from './adapters/signing/kms.ts';
 import { LocalKeySigner } from './adapters/signing/local.ts';
 import { AuditService } from './core/audit/service.ts';
@@ -19,6 +21,7 @@ export interface Deps {
   readonly minter: SvidMinter;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly limits: Limits;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -30,7 +33,15 @@ export const noMinter: SvidMinter = {
 /** config → dependencies. Adapters are chosen here and nowhere else. */
 export function buildDeps(
   config: Config,
-  opts: { minter: SvidMinter; notifier?: ApprovalNotifier; clock?: Clock; logger?: Logger; signer?: CheckpointSigner },
+  opts: {
+    minter: SvidMinter;
+    notifier?: ApprovalNotifier;
+    clock?: Clock;
+    logger?: Logger;
+    signer?: CheckpointSigner;
+    /** Overrides of the configured limits (tests, benchmarks). */
+    limits?: Partial<LimitsConfig>;
+  },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
@@ -38,11 +49,13 @@ export function buildDeps(
   const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
   const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
+  // Limits live in the same table, so they hold across every instance that shares it.
+  const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
-    { store, minter: opts.minter, clock, logger, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
+    { store, minter: opts.minter, clock, logger, limits, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits };
 }
 
 /**

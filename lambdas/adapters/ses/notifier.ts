@@ -1,8 +1,9 @@
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { AckdError } from '../../core/errors.ts';
-import type { ApprovalNotifier } from '../../core/ports.ts';
+import type { DigestContent, RecipientNotifier } from '../../core/limits.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
-import { renderConsentEmail } from './template.ts';
+import { renderDigestEmail } from './digest.ts';
+import { renderConsentEmail, type ConsentEmail } from './template.ts';
 
 export interface ApproverRouting {
   /** Approvers for agents without a route of their own. */
@@ -61,14 +62,31 @@ export interface SesNotifierOptions {
   readonly configurationSetName?: string;
 }
 
-/** Sends the consent email through the SES v2 API (SES on AWS, aws-ses-v2-local locally). */
-export class SesNotifier implements ApprovalNotifier {
+/**
+ * Sends the consent email through the SES v2 API (SES on AWS, aws-ses-v2-local locally). The
+ * core may name a subset of the recipients (the others are over their mail limit and get the
+ * request in a digest instead), but never anyone outside the request's approvers.
+ */
+export class SesNotifier implements RecipientNotifier {
   constructor(private readonly opts: SesNotifierOptions) {}
 
-  async notify(record: AuthorizationRecord, consentUrl: string): Promise<void> {
-    const to = approversFor(this.opts.routing, record.agent_id);
+  recipients(record: AuthorizationRecord): readonly string[] {
+    return approversFor(this.opts.routing, record.agent_id);
+  }
+
+  async notify(record: AuthorizationRecord, consentUrl: string, only?: readonly string[]): Promise<void> {
+    const approvers = this.recipients(record);
+    const to = only === undefined ? approvers : approvers.filter((a) => only.includes(a));
     if (to.length === 0) throw new AckdError('ERR_CONFIG', `no approvers configured for agent ${record.agent_id}`);
-    const mail = renderConsentEmail(record, consentUrl);
+    await this.send(to, renderConsentEmail(record, consentUrl));
+  }
+
+  /** One digest to one approver. */
+  async notifyDigest(to: string, digest: DigestContent): Promise<void> {
+    await this.send([parseEmail(to, 'digest recipient')], renderDigestEmail(digest));
+  }
+
+  private async send(to: readonly string[], mail: ConsentEmail): Promise<void> {
     await this.opts.client.send(
       new SendEmailCommand({
         FromEmailAddress: this.opts.sender,

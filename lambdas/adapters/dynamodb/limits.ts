@@ -1,0 +1,259 @@
+import { randomUUID } from 'node:crypto';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { RequestId } from '../../core/ids.ts';
+import { recipientKey, type ClaimedDigest, type LimitStore, type SlotState } from '../../core/limits.ts';
+import { applied, documentClient, isConditionFailure, send } from './send.ts';
+import { TABLE } from './schema.ts';
+
+/** Key prefix of every item of the limits; nothing else in the table starts with it. */
+export const LIMIT_PK = 'limit#';
+/** Partition value of due digests in the sparse `pending-by-expiry` index (requests use `pending`). */
+export const DIGEST_PARTITION = 'digest';
+
+const seconds = (ms: number) => Math.ceil(ms / 1000);
+
+/**
+ * The limits' state in the request table (single-table design; dynalite has no transactions, so
+ * every change is one conditional write on one item). Items, all with `retain_until` for TTL:
+ * - `limit#ctr#<key>`: a counter `n` (request attempts per agent-minute, mails per
+ *   approver-window, refused attempts per request), changed by `ADD` under `n < max`.
+ * - `limit#slot#<group>#<k>`: a held slot (`holder`, `until_ms`, `since_ms`), taken by a
+ *   conditional put that requires it absent, lapsed (`until_ms <= now`) or held by the exact
+ *   holder being replaced; released by a delete conditional on the holder.
+ * - `limit#digest#<sha256(approver)>`: the approver's digest queue (`request_ids` string set,
+ *   `recipient`, `overflow`), and while it is due, `pending = "digest"` and `expires_at = <due>`,
+ *   which put it into the sparse `pending-by-expiry` index under its own partition (request
+ *   queries read the `pending` partition only). A sender claims it with a lease (`claim`,
+ *   `claim_until`) like an issuance claim.
+ */
+export class DynamoLimitStore implements LimitStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = documentClient(client);
+  }
+
+  async take(key: string, max: number, retainUntilMs: number): Promise<{ taken: boolean; count: number }> {
+    const pk = `${LIMIT_PK}ctr#${key}`;
+    try {
+      const out = await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk },
+            UpdateExpression: 'SET retain_until = if_not_exists(retain_until, :ret) ADD n :one',
+            ConditionExpression: 'attribute_not_exists(n) OR n < :max',
+            ExpressionAttributeValues: { ':one': 1, ':max': max, ':ret': seconds(retainUntilMs) },
+            ReturnValues: 'UPDATED_NEW',
+          }),
+        ),
+      );
+      return { taken: true, count: Number(out.Attributes?.n ?? 1) };
+    } catch (e) {
+      if (!isConditionFailure(e)) throw e;
+      // Read only to say how many there were; the refusal was decided by the write.
+      const cur = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true })));
+      return { taken: false, count: Number(cur.Item?.n ?? max) };
+    }
+  }
+
+  async add(key: string, delta: number, retainUntilMs: number): Promise<number> {
+    const out = await send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `${LIMIT_PK}ctr#${key}` },
+          UpdateExpression: 'SET retain_until = if_not_exists(retain_until, :ret) ADD n :d',
+          ExpressionAttributeValues: { ':d': delta, ':ret': seconds(retainUntilMs) },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      ),
+    );
+    return Number(out.Attributes?.n ?? delta);
+  }
+
+  private slotPk(group: string, slot: number): string {
+    return `${LIMIT_PK}slot#${group}#${slot}`;
+  }
+
+  async readSlots(group: string, size: number): Promise<SlotState[]> {
+    let keys: Record<string, unknown>[] = Array.from({ length: size }, (_, i) => ({ pk: this.slotPk(group, i) }));
+    const out: SlotState[] = [];
+    for (let round = 0; keys.length > 0; round++) {
+      if (round > 5) throw new Error('BatchGetItem kept leaving keys unprocessed');
+      const res = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
+      for (const it of res.Responses?.[this.tableName] ?? []) {
+        out.push({ slot: Number(String(it.pk).slice(String(it.pk).lastIndexOf('#') + 1)), holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) });
+      }
+      keys = (res.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+      if (keys.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** round));
+    }
+    return out.sort((a, b) => a.slot - b.slot);
+  }
+
+  putSlot(group: string, slot: number, holder: string, untilMs: number, nowMs: number, replace?: string): Promise<boolean> {
+    return applied(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: this.slotPk(group, slot), kind: 'limit-slot', holder, until_ms: untilMs, since_ms: nowMs, retain_until: seconds(untilMs + 86_400_000) },
+          ConditionExpression: replace === undefined ? 'attribute_not_exists(pk) OR until_ms <= :now' : 'holder = :replace',
+          ExpressionAttributeValues: replace === undefined ? { ':now': nowMs } : { ':replace': replace },
+        }),
+      ),
+    );
+  }
+
+  async releaseSlot(group: string, slot: number, holder: string): Promise<void> {
+    await applied(() =>
+      this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: this.slotPk(group, slot) }, ConditionExpression: 'holder = :h', ExpressionAttributeValues: { ':h': holder } })),
+    );
+  }
+
+  private digestPk(recipient: string): string {
+    return `${LIMIT_PK}digest#${recipientKey(recipient)}`;
+  }
+
+  async enqueueDigest(recipient: string, requestId: RequestId, dueMs: number, cap: number, retainUntilMs: number): Promise<boolean> {
+    const pk = this.digestPk(recipient);
+    const ok = await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk },
+          UpdateExpression: 'ADD request_ids :ids SET kind = :kind, recipient = :r, #p = :digest, expires_at = if_not_exists(expires_at, :due), retain_until = :ret',
+          ConditionExpression: 'attribute_not_exists(request_ids) OR size(request_ids) < :cap OR contains(request_ids, :id)',
+          ExpressionAttributeNames: { '#p': TABLE.pendingByExpiry.partitionKey },
+          ExpressionAttributeValues: {
+            ':ids': new Set([requestId]),
+            ':id': requestId,
+            ':kind': 'limit-digest',
+            ':r': recipient,
+            ':digest': DIGEST_PARTITION,
+            ':due': new Date(dueMs).toISOString(),
+            ':ret': seconds(retainUntilMs),
+            ':cap': cap,
+          },
+        }),
+      ),
+    );
+    if (!ok) {
+      await send(() =>
+        this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk }, UpdateExpression: 'ADD overflow :one', ExpressionAttributeValues: { ':one': 1 } })),
+      );
+    }
+    return ok;
+  }
+
+  async isQueued(recipient: string, requestId: RequestId): Promise<boolean> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: this.digestPk(recipient) }, ConsistentRead: true })));
+    const ids = out.Item?.request_ids as Set<string> | undefined;
+    return ids instanceof Set && ids.has(requestId);
+  }
+
+  async claimDueDigests(nowMs: number, limit: number, leaseMs: number): Promise<ClaimedDigest[]> {
+    const ix = TABLE.pendingByExpiry;
+    const due = await send(() =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ix.name,
+          KeyConditionExpression: '#p = :digest AND #e <= :now',
+          ExpressionAttributeNames: { '#p': ix.partitionKey, '#e': ix.sortKey },
+          ExpressionAttributeValues: { ':digest': DIGEST_PARTITION, ':now': new Date(nowMs).toISOString() },
+          Limit: limit,
+        }),
+      ),
+    );
+    const claimed: ClaimedDigest[] = [];
+    for (const it of due.Items ?? []) {
+      const claim = randomUUID();
+      try {
+        // The index is eventually consistent: the claim's condition decides.
+        const out = await send(() =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { pk: it.pk as string },
+              UpdateExpression: 'SET claim = :c, claim_until = :until ADD attempts :one',
+              ConditionExpression: '#p = :digest AND expires_at <= :nowIso AND (attribute_not_exists(claim_until) OR claim_until <= :now)',
+              ExpressionAttributeNames: { '#p': ix.partitionKey },
+              ExpressionAttributeValues: { ':c': claim, ':until': nowMs + leaseMs, ':one': 1, ':digest': DIGEST_PARTITION, ':now': nowMs, ':nowIso': new Date(nowMs).toISOString() },
+              ReturnValues: 'ALL_NEW',
+            }),
+          ),
+        );
+        const a = out.Attributes ?? {};
+        claimed.push({
+          recipient: String(a.recipient),
+          requestIds: [...((a.request_ids as Set<string> | undefined) ?? [])].sort() as RequestId[],
+          overflow: Number(a.overflow ?? 0),
+          attempts: Number(a.attempts ?? 1),
+          claim,
+        });
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+      }
+    }
+    return claimed;
+  }
+
+  async completeDigest(d: ClaimedDigest, done: readonly RequestId[], nextDueMs: number): Promise<void> {
+    const pk = this.digestPk(d.recipient);
+    let left: number;
+    try {
+      const out = await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk },
+            UpdateExpression: `${done.length > 0 ? 'DELETE request_ids :done ' : ''}REMOVE claim, claim_until, #p, expires_at SET attempts = :zero, overflow = :zero`,
+            ConditionExpression: 'claim = :c',
+            ExpressionAttributeNames: { '#p': TABLE.pendingByExpiry.partitionKey },
+            ExpressionAttributeValues: { ':c': d.claim, ':zero': 0, ...(done.length > 0 ? { ':done': new Set(done) } : {}) },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      left = (out.Attributes?.request_ids as Set<string> | undefined)?.size ?? 0;
+    } catch (e) {
+      if (isConditionFailure(e)) return; // the claim lapsed and someone else has it now
+      throw e;
+    }
+    if (left > 0) {
+      // Requests queued while this digest was being sent go into the next one.
+      await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk },
+            UpdateExpression: 'SET #p = :digest, expires_at = if_not_exists(expires_at, :due)',
+            ConditionExpression: 'attribute_exists(request_ids)',
+            ExpressionAttributeNames: { '#p': TABLE.pendingByExpiry.partitionKey },
+            ExpressionAttributeValues: { ':digest': DIGEST_PARTITION, ':due': new Date(nextDueMs).toISOString() },
+          }),
+        ),
+      ).catch((e: unknown) => {
+        if (!isConditionFailure(e)) throw e;
+      });
+    }
+  }
+
+  async releaseDigest(d: ClaimedDigest): Promise<void> {
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: this.digestPk(d.recipient) },
+          UpdateExpression: 'REMOVE claim, claim_until',
+          ConditionExpression: 'claim = :c',
+          ExpressionAttributeValues: { ':c': d.claim },
+        }),
+      ),
+    );
+  }
+}

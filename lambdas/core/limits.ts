@@ -1,0 +1,318 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { AckdError } from './errors.ts';
+import type { AgentId, RequestId } from './ids.ts';
+import type { ApprovalNotifier, Clock, RequestStore } from './ports.ts';
+import type { AuthorizationRecord } from './request.ts';
+import type { ActorType } from './audit/event.ts';
+
+/**
+ * Flood limits. They hold across every process that shares the store (every Lambda instance):
+ * counters and slots live in the store and change only by single-item conditional writes.
+ * They bound what one agent (or one flood aimed at one approver) can cost; they are not an
+ * access control against someone who can write to the table.
+ */
+export interface LimitsConfig {
+  /** request_authorization attempts per agent per clock minute (fixed window). */
+  readonly requestsPerMinute: number;
+  /** Requests per agent awaiting a decision at once. */
+  readonly openPending: number;
+  /** check_authorization long-polls (wait_seconds > 0) per agent at once. */
+  readonly concurrentWaits: number;
+  /** Individual consent mails per approver per mail window; beyond it, requests go into one digest. */
+  readonly mailsPerApprover: number;
+  readonly mailWindowMinutes: number;
+  /** Refused attempts recorded as audit events per request and per kind of actor; beyond, only counted. */
+  readonly refusalsPerRequest: number;
+}
+
+export const DEFAULT_LIMITS: LimitsConfig = {
+  requestsPerMinute: 30,
+  openPending: 20,
+  concurrentWaits: 10,
+  mailsPerApprover: 10,
+  mailWindowMinutes: 10,
+  refusalsPerRequest: 10,
+};
+
+/** Upper bounds of the settings (a slot group is read in one batch of at most 100 keys). */
+export const LIMIT_RANGES = {
+  requestsPerMinute: [1, 10_000],
+  openPending: [1, 100],
+  concurrentWaits: [1, 100],
+  mailsPerApprover: [1, 1000],
+  mailWindowMinutes: [1, 1440],
+  refusalsPerRequest: [0, 1000],
+} as const satisfies Record<keyof LimitsConfig, readonly [number, number]>;
+
+/** A slot as the store holds it: who holds it, until when (epoch ms), since when (epoch ms). */
+export interface SlotState {
+  readonly slot: number;
+  readonly holder: string;
+  readonly untilMs: number;
+  readonly sinceMs: number;
+}
+
+/** A digest the caller has claimed (leased) for sending. */
+export interface ClaimedDigest {
+  readonly recipient: string;
+  readonly requestIds: readonly RequestId[];
+  /** Requests that did not fit into the queue. */
+  readonly overflow: number;
+  /** Attempts to send this digest so far, this one included. */
+  readonly attempts: number;
+  readonly claim: string;
+}
+
+/**
+ * Where the limits keep their state. Every method is one conditional write (or a read); an
+ * implementation translates vendor failures into ERR_STORE_UNAVAILABLE.
+ */
+export interface LimitStore {
+  /** Adds one to counter `key` if it is below `max`. `count` is the value after (taken) or as found (refused). */
+  take(key: string, max: number, retainUntilMs: number): Promise<{ taken: boolean; count: number }>;
+  /** Adds `delta` to counter `key` unconditionally; returns the new value. */
+  add(key: string, delta: number, retainUntilMs: number): Promise<number>;
+  /** The held slots of `group` among slots 0 … size-1 (consistent read). */
+  readSlots(group: string, size: number): Promise<SlotState[]>;
+  /**
+   * Takes slot `slot` of `group` for `holder` until `untilMs`: only if it is free at `nowMs`
+   * (absent or past its `until`), or — with `replace` — still held by exactly `replace`.
+   */
+  putSlot(group: string, slot: number, holder: string, untilMs: number, nowMs: number, replace?: string): Promise<boolean>;
+  /** Frees the slot if `holder` still holds it. */
+  releaseSlot(group: string, slot: number, holder: string): Promise<void>;
+  /** Queues a request for `recipient`'s digest, due at `dueMs` unless an earlier due is set; false when the queue is full. */
+  enqueueDigest(recipient: string, requestId: RequestId, dueMs: number, cap: number, retainUntilMs: number): Promise<boolean>;
+  /** Whether the request waits in `recipient`'s digest queue. */
+  isQueued(recipient: string, requestId: RequestId): Promise<boolean>;
+  /** Claims digests due at `nowMs` (not claimed by a live lease) for `leaseMs`. */
+  claimDueDigests(nowMs: number, limit: number, leaseMs: number): Promise<ClaimedDigest[]>;
+  /** Removes `done` from the queue and ends the claim; what is left becomes due at `nextDueMs`. */
+  completeDigest(d: ClaimedDigest, done: readonly RequestId[], nextDueMs: number): Promise<void>;
+  /** Ends the claim without removing anything (the next sweep tries again). */
+  releaseDigest(d: ClaimedDigest): Promise<void>;
+}
+
+/** A notifier that can name a record's recipients, mail only some of them, and send a digest. */
+export interface RecipientNotifier extends ApprovalNotifier {
+  recipients(record: AuthorizationRecord): readonly string[];
+  notify(record: AuthorizationRecord, consentUrl: string, to?: readonly string[]): Promise<void>;
+  notifyDigest(to: string, digest: DigestContent): Promise<void>;
+}
+
+export interface DigestContent {
+  readonly entries: readonly { readonly record: AuthorizationRecord; readonly consentUrl: string }[];
+  /** Further requests awaiting a decision that are not listed. */
+  readonly more: number;
+}
+
+export function isRecipientNotifier(n: ApprovalNotifier): n is RecipientNotifier {
+  const r = n as Partial<RecipientNotifier>;
+  return typeof r.recipients === 'function' && typeof r.notifyDigest === 'function';
+}
+
+/** A held slot; `release` is idempotent and never throws. */
+export interface Lease {
+  release(): Promise<void>;
+}
+
+/** How many requests a digest lists by name; the rest are counted. */
+export const DIGEST_LISTED_MAX = 50;
+/** How many requests wait in one approver's digest queue at most; beyond, they are only in the pending queue. */
+export const DIGEST_QUEUE_MAX = 200;
+/** Attempts to send one digest before it is dropped (its requests stay in the pending queue). */
+export const DIGEST_ATTEMPTS_MAX = 5;
+/** A slot whose request is missing is taken back only after this long (its creation may still be in flight). */
+const ORPHAN_GRACE_MS = 60_000;
+/** Counters outlive their window by a day (DynamoDB TTL deletes them lazily). */
+const DAY_MS = 86_400_000;
+
+function at(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** "retry after 2026-11-30T03:10:00.000Z (in 12 s)" */
+export function retryAfter(retryMs: number, nowMs: number): string {
+  return `retry after ${at(retryMs)} (in ${Math.max(1, Math.ceil((retryMs - nowMs) / 1000))} s)`;
+}
+
+/** Opaque, fixed-length key part for an email address (no separators, no address in the key). */
+export function recipientKey(recipient: string): string {
+  return createHash('sha256').update(recipient.trim().toLowerCase(), 'utf8').digest('hex').slice(0, 32);
+}
+
+/**
+ * The limits, as policy over a LimitStore. Keys:
+ * - `rate#<agent>#<minute start ms>`: request attempts in that minute.
+ * - slot group `open#<agent>`: one slot per request awaiting a decision (holder: request_id,
+ *   until: its deadline). A slot whose request was decided is taken back lazily, when the
+ *   agent is at its limit.
+ * - slot group `wait#<agent>`: one slot per long-poll (holder: a random token, until: the end of
+ *   the wait plus a margin), released when the wait ends, or by time after a crash.
+ * - `mail#<sha256(approver)>#<window start ms>`: individual consent mails in that window.
+ * - `refused#<request_id>#<actor type>`: refused attempts on a request.
+ */
+export class Limits {
+  constructor(
+    readonly config: LimitsConfig,
+    private readonly deps: { store: LimitStore; clock: Clock; retentionDays: number },
+  ) {}
+
+  /** Counts one request attempt; ERR_RATE_LIMITED beyond requestsPerMinute in this clock minute. */
+  async takeRequest(agentId: AgentId): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    const start = now - (now % 60_000);
+    const end = start + 60_000;
+    const max = this.config.requestsPerMinute;
+    const { taken, count } = await this.deps.store.take(`rate#${agentId}#${start}`, max, end + DAY_MS);
+    if (!taken) {
+      throw new AckdError('ERR_RATE_LIMITED', `agent ${agentId} made ${count} requests in the current minute (limit ${max} per minute); ${retryAfter(end, now)}`);
+    }
+  }
+
+  /**
+   * Holds one of the agent's open-request slots for `requestId` until its deadline. ERR_RATE_LIMITED
+   * when every slot is held by a request that is still pending. `requests` lets a slot whose
+   * request was decided (or never got created) be taken back.
+   */
+  async claimOpenSlot(agentId: AgentId, requestId: RequestId, expiresAt: string, requests: Pick<RequestStore, 'get'>): Promise<Lease> {
+    const group = `open#${agentId}`;
+    const size = this.config.openPending;
+    const until = Date.parse(expiresAt);
+    const lease = await this.claimSlot(group, size, requestId, until, async (held, nowMs) => {
+      // Every slot is held by an unexpired request: those no longer pending free theirs.
+      const records = await Promise.all(held.map((s) => requests.get(s.holder as RequestId)));
+      return held.filter((s, i) => {
+        const r = records[i];
+        if (!r) return s.sinceMs + ORPHAN_GRACE_MS <= nowMs;
+        return r.request_id === s.holder && (r.decision !== 'pending' || Date.parse(r.expires_at) <= nowMs);
+      });
+    });
+    if ('retryAtMs' in lease) {
+      const now = this.deps.clock.now().getTime();
+      throw new AckdError('ERR_RATE_LIMITED', `agent ${agentId} has ${size} requests awaiting a decision (limit ${size}); ${retryAfter(lease.retryAtMs, now)}, or as soon as one of them is decided`);
+    }
+    return lease;
+  }
+
+  /** Holds one of the agent's concurrent-wait slots for `waitMs` (plus a margin for a crash). */
+  async claimWait(agentId: AgentId, waitMs: number): Promise<Lease> {
+    const size = this.config.concurrentWaits;
+    const now = this.deps.clock.now().getTime();
+    const lease = await this.claimSlot(`wait#${agentId}`, size, randomUUID(), now + waitMs + 5_000);
+    if ('retryAtMs' in lease) {
+      throw new AckdError(
+        'ERR_RATE_LIMITED',
+        `agent ${agentId} already has ${size} check_authorization calls waiting (limit ${size} concurrent waits); ${retryAfter(lease.retryAtMs, now)}, or check without wait_seconds`,
+      );
+    }
+    return lease;
+  }
+
+  private async claimSlot(
+    group: string,
+    size: number,
+    holder: string,
+    untilMs: number,
+    reclaimable?: (held: SlotState[], nowMs: number) => Promise<SlotState[]>,
+  ): Promise<Lease | { retryAtMs: number }> {
+    const store = this.deps.store;
+    const now = this.deps.clock.now().getTime();
+    const lease = (slot: number): Lease => ({ release: () => store.releaseSlot(group, slot, holder).catch(() => undefined) });
+    let held: SlotState[] = [];
+    // A slot that looked free (or reclaimable) may be taken by a concurrent caller between the
+    // read and the conditional write: read again, a few times, before refusing.
+    for (let round = 0; round < 3; round++) {
+      held = (await store.readSlots(group, size)).filter((s) => s.untilMs > now);
+      const busy = new Set(held.map((s) => s.slot));
+      const free = shuffle(Array.from({ length: size }, (_, i) => i).filter((i) => !busy.has(i)));
+      // At most a few tries per round: each failed one is a write lost to a concurrent caller.
+      for (const slot of free.slice(0, 8)) if (await store.putSlot(group, slot, holder, untilMs, now)) return lease(slot);
+      const candidates = free.length === 0 && reclaimable ? shuffle(await reclaimable(held, now)) : [];
+      for (const s of candidates.slice(0, 8)) if (await store.putSlot(group, s.slot, holder, untilMs, now, s.holder)) return lease(s.slot);
+      if (free.length === 0 && candidates.length === 0) break;
+    }
+    return { retryAtMs: held.length > 0 ? Math.min(...held.map((s) => s.untilMs)) : now + 1000 };
+  }
+
+  /**
+   * Which recipients get this request's mail now. Each takes one of its mailsPerApprover in the
+   * current window; a recipient over the limit gets the request in a digest instead (queued,
+   * due at the window's end). On a retry, a recipient whose digest already holds the request
+   * is left out.
+   */
+  async planMail(requestId: RequestId, recipients: readonly string[], opts: { retry: boolean }): Promise<{ send: string[]; queued: string[]; dropped: string[]; refund(): Promise<void> }> {
+    const now = this.deps.clock.now().getTime();
+    const size = this.config.mailWindowMinutes * 60_000;
+    const start = now - (now % size);
+    const end = start + size;
+    const send: string[] = [];
+    const queued: string[] = [];
+    const dropped: string[] = [];
+    const takenKeys: string[] = [];
+    for (const to of recipients) {
+      const rk = recipientKey(to);
+      if (opts.retry && (await this.deps.store.isQueued(to, requestId))) {
+        queued.push(to);
+        continue;
+      }
+      const key = `mail#${rk}#${start}`;
+      const { taken } = await this.deps.store.take(key, this.config.mailsPerApprover, end + DAY_MS);
+      if (taken) {
+        send.push(to);
+        takenKeys.push(key);
+      } else if (await this.deps.store.enqueueDigest(to, requestId, end, DIGEST_QUEUE_MAX, end + DAY_MS)) {
+        queued.push(to);
+      } else {
+        dropped.push(to);
+      }
+    }
+    return {
+      send,
+      queued,
+      dropped,
+      // A mail that could not be sent does not count against its recipients.
+      refund: async () => {
+        for (const key of takenKeys) await this.deps.store.add(key, -1, end + DAY_MS).catch(() => undefined);
+      },
+    };
+  }
+
+  /** Digests due now, claimed for sending (a claim lapses after `leaseMs`). */
+  claimDueDigests(limit: number, leaseMs = 60_000): Promise<ClaimedDigest[]> {
+    return this.deps.store.claimDueDigests(this.deps.clock.now().getTime(), limit, leaseMs);
+  }
+
+  /** Done with a digest: `done` leaves the queue; whatever is left is due at the end of the current window. */
+  completeDigest(d: ClaimedDigest, done: readonly RequestId[]): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    const size = this.config.mailWindowMinutes * 60_000;
+    return this.deps.store.completeDigest(d, done, now - (now % size) + size);
+  }
+
+  releaseDigest(d: ClaimedDigest): Promise<void> {
+    return this.deps.store.releaseDigest(d);
+  }
+
+  /**
+   * Whether a refused attempt on a request is recorded as an audit event: the first
+   * refusalsPerRequest per kind of actor are (so an agent cannot use up the approvers' share);
+   * the rest are counted (`suppressed`) and logged, not recorded.
+   */
+  async admitRefusal(requestId: RequestId, actorType: ActorType): Promise<{ record: boolean; suppressed: number }> {
+    const now = this.deps.clock.now().getTime();
+    const retain = now + this.deps.retentionDays * DAY_MS;
+    const key = `refused#${requestId}#${actorType}`;
+    const { taken } = await this.deps.store.take(key, this.config.refusalsPerRequest, retain);
+    if (taken) return { record: true, suppressed: 0 };
+    return { record: false, suppressed: await this.deps.store.add(`${key}#suppressed`, 1, retain) };
+  }
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
