@@ -119,6 +119,7 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
     chain.slice(1).map((c) => pathCert(c, 'intermediate')),
     anchors.map((a) => pathCert(a, 'anchor')),
     at,
+    spiffeId.trustDomain,
   );
 
   return {

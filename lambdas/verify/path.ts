@@ -29,7 +29,8 @@
  *   nameConstraints), on any certificate of the path, anchor included (§6.1.4(o)); so certificate
  *   policies, policy mappings/constraints and inhibitAnyPolicy, which are not processed, refuse
  *   the path when critical;
- * - no extension twice in one certificate (§4.2).
+ * - no extension twice in one certificate (§4.2);
+ * - SPIFFE: a CA on the path whose URI SAN is a spiffe:// ID is of the SVID's trust domain.
  * Paths are searched depth-first over candidate issuers (name chaining, then signature), with a
  * bound on length and on signature checks; the first path that passes every check wins.
  */
@@ -158,7 +159,7 @@ export function checkCriticalExtensions(c: PathCert, role: 'leaf' | 'ca'): void 
  * Finds and validates a path from `leaf` through `presented` certificates to one of `anchors`.
  * Returns it, leaf first, ending with the anchor. Throws SvidVerifyError.
  */
-export async function validatePath(leaf: PathCert, presented: readonly PathCert[], anchors: readonly PathCert[], at: Date): Promise<PathCert[]> {
+export async function validatePath(leaf: PathCert, presented: readonly PathCert[], anchors: readonly PathCert[], at: Date, trustDomain: string): Promise<PathCert[]> {
   // a presented certificate that is the leaf again, a repeat, or an anchor itself adds nothing
   const seen = new Set<string>([hex(leaf.der), ...anchors.map((a) => hex(a.der))]);
   const intermediates = presented.filter((c) => {
@@ -202,7 +203,7 @@ export async function validatePath(leaf: PathCert, presented: readonly PathCert[
       }
       const full = [...path, a];
       try {
-        checkPath(full, at);
+        checkPath(full, at, trustDomain);
         return full;
       } catch (e) {
         if (!(e instanceof SvidVerifyError)) throw e;
@@ -270,7 +271,7 @@ function checkValidity(c: PathCert, at: Date): void {
 }
 
 /** Checks a path whose signatures already verify. The leaf's own rules are checked by the caller. */
-function checkPath(path: readonly PathCert[], at: Date): void {
+function checkPath(path: readonly PathCert[], at: Date, trustDomain: string): void {
   const n = path.length;
   const anchor = path[n - 1]!;
 
@@ -313,6 +314,18 @@ function checkPath(path: readonly PathCert[], at: Date): void {
     const c = path[i]!;
     if (i === 0 || !c.selfIssued) checkNames(c, state);
     if (i > 0) addConstraints(state, c);
+  }
+
+  // a CA that names a SPIFFE trust domain must name the SVID's (one bundle may hold several
+  // trust domains' CAs; one trust domain's CA must not vouch for another's IDs)
+  for (let i = 1; i < n; i++) {
+    const c = path[i]!;
+    const san = c.cert.getExtension(x509.SubjectAlternativeNameExtension);
+    for (const g of san?.names.items ?? []) {
+      if (g.type !== 'url' || !g.value.toLowerCase().startsWith('spiffe://')) continue;
+      const td = g.value.slice('spiffe://'.length).split('/')[0]!.toLowerCase();
+      if (td !== trustDomain) throw new SvidVerifyError('ERR_SVID_TRUST_DOMAIN', `${c.label} belongs to trust domain ${quoted(td)}, the SVID to ${trustDomain}`);
+    }
   }
 }
 

@@ -190,6 +190,26 @@ const vectors: Vector[] = [
   { name: '(b) iPAddress SAN outside permitted 10.0.0.0/8', build: () => viaIntermediate({ extensions: [nameConstraints({ permitted: [{ iPAddress: '10.0.0.0/8' }] })] }, { names: [{ type: 'ip', value: '192.168.1.1' }] }), want: 'ERR_SVID_NAME_CONSTRAINTS', message: /iPAddress/ },
   { name: '(b) rfc822Name SAN in excluded evil.test', build: () => viaIntermediate({ extensions: [nameConstraints({ excluded: [{ rfc822Name: 'evil.test' }] })] }, { names: [{ type: 'email', value: 'bot@evil.test' }] }), want: 'ERR_SVID_NAME_CONSTRAINTS', message: /rfc822Name "bot@evil\.test" is in an excluded subtree/ },
 
+  // --- SPIFFE trust domains along the path ---
+  {
+    name: 'intermediate CA of another trust domain (URI SAN spiffe://other.test)',
+    build: () => viaIntermediate({ uris: ['spiffe://other.test'] }),
+    want: 'ERR_SVID_TRUST_DOMAIN',
+    message: /intermediate CA .* belongs to trust domain "other.test", the SVID to ackd.test/,
+    opensslAccepts: 'OpenSSL knows nothing of SPIFFE trust domains',
+  },
+  {
+    name: 'federated bundle: an ackd.test SVID signed by the other.test CA of the same bundle',
+    build: async () => {
+      const other = await makeCa({ trustDomain: 'other.test' });
+      const leaf = await makeLeaf(other, { uris: [ID_A] });
+      return { chain: [leaf.pem], bundle: root.pem + other.pem };
+    },
+    want: 'ERR_SVID_TRUST_DOMAIN',
+    message: /trust bundle CA .* belongs to trust domain "other.test"/,
+    opensslAccepts: 'OpenSSL knows nothing of SPIFFE trust domains',
+  },
+
   // --- (c) validity of intermediates and anchors ---
   { name: '(c) expired intermediate', build: () => viaIntermediate({ notBefore: new Date(Date.now() - 2 * HOUR), notAfter: new Date(Date.now() - HOUR) }), want: 'ERR_SVID_EXPIRED', message: /intermediate CA .* expired at/ },
   { name: '(c) intermediate not yet valid', build: () => viaIntermediate({ notBefore: new Date(Date.now() + HOUR), notAfter: new Date(Date.now() + 2 * HOUR) }), want: 'ERR_SVID_NOT_YET_VALID', message: /intermediate CA .* is not valid before/ },
