@@ -115,6 +115,11 @@ const vectors: Vector[] = [
   { name: 'valid: intermediate permitting a parent domain (URI .test)', build: () => viaIntermediate({ extensions: [nameConstraints({ permitted: [{ uniformResourceIdentifier: '.test' }] })] }), want: 'accept' },
   { name: 'valid: intermediate excluding another trust domain (URI evil.test)', build: () => viaIntermediate({ extensions: [nameConstraints({ excluded: [{ uniformResourceIdentifier: 'evil.test' }] })] }), want: 'accept' },
   { name: 'valid: constraints on a name form the leaf does not have (dNSName) do not apply', build: () => viaIntermediate({ extensions: [nameConstraints({ permitted: [{ dNSName: 'example.com' }] })] }), want: 'accept' },
+  {
+    name: 'valid: SPIRE-shaped leaf subject (C=US, O=SPIRE, x500UniqueIdentifier) within a permitted directoryName C=US, O=SPIRE',
+    build: () => viaIntermediate({ extensions: [nameConstraints({ permitted: [{ directoryName: 'C=US, O=SPIRE' }] })] }, { subject: 'C=US, O=SPIRE, 2.5.4.45=#030201ab' }),
+    want: 'accept',
+  },
   { name: 'valid: root pathLenConstraint 1 with one intermediate', build: async () => ({ ...(await viaIntermediateUnder(await makeCa({ pathLength: 1 }))) }), want: 'accept' },
   { name: 'valid: an unknown NON-critical extension on leaf and intermediate is ignored', build: () => viaIntermediate({ extensions: [unknownExtension(false)] }, { extensions: [unknownExtension(false)] }), want: 'accept' },
 
