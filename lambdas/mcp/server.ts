@@ -3,7 +3,7 @@ import { ErrorCode, ListToolsRequestSchema, McpError, type JSONRPCRequest } from
 import type { AgentId } from '../core/ids.ts';
 import type { Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
-import { callTool, describeTool, type ToolDefinition } from './tool.ts';
+import { callTool, describeTool, quoted, type ToolDefinition } from './tool.ts';
 import { checkAuthorization } from './tools/check-authorization.ts';
 import { requestAuthorization } from './tools/request-authorization.ts';
 import { revokeAuthorization } from './tools/revoke-authorization.ts';
@@ -33,7 +33,7 @@ const INSTRUCTIONS =
   'then call check_authorization (with wait_seconds) until the status is not "pending". Act only when it is "approved", using the SVID.';
 
 function unknownTool(name: unknown): McpError {
-  const shown = typeof name === 'string' ? JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name) : 'missing';
+  const shown = typeof name === 'string' ? quoted(name) : '(no tool name)';
   return new McpError(ErrorCode.InvalidParams, `Unknown tool: ${shown}; this server has ${TOOLS.map((t) => t.name).join(', ')}`);
 }
 
@@ -51,7 +51,7 @@ export function createMcpServer(ctx: ToolContext): Server {
   const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_LIST }));
   server.fallbackRequestHandler = async (request: JSONRPCRequest, extra) => {
-    if (request.method !== 'tools/call') throw new McpError(ErrorCode.MethodNotFound, `Method not found: ${request.method.slice(0, 64)}`);
+    if (request.method !== 'tools/call') throw new McpError(ErrorCode.MethodNotFound, `Method not found: ${quoted(request.method)}`);
     const params = (request.params ?? {}) as { name?: unknown; arguments?: unknown };
     const tool = typeof params.name === 'string' ? BY_NAME.get(params.name) : undefined;
     if (!tool) throw unknownTool(params.name);

@@ -38,7 +38,17 @@ export function describeTool(tool: ToolDefinition): Tool {
   };
 }
 
-/** A JSON path for an argument: `ttl_minutes`, `permissions[3]`, `["odd key"]`. Long keys are cut. */
+/**
+ * A caller-supplied name, echoed safely: a JSON string of at most 64 characters with everything
+ * outside printable ASCII escaped, so no control, invisible or direction-changing character of
+ * the caller's reaches whoever reads the error.
+ */
+export function quoted(name: string): string {
+  const cut = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A JSON path for an argument: `ttl_minutes`, `permissions[3]`, `["odd key"]`. */
 export function fieldPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const seg of path) {
@@ -46,7 +56,7 @@ export function fieldPath(path: readonly PropertyKey[]): string {
     else {
       const key = String(seg);
       if (/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key)) out += out === '' ? key : `.${key}`;
-      else out += `[${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)}]`;
+      else out += `[${quoted(key)}]`;
     }
   }
   return out === '' ? 'arguments' : out;

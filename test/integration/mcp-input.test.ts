@@ -77,6 +77,8 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
     ['check_authorization', 'a misspelt argument', { request_id: REQ, wait_second: 5 }, 'wait_second: is not an argument of check_authorization; it takes only request_id, wait_seconds'],
     ['revoke_authorization', 'three unknown arguments', { request_id: REQ, svid_id: 'ab', force: 1, all: 1, 'x y': 1 }, 'force: is not an argument of revoke_authorization (and 2 more unknown arguments); it takes only request_id, svid_id'],
     ['check_authorization', 'an odd unknown key', { request_id: REQ, 'a"b\n': 1 }, '["a\\"b\\n"]: is not an argument of check_authorization; it takes only request_id, wait_seconds'],
+    ['check_authorization', 'an invisible unknown key, echoed escaped', { request_id: REQ, 'wait_seconds\u200b': 5 }, '["wait_seconds\\u200b"]: is not an argument of check_authorization; it takes only request_id, wait_seconds'],
+    ['check_authorization', 'a __proto__ argument', JSON.parse(`{"request_id":"${REQ}","__proto__":{"wait_seconds":25}}`) as Record<string, unknown>, '__proto__: is not an argument of check_authorization; it takes only request_id, wait_seconds'],
     // out of range
     ['request_authorization', 'ttl_minutes 0', { ...base, ttl_minutes: 0 }, 'ttl_minutes: must be an integer from 1 to 60'],
     ['request_authorization', 'ttl_minutes 61', { ...base, ttl_minutes: 61 }, 'ttl_minutes: must be an integer from 1 to 60'],
