@@ -31,7 +31,7 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
     const h = deps.health?.() ?? { ok: true };
     return c.json(h, h.ok ? 200 : 503, { 'cache-control': 'no-store' });
   });
-  app.route('/', svidRoutes({ minter: deps.minter, service: deps.service, trustDomain: deps.service.trustDomain }));
+  app.route('/', svidRoutes({ minter: deps.minter, service: deps.service, trustDomain: deps.service.trustDomain, logger: deps.logger }));
   mount(app);
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {

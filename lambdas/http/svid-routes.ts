@@ -14,8 +14,9 @@ import { Hono } from 'hono';
 import { exportJWK } from 'jose';
 import { isAckdError } from '../core/errors.ts';
 import { parseRequestId, parseSvidId, type TrustDomain } from '../core/ids.ts';
-import type { SvidMinter } from '../core/ports.ts';
+import type { Logger, SvidMinter } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
+import { describeError } from '../../spire/bridge/errors.ts';
 
 export interface SvidRoutesDeps {
   readonly minter: SvidMinter;
@@ -23,6 +24,8 @@ export interface SvidRoutesDeps {
   readonly trustDomain: TrustDomain;
   /** spiffe_refresh_hint in seconds (default 300). */
   readonly refreshHintSeconds?: number;
+  /** Where the reason a bundle could not be had goes (the answer carries only a fixed message). */
+  readonly logger?: Logger;
 }
 
 /** One JWK of a SPIFFE bundle (SPIFFE Trust Domain and Bundle §4). */
@@ -76,6 +79,7 @@ export function svidRoutes(deps: SvidRoutesDeps): Hono {
       pem = await deps.minter.trustBundlePem();
     } catch (e) {
       const code = isAckdError(e) ? e.code : 'ERR_ISSUER_UNAVAILABLE';
+      deps.logger?.warn('trust bundle unavailable', { code, cause: describeError(e) });
       return c.json({ error: { code, message: 'the trust bundle is unavailable' } }, 503, { 'cache-control': 'no-store' });
     }
     const bundle = await spiffeBundleFromPem(pem, deps.refreshHintSeconds ?? 300);
@@ -124,3 +128,4 @@ export function svidRoutes(deps: SvidRoutesDeps): Hono {
 
   return app;
 }
+
