@@ -9,7 +9,7 @@
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, lstatSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, lstatSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +123,10 @@ describe('npm start: owner-only state, SPIRE restarts announced, Ctrl-C is a sto
     await mcp.close();
 
     // owner-only, everything: what it created and what the earlier run left
+    for (const f of ['local.json', 'audit-signing-key.pem', 'trust-bundle.pem', 'cognito/ackd.json', 'spire/server.conf', 'spire/datastore.sqlite3', 'spire/keys.json']) {
+      expect(existsSync(join(home, f)), f).toBe(true);
+    }
+    for (const d of ['cognito/db', 'dynalite', 'consent-ui']) expect(readdirSync(join(home, d)).length, d).toBeGreaterThan(0);
     expect(readableByOthers(home)).toEqual([]);
     expect(out).toMatch(/owner-only \(from an earlier run\)/);
 
