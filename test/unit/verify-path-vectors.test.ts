@@ -120,6 +120,28 @@ const vectors: Vector[] = [
     build: () => viaIntermediate({ extensions: [nameConstraints({ permitted: [{ directoryName: 'C=US, O=SPIRE' }] })] }, { subject: 'C=US, O=SPIRE, 2.5.4.45=#030201ab' }),
     want: 'accept',
   },
+  {
+    name: 'valid: the bundle holds an expired and a renewed root with one name and key (the search backtracks)',
+    build: async () => {
+      const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const old = await makeCa({ keys, name: 'CN=rotating root', notBefore: new Date(Date.now() - 2 * HOUR), notAfter: new Date(Date.now() - HOUR) });
+      const renewed = await makeCa({ keys, name: 'CN=rotating root' });
+      const leaf = await makeLeaf(renewed, { uris: [ID_A] });
+      return { chain: [leaf.pem], bundle: old.pem + renewed.pem };
+    },
+    want: 'accept',
+  },
+  {
+    name: 'valid: an expired and a current intermediate with one name and key are presented (the search backtracks)',
+    build: async () => {
+      const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const old = await makeCa({ keys, issuer: root, name: 'CN=rotating intermediate', notBefore: new Date(Date.now() - 2 * HOUR), notAfter: new Date(Date.now() - HOUR) });
+      const current = await makeCa({ keys, issuer: root, name: 'CN=rotating intermediate' });
+      const leaf = await makeLeaf(current, { uris: [ID_A] });
+      return { chain: [leaf.pem, old.pem, current.pem], bundle: root.pem };
+    },
+    want: 'accept',
+  },
   { name: 'valid: root pathLenConstraint 1 with one intermediate', build: async () => ({ ...(await viaIntermediateUnder(await makeCa({ pathLength: 1 }))) }), want: 'accept' },
   { name: 'valid: an unknown NON-critical extension on leaf and intermediate is ignored', build: () => viaIntermediate({ extensions: [unknownExtension(false)] }, { extensions: [unknownExtension(false)] }), want: 'accept' },
 
