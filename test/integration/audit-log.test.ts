@@ -25,7 +25,9 @@ const agent = parseAgentId('demo-agent');
 const ackd = (...args: string[]) => runAckd(env, ...args);
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  // Dozens of requests of one agent at once, in one clock minute and one mail window: above the
+  // default flood limits on purpose (test/integration/limits.test.ts tests those).
+  stack = await startTestStack({ limits: { requestsPerMinute: 1000, openPending: 100, mailsPerApprover: 1000 } });
   env = cliEnv(stack, { ACKD_AUDIT_KEY: stack.auditKeyPath });
 });
 afterAll(async () => {
