@@ -1,5 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { ErrorCode, ListToolsRequestSchema, McpError, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, ListToolsRequestSchema, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentId } from '../core/ids.ts';
 import type { Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
@@ -32,9 +32,18 @@ const INSTRUCTIONS =
   'ackd gates risky actions behind human approval. Call request_authorization before acting, show the consent_url to your user if useful, ' +
   'then call check_authorization (with wait_seconds) until the status is not "pending". Act only when it is "approved", using the SVID.';
 
-function unknownTool(name: unknown): McpError {
-  const shown = typeof name === 'string' ? quoted(name) : '(no tool name)';
-  return new McpError(ErrorCode.InvalidParams, `Unknown tool: ${shown}; this server has ${TOOLS.map((t) => t.name).join(', ')}`);
+/**
+ * A JSON-RPC error as the SDK sends it (`code`, `message`). Not McpError, whose message would put
+ * "MCP error -32602: " in front of ours on the wire.
+ */
+function rpcError(code: ErrorCode, message: string): Error & { code: number } {
+  return Object.assign(new Error(message), { code });
+}
+
+function unknownTool(name: unknown): Error {
+  const names = TOOLS.map((t) => t.name).join(', ');
+  if (typeof name !== 'string') return rpcError(ErrorCode.InvalidParams, `tools/call needs params.name, the name of a tool: ${names}`);
+  return rpcError(ErrorCode.InvalidParams, `Unknown tool: ${quoted(name)}; this server has ${names}`);
 }
 
 /**
@@ -51,7 +60,7 @@ export function createMcpServer(ctx: ToolContext): Server {
   const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_LIST }));
   server.fallbackRequestHandler = async (request: JSONRPCRequest, extra) => {
-    if (request.method !== 'tools/call') throw new McpError(ErrorCode.MethodNotFound, `Method not found: ${quoted(request.method)}`);
+    if (request.method !== 'tools/call') throw rpcError(ErrorCode.MethodNotFound, `Method not found: ${quoted(request.method)}`);
     const params = (request.params ?? {}) as { name?: unknown; arguments?: unknown };
     const tool = typeof params.name === 'string' ? BY_NAME.get(params.name) : undefined;
     if (!tool) throw unknownTool(params.name);
