@@ -34,10 +34,10 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   refusalsPerRequest: 10,
 };
 
-/** Upper bounds of the settings (a slot group is read in one batch of at most 100 keys). */
+/** Ranges of the settings. */
 export const LIMIT_RANGES = {
   requestsPerMinute: [1, 10_000],
-  openPending: [1, 100],
+  openPending: [1, 1000],
   concurrentWaits: [1, 100],
   mailsPerApprover: [1, 1000],
   mailWindowMinutes: [1, 1440],
@@ -219,6 +219,10 @@ export class Limits {
     const store = this.deps.store;
     const now = this.deps.clock.now().getTime();
     const lease = (slot: number): Lease => ({ release: () => store.releaseSlot(group, slot, holder).catch(() => undefined) });
+    // Usually a random slot is free: one conditional write, no read.
+    for (const slot of shuffle(Array.from({ length: size }, (_, i) => i)).slice(0, 2)) {
+      if (await store.putSlot(group, slot, holder, untilMs, now)) return lease(slot);
+    }
     let held: SlotState[] = [];
     // A slot that looked free (or reclaimable) may be taken by a concurrent caller between the
     // read and the conditional write: read again, a few times, before refusing.

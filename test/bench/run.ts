@@ -32,7 +32,10 @@ async function timeIt(label: string, n: number, fn: (i: number) => Promise<unkno
   return perOpMs;
 }
 
-const stack = await startTestStack();
+// The benchmark creates hundreds of requests of one agent within one clock minute, on purpose
+// above the default flood limits (which would refuse them): it measures the tools, not the limits.
+const BENCH_LIMITS = { requestsPerMinute: 10_000, openPending: 1000, mailsPerApprover: 1000 };
+const stack = await startTestStack({ limits: BENCH_LIMITS });
 try {
   const mcp = await stack.client();
   const ddb = dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint });
@@ -78,7 +81,7 @@ try {
   if (await cachedSpireServer()) {
     let spireStack: TestStack | undefined;
     try {
-      spireStack = await startTestStack({ consent: false, issuer: ({ dir, trustDomain }) => startIssuer({ trustDomain, stateDir: dir, issuer: 'spire', log: () => {} }) });
+      spireStack = await startTestStack({ consent: false, limits: BENCH_LIMITS, issuer: ({ dir, trustDomain }) => startIssuer({ trustDomain, stateDir: dir, issuer: 'spire', log: () => {} }) });
       const spireMcp = await spireStack.client();
       const n = Math.min(N, 100);
       const spireIds: string[] = [];

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import { recipientKey, type ClaimedDigest, type LimitStore, type SlotState } from '../../core/limits.ts';
 import { applied, documentClient, isConditionFailure, send } from './send.ts';
@@ -81,16 +82,20 @@ export class DynamoLimitStore implements LimitStore {
   }
 
   async readSlots(group: string, size: number): Promise<SlotState[]> {
-    let keys: Record<string, unknown>[] = Array.from({ length: size }, (_, i) => ({ pk: this.slotPk(group, i) }));
     const out: SlotState[] = [];
-    for (let round = 0; keys.length > 0; round++) {
-      if (round > 5) throw new Error('BatchGetItem kept leaving keys unprocessed');
-      const res = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
-      for (const it of res.Responses?.[this.tableName] ?? []) {
-        out.push({ slot: Number(String(it.pk).slice(String(it.pk).lastIndexOf('#') + 1)), holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) });
+    // BatchGetItem takes at most 100 keys.
+    for (let first = 0; first < size; first += 100) {
+      let keys: Record<string, unknown>[] = Array.from({ length: Math.min(100, size - first) }, (_, i) => ({ pk: this.slotPk(group, first + i) }));
+      for (let round = 0; keys.length > 0; round++) {
+        if (round > 5) throw new AckdError('ERR_STORE_UNAVAILABLE', 'the store kept leaving keys of a batch read unprocessed');
+        const res = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
+        for (const it of res.Responses?.[this.tableName] ?? []) {
+          const pk = String(it.pk);
+          out.push({ slot: Number(pk.slice(pk.lastIndexOf('#') + 1)), holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) });
+        }
+        keys = (res.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+        if (keys.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** round));
       }
-      keys = (res.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-      if (keys.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** round));
     }
     return out.sort((a, b) => a.slot - b.slot);
   }
