@@ -155,7 +155,8 @@ describe('consent in Chromium', () => {
   it('hostile input (HTML/script, long strings, unicode) is inert in the email and the page', async () => {
     const input = {
       action: `<script>alert("x")</script><img src=x onerror=alert(1)> & "q" 'q'\nBcc: victim@example.com`,
-      permissions: ['<b>bold</b>', 'perm:"quoted"', '🦀'.repeat(60)],
+      // Permissions are machine identifiers from a safe ASCII set (markup there is refused at the MCP edge).
+      permissions: ['db:write', 'repo/acme:push', 'p'.repeat(128)],
       justification: `</dd></dl><a href="javascript:alert(1)">click</a> ${'Ü🦀漢字 مرحبا '.repeat(20)}\u202eevil\u202c ${'A'.repeat(3000)}`,
       ttl_minutes: 10,
     };

@@ -145,7 +145,8 @@ describe('lifecycle', () => {
     const r = await stack.deps.service.get(parseRequestId(request_id));
     expect(r.decision).toBe('expired');
     expect(r.decision_at).toBe(r.expires_at);
-    await expect(stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:late')).rejects.toMatchObject({ code: 'ERR_ALREADY_DECIDED' });
+    // The expiry is recorded now; a late decision is still ERR_EXPIRED (not "already decided").
+    await expect(stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:late')).rejects.toMatchObject({ code: 'ERR_EXPIRED' });
   });
 
   it('a decision after the deadline is refused and the expiry recorded, even before any read', async () => {
