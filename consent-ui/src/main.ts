@@ -1,5 +1,5 @@
 import { completeSignIn, consumeSignedOut, currentSession, forgetSession, signIn, signOut, type Session, type UiConfig } from './auth.ts';
-import { visible } from './visible.ts';
+import { visible } from '../../lambdas/core/visible.ts';
 
 /** What GET /api/requests/:id returns (see lambdas/consent-api/app.ts). */
 interface RequestView {

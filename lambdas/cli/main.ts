@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { visible } from '../core/visible.ts';
 import { createApiKey } from '../core/apikeys.ts';
 import { AckdError } from '../core/errors.ts';
 import { parseAgentId, parseRequestId } from '../core/ids.ts';
@@ -80,7 +81,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
       const r = await cliDeps().service.get(parseRequestId(id));
-      output(opts.json, r, () => AUDIT_FIELDS.map((f) => `${f.padEnd(18)} ${JSON.stringify(r[f])}`).join('\n'));
+      output(opts.json, r, () => AUDIT_FIELDS.map((f) => `${f.padEnd(18)} ${visible(JSON.stringify(r[f]))}`).join('\n'));
     });
   for (const [verb, decision] of [['approve', 'approved'], ['deny', 'denied']] as const) {
     requests
@@ -127,7 +128,7 @@ function parseLimit(raw: string): number {
 }
 
 function summary(r: AuthorizationRecord): string {
-  return `${r.request_id}  ${r.requested_at}  ${r.decision.padEnd(8)}  ${r.action.slice(0, 60).replace(/\s+/g, ' ')}`;
+  return `${r.request_id}  ${r.requested_at}  ${r.decision.padEnd(8)}  ${visible(r.action.slice(0, 60).replace(/\s+/g, ' '))}`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -90,7 +90,7 @@ describe('consent API forgeries', () => {
     const id = await newRequest();
     const outsider = await fetch(`${stack.appUrl}/api/requests/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${outsiderToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ request_id: id }) });
     expect(outsider.status).toBe(403);
-    for (const init of [{ url: `${stack.appUrl}/api/requests/${id}/approve?access_token=${idToken}`, headers: {} }, { url: `${stack.appUrl}/api/requests/${id}/approve`, headers: { cookie: `id_token=${idToken}` } }]) {
+    for (const init of [{ url: `${stack.appUrl}/api/requests/${id}/approve?access_token=${idToken}`, headers: {} as Record<string, string> }, { url: `${stack.appUrl}/api/requests/${id}/approve`, headers: { cookie: `id_token=${idToken}` } }]) {
       const res = await fetch(init.url, { method: 'POST', headers: { ...init.headers, 'content-type': 'application/json' }, body: JSON.stringify({ request_id: id }) });
       expect(res.status).toBe(401);
     }

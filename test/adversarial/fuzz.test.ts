@@ -163,7 +163,7 @@ describe(`fuzzing the MCP tools (seed ${SEED})`, () => {
     ];
     for (let i = 0; i < budget(60, 2000); i++) bodies.push(i % 2 ? randomValue(r) : JSON.stringify(randomValue(r)).slice(0, Math.floor(r() * 200)));
     for (const [i, body] of bodies.entries()) {
-      const headers = i % 7 === 3 ? { 'content-type': 'text/plain' } : i % 7 === 5 ? { accept: 'text/html' } : {};
+      const headers: Record<string, string> = i % 7 === 3 ? { 'content-type': 'text/plain' } : i % 7 === 5 ? { accept: 'text/html' } : {};
       const res = await rawMcp(stack.mcpUrl, stack.agentApiKey, body, { headers });
       const where = `body ${i}: ${String(typeof body === 'string' ? body : JSON.stringify(body)).slice(0, 200)} → ${res.status} ${res.text.slice(0, 300)}`;
       expect(res.status, where).toBeLessThan(500);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { markBidi, renderConsentEmail } from '../../lambdas/adapters/ses/template.ts';
+import { renderConsentEmail } from '../../lambdas/adapters/ses/template.ts';
 import { PERMISSION_PATTERN, permissionSchema, requestAuthorizationInput } from '../../lambdas/mcp/schemas.ts';
-import { visible } from '../../consent-ui/src/visible.ts';
+import { visible } from '../../lambdas/core/visible.ts';
 import { pendingRecord } from '../helpers/consent-fixtures.ts';
 
 const RULE = 'a permission may use only A-Z a-z 0-9 and . _ : / * + = @ # ~ -';
@@ -105,9 +105,10 @@ describe('free text (action, justification)', () => {
 describe('invisible and direction-changing characters are shown, not obeyed', () => {
   const MUST_SHOW = ['\u061c', '\u200e', '\u200f', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u200b', '\u200c', '\u200d', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\ufeff', '\u00ad', '\u180e', '\u3164', '\ufff9', '\ufffa', '\ufffb', '\u{e0001}', '\u{e0041}', '\u{e007f}', '\u{e0100}'];
 
-  it.each(MUST_SHOW.map((c) => [hex(c), c]))('%s in the email and on the consent page', (code, c) => {
-    expect(markBidi(`a${c}b`)).toBe(`a[${code}]b`);
+  it.each(MUST_SHOW.map((c) => [hex(c), c]))('%s is shown (one definition for the email, the consent page and the CLI)', (code, c) => {
     expect(visible(`a${c}b`)).toBe(`a[${code}]b`);
+    const mail = renderConsentEmail(pendingRecord({ action: `a${c}b` }), 'https://consent.example.com/');
+    expect(mail.text).toContain(`a[${code}]b`);
   });
 
   it('U+061C (Arabic letter mark) is visible in every part of the consent email', () => {
@@ -121,13 +122,12 @@ describe('invisible and direction-changing characters are shown, not obeyed', ()
     expect(mail.html).toContain('refund[U+061C]');
   });
 
-  it('the email and the consent page mark the same set: every bidi control and default-ignorable code point, and nothing visible', () => {
+  it('every bidi control and default-ignorable code point is marked, and nothing visible', () => {
     const mustShow = /[\p{Bidi_Control}\p{Default_Ignorable_Code_Point}\ufff9-\ufffb]/u;
     for (let cp = 0; cp <= 0x10ffff; cp++) {
       if (cp >= 0xd800 && cp <= 0xdfff) continue;
       const c = String.fromCodePoint(cp);
-      const email = markBidi(c);
-      if (email !== visible(c)) throw new Error(`${hex(c)}: email ${email} vs page ${visible(c)}`);
+      const email = visible(c);
       if ((email !== c) !== mustShow.test(c)) throw new Error(`${hex(c)} is ${email === c ? 'not shown' : 'shown needlessly'}`);
     }
     expect(visible('Ü🦀漢字 مرحبا')).toBe('Ü🦀漢字 مرحبا');

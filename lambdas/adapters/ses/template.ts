@@ -1,4 +1,5 @@
 import type { AuthorizationRecord } from '../../core/request.ts';
+import { visible } from '../../core/visible.ts';
 
 /**
  * The consent email, as pure functions of the record. Everything the agent sent is untrusted:
@@ -19,24 +20,9 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 }
 
-/**
- * Characters that could make text read differently than it is, or hide part of it: bidirectional
- * controls (U+061C, U+200E/F, U+202A–E, U+2066–9), zero-width and other default-ignorable
- * characters (U+00AD, U+034F, U+115F/60, U+17B4/5, U+180B–F, U+200B–D, U+2060–206F, U+3164,
- * U+FE00–FE0F, U+FEFF, U+FFA0, U+FFF0–FFF8, U+1BCA0–3, U+1D173–A, tags and variation selectors
- * U+E0000–E0FFF) and the interlinear annotation controls U+FFF9–FFFB. They are shown as
- * `[U+XXXX]`, not obeyed. The consent page (consent-ui/src/visible.ts) marks the same set.
- */
-// eslint-disable-next-line no-misleading-character-class -- combining characters and variation selectors are listed on purpose, one code point each, to be marked
-const BIDI = /[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}]/gu;
-
-export function markBidi(s: string): string {
-  return s.replace(BIDI, (c) => `[U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
-}
-
 /** One line: CR, LF and other C0/C1 controls removed, bidi controls made visible. */
 export function oneLine(s: string): string {
-  return markBidi(s)
+  return visible(s)
     .replace(/[\r\n\u2028\u2029]+/g, ' ')
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
     .replace(/\s+/g, ' ')
@@ -45,7 +31,7 @@ export function oneLine(s: string): string {
 
 /** Keeps line breaks (for the justification), drops other control characters, makes bidi controls visible. */
 function multiLine(s: string): string {
-  return markBidi(s.replace(/\r\n?/g, '\n')).replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, '');
+  return visible(s.replace(/\r\n?/g, '\n')).replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, '');
 }
 
 /** Truncates to at most `max` UTF-16 units without splitting a surrogate pair, adding an ellipsis. */
