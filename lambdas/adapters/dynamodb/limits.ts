@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { AckdError } from '../../core/errors.ts';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RequestId } from '../../core/ids.ts';
 import { recipientKey, type ClaimedDigest, type LimitStore, type SlotState } from '../../core/limits.ts';
 import { applied, documentClient, isConditionFailure, send } from './send.ts';
@@ -21,7 +20,7 @@ const seconds = (ms: number) => Math.ceil(ms / 1000);
  *   approver-window, refused attempts per request), changed by `ADD` under `n < max`.
  * - `limit#slot#<group>#<k>`: a held slot (`holder`, `until_ms`, `since_ms`), taken by a
  *   conditional put that requires it absent, lapsed (`until_ms <= now`) or held by the exact
- *   holder being replaced; released by a delete conditional on the holder.
+ *   holder being replaced; released by setting `until_ms` to 0, conditional on the holder.
  * - `limit#digest#<sha256(approver)>`: the approver's digest queue (`request_ids` string set,
  *   `recipient`, `overflow`), and while it is due, `pending = "digest"` and `expires_at = <due>`,
  *   which put it into the sparse `pending-by-expiry` index under its own partition (request
@@ -81,23 +80,25 @@ export class DynamoLimitStore implements LimitStore {
     return `${LIMIT_PK}slot#${group}#${slot}`;
   }
 
+  /**
+   * One consistent GetItem per slot, in parallel: only GetItem, PutItem, UpdateItem and Query are
+   * granted to the functions that use limits (lib/constructs/api.ts), and this read happens only
+   * when a random slot was not free.
+   */
   async readSlots(group: string, size: number): Promise<SlotState[]> {
     const out: SlotState[] = [];
-    // BatchGetItem takes at most 100 keys.
-    for (let first = 0; first < size; first += 100) {
-      let keys: Record<string, unknown>[] = Array.from({ length: Math.min(100, size - first) }, (_, i) => ({ pk: this.slotPk(group, first + i) }));
-      for (let round = 0; keys.length > 0; round++) {
-        if (round > 5) throw new AckdError('ERR_STORE_UNAVAILABLE', 'the store kept leaving keys of a batch read unprocessed');
-        const res = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
-        for (const it of res.Responses?.[this.tableName] ?? []) {
-          const pk = String(it.pk);
-          out.push({ slot: Number(pk.slice(pk.lastIndexOf('#') + 1)), holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) });
-        }
-        keys = (res.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-        if (keys.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** round));
-      }
+    for (let first = 0; first < size; first += 25) {
+      const items = await Promise.all(
+        Array.from({ length: Math.min(25, size - first) }, (_, i) =>
+          send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: this.slotPk(group, first + i) }, ConsistentRead: true }))),
+        ),
+      );
+      items.forEach((res, i) => {
+        const it = res.Item;
+        if (it) out.push({ slot: first + i, holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) });
+      });
     }
-    return out.sort((a, b) => a.slot - b.slot);
+    return out;
   }
 
   putSlot(group: string, slot: number, holder: string, untilMs: number, nowMs: number, replace?: string): Promise<boolean> {
@@ -113,9 +114,18 @@ export class DynamoLimitStore implements LimitStore {
     );
   }
 
+  /** Frees the slot by ending its time (an UpdateItem, so no DeleteItem permission is needed). */
   async releaseSlot(group: string, slot: number, holder: string): Promise<void> {
     await applied(() =>
-      this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: this.slotPk(group, slot) }, ConditionExpression: 'holder = :h', ExpressionAttributeValues: { ':h': holder } })),
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: this.slotPk(group, slot) },
+          UpdateExpression: 'SET until_ms = :zero',
+          ConditionExpression: 'holder = :h',
+          ExpressionAttributeValues: { ':h': holder, ':zero': 0 },
+        }),
+      ),
     );
   }
 
