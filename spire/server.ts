@@ -145,6 +145,8 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
   await writeFile(configPath, conf, { mode: 0o600 });
   await chmod(configPath, 0o600); // an existing file keeps its mode on write
 
+  /** The running server's pid, so that one left behind by an ackd that died is stopped next start. */
+  const pidFile = join(dataDir, 'spire-server.pid');
   const sup = opts.supervise === false ? undefined : opts.supervise === true || opts.supervise === undefined ? {} : opts.supervise;
   const supLog = sup?.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const initialBackoffMs = sup?.initialBackoffMs ?? 500;
@@ -180,7 +182,7 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     child = p;
     trackChild(p);
     let exitInfo: string | undefined;
-    exited = new Promise((res) =>
+    exited = new Promise((res) => {
       p.on('exit', (code, signal) => {
         live.delete(p);
         exitInfo = `exited with ${signal ?? code}`;
@@ -188,11 +190,16 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
         res();
         // A crash of a server that was up (one that dies while starting fails launch() instead).
         if (!stopping.has(p) && gen === generation && state === 'ready') onCrash(gen, code, signal);
-      }),
-    );
-    p.on('error', (e) => {
-      live.delete(p);
-      exitInfo = `failed to start: ${e.message}`;
+      });
+      p.on('error', (e) => {
+        live.delete(p);
+        exitInfo ??= `failed to start: ${e.message}`;
+        if (p.pid === undefined) {
+          // never ran: there will be no 'exit'
+          if (child === p) child = undefined;
+          res();
+        }
+      });
     });
     for (const s of [p.stdout!, p.stderr!]) {
       forEachLine(s, (l) => {
@@ -202,6 +209,8 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
         opts.onLog?.(l);
       });
     }
+    // (after the listeners above are attached: an early exit must not be missed)
+    if (p.pid !== undefined) await writeFile(pidFile, `${p.pid}\n`, { mode: 0o600 }).catch(() => undefined);
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
     for (;;) {
       if (exitInfo !== undefined) throw new Error(`spire-server ${exitInfo}:\n${errorLines(logBuf)}`);
@@ -226,7 +235,7 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
   /** SIGTERM, wait up to 5 s, then SIGKILL; resolves once it has exited. */
   const kill = async (p: ChildProcess): Promise<void> => {
     stopping.add(p);
-    if (p.exitCode !== null || p.signalCode !== null) return;
+    if (p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())));
     p.kill('SIGTERM');
     const t = setTimeout(() => p.kill('SIGKILL'), 5000);
@@ -288,8 +297,10 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     const p = child;
     if (p) await kill(p);
     child = undefined;
+    await rm(pidFile, { force: true });
   };
 
+  await stopLeftover(pidFile, configPath, supLog);
   await launch(generation);
   return {
     binary,
@@ -322,6 +333,50 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
     },
     logs: () => [...logBuf],
   };
+}
+
+/**
+ * A spire-server an earlier ackd left running on this data dir (it was killed before it could stop
+ * it): stopped before a new one starts, so two servers never share one datastore and CA. Recognised
+ * by its pid file AND its command line naming this config file (Linux /proc; elsewhere skipped), so a
+ * reused pid is never signalled.
+ */
+async function stopLeftover(pidFile: string, configPath: string, log: (l: string) => void): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(pidFile, 'utf8')).trim());
+  } catch {
+    return;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 1) return;
+  let cmdline: string;
+  try {
+    cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return; // not running (or no /proc)
+  }
+  const args = cmdline.split('\0');
+  if (!args.includes('run') || args[args.indexOf('-config') + 1] !== configPath) return;
+  log(`!! stopping a spire-server left running by an earlier ackd (pid ${pid})`);
+  const gone = async (ms: number) => {
+    for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return true;
+      }
+    }
+    return false;
+  };
+  try {
+    process.kill(pid, 'SIGTERM');
+    if (!(await gone(5000))) {
+      process.kill(pid, 'SIGKILL');
+      await gone(2000);
+    }
+  } catch {
+    // it went away by itself
+  }
 }
 
 /** The server's error lines (the reason it died), else its last lines. */

@@ -26,7 +26,11 @@ export const STATE_ENTRIES = [
   'local-ca',
   'spire',
   'consent-ui',
+  'protected-resource.crt', // examples/protected-resource
 ] as const;
+
+/** Temporary files of atomic writes in the state directory (e.g. `trust-bundle.pem.1234.tmp`). */
+const TEMP_FILE = /^(trust-bundle\.pem|local\.json)\.\d+\.tmp$/;
 
 /** Sets the process umask to 077 (new files 0600, new directories 0700); returns the previous one. */
 export function usePrivateUmask(): number {
@@ -49,7 +53,11 @@ export async function makeOwnerOnly(dir: string, entries: readonly string[] = ST
   const result: TightenResult = { changed: [], failed: [] };
   const isDir = await tighten(dir, result);
   if (!isDir) return result;
-  for (const name of entries) await walk(join(dir, name), result);
+  const temps = await readdir(dir).then(
+    (names) => names.filter((n) => TEMP_FILE.test(n)),
+    () => [],
+  );
+  for (const name of [...entries, ...temps]) await walk(join(dir, name), result);
   return result;
 }
 

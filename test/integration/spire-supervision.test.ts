@@ -7,12 +7,16 @@
  */
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRequestId } from '../../lambdas/core/ids.ts';
 import { verifySvid } from '../../lambdas/verify/index.ts';
 import { startIssuer, type IssuerHandle } from '../../spire/issuer.ts';
+import { startSpireServer } from '../../spire/server.ts';
+import { ensureSpireServer } from '../../spire/build.ts';
 import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
 import { SPIRE_BUILD_TIMEOUT_MS } from '../helpers/spire.ts';
 
@@ -160,4 +164,29 @@ describe('supervised spire-server behind the local stack', () => {
     expect(h.status).toBe(503);
     expect(h.body.issuer!.state).toBe('stopped');
   }, 20_000);
+});
+
+describe('a spire-server left running by an ackd that died', () => {
+  it('is stopped before a new one starts on the same data dir (never two servers on one CA)', async () => {
+    const binary = await ensureSpireServer();
+    const dataDir = await mkdtemp(join(tmpdir(), 'ackd-left-'));
+    const lines: string[] = [];
+    try {
+      // A stands for the server of an ackd that was killed: nobody stops or supervises it any more.
+      const a = await startSpireServer({ binary, dataDir, trustDomain: 'left.test', logLevel: 'WARN', supervise: false });
+      const aPid = a.pid()!;
+      const b = await startSpireServer({ binary, dataDir, trustDomain: 'left.test', logLevel: 'WARN', supervise: { log: (l) => lines.push(l) } });
+      try {
+        expect(alive(aPid)).toBe(false);
+        expect(lines.join('\n')).toContain(`stopping a spire-server left running by an earlier ackd (pid ${aPid})`);
+        expect(b.running()).toBe(true);
+        expect(b.status().state).toBe('ready');
+      } finally {
+        await b.stop();
+        await a.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, SPIRE_BUILD_TIMEOUT_MS);
 });
