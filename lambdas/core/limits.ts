@@ -180,9 +180,11 @@ export class Limits {
     const size = this.config.openPending;
     const until = Date.parse(expiresAt);
     const lease = await this.claimSlot(group, size, requestId, until, async (held, nowMs) => {
-      // Every slot is held by an unexpired request: those no longer pending free theirs.
-      const records = await Promise.all(held.map((s) => requests.get(s.holder as RequestId)));
-      return held.filter((s, i) => {
+      // Every slot is held by an unexpired request: those no longer pending free theirs. At most
+      // 100 of them are read per attempt (all of them with the default limit).
+      const sample = shuffle([...held]).slice(0, 100);
+      const records = await Promise.all(sample.map((s) => requests.get(s.holder as RequestId)));
+      return sample.filter((s, i) => {
         const r = records[i];
         if (!r) return s.sinceMs + ORPHAN_GRACE_MS <= nowMs;
         return r.request_id === s.holder && (r.decision !== 'pending' || Date.parse(r.expires_at) <= nowMs);
