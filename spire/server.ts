@@ -130,20 +130,24 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
   }
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
   const configPath = join(dataDir, 'server.conf');
-  const conf = renderServerConf(await readFile(SERVER_CONF_TEMPLATE, 'utf8'), {
-    // SPIRE treats 0 as "use 8081", so an ephemeral port is picked here.
-    bind_port: opts.bindPort || (await freePort()),
-    socket_path: socketPath,
-    trust_domain: opts.trustDomain,
-    data_dir: dataDir,
-    log_level: opts.logLevel ?? 'INFO',
-    ca_ttl: opts.caTtl ?? '24h',
-    default_x509_svid_ttl: opts.defaultX509SvidTtl ?? '1h',
-    datastore_path: join(dataDir, 'datastore.sqlite3'),
-    keys_path: join(dataDir, 'keys.json'),
-  });
-  await writeFile(configPath, conf, { mode: 0o600 });
-  await chmod(configPath, 0o600); // an existing file keeps its mode on write
+  const template = await readFile(SERVER_CONF_TEMPLATE, 'utf8');
+  /** Written before every start: an ephemeral port picked earlier may be taken by the time of a restart. */
+  const writeConf = async () => {
+    const conf = renderServerConf(template, {
+      // SPIRE treats 0 as "use 8081", so an ephemeral port is picked here.
+      bind_port: opts.bindPort || (await freePort()),
+      socket_path: socketPath,
+      trust_domain: opts.trustDomain,
+      data_dir: dataDir,
+      log_level: opts.logLevel ?? 'INFO',
+      ca_ttl: opts.caTtl ?? '24h',
+      default_x509_svid_ttl: opts.defaultX509SvidTtl ?? '1h',
+      datastore_path: join(dataDir, 'datastore.sqlite3'),
+      keys_path: join(dataDir, 'keys.json'),
+    });
+    await writeFile(configPath, conf, { mode: 0o600 });
+    await chmod(configPath, 0o600); // an existing file keeps its mode on write
+  };
 
   /** The running server's pid, so that one left behind by an ackd that died is stopped next start. */
   const pidFile = join(dataDir, 'spire-server.pid');
@@ -172,6 +176,7 @@ export async function startSpireServer(opts: SpireServerOptions): Promise<SpireS
   let nextAttemptAt: Date | undefined;
 
   const launch = async (gen: number): Promise<void> => {
+    await writeConf();
     await rm(socketPath, { force: true });
     if (socketDir) await mkdir(socketDir, { recursive: true, mode: 0o700 });
     // stop() may have been called while we waited: never start a server nobody wants.

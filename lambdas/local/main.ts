@@ -73,6 +73,7 @@ process.stdout.write(
     line('consent UI', info.consentUiUrl),
     line('approver', `${info.approverUsername ?? '-'}  password: ${info.approverPassword ?? '-'}`),
     line('SVID issuer', info.issuer),
+    line('health', `${stack.appUrl}/healthz   (503 while the issuer is down; a spire-server that dies is restarted, and said so here)`),
     line('trust domain', info.trustDomain),
     line('trust bundle', info.trustBundlePath),
     line('DynamoDB', `${info.dynamodbEndpoint} (table ${info.tableName})`),

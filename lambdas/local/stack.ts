@@ -265,7 +265,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
 }
 
-
 function reportTightened(log: Pick<Logger, 'info' | 'warn'>, when: string, r: TightenResult): void {
   if (r.changed.length > 0) {
     // Left by an earlier run: worth a warning (others could read secrets). Since this start: only
