@@ -189,3 +189,19 @@ describe('a decision after expiry is ERR_EXPIRED, whenever it comes', () => {
     }
   });
 });
+
+describe("an agent's request listing", () => {
+  it('lists each request once, newest first, though its audit events share the by-agent index', async () => {
+    const agent = parseAgentId('lister-agent');
+    const ids: RequestId[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { request_id } = await stack.deps.service.requestAuthorization({ agent_id: agent, action: `list ${i}`, permissions: ['a:b'], justification: 'j', ttl_minutes: 5 });
+      await stack.deps.service.decide(request_id, i % 2 ? 'approved' : 'denied', 'operator:alice');
+      ids.push(request_id);
+      stack.clock.advance(1000);
+    }
+    const listed = await stack.deps.store.listByAgent(agent, { limit: 3 });
+    expect(listed.map((r) => r.request_id)).toEqual(ids.slice(1).reverse());
+    expect((await stack.deps.store.listByAgent(agent)).map((r) => r.request_id)).toEqual([...ids].reverse());
+  });
+});

@@ -102,22 +102,36 @@ export class DynamoRequestStore implements RequestStore {
     return out.Item ? toRecord(out.Item) : undefined;
   }
 
+  /**
+   * An agent's requests, newest first. Audit events carry `agent_id` and `requested_at` too, so
+   * they share the by-agent index: they are filtered out, and pages are read until `limit`
+   * requests are found.
+   */
   async listByAgent(agentId: AgentId, opts: { limit?: number; before?: string } = {}): Promise<AuthorizationRecord[]> {
     const ix = TABLE.byAgent;
-    const out = await send(() =>
-      this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: ix.name,
-          KeyConditionExpression: opts.before ? '#a = :a AND #t < :before' : '#a = :a',
-          ExpressionAttributeNames: opts.before ? { '#a': ix.partitionKey, '#t': ix.sortKey } : { '#a': ix.partitionKey },
-          ExpressionAttributeValues: opts.before ? { ':a': agentId, ':before': opts.before } : { ':a': agentId },
-          ScanIndexForward: false,
-          Limit: opts.limit ?? 50,
-        }),
-      ),
-    );
-    return (out.Items ?? []).map(toRecord);
+    const limit = opts.limit ?? 50;
+    const items: AuthorizationRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await send(() =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: ix.name,
+            KeyConditionExpression: opts.before ? '#a = :a AND #t < :before' : '#a = :a',
+            FilterExpression: 'begins_with(pk, :req)',
+            ExpressionAttributeNames: opts.before ? { '#a': ix.partitionKey, '#t': ix.sortKey } : { '#a': ix.partitionKey },
+            ExpressionAttributeValues: { ':a': agentId, ':req': REQ, ...(opts.before ? { ':before': opts.before } : {}) },
+            ScanIndexForward: false,
+            Limit: Math.max(limit, 25),
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      items.push(...(out.Items ?? []).map(toRecord));
+      start = out.LastEvaluatedKey;
+    } while (start && items.length < limit);
+    return items.slice(0, limit);
   }
 
   async scanAll(opts: { limit?: number; cursor?: string } = {}): Promise<{ items: AuthorizationRecord[]; cursor?: string }> {
