@@ -7,6 +7,8 @@
  * Context wins over the environment. README.md ("Deploy on AWS") lists every setting.
  */
 
+import { LIMIT_RANGES, type LimitsConfig } from '../lambdas/core/limits.ts';
+
 export interface DeployConfig {
   /** Deployment stage: names resources (`Ackd-<stage>`) and picks defaults. Not "local". */
   readonly stage: string;
@@ -37,6 +39,11 @@ export interface DeployConfig {
    * checkpoints, e.g. the key a deleted stack left behind; undefined: the stack creates one.
    */
   readonly auditKeyArn: string | undefined;
+  /**
+   * Flood limits the functions enforce (lambdas/core/limits.ts), only those set: the others keep
+   * the functions' defaults (DEFAULT_LIMITS). Each within LIMIT_RANGES.
+   */
+  readonly limits: Partial<LimitsConfig>;
 }
 
 /** The SPIRE server version ackd is tested against (spire/ builds the same version locally). */
@@ -57,6 +64,7 @@ export const SETTINGS = {
   natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
+  limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest (default: the functions\' defaults)' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -126,6 +134,37 @@ function intSetting(src: ConfigSource, name: SettingName, def: number, min: numb
   const n = Number(s);
   if (n < min || n > max) throw new DeployConfigError(name, `must be an integer from ${min} to ${max}`);
   return n;
+}
+
+const LIMIT_KEYS = Object.keys(LIMIT_RANGES) as (keyof LimitsConfig)[];
+
+/** The `limits` setting: a JSON object (env, `-c`) or an object (cdk.json) of LimitsConfig keys, each an integer in its range. */
+function limitsSetting(src: ConfigSource): Partial<LimitsConfig> {
+  const v = raw(src, 'limits');
+  if (v === undefined) return {};
+  const shape = `must be a JSON object with any of the keys ${LIMIT_KEYS.join(', ')}`;
+  let parsed: unknown = v;
+  if (typeof v === 'string') {
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new DeployConfigError('limits', shape);
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new DeployConfigError('limits', shape);
+  const out: Partial<Record<keyof LimitsConfig, number>> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!Object.hasOwn(LIMIT_RANGES, key)) {
+      throw new DeployConfigError('limits', `has an unknown key ${JSON.stringify(key)} (allowed: ${LIMIT_KEYS.join(', ')})`);
+    }
+    const k = key as keyof LimitsConfig;
+    const [min, max] = LIMIT_RANGES[k];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new DeployConfigError('limits', `key "${k}" must be an integer from ${min} to ${max} (got ${JSON.stringify(value) ?? String(value)})`);
+    }
+    out[k] = value === 0 ? 0 : value; // never -0
+  }
+  return out;
 }
 
 export function loadDeployConfig(src: ConfigSource): DeployConfig {
@@ -226,6 +265,8 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     throw new DeployConfigError('auditKeyArn', 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; not an alias)');
   }
 
+  const limits = limitsSetting(src);
+
   return {
     stage,
     production,
@@ -240,5 +281,6 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     natGateways,
     spireServerImage,
     auditKeyArn,
+    limits,
   };
 }

@@ -2,6 +2,7 @@ import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { LIMIT_ENV } from '../../lambdas/config.ts';
 import type { DeployConfig } from '../config.ts';
 import { Api, AUDIT_EXPORT_STAGE, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
 import { AuditKey } from '../constructs/audit.ts';
@@ -71,6 +72,9 @@ export class AckdStack extends Stack {
       ACKD_LOG_LEVEL: 'info',
     };
     if (Object.keys(config.approverRoutes).length > 0) environment.ACKD_APPROVER_ROUTES = JSON.stringify(config.approverRoutes);
+    // Flood limits: only those configured; every function builds the service (lambdas/deps.ts)
+    // and so enforces them. Unset limits keep the functions' defaults.
+    for (const [k, v] of Object.entries(config.limits) as [keyof typeof LIMIT_ENV, number][]) environment[LIMIT_ENV[k]] = String(v);
 
     this.api = new Api(this, 'Api', {
       vpc,

@@ -1,6 +1,7 @@
 /** lib/config.ts: the deploy configuration refuses missing and insecure values, naming the setting. */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SPIRE_IMAGE, DeployConfigError, loadDeployConfig, type ConfigSource } from '../../lib/config.ts';
+import { LIMIT_RANGES } from '../../lambdas/core/limits.ts';
 
 const BASE = {
   'ackd:stage': 'prod',
@@ -40,6 +41,7 @@ describe('loadDeployConfig', () => {
     });
     expect(c.consentDomain).toBeUndefined();
     expect(c.auditKeyArn).toBeUndefined(); // the stack creates the checkpoint key
+    expect(c.limits).toEqual({}); // the functions' default flood limits
   });
 
   it('takes an existing KMS key for audit checkpoints by ARN (single- or multi-Region key), from context or environment', () => {
@@ -66,6 +68,44 @@ describe('loadDeployConfig', () => {
     const routes = { 'deploy-bot': ['sre@acme-corp.io'] };
     expect(loadDeployConfig(src({ ...BASE, 'ackd:approverRoutes': JSON.stringify(routes) })).approverRoutes).toEqual(routes);
     expect(loadDeployConfig(src({ ...BASE, 'ackd:approverRoutes': routes })).approverRoutes).toEqual(routes);
+  });
+
+  it('takes flood limits as JSON (-c, env) or an object (cdk.json): only the keys given, each within its range', () => {
+    const limits = { requestsPerMinute: 120, openPending: 50, refusalsPerRequest: 0 };
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:limits': JSON.stringify(limits) })).limits).toEqual(limits);
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:limits': limits })).limits).toEqual(limits);
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_LIMITS: ' {"concurrentWaits": 5} ' })).limits).toEqual({ concurrentWaits: 5 });
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:limits': '{}' })).limits).toEqual({});
+    // Context wins over the environment, as for every setting.
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:limits': '{"openPending":7}' }, { ACKD_DEPLOY_LIMITS: '{"openPending":8}' })).limits).toEqual({ openPending: 7 });
+    // Both ends of every range are accepted.
+    const mins = Object.fromEntries(Object.entries(LIMIT_RANGES).map(([k, [min]]) => [k, min]));
+    const maxs = Object.fromEntries(Object.entries(LIMIT_RANGES).map(([k, [, max]]) => [k, max]));
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:limits': mins })).limits).toEqual(mins);
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:limits': JSON.stringify(maxs) })).limits).toEqual(maxs);
+  });
+
+  it.each([
+    ['{"openPending":0}', /key "openPending" must be an integer from 1 to 1000 \(got 0\)/],
+    ['{"requestsPerMinute":10001}', /key "requestsPerMinute" must be an integer from 1 to 10000/],
+    ['{"mailWindowMinutes":1441}', /key "mailWindowMinutes" must be an integer from 1 to 1440/],
+    ['{"refusalsPerRequest":-1}', /key "refusalsPerRequest" must be an integer from 0 to 1000/],
+    ['{"concurrentWaits":2.5}', /key "concurrentWaits" must be an integer from 1 to 100 \(got 2.5\)/],
+    ['{"concurrentWaits":"5"}', /key "concurrentWaits" must be an integer from 1 to 100 \(got "5"\)/],
+    ['{"mailsPerApprover":null}', /key "mailsPerApprover" must be an integer from 1 to 1000 \(got null\)/],
+    ['{"mailsPerApprover":true}', /key "mailsPerApprover" must be an integer/],
+    ['{"maxRequests":5}', /unknown key "maxRequests" \(allowed: requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest\)/],
+    ['{"__proto__":{"openPending":5}}', /unknown key "__proto__"/],
+    ['{"openPending":5', /must be a JSON object/],
+    ['[5]', /must be a JSON object/],
+    ['30', /must be a JSON object/],
+  ])('refuses the limits %s with a message naming the key and its range', (limits, rule) => {
+    for (const e of [refusal({ ...BASE, 'ackd:limits': limits }), refusal(BASE, { ACKD_DEPLOY_LIMITS: limits })]) {
+      expect(e.setting).toBe('limits');
+      expect(e.message).toMatch(rule);
+      expect(e.message).toContain('ackd:limits');
+      expect(e.message).toContain('ACKD_DEPLOY_LIMITS');
+    }
   });
 
   it.each([

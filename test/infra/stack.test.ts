@@ -33,7 +33,8 @@ import { systemClock } from '../../lambdas/core/ports.ts';
 import { AUDIT_EXPORT_STAGE, HANDLERS } from '../../lib/constructs/api.ts';
 import { tableIndexes } from '../../lib/constructs/data.ts';
 import { buildSidecarContext } from '../../lib/constructs/sidecar-image.ts';
-import { DEFAULT_SPIRE_IMAGE } from '../../lib/config.ts';
+import { DEFAULT_SPIRE_IMAGE, DeployConfigError } from '../../lib/config.ts';
+import { LIMIT_ENV } from '../../lambdas/config.ts';
 import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
 import { startTestSpire, SPIRE_BUILD_TIMEOUT_MS, type TestSpire } from '../helpers/spire.ts';
 
@@ -47,6 +48,8 @@ const TEST_CONTEXT = {
   'ackd:approverEmails': 'alice@acme-corp.io,bob@acme-corp.io',
   'ackd:sender': 'acme-corp.io',
   'ackd:retentionDays': '90',
+  // As `-c ackd:limits=…` passes it: a JSON string. Only some keys: the others keep the defaults.
+  'ackd:limits': '{"requestsPerMinute":120,"openPending":50,"refusalsPerRequest":0}',
 };
 
 let outdir: string;
@@ -439,6 +442,27 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     const expected = { 'Fn::Join': ['', ['kms:', { 'Fn::GetAtt': [logicalIdOf(stack.auditKey.key!), 'Arn'] }]] };
     expect(env(fnIds().sweeper).ACKD_AUDIT_KEY).toEqual(expected);
     expect(exp.ACKD_AUDIT_KEY).toEqual(expected);
+  });
+
+  it('every function builds the service, so every function gets the configured flood limits (ACKD_LIMIT_*), and only those', () => {
+    const env = (id: string) => (t.Resources[id] as Json).Properties.Environment.Variables as Json;
+    for (const [name, id] of Object.entries(fnIds())) {
+      const limits = Object.fromEntries(Object.entries(env(id)).filter(([k]) => k.startsWith('ACKD_LIMIT_')));
+      expect(limits, name).toEqual({
+        [LIMIT_ENV.requestsPerMinute]: '120',
+        [LIMIT_ENV.openPending]: '50',
+        [LIMIT_ENV.refusalsPerRequest]: '0',
+      });
+    }
+    expect(LIMIT_ENV.requestsPerMinute).toBe('ACKD_LIMIT_REQUESTS_PER_MINUTE'); // the names lambdas/config.ts reads
+  });
+
+  it('refuses out-of-range, non-integer or unknown flood limits before building anything, naming the key and its range', () => {
+    const synthWith = (limits: string) => () => buildApp(new App({ context: { ...TEST_CONTEXT, 'ackd:limits': limits } }));
+    expect(synthWith('{"concurrentWaits":0}')).toThrow(DeployConfigError);
+    expect(synthWith('{"concurrentWaits":0}')).toThrow(/limits .*key "concurrentWaits" must be an integer from 1 to 100 \(got 0\)/);
+    expect(synthWith('{"mailWindowMinutes":1.5}')).toThrow(/key "mailWindowMinutes" must be an integer from 1 to 1440/);
+    expect(synthWith('{"burst":10}')).toThrow(/unknown key "burst"/);
   });
 });
 
