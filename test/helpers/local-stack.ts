@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { parseRequestId } from '../../lambdas/core/ids.ts';
 import type { Logger } from '../../lambdas/core/ports.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../lambdas/local/stack.ts';
 import { ManualClock } from './clock.ts';
@@ -62,4 +63,16 @@ export function errorText(r: unknown): string {
   const res = r as CallToolResult;
   if (!res.isError) throw new Error(`expected a tool error, got ${JSON.stringify(res.structuredContent)}`);
   return (res.content as { type: string; text: string }[]).map((c) => c.text).join('\n');
+}
+
+/** A request made over MCP by the stack's demo agent and approved by an operator; its id. */
+export async function approvedRequest(stack: TestStack, mcp: Client, over: { action?: string; permissions?: string[]; justification?: string; ttl_minutes?: number } = {}): Promise<string> {
+  const req = structured<{ request_id: string }>(
+    await mcp.callTool({
+      name: 'request_authorization',
+      arguments: { agent_id: stack.agentId, action: 'rotate the db password', permissions: ['db:write'], justification: 'rotation', ttl_minutes: 15, ...over },
+    }),
+  );
+  await stack.deps.service.decide(parseRequestId(req.request_id), 'approved', 'operator:test');
+  return req.request_id;
 }

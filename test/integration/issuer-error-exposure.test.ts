@@ -20,7 +20,7 @@ import { ISSUER_MESSAGES } from '../../spire/bridge/errors.ts';
 import { SpireSvidMinter } from '../../spire/bridge/minter.ts';
 import { createBridgeApp } from '../../spire/sidecar/app.ts';
 import { RemoteSpireClient } from '../../spire/sidecar/client.ts';
-import { errorText, memoryLogger, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { errorText, memoryLogger, startTestStack, structured, type TestStack, approvedRequest } from '../helpers/local-stack.ts';
 import { SPIRE_BUILD_TIMEOUT_MS, spireIssuer, startTestSpire, type TestSpire } from '../helpers/spire.ts';
 
 const SECRET = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
@@ -126,19 +126,10 @@ describe('check_authorization against a real spire-server that hangs, then is go
     await spire?.stop();
   });
 
-  async function approvedRequest(): Promise<string> {
-    const req = structured<{ request_id: string }>(
-      await mcp.callTool({
-        name: 'request_authorization',
-        arguments: { agent_id: stack.agentId, action: 'rotate the db password', permissions: ['db:write'], justification: 'rotation', ttl_minutes: 15 },
-      }),
-    );
-    await stack.deps.service.decide(parseRequestId(req.request_id), 'approved', 'operator:test');
-    return req.request_id;
-  }
+  const approved = () => approvedRequest(stack, mcp);
 
   it('hung SPIRE (connected channel, SIGSTOP): the tool error is the fixed text; the log has DEADLINE_EXCEEDED and the socket', async () => {
-    const requestId = await approvedRequest();
+    const requestId = await approved();
     await spire.minter.trustBundlePem(); // the channel is connected: grpc now reports remote_addr
     const pid = spire.server.pid()!;
     process.kill(pid, 'SIGSTOP');
@@ -157,7 +148,7 @@ describe('check_authorization against a real spire-server that hangs, then is go
   });
 
   it('stopped SPIRE (socket gone): the same fixed text; revived: the SVID is issued', async () => {
-    const requestId = await approvedRequest();
+    const requestId = await approved();
     await spire.server.stop();
     const text = errorText(await mcp.callTool({ name: 'check_authorization', arguments: { request_id: requestId } }));
     expect(text).toBe(UNAVAILABLE_TEXT);

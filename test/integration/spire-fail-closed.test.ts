@@ -9,7 +9,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { SpiffeId, newRequestId, parseAgentId, parseRequestId, parseTrustDomain } from '../../lambdas/core/ids.ts';
 import { verifySvid } from '../../lambdas/verify/index.ts';
-import { errorText, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { errorText, startTestStack, structured, type TestStack, approvedRequest } from '../helpers/local-stack.ts';
 import { SPIRE_BUILD_TIMEOUT_MS, spireIssuer, startTestSpire, type TestSpire } from '../helpers/spire.ts';
 
 describe('SPIRE issuer: fail closed, then recover', () => {
@@ -30,19 +30,10 @@ describe('SPIRE issuer: fail closed, then recover', () => {
     await spire?.stop();
   });
 
-  async function approvedRequest(): Promise<string> {
-    const req = structured<{ request_id: string }>(
-      await mcp.callTool({
-        name: 'request_authorization',
-        arguments: { agent_id: stack.agentId, action: 'rotate the db password', permissions: ['db:write'], justification: 'scheduled rotation', ttl_minutes: 15 },
-      }),
-    );
-    await stack.deps.service.decide(parseRequestId(req.request_id), 'approved', 'operator:test');
-    return req.request_id;
-  }
+  const approved = () => approvedRequest(stack, mcp, { justification: 'scheduled rotation' });
 
   it('SPIRE stopped: the check is a clear tool error, nothing is issued; restarted: the same request gets its SVID', async () => {
-    const requestId = await approvedRequest();
+    const requestId = await approved();
     const bundleBefore = await spire.minter.trustBundlePem();
 
     await spire.server.stop();
@@ -74,7 +65,7 @@ describe('SPIRE issuer: fail closed, then recover', () => {
   });
 
   it('SPIRE hung (SIGSTOP): the call hits its deadline and fails closed; resumed: issued', async () => {
-    const requestId = await approvedRequest();
+    const requestId = await approved();
     const pid = spire.server.pid()!;
     process.kill(pid, 'SIGSTOP');
     try {

@@ -12,12 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRequestId } from '../../lambdas/core/ids.ts';
 import { verifySvid } from '../../lambdas/verify/index.ts';
 import { startIssuer, type IssuerHandle } from '../../spire/issuer.ts';
 import { startSpireServer } from '../../spire/server.ts';
 import { ensureSpireServer } from '../../spire/build.ts';
-import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { startTestStack, structured, type TestStack, approvedRequest } from '../helpers/local-stack.ts';
 import { SPIRE_BUILD_TIMEOUT_MS } from '../helpers/spire.ts';
 
 interface Health {
@@ -77,16 +76,7 @@ describe('supervised spire-server behind the local stack', () => {
     await stack?.stop();
   });
 
-  async function approvedRequest(): Promise<string> {
-    const req = structured<{ request_id: string }>(
-      await mcp.callTool({
-        name: 'request_authorization',
-        arguments: { agent_id: stack.agentId, action: 'deploy', permissions: ['deploy:prod'], justification: 'release', ttl_minutes: 10 },
-      }),
-    );
-    await stack.deps.service.decide(parseRequestId(req.request_id), 'approved', 'operator:test');
-    return req.request_id;
-  }
+  const approved = () => approvedRequest(stack, mcp, { action: 'deploy', permissions: ['deploy:prod'], justification: 'release', ttl_minutes: 10 });
 
   it('reports ready with HTTP 200 while SPIRE is up', async () => {
     const h = await healthz(stack);
@@ -95,7 +85,7 @@ describe('supervised spire-server behind the local stack', () => {
   });
 
   it('kill -9: 503 "restarting" with the signal, back on the same CA, 200 again, and check_authorization mints', async () => {
-    const requestId = await approvedRequest();
+    const requestId = await approved();
     const bundleFileBefore = await readFile(stack.trustBundlePath, 'utf8');
     const pid = issuer.spire!.pid()!;
     process.kill(pid, 'SIGKILL');

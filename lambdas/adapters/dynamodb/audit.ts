@@ -1,10 +1,10 @@
-import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
 import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
-import { applied, send } from './send.ts';
+import { applied, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 /**
@@ -255,30 +255,15 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   async *requestItems(): AsyncIterable<RequestItemView> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await send(() =>
-        this.doc.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: 'begins_with(pk, :req)',
-            ExpressionAttributeValues: { ':req': REQ },
-            ConsistentRead: true,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      for (const it of out.Items ?? []) {
-        const seqOf = (v: unknown) => (typeof v === 'number' ? v : null);
-        yield {
-          snapshot: snapshotOf(it as unknown as AuditSnapshot),
-          latestSeq: seqOf(it[ITEM_POINTERS.latest]),
-          decisionSeq: seqOf(it[ITEM_POINTERS.decision]),
-          unlinked: it.audit_pending !== undefined,
-        };
-      }
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const seqOf = (v: unknown) => (typeof v === 'number' ? v : null);
+    for await (const it of scanPrefix(this.doc, this.tableName, REQ, { consistent: true })) {
+      yield {
+        snapshot: snapshotOf(it as unknown as AuditSnapshot),
+        latestSeq: seqOf(it[ITEM_POINTERS.latest]),
+        decisionSeq: seqOf(it[ITEM_POINTERS.decision]),
+        unlinked: it.audit_pending !== undefined,
+      };
+    }
   }
 
   async seqRange(window: { since?: string | undefined; until?: string | undefined }): Promise<{ from: number; to: number } | null> {

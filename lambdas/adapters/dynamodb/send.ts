@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 
 export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
@@ -29,4 +29,24 @@ export async function applied(op: () => Promise<unknown>): Promise<boolean> {
     if (isConditionFailure(e)) return false;
     throw e;
   }
+}
+
+/** Every item whose key starts with `prefix`, page by page (a table scan: for operator tools, never the request path). */
+export async function* scanPrefix(doc: DynamoDBDocumentClient, tableName: string, prefix: string, opts: { consistent?: boolean } = {}): AsyncGenerator<Record<string, unknown>> {
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await send(() =>
+      doc.send(
+        new ScanCommand({
+          TableName: tableName,
+          FilterExpression: 'begins_with(pk, :prefix)',
+          ExpressionAttributeValues: { ':prefix': prefix },
+          ...(opts.consistent ? { ConsistentRead: true } : {}),
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      ),
+    );
+    yield* out.Items ?? [];
+    start = out.LastEvaluatedKey;
+  } while (start);
 }

@@ -17,7 +17,7 @@ import type { AuditEvent, PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
 import { DynamoAuditLog, ITEM_POINTERS, pendingEventAttributes, type JustWritten } from './audit.ts';
 import type { ChainHead } from '../../core/audit/ports.ts';
-import { applied, documentClient, isConditionFailure, send } from './send.ts';
+import { applied, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
@@ -468,21 +468,7 @@ export class DynamoApiKeyStore implements ApiKeyStore {
 
   private async scanKeys(): Promise<ApiKeyEntry[]> {
     const items: ApiKeyEntry[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await send(() =>
-        this.doc.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: 'begins_with(pk, :k)',
-            ExpressionAttributeValues: { ':k': KEY },
-            ExclusiveStartKey: start,
-          }),
-        ),
-      );
-      for (const it of out.Items ?? []) items.push(toKey(it));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    for await (const it of scanPrefix(this.doc, this.tableName, KEY)) items.push(toKey(it));
     return items.sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
 
