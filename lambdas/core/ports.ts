@@ -56,12 +56,12 @@ export interface RequestStore {
    * Claims the right to mint this request's one SVID for `leaseMs` (approved, not issued,
    * not revoked, no live claim, approval linked into the audit chain). Returns a claim token.
    */
-  claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord }>;
+  claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord; decisionSeq: number | null }>;
   /**
-   * The audit event that decided the request (approved, denied or expired), read from the chain
-   * where the request's item points; undefined when the item names none.
+   * The audit event at `seq` of the chain (read consistently): with the `decisionSeq` a claim
+   * returns, the event the request's item names as its decision.
    */
-  decisionEvent(requestId: RequestId): Promise<AuditEvent | undefined>;
+  auditEvent(seq: number): Promise<AuditEvent | undefined>;
   /** Gives a claim back after a failed mint, so a later check can retry. */
   releaseIssuance(requestId: RequestId, claim: string): Promise<void>;
   /** Records the minted SVID; only the holder of `claim` can. */

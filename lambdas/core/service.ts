@@ -227,8 +227,9 @@ export class AuthorizationService {
     const now = this.deps.clock.now();
     let claim: string;
     let claimed: AuthorizationRecord;
+    let decisionSeq: number | null;
     try {
-      ({ claim, record: claimed } = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000));
+      ({ claim, record: claimed, decisionSeq } = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000));
     } catch (e) {
       // Another check delivered the SVID between our read and our claim: report it as delivered.
       if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
@@ -242,14 +243,15 @@ export class AuthorizationService {
     let minted: MintedSvid;
     try {
       // The item alone proves nothing (anyone who can write the table can write "approved"): the
-      // approval must be the chain's, of this request exactly as it stands.
-      const problem = approvalProblem(claimed, await this.deps.store.decisionEvent(r.request_id));
+      // approval must be the chain's, of this request exactly as it stands. The caller's key is
+      // checked again meanwhile.
+      const [approval] = await Promise.all([decisionSeq === null ? undefined : this.deps.store.auditEvent(decisionSeq), opts.reauthorize?.()]);
+      const problem = approvalProblem(claimed, approval);
       if (problem) {
         this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem });
         await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ${problem}`);
         throw new AckdError('ERR_NOT_APPROVED', `request ${r.request_id} has no approval in the audit log; no SVID is issued`);
       }
-      await opts.reauthorize?.();
       const spiffeId = SpiffeId.parse(claimed.spiffe_id);
       minted = await this.deps.minter.mint(spiffeId, new Date(claimed.svid_expires_at!));
     } catch (e) {
@@ -265,19 +267,19 @@ export class AuthorizationService {
       event: auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
     });
     this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });
-    // The SVID leaves only once its issuance is in the audit chain. If linking fails, its key is
-    // dropped here: the SVID is recorded (and will be linked later) but never delivered.
-    await this.deps.store.linkAudit(r.request_id);
-    // A key revoked while this check was minting never receives the SVID: it is revoked unseen.
-    try {
-      await opts.reauthorize?.();
-    } catch (e) {
+    // The SVID leaves only once its issuance is in the audit chain (if linking fails, its key is
+    // dropped here: the SVID is recorded, linked later, never delivered), and only to a key that
+    // still authenticates (a key revoked while this check was minting never receives it: the
+    // SVID is revoked unseen).
+    const [linked, stillValid] = await Promise.allSettled([this.deps.store.linkAudit(r.request_id), opts.reauthorize?.()]);
+    if (stillValid.status === 'rejected') {
       this.deps.logger.warn('caller lost its credential while its SVID was minted; revoking the SVID', { request_id: r.request_id, svid_id: minted.svidId });
       await this.revoke(null, r.request_id, minted.svidId, SYSTEM_ACTOR).catch((err: unknown) =>
         this.deps.logger.error('could not revoke an undelivered SVID', { request_id: r.request_id, error: describe(err) }),
       );
-      throw e;
+      throw stillValid.reason;
     }
+    if (linked.status === 'rejected') throw linked.reason;
     return {
       status: 'approved',
       svid: `${minted.certChainPem.trimEnd()}\n${minted.privateKeyPem.trimEnd()}\n`,

@@ -216,6 +216,16 @@ export class DynamoRequestStore implements RequestStore {
     explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
     event?: PendingEvent,
   ): Promise<AuthorizationRecord> {
+    return toRecord(await this.transitionItem(requestId, update, explain, event));
+  }
+
+  /** `transition`, returning the item as stored (with its bookkeeping attributes). */
+  private async transitionItem(
+    requestId: RequestId,
+    update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>,
+    explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
+    event?: PendingEvent,
+  ): Promise<Record<string, unknown>> {
     for (let attempt = 0; ; attempt++) {
       const head = event ? await this.audit.headHint() : undefined;
       const input = event && head ? withEvent(update, event, head) : update;
@@ -224,7 +234,7 @@ export class DynamoRequestStore implements RequestStore {
           this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })),
         );
         if (head && out.Attributes) this.remember(requestId, { item: out.Attributes, head });
-        return toRecord(out.Attributes ?? {});
+        return out.Attributes ?? {};
       } catch (e) {
         if (!isConditionFailure(e)) throw e;
         const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
@@ -236,7 +246,7 @@ export class DynamoRequestStore implements RequestStore {
         }
         const result = explain(toRecord(out.Item));
         if (result instanceof AckdError) throw result;
-        return result;
+        return out.Item;
       }
     }
   }
@@ -292,9 +302,9 @@ export class DynamoRequestStore implements RequestStore {
     );
   }
 
-  async claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord }> {
+  async claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord; decisionSeq: number | null }> {
     const claim = randomUUID();
-    const record = await this.transition(
+    const item = await this.transitionItem(
       requestId,
       {
         UpdateExpression: 'SET issuing_claim = :claim, issuing_until = :until',
@@ -320,15 +330,12 @@ export class DynamoRequestStore implements RequestStore {
         return new AckdError('ERR_ISSUANCE_IN_PROGRESS', `SVID issuance for request ${requestId} is in progress in another call; check again shortly`);
       },
     );
-    return { claim, record };
+    const decisionSeq = item[ITEM_POINTERS.decision];
+    return { claim, record: toRecord(item), decisionSeq: typeof decisionSeq === 'number' ? decisionSeq : null };
   }
 
-  async decisionEvent(requestId: RequestId): Promise<AuditEvent | undefined> {
-    const out = await send(() =>
-      this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true, ProjectionExpression: ITEM_POINTERS.decision })),
-    );
-    const seq = out.Item?.[ITEM_POINTERS.decision];
-    return typeof seq === 'number' ? this.audit.event(seq) : undefined;
+  auditEvent(seq: number): Promise<AuditEvent | undefined> {
+    return this.audit.event(seq);
   }
 
   /** Not applied: someone else's claim now, nothing of ours to release. */
