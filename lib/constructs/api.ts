@@ -173,7 +173,8 @@ export class Api extends Construct {
     this.mcpFunction.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'RequestsAndApiKeys',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+        // BatchGetItem: the flood limits read an agent's slots in one batch.
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:BatchGetItem'],
         resources: [tableArn],
       }),
     );

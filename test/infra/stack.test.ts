@@ -271,12 +271,12 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     expect(resources('Custom::LogRetention')).toHaveLength(0);
   });
 
-  it('MCP function: exactly GetItem/PutItem/UpdateItem/Query on the table, Query on its two indexes, SES send from ackd\'s address, its bridge secret', () => {
+  it('MCP function: exactly GetItem/BatchGetItem/PutItem/UpdateItem/Query on the table, Query on its two indexes, SES send from ackd\'s address, its bridge secret', () => {
     const g = grants(roleOfFunction(fnIds().mcp));
     expect([...g.keys()].sort()).toEqual(
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'secretsmanager:GetSecretValue', 'ses:SendEmail'].sort(),
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'secretsmanager:GetSecretValue', 'ses:SendEmail'].sort(),
     );
-    for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a)).toEqual([tableArn()]);
+    for (const a of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a)).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([tableArn(), indexArn('by-agent'), indexArn('pending-by-expiry')].sort());
     expect(g.get('secretsmanager:GetSecretValue')).toEqual([JSON.stringify({ Ref: logicalIdOf(stack.spire.bridgeSecret as never) })]);
     const ses = statementsOfRole(roleOfFunction(fnIds().mcp)).find((s) => asList(s.Action).includes('ses:SendEmail'))!;

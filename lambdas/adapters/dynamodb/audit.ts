@@ -1,10 +1,10 @@
-import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
 import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
-import { applied, scanPrefix, send } from './send.ts';
+import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 /**
@@ -240,18 +240,8 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   async eventsAt(seqs: readonly number[]): Promise<AuditEvent[]> {
-    const got: AuditEvent[] = [];
-    for (let i = 0; i < seqs.length; i += 100) {
-      let keys: Record<string, unknown>[] = [...new Set(seqs.slice(i, i + 100))].map((s) => ({ pk: AUDIT_PK.event + pad(s) }));
-      for (let round = 0; keys.length > 0; round++) {
-        if (round > 10) throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: the store keeps deferring reads');
-        const out = await send(() => this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } })));
-        for (const it of out.Responses?.[this.tableName] ?? []) got.push(eventFields(it));
-        keys = (out.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-        if (keys.length > 0) await sleep(20 * 2 ** Math.min(round, 5));
-      }
-    }
-    return got.sort((a, b) => a.seq - b.seq);
+    const items = await batchGet(this.doc, this.tableName, [...new Set(seqs)].map((s) => ({ pk: AUDIT_PK.event + pad(s) })));
+    return items.map(eventFields).sort((a, b) => a.seq - b.seq);
   }
 
   async *requestItems(): AsyncIterable<RequestItemView> {

@@ -3,7 +3,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RequestId } from '../../core/ids.ts';
 import { recipientKey, type ClaimedDigest, type LimitStore, type SlotState } from '../../core/limits.ts';
-import { applied, documentClient, isConditionFailure, send } from './send.ts';
+import { applied, batchGet, documentClient, isConditionFailure, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 /** Key prefix of every item of the limits; nothing else in the table starts with it. */
@@ -86,19 +86,11 @@ export class DynamoLimitStore implements LimitStore {
    * when a random slot was not free.
    */
   async readSlots(group: string, size: number): Promise<SlotState[]> {
-    const out: SlotState[] = [];
-    for (let first = 0; first < size; first += 25) {
-      const items = await Promise.all(
-        Array.from({ length: Math.min(25, size - first) }, (_, i) =>
-          send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: this.slotPk(group, first + i) }, ConsistentRead: true }))),
-        ),
-      );
-      items.forEach((res, i) => {
-        const it = res.Item;
-        if (it) out.push({ slot: first + i, holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) });
-      });
-    }
-    return out;
+    const keys = Array.from({ length: size }, (_, i) => ({ pk: this.slotPk(group, i) }));
+    const items = await batchGet(this.doc, this.tableName, keys);
+    return items
+      .map((it) => ({ slot: Number(String(it.pk).slice(String(it.pk).lastIndexOf('#') + 1)), holder: String(it.holder), untilMs: Number(it.until_ms), sinceMs: Number(it.since_ms) }))
+      .sort((a, b) => a.slot - b.slot);
   }
 
   putSlot(group: string, slot: number, holder: string, untilMs: number, nowMs: number, replace?: string): Promise<boolean> {

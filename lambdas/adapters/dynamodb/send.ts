@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 
 export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
@@ -49,4 +49,28 @@ export async function* scanPrefix(doc: DynamoDBDocumentClient, tableName: string
     yield* out.Items ?? [];
     start = out.LastEvaluatedKey;
   } while (start);
+}
+
+/**
+ * The items of these keys (consistent reads), the absent ones left out: BatchGetItem in pages of
+ * 100 sent together, keys the store defers asked again with backoff.
+ */
+export async function batchGet(doc: DynamoDBDocumentClient, tableName: string, keys: readonly Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  const pages: Record<string, unknown>[][] = [];
+  for (let i = 0; i < keys.length; i += 100) pages.push(keys.slice(i, i + 100));
+  const got = await Promise.all(
+    pages.map(async (page) => {
+      const items: Record<string, unknown>[] = [];
+      let pending = page;
+      for (let round = 0; pending.length > 0; round++) {
+        if (round > 10) throw new AckdError('ERR_STORE_UNAVAILABLE', 'the store keeps deferring reads');
+        const out = await send(() => doc.send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: true } } })));
+        items.push(...(out.Responses?.[tableName] ?? []));
+        pending = (out.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+        if (pending.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** Math.min(round, 5)));
+      }
+      return items;
+    }),
+  );
+  return got.flat();
 }
