@@ -64,7 +64,7 @@ export const SETTINGS = {
   natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
-  limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest (default: the functions\' defaults)' },
+  limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour (default: the functions\' defaults)' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

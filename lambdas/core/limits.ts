@@ -23,6 +23,8 @@ export interface LimitsConfig {
   readonly mailWindowMinutes: number;
   /** Refused attempts recorded as audit events per request and per kind of actor; beyond, only counted. */
   readonly refusalsPerRequest: number;
+  /** Refused attempts of one agent recorded as audit events per clock hour, over all its requests; beyond, only counted. */
+  readonly refusalsPerAgentPerHour: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -32,6 +34,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   mailsPerApprover: 10,
   mailWindowMinutes: 10,
   refusalsPerRequest: 10,
+  refusalsPerAgentPerHour: 60,
 };
 
 /** Ranges of the settings. */
@@ -42,6 +45,7 @@ export const LIMIT_RANGES = {
   mailsPerApprover: [1, 1000],
   mailWindowMinutes: [1, 1440],
   refusalsPerRequest: [0, 1000],
+  refusalsPerAgentPerHour: [0, 100_000],
 } as const satisfies Record<keyof LimitsConfig, readonly [number, number]>;
 
 /** A slot as the store holds it: who holds it, until when (epoch ms), since when (epoch ms). */
@@ -302,16 +306,23 @@ export class Limits {
 
   /**
    * Whether a refused attempt on a request is recorded as an audit event: the first
-   * refusalsPerRequest per kind of actor are (so an agent cannot use up the approvers' share);
-   * the rest are counted (`suppressed`) and logged, not recorded.
+   * refusalsPerRequest per kind of actor are (so an agent cannot use up the approvers' share),
+   * and an agent's own refusals also only up to refusalsPerAgentPerHour over all its requests
+   * (so making more requests buys no more events); the rest are counted (`suppressed`) and
+   * logged, not recorded.
    */
-  async admitRefusal(requestId: RequestId, actorType: ActorType): Promise<{ record: boolean; suppressed: number }> {
+  async admitRefusal(requestId: RequestId, actor: { type: ActorType; id: string }): Promise<{ record: boolean; suppressed: number }> {
     const now = this.deps.clock.now().getTime();
     const retain = now + this.deps.retentionDays * DAY_MS;
-    const key = `refused#${requestId}#${actorType}`;
-    const { taken } = await this.deps.store.take(key, this.config.refusalsPerRequest, retain);
-    if (taken) return { record: true, suppressed: 0 };
-    return { record: false, suppressed: await this.deps.store.add(`${key}#suppressed`, 1, retain) };
+    const key = `refused#${requestId}#${actor.type}`;
+    const suppress = async (k: string) => ({ record: false, suppressed: await this.deps.store.add(`${k}#suppressed`, 1, retain) });
+    if (actor.type === 'agent') {
+      const hour = now - (now % 3_600_000);
+      const agentKey = `refused-by#${actor.id}#${hour}`;
+      if (!(await this.deps.store.take(agentKey, this.config.refusalsPerAgentPerHour, hour + 3_600_000 + DAY_MS)).taken) return suppress(agentKey);
+    }
+    if ((await this.deps.store.take(key, this.config.refusalsPerRequest, retain)).taken) return { record: true, suppressed: 0 };
+    return suppress(key);
   }
 }
 

@@ -338,7 +338,7 @@ export class AuthorizationService {
    */
   private async recordRefusal(requestId: RequestId, actor: Actor, reason: string): Promise<void> {
     try {
-      const admitted = await this.deps.limits?.admitRefusal(requestId, actor.type);
+      const admitted = await this.deps.limits?.admitRefusal(requestId, actor);
       if (admitted && !admitted.record) {
         // Logged the first time and every 100th, so the log does not grow with the flood either.
         if (admitted.suppressed === 1 || admitted.suppressed % 100 === 0) this.deps.logger.warn('refused attempt not recorded as an audit event: over the limit of refused attempts per request', {

@@ -2,7 +2,12 @@
  * The adversarial suite runs in `npm test` in a short form (CI), and in full with
  * `npm run test:adversarial` (ACKD_ADVERSARIAL=full). Each test scales its attack by these.
  */
+import { vi } from 'vitest';
+
 export const FULL = process.env.ACKD_ADVERSARIAL === 'full';
+
+// Every adversarial test file imports this: the full attack takes minutes per test.
+vi.setConfig({ testTimeout: FULL ? 1_200_000 : 120_000 });
 
 /** `short` in CI, `full` when asked for. */
 export function budget(short: number, full: number): number {

@@ -238,6 +238,20 @@ describe('refused attempts', () => {
     expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(3);
     expect(limitStore.counters.get(`refused#${request_id}#agent#suppressed`)).toBe(5);
   });
+
+  it("bounds an agent's recorded refusals per hour over all its requests: more requests buy no more events", async () => {
+    const { service, requests, clock } = setup({ refusalsPerRequest: 3, refusalsPerAgentPerHour: 5 });
+    const ids: RequestId[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await ask(service)).request_id);
+    for (const id of ids) for (let i = 0; i < 3; i++) expect((await refusal(service.revoke(agent, id, 'ab' as SvidId))).code).toBe('ERR_SVID_MISMATCH');
+    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(5);
+    // The next hour has its own allowance, within each request's own.
+    clock.advance(3_600_000);
+    await refusal(service.revoke(agent, ids[0]!, 'ab' as SvidId)); // request 0 used its 3
+    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(5);
+    await refusal(service.revoke(agent, ids[3]!, 'ab' as SvidId));
+    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(6);
+  });
 });
 
 describe('concurrent waits', () => {
@@ -284,7 +298,7 @@ describe('concurrent waits', () => {
 
 describe('limits configuration', () => {
   it('has documented defaults and refuses values out of range, naming the variable', () => {
-    expect(loadConfig({}).limits).toEqual({ requestsPerMinute: 30, openPending: 20, concurrentWaits: 10, mailsPerApprover: 10, mailWindowMinutes: 10, refusalsPerRequest: 10 });
+    expect(loadConfig({}).limits).toEqual({ requestsPerMinute: 30, openPending: 20, concurrentWaits: 10, mailsPerApprover: 10, mailWindowMinutes: 10, refusalsPerRequest: 10, refusalsPerAgentPerHour: 60 });
     expect(loadConfig({ ACKD_LIMIT_REQUESTS_PER_MINUTE: '120', ACKD_LIMIT_OPEN_PENDING: '5' }).limits).toMatchObject({ requestsPerMinute: 120, openPending: 5 });
     expect(() => loadConfig({ ACKD_LIMIT_OPEN_PENDING: '1001' })).toThrow(/ACKD_LIMIT_OPEN_PENDING: must be an integer from 1 to 1000/);
     expect(() => loadConfig({ ACKD_LIMIT_REQUESTS_PER_MINUTE: '0' })).toThrow(/ACKD_LIMIT_REQUESTS_PER_MINUTE/);
