@@ -1,4 +1,4 @@
-import { copyFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -25,8 +25,9 @@ export async function buildConsentUi(outDir = defaultDistDir): Promise<string> {
     legalComments: 'none',
     logLevel: 'warning',
   });
-  await copyFile(join(consentUiDir, 'src/index.html'), join(out, 'index.html'));
-  await copyFile(join(consentUiDir, 'src/styles.css'), join(out, 'styles.css'));
+  // Written anew rather than copied: a copy keeps the source's mode, a new file follows the
+  // process umask (owner-only under npm start).
+  for (const name of ['index.html', 'styles.css']) await writeFile(join(out, name), await readFile(join(consentUiDir, 'src', name)));
   return out;
 }
 

@@ -131,6 +131,12 @@ const ORPHAN_GRACE_MS = 60_000;
 /** Counters outlive their window by a day (DynamoDB TTL deletes them lazily). */
 const DAY_MS = 86_400_000;
 
+/** The fixed window of `sizeMs` that holds `nowMs`: [start, end). */
+function windowOf(nowMs: number, sizeMs: number): { start: number; end: number } {
+  const start = nowMs - (nowMs % sizeMs);
+  return { start, end: start + sizeMs };
+}
+
 function at(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -155,6 +161,7 @@ export function recipientKey(recipient: string): string {
  *   the wait plus a margin), released when the wait ends, or by time after a crash.
  * - `mail#<sha256(approver)>#<window start ms>`: individual consent mails in that window.
  * - `refused#<request_id>#<actor type>`: refused attempts on a request.
+ * - `refused-by#<agent>#<hour start ms>`: an agent's own refused attempts in that hour.
  */
 export class Limits {
   constructor(
@@ -165,8 +172,7 @@ export class Limits {
   /** Counts one request attempt; ERR_RATE_LIMITED beyond requestsPerMinute in this clock minute. */
   async takeRequest(agentId: AgentId): Promise<void> {
     const now = this.deps.clock.now().getTime();
-    const start = now - (now % 60_000);
-    const end = start + 60_000;
+    const { start, end } = windowOf(now, 60_000);
     const max = this.config.requestsPerMinute;
     const { taken, count } = await this.deps.store.take(`rate#${agentId}#${start}`, max, end + DAY_MS);
     if (!taken) {
@@ -252,10 +258,7 @@ export class Limits {
    * is left out.
    */
   async planMail(requestId: RequestId, recipients: readonly string[], opts: { retry: boolean }): Promise<{ send: string[]; queued: string[]; dropped: string[]; refund(): Promise<void> }> {
-    const now = this.deps.clock.now().getTime();
-    const size = this.config.mailWindowMinutes * 60_000;
-    const start = now - (now % size);
-    const end = start + size;
+    const { start, end } = windowOf(this.deps.clock.now().getTime(), this.mailWindowMs);
     const send: string[] = [];
     const queued: string[] = [];
     const dropped: string[] = [];
@@ -295,9 +298,11 @@ export class Limits {
 
   /** Done with a digest: `done` leaves the queue; whatever is left is due at the end of the current window. */
   completeDigest(d: ClaimedDigest, done: readonly RequestId[]): Promise<void> {
-    const now = this.deps.clock.now().getTime();
-    const size = this.config.mailWindowMinutes * 60_000;
-    return this.deps.store.completeDigest(d, done, now - (now % size) + size);
+    return this.deps.store.completeDigest(d, done, windowOf(this.deps.clock.now().getTime(), this.mailWindowMs).end);
+  }
+
+  private get mailWindowMs(): number {
+    return this.config.mailWindowMinutes * 60_000;
   }
 
   releaseDigest(d: ClaimedDigest): Promise<void> {
@@ -317,9 +322,9 @@ export class Limits {
     const key = `refused#${requestId}#${actor.type}`;
     const suppress = async (k: string) => ({ record: false, suppressed: await this.deps.store.add(`${k}#suppressed`, 1, retain) });
     if (actor.type === 'agent') {
-      const hour = now - (now % 3_600_000);
-      const agentKey = `refused-by#${actor.id}#${hour}`;
-      if (!(await this.deps.store.take(agentKey, this.config.refusalsPerAgentPerHour, hour + 3_600_000 + DAY_MS)).taken) return suppress(agentKey);
+      const hour = windowOf(now, 3_600_000);
+      const agentKey = `refused-by#${actor.id}#${hour.start}`;
+      if (!(await this.deps.store.take(agentKey, this.config.refusalsPerAgentPerHour, hour.end + DAY_MS)).taken) return suppress(agentKey);
     }
     if ((await this.deps.store.take(key, this.config.refusalsPerRequest, retain)).taken) return { record: true, suppressed: 0 };
     return suppress(key);

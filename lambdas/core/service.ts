@@ -106,8 +106,9 @@ export class AuthorizationService {
     let refund: (() => Promise<void>) | undefined;
     try {
       const limits = this.deps.limits;
-      const recipients = limits && isRecipientNotifier(notifier) ? notifier.recipients(record) : [];
-      if (limits && isRecipientNotifier(notifier) && recipients.length > 0) {
+      const counted = limits && isRecipientNotifier(notifier) ? notifier : undefined;
+      const recipients = counted ? counted.recipients(record) : [];
+      if (limits && counted && recipients.length > 0) {
         const plan = await limits.planMail(record.request_id, recipients, { retry: opts.retry ?? false });
         if (plan.queued.length > 0 || plan.dropped.length > 0) {
           this.deps.logger.info('consent mail over an approver mail limit: deferred to a digest', {
@@ -119,7 +120,7 @@ export class AuthorizationService {
         }
         if (plan.send.length === 0) return false;
         refund = plan.refund;
-        await notifier.notify(record, consentUrl, plan.send);
+        await counted.notify(record, consentUrl, plan.send);
       } else {
         await notifier.notify(record, consentUrl);
       }

@@ -267,8 +267,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
 function reportTightened(log: Pick<Logger, 'info' | 'warn'>, when: string, r: TightenResult): void {
   if (r.changed.length > 0) {
-    // Left by an earlier run: worth a warning (others could read secrets). Since this start: only
-    // files made with an explicit mode while the umask is not 077 (tests), so just noted.
+    // Left by an earlier run: worth a warning (others could read secrets). Since this start: what
+    // a child made with an explicit mode (spire-server's admin socket), or anything made while the
+    // umask is not 077 (tests), so just noted.
     const note = when === 'from an earlier run' ? log.warn.bind(log) : log.info.bind(log);
     note(`made ${r.changed.length} path(s) in the state directory owner-only (${when}); group or others could use them`, {
       paths: r.changed.slice(0, 20).map((c) => `${c.path} ${c.from}->${c.to}`),

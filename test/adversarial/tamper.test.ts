@@ -4,7 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { parseAgentId, type RequestId } from '../../lambdas/core/ids.ts';
-import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { readItem, startTestStack, writeItemFields, type TestStack } from '../helpers/local-stack.ts';
 
 // The insider who can write to the DynamoDB table. Without the approver's signature (the payload
 // binding issue) the table writer cannot be stopped from writing; what ackd guarantees is that
@@ -25,17 +25,7 @@ afterAll(async () => {
 
 const ddb = () => dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint });
 const S = (s: string): AttributeValue => ({ S: s });
-
-async function set(pk: string, values: Record<string, AttributeValue>): Promise<void> {
-  const names: Record<string, string> = {};
-  const vals: Record<string, AttributeValue> = {};
-  const parts = Object.entries(values).map(([k, v], i) => {
-    names[`#f${i}`] = k;
-    vals[`:v${i}`] = v;
-    return `#f${i} = :v${i}`;
-  });
-  await ddb().send(new UpdateItemCommand({ TableName: stack.tableName, Key: { pk: S(pk) }, UpdateExpression: `SET ${parts.join(', ')}`, ExpressionAttributeNames: names, ExpressionAttributeValues: vals }));
-}
+const set = (pk: string, values: Record<string, unknown>) => writeItemFields(stack, pk, values);
 
 async function newRequest(): Promise<RequestId> {
   return (await stack.deps.service.requestAuthorization({ agent_id: agent, action: 'drop the staging db', permissions: ['db:admin'], justification: 'reset', ttl_minutes: 30 })).request_id;
@@ -45,16 +35,16 @@ async function check(id: RequestId): Promise<CallToolResult> {
   return (await mcp.callTool({ name: 'check_authorization', arguments: { request_id: id } })) as CallToolResult;
 }
 
-const later = (min: number) => S(new Date(stack.clock.now().getTime() + min * 60_000).toISOString());
+const later = (min: number) => new Date(stack.clock.now().getTime() + min * 60_000).toISOString();
 
 describe('a table writer cannot mint an SVID', () => {
   const forgeries: [string, (id: RequestId) => Promise<void>][] = [
-    ['a pending request written as approved', async (id) => set(`req#${id}`, { decision: S('approved'), approver_identity: S('operator:forged'), decision_at: S(stack.clock.now().toISOString()), svid_expires_at: later(20) })],
+    ['a pending request written as approved', async (id) => set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:forged', decision_at: stack.clock.now().toISOString(), svid_expires_at: later(20) })],
     [
       'a denied request written as approved',
       async (id) => {
         await stack.deps.service.decide(id, 'denied', 'operator:bob');
-        await set(`req#${id}`, { decision: S('approved'), approver_identity: S('operator:forged'), svid_expires_at: later(20) });
+        await set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:forged', svid_expires_at: later(20) });
       },
     ],
     [
@@ -62,14 +52,14 @@ describe('a table writer cannot mint an SVID', () => {
       async (id) => {
         stack.clock.advance(31 * 60_000);
         await stack.deps.service.sweep();
-        await set(`req#${id}`, { decision: S('approved'), approver_identity: S('operator:forged'), svid_expires_at: later(20) });
+        await set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:forged', svid_expires_at: later(20) });
       },
     ],
     [
       'an approval given more permissions',
       async (id) => {
         await stack.deps.service.decide(id, 'approved', 'operator:alice');
-        await set(`req#${id}`, { permissions: { L: [S('db:admin'), S('*')] } });
+        await set(`req#${id}`, { permissions: ['db:admin', '*'] });
       },
     ],
     [
@@ -77,8 +67,8 @@ describe('a table writer cannot mint an SVID', () => {
       async (id) => {
         const other = await newRequest();
         await stack.deps.service.decide(other, 'approved', 'operator:alice');
-        const o = await ddb().send(new GetItemCommand({ TableName: stack.tableName, Key: { pk: S(`req#${other}`) }, ConsistentRead: true }));
-        await set(`req#${id}`, { decision: S('approved'), approver_identity: S('operator:alice'), decision_at: o.Item!.decision_at!, svid_expires_at: o.Item!.svid_expires_at!, decision_seq: o.Item!.decision_seq! });
+        const o = (await readItem(stack, `req#${other}`))!;
+        await set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:alice', decision_at: o.decision_at, svid_expires_at: o.svid_expires_at, decision_seq: o.decision_seq });
       },
     ],
   ];
@@ -108,7 +98,7 @@ describe('what a table writer changes is found by live verification', () => {
       const key = (seq: number) => ({ pk: S(`audit#evt#${String(seq).padStart(12, '0')}`) });
       expect((await fresh.deps.audit.verifyLive({}, {})).problems).toEqual([]);
 
-      await db.send(new UpdateItemCommand({ TableName: fresh.tableName, Key: key(3), UpdateExpression: 'SET approver_identity = :x', ExpressionAttributeValues: { ':x': S('operator:mallory') } }));
+      await writeItemFields(fresh, `audit#evt#${String(3).padStart(12, '0')}`, { approver_identity: 'operator:mallory' });
       const changed = await fresh.deps.audit.verifyLive({}, {});
       expect(changed.problems[0]).toMatchObject({ kind: 'hash', seq: 3 });
 
@@ -135,7 +125,7 @@ describe('what a table writer changes is found by live verification', () => {
   it("an item's pointer into the chain rewritten, or removed, is found", async () => {
     const id = await newRequest();
     await stack.deps.service.decide(id, 'approved', 'operator:alice');
-    await set(`req#${id}`, { audit_seq: { N: '1' } });
+    await set(`req#${id}`, { audit_seq: 1 });
     const moved = await stack.deps.audit.verifyLive({}, {});
     expect(moved.problems.some((p) => p.kind === 'item' && p.message.includes(id))).toBe(true);
     await ddb().send(new UpdateItemCommand({ TableName: stack.tableName, Key: { pk: S(`req#${id}`) }, UpdateExpression: 'REMOVE audit_seq' }));
@@ -150,7 +140,7 @@ describe('what a table writer changes is found by live verification', () => {
     expect(first.isError).toBeFalsy();
     // Reset the item to "approved, not issued": the approval itself is genuine, so without a
     // signed decision ackd cannot tell; the chain now holds two SVIDs of one request, and says so.
-    await set(`req#${id}`, { svid_id: { NULL: true } });
+    await set(`req#${id}`, { svid_id: null });
     await check(id);
     const report = await stack.deps.audit.verifyLive({}, {});
     expect(report.problems.some((p) => p.kind === 'svid' && p.message.includes(id) && p.message.includes('one request gets one SVID'))).toBe(true);

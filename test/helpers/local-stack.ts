@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
+import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { parseRequestId } from '../../lambdas/core/ids.ts';
 import type { Logger } from '../../lambdas/core/ports.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../lambdas/local/stack.ts';
@@ -75,4 +79,39 @@ export async function approvedRequest(stack: TestStack, mcp: Client, over: { act
   );
   await stack.deps.service.decide(parseRequestId(req.request_id), 'approved', 'operator:test');
   return req.request_id;
+}
+
+/** A valid request_authorization input for the stack's demo agent. */
+export const VALID_REQUEST = {
+  agent_id: 'demo-agent',
+  action: 'terraform apply --target=prod',
+  permissions: ['infra:write', 'state:lock'],
+  justification: 'hotfix for CVE-2026-0001',
+  ttl_minutes: 30,
+};
+
+type Table = Pick<LocalStack, 'dynamodbEndpoint' | 'tableName'>;
+const tableDoc = (t: Table) => documentClient(dynamoClient({ region: 'us-east-1', endpoint: t.dynamodbEndpoint }));
+
+/** Every item of the table as stored (DynamoDB attribute values), for tests that look at what was written. */
+export async function rawItems(t: Table): Promise<Record<string, unknown>[]> {
+  const out = await dynamoClient({ region: 'us-east-1', endpoint: t.dynamodbEndpoint }).send(new ScanCommand({ TableName: t.tableName }));
+  return (out.Items ?? []) as Record<string, unknown>[];
+}
+
+/** One item as stored, as plain values. */
+export async function readItem(t: Table, pk: string): Promise<Record<string, unknown> | undefined> {
+  return (await tableDoc(t).send(new GetCommand({ TableName: t.tableName, Key: { pk }, ConsistentRead: true }))).Item;
+}
+
+/** The insider's attack: sets fields of an item directly in the table, bypassing ackd. */
+export async function writeItemFields(t: Table, pk: string, set: Record<string, unknown>): Promise<void> {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const parts = Object.entries(set).map(([k, v], i) => {
+    names[`#f${i}`] = k;
+    values[`:v${i}`] = v;
+    return `#f${i} = :v${i}`;
+  });
+  await tableDoc(t).send(new UpdateCommand({ TableName: t.tableName, Key: { pk }, UpdateExpression: `SET ${parts.join(', ')}`, ExpressionAttributeNames: names, ExpressionAttributeValues: values }));
 }

@@ -1,13 +1,11 @@
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { createApiKey } from '../../lambdas/core/apikeys.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseRequestId, type RequestId } from '../../lambdas/core/ids.ts';
 import type { SvidMinter } from '../../lambdas/core/ports.ts';
 import { startIssuer } from '../../spire/issuer.ts';
-import { errorText, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { errorText, startTestStack, structured, writeItemFields, type TestStack } from '../helpers/local-stack.ts';
 
 // Hardening of the lifecycle, attacked as a table writer and as an agent whose key is revoked
 // mid-flight. Each of these yielded an SVID (or the wrong error) before the fix.
@@ -47,18 +45,7 @@ async function request(client = mcp, agent = 'demo-agent'): Promise<RequestId> {
 }
 
 /** A table writer's edit of a request item, bypassing ackd. */
-async function tamper(id: RequestId, set: Record<string, string | null>): Promise<void> {
-  const names: Record<string, string> = {};
-  const values: Record<string, { S: string } | { NULL: true }> = {};
-  const parts = Object.entries(set).map(([k, v], i) => {
-    names[`#f${i}`] = k;
-    values[`:v${i}`] = v === null ? { NULL: true } : { S: v };
-    return `#f${i} = :v${i}`;
-  });
-  await dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }).send(
-    new UpdateItemCommand({ TableName: stack.tableName, Key: { pk: { S: `req#${id}` } }, UpdateExpression: `SET ${parts.join(', ')}`, ExpressionAttributeNames: names, ExpressionAttributeValues: values }),
-  );
-}
+const tamper = (id: RequestId, set: Record<string, string | null>) => writeItemFields(stack, `req#${id}`, set);
 
 async function eventsOf(id: RequestId): Promise<{ type: string; actor_type: string; reason: string | null }[]> {
   const out: { type: string; actor_type: string; reason: string | null }[] = [];

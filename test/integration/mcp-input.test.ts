@@ -1,12 +1,10 @@
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { createApiKey } from '../../lambdas/core/apikeys.ts';
 import { parseAgentId, parseRequestId } from '../../lambdas/core/ids.ts';
 import { MAX_BATCH } from '../../lambdas/mcp/http.ts';
-import { errorText, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { errorText, startTestStack, structured, type TestStack, rawItems, VALID_REQUEST } from '../helpers/local-stack.ts';
 
 /**
  * Hardening of the MCP edge, against the whole local stack (dynalite, the real MCP SDK client and
@@ -18,20 +16,10 @@ import { errorText, startTestStack, structured, type TestStack } from '../helper
 let stack: TestStack;
 let mcp: Client;
 
-const base = {
-  agent_id: 'demo-agent',
-  action: 'terraform apply --target=prod',
-  permissions: ['infra:write', 'state:lock'],
-  justification: 'hotfix for CVE-2026-0001',
-  ttl_minutes: 30,
-};
+const base = VALID_REQUEST;
 const REQ = 'req_00000000000000000000000000';
 const PERMISSION_RULE = 'a permission may use only A-Z a-z 0-9 and . _ : / * + = @ # ~ -';
 
-async function rawItems(): Promise<Record<string, unknown>[]> {
-  const out = await dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }).send(new ScanCommand({ TableName: stack.tableName }));
-  return (out.Items ?? []) as Record<string, unknown>[];
-}
 
 /** A raw JSON-RPC POST to /mcp (no SDK client), as an attacker would send it. */
 function post(body: unknown, init: RequestInit = {}): Promise<Response> {
@@ -113,16 +101,16 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
   ];
 
   it.each(cases)('%s: %s', async (name, _label, args, rule) => {
-    const before = JSON.stringify(await rawItems());
+    const before = JSON.stringify(await rawItems(stack));
     const res = await mcp.callTool({ name, arguments: args });
     expect(res.isError).toBe(true);
     expect(res.structuredContent).toBeUndefined();
     expect(errorText(res)).toBe(`ERR_INVALID_INPUT: ${rule}`);
-    expect(JSON.stringify(await rawItems())).toBe(before);
+    expect(JSON.stringify(await rawItems(stack))).toBe(before);
   });
 
   it('arguments that are not an object are refused the same way (raw JSON-RPC)', async () => {
-    const before = JSON.stringify(await rawItems());
+    const before = JSON.stringify(await rawItems(stack));
     for (const args of [[], [base], 'demo-agent', 42, true, null]) {
       const res = await post(call(1, 'request_authorization', args));
       expect(res.status).toBe(200);
@@ -130,7 +118,7 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
       expect(body.result.isError, JSON.stringify(args)).toBe(true);
       expect(body.result.content[0]!.text).toBe('ERR_INVALID_INPUT: arguments: must be an object of named arguments');
     }
-    expect(JSON.stringify(await rawItems())).toBe(before);
+    expect(JSON.stringify(await rawItems(stack))).toBe(before);
   });
 
   it('a valid call still works and returns structuredContent and the same JSON as text', async () => {
@@ -168,7 +156,7 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
 
 describe('JSON-RPC batches are bounded at the HTTP edge', () => {
   it(`a batch of more than ${MAX_BATCH} messages is refused with HTTP 400 before anything runs`, async () => {
-    const before = (await rawItems()).length;
+    const before = (await rawItems(stack)).length;
     const batch = Array.from({ length: 100 }, (_, i) => call(i + 1, 'request_authorization', base));
     const res = await post(batch);
     expect(res.status).toBe(400);
@@ -177,7 +165,7 @@ describe('JSON-RPC batches are bounded at the HTTP edge', () => {
     expect(body.error.message).toBe(`Invalid Request: a batch may carry at most ${MAX_BATCH} JSON-RPC messages (got 100); nothing in it was run`);
     const justOver = await post(Array.from({ length: MAX_BATCH + 1 }, (_, i) => call(i + 1, 'request_authorization', base)));
     expect(justOver.status).toBe(400);
-    expect((await rawItems()).length).toBe(before);
+    expect((await rawItems(stack)).length).toBe(before);
   });
 
   it('an empty batch is refused; a small one is served', async () => {

@@ -1,24 +1,16 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { auditEvent, SYSTEM_ACTOR } from '../../lambdas/core/audit/event.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseRequestId } from '../../lambdas/core/ids.ts';
-import { errorText, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { errorText, startTestStack, structured, type TestStack, rawItems, VALID_REQUEST } from '../helpers/local-stack.ts';
 
 let stack: TestStack;
 let mcp: Client;
 
-const base = {
-  agent_id: 'demo-agent',
-  action: 'terraform apply --target=prod',
-  permissions: ['infra:write', 'state:lock'],
-  justification: 'hotfix for CVE-2026-0001',
-  ttl_minutes: 30,
-};
+const base = VALID_REQUEST;
 
 async function request(overrides: Record<string, unknown> = {}) {
   return structured<{ request_id: string; consent_url: string }>(
@@ -27,10 +19,6 @@ async function request(overrides: Record<string, unknown> = {}) {
 }
 async function check(request_id: string, extra: Record<string, unknown> = {}) {
   return structured<Record<string, unknown>>(await mcp.callTool({ name: 'check_authorization', arguments: { request_id, ...extra } }));
-}
-async function rawItems(): Promise<Record<string, unknown>[]> {
-  const out = await dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }).send(new ScanCommand({ TableName: stack.tableName }));
-  return (out.Items ?? []) as Record<string, unknown>[];
 }
 
 beforeAll(async () => {
@@ -97,7 +85,7 @@ describe('lifecycle', () => {
 
     // The private key was in exactly one response, and never in the store or the logs.
     const keyBody = svid.slice(svid.indexOf('-----BEGIN PRIVATE KEY-----')).split('\n')[1]!;
-    expect(JSON.stringify(await rawItems())).not.toContain(keyBody);
+    expect(JSON.stringify(await rawItems(stack))).not.toContain(keyBody);
     expect(stack.logs.lines.join('\n')).not.toContain(keyBody);
     expect(createPublicKey(key).export({ format: 'der', type: 'spki' })).toEqual(leaf.publicKey.export({ format: 'der', type: 'spki' }));
 
@@ -262,10 +250,10 @@ describe('bad input changes nothing', () => {
   ];
 
   it.each(cases)('%s: %s → tool error naming the field', async (name, _label, args, field) => {
-    const before = JSON.stringify(await rawItems());
+    const before = JSON.stringify(await rawItems(stack));
     const text = errorText(await mcp.callTool({ name, arguments: args }));
     expect(text).toMatch(field);
-    expect(JSON.stringify(await rawItems())).toBe(before);
+    expect(JSON.stringify(await rawItems(stack))).toBe(before);
   });
 
   it('a wrong svid_id is refused and the SVID stays unrevoked', async () => {
@@ -331,6 +319,6 @@ describe('authentication', () => {
   });
 
   it('API keys are stored only as hashes', async () => {
-    expect(JSON.stringify(await rawItems())).not.toContain(stack.agentApiKey);
+    expect(JSON.stringify(await rawItems(stack))).not.toContain(stack.agentApiKey);
   });
 });

@@ -2,7 +2,7 @@ import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocum
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
-import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { chainEvent, DECISION_EVENTS, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
@@ -33,7 +33,6 @@ export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 
 export const OUTBOX = 'outbox';
 /** Attributes of a request item that point at its events in the chain (set when an event is linked). */
 export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq' } as const;
-const DECISION_EVENTS = new Set<string>(['approved', 'denied', 'expired']);
 const CHECKPOINTS = 'checkpoints';
 const REQ = 'req#';
 

@@ -38,26 +38,27 @@ export class DynamoLimitStore implements LimitStore {
   }
 
   async take(key: string, max: number, retainUntilMs: number): Promise<{ taken: boolean; count: number }> {
-    const pk = `${LIMIT_PK}ctr#${key}`;
     try {
       const out = await send(() =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
-            Key: { pk },
+            Key: { pk: `${LIMIT_PK}ctr#${key}` },
             UpdateExpression: 'SET retain_until = if_not_exists(retain_until, :ret) ADD n :one',
             ConditionExpression: 'attribute_not_exists(n) OR n < :max',
             ExpressionAttributeValues: { ':one': 1, ':max': max, ':ret': seconds(retainUntilMs) },
             ReturnValues: 'UPDATED_NEW',
+            // DynamoDB hands the counter back with the refusal, so a flood costs one write per
+            // attempt and no read (a store that does not, like dynalite, leaves the limit as the count).
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         ),
       );
       return { taken: true, count: Number(out.Attributes?.n ?? 1) };
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
-      // Read only to say how many there were; the refusal was decided by the write.
-      const cur = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true })));
-      return { taken: false, count: Number(cur.Item?.n ?? max) };
+      const old = (e as { Item?: { n?: { N?: string } } }).Item?.n?.N;
+      return { taken: false, count: old === undefined ? max : Number(old) };
     }
   }
 

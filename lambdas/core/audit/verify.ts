@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, sha256Hex, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
+import { ACTOR_TYPES, CHECKPOINT_ALG, DECISION_EVENTS, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, sha256Hex, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 
 /**
@@ -412,7 +412,7 @@ export class ChainVerifier {
         this.svids++;
         if (e.decision !== 'approved' || !e.approver_identity || !e.svid_id) {
           bad('svid', `SVID ${e.svid_id ?? '(none)'} was issued but the request ${e.decision !== 'approved' ? `is ${e.decision}, not approved` : 'names no approver'}`);
-        } else if (req?.state.approver_identity !== undefined && req.approval === 'seen' && req.state.approver_identity !== e.approver_identity) {
+        } else if (req?.approval === 'seen' && req.state.approver_identity !== e.approver_identity) {
           bad('svid', `SVID ${e.svid_id} names approver ${e.approver_identity}, but the request was approved by ${req.state.approver_identity}`);
         } else if (req ? req.approval === 'none' || req.state.decision !== 'approved' : this.inScope(e)) {
           bad('svid', `SVID ${e.svid_id} was issued, but no approval of the request precedes it in the log${req ? ` (the request was ${req.state.decision})` : ''}`);
@@ -438,10 +438,10 @@ export class ChainVerifier {
       const forbidden = changed.filter((f) => !MAY_CHANGE[e.type].includes(f));
       // (one problem per event is enough when the type's own check already named it)
       if (forbidden.length > 0 && !reported) bad('lifecycle', `${forbidden.join(', ')} changed, which a ${e.type} event does not change: the request was changed outside its lifecycle`);
-      if ((e.type === 'approved' || e.type === 'denied' || e.type === 'expired') && req.state.decision !== 'pending') bad('lifecycle', `the request was already ${req.state.decision}`);
+      if (DECISION_EVENTS.has(e.type) && req.state.decision !== 'pending') bad('lifecycle', `the request was already ${req.state.decision}`);
       if (e.type === 'revoked' && req.state.svid_id === null) bad('lifecycle', 'no SVID was issued before this revocation');
       if (e.type === 'svid_issued' && req.state.svid_id !== null) bad('svid', `the request already had SVID ${req.state.svid_id}: one request gets one SVID`);
-    } else if (e.type !== 'requested' && this.inScope(e) && ['approved', 'denied', 'expired'].includes(e.type)) {
+    } else if (DECISION_EVENTS.has(e.type) && this.inScope(e)) {
       bad('lifecycle', 'the request was made after the log begins, but its earlier events are not in the log');
     }
     const approval = e.type === 'approved' ? 'seen' : (req?.approval ?? (e.type === 'requested' ? 'none' : 'unknown'));
