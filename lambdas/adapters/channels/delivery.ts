@@ -138,20 +138,21 @@ export async function postWithRetry(req: PostRequest): Promise<Delivered> {
 
   const attempt = async (): Promise<Delivered> => {
     attempts++;
-    const perAttempt = Math.max(1, Math.min(policy.attemptTimeoutMs, timeLeft()));
+    // AbortSignal.timeout takes whole milliseconds only.
+    const perAttempt = Math.max(1, Math.floor(Math.min(policy.attemptTimeoutMs, timeLeft())));
+    const signal = AbortSignal.any([AbortSignal.timeout(perAttempt), deadline]);
+    const headers = req.headers();
     let res: Response;
     try {
-      res = await doFetch(req.url, {
-        method: 'POST',
-        headers: req.headers(),
-        body: req.body,
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(perAttempt), deadline]),
-      });
+      res = await doFetch(req.url, { method: 'POST', headers, body: req.body, redirect: 'manual', signal });
     } catch (e) {
-      if (deadline.aborted) throw new AttemptFailure(`time budget of ${policy.totalTimeoutMs} ms spent`, false);
-      if ((e as { name?: unknown }).name === 'TimeoutError') throw new AttemptFailure(`timeout after ${Math.round(perAttempt)} ms`, true);
-      throw new AttemptFailure(networkWhat(e), true);
+      const timedOut = (e as { name?: unknown }).name === 'TimeoutError';
+      // An attempt cut short to fit the budget that times out has spent the budget, whichever signal fired first.
+      if (deadline.aborted || (timedOut && perAttempt < policy.attemptTimeoutMs)) throw new AttemptFailure(`time budget of ${policy.totalTimeoutMs} ms spent`, false);
+      if (timedOut) throw new AttemptFailure(`timeout after ${perAttempt} ms`, true);
+      // fetch rejects with a TypeError when the network fails; anything else is not worth retrying.
+      if (e instanceof TypeError) throw new AttemptFailure(networkWhat(e), true);
+      throw new AttemptFailure(`unexpected error${e instanceof Error && /^[A-Za-z]{1,64}$/.test(e.name) ? ` (${e.name})` : ''}`, false);
     }
     if (res.status >= 200 && res.status < 300) {
       await res.body?.cancel().catch(() => undefined);
