@@ -8,6 +8,8 @@
  */
 
 import { LIMIT_RANGES, type LimitsConfig } from '../lambdas/core/limits.ts';
+import { parseRoutes, routeSecretArns, type RoutesConfig } from '../lambdas/adapters/channels/config.ts';
+import { AckdError } from '../lambdas/core/errors.ts';
 
 export interface DeployConfig {
   /** Deployment stage: names resources (`Ackd-<stage>`) and picks defaults. Not "local". */
@@ -44,7 +46,27 @@ export interface DeployConfig {
    * the functions' defaults (DEFAULT_LIMITS). Each within LIMIT_RANGES.
    */
   readonly limits: Partial<LimitsConfig>;
+  /**
+   * Notification routes (ACKD_ROUTES of lambdas/adapters/channels/config.ts): undefined when none
+   * are configured. Secrets only by Secrets Manager ARN (the stack sets no other environment).
+   */
+  readonly routes: DeployRoutes | undefined;
 }
+
+export interface DeployRoutes {
+  /** ACKD_ROUTES as the notifying functions receive it (compact JSON). */
+  readonly json: string;
+  /** Every secret the routes name: the notifying functions may read exactly these. */
+  readonly secretArns: readonly string[];
+  /** Ports other than 443 that webhook URLs name: the MCP function's security group must allow them out. */
+  readonly egressPorts: readonly number[];
+}
+
+/**
+ * The most ACKD_ROUTES may take: every environment variable of a function together is limited to
+ * 4 KB by Lambda, and the other settings need some of it.
+ */
+export const ROUTES_MAX_CHARS = 2048;
 
 /** The SPIRE server version ackd is tested against (spire/ builds the same version locally). */
 export const SPIRE_VERSION = '1.15.3';
@@ -65,6 +87,10 @@ export const SETTINGS = {
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
   limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour (default: the functions\' defaults)' },
+  routes: {
+    env: 'ACKD_DEPLOY_ROUTES',
+    doc: 'JSON object of notification routes, route → {email, webhooks, slack} (ACKD_ROUTES); webhook secrets and Slack URLs by Secrets Manager ARN only (secret_arn, url_secret_arn: the complete ARN; a secret encrypted with your own KMS key also needs kms:Decrypt granted by its key policy) (optional)',
+  },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -167,6 +193,60 @@ function limitsSetting(src: ConfigSource): Partial<LimitsConfig> {
   return out;
 }
 
+/** "ACKD_ROUTES.oncall.slack[0]: rule" → "is invalid at oncall.slack[0]: rule" (the setting is named already). */
+function routesRule(message: string): string {
+  const m = /^ACKD_ROUTES((?:\.|\[)[^:]*)?: (.*)$/s.exec(message);
+  if (!m) return `is invalid: ${message}`;
+  return m[1] ? `is invalid at ${m[1].replace(/^\./, '')}: ${m[2]}` : `is invalid: ${m[2]}`;
+}
+
+/**
+ * The `routes` setting: a JSON string (env, `-c`) or an object (cdk.json), checked by the very
+ * parser the functions run (so a deploy never ships routes its functions refuse at cold start),
+ * plus what only a deployment requires: secrets by Secrets Manager ARN (the stack sets no other
+ * environment variable), and a size that fits Lambda's environment.
+ */
+function routesSetting(src: ConfigSource): DeployRoutes | undefined {
+  const v = raw(src, 'routes');
+  if (v === undefined) return undefined;
+  let parsed: unknown = v;
+  if (typeof v === 'string') {
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new DeployConfigError('routes', 'must be a JSON object of route name → {email, webhooks, slack}');
+    }
+  }
+  const json = JSON.stringify(parsed);
+  let routes: RoutesConfig;
+  try {
+    routes = parseRoutes(json, { local: false });
+  } catch (e) {
+    if (e instanceof AckdError) throw new DeployConfigError('routes', routesRule(e.message));
+    throw e;
+  }
+  if (routes.size === 0) return undefined;
+  for (const r of routes.values()) {
+    for (const ref of [...r.webhooks.map((w) => w.secret), ...r.slack.map((s) => s.url)]) {
+      if ('env' in ref) {
+        const arnKey = ref.field.endsWith('.secret_env') ? 'secret_arn' : 'url_secret_arn';
+        throw new DeployConfigError('routes', routesRule(`${ref.field}: the deployed functions get no such variable; name a Secrets Manager secret with ${arnKey}`));
+      }
+    }
+  }
+  if (json.length > ROUTES_MAX_CHARS) {
+    throw new DeployConfigError('routes', `is ${json.length} characters as JSON; at most ${ROUTES_MAX_CHARS} fit the functions' environment`);
+  }
+  const egressPorts = new Set<number>();
+  for (const r of routes.values()) {
+    for (const w of r.webhooks) {
+      const port = new URL(w.url).port;
+      if (port !== '' && port !== '443') egressPorts.add(Number(port));
+    }
+  }
+  return { json, secretArns: routeSecretArns(routes), egressPorts: [...egressPorts].sort((a, b) => a - b) };
+}
+
 export function loadDeployConfig(src: ConfigSource): DeployConfig {
   const stage = req(src, 'stage');
   if (!/^[a-z][a-z0-9-]{0,15}$/.test(stage)) {
@@ -266,6 +346,7 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
   }
 
   const limits = limitsSetting(src);
+  const routes = routesSetting(src);
 
   return {
     stage,
@@ -282,5 +363,6 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     spireServerImage,
     auditKeyArn,
     limits,
+    routes,
   };
 }

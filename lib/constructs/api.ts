@@ -14,6 +14,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
+import type { DeployRoutes } from '../config.ts';
 import { REPO_ROOT } from '../paths.ts';
 
 /** The Lambda runtime of every ackd function. */
@@ -109,6 +110,8 @@ export interface ApiProps {
   readonly sweepEvery: Duration;
   /** ARN of the KMS key that signs audit checkpoints (constructs/audit.ts). */
   readonly auditKeyArn: string;
+  /** Notification routes (webhooks, Slack, email) for the functions that notify; none: email to the approvers only. */
+  readonly routes?: DeployRoutes;
 }
 
 /**
@@ -198,6 +201,27 @@ export class Api extends Construct {
           conditions: { StringEquals: { 'ses:FromAddress': props.ses.fromAddress } },
         }),
       );
+    }
+    // Notification routes: the functions that notify (the MCP function when a request is made, the
+    // sweeper when it re-sends) get ACKD_ROUTES and may read exactly the secrets it names (webhook
+    // signing keys, Slack URLs), nothing else of Secrets Manager.
+    if (props.routes) {
+      for (const f of [this.mcpFunction, this.sweeperFunction]) {
+        f.addEnvironment('ACKD_ROUTES', props.routes.json);
+        if (props.routes.secretArns.length > 0) {
+          f.addToRolePolicy(
+            new iam.PolicyStatement({
+              sid: 'ReadNotificationSecrets',
+              actions: ['secretsmanager:GetSecretValue'],
+              resources: [...props.routes.secretArns],
+            }),
+          );
+        }
+      }
+      // The MCP function's egress is HTTPS on 443 only: a webhook URL that names another port needs it opened.
+      for (const port of props.routes.egressPorts) {
+        this.mcpSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), `HTTPS to a notification webhook on port ${port}`);
+      }
     }
     this.mcpFunction.addToRolePolicy(
       new iam.PolicyStatement({

@@ -89,6 +89,7 @@ export class AckdStack extends Stack {
       },
       sweepEvery: SWEEP_EVERY,
       auditKeyArn: this.auditKey.keyArn,
+      ...(config.routes ? { routes: config.routes } : {}),
     });
     this.api.mcpSecurityGroup.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
     this.spire.allowBridgeFrom(this.api.mcpSecurityGroup);
