@@ -2,6 +2,10 @@ import type { Config } from './config.ts';
 import { dynamoClient } from './adapters/dynamodb/client.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store.ts';
 import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
+import { DynamoPolicyStore } from './adapters/dynamodb/policies.ts';
+import { DynamoAgentStore } from './adapters/dynamodb/agents.ts';
+import { LogPolicyAudit, PolicyService, type PolicyAudit } from './core/policy.ts';
+import type { AgentStore } from './core/agents.ts';
 import { Limits, type LimitsConfig } from './core/limits.ts';
 import { KmsSigner } from './adapters/signing/kms.ts';
 import { LocalKeySigner } from './adapters/signing/local.ts';
@@ -22,6 +26,12 @@ export interface Deps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly limits: Limits;
+  /** Approval policies: runtime management (CLI) and resolution at request time. */
+  readonly policies: PolicyService;
+  /** Where policy changes are recorded (a log line for now; the audit chain next). */
+  readonly policyAudit: PolicyAudit;
+  /** Agent records (owners). */
+  readonly agents: AgentStore;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -41,6 +51,8 @@ export function buildDeps(
     signer?: CheckpointSigner;
     /** Overrides of the configured limits (tests, benchmarks). */
     limits?: Partial<LimitsConfig>;
+    /** Records policy changes; default: LogPolicyAudit (a structured log line). */
+    policyAudit?: PolicyAudit;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -51,11 +63,14 @@ export function buildDeps(
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
+  const policyAudit = opts.policyAudit ?? new LogPolicyAudit(logger);
+  const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
+  const agents = new DynamoAgentStore(ddb, config.tableName);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, limits, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, agents };
 }
 
 /**

@@ -1,7 +1,9 @@
 import { Command, Option } from 'commander';
-import { visible } from '../core/visible.ts';
+import { INVISIBLE, visible } from '../core/visible.ts';
 import { createApiKey } from '../core/apikeys.ts';
-import { AckdError } from '../core/errors.ts';
+import { AckdError, invalid } from '../core/errors.ts';
+import { recordOwner } from '../core/agents.ts';
+import { parseEmail } from '../adapters/ses/notifier.ts';
 import { parseAgentId, parseRequestId } from '../core/ids.ts';
 import type { AuthorizationRecord } from '../core/request.ts';
 import { AUDIT_FIELDS } from '../core/audit/event.ts';
@@ -10,24 +12,44 @@ import { cliDeps, output } from './context.ts';
 import { periodicWork } from '../deps.ts';
 import { registerSvidCommands } from './svid.ts';
 import { registerApproverCommands } from './approvers.ts';
+import { registerPolicyCommands } from './policy.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
-    .description('ackd operator CLI: agent keys, requests, approvers, audit log, SVIDs')
+    .description('ackd operator CLI: agent keys, requests, approvers, approval policies, audit log, SVIDs')
     .showHelpAfterError()
     .exitOverride();
 
-  const agents = program.command('agents').description('agent API keys');
+  const agents = program.command('agents').description('agents: API keys and owners');
   agents
     .command('create <agent_id>')
     .description('create an API key for an agent (the key is shown once; only its hash is stored)')
+    .option('--owner <email>', "record the human who owns the agent (separation of duties keeps the owner from voting on its requests)")
+    .option('--json', 'print JSON')
+    .action(async (agentIdArg: string, opts: { owner?: string; json?: boolean }) => {
+      const agentId = parseAgentId(agentIdArg, 'agent_id');
+      const owner = opts.owner === undefined ? undefined : parseOwner(opts.owner);
+      const d = cliDeps();
+      // The owner first: a key is never handed out for an agent whose owner could not be recorded.
+      if (owner !== undefined) await recordOwner(d.agents, agentId, owner, d.clock);
+      const { apiKey, entry } = await createApiKey(d.apiKeys, agentId, d.clock);
+      output(opts.json, { agent_id: agentId, key_id: entry.key_id, api_key: apiKey, created_at: entry.created_at, ...(owner === undefined ? {} : { owner }) }, () =>
+        [`agent:   ${agentId}`, ...(owner === undefined ? [] : [`owner:   ${owner}`]), `key id:  ${entry.key_id}`, `api key: ${apiKey}`, '', 'Store this key now: ackd keeps only its hash and cannot show it again.'].join('\n'),
+      );
+    });
+  agents
+    .command('show <agent_id>')
+    .description("an agent's owner and how many API keys it has")
     .option('--json', 'print JSON')
     .action(async (agentIdArg: string, opts: { json?: boolean }) => {
       const agentId = parseAgentId(agentIdArg, 'agent_id');
       const d = cliDeps();
-      const { apiKey, entry } = await createApiKey(d.apiKeys, agentId, d.clock);
-      output(opts.json, { agent_id: agentId, key_id: entry.key_id, api_key: apiKey, created_at: entry.created_at }, () =>
-        [`agent:   ${agentId}`, `key id:  ${entry.key_id}`, `api key: ${apiKey}`, '', 'Store this key now: ackd keeps only its hash and cannot show it again.'].join('\n'),
+      const [record, keys] = await Promise.all([d.agents.get(agentId), d.apiKeys.listByAgent(agentId)]);
+      if (!record && keys.length === 0) throw new AckdError('ERR_NOT_FOUND', `agent_id: no agent ${agentId} (no owner recorded, no API keys)`, { field: 'agent_id' });
+      const active = keys.filter((k) => k.revoked_at === null).length;
+      const shown = { agent_id: agentId, owner: record?.owner ?? null, owner_updated_at: record?.updated_at ?? null, keys: keys.length, active_keys: active };
+      output(opts.json, shown, () =>
+        [`agent:  ${agentId}`, `owner:  ${shown.owner === null ? 'none recorded' : visible(shown.owner)}`, `keys:   ${keys.length} (${active} active, ${keys.length - active} revoked)`].join('\n'),
       );
     });
   agents
@@ -118,7 +140,20 @@ export function buildProgram(): Command {
 
   registerSvidCommands(program);
   registerApproverCommands(program);
+  registerPolicyCommands(program);
   return program;
+}
+
+/** `--owner`: an email address (the rule of the consent mail's recipients), refused as input, not as configuration. */
+function parseOwner(raw: string): string {
+  let email: string;
+  try {
+    email = parseEmail(raw, 'owner');
+  } catch {
+    throw invalid('owner', 'must be an email address');
+  }
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(email) || new RegExp(INVISIBLE.source, 'u').test(email)) throw invalid('owner', 'must not contain control or invisible characters');
+  return email;
 }
 
 function parseLimit(raw: string): number {

@@ -8,12 +8,13 @@ import { comparePolicies, policyConflict, policyKey, type Policy, type PolicyAud
 export class MemoryPolicyStore implements PolicyStore {
   readonly policies = new Map<string, Policy>();
 
-  put(policy: Policy, opts: { expectedUpdatedAt?: string | null }): Promise<{ previous: Policy | undefined }> {
+  // async: a refused condition rejects the promise, as a store that does I/O would.
+  async put(policy: Policy, opts: { expectedUpdatedAt?: string | null }): Promise<{ previous: Policy | undefined }> {
     const key = policyKey(policy.agent, policy.permission);
     const previous = this.policies.get(key);
     checkExpected(key, previous, opts.expectedUpdatedAt);
     this.policies.set(key, policy);
-    return Promise.resolve({ previous });
+    return { previous };
   }
 
   get(agent: string, permission: string | null): Promise<Policy | undefined> {
@@ -24,12 +25,12 @@ export class MemoryPolicyStore implements PolicyStore {
     return Promise.resolve([...this.policies.values()].sort(comparePolicies));
   }
 
-  remove(agent: string, permission: string | null, opts: { expectedUpdatedAt?: string } = {}): Promise<Policy | undefined> {
+  async remove(agent: string, permission: string | null, opts: { expectedUpdatedAt?: string } = {}): Promise<Policy | undefined> {
     const key = policyKey(agent, permission);
     const previous = this.policies.get(key);
     if (opts.expectedUpdatedAt !== undefined) checkExpected(key, previous, opts.expectedUpdatedAt);
     this.policies.delete(key);
-    return Promise.resolve(previous);
+    return previous;
   }
 
   candidates(agentId: AgentId): Promise<Policy[]> {

@@ -1,0 +1,135 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AckdError } from '../../core/errors.ts';
+import type { AgentId } from '../../core/ids.ts';
+import { comparePolicies, parsePolicyInput, patternMatches, policyConflict, policyKey, type Policy, type PolicyStore } from '../../core/policy.ts';
+import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
+
+/** Key prefix of policy items: `policy#<agent>#<permission or empty>`. */
+export const POLICY_PK = 'policy#';
+/** Key prefix of the pattern index items: `policyidx#<agent>`. */
+export const POLICY_INDEX_PK = 'policyidx#';
+
+/**
+ * Policies in the request table, one item per policy (`kind: 'policy'`). Listing scans the
+ * prefix (operator tools; policies are few). The request path never scans: exact and
+ * "any permission" policies are read by key, and the patterns an agent scope ('*' or one
+ * agent) has ever had are kept in one index item, `policyidx#<agent>` (`kind: 'policy-index'`,
+ * string set `patterns`), so `candidates` is two batched reads.
+ *
+ * The index is add-only and written before the policy: it may name patterns whose policy is gone
+ * (a read of an absent key, harmless) but never misses one that exists, whatever the order of
+ * concurrent writes. Each policy change itself is one conditional write.
+ */
+export class DynamoPolicyStore implements PolicyStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = documentClient(client);
+  }
+
+  async put(policy: Policy, opts: { expectedUpdatedAt?: string | null }): Promise<{ previous: Policy | undefined }> {
+    const key = policyKey(policy.agent, policy.permission);
+    if (policy.permission?.includes('*')) {
+      await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: POLICY_INDEX_PK + policy.agent },
+            UpdateExpression: 'SET kind = :kind ADD patterns :p',
+            ExpressionAttributeValues: { ':kind': 'policy-index', ':p': new Set([policy.permission]) },
+          }),
+        ),
+      );
+    }
+    const condition = conditionFor(opts.expectedUpdatedAt);
+    try {
+      const out = await send(() =>
+        this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { pk: POLICY_PK + key, kind: 'policy', ...policy },
+            ReturnValues: 'ALL_OLD',
+            ...condition,
+          }),
+        ),
+      );
+      return { previous: out.Attributes ? toPolicy(out.Attributes) : undefined };
+    } catch (e) {
+      if (isConditionFailure(e)) throw policyConflict(key, opts.expectedUpdatedAt ?? null);
+      throw e;
+    }
+  }
+
+  async get(agent: string, permission: string | null): Promise<Policy | undefined> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: POLICY_PK + policyKey(agent, permission) }, ConsistentRead: true })));
+    return out.Item ? toPolicy(out.Item) : undefined;
+  }
+
+  async list(): Promise<Policy[]> {
+    const out: Policy[] = [];
+    for await (const item of scanPrefix(this.doc, this.tableName, POLICY_PK, { consistent: true })) out.push(toPolicy(item));
+    return out.sort(comparePolicies);
+  }
+
+  async remove(agent: string, permission: string | null, opts: { expectedUpdatedAt?: string } = {}): Promise<Policy | undefined> {
+    const key = policyKey(agent, permission);
+    try {
+      const out = await send(() =>
+        this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: POLICY_PK + key }, ReturnValues: 'ALL_OLD', ...conditionFor(opts.expectedUpdatedAt) })),
+      );
+      return out.Attributes ? toPolicy(out.Attributes) : undefined;
+    } catch (e) {
+      if (isConditionFailure(e) && opts.expectedUpdatedAt !== undefined) throw policyConflict(key, opts.expectedUpdatedAt);
+      throw e;
+    }
+  }
+
+  async candidates(agentId: AgentId, permissions: readonly string[]): Promise<Policy[]> {
+    const scopes = [agentId as string, '*'];
+    const indexes = await batchGet(this.doc, this.tableName, scopes.map((a) => ({ pk: POLICY_INDEX_PK + a })));
+    const keys = new Set<string>();
+    for (const agent of scopes) {
+      keys.add(policyKey(agent, null));
+      for (const p of permissions) keys.add(policyKey(agent, p));
+      const index = indexes.find((i) => i.pk === POLICY_INDEX_PK + agent);
+      const patterns = index?.patterns instanceof Set ? [...(index.patterns as Set<string>)] : [];
+      for (const pattern of patterns) if (permissions.some((p) => patternMatches(pattern, p))) keys.add(policyKey(agent, pattern));
+    }
+    const items = await batchGet(this.doc, this.tableName, [...keys].map((k) => ({ pk: POLICY_PK + k })));
+    return items.map(toPolicy);
+  }
+}
+
+function conditionFor(expected: string | null | undefined): { ConditionExpression?: string; ExpressionAttributeValues?: Record<string, unknown> } {
+  if (expected === undefined) return {};
+  if (expected === null) return { ConditionExpression: 'attribute_not_exists(pk)' };
+  return { ConditionExpression: 'updated_at = :expected', ExpressionAttributeValues: { ':expected': expected } };
+}
+
+/**
+ * A stored item as a Policy, validated like new input: an item changed in the table to
+ * something ackd would not accept (approvals 0, an odd group) fails closed here instead of
+ * being used or skipped.
+ */
+function toPolicy(item: Record<string, unknown>): Policy {
+  try {
+    const input = parsePolicyInput({
+      agent: item.agent,
+      permission: item.permission ?? null,
+      approvals: item.approvals,
+      approvers: item.approvers,
+      deny: item.deny,
+      separation_of_duties: item.separation_of_duties,
+      operator_decisions: item.operator_decisions,
+    });
+    if (item.pk !== POLICY_PK + policyKey(input.agent, input.permission)) throw new Error('its key does not match its agent and permission');
+    if (typeof item.updated_at !== 'string' || typeof item.updated_by !== 'string') throw new Error('updated_at and updated_by must be strings');
+    return { ...input, updated_at: item.updated_at, updated_by: item.updated_by };
+  } catch (e) {
+    throw new AckdError('ERR_INTERNAL', `stored policy ${String(item.pk)} is not valid: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
