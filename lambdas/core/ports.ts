@@ -1,6 +1,7 @@
 import type { AgentId, RequestId, SpiffeId, SvidId } from './ids.ts';
 import type { AuthorizationRecord } from './request.ts';
 import type { AuditEvent, PendingEvent } from './audit/event.ts';
+import type { Params, TransitionName } from './lifecycle.ts';
 
 /** Time is passed in. */
 export interface Clock {
@@ -10,12 +11,12 @@ export interface Clock {
 export const systemClock: Clock = { now: () => new Date() };
 
 /**
- * Persistence of authorization requests. Every mutating method is ONE conditional write: it either
- * applies the transition or throws an AckdError (ERR_NOT_FOUND, ERR_ALREADY_DECIDED, ERR_EXPIRED,
- * ERR_NOT_APPROVED, ERR_ISSUANCE_IN_PROGRESS, ERR_SVID_MISMATCH …) without changing anything.
- * Vendor failures become ERR_STORE_UNAVAILABLE.
+ * Persistence of authorization requests. Every change after `create` is `apply` of a row of the
+ * lifecycle table: ONE conditional write that either applies the transition or throws an
+ * AckdError (ERR_NOT_FOUND, or the row's refusal) without changing anything. Vendor failures
+ * become ERR_STORE_UNAVAILABLE.
  *
- * Audit: a method taking an `event` records it in the same write as the change, so no change
+ * Audit: a write taking an `event` records it in the same write as the change, so no change
  * exists without its event. The event is then linked into the hash chain by `linkAudit`; until
  * it is, the request cannot change again (and so no SVID can be claimed after an approval that is
  * not yet in the chain).
@@ -26,8 +27,6 @@ export interface RequestStore {
   linkAudit(requestId: RequestId): Promise<void>;
   /** Links events left unlinked by earlier failures; says how many were linked and how many failed again. */
   linkAuditBacklog(limit: number): Promise<{ linked: number; failed: number }>;
-  /** Records a refused attempt to change the request; the request is unchanged. */
-  recordRefusal(requestId: RequestId, event: PendingEvent): Promise<void>;
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined>;
   /** An agent's requests, newest first. */
   listByAgent(agentId: AgentId, opts?: { limit?: number; before?: string }): Promise<AuthorizationRecord[]>;
@@ -40,36 +39,28 @@ export interface RequestStore {
   /** Pending, not yet expired requests whose consent email is not recorded as sent (for the sweeper's retry). */
   listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
 
-  /** pending → approved|denied, only while pending and not yet expired at `now`. */
-  decide(input: {
-    requestId: RequestId;
-    decision: 'approved' | 'denied';
-    approverIdentity: string;
-    approverEmail: string | null;
-    now: Date;
-    svidExpiresAt: string | null;
-    event: PendingEvent;
-  }): Promise<AuthorizationRecord>;
-  /** pending → expired, only when expires_at <= now. */
-  expire(requestId: RequestId, now: Date, event: PendingEvent): Promise<AuthorizationRecord>;
   /**
-   * Claims the right to mint this request's one SVID for `leaseMs` (approved, not issued,
-   * not revoked, no live claim, approval linked into the audit chain). Returns a claim token.
+   * Applies one row of the lifecycle table (lambdas/core/lifecycle.ts) as ONE conditional write:
+   * the row's from-state and guards are the condition, its updates the change, and `event` (one
+   * of the row's event types; required when the row records one) is written with the change.
+   * Refused: throws the AckdError the row names for the request as it stands. A call already
+   * done (the row's `doneIn`, or `unchanged` refusals) returns the current record, `changed: false`.
    */
-  claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord; decisionSeq: number | null }>;
+  apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied>;
   /**
-   * The audit event at `seq` of the chain (read consistently): with the `decisionSeq` a claim
+   * The audit event at `seq` of the chain (read consistently): with the `decisionSeq` a write
    * returns, the event the request's item names as its decision.
    */
   auditEvent(seq: number): Promise<AuditEvent | undefined>;
-  /** Gives a claim back after a failed mint, so a later check can retry. */
-  releaseIssuance(requestId: RequestId, claim: string): Promise<void>;
-  /** Records the minted SVID; only the holder of `claim` can. */
-  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord>;
-  /** approved+issued → revoked, only when svidId matches. Idempotent: a second call returns the stored record. */
-  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord>;
-  /** Consent-email bookkeeping. */
-  recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', event: PendingEvent): Promise<void>;
+}
+
+/** What a lifecycle write leaves. */
+export interface Applied {
+  readonly record: AuthorizationRecord;
+  /** Where the item points in the audit chain for its decision (approved, denied or expired). */
+  readonly decisionSeq: number | null;
+  /** False when the call was already done and nothing was written. */
+  readonly changed: boolean;
 }
 
 /** A minted X.509-SVID. The private key exists only in this object and the response carrying it. */

@@ -93,27 +93,3 @@ export type RequestStatus =
 export function addMinutes(iso: string, minutes: number): string {
   return new Date(Date.parse(iso) + minutes * 60_000).toISOString();
 }
-
-export function isPast(iso: string, now: Date): boolean {
-  return Date.parse(iso) <= now.getTime();
-}
-
-/** Pure: what the record means at time `now`. */
-export function statusAt(r: AuthorizationRecord, now: Date): RequestStatus {
-  switch (r.decision) {
-    case 'pending':
-      return isPast(r.expires_at, now)
-        ? { status: 'expired', expired_at: r.expires_at }
-        : { status: 'pending', expires_at: r.expires_at };
-    case 'denied':
-      return { status: 'denied', decision_at: r.decision_at ?? r.requested_at };
-    case 'expired':
-      return { status: 'expired', expired_at: r.decision_at ?? r.expires_at };
-    case 'approved': {
-      if (r.revoked) return { status: 'revoked', revoked_at: r.revoked_at ?? '' };
-      const svidExpires = r.svid_expires_at ?? r.expires_at;
-      if (isPast(svidExpires, now)) return { status: 'expired', expired_at: svidExpires };
-      return { status: 'approved', svid_expires_at: svidExpires, issued: r.svid_id !== null, svid_id: r.svid_id };
-    }
-  }
-}

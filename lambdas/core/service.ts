@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import { approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, SvidMinter } from './ports.ts';
-import { addMinutes, newRecord, statusAt, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
+import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
+import { statusAt } from './lifecycle.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Limits } from './limits.ts';
 
 export interface ServiceConfig {
@@ -138,7 +140,7 @@ export class AuthorizationService {
   private async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', reason: string | null): Promise<void> {
     try {
       const type = outcome === 'sent' ? 'email_sent' : 'email_failed';
-      await this.deps.store.recordNotification(requestId, outcome, auditEvent(type, SYSTEM_ACTOR, this.deps.clock.now(), reason));
+      await this.deps.store.apply('recordNotification', requestId, { outcome }, auditEvent(type, SYSTEM_ACTOR, this.deps.clock.now(), reason));
       await this.linkAudit(requestId);
     } catch (e) {
       this.deps.logger.warn('could not record notification outcome', { request_id: requestId, error: describe(e) });
@@ -226,11 +228,12 @@ export class AuthorizationService {
     // No SVID before the approval is in the audit chain: the claim requires it, and links a
     // pending event first (ERR_STORE_UNAVAILABLE when it cannot).
     const now = this.deps.clock.now();
-    let claim: string;
+    const claim = randomUUID();
     let claimed: AuthorizationRecord;
     let decisionSeq: number | null;
     try {
-      ({ claim, record: claimed, decisionSeq } = await this.deps.store.claimIssuance(r.request_id, now, this.config.issuanceLeaseMs ?? 30_000));
+      const until = now.getTime() + (this.config.issuanceLeaseMs ?? 30_000);
+      ({ record: claimed, decisionSeq } = await this.deps.store.apply('claimIssuance', r.request_id, { now: now.toISOString(), nowMs: now.getTime(), claim, until }));
     } catch (e) {
       // Another check delivered the SVID between our read and our claim: report it as delivered.
       if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
@@ -238,7 +241,7 @@ export class AuthorizationService {
       return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: current.svid_expires_at!, svid_delivered: true };
     }
     const release = () =>
-      this.deps.store.releaseIssuance(r.request_id, claim).catch((err: unknown) =>
+      this.deps.store.apply('releaseIssuance', r.request_id, { claim }).catch((err: unknown) =>
         this.deps.logger.warn('could not release issuance claim', { request_id: r.request_id, error: describe(err) }),
       );
     let minted: MintedSvid;
@@ -260,13 +263,12 @@ export class AuthorizationService {
       if (isAckdError(e)) throw e;
       throw new AckdError('ERR_ISSUER_UNAVAILABLE', undefined, { cause: e });
     }
-    const updated = await this.deps.store.recordIssued({
-      requestId: r.request_id,
-      claim,
-      svidId: minted.svidId,
-      now,
-      event: auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
-    });
+    const { record: updated } = await this.deps.store.apply(
+      'issue',
+      r.request_id,
+      { now: now.toISOString(), claim, svidId: minted.svidId },
+      auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
+    );
     this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });
     // The SVID leaves only once its issuance is in the audit chain (if linking fails, its key is
     // dropped here: the SVID is recorded, linked later, never delivered), and only to a key that
@@ -297,7 +299,7 @@ export class AuthorizationService {
     const now = this.deps.clock.now();
     let r: AuthorizationRecord;
     try {
-      r = await this.deps.store.revoke({ requestId, svidId, now, event: auditEvent('revoked', actor, now) });
+      ({ record: r } = await this.deps.store.apply('revoke', requestId, { now: now.toISOString(), svidId }, auditEvent('revoked', actor, now)));
     } catch (e) {
       if (isAckdError(e, 'ERR_SVID_MISMATCH') || isAckdError(e, 'ERR_NOT_ISSUED')) await this.recordRefusal(requestId, actor, `revocation refused: ${e.code}: ${e.message}`);
       throw e;
@@ -317,7 +319,8 @@ export class AuthorizationService {
     const actor = deciderActor(approverIdentity);
     let r: AuthorizationRecord;
     try {
-      r = await this.deps.store.decide({ requestId, decision, approverIdentity, approverEmail, now, svidExpiresAt, event: auditEvent(decision, actor, now) });
+      const params = { now: now.toISOString(), approver: approverIdentity, email: approverEmail, svidExpiresAt };
+      ({ record: r } = await this.deps.store.apply(decision === 'approved' ? 'approve' : 'deny', requestId, params, auditEvent(decision, actor, now)));
     } catch (e) {
       // A decision refused because the request ran out of time makes sure the expiry is recorded.
       if (isAckdError(e, 'ERR_EXPIRED')) await this.expireIfDue(current);
@@ -351,7 +354,7 @@ export class AuthorizationService {
         });
         return;
       }
-      await this.deps.store.recordRefusal(requestId, auditEvent('refused', actor, this.deps.clock.now(), reason));
+      await this.deps.store.apply('recordRefusal', requestId, {}, auditEvent('refused', actor, this.deps.clock.now(), reason));
       await this.linkAudit(requestId);
     } catch (e) {
       this.deps.logger.warn('could not record a refused attempt', { request_id: requestId, error: describe(e) });
@@ -376,7 +379,7 @@ export class AuthorizationService {
     const now = this.deps.clock.now();
     if (r.decision !== 'pending' || Date.parse(r.expires_at) > now.getTime()) return r;
     try {
-      const expired = await this.deps.store.expire(r.request_id, now, auditEvent('expired', SYSTEM_ACTOR, now));
+      const { record: expired } = await this.deps.store.apply('expire', r.request_id, { now: now.toISOString() }, auditEvent('expired', SYSTEM_ACTOR, now));
       this.deps.logger.info('request expired', { request_id: r.request_id });
       await this.linkAudit(r.request_id);
       return expired;

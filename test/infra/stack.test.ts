@@ -882,15 +882,13 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     expect((await call(2, 'check_authorization', { request_id: req.request_id })).status).toBe('pending');
 
     const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90 });
-    await store.decide({
-      requestId: req.request_id as never,
-      decision: 'approved',
-      approverIdentity: 'sub-alice',
-      approverEmail: 'alice@acme-corp.io',
-      now: new Date(),
-      svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString(),
-      event: auditEvent('approved', { type: 'approver', id: 'sub-alice' }, new Date()),
-    });
+    const now = new Date();
+    await store.apply(
+      'approve',
+      req.request_id as never,
+      { now: now.toISOString(), approver: 'sub-alice', email: 'alice@acme-corp.io', svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString() },
+      auditEvent('approved', { type: 'approver', id: 'sub-alice' }, now),
+    );
     await store.linkAudit(req.request_id as never);
 
     const approved = await call(3, 'check_authorization', { request_id: req.request_id });

@@ -182,17 +182,14 @@ describe('races', () => {
     const attempts = Array.from({ length: 50 }, (_, i) => {
       const kind = (['approved', 'denied', 'expired'] as const)[i % 3]!;
       return kind === 'expired'
-        ? stack.deps.store.expire(id, after, auditEvent('expired', SYSTEM_ACTOR, after)).then(() => kind)
+        ? stack.deps.store.apply('expire', id, { now: after.toISOString() }, auditEvent('expired', SYSTEM_ACTOR, after)).then(() => kind)
         : stack.deps.store
-            .decide({
-              requestId: id,
-              decision: kind,
-              approverIdentity: `racer-${i}`,
-              approverEmail: null,
-              now: before,
-              svidExpiresAt: kind === 'approved' ? after.toISOString() : null,
-              event: auditEvent(kind, { type: 'approver', id: `racer-${i}` }, before),
-            })
+            .apply(
+              kind === 'approved' ? 'approve' : 'deny',
+              id,
+              { now: before.toISOString(), approver: `racer-${i}`, email: null, svidExpiresAt: kind === 'approved' ? after.toISOString() : null },
+              auditEvent(kind, { type: 'approver', id: `racer-${i}` }, before),
+            )
             .then(() => kind);
     });
     const settled = await Promise.allSettled(attempts);

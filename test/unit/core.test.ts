@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { csvField } from '../../lambdas/core/audit/format.ts';
 import { AckdError, exposeError } from '../../lambdas/core/errors.ts';
 import { newRequestId, parseAgentId, parseRequestId, parseTrustDomain, SpiffeId, svidIdFromSerial } from '../../lambdas/core/ids.ts';
-import { statusAt, type AuthorizationRecord } from '../../lambdas/core/request.ts';
+import type { AuthorizationRecord } from '../../lambdas/core/request.ts';
+import { statusAt } from '../../lambdas/core/lifecycle.ts';
 import { loadConfig } from '../../lambdas/config.ts';
 import { pendingRecord } from '../helpers/consent-fixtures.ts';
 

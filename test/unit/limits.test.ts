@@ -2,53 +2,30 @@ import { describe, expect, it } from 'vitest';
 import { MemoryLimitStore } from '../../lambdas/adapters/memory/limits.ts';
 import { renderDigestEmail } from '../../lambdas/adapters/ses/digest.ts';
 import { loadConfig } from '../../lambdas/config.ts';
-import type { PendingEvent } from '../../lambdas/core/audit/event.ts';
-import { AckdError, isAckdError } from '../../lambdas/core/errors.ts';
+import { auditEvent, type AuditEvent } from '../../lambdas/core/audit/event.ts';
+import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
+import type { AckdError} from '../../lambdas/core/errors.ts';
+import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseTrustDomain, type AgentId, type RequestId, type SvidId } from '../../lambdas/core/ids.ts';
 import { DEFAULT_LIMITS, Limits, type DigestContent, type LimitsConfig, type RecipientNotifier } from '../../lambdas/core/limits.ts';
-import type { Logger, RequestStore, SvidMinter } from '../../lambdas/core/ports.ts';
+import type { Logger, SvidMinter } from '../../lambdas/core/ports.ts';
 import type { AuthorizationRecord } from '../../lambdas/core/request.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { ManualClock } from '../helpers/clock.ts';
 import { HOSTILE, pendingRecord } from '../helpers/consent-fixtures.ts';
 
-/**
- * A test double of the RequestStore port, in memory: only the methods the limited paths use
- * (create, get, decide-like updates, notification and refusal bookkeeping). Not an AWS fake.
- */
-class MemoryRequests {
-  readonly records = new Map<RequestId, AuthorizationRecord>();
-  readonly events: { requestId: RequestId; event: PendingEvent }[] = [];
-  create(r: AuthorizationRecord, _retain: number, event: PendingEvent): Promise<void> {
-    this.records.set(r.request_id, r);
-    this.events.push({ requestId: r.request_id, event });
-    return Promise.resolve();
+/** The in-memory RequestStore, with views of what it holds for the assertions. */
+class MemoryRequests extends MemoryRequestStore {
+  get requestCount(): number {
+    return this.chainEvents().filter((e) => e.type === 'requested').length;
   }
-  get(id: RequestId): Promise<AuthorizationRecord | undefined> {
-    return Promise.resolve(this.records.get(id));
-  }
-  linkAudit(): Promise<void> {
-    return Promise.resolve();
-  }
-  recordNotification(id: RequestId, outcome: 'sent' | 'failed', event: PendingEvent): Promise<void> {
-    const r = this.records.get(id)!;
-    this.records.set(id, { ...r, notify_status: outcome, notify_attempts: r.notify_attempts + 1 });
-    this.events.push({ requestId: id, event });
-    return Promise.resolve();
-  }
-  recordRefusal(id: RequestId, event: PendingEvent): Promise<void> {
-    this.events.push({ requestId: id, event });
-    return Promise.resolve();
-  }
-  revoke(input: { requestId: RequestId; svidId: SvidId }): Promise<AuthorizationRecord> {
-    return Promise.reject(new AckdError('ERR_SVID_MISMATCH', `svid_id: ${input.svidId} is not the SVID issued for request ${input.requestId}`, { field: 'svid_id' }));
-  }
-  listUnnotifiedPending(now: Date): Promise<AuthorizationRecord[]> {
-    return Promise.resolve([...this.records.values()].filter((r) => r.decision === 'pending' && Date.parse(r.expires_at) > now.getTime() && r.notify_status !== 'sent'));
+  get eventLog(): { requestId: RequestId; event: AuditEvent }[] {
+    return this.chainEvents().map((event) => ({ requestId: event.request_id as RequestId, event }));
   }
   decideNow(id: RequestId, decision: 'approved' | 'denied'): void {
-    const r = this.records.get(id)!;
-    this.records.set(id, { ...r, decision, decision_at: new Date().toISOString() });
+    const at = this.clock.now();
+    const now = at.toISOString();
+    void this.apply(decision === 'approved' ? 'approve' : 'deny', id, { now, approver: 'test', email: null, svidExpiresAt: decision === 'approved' ? now : null }, auditEvent(decision, { type: 'approver', id: 'test' }, at));
   }
 }
 
@@ -80,11 +57,11 @@ function setup(over: Partial<LimitsConfig> = {}, approvers = ['a@example.com']) 
   const clock = new ManualClock('2026-11-30T03:09:48.000Z');
   const limitStore = new MemoryLimitStore();
   const limits = new Limits({ ...DEFAULT_LIMITS, ...over }, { store: limitStore, clock, retentionDays: 30 });
-  const requests = new MemoryRequests();
+  const requests = new MemoryRequests(clock);
   const notifier = new RecordingNotifier(approvers);
   const service = new AuthorizationService(
     { trustDomain: parseTrustDomain('ackd.test'), consentBaseUrl: 'https://consent.example', retentionDays: 30 },
-    { store: requests as unknown as RequestStore, minter: noMint, clock, logger: quiet, notifier, limits },
+    { store: requests, minter: noMint, clock, logger: quiet, notifier, limits },
   );
   return { clock, limitStore, limits, requests, notifier, service };
 }
@@ -107,11 +84,11 @@ describe('request limits (in-memory limit store)', () => {
   it('refuses the 31st request attempt of a minute with when to retry, and changes nothing', async () => {
     const { service, requests, notifier, clock } = setup({ openPending: 100 });
     for (let i = 0; i < 30; i++) await ask(service);
-    const before = { records: requests.records.size, events: requests.events.length, mails: notifier.mails.length };
+    const before = { records: requests.requestCount, events: requests.eventLog.length, mails: notifier.mails.length };
     const e = await refusal(ask(service));
     expect(e.code).toBe('ERR_RATE_LIMITED');
     expect(e.message).toBe('agent demo-agent made 30 requests in the current minute (limit 30 per minute); retry after 2026-11-30T03:10:00.000Z (in 12 s)');
-    expect({ records: requests.records.size, events: requests.events.length, mails: notifier.mails.length }).toEqual(before);
+    expect({ records: requests.requestCount, events: requests.eventLog.length, mails: notifier.mails.length }).toEqual(before);
     // Another agent has its own minute; the next minute is a new one.
     await ask(service, parseAgentId('other-agent'));
     clock.advance(12_000);
@@ -124,8 +101,8 @@ describe('request limits (in-memory limit store)', () => {
     const ok = results.filter((r) => r.status === 'fulfilled');
     expect(ok).toHaveLength(20);
     for (const r of results) if (r.status === 'rejected') expect(isAckdError(r.reason, 'ERR_RATE_LIMITED')).toBe(true);
-    expect(requests.records.size).toBe(20);
-    expect(requests.events.filter((e) => e.event.type === 'requested')).toHaveLength(20);
+    expect(requests.requestCount).toBe(20);
+    expect(requests.eventLog.filter((e) => e.event.type === 'requested')).toHaveLength(20);
   });
 
   it('a decided request frees its open slot; an orphaned slot (request never created) only after a minute', async () => {
@@ -160,7 +137,7 @@ describe('approver mail limits', () => {
     for (let i = 0; i < 7; i++) ids.push((await ask(service, agent, `deploy ${i}`)).request_id);
     expect(notifier.mails.map((m) => m.requestId)).toEqual(ids.slice(0, 3));
     // Deferred requests record no mail event yet.
-    expect(requests.events.filter((e) => e.event.type === 'email_sent').map((e) => e.requestId)).toEqual(ids.slice(0, 3));
+    expect(requests.eventLog.filter((e) => e.event.type === 'email_sent').map((e) => e.requestId)).toEqual(ids.slice(0, 3));
     // The sweep within the window neither mails them one by one nor sends the digest early.
     clock.advance(61_000);
     expect(await service.retryNotifications()).toBe(0);
@@ -174,7 +151,7 @@ describe('approver mail limits', () => {
     expect(notifier.digests[0]!.to).toBe('a@example.com');
     expect(notifier.digests[0]!.digest.entries.map((e) => e.record.request_id)).toEqual(ids.slice(4));
     expect(notifier.digests[0]!.digest.entries[0]!.consentUrl).toBe(`https://consent.example/?request_id=${ids[4]}`);
-    const sent = requests.events.filter((e) => e.event.type === 'email_sent' && e.event.reason?.startsWith('digest'));
+    const sent = requests.eventLog.filter((e) => e.event.type === 'email_sent' && e.event.reason?.startsWith('digest'));
     expect(sent.map((e) => e.requestId)).toEqual(ids.slice(4));
     // Sent once: the next sweeps send nothing more.
     clock.advanceMinutes(10);
@@ -233,9 +210,9 @@ describe('refused attempts', () => {
     const { request_id } = await ask(service);
     for (let i = 0; i < 8; i++) {
       const e = await refusal(service.revoke(agent, request_id, 'ab' as SvidId));
-      expect(e.code).toBe('ERR_SVID_MISMATCH'); // the caller still gets the refusal
+      expect(e.code).toBe('ERR_NOT_ISSUED'); // the caller still gets the refusal
     }
-    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(3);
+    expect(requests.eventLog.filter((e) => e.event.type === 'refused')).toHaveLength(3);
     expect(limitStore.counters.get(`refused#${request_id}#agent#suppressed`)).toBe(5);
   });
 
@@ -243,14 +220,14 @@ describe('refused attempts', () => {
     const { service, requests, clock } = setup({ refusalsPerRequest: 3, refusalsPerAgentPerHour: 5 });
     const ids: RequestId[] = [];
     for (let i = 0; i < 4; i++) ids.push((await ask(service)).request_id);
-    for (const id of ids) for (let i = 0; i < 3; i++) expect((await refusal(service.revoke(agent, id, 'ab' as SvidId))).code).toBe('ERR_SVID_MISMATCH');
-    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(5);
+    for (const id of ids) for (let i = 0; i < 3; i++) expect((await refusal(service.revoke(agent, id, 'ab' as SvidId))).code).toBe('ERR_NOT_ISSUED');
+    expect(requests.eventLog.filter((e) => e.event.type === 'refused')).toHaveLength(5);
     // The next hour has its own allowance, within each request's own.
     clock.advance(3_600_000);
     await refusal(service.revoke(agent, ids[0]!, 'ab' as SvidId)); // request 0 used its 3
-    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(5);
+    expect(requests.eventLog.filter((e) => e.event.type === 'refused')).toHaveLength(5);
     await refusal(service.revoke(agent, ids[3]!, 'ab' as SvidId));
-    expect(requests.events.filter((e) => e.event.type === 'refused')).toHaveLength(6);
+    expect(requests.eventLog.filter((e) => e.event.type === 'refused')).toHaveLength(6);
   });
 });
 

@@ -2,7 +2,8 @@ import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocum
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
-import { chainEvent, DECISION_EVENTS, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { DECISION_EVENTS } from '../../core/lifecycle.ts';
+import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
@@ -10,14 +9,15 @@ import {
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
-import type { AgentId, RequestId, SvidId } from '../../core/ids.ts';
-import type { ApiKeyEntry, ApiKeyStore, RequestStore } from '../../core/ports.ts';
+import type { AgentId, RequestId } from '../../core/ids.ts';
+import type { ApiKeyEntry, ApiKeyStore, Applied, RequestStore } from '../../core/ports.ts';
+import { conditionOf, explainRefused, TRANSITIONS, type Clause, type Operand, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
 import type { AuditEvent, PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
 import { DynamoAuditLog, ITEM_POINTERS, pendingEventAttributes, type JustWritten } from './audit.ts';
 import type { ChainHead } from '../../core/audit/ports.ts';
-import { applied, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
+import { documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
@@ -42,6 +42,76 @@ function toRecord(item: Record<string, unknown>): AuthorizationRecord {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) if (!INTERNAL.has(k)) out[k] = v;
   return out as unknown as AuthorizationRecord;
+}
+
+function applied(item: Record<string, unknown>, changed: boolean): Applied {
+  const decisionSeq = item[ITEM_POINTERS.decision];
+  return { record: toRecord(item), decisionSeq: typeof decisionSeq === 'number' ? decisionSeq : null, changed };
+}
+
+type Update = Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>;
+
+/** The condition of a write that needs the request's previous audit event linked first. */
+const AUDIT_GATE = 'attribute_not_exists(audit_pending)';
+
+/**
+ * A lifecycle row as DynamoDB expressions: the condition is the item's existence, the row's
+ * from-state and its guards, plus the audit gate when the row needs the previous event linked;
+ * the update is the row's updates, and a change of `decision` leaves the pending index.
+ */
+export function compileTransition(t: Transition, params: Params): Update {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const name = (field: string) => {
+    const key = `#${field}`;
+    names[key] = field;
+    return key;
+  };
+  let n = 0;
+  const value = (x: unknown) => {
+    const key = `:v${n++}`;
+    values[key] = x;
+    return key;
+  };
+  const operand = (o: Operand): string => {
+    if ('field' in o) return name(o.field);
+    if ('param' in o) {
+      if (!Object.hasOwn(params, o.param)) throw new Error(`lifecycle: parameter ${o.param} is missing`);
+      return value(params[o.param]);
+    }
+    return value(o.value);
+  };
+  const cond = (c: Clause): string => {
+    if ('all' in c) return c.all.length === 0 ? 'attribute_exists(pk)' : `(${c.all.map(cond).join(' AND ')})`;
+    if ('any' in c) return `(${c.any.map(cond).join(' OR ')})`;
+    switch (c.op) {
+      case 'absent':
+        return `attribute_not_exists(${name(c.field)})`;
+      case 'null':
+        return `attribute_type(${name(c.field)}, ${value('NULL')})`;
+      case 'notNull':
+        return `(attribute_exists(${name(c.field)}) AND NOT attribute_type(${name(c.field)}, ${value('NULL')}))`;
+      default:
+        return `${name(c.field)} ${c.op} ${operand(c.to)}`;
+    }
+  };
+  const sets: string[] = [];
+  const adds: string[] = [];
+  const removes: string[] = [];
+  for (const u of t.updates) {
+    if ('set' in u) sets.push(`${name(u.set)} = ${operand(u.to)}`);
+    else if ('add' in u) adds.push(`${name(u.add)} ${value(u.by)}`);
+    else removes.push(name(u.remove));
+  }
+  if (t.updates.some((u) => 'set' in u && u.set === 'decision')) removes.push(name('pending'));
+  const condition = [`attribute_exists(pk)`, cond(conditionOf(t)), ...(t.linked ? [AUDIT_GATE] : [])].join(' AND ');
+  const expr = [sets.length ? `SET ${sets.join(', ')}` : '', adds.length ? `ADD ${adds.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].filter(Boolean).join(' ');
+  return {
+    UpdateExpression: expr,
+    ConditionExpression: condition,
+    ExpressionAttributeNames: names,
+    ...(n > 0 ? { ExpressionAttributeValues: values } : {}),
+  };
 }
 
 /**
@@ -204,28 +274,16 @@ export class DynamoRequestStore implements RequestStore {
   }
 
   /**
-   * One conditional UpdateItem returning the new record; with `event`, the same write records the
-   * audit event, and requires the previous one to be linked. When the condition fails, `explain`
-   * looks at the current record to say why (reading after a failed write only shapes the error;
-   * it never decides anything), unless an unlinked event was in the way: then it is linked and
-   * the write tried again.
+   * A row of the lifecycle table as one conditional UpdateItem (`compileTransition`); with
+   * `event`, the same write records the audit event and requires the previous one to be linked.
+   * When the condition fails, the table explains the refusal from the current item (reading after
+   * a failed write only shapes the error; it never decides anything), unless an unlinked event
+   * was in the way: then it is linked and the write tried again.
    */
-  private async transition(
-    requestId: RequestId,
-    update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>,
-    explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
-    event?: PendingEvent,
-  ): Promise<AuthorizationRecord> {
-    return toRecord(await this.transitionItem(requestId, update, explain, event));
-  }
-
-  /** `transition`, returning the item as stored (with its bookkeeping attributes). */
-  private async transitionItem(
-    requestId: RequestId,
-    update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>,
-    explain: (current: AuthorizationRecord) => AuthorizationRecord | AckdError,
-    event?: PendingEvent,
-  ): Promise<Record<string, unknown>> {
+  async apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
+    const t: Transition = TRANSITIONS[name];
+    if (t.events.length > 0 && (!event || !t.events.includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
+    const update = compileTransition(t, params);
     for (let attempt = 0; ; attempt++) {
       const head = event ? await this.audit.headHint() : undefined;
       const input = event && head ? withEvent(update, event, head) : update;
@@ -234,190 +292,28 @@ export class DynamoRequestStore implements RequestStore {
           this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })),
         );
         if (head && out.Attributes) this.remember(requestId, { item: out.Attributes, head });
-        return out.Attributes ?? {};
+        return applied(out.Attributes ?? {}, true);
       } catch (e) {
         if (!isConditionFailure(e)) throw e;
         const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
         if (!out.Item) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
-        if (out.Item.audit_pending !== undefined && gated(input)) {
-          if (attempt >= 5) throw new AckdError('ERR_STORE_UNAVAILABLE', `request ${requestId}: its audit events keep arriving faster than they can be linked; try again`);
-          await this.audit.link(requestId);
-          continue;
-        }
-        const result = explain(toRecord(out.Item));
-        if (result instanceof AckdError) throw result;
-        return out.Item;
+        const unlinked = t.linked && out.Item.audit_pending !== undefined;
+        const verdict = explainRefused(t, out.Item as StoredItem, params); // throws the row's refusal
+        if (verdict === 'unchanged' && !unlinked) return applied(out.Item, false);
+        if (attempt >= 5) throw new AckdError('ERR_STORE_UNAVAILABLE', `request ${requestId}: its audit events keep arriving faster than they can be linked; try again`);
+        if (unlinked) await this.audit.link(requestId);
       }
     }
-  }
-
-  decide(input: {
-    requestId: RequestId;
-    decision: 'approved' | 'denied';
-    approverIdentity: string;
-    approverEmail: string | null;
-    now: Date;
-    svidExpiresAt: string | null;
-    event: PendingEvent;
-  }): Promise<AuthorizationRecord> {
-    const now = input.now.toISOString();
-    return this.transition(
-      input.requestId,
-      {
-        UpdateExpression:
-          'SET #d = :decision, decision_at = :now, approver_identity = :who, approver_email = :email, svid_expires_at = :svidExp REMOVE #pending',
-        ConditionExpression: 'attribute_exists(pk) AND #d = :pendingState AND expires_at > :now',
-        ExpressionAttributeNames: { '#d': 'decision', '#pending': 'pending' },
-        ExpressionAttributeValues: {
-          ':decision': input.decision,
-          ':now': now,
-          ':who': input.approverIdentity,
-          ':email': input.approverEmail,
-          ':svidExp': input.svidExpiresAt,
-          ':pendingState': 'pending',
-        },
-      },
-      (cur) =>
-        cur.decision === 'pending' || cur.decision === 'expired'
-          ? new AckdError('ERR_EXPIRED', `request ${input.requestId} expired at ${cur.expires_at}`)
-          : new AckdError('ERR_ALREADY_DECIDED', `request ${input.requestId} was already decided: ${cur.decision}`),
-      input.event,
-    );
-  }
-
-  expire(requestId: RequestId, now: Date, event: PendingEvent): Promise<AuthorizationRecord> {
-    return this.transition(
-      requestId,
-      {
-        UpdateExpression: 'SET #d = :expired, decision_at = expires_at REMOVE #pending',
-        ConditionExpression: 'attribute_exists(pk) AND #d = :pendingState AND expires_at <= :now',
-        ExpressionAttributeNames: { '#d': 'decision', '#pending': 'pending' },
-        ExpressionAttributeValues: { ':expired': 'expired', ':pendingState': 'pending', ':now': now.toISOString() },
-      },
-      (cur) =>
-        cur.decision !== 'pending'
-          ? new AckdError('ERR_ALREADY_DECIDED', `request ${requestId} was already decided: ${cur.decision}`)
-          : new AckdError('ERR_CONFLICT', `request ${requestId} is not yet due to expire (expires_at ${cur.expires_at})`),
-      event,
-    );
-  }
-
-  async claimIssuance(requestId: RequestId, now: Date, leaseMs: number): Promise<{ claim: string; record: AuthorizationRecord; decisionSeq: number | null }> {
-    const claim = randomUUID();
-    const item = await this.transitionItem(
-      requestId,
-      {
-        UpdateExpression: 'SET issuing_claim = :claim, issuing_until = :until',
-        ConditionExpression:
-          'attribute_exists(pk) AND #d = :approved AND attribute_type(svid_id, :nullType) AND revoked = :false AND svid_expires_at > :now AND (attribute_not_exists(issuing_until) OR issuing_until <= :nowMs) AND attribute_not_exists(audit_pending)',
-        ExpressionAttributeNames: { '#d': 'decision' },
-        ExpressionAttributeValues: {
-          ':claim': claim,
-          ':until': now.getTime() + leaseMs,
-          ':approved': 'approved',
-          ':nullType': 'NULL',
-          ':false': false,
-          ':now': now.toISOString(),
-          ':nowMs': now.getTime(),
-        },
-      },
-      (cur) => {
-        if (cur.decision !== 'approved') return new AckdError('ERR_NOT_APPROVED', `request ${requestId} is ${cur.decision}, not approved`);
-        if (cur.svid_id !== null) return new AckdError('ERR_CONFLICT', `the SVID for request ${requestId} was already issued (svid_id ${cur.svid_id})`);
-        if (cur.revoked) return new AckdError('ERR_NOT_APPROVED', `request ${requestId} was revoked`);
-        if (cur.svid_expires_at !== null && Date.parse(cur.svid_expires_at) <= now.getTime())
-          return new AckdError('ERR_EXPIRED', `the approval of request ${requestId} expired at ${cur.svid_expires_at}`);
-        return new AckdError('ERR_ISSUANCE_IN_PROGRESS', `SVID issuance for request ${requestId} is in progress in another call; check again shortly`);
-      },
-    );
-    const decisionSeq = item[ITEM_POINTERS.decision];
-    return { claim, record: toRecord(item), decisionSeq: typeof decisionSeq === 'number' ? decisionSeq : null };
   }
 
   auditEvent(seq: number): Promise<AuditEvent | undefined> {
     return this.audit.event(seq);
   }
-
-  /** Not applied: someone else's claim now, nothing of ours to release. */
-  async releaseIssuance(requestId: RequestId, claim: string): Promise<void> {
-    await applied(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: REQ + requestId },
-          UpdateExpression: 'REMOVE issuing_claim, issuing_until',
-          ConditionExpression: 'issuing_claim = :claim',
-          ExpressionAttributeValues: { ':claim': claim },
-        }),
-      ),
-    );
-  }
-
-  recordIssued(input: { requestId: RequestId; claim: string; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord> {
-    return this.transition(
-      input.requestId,
-      {
-        UpdateExpression: 'SET svid_id = :svid, svid_issued_at = :now REMOVE issuing_claim, issuing_until',
-        ConditionExpression: 'issuing_claim = :claim AND attribute_type(svid_id, :nullType)',
-        ExpressionAttributeValues: { ':svid': input.svidId, ':now': input.now.toISOString(), ':claim': input.claim, ':nullType': 'NULL' },
-      },
-      () => new AckdError('ERR_ISSUANCE_IN_PROGRESS', `the issuance claim on request ${input.requestId} was lost; check again`),
-      input.event,
-    );
-  }
-
-  revoke(input: { requestId: RequestId; svidId: SvidId; now: Date; event: PendingEvent }): Promise<AuthorizationRecord> {
-    return this.transition(
-      input.requestId,
-      {
-        UpdateExpression: 'SET revoked = :true, revoked_at = :now',
-        ConditionExpression: 'attribute_exists(pk) AND svid_id = :svid AND revoked = :false',
-        ExpressionAttributeValues: { ':svid': input.svidId, ':true': true, ':false': false, ':now': input.now.toISOString() },
-      },
-      (cur) => {
-        if (cur.svid_id === null) return new AckdError('ERR_NOT_ISSUED', `svid_id: no SVID has been issued for request ${input.requestId}`, { field: 'svid_id' });
-        if (cur.svid_id !== input.svidId)
-          return new AckdError('ERR_SVID_MISMATCH', `svid_id: ${input.svidId} is not the SVID issued for request ${input.requestId}`, { field: 'svid_id' });
-        return cur; // already revoked: idempotent
-      },
-      input.event,
-    );
-  }
-
-  async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', event: PendingEvent): Promise<void> {
-    await this.transition(
-      requestId,
-      {
-        UpdateExpression: 'SET notify_status = :s ADD notify_attempts :one',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':s': outcome, ':one': 1 },
-      },
-      () => new AckdError('ERR_STORE_UNAVAILABLE', `could not record the notification of request ${requestId}`),
-      event,
-    );
-  }
-
-  /** Records a refused attempt to change a request (the request itself is unchanged). */
-  async recordRefusal(requestId: RequestId, event: PendingEvent): Promise<void> {
-    await this.transition(
-      requestId,
-      {
-        UpdateExpression: 'SET refused_attempts = if_not_exists(refused_attempts, :zero) + :one',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
-      },
-      () => new AckdError('ERR_STORE_UNAVAILABLE', `could not record the refused attempt on request ${requestId}`),
-      event,
-    );
-  }
 }
 
-const AUDIT_GATE = 'attribute_not_exists(audit_pending)';
-
-/** Adds the audit event to a transition's write: same SET, and only once the previous event is linked. */
-function withEvent(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>, event: PendingEvent, head: ChainHead): Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'> {
+/** Adds the audit event to a transition's write (its condition already waits for the previous event to be linked). */
+function withEvent(update: Update, event: PendingEvent, head: ChainHead): Update {
   const expr = update.UpdateExpression ?? '';
-  if (!expr.startsWith('SET ')) throw new Error('an audited transition must begin with SET');
   const attrs = pendingEventAttributes(event, head);
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
@@ -428,16 +324,10 @@ function withEvent(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'Retur
   });
   return {
     ...update,
-    UpdateExpression: `SET ${sets.join(', ')}, ${expr.slice(4)}`,
-    ConditionExpression: update.ConditionExpression ? `(${update.ConditionExpression}) AND ${AUDIT_GATE}` : AUDIT_GATE,
+    UpdateExpression: expr.startsWith('SET ') ? `SET ${sets.join(', ')}, ${expr.slice(4)}` : `SET ${sets.join(', ')} ${expr}`,
     ExpressionAttributeNames: { ...update.ExpressionAttributeNames, ...names },
     ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ...values },
   };
-}
-
-/** Whether a write waits for the previous audit event to be linked. */
-function gated(update: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>): boolean {
-  return (update.ConditionExpression ?? '').includes(AUDIT_GATE);
 }
 
 /** Agent API keys in the same table, keyed by the SHA-256 of the key. */

@@ -38,8 +38,6 @@ export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[numb
 /** Every kind of event: the state changes of a request, and refused attempts to change it. */
 export const EVENT_TYPES = ['requested', 'email_sent', 'email_failed', 'approved', 'denied', 'expired', 'svid_issued', 'revoked', 'refused'] as const;
 export type AuditEventType = (typeof EVENT_TYPES)[number];
-/** The events that decide a pending request (the item points at it as `decision_seq`). */
-export const DECISION_EVENTS: ReadonlySet<AuditEventType> = new Set(['approved', 'denied', 'expired']);
 
 /** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */
 export const ACTOR_TYPES = ['agent', 'approver', 'operator', 'system'] as const;

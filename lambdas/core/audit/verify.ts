@@ -1,7 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { ACTOR_TYPES, CHECKPOINT_ALG, DECISION_EVENTS, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, sha256Hex, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
+import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, sha256Hex, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
+import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore } from '../lifecycle.ts';
 
 /**
  * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
@@ -111,20 +112,9 @@ interface RequestState {
 
 /** Fields that never change after `requested`. */
 const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at'] as const satisfies readonly (keyof AuditSnapshot)[];
-/** Fields the lifecycle changes, and which event may change which. */
+/** Fields the lifecycle changes (which event may change which, and from which state, is the lifecycle table's). */
 type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at';
 const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at'] as const satisfies readonly LifecycleField[];
-const MAY_CHANGE: Record<AuditEvent['type'], readonly LifecycleField[]> = {
-  requested: [],
-  email_sent: [],
-  email_failed: [],
-  refused: [],
-  approved: ['decision', 'approver_identity', 'decision_at', 'svid_expires_at'],
-  denied: ['decision', 'approver_identity', 'decision_at'],
-  expired: ['decision', 'decision_at'],
-  svid_issued: ['svid_id'],
-  revoked: ['revoked', 'revoked_at'],
-};
 /** A request whose requested_at is this far after the file's first event must have its whole history in the file (linking may lag the change it records). */
 const SCOPE_MARGIN_MS = 5 * 60_000;
 /** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
@@ -435,12 +425,14 @@ export class ChainVerifier {
     if (req) {
       if (req.fixed !== fixed) bad('lifecycle', `what was requested (${FIXED_FIELDS.join(', ')}) differs from the request's earlier events: the request was changed after it was made`);
       const changed = LIFECYCLE_FIELDS.filter((f) => canonicalJson(req!.state[f]) !== canonicalJson(state[f]));
-      const forbidden = changed.filter((f) => !MAY_CHANGE[e.type].includes(f));
+      const mayChange = fieldsChangedBy(e.type);
+      const forbidden = changed.filter((f) => !mayChange.has(f));
       // (one problem per event is enough when the type's own check already named it)
       if (forbidden.length > 0 && !reported) bad('lifecycle', `${forbidden.join(', ')} changed, which a ${e.type} event does not change: the request was changed outside its lifecycle`);
-      if (DECISION_EVENTS.has(e.type) && req.state.decision !== 'pending') bad('lifecycle', `the request was already ${req.state.decision}`);
-      if (e.type === 'revoked' && req.state.svid_id === null) bad('lifecycle', 'no SVID was issued before this revocation');
+      const before = stateOf(req.state);
+      const from = statesBefore(e.type);
       if (e.type === 'svid_issued' && req.state.svid_id !== null) bad('svid', `the request already had SVID ${req.state.svid_id}: one request gets one SVID`);
+      else if (from && !from.has(before) && !reported) bad('lifecycle', `a ${e.type} event needs the request ${[...from].join(' or ')}, but it was ${before}`);
     } else if (DECISION_EVENTS.has(e.type) && this.inScope(e)) {
       bad('lifecycle', 'the request was made after the log begins, but its earlier events are not in the log');
     }

@@ -1,0 +1,355 @@
+import { AckdError, type ErrorCode } from './errors.ts';
+import type { AuditEventType } from './audit/event.ts';
+import type { AuthorizationRecord, RequestStatus } from './request.ts';
+
+/**
+ * The lifecycle of an authorization request, as one table. Every change a request can undergo
+ * after it is created is a row of TRANSITIONS: the states it may start from, the guards it needs
+ * (each with the refusal a caller gets when it fails), the fields it sets, and the audit event it
+ * records. Three readers, one source:
+ * - the service drives it (`store.apply(name, …)`, then `refusal` shapes the error),
+ * - each store turns it into its own conditional write (DynamoDB: `compileTransition`; memory:
+ *   `holds` and `applyUpdates` on an object),
+ * - the audit verifier replays it (which event may change which field, from which state).
+ *
+ * The table speaks of stored fields only; time enters as the `now` parameter, so "pending but past
+ * its deadline" is a guard, and `statusAt` derives what a record means at a moment.
+ */
+
+/** Where a request stands, from its stored fields alone. */
+export type State = 'pending' | 'approved' | 'issued' | 'revoked' | 'denied' | 'expired';
+export const STATES = ['pending', 'approved', 'issued', 'revoked', 'denied', 'expired'] as const satisfies readonly State[];
+
+/** What `stateOf` reads: the decision and the SVID's fields (an audit snapshot has them too). */
+export type StateFields = Pick<AuthorizationRecord, 'decision' | 'svid_id' | 'revoked'>;
+
+/** Bookkeeping fields a transition may guard or set besides the record's own. */
+export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts';
+export type Field = keyof AuthorizationRecord | BookkeepingField;
+
+export type Scalar = string | number | boolean | null;
+/** A value in a guard or an update: a parameter of the call, another field of the item, or a constant. */
+export type Operand = { readonly param: string } | { readonly field: Field } | { readonly value: Scalar };
+
+/** One condition on the stored item. `absent`: the attribute is not stored at all (bookkeeping). */
+export type Clause =
+  | { readonly field: Field; readonly op: '=' | '<>' | '>' | '<='; readonly to: Operand }
+  | { readonly field: Field; readonly op: 'null' | 'notNull' | 'absent' }
+  | { readonly all: readonly Clause[] }
+  | { readonly any: readonly Clause[] };
+
+export type Update = { readonly set: Field; readonly to: Operand } | { readonly add: Field; readonly by: number } | { readonly remove: Field };
+
+/** Why a write was not applied; `unchanged`: the request is already where the call wanted it (idempotent). */
+export type Refusal = { readonly code: ErrorCode; readonly say: (r: AuthorizationRecord, p: Params) => string } | 'unchanged';
+
+export type Params = Readonly<Record<string, Scalar>>;
+
+export interface Transition {
+  /** States the transition starts from. */
+  readonly from: readonly State[];
+  /** States in which the call is already done: no write, the current record is returned (when the guards hold). */
+  readonly doneIn?: readonly State[];
+  /** The refusal when the request is in another state: per state, else `otherwise`. */
+  readonly wrongState: { readonly [S in State]?: Refusal } & { readonly otherwise: Refusal };
+  /** Conditions besides the state, checked in order, each with its refusal. */
+  readonly guards: readonly { readonly holds: Clause; readonly else: Refusal }[];
+  readonly updates: readonly Update[];
+  /** The audit event types the write records (one of them); empty: the write records none. */
+  readonly events: readonly AuditEventType[];
+  /** The request's previous audit event must be linked into the chain first (always true of an audited write). */
+  readonly linked: boolean;
+}
+
+const p = (name: string): Operand => ({ param: name });
+const v = (value: Scalar): Operand => ({ value });
+const f = (field: Field): Operand => ({ field });
+const refuse = (code: ErrorCode, say: (r: AuthorizationRecord, p: Params) => string): Refusal => ({ code, say });
+
+/** Which stored fields make each state. */
+export const STATE_CLAUSES: Readonly<Record<State, Clause>> = {
+  pending: { field: 'decision', op: '=', to: v('pending') },
+  denied: { field: 'decision', op: '=', to: v('denied') },
+  expired: { field: 'decision', op: '=', to: v('expired') },
+  approved: { all: [{ field: 'decision', op: '=', to: v('approved') }, { field: 'svid_id', op: 'null' }, { field: 'revoked', op: '=', to: v(false) }] },
+  issued: { all: [{ field: 'decision', op: '=', to: v('approved') }, { field: 'svid_id', op: 'notNull' }, { field: 'revoked', op: '=', to: v(false) }] },
+  revoked: { all: [{ field: 'decision', op: '=', to: v('approved') }, { field: 'revoked', op: '=', to: v(true) }] },
+};
+
+export function stateOf(r: StateFields): State {
+  if (r.decision !== 'approved') return r.decision;
+  if (r.revoked) return 'revoked';
+  return r.svid_id === null ? 'approved' : 'issued';
+}
+
+const decidedAlready = refuse('ERR_ALREADY_DECIDED', (r) => `request ${r.request_id} was already decided: ${r.decision}`);
+const expiredAt = refuse('ERR_EXPIRED', (r) => `request ${r.request_id} expired at ${r.expires_at}`);
+const beforeDeadline = { holds: { field: 'expires_at', op: '>', to: p('now') }, else: expiredAt } as const;
+const ANY_STATE = STATES;
+
+/** Every change of a request after `create`, by name. */
+export const TRANSITIONS = {
+  /** A human approves: pending → approved, only before the deadline. Params: now, approver, email, svidExpiresAt. */
+  approve: {
+    from: ['pending'],
+    wrongState: { expired: expiredAt, otherwise: decidedAlready },
+    guards: [beforeDeadline],
+    updates: [
+      { set: 'decision', to: v('approved') },
+      { set: 'decision_at', to: p('now') },
+      { set: 'approver_identity', to: p('approver') },
+      { set: 'approver_email', to: p('email') },
+      { set: 'svid_expires_at', to: p('svidExpiresAt') },
+    ],
+    events: ['approved'],
+    linked: true,
+  },
+  /** A human denies: pending → denied, only before the deadline. Params: now, approver, email. */
+  deny: {
+    from: ['pending'],
+    wrongState: { expired: expiredAt, otherwise: decidedAlready },
+    guards: [beforeDeadline],
+    updates: [
+      { set: 'decision', to: v('denied') },
+      { set: 'decision_at', to: p('now') },
+      { set: 'approver_identity', to: p('approver') },
+      { set: 'approver_email', to: p('email') },
+      { set: 'svid_expires_at', to: v(null) },
+    ],
+    events: ['denied'],
+    linked: true,
+  },
+  /** Nobody decided in time: pending → expired, from the deadline on. Params: now. */
+  expire: {
+    from: ['pending'],
+    wrongState: { otherwise: decidedAlready },
+    guards: [{ holds: { field: 'expires_at', op: '<=', to: p('now') }, else: refuse('ERR_CONFLICT', (r) => `request ${r.request_id} is not yet due to expire (expires_at ${r.expires_at})`) }],
+    updates: [
+      { set: 'decision', to: v('expired') },
+      { set: 'decision_at', to: f('expires_at') },
+    ],
+    events: ['expired'],
+    linked: true,
+  },
+  /**
+   * One caller claims the right to mint the request's one SVID for a lease (not audited: the
+   * issuance is). Only once the approval is in the audit chain. Params: now, nowMs, claim, until.
+   */
+  claimIssuance: {
+    from: ['approved'],
+    wrongState: {
+      issued: refuse('ERR_CONFLICT', (r) => `the SVID for request ${r.request_id} was already issued (svid_id ${r.svid_id})`),
+      revoked: refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} was revoked`),
+      otherwise: refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} is ${r.decision}, not approved`),
+    },
+    guards: [
+      { holds: { field: 'svid_expires_at', op: '>', to: p('now') }, else: refuse('ERR_EXPIRED', (r) => `the approval of request ${r.request_id} expired at ${r.svid_expires_at}`) },
+      {
+        holds: { any: [{ field: 'issuing_until', op: 'absent' }, { field: 'issuing_until', op: '<=', to: p('nowMs') }] },
+        else: refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `SVID issuance for request ${r.request_id} is in progress in another call; check again shortly`),
+      },
+    ],
+    updates: [
+      { set: 'issuing_claim', to: p('claim') },
+      { set: 'issuing_until', to: p('until') },
+    ],
+    events: [],
+    linked: true,
+  },
+  /** The holder of a claim gives it back after a failed mint. Params: claim. */
+  releaseIssuance: {
+    from: ANY_STATE,
+    wrongState: { otherwise: 'unchanged' },
+    guards: [{ holds: { field: 'issuing_claim', op: '=', to: p('claim') }, else: 'unchanged' }],
+    updates: [{ remove: 'issuing_claim' }, { remove: 'issuing_until' }],
+    events: [],
+    linked: false,
+  },
+  /** The minted SVID is recorded: approved → issued, only by the claim's holder. Params: now, claim, svidId. */
+  issue: {
+    from: ['approved'],
+    wrongState: { otherwise: refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `the issuance claim on request ${r.request_id} was lost; check again`) },
+    guards: [{ holds: { field: 'issuing_claim', op: '=', to: p('claim') }, else: refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `the issuance claim on request ${r.request_id} was lost; check again`) }],
+    updates: [{ set: 'svid_id', to: p('svidId') }, { set: 'svid_issued_at', to: p('now') }, { remove: 'issuing_claim' }, { remove: 'issuing_until' }],
+    events: ['svid_issued'],
+    linked: true,
+  },
+  /** The SVID is pulled back: issued → revoked, naming the SVID. Idempotent. Params: now, svidId. */
+  revoke: {
+    from: ['issued'],
+    doneIn: ['revoked'],
+    wrongState: { otherwise: refuse('ERR_NOT_ISSUED', (r) => `svid_id: no SVID has been issued for request ${r.request_id}`) },
+    guards: [{ holds: { field: 'svid_id', op: '=', to: p('svidId') }, else: refuse('ERR_SVID_MISMATCH', (r, q) => `svid_id: ${String(q.svidId)} is not the SVID issued for request ${r.request_id}`) }],
+    updates: [
+      { set: 'revoked', to: v(true) },
+      { set: 'revoked_at', to: p('now') },
+    ],
+    events: ['revoked'],
+    linked: true,
+  },
+  /** The consent notification went out, or failed (bookkeeping for the retry). Params: outcome. */
+  recordNotification: {
+    from: ANY_STATE,
+    wrongState: { otherwise: 'unchanged' },
+    guards: [],
+    updates: [{ set: 'notify_status', to: p('outcome') }, { add: 'notify_attempts', by: 1 }],
+    events: ['email_sent', 'email_failed'],
+    linked: true,
+  },
+  /** A refused attempt to change the request is recorded; the request itself is unchanged. */
+  recordRefusal: {
+    from: ANY_STATE,
+    wrongState: { otherwise: 'unchanged' },
+    guards: [],
+    updates: [{ add: 'refused_attempts', by: 1 }],
+    events: ['refused'],
+    linked: true,
+  },
+} as const satisfies Record<string, Transition>;
+
+export type TransitionName = keyof typeof TRANSITIONS;
+
+/** The state clauses of a transition's `from`, as one clause. */
+export function fromClause(t: Transition): Clause {
+  if (t.from.length === STATES.length) return { all: [] };
+  return t.from.length === 1 ? STATE_CLAUSES[t.from[0]!] : { any: t.from.map((s) => STATE_CLAUSES[s]) };
+}
+
+/** The whole condition of a transition's write: its from-state and every guard. */
+export function conditionOf(t: Transition): Clause {
+  return { all: [fromClause(t), ...t.guards.map((g) => g.holds)] };
+}
+
+// ---- evaluation on a plain object (the in-memory store, and explaining a refused write) ----
+
+/** A stored item, read field by field. */
+type Item = object;
+
+function read(item: Item, field: string): unknown {
+  return (item as Record<string, unknown>)[field];
+}
+
+function operand(o: Operand, item: Item, params: Params): unknown {
+  if ('param' in o) {
+    if (!Object.hasOwn(params, o.param)) throw new Error(`lifecycle: parameter ${o.param} is missing`);
+    return params[o.param];
+  }
+  return 'field' in o ? read(item, o.field) : o.value;
+}
+
+/** Whether `c` holds on a stored item. Comparisons follow DynamoDB's: only values of one type compare. */
+export function holds(c: Clause, item: Item, params: Params): boolean {
+  if ('all' in c) return c.all.every((x) => holds(x, item, params));
+  if ('any' in c) return c.any.some((x) => holds(x, item, params));
+  const a = read(item, c.field);
+  switch (c.op) {
+    case 'absent':
+      return a === undefined;
+    case 'null':
+      return a === null;
+    case 'notNull':
+      return a !== null && a !== undefined;
+    default: {
+      const b = operand(c.to, item, params);
+      if (a === undefined || a === null || b === null || typeof a !== typeof b) return c.op === '<>' && a !== undefined && a !== b;
+      if (c.op === '=') return a === b;
+      if (c.op === '<>') return a !== b;
+      return c.op === '>' ? (a as number | string) > (b as number | string) : (a as number | string) <= (b as number | string);
+    }
+  }
+}
+
+/** The item after a transition's updates (pure). */
+export function applyUpdates(t: Transition, item: Item, params: Params): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...item };
+  for (const u of t.updates) {
+    if ('set' in u) out[u.set] = operand(u.to, item, params);
+    else if ('add' in u) out[u.add] = ((read(item, u.add) as number | undefined) ?? 0) + u.by;
+    else delete out[u.remove];
+  }
+  return out;
+}
+
+/**
+ * Why `t` does not apply to the request as stored (`item`: its record and bookkeeping fields), as
+ * the table says; null when it would apply. Reading after a refused write only shapes the error:
+ * the write's own condition decided.
+ */
+export function refusal(t: Transition, item: StoredItem, params: Params): Refusal | null {
+  const state = stateOf(item);
+  const inFrom = t.from.includes(state);
+  if (inFrom || t.doneIn?.includes(state)) {
+    const failed = t.guards.find((g) => !holds(g.holds, item, params));
+    if (failed) return failed.else;
+    return inFrom ? null : 'unchanged';
+  }
+  return t.wrongState[state] ?? t.wrongState.otherwise;
+}
+
+/** A stored request: its record and its bookkeeping fields. */
+export type StoredItem = AuthorizationRecord & Partial<Record<BookkeepingField, Scalar>>;
+
+/**
+ * After a store's conditional write of `t` was not applied: the error the table names for the
+ * request as it now stands (thrown), or nothing when the call was already done (`unchanged`) or
+ * the write would now apply (a race the caller retries).
+ */
+export function explainRefused(t: Transition, item: StoredItem, params: Params): 'unchanged' | 'retry' {
+  const rf = refusal(t, item, params);
+  if (rf === null) return 'retry';
+  if (rf === 'unchanged') return 'unchanged';
+  const message = rf.say(item, params);
+  const field = /^(\w+): /.exec(message)?.[1];
+  throw new AckdError(rf.code, message, field ? { field } : undefined);
+}
+
+// ---- what the audit verifier replays ----
+
+/** The transitions that record events of `type`. */
+export function transitionsRecording(type: AuditEventType): Transition[] {
+  return Object.values(TRANSITIONS as Record<string, Transition>).filter((t) => t.events.includes(type));
+}
+
+/** The fields an event of `type` may change: those its transitions set (`requested` creates, and changes nothing). */
+export function fieldsChangedBy(type: AuditEventType): ReadonlySet<Field> {
+  const out = new Set<Field>();
+  for (const t of transitionsRecording(type)) for (const u of t.updates) out.add('set' in u ? u.set : 'add' in u ? u.add : u.remove);
+  return out;
+}
+
+/** The events that decide a request: those of the rows that set its decision (the item points at it as `decision_seq`). */
+export const DECISION_EVENTS: ReadonlySet<AuditEventType> = new Set(
+  Object.values(TRANSITIONS as Record<string, Transition>).flatMap((t) => (t.updates.some((u) => 'set' in u && u.set === 'decision') ? t.events : [])),
+);
+
+/** The states an event of `type` may follow; undefined for `requested` (the first event). */
+export function statesBefore(type: AuditEventType): ReadonlySet<State> | undefined {
+  const ts = transitionsRecording(type);
+  return ts.length === 0 ? undefined : new Set(ts.flatMap((t) => t.from));
+}
+
+// ---- what a record means at a moment ----
+
+export function isPast(iso: string, now: Date): boolean {
+  return Date.parse(iso) <= now.getTime();
+}
+
+/** Pure: what the record means at time `now` (a pending request past its deadline is expired, an SVID past its end too). */
+export function statusAt(r: AuthorizationRecord, now: Date): RequestStatus {
+  switch (stateOf(r)) {
+    case 'pending':
+      return isPast(r.expires_at, now) ? { status: 'expired', expired_at: r.expires_at } : { status: 'pending', expires_at: r.expires_at };
+    case 'denied':
+      return { status: 'denied', decision_at: r.decision_at ?? r.requested_at };
+    case 'expired':
+      return { status: 'expired', expired_at: r.decision_at ?? r.expires_at };
+    case 'revoked':
+      return { status: 'revoked', revoked_at: r.revoked_at ?? '' };
+    case 'approved':
+    case 'issued': {
+      const svidExpires = r.svid_expires_at ?? r.expires_at;
+      if (isPast(svidExpires, now)) return { status: 'expired', expired_at: svidExpires };
+      return { status: 'approved', svid_expires_at: svidExpires, issued: r.svid_id !== null, svid_id: r.svid_id };
+    }
+  }
+}

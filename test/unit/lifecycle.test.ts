@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
+import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
+import { compileTransition } from '../../lambdas/adapters/dynamodb/store.ts';
+import { ChainVerifier } from '../../lambdas/core/audit/verify.ts';
+import { isAckdError, type AckdError } from '../../lambdas/core/errors.ts';
+import { parseAgentId, parseTrustDomain, type RequestId, type SvidId } from '../../lambdas/core/ids.ts';
+import {
+  conditionOf,
+  fieldsChangedBy,
+  holds,
+  refusal,
+  stateOf,
+  statesBefore,
+  STATES,
+  TRANSITIONS,
+  type Params,
+  type State,
+  type StoredItem,
+  type Transition,
+  type TransitionName,
+} from '../../lambdas/core/lifecycle.ts';
+import type { Logger } from '../../lambdas/core/ports.ts';
+import { AuthorizationService } from '../../lambdas/core/service.ts';
+import { pendingRecord } from '../helpers/consent-fixtures.ts';
+import { ManualClock } from '../helpers/clock.ts';
+
+const T0 = new Date('2026-11-30T10:00:00.000Z');
+
+/** A stored request in `state`, as the table's fields make it. */
+function itemIn(state: State, over: Partial<StoredItem> = {}): StoredItem {
+  const base = pendingRecord({ ttl_minutes: 10 }, T0);
+  const decided = { decision_at: '2026-11-30T10:01:00.000Z', approver_identity: 'sub-a' };
+  const byState: Record<State, Partial<StoredItem>> = {
+    pending: {},
+    denied: { decision: 'denied', ...decided },
+    expired: { decision: 'expired', decision_at: base.expires_at },
+    approved: { decision: 'approved', ...decided, svid_expires_at: '2026-11-30T10:11:00.000Z' },
+    issued: { decision: 'approved', ...decided, svid_expires_at: '2026-11-30T10:11:00.000Z', svid_id: 'ab' as SvidId },
+    revoked: { decision: 'approved', ...decided, svid_expires_at: '2026-11-30T10:11:00.000Z', svid_id: 'ab' as SvidId, revoked: true, revoked_at: '2026-11-30T10:02:00.000Z' },
+  };
+  return { ...base, ...byState[state], ...over } as StoredItem;
+}
+
+/** Parameters for every row, at `now`. */
+function paramsAt(now: Date, over: Params = {}): Params {
+  return {
+    now: now.toISOString(),
+    nowMs: now.getTime(),
+    approver: 'sub-b',
+    email: null,
+    svidExpiresAt: new Date(now.getTime() + 600_000).toISOString(),
+    claim: 'claim-1',
+    until: now.getTime() + 30_000,
+    svidId: 'ab',
+    outcome: 'sent',
+    ...over,
+  };
+}
+
+describe('the lifecycle table', () => {
+  const names = Object.keys(TRANSITIONS) as TransitionName[];
+  const moments = [new Date(T0.getTime() + 60_000), new Date(T0.getTime() + 20 * 60_000)];
+  const variants: Partial<StoredItem>[] = [{}, { issuing_claim: 'claim-1', issuing_until: T0.getTime() + 90_000 }, { issuing_claim: 'other', issuing_until: T0.getTime() + 90_000 }];
+
+  it('each write applies exactly when the table names no refusal (the condition and the refusals are one rule)', () => {
+    let cases = 0;
+    for (const name of names) {
+      const t: Transition = TRANSITIONS[name];
+      for (const state of STATES) {
+        for (const now of moments) {
+          for (const v of variants) {
+            for (const svidId of ['ab', 'cd']) {
+              const item = itemIn(state, v);
+              const params = paramsAt(now, { svidId });
+              const applies = holds(conditionOf(t), item, params);
+              const rf = refusal(t, item, params);
+              expect(applies, `${name} in ${state} at ${params.now as string}`).toBe(rf === null);
+              if (!t.from.includes(state) && !t.doneIn?.includes(state)) expect(rf).not.toBeNull();
+              cases++;
+            }
+          }
+        }
+      }
+    }
+    expect(cases).toBe(names.length * STATES.length * moments.length * variants.length * 2);
+  });
+
+  it('names the refusals the API documents', () => {
+    const at = paramsAt(moments[0]!);
+    const late = paramsAt(moments[1]!);
+    const code = (name: TransitionName, state: State, params: Params, over: Partial<StoredItem> = {}) => {
+      const rf = refusal(TRANSITIONS[name], itemIn(state, over), params);
+      return rf === null || rf === 'unchanged' ? rf : rf.code;
+    };
+    expect(code('approve', 'pending', at)).toBeNull();
+    expect(code('approve', 'pending', late)).toBe('ERR_EXPIRED');
+    expect(code('approve', 'expired', at)).toBe('ERR_EXPIRED');
+    expect(code('deny', 'approved', at)).toBe('ERR_ALREADY_DECIDED');
+    expect(code('expire', 'pending', at)).toBe('ERR_CONFLICT');
+    expect(code('expire', 'pending', late)).toBeNull();
+    expect(code('claimIssuance', 'pending', at)).toBe('ERR_NOT_APPROVED');
+    expect(code('claimIssuance', 'issued', at)).toBe('ERR_CONFLICT');
+    expect(code('claimIssuance', 'approved', late)).toBe('ERR_EXPIRED');
+    expect(code('claimIssuance', 'approved', at, { issuing_until: moments[0]!.getTime() + 1 })).toBe('ERR_ISSUANCE_IN_PROGRESS');
+    expect(code('claimIssuance', 'approved', at, { issuing_until: moments[0]!.getTime() })).toBeNull();
+    expect(code('issue', 'approved', at, { issuing_claim: 'other' })).toBe('ERR_ISSUANCE_IN_PROGRESS');
+    expect(code('revoke', 'approved', at)).toBe('ERR_NOT_ISSUED');
+    expect(code('revoke', 'issued', paramsAt(moments[0]!, { svidId: 'cd' }))).toBe('ERR_SVID_MISMATCH');
+    expect(code('revoke', 'revoked', at)).toBe('unchanged');
+    expect(code('revoke', 'revoked', paramsAt(moments[0]!, { svidId: 'cd' }))).toBe('ERR_SVID_MISMATCH');
+  });
+
+  it('states come from the stored fields alone', () => {
+    for (const s of STATES) expect(stateOf(itemIn(s))).toBe(s);
+  });
+
+  it('tells the verifier which event changes what, from where', () => {
+    expect([...fieldsChangedBy('approved')].sort()).toEqual(['approver_email', 'approver_identity', 'decision', 'decision_at', 'svid_expires_at']);
+    expect([...fieldsChangedBy('svid_issued')]).toContain('svid_id');
+    expect(fieldsChangedBy('refused').has('decision')).toBe(false);
+    expect([...statesBefore('revoked')!]).toEqual(['issued']);
+    expect([...statesBefore('approved')!]).toEqual(['pending']);
+    expect(statesBefore('requested')).toBeUndefined();
+  });
+
+  it('compiles to one DynamoDB condition holding the from-state, the guards and the audit gate', () => {
+    const u = compileTransition(TRANSITIONS.approve, paramsAt(moments[0]!));
+    const shape = (x: string | undefined) => x?.replace(/:v\d+/g, ':v');
+    expect(shape(u.ConditionExpression)).toBe('attribute_exists(pk) AND (#decision = :v AND #expires_at > :v) AND attribute_not_exists(audit_pending)');
+    expect(shape(u.UpdateExpression)).toBe('SET #decision = :v, #decision_at = :v, #approver_identity = :v, #approver_email = :v, #svid_expires_at = :v REMOVE #pending');
+    expect(Object.values(u.ExpressionAttributeValues ?? {})).toContain('pending');
+    const claim = compileTransition(TRANSITIONS.claimIssuance, paramsAt(moments[0]!));
+    expect(claim.ConditionExpression).toContain('(attribute_not_exists(#issuing_until) OR #issuing_until <= :');
+    expect(() => compileTransition(TRANSITIONS.revoke, { now: 'x' })).toThrow(/parameter svidId is missing/);
+  });
+});
+
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+async function setup() {
+  const clock = new ManualClock(T0);
+  const trustDomain = parseTrustDomain('ackd.test');
+  const store = new MemoryRequestStore(clock);
+  const minter = await LocalCaMinter.create({ trustDomain, clock });
+  const service = new AuthorizationService({ trustDomain, consentBaseUrl: 'https://consent.example', retentionDays: 30 }, { store, minter, clock, logger: quiet });
+  return { clock, store, service };
+}
+
+const agent = parseAgentId('deploy-bot');
+const ask = (service: AuthorizationService, ttl = 10) =>
+  service.requestAuthorization({ agent_id: agent, action: 'deploy v2', permissions: ['deploy:prod'], justification: 'release', ttl_minutes: ttl });
+
+async function refused(p: Promise<unknown>): Promise<AckdError> {
+  try {
+    await p;
+  } catch (e) {
+    if (isAckdError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+function verifyChain(store: MemoryRequestStore) {
+  const v = new ChainVerifier();
+  for (const e of store.chainEvents()) v.addEvent(e);
+  return v.finish();
+}
+
+describe('the service on in-memory adapters', () => {
+  it('request → approve → one SVID → delivered → revoke, every step in a chain that verifies', async () => {
+    const { store, service } = await setup();
+    const { request_id } = await ask(service);
+    expect(await service.check(agent, request_id)).toEqual({ status: 'pending' });
+    await service.decide(request_id, 'approved', 'sub-alice', 'alice@example.com');
+    const first = await service.check(agent, request_id);
+    expect(first).toMatchObject({ status: 'approved', svid_delivered: false });
+    expect(first.status === 'approved' && first.svid).toContain('BEGIN CERTIFICATE');
+    const again = await service.check(agent, request_id);
+    expect(again).toMatchObject({ status: 'approved', svid_delivered: true });
+    expect('svid' in again).toBe(false);
+    const svidId = (first as unknown as { svid_id: SvidId }).svid_id;
+    expect((await refused(service.revoke(agent, request_id, 'ffff' as SvidId))).code).toBe('ERR_SVID_MISMATCH');
+    const revoked = await service.revoke(agent, request_id, svidId);
+    expect(await service.revoke(agent, request_id, svidId)).toEqual(revoked); // idempotent, no second event
+    expect(await service.check(agent, request_id)).toMatchObject({ status: 'revoked' });
+    expect(store.chainEvents().map((e) => e.type)).toEqual(['requested', 'approved', 'svid_issued', 'refused', 'revoked']);
+    const report = verifyChain(store);
+    expect(report.problems).toEqual([]);
+    expect(report.svids_issued).toBe(1);
+  });
+
+  it('a second decision is refused and recorded; a late one records the expiry first', async () => {
+    const { store, service, clock } = await setup();
+    const a = (await ask(service)).request_id;
+    await service.decide(a, 'denied', 'sub-alice');
+    expect((await refused(service.decide(a, 'approved', 'sub-bob'))).code).toBe('ERR_ALREADY_DECIDED');
+    expect(await service.check(agent, a)).toEqual({ status: 'denied' });
+    const b = (await ask(service, 1)).request_id;
+    clock.advanceMinutes(2);
+    expect((await refused(service.decide(b, 'approved', 'sub-alice'))).code).toBe('ERR_EXPIRED');
+    const types = store.chainEvents().filter((e) => e.request_id === b).map((e) => e.type);
+    expect(types).toEqual(['requested', 'expired', 'refused']);
+    expect((await store.get(b))!.decision).toBe('expired');
+    expect(verifyChain(store).ok).toBe(true);
+  });
+
+  it('the sweeper expires overdue requests once', async () => {
+    const { store, service, clock } = await setup();
+    const ids: RequestId[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await ask(service, 1)).request_id);
+    clock.advanceMinutes(1);
+    expect((await service.sweep()).expired).toBe(3);
+    expect((await service.sweep()).expired).toBe(0);
+    for (const id of ids) expect((await store.get(id))!.decision).toBe('expired');
+  });
+
+  it('an item set to approved without an approval in the chain gets no SVID', async () => {
+    const { store, service } = await setup();
+    const { request_id } = await ask(service);
+    store.tamper(request_id, { decision: 'approved', approver_identity: 'sub-mallory', decision_at: T0.toISOString(), svid_expires_at: new Date(T0.getTime() + 600_000).toISOString() });
+    expect((await refused(service.check(agent, request_id))).code).toBe('ERR_NOT_APPROVED');
+    expect(store.raw(request_id)!.issuing_claim).toBeUndefined(); // the claim was given back
+    expect(store.chainEvents().at(-1)).toMatchObject({ type: 'refused', actor_type: 'system' });
+  });
+
+  it('a lease held by another call refuses a second mint until it runs out', async () => {
+    const { store, service, clock } = await setup();
+    const { request_id } = await ask(service);
+    await service.decide(request_id, 'approved', 'sub-alice');
+    store.tamper(request_id, { issuing_claim: 'someone-else', issuing_until: clock.now().getTime() + 30_000 });
+    expect((await refused(service.check(agent, request_id))).code).toBe('ERR_ISSUANCE_IN_PROGRESS');
+    clock.advance(30_000);
+    expect(await service.check(agent, request_id)).toMatchObject({ status: 'approved', svid_delivered: false });
+  });
+});
