@@ -90,14 +90,29 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
   return Math.max(0, at - now);
 }
 
-/** A short, safe word from the response body (Slack answers e.g. "invalid_blocks"); never anything longer. */
+/**
+ * A short, safe word from the response body (Slack answers e.g. "invalid_blocks"); never anything
+ * longer. At most the first 256 bytes are read, whatever the receiver sends.
+ */
 async function errorToken(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   try {
-    const text = (await res.text()).trim();
-    return /^[a-z][a-z0-9_]{0,63}$/.test(text) ? ` (${text})` : '';
+    while (size < 256) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
   } catch {
     return '';
+  } finally {
+    await reader.cancel().catch(() => undefined);
   }
+  const text = Buffer.concat(chunks).subarray(0, 256).toString('utf8').trim();
+  return /^[a-z][a-z0-9_]{0,63}$/.test(text) ? ` (${text})` : '';
 }
 
 /** A network error described by its code only: undici's messages name the host and port. */
