@@ -4,7 +4,7 @@ import { parseAgentId } from '../core/ids.ts';
 import { LIMITS } from '../core/request.ts';
 import { visible } from '../core/visible.ts';
 import { permissionSchema } from '../mcp/schemas.ts';
-import { parseOperator, specificity, type EffectivePolicy, type Policy, type PolicyInput, type Resolution } from '../core/policy.ts';
+import { parseOperator, specificity, toEffective, type EffectivePolicy, type Policy, type PolicyInput, type Resolution } from '../core/policy.ts';
 import { cliDeps, output } from './context.ts';
 
 /**
@@ -15,11 +15,12 @@ import { cliDeps, output } from './context.ts';
 export function registerPolicyCommands(program: Command): void {
   const policy = program
     .command('policy')
-    .description("approval policies: how many humans must approve an agent's requests, who may vote, how denials count")
+    .description("approval policies: how many humans must approve an agent's requests, who may vote, how denials count, who is notified")
     .addHelpText(
       'after',
       '\nA policy applies to an agent (or --agent "*") and a permission pattern ("*" matches anything; no --permission: any permission).\n' +
-        'Per permission the most specific policy wins; a request takes the strictest of its permissions\' policies. See `ackd policy explain`.',
+        'Per permission the most specific policy wins; a request takes the strictest of its permissions\' policies,\n' +
+        'asks every route they name and escalates as early as the earliest of them. See `ackd policy explain`.',
     );
 
   policy
@@ -32,17 +33,23 @@ export function registerPolicyCommands(program: Command): void {
     .option('--deny <rule>', '"any": one denial decides; "majority": denied once as many deny as must approve', 'any')
     .option('--separation-of-duties', "the agent's owner may not vote on its requests")
     .option('--no-operator-decisions', 'CLI decisions (requests approve|deny --as) do not count')
+    .option('--route <name>', 'the route of ACKD_ROUTES asked when a request is made (default: the default route)')
+    .option('--escalate-to <name>', 'the route asked if nobody has decided by --escalate-after (default: no escalation)')
+    .option('--escalate-after <percent>', "percent of the request's wait before escalating, 10-90 (default: 50; needs --escalate-to)")
     .requiredOption('--as <operator>', 'who is changing the policy (recorded)')
     .option('--json', 'print JSON')
-    .action(async (opts: { agent: string; permission?: string; approvals: string; approvers?: string; deny: string; separationOfDuties?: boolean; operatorDecisions: boolean; as: string; json?: boolean }) => {
+    .action(async (opts: SetOptions) => {
       const input = {
         agent: opts.agent,
         ...(opts.permission === undefined ? {} : { permission: opts.permission }),
-        approvals: /^\d{1,3}$/.test(opts.approvals) ? Number(opts.approvals) : opts.approvals,
+        approvals: number(opts.approvals),
         ...(opts.approvers === undefined ? {} : { approvers: opts.approvers.split(',').map((g) => g.trim()) }),
         deny: opts.deny,
         separation_of_duties: opts.separationOfDuties ?? false,
         operator_decisions: opts.operatorDecisions,
+        ...(opts.route === undefined ? {} : { route: opts.route }),
+        ...(opts.escalateTo === undefined ? {} : { escalate_to: opts.escalateTo }),
+        ...(opts.escalateAfter === undefined ? {} : { escalate_after: number(opts.escalateAfter) }),
       };
       const actor = parseOperator(opts.as);
       const { policy: set, previous } = await cliDeps().policies.set(input, actor);
@@ -99,6 +106,26 @@ export function registerPolicyCommands(program: Command): void {
     });
 }
 
+interface SetOptions {
+  agent: string;
+  permission?: string;
+  approvals: string;
+  approvers?: string;
+  deny: string;
+  separationOfDuties?: boolean;
+  operatorDecisions: boolean;
+  route?: string;
+  escalateTo?: string;
+  escalateAfter?: string;
+  as: string;
+  json?: boolean;
+}
+
+/** A number when the value is plain digits; anything else goes to the core as given, to be refused there with its rule. */
+function number(v: string): number | string {
+  return /^\d{1,3}$/.test(v) ? Number(v) : v;
+}
+
 /** Permissions as a request would carry them: the MCP tool's rule (there, `*` is a literal character). */
 function parseRequestPermissions(values: readonly string[]): string[] {
   if (values.length > LIMITS.permissionsMax) throw invalid('permission', `a request has at most ${LIMITS.permissionsMax} permissions`);
@@ -115,11 +142,13 @@ function title(p: Pick<Policy, 'agent' | 'permission'>): string {
 
 function oneLine(p: Policy): string {
   const approvers = p.approvers.length === 0 ? 'any approver' : `groups ${p.approvers.join(',')}`;
-  return `${p.agent.padEnd(16)} ${(p.permission ?? '(any)').padEnd(24)} ${p.approvals} approval${p.approvals === 1 ? '' : 's'}, ${approvers}, deny ${p.deny}${p.separation_of_duties ? ', separation of duties' : ''}${p.operator_decisions ? '' : ', no operator decisions'}`;
+  const notify = `${p.route === null ? '' : `, route ${p.route}`}${p.escalate_to === null ? '' : `, escalate to ${p.escalate_to} after ${p.escalate_after}%`}`;
+  return `${p.agent.padEnd(16)} ${(p.permission ?? '(any)').padEnd(24)} ${p.approvals} approval${p.approvals === 1 ? '' : 's'}, ${approvers}, deny ${p.deny}${p.separation_of_duties ? ', separation of duties' : ''}${p.operator_decisions ? '' : ', no operator decisions'}${notify}`;
 }
 
 function describePolicy(p: PolicyInput): string[] {
-  return describeRule({ approvals: p.approvals, approver_groups: p.approvers.length === 0 ? [] : [p.approvers], deny: p.deny, separation_of_duties: p.separation_of_duties, operator_decisions: p.operator_decisions });
+  // The groups as given (one list), not sorted as toEffective does.
+  return describeRule({ ...toEffective(p), approver_groups: p.approvers.length === 0 ? [] : [p.approvers] });
 }
 
 function describeRule(r: EffectivePolicy): string[] {
@@ -129,6 +158,8 @@ function describeRule(r: EffectivePolicy): string[] {
     `  deny                  ${r.deny === 'any' ? 'any: one denial decides' : `majority: denied once ${r.approvals} deny (as many as must approve)`}`,
     `  separation of duties  ${r.separation_of_duties ? "on: the agent's owner may not vote" : 'off'}`,
     `  operator decisions    ${r.operator_decisions ? 'count as votes' : 'do not count (decide in the consent UI)'}`,
+    `  route${r.routes.length > 1 ? 's ' : '  '}               ${r.routes.length === 0 ? 'the default route' : r.routes.join(', ')}`,
+    `  escalation            ${r.escalation === null ? 'none' : `to ${r.escalation.routes.join(', ')} if nobody has decided after ${r.escalation.after_percent}% of the wait`}`,
   ];
 }
 
@@ -138,6 +169,8 @@ export function explainWarnings(r: EffectivePolicy, owner: string | null): strin
   if (r.approver_groups.length > 1) w.push(`permissions with different approver groups: each voter must be in a group of every list (${r.approver_groups.map((g) => g.join('|')).join(' and ')}); split the request if no one is`);
   if (r.separation_of_duties && owner === null) w.push('separation of duties is on but the agent has no owner recorded (ackd agents create <id> --owner <email>): no one is excluded');
   if (r.separation_of_duties && r.operator_decisions) w.push('operator decisions count and an operator name (--as) is not verified: separation of duties can only refuse an operator who names the owner');
+  const again = r.escalation?.routes.filter((route) => r.routes.includes(route)) ?? [];
+  if (again.length > 0) w.push(`route${again.length === 1 ? '' : 's'} ${again.join(', ')} ${again.length === 1 ? 'is' : 'are'} asked first and asked again on escalation (policies of different permissions name ${again.length === 1 ? 'it' : 'them'} both ways)`);
   return w;
 }
 

@@ -5,7 +5,8 @@ import { permissionSchema } from '../mcp/schemas.ts';
 
 /**
  * Approval policies: how many humans must approve an agent's request, who may vote, how denials
- * count, and whether the agent's owner and the CLI may take part. Policies are set at runtime
+ * count, whether the agent's owner and the CLI may take part, which notification route is asked
+ * first and which one if nobody decides in time. Policies are set at runtime
  * (`ackd policy set`) and matched against each request by agent id and permission.
  *
  * Everything in this file is pure except PolicyService, which only talks to its ports.
@@ -31,6 +32,12 @@ export interface Policy {
   readonly separation_of_duties: boolean;
   /** Whether CLI decisions (`ackd requests approve|deny --as`) count as votes. */
   readonly operator_decisions: boolean;
+  /** The notification route (a name in ACKD_ROUTES) asked when a request is made; null: the deployment's default route. */
+  readonly route: string | null;
+  /** The route asked, once, if nobody has decided by `escalate_after` percent of the request's wait; null: no escalation. */
+  readonly escalate_to: string | null;
+  /** Percent of the request's TTL after which `escalate_to` is asked: an integer 10-90, default 50. Meaningful only with `escalate_to`. */
+  readonly escalate_after: number;
   readonly updated_at: string;
   /** `operator:<name>` of whoever set it. */
   readonly updated_by: string;
@@ -50,6 +57,17 @@ export interface EffectivePolicy {
   readonly deny: DenyRule;
   readonly separation_of_duties: boolean;
   readonly operator_decisions: boolean;
+  /** The routes asked when the request is made, sorted and unique; [] = the deployment's default route. */
+  readonly routes: readonly string[];
+  /** Who is asked if nobody has decided by `after_percent` of the request's wait; null: no escalation. */
+  readonly escalation: Escalation | null;
+}
+
+export interface Escalation {
+  /** The routes asked, sorted and unique (never empty). */
+  readonly routes: readonly string[];
+  /** Percent of the request's TTL: an integer 10-90. */
+  readonly after_percent: number;
 }
 
 /** What a request gets when no policy matches one of its permissions: ackd's behaviour before policies. */
@@ -59,14 +77,26 @@ export const DEFAULT_POLICY: EffectivePolicy = Object.freeze({
   deny: 'any',
   separation_of_duties: false,
   operator_decisions: true,
+  routes: Object.freeze([]) as readonly string[],
+  escalation: null,
 });
 
-export const POLICY_LIMITS = { approvalsMin: 1, approvalsMax: 5, approversMax: 10, groupMax: 128, patternMax: 128, operatorMax: 128 } as const;
+export const POLICY_LIMITS = {
+  approvalsMin: 1,
+  approvalsMax: 5,
+  approversMax: 10,
+  groupMax: 128,
+  patternMax: 128,
+  operatorMax: 128,
+  escalateAfterMin: 10,
+  escalateAfterMax: 90,
+  escalateAfterDefault: 50,
+} as const;
 
 // ---------------------------------------------------------------------------------------------
 // Parsing: every value is checked once, here; a stored policy is parsed again when read.
 
-const FIELDS = new Set(['agent', 'permission', 'approvals', 'approvers', 'deny', 'separation_of_duties', 'operator_decisions']);
+const FIELDS = new Set(['agent', 'permission', 'approvals', 'approvers', 'deny', 'separation_of_duties', 'operator_decisions', 'route', 'escalate_to', 'escalate_after']);
 
 /**
  * A Cognito group name as ackd accepts it: ASCII letters, digits and `_ + = . @ -`, 1-128
@@ -75,6 +105,14 @@ const FIELDS = new Set(['agent', 'permission', 'approvals', 'approvers', 'deny',
  */
 const GROUP = /^[A-Za-z0-9_+=.@-]{1,128}$/;
 const GROUP_RULE = 'a group name is 1-128 characters of A-Z a-z 0-9 _ + = . @ -';
+
+/**
+ * A route name: the rule of ACKD_ROUTES (ROUTE_NAME in lambdas/adapters/channels/config.ts, kept
+ * equal by a test; not imported, so the core does not load the channel adapters). Whether the
+ * route is defined is known only where ACKD_ROUTES is (the functions that notify), not here.
+ */
+export const ROUTE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const ROUTE_RULE = 'must be a route name of ACKD_ROUTES: 1-32 lowercase letters, digits and dashes, starting with a letter';
 
 /** `agent` of a policy: an agent id, or '*' for every agent. */
 export function parsePolicyAgent(value: unknown, field = 'agent'): string {
@@ -103,18 +141,51 @@ export function parsePermissionPattern(value: unknown, field = 'permission'): st
 
 /** Validates a policy's settings; unknown fields are refused, omitted ones take their defaults. */
 export function parsePolicyInput(input: unknown): PolicyInput {
+  return parsePolicy(input, false);
+}
+
+/**
+ * Validates a policy as a store holds it: the rules of parsePolicyInput, except that a policy
+ * without escalation may carry `escalate_after` at its default (every stored Policy has the
+ * field). A policy stored before routes existed has no route, escalate_to or escalate_after and
+ * reads as `route: null, escalate_to: null, escalate_after: 50`.
+ */
+export function parseStoredPolicyInput(input: unknown): PolicyInput {
+  return parsePolicy(input, true);
+}
+
+function parsePolicy(input: unknown, stored: boolean): PolicyInput {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw invalid('policy', 'must be an object');
   const o = input as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!FIELDS.has(k)) throw invalid(k, 'is not a policy field');
-  return {
-    agent: parsePolicyAgent(o.agent),
-    permission: parsePermissionPattern(o.permission),
-    approvals: parseApprovals(o.approvals),
-    approvers: parseApprovers(o.approvers),
-    deny: parseDeny(o.deny),
-    separation_of_duties: parseFlag(o.separation_of_duties, 'separation_of_duties', false),
-    operator_decisions: parseFlag(o.operator_decisions, 'operator_decisions', true),
-  };
+  const agent = parsePolicyAgent(o.agent);
+  const permission = parsePermissionPattern(o.permission);
+  const approvals = parseApprovals(o.approvals);
+  const approvers = parseApprovers(o.approvers);
+  const deny = parseDeny(o.deny);
+  const separation_of_duties = parseFlag(o.separation_of_duties, 'separation_of_duties', false);
+  const operator_decisions = parseFlag(o.operator_decisions, 'operator_decisions', true);
+  const route = parseRoute(o.route, 'route');
+  const escalate_to = parseRoute(o.escalate_to, 'escalate_to');
+  if (escalate_to !== null && escalate_to === route) throw invalid('escalate_to', `must differ from route: "${route}" is already asked first`);
+  if (escalate_to === null && o.escalate_after !== undefined && !(stored && o.escalate_after === POLICY_LIMITS.escalateAfterDefault)) {
+    throw invalid('escalate_after', 'needs escalate_to: it says when to escalate, and without escalate_to the policy does not escalate');
+  }
+  const escalate_after = parseEscalateAfter(o.escalate_after);
+  return { agent, permission, approvals, approvers, deny, separation_of_duties, operator_decisions, route, escalate_to, escalate_after };
+}
+
+function parseRoute(v: unknown, field: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || !ROUTE_NAME.test(v)) throw invalid(field, ROUTE_RULE);
+  return v;
+}
+
+function parseEscalateAfter(v: unknown): number {
+  const { escalateAfterMin: min, escalateAfterMax: max, escalateAfterDefault } = POLICY_LIMITS;
+  if (v === undefined) return escalateAfterDefault;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid('escalate_after', `must be an integer percent of the request's wait from ${min} to ${max}`);
+  return v;
 }
 
 function parseApprovals(v: unknown): number {
@@ -216,13 +287,15 @@ function compareSpecificity(a: readonly number[], b: readonly number[]): number 
   return 0;
 }
 
-export function toEffective(p: Pick<Policy, 'approvals' | 'approvers' | 'deny' | 'separation_of_duties' | 'operator_decisions'>): EffectivePolicy {
+export function toEffective(p: Omit<PolicyInput, 'agent' | 'permission'>): EffectivePolicy {
   return {
     approvals: p.approvals,
     approver_groups: p.approvers.length === 0 ? [] : [[...new Set(p.approvers)].sort()],
     deny: p.deny,
     separation_of_duties: p.separation_of_duties,
     operator_decisions: p.operator_decisions,
+    routes: p.route === null ? [] : [p.route],
+    escalation: p.escalate_to === null ? null : { routes: [p.escalate_to], after_percent: p.escalate_after },
   };
 }
 
@@ -233,16 +306,29 @@ export function toEffective(p: Pick<Policy, 'approvals' | 'approvers' | 'deny' |
  * restriction at once (a voter must satisfy each). Picking one whole "strictest" policy instead
  * would drop the others' settings: 3 approvals from anyone would replace 1 approval that must
  * come from the `dba` group.
+ *
+ * Notification is combined toward asking more routes, sooner: every route any rule names (a rule
+ * without a route, [], adds none: the default route is asked only when no rule names one), and,
+ * when any rule escalates, every escalation route at the earliest share of the wait. Associative, so combining per permission and then across
+ * permissions gives the same as combining every winner at once.
  */
 export function strictest(rules: readonly EffectivePolicy[]): EffectivePolicy {
   if (rules.length === 0) return DEFAULT_POLICY;
+  const escalations = rules.flatMap((r) => (r.escalation === null ? [] : [r.escalation]));
   return {
     approvals: Math.max(...rules.map((r) => r.approvals)),
     approver_groups: simplifyGroups(rules.flatMap((r) => r.approver_groups)),
     deny: rules.some((r) => r.deny === 'any') ? 'any' : 'majority',
     separation_of_duties: rules.some((r) => r.separation_of_duties),
     operator_decisions: rules.every((r) => r.operator_decisions),
+    routes: sortedUnique(rules.flatMap((r) => r.routes)),
+    escalation:
+      escalations.length === 0 ? null : { routes: sortedUnique(escalations.flatMap((e) => e.routes)), after_percent: Math.min(...escalations.map((e) => e.after_percent)) },
   };
+}
+
+function sortedUnique(names: readonly string[]): string[] {
+  return [...new Set(names)].sort();
 }
 
 /** Drops duplicate lists and lists implied by a smaller one (in a group of [a] ⇒ in a group of [a, b]). */
@@ -269,7 +355,9 @@ export interface Resolution {
  *    (DEFAULT_POLICY: 1 approval from any approver, one denial decides, as before policies): it
  *    acts as an implicit `agent '*'`, any-permission policy, so set one to change the default.
  * 2. The request takes the strictest combination of every permission's winners (`strictest`),
- *    so a dangerous permission in a mixed request is never diluted by a harmless one.
+ *    so a dangerous permission in a mixed request is never diluted by a harmless one; it asks
+ *    every route any winner names, and escalates to every winner's escalation route as early as
+ *    the earliest of them.
  *
  * `policies` may hold policies that do not match (they are filtered here).
  */

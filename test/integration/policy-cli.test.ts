@@ -4,10 +4,12 @@
  * bin against a running local stack.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { ensureTable } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { DynamoPolicyStore } from '../../lambdas/adapters/dynamodb/policies.ts';
 import { DynamoAgentStore } from '../../lambdas/adapters/dynamodb/agents.ts';
+import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { MemoryPolicyStore } from '../../lambdas/adapters/memory/policies.ts';
 import { MemoryAgentStore } from '../../lambdas/adapters/memory/agents.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
@@ -38,7 +40,20 @@ afterAll(async () => {
 
 const T = (min: number) => new Date(Date.UTC(2026, 10, 21, 12, min)).toISOString();
 function policy(over: Partial<Policy> & Pick<Policy, 'agent'>): Policy {
-  return { permission: null, approvals: 1, approvers: [], deny: 'any', separation_of_duties: false, operator_decisions: true, updated_at: T(0), updated_by: 'operator:test', ...over };
+  return {
+    permission: null,
+    approvals: 1,
+    approvers: [],
+    deny: 'any',
+    separation_of_duties: false,
+    operator_decisions: true,
+    route: null,
+    escalate_to: null,
+    escalate_after: 50,
+    updated_at: T(0),
+    updated_by: 'operator:test',
+    ...over,
+  };
 }
 
 let tables = 0;
@@ -125,6 +140,21 @@ describe.each(impls)('PolicyStore / AgentStore contract: %s', (_name, make) => {
     expect(resolvePolicy(await s.candidates(deployer, ['deploy:staging']), deployer, ['deploy:staging']).policy.approvals).toBe(5);
   });
 
+  it('keeps route, escalate_to and escalate_after, and null routes, through put, get, list and candidates', async () => {
+    const { policies: s } = await make();
+    const routed = policy({ agent: 'deployer', permission: 'deploy:*', route: 'sre', escalate_to: 'oncall', escalate_after: 30 });
+    const plain = policy({ agent: '*', permission: 'db:*', route: 'dba' });
+    const none = policy({ agent: '*' });
+    for (const p of [routed, plain, none]) await s.put(p, {});
+    expect(await s.get('deployer', 'deploy:*')).toEqual(routed);
+    expect(await s.get('*', 'db:*')).toEqual(plain);
+    expect(await s.list()).toEqual([none, plain, routed]);
+    const perms = ['deploy:prod', 'db:write', 'other'];
+    expect(resolvePolicy(await s.candidates(deployer, perms), deployer, perms).policy).toMatchObject({ routes: ['dba', 'sre'], escalation: { routes: ['oncall'], after_percent: 30 } });
+    expect((await s.put({ ...routed, escalate_to: null, escalate_after: 50, updated_at: T(1) }, {})).previous).toEqual(routed);
+    expect(await s.get('deployer', 'deploy:*')).toMatchObject({ route: 'sre', escalate_to: null, escalate_after: 50 });
+  });
+
   it('agents: put is an upsert keeping the first created_at; get', async () => {
     const { agents } = await make();
     expect(await agents.get(deployer)).toBeUndefined();
@@ -151,6 +181,31 @@ describe('DynamoPolicyStore on the table', () => {
     await expect(s.list()).rejects.toMatchObject({ code: 'ERR_INTERNAL' });
     await writeItemFields(t, 'policy#deployer#deploy:*', { approvals: 2, agent: 'someone-else' });
     await expect(s.get('deployer', 'deploy:*')).rejects.toMatchObject({ code: 'ERR_INTERNAL', message: expect.stringMatching(/key does not match/) });
+  });
+
+  it('a policy item written before routes existed (no route, escalate_to, escalate_after) reads as the default route without escalation', async () => {
+    const { client, name } = await freshTable();
+    const s = new DynamoPolicyStore(client, name);
+    const old = { agent: 'deployer', permission: null, approvals: 2, approvers: ['sre'], deny: 'any', separation_of_duties: false, operator_decisions: true, updated_at: T(0), updated_by: 'operator:before' };
+    await documentClient(client).send(new PutCommand({ TableName: name, Item: { pk: 'policy#deployer#', kind: 'policy', ...old } }));
+    const t = { dynamodbEndpoint: stack.dynamodbEndpoint, tableName: name };
+    const item = await readItem(t, 'policy#deployer#');
+    expect(item).not.toHaveProperty('route');
+    expect(item).not.toHaveProperty('escalate_to');
+    expect(item).not.toHaveProperty('escalate_after');
+    const read = { ...old, route: null, escalate_to: null, escalate_after: 50 };
+    expect(await s.get('deployer', null)).toEqual(read);
+    expect(await s.list()).toEqual([read]);
+    expect(resolvePolicy(await s.candidates(deployer, ['x']), deployer, ['x']).policy).toMatchObject({ approvals: 2, routes: [], escalation: null });
+    // a route written into the table must follow the rule; escalate_after without escalate_to is one ackd never writes
+    await writeItemFields(t, 'policy#deployer#', { route: 'Not A Route' });
+    await expect(s.get('deployer', null)).rejects.toMatchObject({ code: 'ERR_INTERNAL', message: expect.stringMatching(/route: must be a route name/) });
+    await writeItemFields(t, 'policy#deployer#', { route: 'sre', escalate_after: 10 });
+    await expect(s.candidates(deployer, ['x'])).rejects.toMatchObject({ code: 'ERR_INTERNAL', message: expect.stringMatching(/escalate_after: needs escalate_to/) });
+    await writeItemFields(t, 'policy#deployer#', { escalate_to: 'sre' });
+    await expect(s.get('deployer', null)).rejects.toMatchObject({ code: 'ERR_INTERNAL', message: expect.stringMatching(/escalate_to: must differ from route/) });
+    await writeItemFields(t, 'policy#deployer#', { escalate_to: 'oncall' });
+    expect(await s.get('deployer', null)).toMatchObject({ route: 'sre', escalate_to: 'oncall', escalate_after: 10 });
   });
 
   it('the stack’s deps carry the policy service, agents, and a log-line policy audit until the audit chain takes over', async () => {
@@ -195,6 +250,43 @@ describe('ackd policy', () => {
     expect(await json<Policy[]>('policy', 'list')).not.toContainEqual(expect.objectContaining({ agent: 'cli-deployer' }));
   }, CLI_TIMEOUT);
 
+  it('set --route --escalate-to --escalate-after; show, list and explain print them', async () => {
+    const set = await json<{ policy: Policy }>('policy', 'set', '--agent', 'cli-routed', '--permission', 'deploy:*', '--approvals', '2', '--route', 'sre', '--escalate-to', 'oncall', '--escalate-after', '30', '--as', 'alice');
+    expect(set.policy).toMatchObject({ route: 'sre', escalate_to: 'oncall', escalate_after: 30 });
+    await json('policy', 'set', '--agent', 'cli-routed', '--permission', 'db:*', '--approvals', '1', '--route', 'dba', '--escalate-to', 'leads', '--as', 'alice');
+    try {
+      expect(await json('policy', 'show', '--agent', 'cli-routed', '--permission', 'deploy:*')).toEqual(set.policy);
+      const shown = await ackd('policy', 'show', '--agent', 'cli-routed', '--permission', 'deploy:*');
+      expect(shown.stdout).toMatch(/^ {2}route {17}sre$/m);
+      expect(shown.stdout).toMatch(/^ {2}escalation {12}to oncall if nobody has decided after 30% of the wait$/m);
+      const listed = (await ackd('policy', 'list')).stdout;
+      expect(listed).toMatch(/^cli-routed\s+db:\*\s+1 approval, any approver, deny any, route dba, escalate to leads after 50%$/m);
+      expect(listed).toMatch(/^cli-routed\s+deploy:\*\s+2 approvals, any approver, deny any, route sre, escalate to oncall after 30%$/m);
+
+      const explained = await json<{ policy: Record<string, unknown>; warnings: string[] }>('policy', 'explain', '--agent', 'cli-routed', '--permission', 'deploy:prod', '--permission', 'db:write', '--permission', 'read:logs');
+      expect(explained.policy).toMatchObject({ routes: ['dba', 'sre'], escalation: { routes: ['leads', 'oncall'], after_percent: 30 } });
+      const human = await ackd('policy', 'explain', '--agent', 'cli-routed', '--permission', 'deploy:prod', '--permission', 'db:write');
+      expect(human.stdout).toMatch(/^ {2}routes {16}dba, sre$/m);
+      expect(human.stdout).toMatch(/^ {2}escalation {12}to leads, oncall if nobody has decided after 30% of the wait$/m);
+      const plain = await ackd('policy', 'explain', '--agent', 'cli-routed', '--permission', 'read:logs');
+      expect(plain.stdout).toMatch(/^ {2}route {17}the default route$/m);
+      expect(plain.stdout).toMatch(/^ {2}escalation {12}none$/m);
+
+      // a route asked first by one permission and on escalation by another is pointed out
+      await json('policy', 'set', '--agent', 'cli-routed', '--permission', 'page:*', '--approvals', '1', '--route', 'oncall', '--as', 'alice');
+      const twice = await json<{ policy: Record<string, unknown>; warnings: string[] }>('policy', 'explain', '--agent', 'cli-routed', '--permission', 'deploy:prod', '--permission', 'page:me');
+      expect(twice.policy).toMatchObject({ routes: ['oncall', 'sre'], escalation: { routes: ['oncall'], after_percent: 30 } });
+      expect(twice.warnings.join('\n')).toMatch(/route oncall is asked first and asked again on escalation/);
+
+      // set replaces the whole policy: without the flags, the default route and no escalation
+      const replaced = await json<{ policy: Policy; previous: Policy }>('policy', 'set', '--agent', 'cli-routed', '--permission', 'deploy:*', '--approvals', '2', '--as', 'bob');
+      expect(replaced.previous).toEqual(set.policy);
+      expect(replaced.policy).toMatchObject({ route: null, escalate_to: null, escalate_after: 50 });
+    } finally {
+      for (const permission of ['deploy:*', 'db:*', 'page:*']) await ackd('policy', 'remove', '--agent', 'cli-routed', '--permission', permission, '--as', 'alice');
+    }
+  }, CLI_TIMEOUT);
+
   it('refuses bad input with one line naming the field, exit 2, and changes nothing', async () => {
     await json('policy', 'set', '--agent', 'cli-strict', '--approvals', '2', '--as', 'alice');
     const before = (await ackd('policy', 'list', '--json')).stdout;
@@ -206,6 +298,12 @@ describe('ackd policy', () => {
       [['--agent', 'bad/agent', '--approvals', '2'], /ERR_INVALID_INPUT: agent: must be an agent id/],
       [['--agent', 'cli-strict', '--permission', 'deploy prod', '--approvals', '2'], /ERR_INVALID_INPUT: permission: contains U\+0020, which is not allowed/],
       [['--agent', 'cli-strict', '--permission', '*', '--approvals', '2'], /ERR_INVALID_INPUT: permission: a pattern of only "\*"/],
+      [['--agent', 'cli-strict', '--approvals', '2', '--route', 'On-Call'], /ERR_INVALID_INPUT: route: must be a route name of ACKD_ROUTES/],
+      [['--agent', 'cli-strict', '--approvals', '2', '--escalate-to', 'on call'], /ERR_INVALID_INPUT: escalate_to: must be a route name of ACKD_ROUTES/],
+      [['--agent', 'cli-strict', '--approvals', '2', '--route', 'oncall', '--escalate-to', 'oncall'], /ERR_INVALID_INPUT: escalate_to: must differ from route/],
+      [['--agent', 'cli-strict', '--approvals', '2', '--escalate-after', '30'], /ERR_INVALID_INPUT: escalate_after: needs escalate_to/],
+      [['--agent', 'cli-strict', '--approvals', '2', '--escalate-to', 'oncall', '--escalate-after', '95'], /ERR_INVALID_INPUT: escalate_after: must be an integer percent of the request's wait from 10 to 90/],
+      [['--agent', 'cli-strict', '--approvals', '2', '--escalate-to', 'oncall', '--escalate-after', '50%'], /ERR_INVALID_INPUT: escalate_after: must be an integer percent/],
     ];
     for (const [args, message] of bad) {
       const r = await ackd('policy', 'set', ...args, '--as', 'alice');
@@ -241,7 +339,7 @@ describe('ackd policy', () => {
         { permission: 'db:write', policies: ['*#db:*'] },
         { permission: 'read:logs', policies: [] },
       ]);
-      expect(r.policy).toEqual({ approvals: 3, approver_groups: [['dba'], ['sre']], deny: 'any', separation_of_duties: true, operator_decisions: true });
+      expect(r.policy).toEqual({ approvals: 3, approver_groups: [['dba'], ['sre']], deny: 'any', separation_of_duties: true, operator_decisions: true, routes: [], escalation: null });
       expect(r.matched).toEqual(['*#db:*', 'cli-explain#deploy:*']);
       expect(r.owner).toBe('Owner@Example.com');
       expect(r.warnings.join('\n')).toMatch(/each voter must be in a group of every list \(dba and sre\)/);

@@ -4,8 +4,10 @@ import { parseAgentId } from '../../lambdas/core/ids.ts';
 import {
   DEFAULT_POLICY,
   PolicyService,
+  ROUTE_NAME,
   assertMayVote,
   parsePolicyInput,
+  parseStoredPolicyInput,
   patternMatches,
   resolvePolicy,
   strictest,
@@ -21,11 +23,25 @@ import { recordOwner, ownerOf } from '../../lambdas/core/agents.ts';
 import { MemoryPolicyAudit, MemoryPolicyStore } from '../../lambdas/adapters/memory/policies.ts';
 import { MemoryAgentStore } from '../../lambdas/adapters/memory/agents.ts';
 import { ManualClock } from '../helpers/clock.ts';
+import { ROUTE_NAME as CHANNELS_ROUTE_NAME } from '../../lambdas/adapters/channels/config.ts';
 
 const agent = parseAgentId('deployer');
 
 function policy(over: Partial<PolicyInput> & Pick<PolicyInput, 'agent'>): Policy {
-  return { permission: null, approvals: 1, approvers: [], deny: 'any', separation_of_duties: false, operator_decisions: true, updated_at: '2026-11-21T12:00:00.000Z', updated_by: 'operator:test', ...over };
+  return {
+    permission: null,
+    approvals: 1,
+    approvers: [],
+    deny: 'any',
+    separation_of_duties: false,
+    operator_decisions: true,
+    route: null,
+    escalate_to: null,
+    escalate_after: 50,
+    updated_at: '2026-11-21T12:00:00.000Z',
+    updated_by: 'operator:test',
+    ...over,
+  };
 }
 
 function fieldError(fn: () => unknown): { code: string; field: string | undefined; message: string } {
@@ -40,8 +56,32 @@ function fieldError(fn: () => unknown): { code: string; field: string | undefine
 
 describe('parsePolicyInput', () => {
   it('fills the defaults (today’s behaviour) and keeps what is given', () => {
-    expect(parsePolicyInput({ agent: '*', approvals: 1 })).toEqual({ agent: '*', permission: null, approvals: 1, approvers: [], deny: 'any', separation_of_duties: false, operator_decisions: true });
-    expect(parsePolicyInput({ agent: 'deployer', permission: 'deploy:*', approvals: 3, approvers: ['sre', 'ops', 'sre'], deny: 'majority', separation_of_duties: true, operator_decisions: false })).toEqual({
+    expect(parsePolicyInput({ agent: '*', approvals: 1 })).toEqual({
+      agent: '*',
+      permission: null,
+      approvals: 1,
+      approvers: [],
+      deny: 'any',
+      separation_of_duties: false,
+      operator_decisions: true,
+      route: null,
+      escalate_to: null,
+      escalate_after: 50,
+    });
+    expect(
+      parsePolicyInput({
+        agent: 'deployer',
+        permission: 'deploy:*',
+        approvals: 3,
+        approvers: ['sre', 'ops', 'sre'],
+        deny: 'majority',
+        separation_of_duties: true,
+        operator_decisions: false,
+        route: 'sre',
+        escalate_to: 'oncall',
+        escalate_after: 30,
+      }),
+    ).toEqual({
       agent: 'deployer',
       permission: 'deploy:*',
       approvals: 3,
@@ -49,7 +89,12 @@ describe('parsePolicyInput', () => {
       deny: 'majority',
       separation_of_duties: true,
       operator_decisions: false,
+      route: 'sre',
+      escalate_to: 'oncall',
+      escalate_after: 30,
     });
+    // escalate_after defaults to 50 once there is somewhere to escalate to; null is the same as left out
+    expect(parsePolicyInput({ agent: '*', approvals: 1, route: null, escalate_to: 'oncall' })).toMatchObject({ route: null, escalate_to: 'oncall', escalate_after: 50 });
   });
 
   const cases: [string, Record<string, unknown>, string, RegExp][] = [
@@ -79,6 +124,22 @@ describe('parsePolicyInput', () => {
     ['separation_of_duties "yes"', { separation_of_duties: 'yes' }, 'separation_of_duties', /true or false/],
     ['operator_decisions 0', { operator_decisions: 0 }, 'operator_decisions', /true or false/],
     ['an unknown field', { approval: 2 }, 'approval', /is not a policy field/],
+    ['route with a capital', { route: 'Oncall' }, 'route', /route name of ACKD_ROUTES: 1-32 lowercase letters, digits and dashes, starting with a letter/],
+    ['route starting with a digit', { route: '1st-line' }, 'route', /starting with a letter/],
+    ['route with an underscore', { route: 'on_call' }, 'route', /route name/],
+    ['route empty', { route: '' }, 'route', /route name/],
+    ['route of 33 characters', { route: `r${'o'.repeat(32)}` }, 'route', /1-32/],
+    ['route not a string', { route: 7 }, 'route', /route name/],
+    ['escalate_to with a space', { escalate_to: 'on call' }, 'escalate_to', /route name of ACKD_ROUTES/],
+    ['escalate_to a list', { escalate_to: ['oncall'] }, 'escalate_to', /route name/],
+    ['escalate_to the route asked first', { route: 'oncall', escalate_to: 'oncall' }, 'escalate_to', /must differ from route: "oncall" is already asked first/],
+    ['escalate_after without escalate_to', { escalate_after: 30 }, 'escalate_after', /needs escalate_to/],
+    ['escalate_after (even the default) without escalate_to', { route: 'sre', escalate_after: 50 }, 'escalate_after', /needs escalate_to/],
+    ['escalate_after 9', { escalate_to: 'oncall', escalate_after: 9 }, 'escalate_after', /integer percent .* from 10 to 90/],
+    ['escalate_after 91', { escalate_to: 'oncall', escalate_after: 91 }, 'escalate_after', /from 10 to 90/],
+    ['escalate_after 50.5', { escalate_to: 'oncall', escalate_after: 50.5 }, 'escalate_after', /integer percent/],
+    ['escalate_after as text', { escalate_to: 'oncall', escalate_after: '50' }, 'escalate_after', /integer percent/],
+    ['escalate_after null', { escalate_to: 'oncall', escalate_after: null }, 'escalate_after', /integer percent/],
   ];
   it.each(cases)('refuses %s, naming the field', (_name, over, field, rule) => {
     const err = fieldError(() => parsePolicyInput({ agent: 'deployer', approvals: 2, ...over }));
@@ -93,6 +154,42 @@ describe('parsePolicyInput', () => {
     expect(parsePolicyInput({ agent: '*', approvals: 5, approvers: groups }).approvers).toHaveLength(10);
     expect(parsePolicyInput({ agent: '*', approvals: 1, approvers: ['team_a+b=c.d@e-f'] }).approvers).toEqual(['team_a+b=c.d@e-f']);
     expect(parsePolicyInput({ agent: '*', approvals: 1, permission: `${'p'.repeat(127)}*` }).permission).toHaveLength(128);
+  });
+
+  it('accepts route names at the edges of the rule, and escalate_after from 10 to 90', () => {
+    const longest = `r${'-9'.repeat(15)}z`;
+    expect(longest).toHaveLength(32);
+    expect(parsePolicyInput({ agent: '*', approvals: 1, route: 'a', escalate_to: longest, escalate_after: 10 })).toMatchObject({ route: 'a', escalate_to: longest, escalate_after: 10 });
+    expect(parsePolicyInput({ agent: '*', approvals: 1, escalate_to: 'default', escalate_after: 90 })).toMatchObject({ route: null, escalate_to: 'default', escalate_after: 90 });
+  });
+
+  it('route names follow the rule of ACKD_ROUTES exactly', () => {
+    expect(ROUTE_NAME.source).toBe(CHANNELS_ROUTE_NAME.source);
+    expect(ROUTE_NAME.flags).toBe(CHANNELS_ROUTE_NAME.flags);
+  });
+});
+
+describe('parseStoredPolicyInput', () => {
+  const old = { agent: 'deployer', permission: 'deploy:*', approvals: 2, approvers: ['sre'], deny: 'any', separation_of_duties: false, operator_decisions: true };
+
+  it('a policy stored before routes existed reads as the default route without escalation', () => {
+    expect(parseStoredPolicyInput(old)).toEqual({ ...old, route: null, escalate_to: null, escalate_after: 50 });
+    // as the DynamoDB store hands it over: absent attributes as null / undefined
+    expect(parseStoredPolicyInput({ ...old, route: null, escalate_to: null, escalate_after: undefined })).toEqual({ ...old, route: null, escalate_to: null, escalate_after: 50 });
+  });
+
+  it('accepts what ackd writes (escalate_after 50 without escalate_to), which new input may not say', () => {
+    const written = { ...old, route: 'sre', escalate_to: null, escalate_after: 50 };
+    expect(parseStoredPolicyInput(written)).toEqual(written);
+    expect(fieldError(() => parsePolicyInput(written)).message).toMatch(/^escalate_after: needs escalate_to/);
+  });
+
+  it('refuses a stored policy ackd would not have written', () => {
+    expect(fieldError(() => parseStoredPolicyInput({ ...old, escalate_after: 30 }))).toMatchObject({ field: 'escalate_after', message: expect.stringMatching(/needs escalate_to/) });
+    expect(fieldError(() => parseStoredPolicyInput({ ...old, route: 'Bad Route' }))).toMatchObject({ field: 'route' });
+    expect(fieldError(() => parseStoredPolicyInput({ ...old, escalate_to: 'x', escalate_after: 95 }))).toMatchObject({ field: 'escalate_after' });
+    expect(fieldError(() => parseStoredPolicyInput({ ...old, route: 'x', escalate_to: 'x' }))).toMatchObject({ field: 'escalate_to' });
+    expect(fieldError(() => parseStoredPolicyInput({ ...old, approvals: 0 }))).toMatchObject({ field: 'approvals' });
   });
 });
 
@@ -127,7 +224,7 @@ describe('patternMatches', () => {
 describe('resolvePolicy', () => {
   it('no policy: the built-in default, which is today’s behaviour', () => {
     const r = resolvePolicy([], agent, ['deploy:prod']);
-    expect(r.policy).toEqual({ approvals: 1, approver_groups: [], deny: 'any', separation_of_duties: false, operator_decisions: true });
+    expect(r.policy).toEqual({ approvals: 1, approver_groups: [], deny: 'any', separation_of_duties: false, operator_decisions: true, routes: [], escalation: null });
     expect(r.policy).toEqual(DEFAULT_POLICY);
     expect(r.matched).toEqual([]);
     expect(r.per_permission).toEqual([{ permission: 'deploy:prod', policies: [] }]);
@@ -174,7 +271,7 @@ describe('resolvePolicy', () => {
       policy({ agent: '*', permission: 'read:*', approvals: 1, deny: 'majority' }),
     ];
     const r = resolvePolicy(policies, agent, ['deploy:prod', 'db:write', 'read:logs']);
-    expect(r.policy).toEqual({ approvals: 3, approver_groups: [['dba'], ['ops', 'sre']], deny: 'any', separation_of_duties: true, operator_decisions: false }); // db:write says any
+    expect(r.policy).toEqual({ approvals: 3, approver_groups: [['dba'], ['ops', 'sre']], deny: 'any', separation_of_duties: true, operator_decisions: false, routes: [], escalation: null }); // db:write says any
     expect(r.matched).toEqual(['*#db:write', '*#deploy:*', '*#read:*']);
     // The harmless permission alone is not made stricter by the others
     expect(resolvePolicy(policies, agent, ['read:logs']).policy).toEqual({ ...DEFAULT_POLICY, deny: 'majority' });
@@ -191,6 +288,34 @@ describe('resolvePolicy', () => {
     // A catch-all policy replaces the default for every permission
     const withCatchAll = resolvePolicy([...policies, policy({ agent: '*', approvals: 1, deny: 'majority' })], agent, ['deploy:prod', 'unrelated']);
     expect(withCatchAll.policy).toMatchObject({ approvals: 2, deny: 'majority' });
+  });
+
+  it('a mixed request asks every route its winners name and escalates to all of theirs, as early as the earliest', () => {
+    const policies = [
+      policy({ agent: '*', permission: 'deploy:*', route: 'sre', escalate_to: 'oncall', escalate_after: 70 }),
+      policy({ agent: '*', permission: 'db:*', route: 'dba', escalate_to: 'leads', escalate_after: 30 }),
+      policy({ agent: '*', permission: 'read:*', approvals: 1 }), // default route, no escalation
+      policy({ agent: '*', permission: 'cache:*', route: 'sre' }), // a route without escalation
+    ];
+    expect(resolvePolicy(policies, agent, ['deploy:prod', 'db:write', 'read:logs']).policy).toMatchObject({ routes: ['dba', 'sre'], escalation: { routes: ['leads', 'oncall'], after_percent: 30 } });
+    // each alone keeps its own
+    expect(resolvePolicy(policies, agent, ['deploy:prod']).policy).toMatchObject({ routes: ['sre'], escalation: { routes: ['oncall'], after_percent: 70 } });
+    expect(resolvePolicy(policies, agent, ['read:logs']).policy).toMatchObject({ routes: [], escalation: null });
+    // a winner that names no route adds none, and one that does not escalate does not cancel another's escalation
+    expect(resolvePolicy(policies, agent, ['read:logs', 'deploy:prod']).policy).toMatchObject({ routes: ['sre'], escalation: { routes: ['oncall'], after_percent: 70 } });
+    // a route named twice is asked once
+    expect(resolvePolicy(policies, agent, ['cache:x', 'deploy:prod']).policy).toMatchObject({ routes: ['sre'], escalation: { routes: ['oncall'], after_percent: 70 } });
+    // a permission without a policy (the built-in default) adds no route either
+    expect(resolvePolicy(policies, agent, ['unrelated', 'db:write']).policy).toMatchObject({ routes: ['dba'], escalation: { routes: ['leads'], after_percent: 30 } });
+  });
+
+  it('routes come from the winners only: a less specific policy’s route and escalation are not asked', () => {
+    const policies = [policy({ agent: '*', route: 'general', escalate_to: 'oncall', escalate_after: 20 }), policy({ agent: 'deployer', permission: 'deploy:*', route: 'sre' })];
+    expect(resolvePolicy(policies, agent, ['deploy:prod']).policy).toMatchObject({ routes: ['sre'], escalation: null });
+    expect(resolvePolicy(policies, agent, ['deploy:prod', 'other']).policy).toMatchObject({ routes: ['general', 'sre'], escalation: { routes: ['oncall'], after_percent: 20 } });
+    // equally specific winners of one permission combine the same way
+    const tied = [policy({ agent: '*', permission: 'db*', route: 'b', escalate_to: 'y', escalate_after: 60 }), policy({ agent: '*', permission: '*db', route: 'a', escalate_to: 'x', escalate_after: 40 })];
+    expect(resolvePolicy(tied, agent, ['dbdb']).policy).toMatchObject({ routes: ['a', 'b'], escalation: { routes: ['x', 'y'], after_percent: 40 } });
   });
 
   it('counts a permission listed twice once', () => {
@@ -212,11 +337,38 @@ describe('strictest', () => {
       deny: 'majority',
       separation_of_duties: true,
       operator_decisions: false,
+      routes: [],
+      escalation: null,
     });
     expect(strictest([rule({ approvals: 5, deny: 'majority' }), rule({ deny: 'any' })]).deny).toBe('any');
   });
-  it('toEffective sorts and dedupes a policy’s groups', () => {
+  it('routes: the sorted union of named routes ([] adds none); escalation: every route at the smallest share, null when none escalates', () => {
+    const r = strictest([
+      rule({ routes: ['sre'], escalation: { routes: ['oncall'], after_percent: 60 } }),
+      rule({}),
+      rule({ routes: ['dba', 'sre'], escalation: { routes: ['leads', 'oncall'], after_percent: 25 } }),
+      rule({ routes: ['audit'] }),
+    ]);
+    expect(r.routes).toEqual(['audit', 'dba', 'sre']);
+    expect(r.escalation).toEqual({ routes: ['leads', 'oncall'], after_percent: 25 });
+    expect(strictest([rule({ routes: ['sre'] }), rule({})])).toMatchObject({ routes: ['sre'], escalation: null });
+    expect(strictest([rule({}), rule({ escalation: { routes: ['oncall'], after_percent: 80 } })]).escalation).toEqual({ routes: ['oncall'], after_percent: 80 });
+    expect(strictest([])).toBe(DEFAULT_POLICY);
+  });
+  it('is associative: combining in groups gives what combining everything at once gives', () => {
+    const rules = [
+      rule({ routes: ['c'], escalation: { routes: ['z'], after_percent: 70 }, approvals: 2 }),
+      rule({ routes: ['a'], escalation: { routes: ['y'], after_percent: 20 } }),
+      rule({ routes: ['b', 'c'] }),
+    ];
+    expect(strictest([strictest(rules.slice(0, 2)), strictest(rules.slice(2))])).toEqual(strictest(rules));
+  });
+  it('toEffective sorts and dedupes a policy’s groups, and carries its route and escalation', () => {
     expect(toEffective(policy({ agent: '*', approvers: ['b', 'a', 'b'] })).approver_groups).toEqual([['a', 'b']]);
+    expect(toEffective(policy({ agent: '*' }))).toMatchObject({ routes: [], escalation: null });
+    expect(toEffective(policy({ agent: '*', route: 'sre', escalate_to: 'oncall', escalate_after: 35 }))).toMatchObject({ routes: ['sre'], escalation: { routes: ['oncall'], after_percent: 35 } });
+    // escalate_after without escalate_to means nothing
+    expect(toEffective(policy({ agent: '*', route: 'sre', escalate_after: 10 })).escalation).toBeNull();
   });
 });
 
@@ -401,6 +553,25 @@ describe('PolicyService (memory adapters)', () => {
     await service.set({ agent: '*', approvals: 3 }, alice, { expectedUpdatedAt: a.updated_at });
     await expect(service.set({ agent: '*', approvals: 4 }, alice, { expectedUpdatedAt: a.updated_at })).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
     expect((await service.show('*', null)).approvals).toBe(3);
+  });
+
+  it('set keeps route and escalation, replaces them like any other field, and refuses bad ones without a change', async () => {
+    const { service, store, audit } = setup();
+    const first = await service.set({ agent: 'deployer', permission: 'deploy:*', approvals: 2, route: 'sre', escalate_to: 'oncall', escalate_after: 40 }, alice);
+    expect(first.policy).toMatchObject({ route: 'sre', escalate_to: 'oncall', escalate_after: 40 });
+    expect(await service.show('deployer', 'deploy:*')).toEqual(first.policy);
+    expect((await service.resolve(agent, ['deploy:prod'])).policy).toMatchObject({ routes: ['sre'], escalation: { routes: ['oncall'], after_percent: 40 } });
+    const before = [...store.policies.entries()];
+    await expect(service.set({ agent: 'deployer', permission: 'deploy:*', approvals: 2, escalate_after: 40 }, alice)).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT', field: 'escalate_after' });
+    await expect(service.set({ agent: 'deployer', permission: 'deploy:*', approvals: 2, route: 'oncall', escalate_to: 'oncall' }, alice)).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT', field: 'escalate_to' });
+    expect([...store.policies.entries()]).toEqual(before);
+    // set replaces the whole policy: left out, the route and escalation go back to their defaults
+    const second = await service.set({ agent: 'deployer', permission: 'deploy:*', approvals: 2 }, alice);
+    expect(second.policy).toMatchObject({ route: null, escalate_to: null, escalate_after: 50 });
+    expect(audit.changes.map((c) => [c.policy.route, c.policy.escalate_to, c.previous?.escalate_to ?? null])).toEqual([
+      ['sre', 'oncall', null],
+      [null, null, 'oncall'],
+    ]);
   });
 
   it('resolve reads the candidates and resolves them', async () => {

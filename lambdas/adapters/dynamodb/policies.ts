@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { AgentId } from '../../core/ids.ts';
-import { comparePolicies, parsePolicyInput, patternMatches, policyConflict, policyKey, type Policy, type PolicyStore } from '../../core/policy.ts';
+import { comparePolicies, parseStoredPolicyInput, patternMatches, policyConflict, policyKey, type Policy, type PolicyStore } from '../../core/policy.ts';
 import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 
 /** Key prefix of policy items: `policy#<agent>#<permission or empty>`. */
@@ -111,13 +111,13 @@ function conditionFor(expected: string | null | undefined): { ConditionExpressio
 }
 
 /**
- * A stored item as a Policy, validated like new input: an item changed in the table to
- * something ackd would not accept (approvals 0, an odd group) fails closed here instead of
- * being used or skipped.
+ * A stored item as a Policy, validated like new input (parseStoredPolicyInput): an item changed
+ * in the table to something ackd would not accept (approvals 0, an odd group, a bad route name)
+ * fails closed here instead of being used or skipped.
  */
 function toPolicy(item: Record<string, unknown>): Policy {
   try {
-    const input = parsePolicyInput({
+    const input = parseStoredPolicyInput({
       agent: item.agent,
       permission: item.permission ?? null,
       approvals: item.approvals,
@@ -125,6 +125,10 @@ function toPolicy(item: Record<string, unknown>): Policy {
       deny: item.deny,
       separation_of_duties: item.separation_of_duties,
       operator_decisions: item.operator_decisions,
+      // Absent on items written before routes: they read as the default route and no escalation.
+      route: item.route ?? null,
+      escalate_to: item.escalate_to ?? null,
+      escalate_after: item.escalate_after,
     });
     if (item.pk !== POLICY_PK + policyKey(input.agent, input.permission)) throw new Error('its key does not match its agent and permission');
     if (typeof item.updated_at !== 'string' || typeof item.updated_by !== 'string') throw new Error('updated_at and updated_by must be strings');
