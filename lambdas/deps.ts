@@ -4,16 +4,17 @@ import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store
 import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
 import { DynamoPolicyStore } from './adapters/dynamodb/policies.ts';
 import { DynamoAgentStore } from './adapters/dynamodb/agents.ts';
-import { LogPolicyAudit, PolicyService, type PolicyAudit } from './core/policy.ts';
+import { PolicyService, type PolicyAudit } from './core/policy.ts';
 import type { AgentStore } from './core/agents.ts';
 import { Limits, type LimitsConfig } from './core/limits.ts';
 import { KmsSigner } from './adapters/signing/kms.ts';
 import { LocalKeySigner } from './adapters/signing/local.ts';
 import { AuditService } from './core/audit/service.ts';
+import { ChainPolicyAudit } from './core/audit/policy-audit.ts';
 import type { CheckpointSigner } from './core/audit/signing.ts';
 import { jsonLogger } from './adapters/log.ts';
 import { AckdError } from './core/errors.ts';
-import { systemClock, type ApprovalNotifier, type Clock, type Logger, type SvidMinter } from './core/ports.ts';
+import { systemClock, type ApprovalNotifier, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
 import { AuthorizationService } from './core/service.ts';
 
 export interface Deps {
@@ -46,12 +47,14 @@ export function buildDeps(
   opts: {
     minter: SvidMinter;
     notifier?: ApprovalNotifier;
+    /** Notification routes (ACKD_ROUTES). */
+    routes?: RouteSender;
     clock?: Clock;
     logger?: Logger;
     signer?: CheckpointSigner;
     /** Overrides of the configured limits (tests, benchmarks). */
     limits?: Partial<LimitsConfig>;
-    /** Records policy changes; default: LogPolicyAudit (a structured log line). */
+    /** Records policy changes; default: events in the audit chain. */
     policyAudit?: PolicyAudit;
   },
 ): Deps {
@@ -63,12 +66,12 @@ export function buildDeps(
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
-  const policyAudit = opts.policyAudit ?? new LogPolicyAudit(logger);
+  const policyAudit = opts.policyAudit ?? new ChainPolicyAudit(store.audit);
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
-    { store, minter: opts.minter, clock, logger, limits, ...(opts.notifier ? { notifier: opts.notifier } : {}) },
+    { store, minter: opts.minter, clock, logger, limits, policies, agents, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
   );
   return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, agents };
 }
@@ -80,7 +83,7 @@ export function buildDeps(
 export async function periodicWork(
   deps: Deps,
   limit: number,
-): Promise<{ expired: number; renotified: number; linked: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
+): Promise<{ expired: number; renotified: number; linked: number; escalated: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
   const swept = await deps.service.sweep(limit);
   if (!deps.audit.canSign) return { ...swept, checkpoint_seq: null };
   try {

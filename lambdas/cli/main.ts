@@ -6,7 +6,8 @@ import { recordOwner } from '../core/agents.ts';
 import { parseEmail } from '../adapters/ses/notifier.ts';
 import { parseAgentId, parseRequestId } from '../core/ids.ts';
 import type { AuthorizationRecord } from '../core/request.ts';
-import { AUDIT_FIELDS } from '../core/audit/event.ts';
+import { AUDIT_FIELDS, QUORUM_FIELDS } from '../core/audit/event.ts';
+import { approvalsOf } from '../core/quorum.ts';
 import { ExitCode, registerAuditCommands } from './audit.ts';
 import { cliDeps, output } from './context.ts';
 import { periodicWork } from '../deps.ts';
@@ -103,7 +104,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
       const r = await cliDeps().service.get(parseRequestId(id));
-      output(opts.json, r, () => AUDIT_FIELDS.map((f) => `${f.padEnd(18)} ${visible(JSON.stringify(r[f]))}`).join('\n'));
+      output(opts.json, r, () => [...AUDIT_FIELDS, ...QUORUM_FIELDS].map((f) => `${f.padEnd(18)} ${visible(JSON.stringify(r[f] ?? null))}`).join('\n'));
     });
   for (const [verb, decision] of [['approve', 'approved'], ['deny', 'denied']] as const) {
     requests
@@ -113,7 +114,10 @@ export function buildProgram(): Command {
       .option('--json', 'print JSON')
       .action(async (id: string, opts: { as: string; json?: boolean }) => {
         const r = await cliDeps().service.decide(parseRequestId(id), decision, `operator:${opts.as}`);
-        output(opts.json, r, () => `${r.request_id} ${r.decision} by ${r.approver_identity} at ${r.decision_at}`);
+        const { have, need } = approvalsOf(r);
+        output(opts.json, r, () =>
+          r.decision === 'pending' ? `${r.request_id} vote recorded: ${have} of ${need} approvals; still pending` : `${r.request_id} ${r.decision} by ${r.approver_identity} at ${r.decision_at}`,
+        );
       });
   }
 

@@ -8,6 +8,8 @@ import type { Approver, ApproverVerifier } from '../adapters/cognito/verifier.ts
 import { parseWindow, type AuditService } from '../core/audit/service.ts';
 import { formatExport, parseFormat } from '../core/audit/format.ts';
 import { textStream } from '../http/stream.ts';
+import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../core/quorum.ts';
+import { voterEligibility } from '../core/policy.ts';
 
 export interface ConsentApiDeps {
   readonly service: AuthorizationService;
@@ -40,8 +42,18 @@ export interface RequestView {
   readonly status: RequestStatus['status'];
   readonly decision_at: string | null;
   readonly approver_email: string | null;
-  /** Whether the caller may still approve or deny. */
+  /** Whether the caller may still vote: pending, not yet voted, and eligible under its quorum. */
   readonly decidable: boolean;
+  /** Distinct approvals so far, and how many approve the request. */
+  readonly approvals: { readonly have: number; readonly need: number };
+  /** The votes cast so far, in order: who (email, or the operator's name), how, when. */
+  readonly votes: readonly { readonly who: string; readonly vote: 'approve' | 'deny'; readonly at: string }[];
+  /** The caller's own vote, if any. */
+  readonly your_vote: 'approve' | 'deny' | null;
+  /** Why the caller may not vote (not in an approver group, the agent's owner …), when that is so. */
+  readonly not_eligible: string | null;
+  /** Why this request needs the caller: its policy and what it asks of approvers. */
+  readonly why_you: string;
   /** Server time, so the page can show time left without trusting the phone's clock. */
   readonly server_time: string;
 }
@@ -54,6 +66,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 429 |
   ERR_FORBIDDEN: 403,
   ERR_NOT_FOUND: 404,
   ERR_ALREADY_DECIDED: 409,
+  ERR_ALREADY_VOTED: 409,
   ERR_EXPIRED: 409,
   ERR_STORE_UNAVAILABLE: 503,
   ERR_RATE_LIMITED: 429,
@@ -113,15 +126,15 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
     app.get('/requests/:id', async (c) => {
       const id = parseRequestId(c.req.param('id'));
       const r = await deps.service.get(id);
-      return c.json({ request: view(deps.service, r, clock.now()) });
+      return c.json({ request: view(deps.service, r, clock.now(), c.get('approver')) });
     });
 
     const decideRoute = (decision: 'approved' | 'denied') => async (c: Context<{ Variables: { approver: Approver } }>) => {
       const id = parseRequestId(c.req.param('id'));
       await bodyBinding(c.req.raw, id);
       const approver = c.get('approver');
-      const r = await deps.service.decide(id, decision, approver.sub, approver.email);
-      return c.json({ request: view(deps.service, r, clock.now()) });
+      const r = await deps.service.decide(id, decision, approver.sub, approver.email, { groups: approver.groups });
+      return c.json({ request: view(deps.service, r, clock.now(), approver) });
     };
     app.post('/requests/:id/approve', decideRoute('approved'));
     app.post('/requests/:id/deny', decideRoute('denied'));
@@ -198,8 +211,12 @@ async function bodyBinding(req: Request, id: RequestId): Promise<void> {
   if (given !== id) throw new AckdError('ERR_INVALID_INPUT', 'request_id: the body must name the same request as the URL', { field: 'request_id' });
 }
 
-export function view(service: AuthorizationService, r: AuthorizationRecord, now: Date): RequestView {
+export function view(service: AuthorizationService, r: AuthorizationRecord, now: Date, approver: Approver): RequestView {
   const s = service.status(r);
+  const quorum = r.quorum ?? LEGACY_QUORUM;
+  const votes = r.votes ?? [];
+  const mine = votes.find((v) => v.voter === approver.sub) ?? null;
+  const eligibility = voterEligibility(quorum, { kind: 'approver', id: approver.sub, email: approver.email, groups: approver.groups }, quorum.owner);
   return {
     request_id: r.request_id,
     agent_id: r.agent_id,
@@ -212,7 +229,13 @@ export function view(service: AuthorizationService, r: AuthorizationRecord, now:
     status: s.status,
     decision_at: r.decision_at,
     approver_email: r.approver_email,
-    decidable: s.status === 'pending',
+    decidable: s.status === 'pending' && mine === null && eligibility.eligible,
+    approvals: approvalsOf(r),
+    votes: votes.map((v) => ({ who: v.voter.startsWith('operator:') ? v.voter : (v.email ?? 'an approver'), vote: v.vote, at: v.at })),
+    your_vote: mine?.vote ?? null,
+    not_eligible: eligibility.eligible ? null : eligibility.reason,
+    why_you: describeQuorum(quorum),
     server_time: now.toISOString(),
   };
 }
+

@@ -1,6 +1,7 @@
 import { CognitoVerifier } from '../adapters/cognito/verifier.ts';
 import { SesNotifier, sesClient } from '../adapters/ses/notifier.ts';
-import type { ApprovalNotifier, Clock } from '../core/ports.ts';
+import type { ApprovalNotifier, Clock, Logger, RouteSender } from '../core/ports.ts';
+import { buildChannels, parseRoutes, RouteNotifier } from '../adapters/channels/index.ts';
 import { loadMailConfig, type CognitoConfig, type MailConfig } from './config.ts';
 
 /** The approver-token verifier for a configuration (same code for cognito-local and AWS). */
@@ -26,4 +27,26 @@ export function notifierFromConfig(m: MailConfig, region: string): ApprovalNotif
 export function notifierFromEnv(env: Record<string, string | undefined>, config: { local: boolean; region: string }): ApprovalNotifier | undefined {
   const mail = loadMailConfig(env, config.local);
   return mail ? notifierFromConfig(mail, config.region) : undefined;
+}
+
+/**
+ * The notification routes of ACKD_ROUTES (email, signed webhook, Slack), with their secrets read
+ * now (a bad one fails the start, not the first notification); undefined when none are set.
+ * Email channels send with the SES sender of ACKD_SENDER (or `mail` when given).
+ */
+export async function routesFromEnv(
+  env: Record<string, string | undefined>,
+  config: { local: boolean; region: string },
+  opts: { logger?: Logger; mail?: { sender: string; sesEndpoint?: string } } = {},
+): Promise<RouteSender | undefined> {
+  const routes = parseRoutes(env.ACKD_ROUTES, { local: config.local });
+  if (routes.size === 0) return undefined;
+  const mail = opts.mail ?? loadMailConfig(env, config.local);
+  const endpoint = mail?.sesEndpoint;
+  const channels = await buildChannels(routes, {
+    env,
+    local: config.local,
+    ...(mail ? { ses: sesClient({ region: config.region, ...(endpoint ? { endpoint } : {}) }), sender: mail.sender } : {}),
+  });
+  return new RouteNotifier(channels, opts.logger ? { logger: opts.logger } : {});
 }

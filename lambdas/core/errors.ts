@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   ERR_FORBIDDEN: 'the caller may not do this',
   ERR_NOT_FOUND: 'no such request',
   ERR_ALREADY_DECIDED: 'the request was already decided',
+  ERR_ALREADY_VOTED: 'you already voted on this request',
   ERR_EXPIRED: 'the request has expired',
   ERR_NOT_APPROVED: 'the request is not approved',
   ERR_SVID_MISMATCH: 'svid_id does not match the SVID issued for this request',

@@ -24,10 +24,12 @@ export const STATES = ['pending', 'approved', 'issued', 'revoked', 'denied', 'ex
 export type StateFields = Pick<AuthorizationRecord, 'decision' | 'svid_id' | 'revoked'>;
 
 /** Bookkeeping fields a transition may guard or set besides the record's own. */
-export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts';
+export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts' | 'voters' | 'escalated_at';
 export type Field = keyof AuthorizationRecord | BookkeepingField;
 
 export type Scalar = string | number | boolean | null;
+/** A parameter may also be a JSON value (a vote). */
+export type Value = Scalar | readonly Value[] | { readonly [k: string]: Value };
 /** A value in a guard or an update: a parameter of the call, another field of the item, or a constant. */
 export type Operand = { readonly param: string } | { readonly field: Field } | { readonly value: Scalar };
 
@@ -35,15 +37,22 @@ export type Operand = { readonly param: string } | { readonly field: Field } | {
 export type Clause =
   | { readonly field: Field; readonly op: '=' | '<>' | '>' | '<='; readonly to: Operand }
   | { readonly field: Field; readonly op: 'null' | 'notNull' | 'absent' }
+  /** A list attribute of this many elements; one that does not contain the value. */
+  | { readonly field: Field; readonly op: 'size' | 'lacks'; readonly to: Operand }
   | { readonly all: readonly Clause[] }
   | { readonly any: readonly Clause[] };
 
-export type Update = { readonly set: Field; readonly to: Operand } | { readonly add: Field; readonly by: number } | { readonly remove: Field };
+export type Update =
+  | { readonly set: Field; readonly to: Operand }
+  | { readonly add: Field; readonly by: number }
+  | { readonly remove: Field }
+  /** Appends one element to a list attribute (created empty when absent). */
+  | { readonly append: Field; readonly item: Operand };
 
 /** Why a write was not applied; `unchanged`: the request is already where the call wanted it (idempotent). */
 export type Refusal = { readonly code: ErrorCode; readonly say: (r: AuthorizationRecord, p: Params) => string } | 'unchanged';
 
-export type Params = Readonly<Record<string, Scalar>>;
+export type Params = Readonly<Record<string, Value>>;
 
 export interface Transition {
   /** States the transition starts from. */
@@ -85,16 +94,41 @@ export function stateOf(r: StateFields): State {
 const decidedAlready = refuse('ERR_ALREADY_DECIDED', (r) => `request ${r.request_id} was already decided: ${r.decision}`);
 const expiredAt = refuse('ERR_EXPIRED', (r) => `request ${r.request_id} expired at ${r.expires_at}`);
 const beforeDeadline = { holds: { field: 'expires_at', op: '>', to: p('now') }, else: expiredAt } as const;
+/** A vote: its voter has not voted on the request, and nobody voted since the voter's tally was read (`seen` votes). */
+const voteGuards = [
+  { holds: { field: 'voters', op: 'lacks', to: p('approver') }, else: refuse('ERR_ALREADY_VOTED', (r) => `you already voted on request ${r.request_id}; one vote per person`) },
+  {
+    holds: { any: [{ field: 'votes', op: 'absent' }, { field: 'votes', op: 'size', to: p('seen') }] },
+    else: refuse('ERR_CONFLICT', (r) => `another vote on request ${r.request_id} was recorded at the same time; count again`),
+  },
+] as const;
+const recordVote: readonly Update[] = [
+  { append: 'votes', item: p('vote') },
+  { append: 'voters', item: p('approver') },
+];
 const ANY_STATE = STATES;
 
 /** Every change of a request after `create`, by name. */
 export const TRANSITIONS = {
-  /** A human approves: pending → approved, only before the deadline. Params: now, approver, email, svidExpiresAt. */
+  /**
+   * A vote that does not decide yet: the request stays pending with one more vote. Params: now,
+   * approver (the voter, as approver_identity), vote (the CastVote), seen (votes counted).
+   */
+  vote: {
+    from: ['pending'],
+    wrongState: { expired: expiredAt, otherwise: decidedAlready },
+    guards: [beforeDeadline, ...voteGuards],
+    updates: recordVote,
+    events: ['voted'],
+    linked: true,
+  },
+  /** The vote that completes the quorum: pending → approved, only before the deadline. Params: those of vote, email, svidExpiresAt. */
   approve: {
     from: ['pending'],
     wrongState: { expired: expiredAt, otherwise: decidedAlready },
-    guards: [beforeDeadline],
+    guards: [beforeDeadline, ...voteGuards],
     updates: [
+      ...recordVote,
       { set: 'decision', to: v('approved') },
       { set: 'decision_at', to: p('now') },
       { set: 'approver_identity', to: p('approver') },
@@ -104,12 +138,13 @@ export const TRANSITIONS = {
     events: ['approved'],
     linked: true,
   },
-  /** A human denies: pending → denied, only before the deadline. Params: now, approver, email. */
+  /** The vote that denies (one denial, or a quorum of them): pending → denied, only before the deadline. Params: those of vote, email. */
   deny: {
     from: ['pending'],
     wrongState: { expired: expiredAt, otherwise: decidedAlready },
-    guards: [beforeDeadline],
+    guards: [beforeDeadline, ...voteGuards],
     updates: [
+      ...recordVote,
       { set: 'decision', to: v('denied') },
       { set: 'decision_at', to: p('now') },
       { set: 'approver_identity', to: p('approver') },
@@ -187,13 +222,31 @@ export const TRANSITIONS = {
     events: ['revoked'],
     linked: true,
   },
-  /** The consent notification went out, or failed (bookkeeping for the retry). Params: outcome. */
+  /** The consent notification went out, or failed (bookkeeping for the retry): by email, or to a route's channels. Params: outcome. */
   recordNotification: {
     from: ANY_STATE,
     wrongState: { otherwise: 'unchanged' },
     guards: [],
     updates: [{ set: 'notify_status', to: p('outcome') }, { add: 'notify_attempts', by: 1 }],
-    events: ['email_sent', 'email_failed'],
+    events: ['email_sent', 'email_failed', 'notified', 'notify_failed'],
+    linked: true,
+  },
+  /** A notification beyond the first (an escalation) went out to its routes' channels, or failed; the request is unchanged. */
+  recordDelivery: {
+    from: ANY_STATE,
+    wrongState: { otherwise: 'unchanged' },
+    guards: [],
+    updates: [],
+    events: ['notified', 'notify_failed'],
+    linked: true,
+  },
+  /** Nobody decided by the policy's share of the wait: the escalation routes are asked, once. Params: now. */
+  escalate: {
+    from: ['pending'],
+    wrongState: { otherwise: 'unchanged' },
+    guards: [beforeDeadline, { holds: { field: 'escalated_at', op: 'absent' }, else: 'unchanged' }],
+    updates: [{ set: 'escalated_at', to: p('now') }],
+    events: ['escalated'],
     linked: true,
   },
   /** A refused attempt to change the request is recorded; the request itself is unchanged. */
@@ -249,6 +302,10 @@ export function holds(c: Clause, item: Item, params: Params): boolean {
       return a === null;
     case 'notNull':
       return a !== null && a !== undefined;
+    case 'size':
+      return Array.isArray(a) && a.length === operand(c.to, item, params);
+    case 'lacks':
+      return !(Array.isArray(a) && a.includes(operand(c.to, item, params)));
     default: {
       const b = operand(c.to, item, params);
       if (a === undefined || a === null || b === null || typeof a !== typeof b) return c.op === '<>' && a !== undefined && a !== b;
@@ -265,6 +322,7 @@ export function applyUpdates(t: Transition, item: Item, params: Params): Record<
   for (const u of t.updates) {
     if ('set' in u) out[u.set] = operand(u.to, item, params);
     else if ('add' in u) out[u.add] = ((read(item, u.add) as number | undefined) ?? 0) + u.by;
+    else if ('append' in u) out[u.append] = [...((read(item, u.append) as unknown[] | undefined) ?? []), operand(u.item, item, params)];
     else delete out[u.remove];
   }
   return out;
@@ -287,7 +345,7 @@ export function refusal(t: Transition, item: StoredItem, params: Params): Refusa
 }
 
 /** A stored request: its record and its bookkeeping fields. */
-export type StoredItem = AuthorizationRecord & Partial<Record<BookkeepingField, Scalar>>;
+export type StoredItem = AuthorizationRecord & Partial<Record<BookkeepingField, Value>>;
 
 /**
  * After a store's conditional write of `t` was not applied: the error the table names for the
@@ -310,15 +368,21 @@ export function transitionsRecording(type: AuditEventType): Transition[] {
   return Object.values(TRANSITIONS as Record<string, Transition>).filter((t) => t.events.includes(type));
 }
 
+function updatedField(u: Update): Field {
+  if ('set' in u) return u.set;
+  if ('add' in u) return u.add;
+  return 'append' in u ? u.append : u.remove;
+}
+
 /** The fields an event of `type` may change: those its transitions set (`requested` creates, and changes nothing). */
 export function fieldsChangedBy(type: AuditEventType): ReadonlySet<Field> {
   const out = new Set<Field>();
-  for (const t of transitionsRecording(type)) for (const u of t.updates) out.add('set' in u ? u.set : 'add' in u ? u.add : u.remove);
+  for (const t of transitionsRecording(type)) for (const u of t.updates) out.add(updatedField(u));
   return out;
 }
 
 /** The events that decide a request: those of the rows that set its decision (the item points at it as `decision_seq`). */
-export const DECISION_EVENTS: ReadonlySet<AuditEventType> = new Set(
+export const DECISION_EVENTS: ReadonlySet<string> = new Set<string>(
   Object.values(TRANSITIONS as Record<string, Transition>).flatMap((t) => (t.updates.some((u) => 'set' in u && u.set === 'decision') ? t.events : [])),
 );
 

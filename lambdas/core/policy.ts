@@ -504,16 +504,6 @@ export interface PolicyAudit {
   policyChanged(change: PolicyChange): Promise<void>;
 }
 
-/** A PolicyAudit that writes a structured log line: a stand-in until changes go into the audit chain. */
-export class LogPolicyAudit implements PolicyAudit {
-  constructor(private readonly logger: Logger) {}
-
-  policyChanged(c: PolicyChange): Promise<void> {
-    this.logger.info('policy changed', { action: c.action, policy_key: policyKey(c.policy.agent, c.policy.permission), actor_type: c.actor.type, actor_id: c.actor.id, policy: c.policy, previous: c.previous });
-    return Promise.resolve();
-  }
-}
-
 /**
  * Runtime management of policies, and the resolution the lifecycle asks for at request time.
  * Every change is audited; a change whose audit fails is undone (a conditional write back to

@@ -85,6 +85,31 @@ export interface SvidMinter {
   trustBundlePem(): Promise<string>;
 }
 
+/** One notification to one route (a named set of channels: email, signed webhook, Slack). */
+export interface RouteMessage {
+  readonly record: AuthorizationRecord;
+  readonly consentUrl: string;
+  /** Quorum progress while pending; null when one approval decides. */
+  readonly approvals: { readonly have: number; readonly need: number; readonly voters: readonly string[] } | null;
+  /** Why these recipients were asked, shown to them. */
+  readonly reason: string;
+  readonly route: string;
+  readonly escalation: boolean;
+}
+
+/** What happened on one channel of a route. */
+export interface RouteOutcome {
+  readonly channel: string;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+/** Sends a message to every channel of a route; never throws (an unknown route is one failed outcome). */
+export interface RouteSender {
+  has(route: string): boolean;
+  send(m: RouteMessage): Promise<readonly RouteOutcome[]>;
+}
+
 /** Tells approvers that a request awaits them. Throws on failure (the caller records it). */
 export interface ApprovalNotifier {
   notify(record: AuthorizationRecord, consentUrl: string): Promise<void>;

@@ -1,4 +1,5 @@
 import { SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
+import type { CastVote, Quorum } from './quorum.ts';
 
 /** Limits on agent-supplied input. Everything an agent sends is bounded. */
 export const LIMITS = {
@@ -36,6 +37,10 @@ export interface AuthorizationRecord {
   readonly svid_expires_at: string | null;
   readonly revoked: boolean;
   readonly revoked_at: string | null;
+  /** The rule the request is decided under, fixed when it was made (absent on requests from before quorums). */
+  readonly quorum?: Quorum | null;
+  /** The votes cast so far, in order (absent on requests from before quorums). */
+  readonly votes?: readonly CastVote[];
   // lifecycle
   readonly ttl_minutes: number;
   /** When a pending request expires: requested_at + ttl_minutes. */
@@ -56,7 +61,7 @@ export interface NewRequest {
 }
 
 /** A new pending record: every audit field present, the unknown ones null. */
-export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: TrustDomain, now: Date): AuthorizationRecord {
+export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: TrustDomain, now: Date, quorum: Quorum): AuthorizationRecord {
   const requestedAt = now.toISOString();
   return {
     request_id: requestId,
@@ -73,6 +78,8 @@ export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: 
     svid_expires_at: null,
     revoked: false,
     revoked_at: null,
+    quorum,
+    votes: [],
     ttl_minutes: input.ttl_minutes,
     expires_at: addMinutes(requestedAt, input.ttl_minutes),
     spiffe_id: SpiffeId.forRequest(trustDomain, input.agent_id, requestId).toString(),

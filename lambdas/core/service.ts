@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import { approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
-import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, SvidMinter } from './ports.ts';
+import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
-import { statusAt } from './lifecycle.ts';
+import { isPast, stateOf, statusAt } from './lifecycle.ts';
+import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
+import { voterEligibility, type Resolution } from './policy.ts';
+import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Limits } from './limits.ts';
 
 export interface ServiceConfig {
@@ -24,11 +27,20 @@ export interface ServiceDeps {
   readonly notifier?: ApprovalNotifier;
   /** Flood limits (per agent, per approver). Without them nothing is limited. */
   readonly limits?: Limits;
+  /** Approval policies; without them every request is decided by one approver, as before policies. */
+  readonly policies?: { resolve(agentId: AgentId, permissions: readonly string[]): Promise<Resolution> };
+  /** Agent owners (for separation of duties). */
+  readonly agents?: AgentStore;
+  /**
+   * Notification routes (ACKD_ROUTES: email, signed webhook, Slack). A request goes to its
+   * policy's routes, else to the route named `default`; without either, to `notifier`.
+   */
+  readonly routes?: RouteSender;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
 export type CheckResult =
-  | { status: 'pending' }
+  | { status: 'pending'; approvals: { have: number; need: number } }
   | {
       status: 'approved';
       svid?: string;
@@ -74,7 +86,7 @@ export class AuthorizationService {
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
-    const record = newRecord(input, requestId, this.config.trustDomain, now);
+    const record = newRecord(input, requestId, this.config.trustDomain, now, await this.quorumFor(input.agent_id, input.permissions));
     const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
     // Limits first: a refused request changes nothing (no request, no mail, no audit event).
     // The attempt counts against the agent's minute even when the open-request limit refuses it.
@@ -101,6 +113,8 @@ export class AuthorizationService {
    * out approvers whose digest already holds the request. Returns whether a mail was sent now.
    */
   async notify(record: AuthorizationRecord, consentUrl = this.consentUrl(record.request_id), opts: { retry?: boolean } = {}): Promise<boolean> {
+    const routes = this.routesOf(record);
+    if (routes) return this.deliver(record, consentUrl, routes, { escalation: false, reason: describeQuorum(record.quorum ?? LEGACY_QUORUM) }, 'recordNotification');
     const notifier = this.deps.notifier;
     if (!notifier) return false;
     let outcome: 'sent' | 'failed';
@@ -135,6 +149,45 @@ export class AuthorizationService {
     }
     await this.recordNotification(record.request_id, outcome, reason);
     return outcome === 'sent';
+  }
+
+  /** The routes a request is announced on: its policy's, else the deployment's `default` route; undefined: the email notifier. */
+  private routesOf(r: AuthorizationRecord): readonly string[] | undefined {
+    const sender = this.deps.routes;
+    if (!sender) return undefined;
+    const named = r.quorum?.routes ?? [];
+    if (named.length > 0) return named;
+    return sender.has('default') ? ['default'] : undefined;
+  }
+
+  /**
+   * Sends one message to every channel of `routes` and records what happened in one event
+   * (`notified`, or `notify_failed` naming each failed channel): `recordNotification` for the
+   * announcement (a failure is retried by the sweeper), `recordDelivery` for an escalation.
+   * Returns whether every channel took it.
+   */
+  private async deliver(
+    record: AuthorizationRecord,
+    consentUrl: string,
+    routes: readonly string[],
+    how: { escalation: boolean; reason: string },
+    row: 'recordNotification' | 'recordDelivery',
+  ): Promise<boolean> {
+    const sender = this.deps.routes!;
+    const progress = approvalsOf(record);
+    const approvals = progress.need > 1 ? { ...progress, voters: (record.votes ?? []).map((v) => `${v.email ?? v.voter} (${v.vote})`) } : null;
+    const outcomes = (await Promise.all(routes.map((route) => sender.send({ record, consentUrl, approvals, reason: how.reason, route, escalation: how.escalation })))).flat();
+    const ok = outcomes.length > 0 && outcomes.every((o) => o.ok);
+    const summary = `${how.escalation ? 'escalation to' : 'routes'} ${routes.join(', ')}: ${outcomes.map((o) => (o.ok ? o.channel : `${o.channel} failed (${o.error ?? 'error'})`)).join('; ')}`;
+    if (!ok) this.deps.logger.warn('notification not delivered on every channel', { request_id: record.request_id, summary });
+    try {
+      const event = auditEvent(ok ? 'notified' : 'notify_failed', SYSTEM_ACTOR, this.deps.clock.now(), summary.slice(0, 1000));
+      await this.deps.store.apply(row, record.request_id, { outcome: ok ? 'sent' : 'failed' }, event);
+      await this.linkAudit(record.request_id);
+    } catch (e) {
+      this.deps.logger.warn('could not record notification outcome', { request_id: record.request_id, error: describe(e) });
+    }
+    return ok;
   }
 
   private async recordNotification(requestId: RequestId, outcome: 'sent' | 'failed', reason: string | null): Promise<void> {
@@ -175,7 +228,7 @@ export class AuthorizationService {
     const s = statusAt(r, this.deps.clock.now());
     switch (s.status) {
       case 'pending':
-        return { status: 'pending' };
+        return { status: 'pending', approvals: approvalsOf(r) };
       case 'denied':
         return { status: 'denied' };
       case 'expired':
@@ -309,29 +362,79 @@ export class AuthorizationService {
     return { revoked: true, revoked_at: r.revoked_at! };
   }
 
-  /** A human's decision. `approverIdentity` is the Cognito sub (or operator name from the CLI). */
-  async decide(requestId: RequestId, decision: 'approved' | 'denied', approverIdentity: string, approverEmail: string | null = null): Promise<AuthorizationRecord> {
+  /**
+   * The rule a new request is decided under: its policy (resolved now, from the agent and every
+   * permission) and its agent's owner now. Fixed on the request, so later changes to either never
+   * move a pending request.
+   */
+  private async quorumFor(agentId: AgentId, permissions: readonly string[]): Promise<Quorum> {
+    const { policies, agents } = this.deps;
+    if (!policies && !agents) return LEGACY_QUORUM;
+    const [resolution, owner] = await Promise.all([policies?.resolve(agentId, permissions), agents ? ownerOf(agents, agentId) : null]);
+    return quorumOf(resolution ?? { policy: LEGACY_QUORUM, matched: [] }, owner);
+  }
+
+  /**
+   * A human's vote. `approverIdentity` is the Cognito sub (or `operator:<name>` from the CLI),
+   * `groups` the voter's Cognito groups. The vote counts under the request's quorum: a voter
+   * outside it (not in an approver group, the owner under separation of duties, an operator where
+   * operator decisions do not count) gets ERR_FORBIDDEN, a second vote ERR_ALREADY_VOTED; both are
+   * recorded as refused. The vote that completes the quorum approves (or denies) the request in the
+   * same conditional write that records it, so concurrent votes make exactly one decision; a vote
+   * that lost a race to another vote is counted again. Returns the request after the vote.
+   */
+  async decide(
+    requestId: RequestId,
+    decision: 'approved' | 'denied',
+    approverIdentity: string,
+    approverEmail: string | null = null,
+    opts: { groups?: readonly string[] } = {},
+  ): Promise<AuthorizationRecord> {
     if (!approverIdentity.trim()) throw new AckdError('ERR_INVALID_INPUT', 'approver: must not be empty', { field: 'approver' });
-    const now = this.deps.clock.now();
-    const current = await this.deps.store.get(requestId);
-    if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
-    const svidExpiresAt = decision === 'approved' ? addMinutes(now.toISOString(), current.ttl_minutes) : null;
     const actor = deciderActor(approverIdentity);
-    let r: AuthorizationRecord;
-    try {
-      const params = { now: now.toISOString(), approver: approverIdentity, email: approverEmail, svidExpiresAt };
-      ({ record: r } = await this.deps.store.apply(decision === 'approved' ? 'approve' : 'deny', requestId, params, auditEvent(decision, actor, now)));
-    } catch (e) {
-      // A decision refused because the request ran out of time makes sure the expiry is recorded.
-      if (isAckdError(e, 'ERR_EXPIRED')) await this.expireIfDue(current);
-      if (isAckdError(e, 'ERR_EXPIRED') || isAckdError(e, 'ERR_ALREADY_DECIDED')) {
-        await this.recordRefusal(requestId, actor, `${decision === 'approved' ? 'approval' : 'denial'} refused: ${e.code}: ${e.message}`);
+    const verb = decision === 'approved' ? 'approval' : 'denial';
+    for (let attempt = 0; ; attempt++) {
+      const now = this.deps.clock.now();
+      const current = await this.deps.store.get(requestId);
+      if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+      const quorum = current.quorum ?? LEGACY_QUORUM;
+      const votes = current.votes ?? [];
+      const cast: CastVote = { voter: approverIdentity, email: approverEmail, vote: decision === 'approved' ? 'approve' : 'deny', at: now.toISOString(), groups: [...(opts.groups ?? [])] };
+      if (stateOf(current) === 'pending' && !isPast(current.expires_at, now)) {
+        const e = voterEligibility(quorum, voterOf(cast), quorum.owner);
+        if (!e.eligible) {
+          await this.recordRefusal(requestId, actor, `${verb} refused: ERR_FORBIDDEN: ${e.reason}`);
+          throw new AckdError('ERR_FORBIDDEN', e.reason);
+        }
       }
-      throw e;
+      const outcome = outcomeOf(quorum, [...votes, cast]);
+      const row = outcome === 'approved' ? 'approve' : outcome === 'denied' ? 'deny' : 'vote';
+      const params = {
+        now: now.toISOString(),
+        approver: approverIdentity,
+        email: approverEmail,
+        svidExpiresAt: row === 'approve' ? addMinutes(now.toISOString(), current.ttl_minutes) : null,
+        vote: { ...cast },
+        seen: votes.length,
+      };
+      let r: AuthorizationRecord;
+      try {
+        ({ record: r } = await this.deps.store.apply(row, requestId, params, auditEvent(row === 'approve' ? 'approved' : row === 'deny' ? 'denied' : 'voted', actor, now)));
+      } catch (e) {
+        // Another vote was recorded between our read and our write: count again.
+        if (isAckdError(e, 'ERR_CONFLICT') && attempt < 8) continue;
+        // A decision refused because the request ran out of time makes sure the expiry is recorded.
+        if (isAckdError(e, 'ERR_EXPIRED')) await this.expireIfDue(current);
+        if (isAckdError(e, 'ERR_EXPIRED') || isAckdError(e, 'ERR_ALREADY_DECIDED') || isAckdError(e, 'ERR_ALREADY_VOTED')) {
+          await this.recordRefusal(requestId, actor, `${verb} refused: ${e.code}: ${e.message}`);
+        }
+        throw e;
+      }
+      const progress = approvalsOf(r);
+      this.deps.logger.info(row === 'vote' ? 'vote recorded' : 'request decided', { request_id: requestId, decision: r.decision, vote: cast.vote, approvals: progress.have, need: progress.need, approver_identity: approverIdentity });
+      await this.linkAudit(requestId);
+      return r;
     }
-    this.deps.logger.info('request decided', { request_id: requestId, decision, approver_identity: approverIdentity });
-    await this.linkAudit(requestId);
-    return r;
   }
 
   /**
@@ -393,7 +496,7 @@ export class AuthorizationService {
    * The periodic sweep: links audit events left unlinked by a failure, records expiry of overdue
    * pending requests and retries failed notifications.
    */
-  async sweep(limit = 100): Promise<{ expired: number; renotified: number; linked: number }> {
+  async sweep(limit = 100): Promise<{ expired: number; renotified: number; linked: number; escalated: number }> {
     const { linked, failed } = await this.deps.store.linkAuditBacklog(limit);
     if (failed > 0) this.deps.logger.warn('audit events still not linked; the next sweep tries again', { failed });
     const due = await this.deps.store.listExpiredPending(this.deps.clock.now(), limit);
@@ -402,7 +505,40 @@ export class AuthorizationService {
       const after = await this.expireIfDue(r);
       if (after.decision === 'expired' && r.decision === 'pending') expired++;
     }
-    return { expired, renotified: await this.retryNotifications(limit), linked };
+    return { expired, renotified: await this.retryNotifications(limit), linked, escalated: await this.escalateDue(limit) };
+  }
+
+  /**
+   * Asks the escalation routes of every pending request whose policy escalates and whose share of
+   * the wait has passed with no decision: once per request (the `escalate` row claims it), with
+   * the votes so far and why.
+   */
+  async escalateDue(limit = 100): Promise<number> {
+    if (!this.deps.routes) return 0;
+    const now = this.deps.clock.now();
+    let escalated = 0;
+    for (const r of await this.deps.store.listPending(now, limit)) {
+      const esc = r.quorum?.escalation;
+      if (!esc || esc.routes.length === 0) continue;
+      const waitMs = r.ttl_minutes * 60_000;
+      if (now.getTime() < Date.parse(r.requested_at) + (waitMs * esc.after_percent) / 100) continue;
+      const why = `nobody decided within ${esc.after_percent}% of the ${r.ttl_minutes}-minute wait`;
+      let claimed: AuthorizationRecord;
+      try {
+        const applied = await this.deps.store.apply('escalate', r.request_id, { now: now.toISOString() }, auditEvent('escalated', SYSTEM_ACTOR, now, `${why}; asking ${esc.routes.join(', ')}`));
+        if (!applied.changed) continue;
+        claimed = applied.record;
+      } catch (e) {
+        this.deps.logger.warn('could not escalate a request', { request_id: r.request_id, error: describe(e) });
+        continue;
+      }
+      await this.linkAudit(r.request_id);
+      const { have, need } = approvalsOf(claimed);
+      const progress = need > 1 ? `; ${have} of ${need} approvals so far` : '';
+      await this.deliver(claimed, this.consentUrl(r.request_id), esc.routes, { escalation: true, reason: `Escalation: ${why}${progress}. ${describeQuorum(claimed.quorum ?? LEGACY_QUORUM)}` }, 'recordDelivery');
+      escalated++;
+    }
+    return escalated;
   }
 
   /**

@@ -20,6 +20,7 @@ import { startLocalSes, type LocalSes } from './ses.ts';
 import { startLocalCognito, type LocalCognito } from './cognito.ts';
 import { consentUiRoutes } from './consent-ui.ts';
 import { consentApi } from '../consent-api/app.ts';
+import { routesFromEnv } from '../consent-api/deps.ts';
 import { CognitoVerifier } from '../adapters/cognito/verifier.ts';
 import { buildConsentUi } from '../../consent-ui/build.ts';
 import { startIssuer } from '../../spire/issuer.ts';
@@ -59,6 +60,10 @@ export interface LocalStackOptions {
   readonly privateUmask?: boolean;
   /** Overrides of the flood limits (ACKD_LIMIT_* otherwise); tests that create many requests at once raise them. */
   readonly limits?: Partial<LimitsConfig>;
+  /** Notification routes, as ACKD_ROUTES JSON (default: the ACKD_ROUTES variable); email channels go to the local inbox. */
+  readonly routes?: string;
+  /** Variables the routes' secrets are read from (default: the process environment). */
+  readonly routeEnv?: Record<string, string | undefined>;
 }
 
 export interface LocalIssuer {
@@ -196,9 +201,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       sender: 'ackd <ackd@ackd.local>',
       routing: parseApproverRouting(opts.approvers ?? 'approver@ackd.local', undefined),
     });
+    const routeEnv = { ...(opts.routeEnv ?? process.env), ACKD_ROUTES: opts.routes ?? process.env.ACKD_ROUTES };
+    const routes = await routesFromEnv(routeEnv, config, { mail: { sender: 'ackd <ackd@ackd.local>', sesEndpoint: ses.endpoint }, ...(opts.logger ? { logger: opts.logger } : {}) });
     const deps = buildDeps(config, {
       minter: issuer.minter,
       notifier,
+      ...(routes ? { routes } : {}),
       signer,
       ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),

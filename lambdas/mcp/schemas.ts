@@ -126,6 +126,10 @@ export const checkAuthorizationOutput = z.object({
   expires_at: z.string().optional().describe('When the SVID stops being valid (ISO 8601).'),
   svid_delivered: z.boolean().optional().describe('True when an earlier check already delivered the SVID; its key is not kept.'),
   revoked_at: z.string().optional(),
+  approvals: z
+    .object({ have: z.number().int(), need: z.number().int() })
+    .optional()
+    .describe('While pending: distinct human approvals so far, and how many approve the request (its policy may need more than one).'),
 });
 
 export const revokeAuthorizationInput = z.strictObject({

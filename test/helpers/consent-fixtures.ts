@@ -1,3 +1,4 @@
+import { LEGACY_QUORUM } from '../../lambdas/core/quorum.ts';
 import { newRequestId, parseAgentId, parseTrustDomain } from '../../lambdas/core/ids.ts';
 import { newRecord, type AuthorizationRecord } from '../../lambdas/core/request.ts';
 
@@ -10,7 +11,7 @@ export function pendingRecord(over: Partial<AuthorizationRecord> = {}, now = new
     justification: 'Customer was charged twice.',
     ttl_minutes: over.ttl_minutes ?? 15,
   };
-  return { ...newRecord(input, newRequestId(now.getTime()), parseTrustDomain('ackd.test'), now), ...over };
+  return { ...newRecord(input, newRequestId(now.getTime()), parseTrustDomain('ackd.test'), now, LEGACY_QUORUM), ...over };
 }
 
 /** Agent input meant to break out of every context it lands in. */

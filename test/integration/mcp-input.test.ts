@@ -175,7 +175,7 @@ describe('JSON-RPC batches are bounded at the HTTP edge', () => {
     expect(res.status).toBe(200);
     const replies = (await res.json()) as { id: number; result: { isError?: boolean; structuredContent?: unknown } }[];
     expect(replies.map((r) => r.id).sort()).toEqual([1, 2]);
-    expect(replies.find((r) => r.id === 1)!.result.structuredContent).toEqual({ status: 'pending' });
+    expect(replies.find((r) => r.id === 1)!.result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
     expect(replies.find((r) => r.id === 2)!.result.isError).toBe(true);
   });
 });

@@ -49,8 +49,8 @@ describe('lifecycle', () => {
     expect(request_id).toMatch(/^req_[0-9a-z]{26}$/);
     expect(consent_url).toBe(`${stack.appUrl}/?request_id=${request_id}`);
     const result = await mcp.callTool({ name: 'check_authorization', arguments: { request_id } });
-    expect(result.structuredContent).toEqual({ status: 'pending' });
-    expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ status: 'pending' });
+    expect(result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
 
     await stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:alice');
     const approved = await check(request_id);
@@ -127,7 +127,7 @@ describe('lifecycle', () => {
   it('expires when the ttl passes with no decision; a late decision is refused', async () => {
     const { request_id } = await request({ ttl_minutes: 5 });
     stack.clock.advanceMinutes(4);
-    expect(await check(request_id)).toEqual({ status: 'pending' });
+    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
     stack.clock.advanceMinutes(1);
     expect(await check(request_id)).toEqual({ status: 'expired' });
     const r = await stack.deps.service.get(parseRequestId(request_id));
@@ -187,7 +187,14 @@ describe('races', () => {
             .apply(
               kind === 'approved' ? 'approve' : 'deny',
               id,
-              { now: before.toISOString(), approver: `racer-${i}`, email: null, svidExpiresAt: kind === 'approved' ? after.toISOString() : null },
+              {
+                now: before.toISOString(),
+                approver: `racer-${i}`,
+                email: null,
+                svidExpiresAt: kind === 'approved' ? after.toISOString() : null,
+                vote: { voter: `racer-${i}`, email: null, vote: kind === 'approved' ? 'approve' : 'deny', at: before.toISOString(), groups: [] },
+                seen: 0,
+              },
               auditEvent(kind, { type: 'approver', id: `racer-${i}` }, before),
             )
             .then(() => kind);

@@ -18,8 +18,16 @@ const SYSTEM: Actor = { type: 'system', id: 'ackd' };
 function base(i: number): AuditSnapshot {
   return snapshotOf(pendingRecord({ request_id: `req_${String(i).padStart(26, '0')}` as RequestId, agent_id: 'deploy-bot' as AgentId, requested_at: at(i).toISOString() }, at(i)));
 }
-const approved = (s: AuditSnapshot, t: number, who = 'sub-alice'): AuditSnapshot => ({ ...s, decision: 'approved', approver_identity: who, decision_at: at(t).toISOString(), svid_expires_at: at(t + 900).toISOString() });
-const denied = (s: AuditSnapshot, t: number): AuditSnapshot => ({ ...s, decision: 'denied', approver_identity: 'sub-alice', decision_at: at(t).toISOString() });
+const vote = (voter: string, v: 'approve' | 'deny', t: number) => ({ voter, email: null, vote: v, at: at(t).toISOString(), groups: [] });
+const approved = (s: AuditSnapshot, t: number, who = 'sub-alice'): AuditSnapshot => ({
+  ...s,
+  decision: 'approved',
+  approver_identity: who,
+  decision_at: at(t).toISOString(),
+  svid_expires_at: at(t + 900).toISOString(),
+  votes: [...(s.votes ?? []), vote(who, 'approve', t)],
+});
+const denied = (s: AuditSnapshot, t: number): AuditSnapshot => ({ ...s, decision: 'denied', approver_identity: 'sub-alice', decision_at: at(t).toISOString(), votes: [...(s.votes ?? []), vote('sub-alice', 'deny', t)] });
 const issued = (s: AuditSnapshot, svid: string): AuditSnapshot => ({ ...s, svid_id: svid as SvidId });
 
 /** Chains `steps` from genesis (or after `startSeq`), one second apart. */

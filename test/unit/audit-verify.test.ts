@@ -30,7 +30,9 @@ async function buildExport(requests: number, every = 5): Promise<{ lines: Line[]
   };
   for (let i = 0; i < requests; i++) {
     add(auditEvent('requested', { type: 'agent', id: 'deploy-bot' }, t(events.length)), snapshot(i));
-    const approved = snapshot(i, { decision: 'approved', approver_identity: 'sub-alice', decision_at: t(events.length).toISOString(), svid_expires_at: '2026-11-01T01:00:00.000Z' });
+    const at = t(events.length).toISOString();
+    const votes = [{ voter: 'sub-alice', email: null, vote: 'approve' as const, at, groups: [] }];
+    const approved = snapshot(i, { decision: 'approved', approver_identity: 'sub-alice', decision_at: at, svid_expires_at: '2026-11-01T01:00:00.000Z', votes });
     add(auditEvent('approved', { type: 'approver', id: 'sub-alice' }, t(events.length)), approved);
     add(auditEvent('svid_issued', { type: 'agent', id: 'deploy-bot' }, t(events.length)), { ...approved, svid_id: `abc${i}` as never });
   }

@@ -54,6 +54,8 @@ function paramsAt(now: Date, over: Params = {}): Params {
     until: now.getTime() + 30_000,
     svidId: 'ab',
     outcome: 'sent',
+    seen: 0,
+    vote: { voter: 'sub-b', email: null, vote: 'approve', at: now.toISOString(), groups: [] },
     ...over,
   };
 }
@@ -109,6 +111,8 @@ describe('the lifecycle table', () => {
     expect(code('revoke', 'issued', paramsAt(moments[0]!, { svidId: 'cd' }))).toBe('ERR_SVID_MISMATCH');
     expect(code('revoke', 'revoked', at)).toBe('unchanged');
     expect(code('revoke', 'revoked', paramsAt(moments[0]!, { svidId: 'cd' }))).toBe('ERR_SVID_MISMATCH');
+    expect(code('vote', 'pending', at, { voters: ['sub-b'] })).toBe('ERR_ALREADY_VOTED');
+    expect(code('approve', 'pending', paramsAt(moments[0]!, { seen: 1 }))).toBe('ERR_CONFLICT'); // a vote landed since the tally was read
   });
 
   it('states come from the stored fields alone', () => {
@@ -116,7 +120,8 @@ describe('the lifecycle table', () => {
   });
 
   it('tells the verifier which event changes what, from where', () => {
-    expect([...fieldsChangedBy('approved')].sort()).toEqual(['approver_email', 'approver_identity', 'decision', 'decision_at', 'svid_expires_at']);
+    expect([...fieldsChangedBy('approved')].sort()).toEqual(['approver_email', 'approver_identity', 'decision', 'decision_at', 'svid_expires_at', 'voters', 'votes']);
+    expect([...fieldsChangedBy('voted')].sort()).toEqual(['voters', 'votes']);
     expect([...fieldsChangedBy('svid_issued')]).toContain('svid_id');
     expect(fieldsChangedBy('refused').has('decision')).toBe(false);
     expect([...statesBefore('revoked')!]).toEqual(['issued']);
@@ -127,8 +132,12 @@ describe('the lifecycle table', () => {
   it('compiles to one DynamoDB condition holding the from-state, the guards and the audit gate', () => {
     const u = compileTransition(TRANSITIONS.approve, paramsAt(moments[0]!));
     const shape = (x: string | undefined) => x?.replace(/:v\d+/g, ':v');
-    expect(shape(u.ConditionExpression)).toBe('attribute_exists(pk) AND (#decision = :v AND #expires_at > :v) AND attribute_not_exists(audit_pending)');
-    expect(shape(u.UpdateExpression)).toBe('SET #decision = :v, #decision_at = :v, #approver_identity = :v, #approver_email = :v, #svid_expires_at = :v REMOVE #pending');
+    expect(shape(u.ConditionExpression)).toBe(
+      'attribute_exists(pk) AND (#decision = :v AND #expires_at > :v AND NOT contains(#voters, :v) AND (attribute_not_exists(#votes) OR size(#votes) = :v)) AND attribute_not_exists(audit_pending)',
+    );
+    expect(shape(u.UpdateExpression)).toBe(
+      'SET #votes = list_append(if_not_exists(#votes, :v), :v), #voters = list_append(if_not_exists(#voters, :v), :v), #decision = :v, #decision_at = :v, #approver_identity = :v, #approver_email = :v, #svid_expires_at = :v REMOVE #pending',
+    );
     expect(Object.values(u.ExpressionAttributeValues ?? {})).toContain('pending');
     const claim = compileTransition(TRANSITIONS.claimIssuance, paramsAt(moments[0]!));
     expect(claim.ConditionExpression).toContain('(attribute_not_exists(#issuing_until) OR #issuing_until <= :');
@@ -171,7 +180,7 @@ describe('the service on in-memory adapters', () => {
   it('request → approve → one SVID → delivered → revoke, every step in a chain that verifies', async () => {
     const { store, service } = await setup();
     const { request_id } = await ask(service);
-    expect(await service.check(agent, request_id)).toEqual({ status: 'pending' });
+    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
     await service.decide(request_id, 'approved', 'sub-alice', 'alice@example.com');
     const first = await service.check(agent, request_id);
     expect(first).toMatchObject({ status: 'approved', svid_delivered: false });

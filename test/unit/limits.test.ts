@@ -25,7 +25,9 @@ class MemoryRequests extends MemoryRequestStore {
   decideNow(id: RequestId, decision: 'approved' | 'denied'): void {
     const at = this.clock.now();
     const now = at.toISOString();
-    void this.apply(decision === 'approved' ? 'approve' : 'deny', id, { now, approver: 'test', email: null, svidExpiresAt: decision === 'approved' ? now : null }, auditEvent(decision, { type: 'approver', id: 'test' }, at));
+    const vote = { voter: 'test', email: null, vote: decision === 'approved' ? 'approve' : 'deny', at: now, groups: [] };
+    const params = { now, approver: 'test', email: null, svidExpiresAt: decision === 'approved' ? now : null, vote, seen: 0 };
+    void this.apply(decision === 'approved' ? 'approve' : 'deny', id, params, auditEvent(decision, { type: 'approver', id: 'test' }, at));
   }
 }
 
@@ -245,7 +247,7 @@ describe('concurrent waits', () => {
     expect(e.code).toBe('ERR_RATE_LIMITED');
     expect(e.message).toMatch(/^agent demo-agent already has 2 check_authorization calls waiting \(limit 2 concurrent waits\); retry after .+ \(in \d+ s\), or check without wait_seconds$/);
     // A plain check is never limited by waits.
-    expect(await service.check(agent, request_id)).toEqual({ status: 'pending' });
+    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
     requests.decideNow(request_id, 'denied');
     for (const r of release.splice(0)) r();
     expect(await w1).toEqual({ status: 'denied' });
@@ -264,7 +266,7 @@ describe('concurrent waits', () => {
       if (sleeps.length === 6) ac.abort();
       return Promise.resolve();
     };
-    expect(await service.checkWaiting(agent, request_id, 25, sleep, { signal: ac.signal })).toEqual({ status: 'pending' });
+    expect(await service.checkWaiting(agent, request_id, 25, sleep, { signal: ac.signal })).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
     expect(sleeps).toEqual([500, 750, 1125, 1688, 2000, 2000]);
     // The slot was released: as many waits as the limit can start again.
     const n = DEFAULT_LIMITS.concurrentWaits;

@@ -3,7 +3,7 @@ import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
 import { DECISION_EVENTS } from '../../core/lifecycle.ts';
-import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
@@ -112,6 +112,25 @@ export class DynamoAuditLog implements AuditLog {
     throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: too much contention to link an event; it stays pending and will be linked later');
   }
 
+  /**
+   * Appends an event of no request (a policy change) at the end of the chain: `make` builds it
+   * after the true head, and one conditional put claims the slot; a slot taken meanwhile (by a
+   * request's event) is retried after the new head. Nothing waits to be linked afterwards.
+   */
+  async append(make: (prev: ChainHead, now: Date) => ChainEvent): Promise<ChainEvent> {
+    for (let attempt = 0; attempt < 60; attempt++) {
+      const hint = await this.headHint();
+      const prev = await this.probe({ seq: hint.seq, hash: hint.hash, logged_at: hint.logged_at });
+      const event = make(prev, this.opts.clock.now());
+      if (await this.putOnce(eventItem(event, this.opts.retentionDays))) {
+        await this.advanceHead(event);
+        return event;
+      }
+      await sleep(Math.min(200, 2 ** Math.min(attempt, 7)) * Math.random());
+    }
+    throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: too much contention to append an event; try again');
+  }
+
   /** Links up to `limit` state changes whose linking failed earlier; one that fails again stays for the next run. */
   async linkBacklog(limit: number): Promise<{ linked: number; failed: number }> {
     const out = await this.query({ part: OUTBOX, limit });
@@ -186,7 +205,7 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   /** Not applied: the head is already further on. */
-  private async advanceHead(event: AuditEvent): Promise<void> {
+  private async advanceHead(event: ChainEvent): Promise<void> {
     await applied(() =>
       this.doc.send(
         new UpdateCommand({
@@ -366,7 +385,7 @@ export class DynamoAuditLog implements AuditLog {
 }
 
 /** The stored item of an event: the event, its key, its place in the time index, and its retention. */
-export function eventItem(event: AuditEvent, retentionDays: number): Record<string, unknown> {
+export function eventItem(event: ChainEvent, retentionDays: number): Record<string, unknown> {
   const ix = TABLE.auditLog;
   return {
     ...event,

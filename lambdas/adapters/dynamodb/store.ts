@@ -32,6 +32,8 @@ const INTERNAL = new Set([
   'kind',
   'audit_pending',
   'refused_attempts',
+  'voters',
+  'escalated_at',
   ITEM_POINTERS.latest,
   ITEM_POINTERS.decision,
   TABLE.auditLog.partitionKey,
@@ -73,14 +75,13 @@ export function compileTransition(t: Transition, params: Params): Update {
     values[key] = x;
     return key;
   };
-  const operand = (o: Operand): string => {
-    if ('field' in o) return name(o.field);
-    if ('param' in o) {
-      if (!Object.hasOwn(params, o.param)) throw new Error(`lifecycle: parameter ${o.param} is missing`);
-      return value(params[o.param]);
-    }
-    return value(o.value);
+  const paramValue = (o: Operand): unknown => {
+    if ('field' in o) throw new Error('lifecycle: a list element must be a value');
+    if ('value' in o) return o.value;
+    if (!Object.hasOwn(params, o.param)) throw new Error(`lifecycle: parameter ${o.param} is missing`);
+    return params[o.param];
   };
+  const operand = (o: Operand): string => ('field' in o ? name(o.field) : value(paramValue(o)));
   const cond = (c: Clause): string => {
     if ('all' in c) return c.all.length === 0 ? 'attribute_exists(pk)' : `(${c.all.map(cond).join(' AND ')})`;
     if ('any' in c) return `(${c.any.map(cond).join(' OR ')})`;
@@ -91,6 +92,10 @@ export function compileTransition(t: Transition, params: Params): Update {
         return `attribute_type(${name(c.field)}, ${value('NULL')})`;
       case 'notNull':
         return `(attribute_exists(${name(c.field)}) AND NOT attribute_type(${name(c.field)}, ${value('NULL')}))`;
+      case 'size':
+        return `size(${name(c.field)}) = ${operand(c.to)}`;
+      case 'lacks':
+        return `NOT contains(${name(c.field)}, ${operand(c.to)})`;
       default:
         return `${name(c.field)} ${c.op} ${operand(c.to)}`;
     }
@@ -101,6 +106,7 @@ export function compileTransition(t: Transition, params: Params): Update {
   for (const u of t.updates) {
     if ('set' in u) sets.push(`${name(u.set)} = ${operand(u.to)}`);
     else if ('add' in u) adds.push(`${name(u.add)} ${value(u.by)}`);
+    else if ('append' in u) sets.push(`${name(u.append)} = list_append(if_not_exists(${name(u.append)}, ${value([])}), ${value([paramValue(u.item)])})`);
     else removes.push(name(u.remove));
   }
   if (t.updates.some((u) => 'set' in u && u.set === 'decision')) removes.push(name('pending'));
@@ -282,7 +288,7 @@ export class DynamoRequestStore implements RequestStore {
    */
   async apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
     const t: Transition = TRANSITIONS[name];
-    if (t.events.length > 0 && (!event || !t.events.includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
+    if (t.events.length > 0 && (!event || !(t.events as readonly string[]).includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
     const update = compileTransition(t, params);
     for (let attempt = 0; ; attempt++) {
       const head = event ? await this.audit.headHint() : undefined;

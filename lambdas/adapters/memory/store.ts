@@ -2,7 +2,7 @@ import { AckdError } from '../../core/errors.ts';
 import type { AgentId, RequestId } from '../../core/ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, Applied, Clock, RequestStore } from '../../core/ports.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
-import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { applyUpdates, conditionOf, DECISION_EVENTS, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 
@@ -31,13 +31,13 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     if (this.items.has(record.request_id)) return Promise.reject(new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`));
     const stored: Stored = { item: { ...record, permissions: [...record.permissions] }, latestSeq: null, decisionSeq: null };
     this.items.set(record.request_id, stored);
-    this.append(stored, event);
+    this.link(stored, event);
     return Promise.resolve();
   }
 
   apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
     const t: Transition = TRANSITIONS[name];
-    if (t.events.length > 0 && (!event || !t.events.includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
+    if (t.events.length > 0 && (!event || !(t.events as readonly string[]).includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
     const stored = this.items.get(requestId);
     if (!stored) return Promise.reject(new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' }));
     try {
@@ -50,7 +50,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     stored.item = applyUpdates(t, stored.item, params) as unknown as StoredItem;
-    if (event) this.append(stored, event);
+    if (event) this.link(stored, event);
     return Promise.resolve(this.applied(stored, true));
   }
 
@@ -58,7 +58,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     return { record: recordOf(s.item), decisionSeq: s.decisionSeq, changed };
   }
 
-  private append(s: Stored, event: PendingEvent): void {
+  private link(s: Stored, event: PendingEvent): void {
     const last = this.chain.at(-1);
     const prev = last ? { seq: last.seq, hash: last.hash, logged_at: last.logged_at } : { seq: 0, hash: GENESIS_HASH, logged_at: null };
     const linked = chainEvent(event, snapshotOf(s.item), prev, this.clock.now());
@@ -176,6 +176,13 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     return Promise.resolve(0);
   }
 
+  append(make: (prev: ChainHead, now: Date) => ChainEvent): Promise<ChainEvent> {
+    const last = this.chain.at(-1);
+    const event = make(last ? { seq: last.seq, hash: last.hash, logged_at: last.logged_at } : { seq: 0, hash: GENESIS_HASH, logged_at: null }, this.clock.now());
+    this.chain.push(event as AuditEvent);
+    return Promise.resolve(event);
+  }
+
   /** The whole chain, in order. */
   chainEvents(): readonly AuditEvent[] {
     return this.chain;
@@ -195,7 +202,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
 }
 
 /** Bookkeeping fields are not part of the record. */
-const BOOKKEEPING = new Set(['issuing_claim', 'issuing_until', 'refused_attempts']);
+const BOOKKEEPING = new Set(['issuing_claim', 'issuing_until', 'refused_attempts', 'voters', 'escalated_at']);
 
 function recordOf(item: StoredItem): AuthorizationRecord {
   const out: Record<string, unknown> = {};

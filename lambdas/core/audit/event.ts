@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
 import { newEventId } from '../ids.ts';
 import type { AuthorizationRecord } from '../request.ts';
+import { quorumProblem, type CastVote, type Quorum } from '../quorum.ts';
+import type { Policy } from '../policy.ts';
 
 // RFC 8785 (JCS) by its author's package. It is CommonJS with an ESM-style type declaration;
 // take the function whichever way the loader hands it over.
@@ -33,11 +35,39 @@ export const AUDIT_FIELDS = [
   'revoked_at',
 ] as const satisfies readonly (keyof AuthorizationRecord)[];
 
-export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[number]>;
+/**
+ * What every event records of its request: the 13 fields, and (on requests made since quorums)
+ * the quorum it is decided under and the votes cast so far. Events of older requests lack the
+ * last two, and their hashes do not cover them.
+ */
+export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[number]> & {
+  readonly quorum?: Quorum | null;
+  readonly votes?: readonly CastVote[];
+};
+
+/** The quorum fields of a snapshot, after the 13. */
+export const QUORUM_FIELDS = ['quorum', 'votes'] as const;
 
 /** Every kind of event: the state changes of a request, and refused attempts to change it. */
-export const EVENT_TYPES = ['requested', 'email_sent', 'email_failed', 'approved', 'denied', 'expired', 'svid_issued', 'revoked', 'refused'] as const;
+export const EVENT_TYPES = [
+  'requested',
+  'email_sent',
+  'email_failed',
+  'notified',
+  'notify_failed',
+  'escalated',
+  'voted',
+  'approved',
+  'denied',
+  'expired',
+  'svid_issued',
+  'revoked',
+  'refused',
+] as const;
 export type AuditEventType = (typeof EVENT_TYPES)[number];
+/** Events of no request: an approval policy set or removed (by an operator). */
+export const POLICY_EVENT_TYPES = ['policy_set', 'policy_removed'] as const;
+export type PolicyEventType = (typeof POLICY_EVENT_TYPES)[number];
 
 /** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */
 export const ACTOR_TYPES = ['agent', 'approver', 'operator', 'system'] as const;
@@ -61,7 +91,7 @@ export function deciderActor(approverIdentity: string): Actor {
  */
 export interface PendingEvent {
   readonly event_id: string;
-  readonly type: AuditEventType;
+  readonly type: AuditEventType | PolicyEventType;
   /** When the change happened. */
   readonly at: string;
   readonly actor_type: ActorType;
@@ -71,7 +101,7 @@ export interface PendingEvent {
 }
 
 /** The event a state change records, made when the change is. */
-export function auditEvent(type: AuditEventType, actor: Actor, at: Date, reason: string | null = null): PendingEvent {
+export function auditEvent(type: AuditEventType | PolicyEventType, actor: Actor, at: Date, reason: string | null = null): PendingEvent {
   return { event_id: newEventId(at.getTime()), type, at: at.toISOString(), actor_type: actor.type, actor_id: actor.id, reason };
 }
 
@@ -86,12 +116,16 @@ export const EVENT_COLUMNS = [
   'actor_id',
   'reason',
   ...AUDIT_FIELDS,
+  ...QUORUM_FIELDS,
+  'policy',
+  'previous',
   'prev_hash',
   'hash',
 ] as const;
 
-/** One event of the chain. */
+/** One event of the chain about a request. */
 export interface AuditEvent extends PendingEvent, AuditSnapshot {
+  readonly type: AuditEventType;
   readonly v: 1;
   /** Position in the chain: 1, 2, 3 … without gaps. */
   readonly seq: number;
@@ -101,12 +135,35 @@ export interface AuditEvent extends PendingEvent, AuditSnapshot {
   readonly hash: string;
 }
 
+/**
+ * One event of the chain about a policy: the policy as set (or as it was when removed) and what it
+ * replaced. It has no request fields; it shares the chain (seq, hashes, checkpoints) with request
+ * events, so a policy in force at any moment is proven by the same signed checkpoints.
+ */
+export interface PolicyEvent extends PendingEvent {
+  readonly type: PolicyEventType;
+  readonly v: 1;
+  readonly seq: number;
+  readonly logged_at: string;
+  readonly policy: Policy;
+  readonly previous: Policy | null;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+export type ChainEvent = AuditEvent | PolicyEvent;
+
+export function isPolicyEvent(e: { readonly type: string }): e is PolicyEvent {
+  return (POLICY_EVENT_TYPES as readonly string[]).includes(e.type);
+}
+
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** The event's own fields, in export column order, from anything that holds them (a stored item, a parsed line). */
 export function eventFields(source: Record<string, unknown>): AuditEvent {
   const e: Record<string, unknown> = { v: source.v };
-  for (const k of EVENT_COLUMNS) e[k] = source[k];
+  // (a field an event does not have stays absent: request fields on a policy event, quorum fields on older events)
+  for (const k of EVENT_COLUMNS) if (source[k] !== undefined) e[k] = source[k];
   return e as unknown as AuditEvent;
 }
 
@@ -125,6 +182,8 @@ export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
     svid_expires_at: r.svid_expires_at,
     revoked: r.revoked,
     revoked_at: r.revoked_at,
+    ...(r.quorum === undefined ? {} : { quorum: r.quorum }),
+    ...(r.votes === undefined ? {} : { votes: r.votes.map((v) => ({ ...v, groups: [...v.groups] })) }),
   };
 }
 
@@ -140,9 +199,34 @@ export function sha256Hex(text: string): string {
 }
 
 /** The hash an event must carry: SHA-256 over the canonical JSON of every other field. */
-export function eventHash(event: Omit<AuditEvent, 'hash'> | AuditEvent): string {
-  const { hash: _ignored, ...rest } = event as AuditEvent;
+export function eventHash(event: Omit<AuditEvent, 'hash'> | Omit<PolicyEvent, 'hash'> | ChainEvent): string {
+  const { hash: _ignored, ...rest } = event as ChainEvent;
   return sha256Hex(canonicalJson(rest));
+}
+
+/** Links a policy change into the chain after `prev`. Pure. */
+export function chainPolicyEvent(
+  pending: PendingEvent & { type: PolicyEventType },
+  change: { policy: Policy; previous: Policy | null },
+  prev: { seq: number; hash: string; logged_at: string | null },
+  now: Date,
+): PolicyEvent {
+  const nowIso = now.toISOString();
+  const body: Omit<PolicyEvent, 'hash'> = {
+    v: 1,
+    seq: prev.seq + 1,
+    event_id: pending.event_id,
+    type: pending.type,
+    at: pending.at,
+    logged_at: prev.logged_at !== null && prev.logged_at > nowIso ? prev.logged_at : nowIso,
+    actor_type: pending.actor_type,
+    actor_id: pending.actor_id,
+    reason: pending.reason,
+    policy: change.policy,
+    previous: change.previous,
+    prev_hash: prev.hash,
+  };
+  return { ...body, hash: eventHash(body) };
 }
 
 /** Links a pending event into the chain after `prev`. Pure. */
@@ -157,7 +241,8 @@ export function chainEvent(
     v: 1,
     seq: prev.seq + 1,
     event_id: pending.event_id,
-    type: pending.type,
+    // (a request's state change: PendingEvents of policies are linked by chainPolicyEvent)
+    type: pending.type as AuditEventType,
     at: pending.at,
     // Never before the previous event's, so a time window is always a contiguous run of the chain.
     logged_at: prev.logged_at !== null && prev.logged_at > nowIso ? prev.logged_at : nowIso,
@@ -199,10 +284,10 @@ export function checkpointPayload(c: Omit<Checkpoint, 'signature'>): Uint8Array 
 
 /** The audit fields on which `a` and `b` differ (compared as canonical JSON). */
 export function differingFields(a: AuditSnapshot, b: AuditSnapshot, fields: readonly (keyof AuditSnapshot)[] = AUDIT_FIELDS): (keyof AuditSnapshot)[] {
-  return fields.filter((f) => canonicalJson(a[f]) !== canonicalJson(b[f]));
+  return fields.filter((f) => canonicalJson(a[f] ?? null) !== canonicalJson(b[f] ?? null));
 }
 
-/** What an approval fixes: what was asked, who approved it, when, and how long its SVID may live. */
+/** What an approval fixes: what was asked, who approved it (every vote), when, and how long its SVID may live. */
 const APPROVAL_FIELDS = [
   'request_id',
   'agent_id',
@@ -214,6 +299,8 @@ const APPROVAL_FIELDS = [
   'decision',
   'decision_at',
   'svid_expires_at',
+  'quorum',
+  'votes',
 ] as const satisfies readonly (keyof AuditSnapshot)[];
 
 /**
@@ -228,5 +315,7 @@ export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undef
   if (eventHash(event) !== event.hash) return `its approval (event ${event.seq}) does not match its hash`;
   const changed = differingFields(record, event, APPROVAL_FIELDS);
   if (changed.length > 0) return `its ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from the approval recorded in event ${event.seq}`;
+  const quorum = quorumProblem(event);
+  if (quorum) return `its approval (event ${event.seq}) does not meet its quorum: ${quorum}`;
   return null;
 }

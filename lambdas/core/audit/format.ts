@@ -1,4 +1,4 @@
-import { EVENT_COLUMNS, type AuditEvent } from './event.ts';
+import { EVENT_COLUMNS, type ChainEvent } from './event.ts';
 import type { ExportLine } from './service.ts';
 
 export type ExportFormat = 'jsonl' | 'csv';
@@ -7,17 +7,17 @@ export type ExportFormat = 'jsonl' | 'csv';
 export const CSV_HEADER = EVENT_COLUMNS.join(',');
 
 /**
- * RFC 4180 field. Arrays are written as JSON (`["read","write"]`). A leading =, +, -, @, tab or
+ * RFC 4180 field. Arrays and objects are written as JSON (`["read","write"]`). A leading =, +, -, @, tab or
  * CR is prefixed with ' so spreadsheets do not run agent-supplied text as a formula.
  */
 export function csvField(v: unknown): string {
-  let s = v === null || v === undefined ? '' : Array.isArray(v) ? JSON.stringify(v) : String(v);
+  let s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean);
   if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function csvRow(e: AuditEvent): string {
-  return EVENT_COLUMNS.map((c) => csvField(e[c])).join(',');
+export function csvRow(e: ChainEvent): string {
+  return EVENT_COLUMNS.map((c) => csvField((e as unknown as Record<string, unknown>)[c])).join(',');
 }
 
 /**

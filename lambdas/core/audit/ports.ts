@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditSnapshot, Checkpoint } from './event.ts';
+import type { AuditEvent, AuditSnapshot, ChainEvent, Checkpoint } from './event.ts';
 
 /** The newest event of the chain: seq 0 and the genesis hash when the chain is empty. */
 export interface ChainHead {
@@ -29,6 +29,8 @@ export interface AuditLog {
   requestItems(): AsyncIterable<RequestItemView>;
   /** How many state changes are waiting to be linked into the chain (after a failed write). */
   backlog(limit: number): Promise<number>;
+  /** Appends an event of no request (a policy change), built by `make` after the chain's head. */
+  append(make: (prev: ChainHead, now: Date) => ChainEvent): Promise<ChainEvent>;
 }
 
 /** A request item's audit fields and its pointers into the chain. */

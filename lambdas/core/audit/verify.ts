@@ -1,8 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, sha256Hex, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
+import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, POLICY_EVENT_TYPES, canonicalJson, eventHash, isPolicyEvent, sha256Hex, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore } from '../lifecycle.ts';
+import { quorumProblem, type CastVote } from '../quorum.ts';
 
 /**
  * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
@@ -39,6 +40,45 @@ const eventSchema = z
     svid_expires_at: isoOrNull,
     revoked: z.boolean(),
     revoked_at: isoOrNull,
+    // Requests made since quorums record their quorum and votes; older events do not have them.
+    quorum: z
+      .object({
+        approvals: z.number().int().min(1).max(5),
+        approver_groups: z.array(z.array(z.string().min(1))),
+        deny: z.enum(['any', 'majority']),
+        separation_of_duties: z.boolean(),
+        operator_decisions: z.boolean(),
+        routes: z.array(z.string()),
+        escalation: z.object({ routes: z.array(z.string()), after_percent: z.number().int() }).strict().nullable(),
+        owner: z.string().nullable(),
+        policies: z.array(z.string()),
+      })
+      .strict()
+      .nullable()
+      .optional(),
+    votes: z
+      .array(z.object({ voter: z.string().min(1), email: z.string().nullable(), vote: z.enum(['approve', 'deny']), at: iso, groups: z.array(z.string()) }).strict())
+      .optional(),
+    prev_hash: hex64,
+    hash: hex64,
+  })
+  .strict();
+
+const policySchema = z.record(z.string(), z.unknown());
+/** A policy change: the chain's fields and the policy, no request fields. */
+const policyEventSchema = z
+  .object({
+    v: z.literal(1),
+    seq: z.number().int().positive(),
+    event_id: z.string().min(1),
+    type: z.enum(POLICY_EVENT_TYPES),
+    at: iso,
+    logged_at: iso,
+    actor_type: z.enum(ACTOR_TYPES),
+    actor_id: z.string().min(1),
+    reason: z.string().nullable(),
+    policy: policySchema,
+    previous: policySchema.nullable(),
     prev_hash: hex64,
     hash: hex64,
   })
@@ -111,10 +151,10 @@ interface RequestState {
 }
 
 /** Fields that never change after `requested`. */
-const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at'] as const satisfies readonly (keyof AuditSnapshot)[];
+const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum'] as const satisfies readonly (keyof AuditSnapshot)[];
 /** Fields the lifecycle changes (which event may change which, and from which state, is the lifecycle table's). */
-type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at';
-const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at'] as const satisfies readonly LifecycleField[];
+type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at' | 'votes';
+const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at', 'votes'] as const satisfies readonly LifecycleField[];
 /** A request whose requested_at is this far after the file's first event must have its whole history in the file (linking may lag the change it records). */
 const SCOPE_MARGIN_MS = 5 * 60_000;
 /** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
@@ -202,13 +242,14 @@ export class ChainVerifier {
 
   addEvent(value: unknown, line?: number): void {
     this.eventLines++;
-    const parsed = eventSchema.safeParse(value);
+    const ofPolicy = typeof value === 'object' && value !== null && isPolicyEvent(value as { type: string });
+    const parsed = (ofPolicy ? policyEventSchema : eventSchema).safeParse(value);
     if (!parsed.success) {
       const seq = typeof (value as { seq?: unknown })?.seq === 'number' ? (value as { seq: number }).seq : null;
       this.problem({ kind: 'malformed', seq, line, message: `event is malformed: ${describeZod(parsed.error)}` });
       return;
     }
-    const e = parsed.data as unknown as AuditEvent;
+    const e = parsed.data as unknown as ChainEvent;
     const recomputed = eventHash(e);
     if (recomputed !== e.hash) {
       this.problem({
@@ -247,7 +288,11 @@ export class ChainVerifier {
     if (this.lastLoggedAt !== null && e.logged_at < this.lastLoggedAt) {
       this.problem({ kind: 'time', seq: e.seq, line, message: `event ${e.seq}: logged_at ${e.logged_at} is before the previous event's ${this.lastLoggedAt}` });
     }
-    this.checkMeaning(e, line);
+    if (isPolicyEvent(e)) {
+      if (e.actor_type !== 'operator') this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): a policy is changed by an operator, not by ${e.actor_type} ${e.actor_id}` });
+    } else {
+      this.checkMeaning(e, line);
+    }
 
     const signed = this.ahead.get(e.seq);
     if (signed) {
@@ -334,7 +379,7 @@ export class ChainVerifier {
     };
   }
 
-  private begin(e: AuditEvent, line: number | undefined): void {
+  private begin(e: ChainEvent, line: number | undefined): void {
     this.firstSeq = e.seq;
     this.firstLoggedAt = e.logged_at;
     const anchor = this.startAnchor;
@@ -379,17 +424,24 @@ export class ChainVerifier {
       reported = true;
       this.problem({ kind, seq: e.seq, line, message: `event ${e.seq} (${e.type} of ${e.request_id}): ${message}` });
     };
-    const fixed = sha256Hex(canonicalJson(FIXED_FIELDS.map((f) => e[f])));
+    const fixed = sha256Hex(canonicalJson(FIXED_FIELDS.map((f) => e[f] ?? null)));
     const state = pickLifecycle(e);
     let req = this.requests.get(e.request_id);
     switch (e.type) {
       case 'requested':
-        if (e.decision !== 'pending' || LIFECYCLE_FIELDS.some((f) => f !== 'decision' && f !== 'revoked' && e[f] !== null) || e.revoked) bad('lifecycle', 'a new request must be pending, with no decision, SVID or revocation');
+        if (e.decision !== 'pending' || LIFECYCLE_FIELDS.some((f) => f !== 'decision' && f !== 'revoked' && f !== 'votes' && e[f] !== null) || e.revoked || (e.votes ?? []).length > 0) {
+          bad('lifecycle', 'a new request must be pending, with no vote, decision, SVID or revocation');
+        }
         if (req) bad('lifecycle', 'the request was already requested earlier in the log');
         break;
       case 'approved':
         if (e.decision !== 'approved' || !e.approver_identity || !e.decision_at || !e.svid_expires_at) bad('lifecycle', 'an approval must record decision "approved", the approver, decision_at and svid_expires_at');
         else if (e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', `an approval must be made by an approver or operator, not by ${e.actor_type} ${e.actor_id}`);
+        else if (quorumProblem(e)) bad('lifecycle', `the approval does not meet its quorum: ${quorumProblem(e)}`);
+        break;
+      case 'voted':
+        if (e.decision !== 'pending' || e.decision_at !== null) bad('lifecycle', 'a vote that does not decide leaves the request pending');
+        else if (e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', `a vote must be cast by an approver or operator, not by ${e.actor_type} ${e.actor_id}`);
         break;
       case 'denied':
       case 'expired':
@@ -406,6 +458,8 @@ export class ChainVerifier {
           bad('svid', `SVID ${e.svid_id} names approver ${e.approver_identity}, but the request was approved by ${req.state.approver_identity}`);
         } else if (req ? req.approval === 'none' || req.state.decision !== 'approved' : this.inScope(e)) {
           bad('svid', `SVID ${e.svid_id} was issued, but no approval of the request precedes it in the log${req ? ` (the request was ${req.state.decision})` : ''}`);
+        } else if (quorumProblem(e)) {
+          bad('svid', `SVID ${e.svid_id} was issued without its quorum: ${quorumProblem(e)}`);
         } else {
           this.opts.onSvid?.({
             seq: e.seq,
@@ -424,13 +478,15 @@ export class ChainVerifier {
     }
     if (req) {
       if (req.fixed !== fixed) bad('lifecycle', `what was requested (${FIXED_FIELDS.join(', ')}) differs from the request's earlier events: the request was changed after it was made`);
-      const changed = LIFECYCLE_FIELDS.filter((f) => canonicalJson(req!.state[f]) !== canonicalJson(state[f]));
+      const changed = LIFECYCLE_FIELDS.filter((f) => canonicalJson(req!.state[f] ?? null) !== canonicalJson(state[f] ?? null));
       const mayChange = fieldsChangedBy(e.type);
       const forbidden = changed.filter((f) => !mayChange.has(f));
       // (one problem per event is enough when the type's own check already named it)
       if (forbidden.length > 0 && !reported) bad('lifecycle', `${forbidden.join(', ')} changed, which a ${e.type} event does not change: the request was changed outside its lifecycle`);
       const before = stateOf(req.state);
       const from = statesBefore(e.type);
+      const votesProblem = castProblem(e, req.state.votes ?? []);
+      if (votesProblem && !reported) bad('lifecycle', votesProblem);
       if (e.type === 'svid_issued' && req.state.svid_id !== null) bad('svid', `the request already had SVID ${req.state.svid_id}: one request gets one SVID`);
       else if (from && !from.has(before) && !reported) bad('lifecycle', `a ${e.type} event needs the request ${[...from].join(' or ')}, but it was ${before}`);
     } else if (DECISION_EVENTS.has(e.type) && this.inScope(e)) {
@@ -491,7 +547,29 @@ function pickLifecycle(e: AuditEvent): Pick<AuditSnapshot, LifecycleField> {
     svid_expires_at: e.svid_expires_at,
     revoked: e.revoked,
     revoked_at: e.revoked_at,
+    votes: e.votes,
   };
+}
+
+/** The event types that record one vote (the vote that decides is the decision's event). */
+const VOTE_EVENTS = new Set<AuditEvent['type']>(['voted', 'approved', 'denied']);
+
+/**
+ * Votes change only by one vote at a time, each recorded by its own voter's event: a vote
+ * event adds exactly one vote, cast by its actor; every other event leaves them as they were.
+ */
+function castProblem(e: AuditEvent, before: readonly CastVote[]): string | null {
+  const after = e.votes ?? [];
+  if (!VOTE_EVENTS.has(e.type) || e.votes === undefined) return null; // (other events: the changed-fields check)
+  const added = after.length - before.length;
+  if (added !== 1 || canonicalJson(after.slice(0, before.length)) !== canonicalJson(before)) return `a ${e.type} event must add exactly one vote to the ${before.length} before it`;
+  const cast = after.at(-1)!;
+  const actor = e.actor_type === 'operator' ? `operator:${e.actor_id}` : e.actor_id;
+  if (cast.voter !== actor) return `the vote it adds is ${cast.voter}'s, but the event was made by ${actor}`;
+  if (before.some((v) => v.voter === cast.voter)) return `${cast.voter} voted twice`;
+  if (e.type === 'approved' && cast.vote !== 'approve') return `the vote that approves it is a ${cast.vote}`;
+  if (e.type === 'denied' && cast.vote !== 'deny') return `the vote that denies it is an ${cast.vote}`;
+  return null;
 }
 
 /** The last moment anything may legitimately change the request: its SVID's end, or the longest a request may wait. */
