@@ -2,10 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { emailSubject, escapeHtml, renderConsentEmail, SUBJECT_MAX, truncate } from '../../lambdas/adapters/ses/template.ts';
 import { approversFor, parseApproverRouting } from '../../lambdas/adapters/ses/notifier.ts';
 import { HOSTILE, pendingRecord } from '../helpers/consent-fixtures.ts';
+import { LEGACY_QUORUM } from '../../lambdas/core/quorum.ts';
 
 const URL_ = 'https://consent.example.com/?request_id=';
 
 describe('consent email template', () => {
+  it('says how many approvals a quorum request needs, and by which rule; a one-approval request says nothing new', () => {
+    const quorum = { ...LEGACY_QUORUM, approvals: 2, separation_of_duties: true, policies: ['deploy-bot#deploy:*'] };
+    const r = pendingRecord({ quorum });
+    const mail = renderConsentEmail(r, URL_ + r.request_id);
+    expect(mail.text).toContain('Approvals:     0 of 2');
+    expect(mail.text).toContain("Why you:       By the policy for deploy-bot, deploy:*, this request needs 2 approvals from different people from approvers; one denial denies it; the agent's owner may not vote.");
+    expect(mail.html).toContain('0 of 2');
+    const single = pendingRecord();
+    expect(renderConsentEmail(single, URL_ + single.request_id).text).not.toContain('Approvals:');
+  });
+
   it('shows agent, action, every permission, justification, TTL, exact expiry and the link', () => {
     const r = pendingRecord();
     const mail = renderConsentEmail(r, URL_ + r.request_id);

@@ -3,7 +3,6 @@ import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
 import { compileTransition } from '../../lambdas/adapters/dynamodb/store.ts';
 import { ChainVerifier } from '../../lambdas/core/audit/verify.ts';
-import { isAckdError, type AckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseTrustDomain, type RequestId, type SvidId } from '../../lambdas/core/ids.ts';
 import {
   conditionOf,
@@ -24,6 +23,7 @@ import type { Logger } from '../../lambdas/core/ports.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { pendingRecord } from '../helpers/consent-fixtures.ts';
 import { ManualClock } from '../helpers/clock.ts';
+import { refusal as refusalOf } from '../helpers/refusal.ts';
 
 const T0 = new Date('2026-11-30T10:00:00.000Z');
 
@@ -160,15 +160,6 @@ const agent = parseAgentId('deploy-bot');
 const ask = (service: AuthorizationService, ttl = 10) =>
   service.requestAuthorization({ agent_id: agent, action: 'deploy v2', permissions: ['deploy:prod'], justification: 'release', ttl_minutes: ttl });
 
-async function refused(p: Promise<unknown>): Promise<AckdError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isAckdError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 function verifyChain(store: MemoryRequestStore) {
   const v = new ChainVerifier();
@@ -189,7 +180,7 @@ describe('the service on in-memory adapters', () => {
     expect(again).toMatchObject({ status: 'approved', svid_delivered: true });
     expect('svid' in again).toBe(false);
     const svidId = (first as unknown as { svid_id: SvidId }).svid_id;
-    expect((await refused(service.revoke(agent, request_id, 'ffff' as SvidId))).code).toBe('ERR_SVID_MISMATCH');
+    expect((await refusalOf(service.revoke(agent, request_id, 'ffff' as SvidId))).code).toBe('ERR_SVID_MISMATCH');
     const revoked = await service.revoke(agent, request_id, svidId);
     expect(await service.revoke(agent, request_id, svidId)).toEqual(revoked); // idempotent, no second event
     expect(await service.check(agent, request_id)).toMatchObject({ status: 'revoked' });
@@ -203,11 +194,11 @@ describe('the service on in-memory adapters', () => {
     const { store, service, clock } = await setup();
     const a = (await ask(service)).request_id;
     await service.decide(a, 'denied', 'sub-alice');
-    expect((await refused(service.decide(a, 'approved', 'sub-bob'))).code).toBe('ERR_ALREADY_DECIDED');
+    expect((await refusalOf(service.decide(a, 'approved', 'sub-bob'))).code).toBe('ERR_ALREADY_DECIDED');
     expect(await service.check(agent, a)).toEqual({ status: 'denied' });
     const b = (await ask(service, 1)).request_id;
     clock.advanceMinutes(2);
-    expect((await refused(service.decide(b, 'approved', 'sub-alice'))).code).toBe('ERR_EXPIRED');
+    expect((await refusalOf(service.decide(b, 'approved', 'sub-alice'))).code).toBe('ERR_EXPIRED');
     const types = store.chainEvents().filter((e) => e.request_id === b).map((e) => e.type);
     expect(types).toEqual(['requested', 'expired', 'refused']);
     expect((await store.get(b))!.decision).toBe('expired');
@@ -228,7 +219,7 @@ describe('the service on in-memory adapters', () => {
     const { store, service } = await setup();
     const { request_id } = await ask(service);
     store.tamper(request_id, { decision: 'approved', approver_identity: 'sub-mallory', decision_at: T0.toISOString(), svid_expires_at: new Date(T0.getTime() + 600_000).toISOString() });
-    expect((await refused(service.check(agent, request_id))).code).toBe('ERR_NOT_APPROVED');
+    expect((await refusalOf(service.check(agent, request_id))).code).toBe('ERR_NOT_APPROVED');
     expect(store.raw(request_id)!.issuing_claim).toBeUndefined(); // the claim was given back
     expect(store.chainEvents().at(-1)).toMatchObject({ type: 'refused', actor_type: 'system' });
   });
@@ -238,7 +229,7 @@ describe('the service on in-memory adapters', () => {
     const { request_id } = await ask(service);
     await service.decide(request_id, 'approved', 'sub-alice');
     store.tamper(request_id, { issuing_claim: 'someone-else', issuing_until: clock.now().getTime() + 30_000 });
-    expect((await refused(service.check(agent, request_id))).code).toBe('ERR_ISSUANCE_IN_PROGRESS');
+    expect((await refusalOf(service.check(agent, request_id))).code).toBe('ERR_ISSUANCE_IN_PROGRESS');
     clock.advance(30_000);
     expect(await service.check(agent, request_id)).toMatchObject({ status: 'approved', svid_delivered: false });
   });

@@ -4,7 +4,6 @@ import { renderDigestEmail } from '../../lambdas/adapters/ses/digest.ts';
 import { loadConfig } from '../../lambdas/config.ts';
 import { auditEvent, type AuditEvent } from '../../lambdas/core/audit/event.ts';
 import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
-import type { AckdError} from '../../lambdas/core/errors.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseTrustDomain, type AgentId, type RequestId, type SvidId } from '../../lambdas/core/ids.ts';
 import { DEFAULT_LIMITS, Limits, type DigestContent, type LimitsConfig, type RecipientNotifier } from '../../lambdas/core/limits.ts';
@@ -12,6 +11,7 @@ import type { Logger, SvidMinter } from '../../lambdas/core/ports.ts';
 import type { AuthorizationRecord } from '../../lambdas/core/request.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { ManualClock } from '../helpers/clock.ts';
+import { refusal } from '../helpers/refusal.ts';
 import { HOSTILE, pendingRecord } from '../helpers/consent-fixtures.ts';
 
 /** The in-memory RequestStore, with views of what it holds for the assertions. */
@@ -72,15 +72,6 @@ const agent = parseAgentId('demo-agent');
 const ask = (service: AuthorizationService, agentId: AgentId = agent, action = 'deploy') =>
   service.requestAuthorization({ agent_id: agentId, action, permissions: ['deploy:prod'], justification: 'release', ttl_minutes: 30 });
 
-async function refusal(p: Promise<unknown>): Promise<AckdError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isAckdError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('request limits (in-memory limit store)', () => {
   it('refuses the 31st request attempt of a minute with when to retry, and changes nothing', async () => {

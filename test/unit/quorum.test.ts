@@ -6,7 +6,7 @@ import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
 import { recordOwner } from '../../lambdas/core/agents.ts';
 import { approvalProblem, auditEvent, chainEvent, type AuditEvent } from '../../lambdas/core/audit/event.ts';
 import { ChainVerifier } from '../../lambdas/core/audit/verify.ts';
-import { isAckdError, type AckdError } from '../../lambdas/core/errors.ts';
+import type { AckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseTrustDomain } from '../../lambdas/core/ids.ts';
 import { PolicyService } from '../../lambdas/core/policy.ts';
 import type { Logger } from '../../lambdas/core/ports.ts';
@@ -14,6 +14,7 @@ import { quorumProblem } from '../../lambdas/core/quorum.ts';
 import { ChainPolicyAudit } from '../../lambdas/core/audit/policy-audit.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { ManualClock } from '../helpers/clock.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const agent = parseAgentId('deploy-bot');
@@ -33,15 +34,6 @@ async function setup(policy: Record<string, unknown>, owner: string | null = nul
   return { clock, store, service, id: request_id };
 }
 
-async function refused(p: Promise<unknown>): Promise<AckdError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isAckdError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 function verify(events: readonly AuditEvent[]) {
   const v = new ChainVerifier();
@@ -56,8 +48,8 @@ describe('quorum on the in-memory adapters', () => {
     const first = await service.decide(id, 'approved', 'sub-alice', 'alice@example.com');
     expect(first.decision).toBe('pending');
     expect(await service.check(agent, id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
-    expect((await refused(service.decide(id, 'approved', 'sub-alice', 'alice@example.com'))).code).toBe('ERR_ALREADY_VOTED');
-    expect((await refused(service.decide(id, 'denied', 'sub-alice', 'alice@example.com'))).code).toBe('ERR_ALREADY_VOTED');
+    expect((await refusal(service.decide(id, 'approved', 'sub-alice', 'alice@example.com'))).code).toBe('ERR_ALREADY_VOTED');
+    expect((await refusal(service.decide(id, 'denied', 'sub-alice', 'alice@example.com'))).code).toBe('ERR_ALREADY_VOTED');
     const second = await service.decide(id, 'approved', 'sub-bob', 'bob@example.com');
     expect(second).toMatchObject({ decision: 'approved', approver_identity: 'sub-bob' });
     expect(second.votes!.map((v) => [v.voter, v.vote])).toEqual([
@@ -74,7 +66,7 @@ describe('quorum on the in-memory adapters', () => {
 
   it("separation of duties: the agent's owner cannot vote on its requests; others can", async () => {
     const { store, service, id } = await setup({ separation_of_duties: true }, 'Owner@Example.com');
-    const e = await refused(service.decide(id, 'approved', 'sub-owner', 'owner@example.com'));
+    const e = await refusal(service.decide(id, 'approved', 'sub-owner', 'owner@example.com'));
     expect(e.code).toBe('ERR_FORBIDDEN');
     expect(e.message).toMatch(/separation of duties/);
     expect((await store.get(id))!.decision).toBe('pending');
@@ -84,8 +76,8 @@ describe('quorum on the in-memory adapters', () => {
 
   it('approver groups and operator decisions decide who may vote', async () => {
     const { service, id } = await setup({ approvers: ['sre'], operator_decisions: false });
-    expect((await refused(service.decide(id, 'approved', 'sub-dev', 'dev@example.com', { groups: ['approvers', 'dev'] }))).message).toMatch(/"sre"/);
-    expect((await refused(service.decide(id, 'approved', 'operator:root'))).message).toMatch(/operator decisions/);
+    expect((await refusal(service.decide(id, 'approved', 'sub-dev', 'dev@example.com', { groups: ['approvers', 'dev'] }))).message).toMatch(/"sre"/);
+    expect((await refusal(service.decide(id, 'approved', 'operator:root'))).message).toMatch(/operator decisions/);
     expect((await service.decide(id, 'approved', 'sub-sre', 'sre@example.com', { groups: ['approvers', 'sre'] })).decision).toBe('approved');
   });
 
@@ -119,7 +111,7 @@ describe('quorum on the in-memory adapters', () => {
     const now = clock.now().toISOString();
     // A table writer marks it approved with one vote.
     store.tamper(id, { decision: 'approved', approver_identity: 'sub-alice', decision_at: now, svid_expires_at: new Date(Date.parse(now) + 600_000).toISOString() });
-    expect((await refused(service.check(agent, id))).code).toBe('ERR_NOT_APPROVED');
+    expect((await refusal(service.check(agent, id))).code).toBe('ERR_NOT_APPROVED');
     // And an approved event forged with a recomputed hash still names only one approval.
     const rec = (await store.get(id))!;
     const last = store.chainEvents().at(-1)!;

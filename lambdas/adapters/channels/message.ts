@@ -1,23 +1,12 @@
 import { AckdError } from '../../core/errors.ts';
-import type { AuthorizationRecord } from '../../core/request.ts';
+import type { RouteMessage } from '../../core/ports.ts';
 
 /**
  * What every notification channel renders: one request, the link to review it, and why these
- * recipients are being asked. The channels (email, signed webhook, Slack) differ only in how they
- * render and deliver it; which route is asked, and when, is the core's decision.
+ * recipients are being asked (the core's RouteMessage). The channels (email, signed webhook, Slack)
+ * differ only in how they render and deliver it; which route is asked, and when, is the core's decision.
  */
-export interface ApprovalMessage {
-  readonly record: AuthorizationRecord;
-  /** The review link (the consent UI for this request). */
-  readonly consentUrl: string;
-  /** Quorum progress while pending; null when one approval decides. */
-  readonly approvals: { readonly have: number; readonly need: number; readonly voters: readonly string[] } | null;
-  /** Why these recipients were asked, shown to them: e.g. "route oncall: nobody decided within 50% of the wait". */
-  readonly reason: string;
-  /** The route name. */
-  readonly route: string;
-  readonly escalation: boolean;
-}
+export type ApprovalMessage = RouteMessage;
 
 export type ChannelKind = 'email' | 'webhook' | 'slack';
 

@@ -1,3 +1,4 @@
+import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../../core/quorum.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
 import { visible } from '../../core/visible.ts';
 
@@ -58,6 +59,10 @@ export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): 
   const href = url.toString();
   const expiresHuman = humanUtc(r.expires_at);
   const requestedHuman = humanUtc(r.requested_at);
+  // A request that needs more than one person says so, and by which rule.
+  const quorum = r.quorum ?? LEGACY_QUORUM;
+  const approvals = approvalsOf(r);
+  const why = describeQuorum(quorum);
 
   const text = [
     `An agent is asking for your approval.`,
@@ -73,6 +78,7 @@ export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): 
     `Time to live:  ${r.ttl_minutes} minute${r.ttl_minutes === 1 ? '' : 's'}`,
     `Expires:       ${expiresHuman} (${r.expires_at})`,
     `Request ID:    ${r.request_id}`,
+    ...(quorum.approvals > 1 ? [`Approvals:     ${approvals.have} of ${approvals.need}`, `Why you:       ${oneLine(why)}`] : []),
     ``,
     `Review and approve or deny:`,
     href,
@@ -98,6 +104,8 @@ ${row('Requested', `${e(requestedHuman)}<br><small>${e(r.requested_at)}</small>`
 ${row('Time to live', `${r.ttl_minutes} minute${r.ttl_minutes === 1 ? '' : 's'}`)}
 ${row('Expires', `${e(expiresHuman)}<br><small>${e(r.expires_at)}</small>`)}
 ${row('Request ID', `<code>${e(r.request_id)}</code>`)}
+${quorum.approvals > 1 ? `${row('Approvals', `${approvals.have} of ${approvals.need}`)}
+${row('Why you', e(why))}` : ''}
 </table>
 <p style="margin:20px 0"><a href="${e(href)}" style="display:inline-block;background:#1f5fd1;color:#fff;text-decoration:none;padding:12px 20px;border-radius:6px;font-weight:600">Review request</a></p>
 <p style="font-size:13px;color:#555">Or open: <span style="word-break:break-all">${e(href)}</span></p>

@@ -211,22 +211,30 @@ export function chainPolicyEvent(
   prev: { seq: number; hash: string; logged_at: string | null },
   now: Date,
 ): PolicyEvent {
-  const nowIso = now.toISOString();
   const body: Omit<PolicyEvent, 'hash'> = {
-    v: 1,
-    seq: prev.seq + 1,
-    event_id: pending.event_id,
+    ...chainFields(pending, prev, now),
     type: pending.type,
-    at: pending.at,
-    logged_at: prev.logged_at !== null && prev.logged_at > nowIso ? prev.logged_at : nowIso,
-    actor_type: pending.actor_type,
-    actor_id: pending.actor_id,
-    reason: pending.reason,
     policy: change.policy,
     previous: change.previous,
     prev_hash: prev.hash,
   };
   return { ...body, hash: eventHash(body) };
+}
+
+/** The fields every event of the chain has, for `pending` linked after `prev` at `now`. */
+function chainFields(pending: PendingEvent, prev: { seq: number; logged_at: string | null }, now: Date) {
+  const nowIso = now.toISOString();
+  return {
+    v: 1 as const,
+    seq: prev.seq + 1,
+    event_id: pending.event_id,
+    at: pending.at,
+    // Never before the previous event's, so a time window is always a contiguous run of the chain.
+    logged_at: prev.logged_at !== null && prev.logged_at > nowIso ? prev.logged_at : nowIso,
+    actor_type: pending.actor_type,
+    actor_id: pending.actor_id,
+    reason: pending.reason,
+  };
 }
 
 /** Links a pending event into the chain after `prev`. Pure. */
@@ -236,19 +244,10 @@ export function chainEvent(
   prev: { seq: number; hash: string; logged_at: string | null },
   now: Date,
 ): AuditEvent {
-  const nowIso = now.toISOString();
   const body: Omit<AuditEvent, 'hash'> = {
-    v: 1,
-    seq: prev.seq + 1,
-    event_id: pending.event_id,
+    ...chainFields(pending, prev, now),
     // (a request's state change: PendingEvents of policies are linked by chainPolicyEvent)
     type: pending.type as AuditEventType,
-    at: pending.at,
-    // Never before the previous event's, so a time window is always a contiguous run of the chain.
-    logged_at: prev.logged_at !== null && prev.logged_at > nowIso ? prev.logged_at : nowIso,
-    actor_type: pending.actor_type,
-    actor_id: pending.actor_id,
-    reason: pending.reason,
     ...snapshotOf(snapshot),
     prev_hash: prev.hash,
   };
