@@ -59,6 +59,8 @@ export interface Applied {
   readonly record: AuthorizationRecord;
   /** Where the item points in the audit chain for its decision (approved, denied or expired). */
   readonly decisionSeq: number | null;
+  /** Where it points in the audit chain for its `requested` event (what was asked, under which quorum). */
+  readonly requestedSeq: number | null;
   /** False when the call was already done and nothing was written. */
   readonly changed: boolean;
 }

@@ -886,7 +886,14 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     await store.apply(
       'approve',
       req.request_id as never,
-      { now: now.toISOString(), approver: 'sub-alice', email: 'alice@acme-corp.io', svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString() },
+      {
+        now: now.toISOString(),
+        approver: 'sub-alice',
+        email: 'alice@acme-corp.io',
+        svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString(),
+        vote: { voter: 'sub-alice', email: 'alice@acme-corp.io', vote: 'approve', at: now.toISOString(), groups: [] },
+        seen: 0,
+      },
       auditEvent('approved', { type: 'approver', id: 'sub-alice' }, now),
     );
     await store.linkAudit(req.request_id as never);

@@ -65,7 +65,8 @@ beforeAll(async () => {
         at(0),
       ),
     );
-    const approved = { ...snap, decision: 'approved', approver_identity: `sub-${i % 7}`, decision_at: at(2).toISOString(), svid_expires_at: at(10_000).toISOString() } as AuditSnapshot;
+    const vote = { voter: `sub-${i % 7}`, email: null, vote: 'approve' as const, at: at(2).toISOString(), groups: [] };
+    const approved = { ...snap, decision: 'approved', approver_identity: `sub-${i % 7}`, decision_at: at(2).toISOString(), svid_expires_at: at(10_000).toISOString(), votes: [vote] } as AuditSnapshot;
     const steps: [Parameters<typeof auditEvent>, AuditSnapshot][] = [
       [['requested', { type: 'agent', id: snap.agent_id }, at(0)], snap],
       [['email_sent', { type: 'system', id: 'ackd' }, at(1)], snap],

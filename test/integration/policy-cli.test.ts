@@ -208,11 +208,11 @@ describe('DynamoPolicyStore on the table', () => {
     expect(await s.get('deployer', null)).toMatchObject({ route: 'sre', escalate_to: 'oncall', escalate_after: 10 });
   });
 
-  it('the stack’s deps carry the policy service, agents, and a log-line policy audit until the audit chain takes over', async () => {
-    const before = stack.logs.lines.length;
+  it('the stack’s deps carry the policy service, agents, and record each policy change in the audit chain', async () => {
     await stack.deps.policies.set({ agent: 'deps-agent', approvals: 2 }, { type: 'operator', id: 'wiring' });
-    const line = stack.logs.lines.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'policy changed');
-    expect(line).toMatchObject({ level: 'info', action: 'set', policy_key: 'deps-agent#', actor_type: 'operator', actor_id: 'wiring', previous: null });
+    const head = await stack.deps.store.audit.head();
+    const last = (await stack.deps.store.audit.event(head.seq)) as unknown as Record<string, unknown>;
+    expect(last).toMatchObject({ type: 'policy_set', actor_type: 'operator', actor_id: 'wiring', policy: { agent: 'deps-agent', approvals: 2 }, previous: null });
     expect((await stack.deps.policies.resolve(parseAgentId('deps-agent'), ['any:thing'])).policy.approvals).toBe(2);
     await stack.deps.policies.remove('deps-agent', null, { type: 'operator', id: 'wiring' });
   });

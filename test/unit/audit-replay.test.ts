@@ -135,19 +135,21 @@ describe('per-request replay in the audit verifier', () => {
 describe('approvalProblem: issuance needs the chain\'s approval of the request as it stands', () => {
   const r = base(1);
   const a = approved(r, 102);
-  const [, approvedEvent, , deniedEvent] = chain([['requested', AGENT, r], ['approved', ALICE, a], ['requested', AGENT, base(2)], ['denied', ALICE, denied(base(2), 103)]]);
+  const [requestedEvent, approvedEvent, , deniedEvent] = chain([['requested', AGENT, r], ['approved', ALICE, a], ['requested', AGENT, base(2)], ['denied', ALICE, denied(base(2), 103)]]);
 
   it('accepts the intact approval of the same request', () => {
-    expect(approvalProblem(a, approvedEvent)).toBeNull();
+    expect(approvalProblem(a, approvedEvent, requestedEvent)).toBeNull();
   });
 
   it('refuses no event, another decision, a changed event or a changed item', () => {
-    expect(approvalProblem(a, undefined)).toContain('records no decision');
-    expect(approvalProblem(a, deniedEvent)).toContain('not approved');
+    expect(approvalProblem(a, undefined, requestedEvent)).toContain('records no decision');
+    expect(approvalProblem(a, deniedEvent, requestedEvent)).toContain('not approved');
     expect(approvalProblem(a, { ...approvedEvent!, approver_identity: 'operator:forged' })).toContain('does not match its hash');
-    expect(approvalProblem({ ...a, approver_identity: 'operator:forged' }, approvedEvent)).toContain('approver_identity differs');
-    expect(approvalProblem({ ...a, svid_expires_at: at(99_999).toISOString() }, approvedEvent)).toContain('svid_expires_at differs');
-    expect(approvalProblem({ ...a, permissions: ['*'] }, approvedEvent)).toContain('permissions differs');
-    expect(approvalProblem({ ...a, request_id: base(2).request_id }, approvedEvent)).toContain('request_id differs');
+    expect(approvalProblem({ ...a, approver_identity: 'operator:forged' }, approvedEvent, requestedEvent)).toContain('approver_identity differs');
+    expect(approvalProblem({ ...a, svid_expires_at: at(99_999).toISOString() }, approvedEvent, requestedEvent)).toContain('svid_expires_at differs');
+    expect(approvalProblem({ ...a, permissions: ['*'] }, approvedEvent, requestedEvent)).toContain('permissions differs');
+    expect(approvalProblem({ ...a, request_id: base(2).request_id }, approvedEvent, requestedEvent)).toContain('request_id differs');
+    expect(approvalProblem(a, approvedEvent)).toContain('no request event');
+    expect(approvalProblem(a, approvedEvent, approvedEvent)).toContain('no request event');
   });
 });

@@ -116,7 +116,7 @@ describe('quorum on the in-memory adapters', () => {
     const rec = (await store.get(id))!;
     const last = store.chainEvents().at(-1)!;
     const forged = chainEvent(auditEvent('approved', { type: 'approver', id: 'sub-alice' }, clock.now()), rec, last, clock.now());
-    expect(approvalProblem(rec, forged)).toMatch(/1 of the 2 approvals/);
+    expect(approvalProblem(rec, forged, store.chainEvents()[0])).toMatch(/1 of the 2 approvals/);
     expect(quorumProblem(rec)).toMatch(/1 of the 2/);
     const report = verify([...store.chainEvents(), forged]);
     expect(report.ok).toBe(false);
@@ -138,6 +138,16 @@ describe('quorum on the in-memory adapters', () => {
     const rewritten = { ...chain[1], policy: { ...(chain[1]!.policy as object), approvals: 1 } } as unknown as AuditEvent;
     const report = verify([store.chainEvents()[0]!, rewritten, store.chainEvents()[2]!]);
     expect(report.problems.map((p) => p.kind)).toContain('hash');
+  });
+
+  it('a quorum lowered in the table gets no SVID: the rule must be the one the request was made with', async () => {
+    const { store, service, id } = await setup({ approvals: 2 });
+    store.tamper(id, { quorum: { ...(await store.get(id))!.quorum!, approvals: 1 } });
+    expect((await service.decide(id, 'approved', 'sub-mallory')).decision).toBe('approved'); // the item alone says one is enough
+    const e = await refusal(service.check(agent, id));
+    expect(e.code).toBe('ERR_NOT_APPROVED');
+    expect(store.chainEvents().at(-1)!.reason).toMatch(/quorum differs from its request/);
+    expect(verify(store.chainEvents()).problems.map((p) => p.message).join('\n')).toMatch(/differs from the request's earlier events/);
   });
 
   it('the verifier refuses votes that no voter cast: one added by someone else, two at once, or one removed', async () => {

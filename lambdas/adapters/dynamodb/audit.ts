@@ -33,7 +33,7 @@ import { TABLE } from './schema.ts';
 export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head' } as const;
 export const OUTBOX = 'outbox';
 /** Attributes of a request item that point at its events in the chain (set when an event is linked). */
-export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq' } as const;
+export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq' } as const;
 const CHECKPOINTS = 'checkpoints';
 const REQ = 'req#';
 
@@ -190,12 +190,13 @@ export class DynamoAuditLog implements AuditLog {
   private async clearPending(requestId: RequestId, event: AuditEvent): Promise<void> {
     const ix = TABLE.auditLog;
     const decides = DECISION_EVENTS.has(event.type);
+    const first = event.type === 'requested';
     await applied(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: REQ + requestId },
-          UpdateExpression: `SET ${ITEM_POINTERS.latest} = :seq${decides ? `, ${ITEM_POINTERS.decision} = :seq` : ''} REMOVE audit_pending, #part, #key`,
+          UpdateExpression: `SET ${ITEM_POINTERS.latest} = :seq${decides ? `, ${ITEM_POINTERS.decision} = :seq` : ''}${first ? `, ${ITEM_POINTERS.requested} = :seq` : ''} REMOVE audit_pending, #part, #key`,
           ConditionExpression: 'audit_pending.event_id = :id',
           ExpressionAttributeNames: { '#part': ix.partitionKey, '#key': ix.sortKey },
           ExpressionAttributeValues: { ':id': event.event_id, ':seq': event.seq },

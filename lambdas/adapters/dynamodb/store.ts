@@ -36,6 +36,7 @@ const INTERNAL = new Set([
   'escalated_at',
   ITEM_POINTERS.latest,
   ITEM_POINTERS.decision,
+  ITEM_POINTERS.requested,
   TABLE.auditLog.partitionKey,
   TABLE.auditLog.sortKey,
 ]);
@@ -47,8 +48,8 @@ function toRecord(item: Record<string, unknown>): AuthorizationRecord {
 }
 
 function applied(item: Record<string, unknown>, changed: boolean): Applied {
-  const decisionSeq = item[ITEM_POINTERS.decision];
-  return { record: toRecord(item), decisionSeq: typeof decisionSeq === 'number' ? decisionSeq : null, changed };
+  const seq = (k: string) => (typeof item[k] === 'number' ? item[k] : null);
+  return { record: toRecord(item), decisionSeq: seq(ITEM_POINTERS.decision), requestedSeq: seq(ITEM_POINTERS.requested), changed };
 }
 
 type Update = Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>;

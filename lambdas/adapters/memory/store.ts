@@ -11,6 +11,7 @@ interface Stored {
   /** seq of the request's latest event, and of the event that decided it. */
   latestSeq: number | null;
   decisionSeq: number | null;
+  requestedSeq: number | null;
 }
 
 /**
@@ -29,7 +30,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
 
   create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     if (this.items.has(record.request_id)) return Promise.reject(new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`));
-    const stored: Stored = { item: { ...record, permissions: [...record.permissions] }, latestSeq: null, decisionSeq: null };
+    const stored: Stored = { item: { ...record, permissions: [...record.permissions] }, latestSeq: null, decisionSeq: null, requestedSeq: null };
     this.items.set(record.request_id, stored);
     this.link(stored, event);
     return Promise.resolve();
@@ -55,7 +56,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
   }
 
   private applied(s: Stored, changed: boolean): Applied {
-    return { record: recordOf(s.item), decisionSeq: s.decisionSeq, changed };
+    return { record: recordOf(s.item), decisionSeq: s.decisionSeq, requestedSeq: s.requestedSeq, changed };
   }
 
   private link(s: Stored, event: PendingEvent): void {
@@ -65,6 +66,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     this.chain.push(eventFields(linked as unknown as Record<string, unknown>));
     s.latestSeq = linked.seq;
     if (DECISION_EVENTS.has(event.type)) s.decisionSeq = linked.seq;
+    if (event.type === 'requested') s.requestedSeq = linked.seq;
   }
 
   linkAudit(): Promise<void> {

@@ -308,12 +308,20 @@ const APPROVAL_FIELDS = [
  * A record changed in the table (a denial flipped to an approval, another approver, a longer
  * lifetime, other permissions) has no such event.
  */
-export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undefined): string | null {
+export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undefined, requested?: AuditEvent): string | null {
   if (!event) return 'the audit log records no decision for it';
   if (event.type !== 'approved') return `the audit log records it as ${event.type} (event ${event.seq}), not approved`;
   if (eventHash(event) !== event.hash) return `its approval (event ${event.seq}) does not match its hash`;
   const changed = differingFields(record, event, APPROVAL_FIELDS);
   if (changed.length > 0) return `its ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from the approval recorded in event ${event.seq}`;
+  // The rule it is decided under is the one it was made with: a quorum lowered on the item (and so
+  // in its approval) differs from the request's own event.
+  if (record.quorum !== undefined) {
+    if (!requested || requested.type !== 'requested' || requested.request_id !== record.request_id) return 'the audit log holds no request event for it';
+    if (eventHash(requested) !== requested.hash) return `its request (event ${requested.seq}) does not match its hash`;
+    const moved = differingFields(record, requested, ['agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum']);
+    if (moved.length > 0) return `its ${moved.join(', ')} differ${moved.length === 1 ? 's' : ''} from its request (event ${requested.seq})`;
+  }
   const quorum = quorumProblem(event);
   if (quorum) return `its approval (event ${event.seq}) does not meet its quorum: ${quorum}`;
   return null;
