@@ -386,6 +386,11 @@ export const DECISION_EVENTS: ReadonlySet<string> = new Set<string>(
   Object.values(TRANSITIONS as Record<string, Transition>).flatMap((t) => (t.updates.some((u) => 'set' in u && u.set === 'decision') ? t.events : [])),
 );
 
+/** The events that record one human's vote: those of the rows that add to the votes (the item lists their seqs as `vote_seqs`). */
+export const VOTE_EVENTS: ReadonlySet<string> = new Set<string>(
+  Object.values(TRANSITIONS as Record<string, Transition>).flatMap((t) => (t.updates.some((u) => 'append' in u && u.append === 'votes') ? t.events : [])),
+);
+
 /** The states an event of `type` may follow; undefined for `requested` (the first event). */
 export function statesBefore(type: AuditEventType): ReadonlySet<State> | undefined {
   const ts = transitionsRecording(type);

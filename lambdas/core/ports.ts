@@ -61,6 +61,8 @@ export interface Applied {
   readonly decisionSeq: number | null;
   /** Where it points in the audit chain for its `requested` event (what was asked, under which quorum). */
   readonly requestedSeq: number | null;
+  /** Where it points in the audit chain for each vote cast on it, in order. */
+  readonly voteSeqs: readonly number[];
   /** False when the call was already done and nothing was written. */
   readonly changed: boolean;
 }

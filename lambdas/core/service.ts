@@ -285,9 +285,10 @@ export class AuthorizationService {
     let claimed: AuthorizationRecord;
     let decisionSeq: number | null;
     let requestedSeq: number | null;
+    let voteSeqs: readonly number[];
     try {
       const until = now.getTime() + (this.config.issuanceLeaseMs ?? 30_000);
-      ({ record: claimed, decisionSeq, requestedSeq } = await this.deps.store.apply('claimIssuance', r.request_id, { now: now.toISOString(), nowMs: now.getTime(), claim, until }));
+      ({ record: claimed, decisionSeq, requestedSeq, voteSeqs } = await this.deps.store.apply('claimIssuance', r.request_id, { now: now.toISOString(), nowMs: now.getTime(), claim, until }));
     } catch (e) {
       // Another check delivered the SVID between our read and our claim: report it as delivered.
       if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
@@ -303,12 +304,9 @@ export class AuthorizationService {
       // The item alone proves nothing (anyone who can write the table can write "approved"): the
       // approval must be the chain's, of this request exactly as it stands. The caller's key is
       // checked again meanwhile.
-      const [approval, requested] = await Promise.all([
-        decisionSeq === null ? undefined : this.deps.store.auditEvent(decisionSeq),
-        requestedSeq === null ? undefined : this.deps.store.auditEvent(requestedSeq),
-        opts.reauthorize?.(),
-      ]);
-      const problem = approvalProblem(claimed, approval, requested);
+      const event = (seq: number | null) => (seq === null ? undefined : this.deps.store.auditEvent(seq));
+      const [approval, requested, votes] = await Promise.all([event(decisionSeq), event(requestedSeq), Promise.all(voteSeqs.map(event)), opts.reauthorize?.()]);
+      const problem = approvalProblem(claimed, approval, requested, votes);
       if (problem) {
         this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem });
         await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ${problem}`);

@@ -8,7 +8,7 @@ import { recordOwner } from '../../lambdas/core/agents.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseRequestId, type RequestId } from '../../lambdas/core/ids.ts';
 import type { AuditEvent } from '../../lambdas/core/audit/event.ts';
-import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { errorText, startTestStack, structured, writeItemFields, type TestStack } from '../helpers/local-stack.ts';
 
 /** A webhook receiver on 127.0.0.1 that verifies every delivery's signature, as a real receiver would. */
 interface Receiver {
@@ -187,5 +187,24 @@ describe('quorum on the real stack', () => {
     expect(changes.at(-2)).toMatchObject({ type: 'policy_set', policy: { approvals: 3 }, previous: { approvals: 5 } });
     const report = await stack.deps.audit.verifyLive({}, {});
     expect(report.problems).toEqual([]);
+  });
+  it('a table writer cannot vote: a vote planted on the item, or a quorum lowered on it, gets no SVID', async () => {
+    await policy({ approvals: 2, route: null });
+    const planted = await ask();
+    const at = stack.clock.now().toISOString();
+    await writeItemFields(stack, `req#${planted}`, { votes: [{ voter: 'sub-ghost', email: null, vote: 'approve', at, groups: [] }], voters: ['sub-ghost'] });
+    expect((await stack.deps.service.decide(planted, 'approved', 'sub-frank', 'frank@example.com')).decision).toBe('approved');
+    expect(errorText(await mcp.callTool({ name: 'check_authorization', arguments: { request_id: planted } }))).toMatch(/^ERR_NOT_APPROVED/);
+
+    const lowered = await ask();
+    const quorum = (await stack.deps.store.get(lowered))!.quorum!;
+    await writeItemFields(stack, `req#${lowered}`, { quorum: { ...quorum, approvals: 1 } });
+    expect((await stack.deps.service.decide(lowered, 'approved', 'sub-frank', 'frank@example.com')).decision).toBe('approved');
+    expect(errorText(await mcp.callTool({ name: 'check_authorization', arguments: { request_id: lowered } }))).toMatch(/^ERR_NOT_APPROVED/);
+    const reasons = [...(await eventsOf(planted)), ...(await eventsOf(lowered))].filter((e) => e.type === 'refused').map((e) => e.reason);
+    expect(reasons.join('\n')).toMatch(/vote events/);
+    expect(reasons.join('\n')).toMatch(/quorum differs from its request/);
+    const report = await stack.deps.audit.verifyLive({}, {});
+    expect(report.ok).toBe(false); // and the log says what was done
   });
 });

@@ -138,7 +138,9 @@ describe('approvalProblem: issuance needs the chain\'s approval of the request a
   const [requestedEvent, approvedEvent, , deniedEvent] = chain([['requested', AGENT, r], ['approved', ALICE, a], ['requested', AGENT, base(2)], ['denied', ALICE, denied(base(2), 103)]]);
 
   it('accepts the intact approval of the same request', () => {
-    expect(approvalProblem(a, approvedEvent, requestedEvent)).toBeNull();
+    expect(approvalProblem(a, approvedEvent, requestedEvent, [approvedEvent])).toBeNull();
+    expect(approvalProblem(a, approvedEvent, requestedEvent, [])).toContain('1 votes, but the audit log holds 0 vote events');
+    expect(approvalProblem(a, approvedEvent, requestedEvent, [requestedEvent])).toContain('not recorded in an intact vote event');
   });
 
   it('refuses no event, another decision, a changed event or a changed item', () => {

@@ -150,6 +150,16 @@ describe('quorum on the in-memory adapters', () => {
     expect(verify(store.chainEvents()).problems.map((p) => p.message).join('\n')).toMatch(/differs from the request's earlier events/);
   });
 
+  it('votes written onto the item without their events do not count: no SVID', async () => {
+    const { store, service, id, clock } = await setup({ approvals: 2 });
+    const at = clock.now().toISOString();
+    store.tamper(id, { votes: [{ voter: 'sub-ghost', email: null, vote: 'approve', at, groups: [] }] });
+    expect((await service.decide(id, 'approved', 'sub-alice')).decision).toBe('approved');
+    const e = await refusal(service.check(agent, id));
+    expect(e.code).toBe('ERR_NOT_APPROVED');
+    expect(store.chainEvents().at(-1)!.reason).toMatch(/counts 2 votes, but the audit log holds 1 vote events/);
+  });
+
   it('the verifier refuses votes that no voter cast: one added by someone else, two at once, or one removed', async () => {
     const { store, service, id, clock } = await setup({ approvals: 3 });
     await service.decide(id, 'approved', 'sub-alice');

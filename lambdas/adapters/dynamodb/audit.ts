@@ -2,7 +2,7 @@ import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocum
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
-import { DECISION_EVENTS } from '../../core/lifecycle.ts';
+import { DECISION_EVENTS, VOTE_EVENTS } from '../../core/lifecycle.ts';
 import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
@@ -33,7 +33,7 @@ import { TABLE } from './schema.ts';
 export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head' } as const;
 export const OUTBOX = 'outbox';
 /** Attributes of a request item that point at its events in the chain (set when an event is linked). */
-export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq' } as const;
+export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq', votes: 'vote_seqs' } as const;
 const CHECKPOINTS = 'checkpoints';
 const REQ = 'req#';
 
@@ -191,15 +191,16 @@ export class DynamoAuditLog implements AuditLog {
     const ix = TABLE.auditLog;
     const decides = DECISION_EVENTS.has(event.type);
     const first = event.type === 'requested';
+    const vote = VOTE_EVENTS.has(event.type);
     await applied(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: REQ + requestId },
-          UpdateExpression: `SET ${ITEM_POINTERS.latest} = :seq${decides ? `, ${ITEM_POINTERS.decision} = :seq` : ''}${first ? `, ${ITEM_POINTERS.requested} = :seq` : ''} REMOVE audit_pending, #part, #key`,
+          UpdateExpression: `SET ${ITEM_POINTERS.latest} = :seq${decides ? `, ${ITEM_POINTERS.decision} = :seq` : ''}${first ? `, ${ITEM_POINTERS.requested} = :seq` : ''}${vote ? `, ${ITEM_POINTERS.votes} = list_append(if_not_exists(${ITEM_POINTERS.votes}, :none), :seqs)` : ''} REMOVE audit_pending, #part, #key`,
           ConditionExpression: 'audit_pending.event_id = :id',
           ExpressionAttributeNames: { '#part': ix.partitionKey, '#key': ix.sortKey },
-          ExpressionAttributeValues: { ':id': event.event_id, ':seq': event.seq },
+          ExpressionAttributeValues: { ':id': event.event_id, ':seq': event.seq, ...(vote ? { ':none': [], ':seqs': [event.seq] } : {}) },
         }),
       ),
     );

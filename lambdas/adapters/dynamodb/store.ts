@@ -37,6 +37,7 @@ const INTERNAL = new Set([
   ITEM_POINTERS.latest,
   ITEM_POINTERS.decision,
   ITEM_POINTERS.requested,
+  ITEM_POINTERS.votes,
   TABLE.auditLog.partitionKey,
   TABLE.auditLog.sortKey,
 ]);
@@ -49,7 +50,9 @@ function toRecord(item: Record<string, unknown>): AuthorizationRecord {
 
 function applied(item: Record<string, unknown>, changed: boolean): Applied {
   const seq = (k: string) => (typeof item[k] === 'number' ? item[k] : null);
-  return { record: toRecord(item), decisionSeq: seq(ITEM_POINTERS.decision), requestedSeq: seq(ITEM_POINTERS.requested), changed };
+  const votes = item[ITEM_POINTERS.votes];
+  const voteSeqs = Array.isArray(votes) ? votes.filter((v): v is number => typeof v === 'number') : [];
+  return { record: toRecord(item), decisionSeq: seq(ITEM_POINTERS.decision), requestedSeq: seq(ITEM_POINTERS.requested), voteSeqs, changed };
 }
 
 type Update = Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>;

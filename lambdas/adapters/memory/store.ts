@@ -4,7 +4,7 @@ import type { ApiKeyEntry, ApiKeyStore, Applied, Clock, RequestStore } from '../
 import type { AuthorizationRecord } from '../../core/request.ts';
 import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
-import { applyUpdates, conditionOf, DECISION_EVENTS, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
+import { applyUpdates, conditionOf, DECISION_EVENTS, VOTE_EVENTS, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 
 interface Stored {
   item: StoredItem;
@@ -12,6 +12,7 @@ interface Stored {
   latestSeq: number | null;
   decisionSeq: number | null;
   requestedSeq: number | null;
+  voteSeqs: number[];
 }
 
 /**
@@ -30,7 +31,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
 
   create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     if (this.items.has(record.request_id)) return Promise.reject(new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`));
-    const stored: Stored = { item: { ...record, permissions: [...record.permissions] }, latestSeq: null, decisionSeq: null, requestedSeq: null };
+    const stored: Stored = { item: { ...record, permissions: [...record.permissions] }, latestSeq: null, decisionSeq: null, requestedSeq: null, voteSeqs: [] };
     this.items.set(record.request_id, stored);
     this.link(stored, event);
     return Promise.resolve();
@@ -56,7 +57,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
   }
 
   private applied(s: Stored, changed: boolean): Applied {
-    return { record: recordOf(s.item), decisionSeq: s.decisionSeq, requestedSeq: s.requestedSeq, changed };
+    return { record: recordOf(s.item), decisionSeq: s.decisionSeq, requestedSeq: s.requestedSeq, voteSeqs: [...s.voteSeqs], changed };
   }
 
   private link(s: Stored, event: PendingEvent): void {
@@ -67,6 +68,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     s.latestSeq = linked.seq;
     if (DECISION_EVENTS.has(event.type)) s.decisionSeq = linked.seq;
     if (event.type === 'requested') s.requestedSeq = linked.seq;
+    if (VOTE_EVENTS.has(event.type)) s.voteSeqs.push(linked.seq);
   }
 
   linkAudit(): Promise<void> {

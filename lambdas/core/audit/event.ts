@@ -308,7 +308,7 @@ const APPROVAL_FIELDS = [
  * A record changed in the table (a denial flipped to an approval, another approver, a longer
  * lifetime, other permissions) has no such event.
  */
-export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undefined, requested?: AuditEvent): string | null {
+export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undefined, requested?: AuditEvent, voteEvents?: readonly (AuditEvent | undefined)[]): string | null {
   if (!event) return 'the audit log records no decision for it';
   if (event.type !== 'approved') return `the audit log records it as ${event.type} (event ${event.seq}), not approved`;
   if (eventHash(event) !== event.hash) return `its approval (event ${event.seq}) does not match its hash`;
@@ -324,5 +324,25 @@ export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undef
   }
   const quorum = quorumProblem(event);
   if (quorum) return `its approval (event ${event.seq}) does not meet its quorum: ${quorum}`;
+  if (record.quorum !== undefined) return castVotesProblem(event, voteEvents ?? []);
+  return null;
+}
+
+/**
+ * Whether every vote the approval counts was cast in an event of its own: the i-th vote event
+ * (the item's `vote_seqs`, the approval last) is an intact event of this request by that voter,
+ * recording exactly the votes up to and including it. Votes written onto the item without their
+ * events are not votes.
+ */
+function castVotesProblem(approval: AuditEvent, voteEvents: readonly (AuditEvent | undefined)[]): string | null {
+  const votes = approval.votes ?? [];
+  if (voteEvents.length !== votes.length) return `its approval counts ${votes.length} votes, but the audit log holds ${voteEvents.length} vote events for it`;
+  for (const [i, e] of voteEvents.entries()) {
+    const v = votes[i]!;
+    const actor = e?.actor_type === 'operator' ? `operator:${e.actor_id}` : e?.actor_id;
+    if (!e || e.request_id !== approval.request_id || eventHash(e) !== e.hash || actor !== v.voter || canonicalJson(e.votes ?? []) !== canonicalJson(votes.slice(0, i + 1))) {
+      return `the vote of ${v.voter} is not recorded in an intact vote event of its own`;
+    }
+  }
   return null;
 }

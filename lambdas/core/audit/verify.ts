@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, POLICY_EVENT_TYPES, canonicalJson, eventHash, isPolicyEvent, sha256Hex, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
-import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore } from '../lifecycle.ts';
+import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore, VOTE_EVENTS } from '../lifecycle.ts';
 import { quorumProblem, type CastVote } from '../quorum.ts';
 
 /**
@@ -550,9 +550,6 @@ function pickLifecycle(e: AuditEvent): Pick<AuditSnapshot, LifecycleField> {
     votes: e.votes,
   };
 }
-
-/** The event types that record one vote (the vote that decides is the decision's event). */
-const VOTE_EVENTS = new Set<AuditEvent['type']>(['voted', 'approved', 'denied']);
 
 /**
  * Votes change only by one vote at a time, each recorded by its own voter's event: a vote
