@@ -5,12 +5,12 @@ import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
 import { DynamoPolicyStore } from './adapters/dynamodb/policies.ts';
 import { DynamoAgentStore } from './adapters/dynamodb/agents.ts';
 import { PolicyService, type PolicyAudit } from './core/policy.ts';
-import type { AgentStore } from './core/agents.ts';
+import type { AgentStore, OwnerAudit } from './core/agents.ts';
 import { Limits, type LimitsConfig } from './core/limits.ts';
 import { KmsSigner } from './adapters/signing/kms.ts';
 import { LocalKeySigner } from './adapters/signing/local.ts';
 import { AuditService } from './core/audit/service.ts';
-import { ChainPolicyAudit } from './core/audit/policy-audit.ts';
+import { ChainAdminAudit } from './core/audit/admin-audit.ts';
 import type { CheckpointSigner } from './core/audit/signing.ts';
 import { jsonLogger } from './adapters/log.ts';
 import { AckdError } from './core/errors.ts';
@@ -31,6 +31,8 @@ export interface Deps {
   readonly policies: PolicyService;
   /** Where policy changes are recorded (a log line for now; the audit chain next). */
   readonly policyAudit: PolicyAudit;
+  /** Records owner changes (events in the audit chain). */
+  readonly ownerAudit: OwnerAudit;
   /** Agent records (owners). */
   readonly agents: AgentStore;
 }
@@ -66,14 +68,15 @@ export function buildDeps(
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
-  const policyAudit = opts.policyAudit ?? new ChainPolicyAudit(store.audit);
+  const adminAudit = new ChainAdminAudit(store.audit);
+  const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, limits, policies, agents, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, agents };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents };
 }
 
 /**

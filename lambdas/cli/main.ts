@@ -3,6 +3,7 @@ import { INVISIBLE, visible } from '../core/visible.ts';
 import { createApiKey } from '../core/apikeys.ts';
 import { AckdError, invalid } from '../core/errors.ts';
 import { recordOwner } from '../core/agents.ts';
+import { parseOperator } from '../core/policy.ts';
 import { parseEmail } from '../adapters/ses/notifier.ts';
 import { parseAgentId, parseRequestId } from '../core/ids.ts';
 import type { AuthorizationRecord } from '../core/request.ts';
@@ -26,13 +27,17 @@ export function buildProgram(): Command {
     .command('create <agent_id>')
     .description('create an API key for an agent (the key is shown once; only its hash is stored)')
     .option('--owner <email>', "record the human who owns the agent (separation of duties keeps the owner from voting on its requests)")
+    .option('--as <name>', 'who records the owner (in the audit log); required with --owner')
     .option('--json', 'print JSON')
-    .action(async (agentIdArg: string, opts: { owner?: string; json?: boolean }) => {
+    .action(async (agentIdArg: string, opts: { owner?: string; as?: string; json?: boolean }) => {
       const agentId = parseAgentId(agentIdArg, 'agent_id');
       const owner = opts.owner === undefined ? undefined : parseOwner(opts.owner);
       const d = cliDeps();
       // The owner first: a key is never handed out for an agent whose owner could not be recorded.
-      if (owner !== undefined) await recordOwner(d.agents, agentId, owner, d.clock);
+      if (owner !== undefined) {
+        if (opts.as === undefined) throw new AckdError('ERR_INVALID_INPUT', '--as: required with --owner (the owner is recorded in the audit log with who set it)', { field: '--as' });
+        await recordOwner(d.agents, agentId, owner, d.clock, { log: d.ownerAudit, actor: parseOperator(opts.as, '--as') });
+      }
       const { apiKey, entry } = await createApiKey(d.apiKeys, agentId, d.clock);
       output(opts.json, { agent_id: agentId, key_id: entry.key_id, api_key: apiKey, created_at: entry.created_at, ...(owner === undefined ? {} : { owner }) }, () =>
         [`agent:   ${agentId}`, ...(owner === undefined ? [] : [`owner:   ${owner}`]), `key id:  ${entry.key_id}`, `api key: ${apiKey}`, '', 'Store this key now: ackd keeps only its hash and cannot show it again.'].join('\n'),

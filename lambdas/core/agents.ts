@@ -20,10 +20,43 @@ export interface AgentStore {
   get(agentId: AgentId): Promise<AgentRecord | undefined>;
 }
 
-/** Records (or replaces) the owner of an agent. */
-export function recordOwner(store: AgentStore, agentId: AgentId, owner: string | null, clock: Clock): Promise<AgentRecord> {
+/** A change of an agent's owner, for the audit log. */
+export interface OwnerChange {
+  readonly agent_id: AgentId;
+  readonly owner: string | null;
+  readonly previous: string | null;
+  readonly actor: { readonly type: 'operator'; readonly id: string };
+}
+
+/** Records owner changes in the audit log. */
+export interface OwnerAudit {
+  ownerChanged(change: OwnerChange): Promise<void>;
+}
+
+/**
+ * Records (or replaces) the owner of an agent. With `audit`, the change is an audit event (who
+ * owns an agent decides who separation of duties keeps from voting); a change whose event cannot
+ * be recorded is put back, and the error thrown.
+ */
+export async function recordOwner(
+  store: AgentStore,
+  agentId: AgentId,
+  owner: string | null,
+  clock: Clock,
+  audit?: { log: OwnerAudit; actor: OwnerChange['actor'] },
+): Promise<AgentRecord> {
   const now = clock.now().toISOString();
-  return store.put({ agent_id: agentId, owner, created_at: now, updated_at: now });
+  const before = audit ? await store.get(agentId) : undefined;
+  const after = await store.put({ agent_id: agentId, owner, created_at: now, updated_at: now });
+  if (audit) {
+    try {
+      await audit.log.ownerChanged({ agent_id: agentId, owner, previous: before?.owner ?? null, actor: audit.actor });
+    } catch (e) {
+      if (before) await store.put(before);
+      throw e;
+    }
+  }
+  return after;
 }
 
 /** The owner of an agent, null when none is recorded: what separation of duties compares voters with. */

@@ -321,7 +321,7 @@ describe('ackd policy', () => {
   }, CLI_TIMEOUT);
 
   it('explain: per permission the winning policy and why, the strictest combination, the owner, and warnings', async () => {
-    await json('agents', 'create', 'cli-explain', '--owner', 'Owner@Example.com');
+    await json('agents', 'create', 'cli-explain', '--owner', 'Owner@Example.com', '--as', 'lead');
     await json('policy', 'set', '--agent', '*', '--permission', 'db:*', '--approvals', '1', '--approvers', 'dba', '--separation-of-duties', '--as', 'alice');
     await json('policy', 'set', '--agent', 'cli-explain', '--permission', 'deploy:*', '--approvals', '3', '--deny', 'majority', '--approvers', 'sre', '--as', 'alice');
     await json('policy', 'set', '--agent', 'cli-explain', '--permission', 'deploy:staging', '--approvals', '1', '--deny', 'majority', '--as', 'alice');
@@ -369,8 +369,12 @@ describe('ackd policy', () => {
 
 describe('ackd agents create --owner / agents show', () => {
   it('records the owner beside the key; show prints owner and key count', async () => {
-    const created = await json<{ agent_id: string; api_key: string; owner: string }>('agents', 'create', 'cli-owned', '--owner', 'lead@example.com');
+    const unaudited = await ackd('agents', 'create', 'cli-owned', '--owner', 'lead@example.com');
+    expect([unaudited.code, unaudited.stderr]).toEqual([2, expect.stringMatching(/ERR_INVALID_INPUT: --as: required with --owner/)]);
+    const created = await json<{ agent_id: string; api_key: string; owner: string }>('agents', 'create', 'cli-owned', '--owner', 'lead@example.com', '--as', 'grace');
     expect(created).toMatchObject({ agent_id: 'cli-owned', owner: 'lead@example.com' });
+    const head = await stack.deps.store.audit.head();
+    expect(await stack.deps.store.audit.event(head.seq)).toMatchObject({ type: 'owner_set', actor_type: 'operator', actor_id: 'grace', agent_id: 'cli-owned', owner: 'lead@example.com', previous_owner: null });
     expect(created.api_key).toMatch(/^ackd_[A-Za-z0-9_-]{43}$/);
     // a second key without --owner keeps the owner
     const human = await ackd('agents', 'create', 'cli-owned');

@@ -11,7 +11,7 @@ import { parseAgentId, parseTrustDomain } from '../../lambdas/core/ids.ts';
 import { PolicyService } from '../../lambdas/core/policy.ts';
 import type { Logger } from '../../lambdas/core/ports.ts';
 import { quorumProblem } from '../../lambdas/core/quorum.ts';
-import { ChainPolicyAudit } from '../../lambdas/core/audit/policy-audit.ts';
+import { ChainAdminAudit } from '../../lambdas/core/audit/admin-audit.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { ManualClock } from '../helpers/clock.ts';
 import { refusal } from '../helpers/refusal.ts';
@@ -126,7 +126,7 @@ describe('quorum on the in-memory adapters', () => {
   it('policy changes are events of the chain: a rewritten one breaks its hash', async () => {
     const clock = new ManualClock('2026-11-30T10:00:00.000Z');
     const store = new MemoryRequestStore(clock);
-    const policies = new PolicyService({ store: new MemoryPolicyStore(), audit: new ChainPolicyAudit(store), clock });
+    const policies = new PolicyService({ store: new MemoryPolicyStore(), audit: new ChainAdminAudit(store), clock });
     const base = { agent: '*', permission: 'db:*', approvers: [], deny: 'any', separation_of_duties: false, operator_decisions: true };
     await policies.set({ ...base, approvals: 2 }, OPS);
     await policies.set({ ...base, approvals: 3 }, OPS);

@@ -65,9 +65,9 @@ export const EVENT_TYPES = [
   'refused',
 ] as const;
 export type AuditEventType = (typeof EVENT_TYPES)[number];
-/** Events of no request: an approval policy set or removed (by an operator). */
-export const POLICY_EVENT_TYPES = ['policy_set', 'policy_removed'] as const;
-export type PolicyEventType = (typeof POLICY_EVENT_TYPES)[number];
+/** Events of no request, by operators: an approval policy set or removed, an agent's owner set. */
+export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set'] as const;
+export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number];
 
 /** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */
 export const ACTOR_TYPES = ['agent', 'approver', 'operator', 'system'] as const;
@@ -91,7 +91,7 @@ export function deciderActor(approverIdentity: string): Actor {
  */
 export interface PendingEvent {
   readonly event_id: string;
-  readonly type: AuditEventType | PolicyEventType;
+  readonly type: AuditEventType | AdminEventType;
   /** When the change happened. */
   readonly at: string;
   readonly actor_type: ActorType;
@@ -101,7 +101,7 @@ export interface PendingEvent {
 }
 
 /** The event a state change records, made when the change is. */
-export function auditEvent(type: AuditEventType | PolicyEventType, actor: Actor, at: Date, reason: string | null = null): PendingEvent {
+export function auditEvent(type: AuditEventType | AdminEventType, actor: Actor, at: Date, reason: string | null = null): PendingEvent {
   return { event_id: newEventId(at.getTime()), type, at: at.toISOString(), actor_type: actor.type, actor_id: actor.id, reason };
 }
 
@@ -119,6 +119,8 @@ export const EVENT_COLUMNS = [
   ...QUORUM_FIELDS,
   'policy',
   'previous',
+  'owner',
+  'previous_owner',
   'prev_hash',
   'hash',
 ] as const;
@@ -135,26 +137,28 @@ export interface AuditEvent extends PendingEvent, AuditSnapshot {
   readonly hash: string;
 }
 
+/** What an operator's change records: a policy as set (or as it was when removed) and what it replaced, or an agent's new owner and the one before. */
+export type AdminChange = { readonly policy: Policy; readonly previous: Policy | null } | { readonly agent_id: string; readonly owner: string | null; readonly previous_owner: string | null };
+
 /**
- * One event of the chain about a policy: the policy as set (or as it was when removed) and what it
- * replaced. It has no request fields; it shares the chain (seq, hashes, checkpoints) with request
- * events, so a policy in force at any moment is proven by the same signed checkpoints.
+ * One event of the chain about an operator's change. It has no request fields; it shares the
+ * chain (seq, hashes, checkpoints) with request events, so the rules in force at any moment are
+ * proven by the same signed checkpoints as the decisions made under them.
  */
-export interface PolicyEvent extends PendingEvent {
-  readonly type: PolicyEventType;
-  readonly v: 1;
-  readonly seq: number;
-  readonly logged_at: string;
-  readonly policy: Policy;
-  readonly previous: Policy | null;
-  readonly prev_hash: string;
-  readonly hash: string;
-}
+export type AdminEvent = PendingEvent &
+  AdminChange & {
+    readonly type: AdminEventType;
+    readonly v: 1;
+    readonly seq: number;
+    readonly logged_at: string;
+    readonly prev_hash: string;
+    readonly hash: string;
+  };
 
-export type ChainEvent = AuditEvent | PolicyEvent;
+export type ChainEvent = AuditEvent | AdminEvent;
 
-export function isPolicyEvent(e: { readonly type: string }): e is PolicyEvent {
-  return (POLICY_EVENT_TYPES as readonly string[]).includes(e.type);
+export function isAdminEvent(e: { readonly type: string }): e is AdminEvent {
+  return (ADMIN_EVENT_TYPES as readonly string[]).includes(e.type);
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -199,26 +203,20 @@ export function sha256Hex(text: string): string {
 }
 
 /** The hash an event must carry: SHA-256 over the canonical JSON of every other field. */
-export function eventHash(event: Omit<AuditEvent, 'hash'> | Omit<PolicyEvent, 'hash'> | ChainEvent): string {
+export function eventHash(event: Omit<AuditEvent, 'hash'> | Omit<AdminEvent, 'hash'> | ChainEvent): string {
   const { hash: _ignored, ...rest } = event as ChainEvent;
   return sha256Hex(canonicalJson(rest));
 }
 
-/** Links a policy change into the chain after `prev`. Pure. */
-export function chainPolicyEvent(
-  pending: PendingEvent & { type: PolicyEventType },
-  change: { policy: Policy; previous: Policy | null },
+/** Links an operator's change into the chain after `prev`. Pure. */
+export function chainAdminEvent(
+  pending: PendingEvent & { type: AdminEventType },
+  change: AdminChange,
   prev: { seq: number; hash: string; logged_at: string | null },
   now: Date,
-): PolicyEvent {
-  const body: Omit<PolicyEvent, 'hash'> = {
-    ...chainFields(pending, prev, now),
-    type: pending.type,
-    policy: change.policy,
-    previous: change.previous,
-    prev_hash: prev.hash,
-  };
-  return { ...body, hash: eventHash(body) };
+): AdminEvent {
+  const body = { ...chainFields(pending, prev, now), type: pending.type, ...change, prev_hash: prev.hash } as Omit<AdminEvent, 'hash'>;
+  return { ...body, hash: eventHash(body) } as AdminEvent;
 }
 
 /** The fields every event of the chain has, for `pending` linked after `prev` at `now`. */

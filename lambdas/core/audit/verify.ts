@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, POLICY_EVENT_TYPES, canonicalJson, eventHash, isPolicyEvent, sha256Hex, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint } from './event.ts';
+import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, isAdminEvent, sha256Hex, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore, VOTE_EVENTS } from '../lifecycle.ts';
 import { quorumProblem, type CastVote } from '../quorum.ts';
@@ -64,25 +64,24 @@ const eventSchema = z
   })
   .strict();
 
+/** An operator's change: the chain's fields and what changed, no request fields. */
+const adminFields = {
+  v: z.literal(1),
+  seq: z.number().int().positive(),
+  event_id: z.string().min(1),
+  at: iso,
+  logged_at: iso,
+  actor_type: z.enum(ACTOR_TYPES),
+  actor_id: z.string().min(1),
+  reason: z.string().nullable(),
+  prev_hash: hex64,
+  hash: hex64,
+};
 const policySchema = z.record(z.string(), z.unknown());
-/** A policy change: the chain's fields and the policy, no request fields. */
-const policyEventSchema = z
-  .object({
-    v: z.literal(1),
-    seq: z.number().int().positive(),
-    event_id: z.string().min(1),
-    type: z.enum(POLICY_EVENT_TYPES),
-    at: iso,
-    logged_at: iso,
-    actor_type: z.enum(ACTOR_TYPES),
-    actor_id: z.string().min(1),
-    reason: z.string().nullable(),
-    policy: policySchema,
-    previous: policySchema.nullable(),
-    prev_hash: hex64,
-    hash: hex64,
-  })
-  .strict();
+const adminEventSchema = z.union([
+  z.object({ ...adminFields, type: z.enum(['policy_set', 'policy_removed']), policy: policySchema, previous: policySchema.nullable() }).strict(),
+  z.object({ ...adminFields, type: z.literal('owner_set'), agent_id: z.string().min(1), owner: z.string().nullable(), previous_owner: z.string().nullable() }).strict(),
+]);
 
 const checkpointSchema = z
   .object({
@@ -242,8 +241,8 @@ export class ChainVerifier {
 
   addEvent(value: unknown, line?: number): void {
     this.eventLines++;
-    const ofPolicy = typeof value === 'object' && value !== null && isPolicyEvent(value as { type: string });
-    const parsed = (ofPolicy ? policyEventSchema : eventSchema).safeParse(value);
+    const ofAdmin = typeof value === 'object' && value !== null && isAdminEvent(value as { type: string });
+    const parsed = (ofAdmin ? adminEventSchema : eventSchema).safeParse(value);
     if (!parsed.success) {
       const seq = typeof (value as { seq?: unknown })?.seq === 'number' ? (value as { seq: number }).seq : null;
       this.problem({ kind: 'malformed', seq, line, message: `event is malformed: ${describeZod(parsed.error)}` });
@@ -288,8 +287,8 @@ export class ChainVerifier {
     if (this.lastLoggedAt !== null && e.logged_at < this.lastLoggedAt) {
       this.problem({ kind: 'time', seq: e.seq, line, message: `event ${e.seq}: logged_at ${e.logged_at} is before the previous event's ${this.lastLoggedAt}` });
     }
-    if (isPolicyEvent(e)) {
-      if (e.actor_type !== 'operator') this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): a policy is changed by an operator, not by ${e.actor_type} ${e.actor_id}` });
+    if (isAdminEvent(e)) {
+      if (e.actor_type !== 'operator') this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): made by an operator, not by ${e.actor_type} ${e.actor_id}` });
     } else {
       this.checkMeaning(e, line);
     }
