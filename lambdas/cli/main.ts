@@ -172,7 +172,9 @@ function parseLimit(raw: string): number {
 }
 
 function summary(r: AuthorizationRecord): string {
-  return `${r.request_id}  ${r.requested_at}  ${r.decision.padEnd(8)}  ${visible(r.action.slice(0, 60).replace(/\s+/g, ' '))}`;
+  const { have, need } = approvalsOf(r);
+  const progress = r.decision === 'pending' && need > 1 ? `  ${have} of ${need} approvals` : '';
+  return `${r.request_id}  ${r.requested_at}  ${r.decision.padEnd(8)}  ${visible(r.action.slice(0, 60).replace(/\s+/g, ' '))}${progress}`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -5,6 +5,7 @@ import { intIn } from '../config.ts';
 import { LOCAL_DIR, LOCAL_JSON, readLocalInfo } from '../cli/context.ts';
 import { startLocalStack } from './stack.ts';
 import { startIssuer } from '../../spire/issuer.ts';
+import { parseRoutes } from '../adapters/channels/config.ts';
 
 /**
  * `npm start`: runs all of ackd on this machine and prints where everything is.
@@ -61,6 +62,7 @@ await writeFile(LOCAL_JSON, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 
 await chmod(LOCAL_JSON, 0o600); // the mode above applies only when the file is created
 
 const line = (k: string, v: string) => `  ${k.padEnd(14)} ${v}`;
+const routeNames = [...parseRoutes(process.env.ACKD_ROUTES, { local: true }).keys()];
 process.stdout.write(
   [
     '',
@@ -79,6 +81,8 @@ process.stdout.write(
     line('DynamoDB', `${info.dynamodbEndpoint} (table ${info.tableName})`),
     line('audit log', `npx ackd audit verify --live   (export: npx ackd audit export --out audit.jsonl, or GET ${info.auditExportUrl})`),
     line('audit key', `${info.auditKeyPath} (signs checkpoints; auditors verify with: npx ackd audit public-key)`),
+    line('routes', routeNames.length > 0 ? `${routeNames.join(', ')} (ACKD_ROUTES)` : 'consent email to the approver (set ACKD_ROUTES for webhooks and Slack)'),
+    line('policies', `npx ackd policy list   (two approvers: npx ackd policy set --agent ${info.agentId} --approvals 2 --as you)`),
     '',
     'Connect an MCP client (Claude Code):',
     `  claude mcp add --transport http ackd ${info.mcpUrl} --header "Authorization: Bearer ${info.agentApiKey}"`,

@@ -8,6 +8,7 @@ import { recordOwner } from '../../lambdas/core/agents.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId, parseRequestId, type RequestId } from '../../lambdas/core/ids.ts';
 import type { AuditEvent } from '../../lambdas/core/audit/event.ts';
+import { cliEnv, runAckd } from '../helpers/cli.ts';
 import { errorText, startTestStack, structured, writeItemFields, type TestStack } from '../helpers/local-stack.ts';
 
 /** A webhook receiver on 127.0.0.1 that verifies every delivery's signature, as a real receiver would. */
@@ -101,6 +102,10 @@ describe('quorum on the real stack', () => {
 
     await stack.deps.service.decide(id, 'approved', 'sub-alice', 'alice@example.com');
     expect(await check(id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
+    const pending = await runAckd(cliEnv(stack), 'requests', 'pending');
+    expect(pending.stdout).toMatch(new RegExp(`^${id} .*  1 of 2 approvals  agent `, 'm'));
+    const shown = await runAckd(cliEnv(stack), 'requests', 'show', id);
+    expect(shown.stdout).toMatch(/^votes\s+\[\{"voter":"sub-alice"/m);
     const again = await stack.deps.service.decide(id, 'approved', 'sub-alice', 'alice@example.com').catch((e: unknown) => e);
     expect(isAckdError(again, 'ERR_ALREADY_VOTED')).toBe(true);
     await stack.deps.service.decide(id, 'approved', 'operator:bob');
