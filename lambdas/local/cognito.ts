@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-cognito-identity-provider';
 import { ApproverAdmin, cognitoClient } from '../adapters/cognito/admin.ts';
 import { APPROVERS_GROUP } from '../adapters/cognito/verifier.ts';
+import { attachHostedLogin } from './hosted-login.ts';
 
 export interface LocalCognito {
   /** cognito-local's base URL: the Cognito API endpoint and the hosted-login (oauth2) domain. */
@@ -70,6 +71,8 @@ function loadCognitoLocal() {
     messageDelivery: requireFromCognito('./lib/services/messageDelivery/messageDelivery.js') as any,
     otp: requireFromCognito('./lib/services/otp.js') as any,
     tokenGenerator: requireFromCognito('./lib/services/tokenGenerator.js') as any,
+    oauth2Routes: requireFromCognito('./lib/oauth2/routes.js') as any,
+    authorizationCodeStore: requireFromCognito('./lib/oauth2/authorizationCodeStore.js') as any,
     userPoolService: requireFromCognito('./lib/services/userPoolService.js') as any,
     pino: requireFromCognito('pino') as any,
   };
@@ -113,7 +116,14 @@ export async function startLocalCognito(opts: LocalCognitoOptions): Promise<Loca
     tokenGenerator: new cl.tokenGenerator.JwtTokenGenerator(clock, triggers, tokenConfig),
     triggers,
   };
-  const server = (await cl.server.createServer(cl.router.Router(services), logger, config.ServerConfig, services).start()) as Server;
+  // The server without cognito-local's OAuth routes (no services passed), so that ackd's sign-in
+  // page (hosted-login.ts) answers /oauth2/authorize; cognito-local's /oauth2/token is mounted
+  // after it and redeems the codes from the same store.
+  const created = cl.server.createServer(cl.router.Router(services), logger, config.ServerConfig);
+  const codeStore = new cl.authorizationCodeStore.AuthorizationCodeStore();
+  attachHostedLogin(created.application, services, codeStore);
+  cl.oauth2Routes.attachOAuth2Routes(created.application, services, codeStore);
+  const server = (await created.start()) as Server;
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   tokenConfig.IssuerDomain = url; // the generator reads it per token, so issuers match the real port

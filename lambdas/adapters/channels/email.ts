@@ -35,7 +35,8 @@ export function routedConsentEmail(m: ApprovalMessage): ConsentEmail {
   const text = [first, '', ...textLines, ...rest].join('\n');
 
   const e = escapeHtml;
-  const note = (s: string) => `<p style="margin:0 0 8px;font-size:15px">${s}</p>`;
+  // Long reasons and voter lists wrap inside the card (anywhere, if need be) rather than widen it.
+  const note = (s: string) => `<p style="margin:0 0 8px;font-size:15px;overflow-wrap:anywhere;word-break:break-word">${s}</p>`;
   const htmlBlock = [
     ...(m.escalation ? [note('<strong>Escalation:</strong> the approvers asked first have not decided.')] : []),
     note(`<strong>Why you:</strong> ${e(why)}`),

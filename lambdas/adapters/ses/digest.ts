@@ -46,7 +46,7 @@ export function renderDigestEmail(d: DigestContent): ConsentEmail {
 <div style="max-width:600px;margin:0 auto;background:#fff;border:1px solid #ddd;border-radius:8px;padding:20px">
 <h1 style="font-size:20px;margin:0 0 12px">${e(subject.replace(/^ackd: /, ''))}</h1>
 <p style="font-size:15px">${e(intro)}</p>
-<ul style="padding-left:18px;font-size:15px;word-break:break-word">
+<ul style="padding-left:18px;font-size:15px;overflow-wrap:anywhere;word-break:break-word">
 ${items.map((i) => `<li style="margin:0 0 10px"><code>${e(i.agent)}</code>: ${e(i.action)}<br><small>expires ${e(i.expires)}</small> · <a href="${e(i.href)}">Review request</a></li>`).join('\n')}
 </ul>
 ${moreLine ? `<p style="font-size:15px">${e(moreLine)}</p>` : ''}

@@ -53,6 +53,16 @@ export function humanUtc(iso: string): string {
   return new Date(iso).toUTCString().replace('GMT', 'UTC');
 }
 
+/**
+ * The label column of the email's table. A label never wraps (email clients lay tables out
+ * automatically: with breakable labels, a long value squeezed them to "Permission s" /
+ * "Justificatio n"), and width:1% makes the column as narrow as its longest label. Inline styles
+ * only: many clients drop <style> and media queries.
+ */
+export const LABEL_STYLE = 'padding:4px 12px 4px 0;color:#555;font-weight:600;white-space:nowrap;word-break:normal;overflow-wrap:normal;width:1%';
+/** The value column: long values (unbroken agent strings included) wrap anywhere, inside the cell. */
+export const VALUE_STYLE = 'padding:4px 0;overflow-wrap:anywhere;word-break:break-word;min-width:0';
+
 export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): ConsentEmail {
   const url = new URL(consentUrl); // throws on a malformed link rather than mailing one
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('consent URL must be http(s)');
@@ -88,14 +98,13 @@ export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): 
   ].join('\n');
 
   const e = escapeHtml;
-  const row = (label: string, valueHtml: string) =>
-    `<tr><th align="left" valign="top" style="padding:4px 12px 4px 0;color:#555;font-weight:600">${label}</th><td style="padding:4px 0">${valueHtml}</td></tr>`;
+  const row = (label: string, valueHtml: string) => `<tr><th align="left" valign="top" style="${LABEL_STYLE}">${label}</th><td style="${VALUE_STYLE}">${valueHtml}</td></tr>`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${e(emailSubject(r))}</title></head>
 <body style="margin:0;padding:16px;font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#111;background:#f6f6f6">
 <div style="max-width:600px;margin:0 auto;background:#fff;border:1px solid #ddd;border-radius:8px;padding:20px">
 <h1 style="font-size:20px;margin:0 0 12px">An agent is asking for your approval</h1>
-<table role="presentation" style="border-collapse:collapse;width:100%;font-size:15px;word-break:break-word">
+<table role="presentation" style="border-collapse:collapse;width:100%;font-size:15px">
 ${row('Agent', `<code>${e(oneLine(r.agent_id))}</code>`)}
 ${row('Action', e(oneLine(r.action)))}
 ${row('Permissions', `<ul style="margin:0;padding-left:18px">${r.permissions.map((p) => `<li><code>${e(oneLine(p))}</code></li>`).join('')}</ul>`)}
