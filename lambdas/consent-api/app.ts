@@ -54,6 +54,15 @@ export interface RequestView {
   readonly not_eligible: string | null;
   /** Why this request needs the caller: its policy and what it asks of approvers. */
   readonly why_you: string;
+  /** Whether the caller may revoke it now (it is approved, with or without its SVID). */
+  readonly revocable: boolean;
+  readonly revoked_at: string | null;
+  /** Who revoked it: an approver's email, `operator:<name>`, `agent:<id>`, or `system`. */
+  readonly revoked_by: string | null;
+  readonly revoke_reason: string | null;
+  /** The SVID minted for it, if any (serial, lowercase hex), and until when the approval holds. */
+  readonly svid_id: string | null;
+  readonly svid_expires_at: string | null;
   /** Server time, so the page can show time left without trusting the phone's clock. */
   readonly server_time: string;
 }
@@ -67,6 +76,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 429 |
   ERR_NOT_FOUND: 404,
   ERR_ALREADY_DECIDED: 409,
   ERR_ALREADY_VOTED: 409,
+  ERR_NOT_APPROVED: 409,
   ERR_EXPIRED: 409,
   ERR_STORE_UNAVAILABLE: 503,
   ERR_RATE_LIMITED: 429,
@@ -77,9 +87,11 @@ const MAX_BODY = 4096;
 /**
  * The consent API (mounted at /api): an approver reads a request and approves or denies it.
  *
+ *   GET  /requests              → { pending: [...], recent: [...], server_time } (the dashboard)
  *   GET  /requests/:id          → { request: RequestView }
  *   POST /requests/:id/approve  body { request_id } → { request: RequestView }
  *   POST /requests/:id/deny     body { request_id } → { request: RequestView }
+ *   POST /requests/:id/revoke   body { request_id, reason? } → { request: RequestView }
  *   GET  /audit/export?since=&until=&format=jsonl|csv → the audit log, streamed (with `audit`)
  *   GET  /audit/public-key      → PEM key that verifies the export's checkpoints (with `audit`)
  *
@@ -138,6 +150,29 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
     };
     app.post('/requests/:id/approve', decideRoute('approved'));
     app.post('/requests/:id/deny', decideRoute('denied'));
+
+    // An approver pulls an approval back (with its SVID, if picked up), saying why if they like.
+    app.post('/requests/:id/revoke', async (c) => {
+      const id = parseRequestId(c.req.param('id'));
+      const body = await bodyBinding(c.req.raw, id);
+      const reason = parseReason(body.reason);
+      const approver = c.get('approver');
+      const r = await deps.service.revokeApproval(id, approver.sub, approver.email, reason);
+      return c.json({ request: view(deps.service, r, clock.now(), approver) });
+    });
+
+    // The dashboard: what awaits a decision, and what was decided lately.
+    app.get('/requests', async (c) => {
+      for (const k of Object.keys(c.req.query())) throw new AckdError('ERR_INVALID_INPUT', `${k}: unknown parameter (GET /requests takes none)`, { field: k });
+      const approver = c.get('approver');
+      const now = clock.now();
+      const { pending, recent } = await deps.service.dashboard();
+      const summary = (r: AuthorizationRecord) => {
+        const v = view(deps.service, r, now, approver);
+        return { request_id: v.request_id, agent_id: v.agent_id, action: v.action, status: v.status, requested_at: v.requested_at, expires_at: v.expires_at, decision_at: v.decision_at, revoked_at: v.revoked_at, approvals: v.approvals, your_vote: v.your_vote, decidable: v.decidable };
+      };
+      return c.json({ pending: pending.map(summary), recent: recent.map(summary), server_time: now.toISOString() });
+    });
   }
 
   const audit = deps.audit;
@@ -196,7 +231,16 @@ function bearer(h: string | undefined): string | undefined {
   return m?.[1];
 }
 
-async function bodyBinding(req: Request, id: RequestId): Promise<void> {
+/** An approver's optional reason: one line of at most 500 characters. */
+function parseReason(v: unknown): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string' || v.length > 500 || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(v)) {
+    throw new AckdError('ERR_INVALID_INPUT', 'reason: must be one line of at most 500 characters', { field: 'reason' });
+  }
+  return v.trim() || null;
+}
+
+async function bodyBinding(req: Request, id: RequestId): Promise<Record<string, unknown>> {
   const type = req.headers.get('content-type') ?? '';
   if (!/^application\/json\b/i.test(type)) throw new AckdError('ERR_INVALID_INPUT', 'body: must be application/json {"request_id": "..."}', { field: 'body' });
   const text = await req.text();
@@ -207,8 +251,9 @@ async function bodyBinding(req: Request, id: RequestId): Promise<void> {
   } catch {
     throw new AckdError('ERR_INVALID_INPUT', 'body: must be JSON', { field: 'body' });
   }
-  const given = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).request_id : undefined;
-  if (given !== id) throw new AckdError('ERR_INVALID_INPUT', 'request_id: the body must name the same request as the URL', { field: 'request_id' });
+  const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+  if (fields.request_id !== id) throw new AckdError('ERR_INVALID_INPUT', 'request_id: the body must name the same request as the URL', { field: 'request_id' });
+  return fields;
 }
 
 export function view(service: AuthorizationService, r: AuthorizationRecord, now: Date, approver: Approver): RequestView {
@@ -235,6 +280,12 @@ export function view(service: AuthorizationService, r: AuthorizationRecord, now:
     your_vote: mine?.vote ?? null,
     not_eligible: eligibility.eligible ? null : eligibility.reason,
     why_you: describeQuorum(quorum),
+    revocable: s.status === 'approved',
+    revoked_at: r.revoked_at,
+    revoked_by: r.revoked ? (r.revoked_by_email ?? r.revoked_by ?? null) : null,
+    revoke_reason: r.revoke_reason ?? null,
+    svid_id: r.svid_id,
+    svid_expires_at: r.svid_expires_at,
     server_time: now.toISOString(),
   };
 }

@@ -209,7 +209,7 @@ export const TRANSITIONS = {
     events: ['svid_issued'],
     linked: true,
   },
-  /** The SVID is pulled back: issued → revoked, naming the SVID. Idempotent. Params: now, svidId. */
+  /** The agent pulls its SVID back: issued → revoked, naming the SVID. Idempotent. Params: now, svidId, by. */
   revoke: {
     from: ['issued'],
     doneIn: ['revoked'],
@@ -218,6 +218,27 @@ export const TRANSITIONS = {
     updates: [
       { set: 'revoked', to: v(true) },
       { set: 'revoked_at', to: p('now') },
+      { set: 'revoked_by', to: p('by') },
+    ],
+    events: ['revoked'],
+    linked: true,
+  },
+  /**
+   * A human (approver or operator) pulls an approval back, with or without its SVID: approved or
+   * issued → revoked; an approval revoked before its SVID is picked up never gets one. Idempotent.
+   * Params: now, by, email, reason.
+   */
+  revokeApproval: {
+    from: ['approved', 'issued'],
+    doneIn: ['revoked'],
+    wrongState: { otherwise: refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} is ${r.decision}: only an approved request can be revoked`) },
+    guards: [],
+    updates: [
+      { set: 'revoked', to: v(true) },
+      { set: 'revoked_at', to: p('now') },
+      { set: 'revoked_by', to: p('by') },
+      { set: 'revoked_by_email', to: p('email') },
+      { set: 'revoke_reason', to: p('reason') },
     ],
     events: ['revoked'],
     linked: true,

@@ -37,6 +37,12 @@ export interface AuthorizationRecord {
   readonly svid_expires_at: string | null;
   readonly revoked: boolean;
   readonly revoked_at: string | null;
+  /** Who revoked it: `agent:<id>`, a Cognito sub, `operator:<name>`, or `system` (absent on requests from before human revocation). */
+  readonly revoked_by?: string | null;
+  /** For display: the revoking approver's email, when known. */
+  readonly revoked_by_email?: string | null;
+  /** Why, when the human who revoked it said. */
+  readonly revoke_reason?: string | null;
   /** The rule the request is decided under, fixed when it was made (absent on requests from before quorums). */
   readonly quorum?: Quorum | null;
   /** The votes cast so far, in order (absent on requests from before quorums). */
@@ -78,6 +84,9 @@ export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: 
     svid_expires_at: null,
     revoked: false,
     revoked_at: null,
+    revoked_by: null,
+    revoked_by_email: null,
+    revoke_reason: null,
     quorum,
     votes: [],
     ttl_minutes: input.ttl_minutes,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
-import { approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
+import { actorIdentity, approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
 import { isPast, stateOf, statusAt } from './lifecycle.ts';
@@ -214,6 +214,17 @@ export class AuthorizationService {
     return this.expireIfDue(r);
   }
 
+  /**
+   * What approvers see first: requests awaiting a decision (soonest deadline first) and requests
+   * decided or revoked in the last `recentHours` (most recent first).
+   */
+  async dashboard(opts: { pendingLimit?: number; recentLimit?: number; recentHours?: number } = {}): Promise<{ pending: AuthorizationRecord[]; recent: AuthorizationRecord[] }> {
+    const now = this.deps.clock.now();
+    const since = new Date(now.getTime() - (opts.recentHours ?? 24) * 3_600_000);
+    const [pending, recent] = await Promise.all([this.deps.store.listPending(now, opts.pendingLimit ?? 50), this.deps.store.listRecentlyDecided(since, opts.recentLimit ?? 20)]);
+    return { pending, recent };
+  }
+
   status(r: AuthorizationRecord): RequestStatus {
     return statusAt(r, this.deps.clock.now());
   }
@@ -355,7 +366,7 @@ export class AuthorizationService {
     const now = this.deps.clock.now();
     let r: AuthorizationRecord;
     try {
-      ({ record: r } = await this.deps.store.apply('revoke', requestId, { now: now.toISOString(), svidId }, auditEvent('revoked', actor, now)));
+      ({ record: r } = await this.deps.store.apply('revoke', requestId, { now: now.toISOString(), svidId, by: actorIdentity(actor) }, auditEvent('revoked', actor, now)));
     } catch (e) {
       if (isAckdError(e, 'ERR_SVID_MISMATCH') || isAckdError(e, 'ERR_NOT_ISSUED')) await this.recordRefusal(requestId, actor, `revocation refused: ${e.code}: ${e.message}`);
       throw e;
@@ -363,6 +374,31 @@ export class AuthorizationService {
     this.deps.logger.info('svid revoked', { request_id: requestId, svid_id: svidId });
     await this.linkAudit(requestId);
     return { revoked: true, revoked_at: r.revoked_at! };
+  }
+
+  /**
+   * A human pulls an approval back (the consent UI's Revoke, `ackd requests revoke --as`): the
+   * request becomes revoked whether or not its SVID was picked up (one not yet picked up is never
+   * minted), recorded as a `revoked` event by that human with the reason. `by` is a Cognito sub or
+   * `operator:<name>`. Idempotent: revoking a revoked request returns it unchanged. Anything but an
+   * approved request gets ERR_NOT_APPROVED, recorded as refused.
+   */
+  async revokeApproval(requestId: RequestId, by: string, email: string | null = null, reason: string | null = null): Promise<AuthorizationRecord> {
+    if (!by.trim()) throw new AckdError('ERR_INVALID_INPUT', 'by: must not be empty', { field: 'by' });
+    const actor = deciderActor(by);
+    const now = this.deps.clock.now();
+    let applied: { record: AuthorizationRecord; changed: boolean };
+    try {
+      applied = await this.deps.store.apply('revokeApproval', requestId, { now: now.toISOString(), by, email, reason }, auditEvent('revoked', actor, now, reason));
+    } catch (e) {
+      if (isAckdError(e, 'ERR_NOT_APPROVED')) await this.recordRefusal(requestId, actor, `revocation refused: ${e.code}: ${e.message}`);
+      throw e;
+    }
+    if (applied.changed) {
+      this.deps.logger.info('approval revoked', { request_id: requestId, revoked_by: by, svid_id: applied.record.svid_id, reason });
+      await this.linkAudit(requestId);
+    }
+    return applied.record;
   }
 
   /**

@@ -233,11 +233,20 @@ export class Api extends Construct {
     // Deciding is one UpdateItem; linking the decision's audit event into the chain reads the
     // request and the chain (GetItem), puts the event in its slot (PutItem) and updates the
     // request and the chain head (UpdateItem) (adapters/dynamodb/audit.ts `link`).
+    // The dashboard lists pending requests (pending-by-expiry) and recent decisions (the audit
+    // log's time index, then BatchGetItem of their requests); revoking is one UpdateItem.
     this.consentFunction.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ReadDecideAndLinkAudit',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
         resources: [tableArn],
+      }),
+    );
+    this.consentFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ListForDashboard',
+        actions: ['dynamodb:Query'],
+        resources: [indexArn(TABLE.pendingByExpiry.name), indexArn(TABLE.auditLog.name)],
       }),
     );
     // Sweeper: finds overdue and unnotified pending requests (pending-by-expiry) and unlinked

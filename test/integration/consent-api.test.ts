@@ -198,3 +198,41 @@ describe('consent API: decisions', () => {
     expect((await api('/requests/..%2Fetc', { token: approverToken })).status).toBe(400);
   });
 });
+
+describe('consent API: the dashboard and revocation by approvers', () => {
+  it('lists pending requests soonest deadline first and recent decisions most recent first', async () => {
+    const later = await newRequest(30);
+    const sooner = await newRequest(5);
+    const decided = await newRequest(10);
+    expect((await decide(decided, 'deny')).status).toBe(200);
+    const res = await api('/requests', { token: approverToken });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { pending: { request_id: string; expires_at: string; approvals: unknown }[]; recent: { request_id: string; status: string }[] };
+    const ids = body.pending.map((p) => p.request_id);
+    expect(ids.indexOf(sooner)).toBeLessThan(ids.indexOf(later));
+    expect(ids).not.toContain(decided);
+    expect([...body.pending.map((p) => p.expires_at)]).toEqual([...body.pending.map((p) => p.expires_at)].sort());
+    expect(body.pending.find((p) => p.request_id === sooner)).toMatchObject({ approvals: { have: 0, need: 1 }, decidable: true });
+    expect(body.recent[0]).toMatchObject({ request_id: decided, status: 'denied' });
+    expect((await api('/requests?all=1', { token: approverToken })).status).toBe(400);
+    expect((await api('/requests', { token: outsiderToken })).status).toBe(403);
+  });
+
+  it('revokes an approval with a reason, says who and why, is idempotent, and refuses a pending request', async () => {
+    const id = await newRequest();
+    expect((await decide(id, 'approve')).status).toBe(200);
+    const revoke = (body: unknown, token = approverToken) => api(`/requests/${id}/revoke`, { method: 'POST', token, body });
+    expect((await revoke({ request_id: id, reason: 'two\nlines' })).status).toBe(400);
+    const res = await revoke({ request_id: id, reason: 'wrong environment' });
+    expect(res.status).toBe(200);
+    const { request } = (await res.json()) as { request: Record<string, unknown> };
+    expect(request).toMatchObject({ status: 'revoked', revocable: false, revoked_by: 'approver@ackd.local', revoke_reason: 'wrong environment' });
+    expect((await revoke({ request_id: id })).status).toBe(200);
+    const agentView = await stack.deps.service.check(agentId, id as never);
+    expect(agentView).toMatchObject({ status: 'revoked' });
+    const pending = await newRequest();
+    const refused = await api(`/requests/${pending}/revoke`, { method: 'POST', token: approverToken, body: { request_id: pending } });
+    expect(refused.status).toBe(409);
+    expect((await errorOf(refused)).code).toBe('ERR_NOT_APPROVED');
+  });
+});

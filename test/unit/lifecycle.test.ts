@@ -53,6 +53,8 @@ function paramsAt(now: Date, over: Params = {}): Params {
     claim: 'claim-1',
     until: now.getTime() + 30_000,
     svidId: 'ab',
+    by: 'agent:deploy-bot',
+    reason: null,
     outcome: 'sent',
     seen: 0,
     vote: { voter: 'sub-b', email: null, vote: 'approve', at: now.toISOString(), groups: [] },
@@ -124,7 +126,7 @@ describe('the lifecycle table', () => {
     expect([...fieldsChangedBy('voted')].sort()).toEqual(['voters', 'votes']);
     expect([...fieldsChangedBy('svid_issued')]).toContain('svid_id');
     expect(fieldsChangedBy('refused').has('decision')).toBe(false);
-    expect([...statesBefore('revoked')!]).toEqual(['issued']);
+    expect([...statesBefore('revoked')!].sort()).toEqual(['approved', 'issued']); // the agent revokes its SVID; a human, an approval with or without one
     expect([...statesBefore('approved')!]).toEqual(['pending']);
     expect(statesBefore('requested')).toBeUndefined();
   });
@@ -141,7 +143,11 @@ describe('the lifecycle table', () => {
     expect(Object.values(u.ExpressionAttributeValues ?? {})).toContain('pending');
     const claim = compileTransition(TRANSITIONS.claimIssuance, paramsAt(moments[0]!));
     expect(claim.ConditionExpression).toContain('(attribute_not_exists(#issuing_until) OR #issuing_until <= :');
-    expect(() => compileTransition(TRANSITIONS.revoke, { now: 'x' })).toThrow(/parameter svidId is missing/);
+    // A group of one is its member: DynamoDB refuses redundant parentheses such as `((a OR b))`.
+    const either = compileTransition(TRANSITIONS.revokeApproval, paramsAt(moments[0]!)).ConditionExpression!;
+    expect(either).toContain(') OR (#decision = ');
+    expect(either).not.toMatch(/AND \(\(\(/);
+    expect(() => compileTransition(TRANSITIONS.revoke, { now: 'x', by: 'agent:a' })).toThrow(/parameter svidId is missing/);
   });
 });
 
@@ -222,6 +228,28 @@ describe('the service on in-memory adapters', () => {
     expect((await refusalOf(service.check(agent, request_id))).code).toBe('ERR_NOT_APPROVED');
     expect(store.raw(request_id)!.issuing_claim).toBeUndefined(); // the claim was given back
     expect(store.chainEvents().at(-1)).toMatchObject({ type: 'refused', actor_type: 'system' });
+  });
+
+  it('a human revokes an approval before or after its SVID; anything else is refused; the chain verifies', async () => {
+    const { store, service } = await setup();
+    const early = (await ask(service)).request_id;
+    await service.decide(early, 'approved', 'sub-alice', 'alice@example.com');
+    const r = await service.revokeApproval(early, 'sub-bob', 'bob@example.com', 'wrong ticket');
+    expect(r).toMatchObject({ revoked: true, revoked_by: 'sub-bob', revoked_by_email: 'bob@example.com', revoke_reason: 'wrong ticket', svid_id: null });
+    expect(await service.check(agent, early)).toMatchObject({ status: 'revoked' }); // never minted
+    expect(await service.revokeApproval(early, 'operator:carol')).toMatchObject({ revoked_by: 'sub-bob' }); // idempotent
+    const late = (await ask(service)).request_id;
+    await service.decide(late, 'approved', 'sub-alice');
+    expect(await service.check(agent, late)).toMatchObject({ status: 'approved', svid_delivered: false });
+    expect((await service.revokeApproval(late, 'operator:carol', null, null)).revoked_by).toBe('operator:carol');
+    const pending = (await ask(service)).request_id;
+    expect((await refusalOf(service.revokeApproval(pending, 'operator:carol'))).code).toBe('ERR_NOT_APPROVED');
+    const revokedEvents = store.chainEvents().filter((e) => e.type === 'revoked');
+    expect(revokedEvents.map((e) => [e.actor_type, e.actor_id, e.reason])).toEqual([
+      ['approver', 'sub-bob', 'wrong ticket'],
+      ['operator', 'carol', null],
+    ]);
+    expect(verifyChain(store).problems).toEqual([]);
   });
 
   it('a lease held by another call refuses a second mint until it runs out', async () => {

@@ -310,6 +310,27 @@ export class DynamoAuditLog implements AuditLog {
     return to === undefined || to < from ? null : { from, to };
   }
 
+  /**
+   * Ids of requests whose decision or revocation was logged at or after `since`, newest first, at
+   * most `limit` (the approvers' dashboard): read from the time index, newest month first.
+   */
+  async recentlyDecided(since: string, limit: number): Promise<RequestId[]> {
+    const ids = new Set<RequestId>();
+    const now = this.opts.clock.now().toISOString();
+    for (const m of monthsBetween(since, since > now ? since : now).reverse()) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        const r = await this.query({ part: `events#${m}`, min: since, limit: 200, descending: true, start });
+        for (const it of r.items) {
+          if ((DECISION_EVENTS.has(it.type as string) || it.type === 'revoked') && typeof it.request_id === 'string') ids.add(it.request_id as RequestId);
+          if (ids.size >= limit) return [...ids];
+        }
+        start = r.next;
+      } while (start);
+    }
+    return [...ids];
+  }
+
   // ---- checkpoints ----
 
   putCheckpoint(c: Checkpoint): Promise<boolean> {

@@ -85,6 +85,18 @@ export function deciderActor(approverIdentity: string): Actor {
   return approverIdentity.startsWith('operator:') ? { type: 'operator', id: approverIdentity.slice('operator:'.length) } : { type: 'approver', id: approverIdentity };
 }
 
+/** An actor as one string, the form records keep: `agent:<id>`, a Cognito sub, `operator:<name>`, `system`. */
+export function actorIdentity(a: Actor): string {
+  switch (a.type) {
+    case 'approver':
+      return a.id;
+    case 'system':
+      return 'system';
+    default:
+      return `${a.type}:${a.id}`;
+  }
+}
+
 /**
  * What a state change knows about its event when it happens. It is written in the same
  * conditional write as the change itself, so a change can never exist without its event.

@@ -447,7 +447,8 @@ export class ChainVerifier {
         if (e.decision !== e.type || !e.decision_at) bad('lifecycle', `must record decision "${e.type}" and decision_at`);
         break;
       case 'revoked':
-        if (!e.revoked || !e.revoked_at || !e.svid_id) bad('lifecycle', 'a revocation must record revoked, revoked_at and the svid_id');
+        if (!e.revoked || !e.revoked_at) bad('lifecycle', 'a revocation must record revoked and revoked_at');
+        else if (!e.svid_id && e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', 'only a human revokes an approval whose SVID was not issued');
         break;
       case 'svid_issued':
         this.svids++;
