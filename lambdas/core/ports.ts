@@ -28,12 +28,18 @@ export interface RequestStore {
   /** Links events left unlinked by earlier failures; says how many were linked and how many failed again. */
   linkAuditBacklog(limit: number): Promise<{ linked: number; failed: number }>;
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined>;
-  /** An agent's requests, newest first. */
-  listByAgent(agentId: AgentId, opts?: { limit?: number; before?: string }): Promise<AuthorizationRecord[]>;
+  /**
+   * An agent's requests, newest first, at most `limit` (default 50). `after`: the page starts just
+   * after this request (the last of the previous page), in the store's order, which is total and
+   * stable (requests made in the same millisecond included): paging never repeats or skips one.
+   */
+  listByAgent(agentId: AgentId, opts?: { limit?: number; after?: { readonly requested_at: string; readonly request_id: RequestId } }): Promise<AuthorizationRecord[]>;
   /** All requests, for export (newest first within the pages the store returns). */
   scanAll(opts?: { limit?: number; cursor?: string }): Promise<{ items: AuthorizationRecord[]; cursor?: string }>;
   /** Requests still awaiting a decision at `now`, soonest deadline first (operators' queue). */
   listPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
+  /** Requests decided or revoked at or after `since`, most recent first (the approvers' dashboard). */
+  listRecentlyDecided(since: Date, limit: number): Promise<AuthorizationRecord[]>;
   /** Pending requests whose expires_at <= now (for the sweeper). */
   listExpiredPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
   /** Pending, not yet expired requests whose consent email is not recorded as sent (for the sweeper's retry). */

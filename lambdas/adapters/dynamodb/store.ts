@@ -17,7 +17,7 @@ import type { AuditEvent, PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
 import { DynamoAuditLog, ITEM_POINTERS, pendingEventAttributes, type JustWritten } from './audit.ts';
 import type { ChainHead } from '../../core/audit/ports.ts';
-import { documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
+import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
@@ -87,8 +87,9 @@ export function compileTransition(t: Transition, params: Params): Update {
   };
   const operand = (o: Operand): string => ('field' in o ? name(o.field) : value(paramValue(o)));
   const cond = (c: Clause): string => {
-    if ('all' in c) return c.all.length === 0 ? 'attribute_exists(pk)' : `(${c.all.map(cond).join(' AND ')})`;
-    if ('any' in c) return `(${c.any.map(cond).join(' OR ')})`;
+    // (DynamoDB refuses redundant parentheses: a group of one is just its member)
+    if ('all' in c) return c.all.length === 0 ? 'attribute_exists(pk)' : c.all.length === 1 ? cond(c.all[0]!) : `(${c.all.map(cond).join(' AND ')})`;
+    if ('any' in c) return c.any.length === 1 ? cond(c.any[0]!) : `(${c.any.map(cond).join(' OR ')})`;
     switch (c.op) {
       case 'absent':
         return `attribute_not_exists(${name(c.field)})`;
@@ -184,34 +185,45 @@ export class DynamoRequestStore implements RequestStore {
 
   /**
    * An agent's requests, newest first. Audit events carry `agent_id` and `requested_at` too, so
-   * they share the by-agent index: they are filtered out, and pages are read until `limit`
-   * requests are found.
+   * they share the by-agent index: they are filtered out, and index pages are read until `limit`
+   * requests are found. Each request is then read from its own item (consistently: the index
+   * lags), so a listing shows where it stands now. `after` continues a listing just after a
+   * request it returned: the index is resumed at that request's key (table key and index keys),
+   * so requests made in the same millisecond keep the index's order and no page repeats or skips
+   * one. A request deleted since (retention) is left out.
    */
-  async listByAgent(agentId: AgentId, opts: { limit?: number; before?: string } = {}): Promise<AuthorizationRecord[]> {
+  async listByAgent(agentId: AgentId, opts: { limit?: number; after?: { readonly requested_at: string; readonly request_id: RequestId } } = {}): Promise<AuthorizationRecord[]> {
     const ix = TABLE.byAgent;
     const limit = opts.limit ?? 50;
-    const items: AuthorizationRecord[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
+    const pks: string[] = [];
+    let start: Record<string, unknown> | undefined = opts.after ? { pk: REQ + opts.after.request_id, [ix.partitionKey]: agentId, [ix.sortKey]: opts.after.requested_at } : undefined;
+    while (pks.length < limit) {
+      const from = start;
       const out = await send(() =>
         this.doc.send(
           new QueryCommand({
             TableName: this.tableName,
             IndexName: ix.name,
-            KeyConditionExpression: opts.before ? '#a = :a AND #t < :before' : '#a = :a',
+            KeyConditionExpression: '#a = :a',
             FilterExpression: 'begins_with(pk, :req)',
-            ExpressionAttributeNames: opts.before ? { '#a': ix.partitionKey, '#t': ix.sortKey } : { '#a': ix.partitionKey },
-            ExpressionAttributeValues: { ':a': agentId, ':req': REQ, ...(opts.before ? { ':before': opts.before } : {}) },
+            ProjectionExpression: 'pk',
+            ExpressionAttributeNames: { '#a': ix.partitionKey },
+            ExpressionAttributeValues: { ':a': agentId, ':req': REQ },
             ScanIndexForward: false,
-            Limit: Math.max(limit, 25),
-            ...(start ? { ExclusiveStartKey: start } : {}),
+            // Each request has a few events beside it in the index.
+            Limit: Math.min(Math.max(limit * 4, 100), 1000),
+            ...(from ? { ExclusiveStartKey: from } : {}),
           }),
         ),
       );
-      items.push(...(out.Items ?? []).map(toRecord));
+      for (const it of out.Items ?? []) if (pks.length < limit) pks.push(it.pk as string);
       start = out.LastEvaluatedKey;
-    } while (start && items.length < limit);
-    return items.slice(0, limit);
+      if (!start) break;
+    }
+    if (pks.length === 0) return [];
+    const items = await batchGet(this.doc, this.tableName, pks.map((pk) => ({ pk })));
+    const byPk = new Map(items.map((it) => [it.pk as string, it]));
+    return pks.flatMap((pk) => (byPk.has(pk) ? [toRecord(byPk.get(pk)!)] : []));
   }
 
   async scanAll(opts: { limit?: number; cursor?: string } = {}): Promise<{ items: AuthorizationRecord[]; cursor?: string }> {
@@ -245,6 +257,14 @@ export class DynamoRequestStore implements RequestStore {
       ),
     );
     return (out.Items ?? []).map(toRecord);
+  }
+
+  async listRecentlyDecided(since: Date, limit: number): Promise<AuthorizationRecord[]> {
+    const ids = await this.audit.recentlyDecided(since.toISOString(), limit);
+    if (ids.length === 0) return [];
+    const items = await batchGet(this.doc, this.tableName, ids.map((id) => ({ pk: REQ + id })));
+    const byId = new Map(items.map((it) => [it.request_id as string, toRecord(it)]));
+    return ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : []));
   }
 
   listPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {

@@ -92,10 +92,12 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     return [...this.items.values()].map((s) => recordOf(s.item));
   }
 
-  listByAgent(agentId: AgentId, opts: { limit?: number; before?: string } = {}): Promise<AuthorizationRecord[]> {
+  /** An agent's requests, newest first; requests made in the same millisecond by request_id, descending. `after`: just after that request. */
+  listByAgent(agentId: AgentId, opts: { limit?: number; after?: { readonly requested_at: string; readonly request_id: RequestId } } = {}): Promise<AuthorizationRecord[]> {
+    const a = opts.after;
     const mine = this.records()
-      .filter((r) => r.agent_id === agentId && (opts.before === undefined || r.requested_at < opts.before))
-      .sort((a, b) => b.requested_at.localeCompare(a.requested_at));
+      .filter((r) => r.agent_id === agentId && (a === undefined || r.requested_at < a.requested_at || (r.requested_at === a.requested_at && r.request_id < a.request_id)))
+      .sort((x, y) => y.requested_at.localeCompare(x.requested_at) || y.request_id.localeCompare(x.request_id));
     return Promise.resolve(mine.slice(0, opts.limit ?? 50));
   }
 
@@ -111,6 +113,14 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     const out = this.records()
       .filter((r) => r.decision === 'pending' && filter(r))
       .sort((a, b) => a.expires_at.localeCompare(b.expires_at));
+    return Promise.resolve(out.slice(0, limit));
+  }
+
+  listRecentlyDecided(since: Date, limit: number): Promise<AuthorizationRecord[]> {
+    const at = (r: AuthorizationRecord) => (r.revoked_at ?? r.decision_at ?? '');
+    const out = this.records()
+      .filter((r) => r.decision !== 'pending' && at(r) >= since.toISOString())
+      .sort((a, b) => at(b).localeCompare(at(a)));
     return Promise.resolve(out.slice(0, limit));
   }
 
