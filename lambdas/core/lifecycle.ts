@@ -200,12 +200,18 @@ export const TRANSITIONS = {
     events: [],
     linked: false,
   },
-  /** The minted SVID is recorded: approved → issued, only by the claim's holder. Params: now, claim, svidId. */
+  /** The minted SVID is recorded: approved → issued, only by the claim's holder. Params: now, claim, svidId, notAfter (the certificate's). */
   issue: {
     from: ['approved'],
     wrongState: { otherwise: refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `the issuance claim on request ${r.request_id} was lost; check again`) },
     guards: [{ holds: { field: 'issuing_claim', op: '=', to: p('claim') }, else: refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `the issuance claim on request ${r.request_id} was lost; check again`) }],
-    updates: [{ set: 'svid_id', to: p('svidId') }, { set: 'svid_issued_at', to: p('now') }, { remove: 'issuing_claim' }, { remove: 'issuing_until' }],
+    updates: [
+      { set: 'svid_id', to: p('svidId') },
+      { set: 'svid_issued_at', to: p('now') },
+      { set: 'svid_not_after', to: p('notAfter') },
+      { remove: 'issuing_claim' },
+      { remove: 'issuing_until' },
+    ],
     events: ['svid_issued'],
     linked: true,
   },
@@ -424,6 +430,11 @@ export function isPast(iso: string, now: Date): boolean {
   return Date.parse(iso) <= now.getTime();
 }
 
+/** When an approved request's SVID ends: the issued certificate's notAfter, else the approved bound. One instant for every API. */
+export function svidEnd(r: Pick<AuthorizationRecord, 'svid_not_after' | 'svid_expires_at' | 'expires_at'>): string {
+  return r.svid_not_after ?? r.svid_expires_at ?? r.expires_at;
+}
+
 /** Pure: what the record means at time `now` (a pending request past its deadline is expired, an SVID past its end too). */
 export function statusAt(r: AuthorizationRecord, now: Date): RequestStatus {
   switch (stateOf(r)) {
@@ -437,7 +448,7 @@ export function statusAt(r: AuthorizationRecord, now: Date): RequestStatus {
       return { status: 'revoked', revoked_at: r.revoked_at ?? '' };
     case 'approved':
     case 'issued': {
-      const svidExpires = r.svid_expires_at ?? r.expires_at;
+      const svidExpires = svidEnd(r);
       if (isPast(svidExpires, now)) return { status: 'expired', expired_at: svidExpires };
       return { status: 'approved', svid_expires_at: svidExpires, issued: r.svid_id !== null, svid_id: r.svid_id };
     }

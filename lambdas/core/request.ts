@@ -53,6 +53,8 @@ export interface AuthorizationRecord {
   readonly expires_at: string;
   readonly spiffe_id: string;
   readonly svid_issued_at: string | null;
+  /** The issued certificate's notAfter (at most svid_expires_at): when the SVID really ends. Every API reports this one instant as `expires_at`. */
+  readonly svid_not_after?: string | null;
   /** Notification bookkeeping (consent email). */
   readonly notify_status: 'pending' | 'sent' | 'failed';
   readonly notify_attempts: number;
@@ -93,6 +95,7 @@ export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: 
     expires_at: addMinutes(requestedAt, input.ttl_minutes),
     spiffe_id: SpiffeId.forRequest(trustDomain, input.agent_id, requestId).toString(),
     svid_issued_at: null,
+    svid_not_after: null,
     notify_status: 'pending',
     notify_attempts: 0,
   };

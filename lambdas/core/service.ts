@@ -4,7 +4,7 @@ import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type
 import { actorIdentity, approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
-import { isPast, stateOf, statusAt } from './lifecycle.ts';
+import { isPast, stateOf, statusAt, svidEnd } from './lifecycle.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
 import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
@@ -304,7 +304,7 @@ export class AuthorizationService {
       // Another check delivered the SVID between our read and our claim: report it as delivered.
       if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
       const current = await this.getForAgent(r.agent_id, r.request_id);
-      return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: current.svid_expires_at!, svid_delivered: true };
+      return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: svidEnd(current), svid_delivered: true };
     }
     const release = () =>
       this.deps.store.apply('releaseIssuance', r.request_id, { claim }).catch((err: unknown) =>
@@ -333,7 +333,7 @@ export class AuthorizationService {
     const { record: updated } = await this.deps.store.apply(
       'issue',
       r.request_id,
-      { now: now.toISOString(), claim, svidId: minted.svidId },
+      { now: now.toISOString(), claim, svidId: minted.svidId, notAfter: minted.expiresAt.toISOString() },
       auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
     );
     this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });

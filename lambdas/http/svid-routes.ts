@@ -13,6 +13,7 @@ import { dirname } from 'node:path';
 import { Hono } from 'hono';
 import { exportJWK } from 'jose';
 import { isAckdError } from '../core/errors.ts';
+import { svidEnd } from '../core/lifecycle.ts';
 import { parseRequestId, parseSvidId, type TrustDomain } from '../core/ids.ts';
 import type { Logger, SvidMinter } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
@@ -117,6 +118,7 @@ export function svidRoutes(deps: SvidRoutesDeps): Hono {
         revoked: r.revoked,
         revoked_at: r.revoked_at,
         svid_expires_at: r.svid_expires_at,
+        expires_at: svidEnd(r),
         action: r.action,
         permissions: [...r.permissions],
         decision_at: r.decision_at,

@@ -326,3 +326,18 @@ describe('authentication', () => {
     expect(JSON.stringify(await rawItems(stack))).not.toContain(stack.agentApiKey);
   });
 });
+
+describe('one expiry instant everywhere', () => {
+  it("the first check, later checks and /v1/svid-status all say the certificate's notAfter", async () => {
+    const { request_id } = await request();
+    await stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:test');
+    const first = await check(request_id);
+    const leaf = new X509Certificate((first.svid as string).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)![0]);
+    const notAfter = new Date(leaf.validTo).toISOString();
+    expect(first.expires_at).toBe(notAfter);
+    expect((await check(request_id)).expires_at).toBe(notAfter);
+    const status = (await (await fetch(`${stack.appUrl}/v1/svid-status/${request_id}?svid_id=${String(first.svid_id)}`)).json()) as Record<string, unknown>;
+    expect(status.expires_at).toBe(notAfter);
+    expect(Date.parse(String(status.svid_expires_at))).toBeGreaterThanOrEqual(Date.parse(notAfter)); // the approved bound, never earlier than the SVID's end
+  });
+});
