@@ -16,6 +16,7 @@ export interface UiConfig {
 const PENDING = 'ackd.pkce';
 const TOKEN = 'ackd.idToken';
 const SIGNED_OUT = 'ackd.signedOut';
+const REQUEST_ID = /^req_[0-9a-z]{26}$/;
 
 /** True once, on the page load that follows a sign-out through Cognito's /logout. */
 export function consumeSignedOut(): boolean {
@@ -42,7 +43,10 @@ async function challengeOf(verifier: string): Promise<string> {
 /** Sends the browser to sign in; `returnTo` is the query to restore afterwards (e.g. the request id). */
 export async function signIn(cfg: UiConfig, returnTo: string): Promise<never> {
   const verifier = random(48);
-  const state = random(24);
+  // State is opaque to the IdP and comes back unchanged; ending it with ".<request id>" lets a
+  // sign-in page that reads it (the local one) say which request the approver signs in to review.
+  const requestId = new URLSearchParams(returnTo).get('request_id');
+  const state = requestId && REQUEST_ID.test(requestId) ? `${random(24)}.${requestId}` : random(24);
   sessionStorage.setItem(PENDING, JSON.stringify({ verifier, state, returnTo }));
   const q = new URLSearchParams({
     response_type: 'code',

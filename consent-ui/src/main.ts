@@ -1,5 +1,9 @@
 import { completeSignIn, consumeSignedOut, currentSession, forgetSession, signIn, signOut, type Session, type UiConfig } from './auth.ts';
 import { visible } from '../../lambdas/core/visible.ts';
+import { button, el, nodes, type Child } from './dom.ts';
+import { approvalsText, dashboardFingerprint, EMPTY_PENDING, EMPTY_RECENT, recentAt, RECENT_STATUS, timeLeftText, yourPart, type Dashboard, type Summary } from './dashboard.ts';
+import { flagLabel, flagsOf, flagSummary } from './permissions.ts';
+import { approvedText, cleanReason, duration, lifetimeText, REASON_MAX, revokeConsequence, revokedWhenBy, revokeRefusalText, revokerText, type Status } from './review.ts';
 import { isMine, isQuorum, localWithZone, modeOf, progressText, refusalText, sentence, voteVerb, waitingText, type Mode, type VoteView } from './votes.ts';
 
 /** What GET /api/requests/:id returns (see lambdas/consent-api/app.ts). */
@@ -12,7 +16,7 @@ interface RequestView {
   ttl_minutes: number;
   requested_at: string;
   expires_at: string;
-  status: 'pending' | 'approved' | 'denied' | 'expired' | 'revoked';
+  status: Status;
   decision_at: string | null;
   approver_email: string | null;
   /** Pending, the caller has not voted, and the caller may vote. */
@@ -26,6 +30,14 @@ interface RequestView {
   not_eligible: string | null;
   /** The rule the request is decided under, in words. */
   why_you: string;
+  /** Approved (with or without its SVID): the caller may revoke it. */
+  revocable: boolean;
+  revoked_at: string | null;
+  /** An approver's email, `operator:<name>`, `agent:<id>` or `system`. */
+  revoked_by: string | null;
+  revoke_reason: string | null;
+  svid_id: string | null;
+  svid_expires_at: string | null;
   server_time: string;
 }
 
@@ -39,36 +51,16 @@ class ApiError extends Error {
   }
 }
 
-// ---- DOM helpers: agent data is only ever inserted as text. ----
-
-type Child = Node | string | null | undefined | false;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: { class?: string; id?: string; attrs?: Record<string, string> } = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (props.class) e.className = props.class;
-  if (props.id) e.id = props.id;
-  for (const [k, v] of Object.entries(props.attrs ?? {})) e.setAttribute(k, v);
-  for (const c of children) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(typeof c === 'string' ? document.createTextNode(c) : c);
-  }
-  return e;
-}
-
-function button(label: string, cls: string, onClick: () => void): HTMLButtonElement {
-  const b = el('button', { class: cls, attrs: { type: 'button' } }, label);
-  b.addEventListener('click', onClick);
-  return b;
-}
-
 const main = document.getElementById('main')!;
 let ticker: number | undefined;
 
-function show(...nodes: Child[]): void {
+/** Replaces the page (a review page's layout; the dashboard widens it after). */
+function show(...children: Child[]): void {
   if (ticker !== undefined) clearInterval(ticker);
   ticker = undefined;
   unwatch();
-  main.replaceChildren(...nodes.filter((n): n is Node | string => n !== null && n !== undefined && n !== false));
+  document.body.dataset.view = 'request';
+  main.replaceChildren(...nodes(children));
   const h = main.querySelector('h1');
   if (h) {
     h.setAttribute('tabindex', '-1');
@@ -80,24 +72,7 @@ function page(title: string, ...body: Child[]): HTMLElement {
   return el('section', { class: 'card' }, el('h1', {}, title), ...body);
 }
 
-// ---- time ----
-
-function utc(iso: string): string {
-  return new Date(iso).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-}
-
-function local(iso: string): string {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-}
-
-function duration(ms: number): string {
-  if (ms <= 0) return 'none — expired';
-  const s = Math.floor(ms / 1000);
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m} min ${s % 60} s` : `${s} s`;
-}
-
-const STATUS_TEXT: Record<RequestView['status'], string> = {
+const STATUS_TEXT: Record<Status, string> = {
   pending: 'Pending — awaiting your decision',
   approved: 'Approved',
   denied: 'Denied',
@@ -115,29 +90,55 @@ function statusText(r: RequestView): string {
 let cfg: UiConfig;
 let session: Session | undefined;
 
-async function api(path: string, init: RequestInit = {}): Promise<RequestView> {
+async function call<T>(path: string, pick: (body: Record<string, unknown>) => T | undefined, init: RequestInit = {}): Promise<T> {
   const res = await fetch(`${cfg.apiBase}${path}`, {
     ...init,
     headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${session!.idToken}` },
     cache: 'no-store',
   });
-  const body = (await res.json().catch(() => ({}))) as { request?: RequestView; error?: { code: string; message: string } };
-  if (!res.ok || !body.request) throw new ApiError(res.status, body.error?.code ?? 'ERR_INTERNAL', body.error?.message ?? `HTTP ${res.status}`);
-  return body.request;
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown> & { error?: { code: string; message: string } };
+  const value = res.ok ? pick(body) : undefined;
+  if (value === undefined) throw new ApiError(res.status, body.error?.code ?? 'ERR_INTERNAL', body.error?.message ?? `HTTP ${res.status}`);
+  return value;
 }
 
-// ---- refreshing a pending request ----
-// While a request is pending, the page reads it again every few seconds (only while the tab is
-// visible), so other approvers' votes and the decision show up without a reload.
+/** One request (GET, or a POST that changes it). */
+function api(path: string, init: RequestInit = {}): Promise<RequestView> {
+  return call(path, (b) => b.request as RequestView | undefined, init);
+}
+
+function post(id: string, verb: 'approve' | 'deny' | 'revoke', extra: Record<string, unknown> = {}): Promise<RequestView> {
+  return api(`/requests/${encodeURIComponent(id)}/${verb}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ request_id: id, ...extra }),
+  });
+}
+
+function dashboard(): Promise<Dashboard> {
+  return call('/requests', (b) => (Array.isArray(b.pending) && Array.isArray(b.recent) ? (b as unknown as Dashboard) : undefined));
+}
+
+// ---- refreshing ----
+// A page whose data can change elsewhere (a pending or approved request, the dashboard) reads it
+// again every few seconds, only while the tab is visible, and updates in place.
 
 const POLL_MS = 3000;
 const POLL_MAX_MS = 60_000;
-let watching: { id: string; update: (next: RequestView) => void } | undefined;
+
+interface Watcher {
+  /** Reads the page's data again; returns what puts it on the page (dropped if the page changed meanwhile). */
+  read: () => Promise<() => void>;
+  /** A refresh was refused for good (401, 403, 404). */
+  fail: (e: ApiError) => void;
+}
+
+let watching: Watcher | undefined;
 let pollTimer: number | undefined;
 let polling = false;
 let pollFailures = 0;
-/** A vote is being sent: refreshes are held back so they cannot overwrite its answer. */
-let deciding = false;
+/** A vote or revocation is being sent: refreshes are held back so they cannot overwrite its answer. */
+let busy = false;
 /** Bumped whenever the page is replaced: an answer for an older page is dropped. */
 let generation = 0;
 
@@ -148,8 +149,8 @@ function unwatch(): void {
   pollTimer = undefined;
 }
 
-function watch(id: string, update: (next: RequestView) => void): void {
-  watching = { id, update };
+function watch(w: Watcher): void {
+  watching = w;
   pollFailures = 0;
   schedulePoll();
 }
@@ -168,16 +169,16 @@ async function poll(): Promise<void> {
   const gen = generation;
   polling = true;
   try {
-    if (deciding) return;
-    const next = await api(`/requests/${encodeURIComponent(w.id)}`);
-    if (gen !== generation || deciding) return;
+    if (busy) return;
+    const apply = await w.read();
+    if (gen !== generation || busy) return;
     pollFailures = 0;
     refreshNote(null);
-    w.update(next);
+    apply();
   } catch (e) {
-    if (gen !== generation || deciding) return;
+    if (gen !== generation || busy) return;
     if (e instanceof ApiError && (e.status === 401 || e.status === 403 || e.status === 404)) {
-      handleError(e, w.id);
+      w.fail(e);
       return;
     }
     pollFailures++;
@@ -208,7 +209,117 @@ function refreshNote(text: string | null): void {
   else main.querySelector('.card')?.append(el('p', { id: 'refresh-note', class: 'muted' }, text));
 }
 
-// ---- pages ----
+// ---- the dashboard (/) ----
+
+function requestHref(id: string): string {
+  return `?request_id=${encodeURIComponent(id)}`;
+}
+
+function pendingRow(s: Summary, nowMs: number): HTMLElement {
+  const approvals = approvalsText(s);
+  const part = yourPart(s);
+  return el(
+    'li',
+    { attrs: { 'data-request-id': s.request_id } },
+    el(
+      'a',
+      { class: 'row', attrs: { href: requestHref(s.request_id) } },
+      el('span', { class: 'cell when' }, el('span', { class: 'left', attrs: { 'data-expires': s.expires_at } }, timeLeftText(s.expires_at, nowMs))),
+      el('span', { class: 'cell agent' }, el('code', {}, visible(s.agent_id))),
+      el('span', { class: 'cell action' }, visible(s.action)),
+      el('span', { class: 'cell meta' }, approvals ? el('span', { class: 'approvals' }, approvals) : null, part ? el('span', { class: 'mine', attrs: { 'data-your-vote': s.your_vote ?? 'none' } }, part) : null),
+    ),
+  );
+}
+
+function recentRow(s: Summary): HTMLElement {
+  const at = recentAt(s);
+  return el(
+    'li',
+    { attrs: { 'data-request-id': s.request_id, 'data-status': s.status } },
+    el(
+      'a',
+      { class: 'row', attrs: { href: requestHref(s.request_id) } },
+      el('span', { class: 'cell state' }, el('span', { class: `status status-${s.status}` }, RECENT_STATUS[s.status])),
+      el('span', { class: 'cell when' }, el('time', { attrs: { datetime: at } }, localWithZone(at))),
+      el('span', { class: 'cell agent' }, el('code', {}, visible(s.agent_id))),
+      el('span', { class: 'cell action' }, visible(s.action)),
+    ),
+  );
+}
+
+function rows(list: 'pending' | 'recent', items: readonly Summary[], row: (s: Summary) => HTMLElement, empty: string, heads: string[]): HTMLElement {
+  if (items.length === 0) return el('p', { class: 'empty muted', attrs: { 'data-empty': list } }, empty);
+  return el(
+    'div',
+    { class: `list ${list}` },
+    el('div', { class: 'row head', attrs: { 'aria-hidden': 'true' } }, ...heads.map((h) => el('span', { class: 'cell' }, h))),
+    el('ul', { class: 'rows', attrs: { 'data-list': list } }, ...items.map(row)),
+  );
+}
+
+function renderDashboard(d: Dashboard): void {
+  let offsetMs = Date.parse(d.server_time) - Date.now();
+  let shown = dashboardFingerprint(d);
+  const pendingCount = el('span', { class: 'count', attrs: { 'data-count': 'pending' } });
+  const recentCount = el('span', { class: 'count', attrs: { 'data-count': 'recent' } });
+  const pendingBox = el('div', { id: 'pending' });
+  const recentBox = el('div', { id: 'recent' });
+  const fill = (next: Dashboard): void => {
+    // A refresh keeps the keyboard where it was.
+    const focusedId = document.activeElement?.closest('[data-request-id]')?.getAttribute('data-request-id');
+    pendingCount.textContent = ` (${next.pending.length})`;
+    recentCount.textContent = ` (${next.recent.length})`;
+    pendingBox.replaceChildren(rows('pending', next.pending, (s) => pendingRow(s, Date.now() + offsetMs), EMPTY_PENDING, ['Time left', 'Agent', 'Action', 'Votes']));
+    recentBox.replaceChildren(rows('recent', next.recent, recentRow, EMPTY_RECENT, ['Status', 'When', 'Agent', 'Action']));
+    if (focusedId) main.querySelector<HTMLElement>(`[data-request-id="${CSS.escape(focusedId)}"] a`)?.focus({ preventScroll: true });
+  };
+  const tick = (): void => {
+    for (const left of main.querySelectorAll<HTMLElement>('[data-expires]')) left.textContent = timeLeftText(left.dataset.expires!, Date.now() + offsetMs);
+  };
+  fill(d);
+  document.title = 'ackd — authorization requests';
+  show(
+    el(
+      'section',
+      { class: 'card dashboard' },
+      el('h1', {}, 'Authorization requests'),
+      el('p', { class: 'muted' }, 'Open a request to review it. This page updates by itself every few seconds.'),
+      el('h2', {}, 'Awaiting decision', pendingCount),
+      pendingBox,
+      el('h2', {}, 'Recent decisions', recentCount),
+      el('p', { class: 'muted sub' }, 'Decided or revoked in the last 24 hours, most recent first.'),
+      recentBox,
+    ),
+  );
+  document.body.dataset.view = 'dashboard';
+  ticker = window.setInterval(tick, 1000);
+  watch({
+    read: async () => {
+      const next = await dashboard();
+      return () => {
+        offsetMs = Date.parse(next.server_time) - Date.now();
+        const fp = dashboardFingerprint(next);
+        if (fp !== shown) {
+          shown = fp;
+          fill(next);
+        }
+        tick();
+      };
+    },
+    fail: (e) => handleError(e, null),
+  });
+}
+
+async function loadDashboard(): Promise<void> {
+  try {
+    renderDashboard(await dashboard());
+  } catch (e) {
+    handleError(e, null);
+  }
+}
+
+// ---- the review page (/?request_id=…) ----
 
 function voteItem(v: VoteView): HTMLElement {
   return el(
@@ -232,39 +343,69 @@ function quorumRows(r: RequestView): Child[] {
   return rows;
 }
 
-function details(r: RequestView, offsetMs: number): { dl: HTMLElement; timeLeft: HTMLElement } {
+/** The label of a field whose text the agent wrote: the page says so, and the text is set apart. */
+function claimTerm(name: string): HTMLElement {
+  return el('dt', {}, name, el('span', { class: 'claim-tag' }, 'as stated by the agent'));
+}
+
+/** The permissions, each flagged when the rule of permissions.ts says so, and a warning under them. */
+function permissionList(permissions: readonly string[]): Child[] {
+  const items = permissions.map((p) => {
+    const flags = flagsOf(p);
+    // The badge comes from the stylesheet (attr()), so each item's text stays the permission itself.
+    const attrs: Record<string, string> = flags.length > 0 ? { 'data-flags': flags.join(' '), 'data-flag-label': flagLabel(flags) } : {};
+    return el('li', { class: flags.length > 0 ? 'flagged' : '', attrs }, el('code', {}, visible(p)));
+  });
+  const summary = flagSummary(permissions);
+  return [el('ul', {}, ...items), summary ? el('p', { class: 'flag-note', id: 'permission-flags', attrs: { role: 'note' } }, visible(summary)) : null];
+}
+
+type Details = HTMLElement & { tick?: () => void };
+
+function details(r: RequestView, offsetMs: number): Details {
+  const pending = r.status === 'pending';
   const timeLeft = el('span', { id: 'time-left' });
   const update = () => {
-    timeLeft.textContent = r.status === 'pending' ? duration(Date.parse(r.expires_at) - (Date.now() + offsetMs)) : '—';
+    timeLeft.textContent = duration(Date.parse(r.expires_at) - (Date.now() + offsetMs));
   };
   update();
-  const dl = el(
+  const dl: Details = el(
     'dl',
     {},
     el('dt', {}, 'Agent'),
     el('dd', { attrs: { 'data-field': 'agent' } }, el('code', {}, r.agent_id)),
-    el('dt', {}, 'Action'),
-    el('dd', { attrs: { 'data-field': 'action' } }, visible(r.action)),
+    claimTerm('Action'),
+    el('dd', { class: 'claim', attrs: { 'data-field': 'action', 'data-claim': 'agent' } }, visible(r.action)),
     el('dt', {}, 'Permissions'),
-    el('dd', { attrs: { 'data-field': 'permissions' } }, el('ul', {}, ...r.permissions.map((p) => el('li', {}, el('code', {}, visible(p)))))),
-    el('dt', {}, 'Justification'),
-    el('dd', { class: 'justification scroll', attrs: { 'data-field': 'justification' } }, visible(r.justification)),
+    el('dd', { attrs: { 'data-field': 'permissions' } }, ...permissionList(r.permissions)),
+    claimTerm('Justification'),
+    el('dd', { class: 'claim justification scroll', attrs: { 'data-field': 'justification', 'data-claim': 'agent' } }, visible(r.justification)),
     el('dt', {}, 'Requested'),
-    el('dd', { attrs: { 'data-field': 'requested' } }, local(r.requested_at), el('br'), el('small', { class: 'muted' }, utc(r.requested_at))),
-    el('dt', {}, 'Decide by'),
-    el('dd', { attrs: { 'data-field': 'expires' } }, local(r.expires_at), el('br'), el('small', { class: 'muted' }, `${utc(r.expires_at)} (TTL ${r.ttl_minutes} min)`)),
-    el('dt', {}, 'Time left'),
-    el('dd', { attrs: { 'data-field': 'time-left' } }, timeLeft),
+    el('dd', { attrs: { 'data-field': 'requested' } }, localWithZone(r.requested_at)),
+    pending ? el('dt', {}, 'Decide by') : null,
+    pending ? el('dd', { attrs: { 'data-field': 'expires' } }, localWithZone(r.expires_at)) : null,
+    pending ? el('dt', {}, 'Time left') : null,
+    pending ? el('dd', { attrs: { 'data-field': 'time-left' } }, timeLeft) : null,
+    pending ? el('dt', {}, 'If approved') : null,
+    pending ? el('dd', { attrs: { 'data-field': 'lifetime' } }, lifetimeText(r.ttl_minutes)) : null,
+    r.status === 'expired' ? el('dt', {}, 'Expired') : null,
+    r.status === 'expired' ? el('dd', { attrs: { 'data-field': 'expires' } }, localWithZone(r.expires_at)) : null,
     el('dt', {}, 'Status'),
     el('dd', { attrs: { 'data-field': 'status' } }, el('span', { class: `status status-${r.status}`, id: 'status' }, statusText(r))),
     ...quorumRows(r),
-    r.decision_at ? el('dt', {}, 'Decided') : null,
-    r.decision_at ? el('dd', {}, utc(r.decision_at), r.approver_email ? ` by ${r.approver_email}` : '') : null,
+    r.decision_at && r.status !== 'expired' ? el('dt', {}, 'Decided') : null,
+    r.decision_at && r.status !== 'expired' ? el('dd', { attrs: { 'data-field': 'decided' } }, localWithZone(r.decision_at), r.approver_email ? ` by ${r.approver_email}` : '') : null,
+    r.status === 'approved' ? el('dt', {}, 'Identity') : null,
+    r.status === 'approved' ? el('dd', { attrs: { 'data-field': 'identity' } }, approvedText(r, Date.now() + offsetMs)) : null,
+    r.status === 'revoked' ? el('dt', {}, 'Revoked') : null,
+    r.status === 'revoked' ? el('dd', { attrs: { 'data-field': 'revoked' } }, visible(revokedWhenBy(r, session?.email))) : null,
+    r.status === 'revoked' && r.revoke_reason ? el('dt', {}, 'Reason') : null,
+    r.status === 'revoked' && r.revoke_reason ? el('dd', { attrs: { 'data-field': 'revoke-reason' } }, visible(r.revoke_reason)) : null,
     el('dt', {}, 'Request ID'),
     el('dd', {}, el('code', {}, r.request_id)),
   );
-  (dl as HTMLElement & { tick?: () => void }).tick = update;
-  return { dl, timeLeft };
+  if (pending) dl.tick = update;
+  return dl;
 }
 
 function noticeLine(notice: string | undefined): Child {
@@ -294,21 +435,21 @@ function standing(r: RequestView, mode: Exclude<Mode, 'closed'>): Child[] {
 
 /** What changes the page when a refresh brings it (not server_time, nor nothing at all). */
 function fingerprint(r: RequestView): string {
-  return JSON.stringify([r.status, r.decidable, r.approvals, r.votes, r.your_vote, r.not_eligible, r.why_you, r.expires_at, r.decision_at]);
+  return JSON.stringify([r.status, r.decidable, r.approvals, r.votes, r.your_vote, r.not_eligible, r.why_you, r.expires_at, r.decision_at, r.revocable, r.revoked_at, r.svid_id, r.svid_expires_at]);
 }
 
 function renderRequest(r: RequestView, notice?: string): void {
+  document.title = 'ackd — review request';
   const mode = modeOf(r);
   if (mode === 'closed') {
-    const { dl } = details(r, Date.parse(r.server_time) - Date.now());
     const title = r.status === 'expired' ? 'This request has expired' : r.status === 'revoked' ? 'This request was approved and later revoked' : `This request was already ${r.status}`;
-    show(page(title, noticeLine(notice), el('p', { class: 'muted' }, 'There is nothing left to decide.'), dl));
+    renderClosed(r, { title, notice });
     return;
   }
   let shown = r;
   let refreshConfirm: (() => void) | undefined;
   let offsetMs = Date.parse(r.server_time) - Date.now();
-  let { dl } = details(r, offsetMs);
+  let dl = details(r, offsetMs);
   const info = el('div', { class: 'standing' }, ...standing(r, mode));
   const body: Child[] = [noticeLine(notice), info, dl];
 
@@ -343,7 +484,9 @@ function renderRequest(r: RequestView, notice?: string): void {
       refreshConfirm = () => {
         desc.textContent = consequence(decision);
       };
-      const box = el('div', { class: 'confirm', attrs: { role: 'alertdialog', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-desc' } },
+      const box = el(
+        'div',
+        { class: 'confirm', attrs: { role: 'alertdialog', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-desc' } },
         el('h2', { id: 'confirm-title' }, `Really ${verb} this request?`),
         desc,
         el('div', { class: 'actions' }, yes, no),
@@ -356,26 +499,32 @@ function renderRequest(r: RequestView, notice?: string): void {
 
   show(page(PENDING_TITLE[mode], ...body));
   ticker = window.setInterval(() => {
-    (dl as HTMLElement & { tick?: () => void }).tick?.();
+    dl.tick?.();
     if (Date.parse(shown.expires_at) <= Date.now() + offsetMs) {
       // Time ran out while the page was open: no more buttons.
       void load(r.request_id);
     }
   }, 1000);
-  watch(r.request_id, (next) => {
-    if (next.request_id === r.request_id && modeOf(next) === mode) {
-      // The same page with fresher numbers: updated in place, an open confirmation stays open.
-      offsetMs = Date.parse(next.server_time) - Date.now();
-      if (fingerprint(next) === fingerprint(shown)) return;
-      shown = next;
-      const fresh = details(next, offsetMs);
-      dl.replaceWith(fresh.dl);
-      dl = fresh.dl;
-      info.replaceChildren(...standing(next, mode).filter((n): n is Node => n instanceof Node));
-      refreshConfirm?.();
-      return;
-    }
-    moved(mode, next);
+  watch({
+    read: async () => {
+      const next = await api(`/requests/${encodeURIComponent(r.request_id)}`);
+      return () => {
+        if (next.request_id === r.request_id && modeOf(next) === mode) {
+          // The same page with fresher numbers: updated in place, an open confirmation stays open.
+          offsetMs = Date.parse(next.server_time) - Date.now();
+          if (fingerprint(next) === fingerprint(shown)) return;
+          shown = next;
+          const fresh = details(next, offsetMs);
+          dl.replaceWith(fresh);
+          dl = fresh;
+          info.replaceChildren(...nodes(standing(next, mode)));
+          refreshConfirm?.();
+          return;
+        }
+        moved(mode, next);
+      };
+    },
+    fail: (e) => handleError(e, r.request_id),
   });
 }
 
@@ -397,24 +546,145 @@ function moved(was: Mode, next: RequestView): void {
 }
 
 function renderOutcome(r: RequestView, lead: string): void {
-  const { dl } = details(r, Date.parse(r.server_time) - Date.now());
   const approved = r.status === 'approved';
-  show(el('section', { class: 'card' }, el('h1', { class: `outcome ${approved ? 'approved' : 'denied'}` }, approved ? 'Approved' : 'Denied'), el('p', {}, lead), dl));
+  renderClosed(r, { title: approved ? 'Approved' : 'Denied', outcome: approved ? 'approved' : 'denied', lead });
+}
+
+/**
+ * A request nobody can vote on any more: approved (with Revoke, refreshed so a revocation
+ * elsewhere shows), denied, expired or revoked (when and by whom).
+ */
+function renderClosed(r: RequestView, o: { title: string; outcome?: 'approved' | 'denied' | 'revoked'; lead?: string; notice?: string }): void {
+  let shown = r;
+  let offsetMs = Date.parse(r.server_time) - Date.now();
+  let dl = details(r, offsetMs);
+  const lead = o.lead ? el('p', { id: 'lead' }, o.lead) : r.revocable ? null : el('p', { class: 'muted' }, 'There is nothing left to decide.');
+  const h1 = el('h1', o.outcome ? { class: `outcome ${o.outcome}` } : {}, o.title);
+  show(el('section', { class: 'card' }, h1, noticeLine(o.notice), lead, dl, ...(r.revocable ? revokeControls(r.request_id, () => shown) : [])));
+  if (r.status !== 'approved') return;
+  watch({
+    read: async () => {
+      const next = await api(`/requests/${encodeURIComponent(r.request_id)}`);
+      return () => {
+        offsetMs = Date.parse(next.server_time) - Date.now();
+        if (next.status !== 'approved') {
+          renderRequest(next, next.status === 'revoked' ? 'This approval was revoked while the page was open.' : undefined);
+          return;
+        }
+        if (fingerprint(next) === fingerprint(shown)) return;
+        // Still approved (the agent may have picked up its identity): updated in place, an open confirmation stays open.
+        shown = next;
+        const fresh = details(next, offsetMs);
+        dl.replaceWith(fresh);
+        dl = fresh;
+      };
+    },
+    fail: (e) => handleError(e, r.request_id),
+  });
+}
+
+/** Revoke → a confirmation with an optional one-line reason → POST revoke. */
+function revokeControls(id: string, current: () => RequestView): Child[] {
+  const slot = el('div', { id: 'revoke-slot' });
+  const revoke = button('Revoke', 'deny', () => open());
+  const open = (): void => {
+    revoke.disabled = true;
+    const input = el('input', { id: 'revoke-reason', attrs: { type: 'text', maxlength: String(REASON_MAX), autocomplete: 'off', 'aria-describedby': 'revoke-reason-hint' } });
+    const problem = el('p', { id: 'revoke-problem', class: 'error', attrs: { role: 'alert' } });
+    problem.hidden = true;
+    const say = (text: string): void => {
+      problem.textContent = text;
+      problem.hidden = false;
+    };
+    const yes = button('Revoke approval', 'deny', () => void submit());
+    const no = button('Cancel', '', () => {
+      slot.replaceChildren();
+      revoke.disabled = false;
+      revoke.focus();
+    });
+    const enable = (on: boolean): void => {
+      yes.disabled = !on;
+      no.disabled = !on;
+      input.disabled = !on;
+    };
+    const submit = async (): Promise<void> => {
+      const cleaned = cleanReason(input.value);
+      if (!cleaned.ok) {
+        say(cleaned.problem);
+        return;
+      }
+      enable(false);
+      busy = true;
+      let r: RequestView;
+      try {
+        r = await post(id, 'revoke', cleaned.reason ? { reason: cleaned.reason } : {});
+      } catch (e) {
+        busy = false;
+        if (e instanceof ApiError && e.status === 409) {
+          // Not approved (any more): the request as it is now, with why.
+          try {
+            const now = await api(`/requests/${encodeURIComponent(id)}`);
+            renderRequest(now, revokeRefusalText(e.code, now.status));
+          } catch (e2) {
+            handleError(e2, id);
+          }
+          return;
+        }
+        if (e instanceof ApiError && e.status === 400 && e.code === 'ERR_INVALID_INPUT') {
+          enable(true);
+          say(`The reason was not accepted: it must be one line of at most ${REASON_MAX} characters.`);
+          input.focus();
+          return;
+        }
+        if (e instanceof ApiError && (e.status === 401 || e.status === 403 || e.status === 404)) {
+          handleError(e, id);
+          return;
+        }
+        enable(true);
+        say(`The approval was not revoked: ${e instanceof Error ? e.message : String(e)}. Try again.`);
+        return;
+      }
+      busy = false;
+      const byMe = r.revoked_by !== null && isMine(r.revoked_by, session?.email);
+      renderClosed(r, {
+        title: 'Revoked',
+        outcome: 'revoked',
+        lead: byMe ? 'You revoked this approval. The agent can no longer use it.' : `This approval had already been revoked by ${revokerText(r.revoked_by, session?.email) ?? 'someone else'}.`,
+      });
+    };
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault();
+        void submit();
+      }
+    });
+    slot.replaceChildren(
+      el(
+        'div',
+        { class: 'confirm', attrs: { role: 'alertdialog', 'aria-labelledby': 'revoke-title', 'aria-describedby': 'revoke-desc' } },
+        el('h2', { id: 'revoke-title' }, 'Revoke this approval?'),
+        el('p', { id: 'revoke-desc' }, revokeConsequence(current())),
+        el('label', { attrs: { for: 'revoke-reason' } }, 'Reason (optional)'),
+        input,
+        el('small', { id: 'revoke-reason-hint', class: 'muted hint' }, `One line, at most ${REASON_MAX} characters. It is kept in the audit log with your name.`),
+        problem,
+        el('div', { class: 'actions' }, yes, no),
+      ),
+    );
+    input.focus();
+  };
+  return [el('div', { class: 'actions' }, revoke), slot];
 }
 
 async function decide(decision: 'approved' | 'denied', ...buttons: HTMLButtonElement[]): Promise<void> {
   for (const b of buttons) b.disabled = true;
   const id = new URL(location.href).searchParams.get('request_id')!;
   let r: RequestView;
-  deciding = true;
+  busy = true;
   try {
-    r = await api(`/requests/${encodeURIComponent(id)}/${decision === 'approved' ? 'approve' : 'deny'}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ request_id: id }),
-    });
+    r = await post(id, decision === 'approved' ? 'approve' : 'deny');
   } catch (e) {
-    deciding = false;
+    busy = false;
     // A refused vote (voted already, may not vote, decided or expired meanwhile): the request as it is now, with why.
     const refusal = e instanceof ApiError && (e.status === 409 || e.status === 403) ? refusalText(e.code, e.message) : undefined;
     if (refusal) {
@@ -424,7 +694,7 @@ async function decide(decision: 'approved' | 'denied', ...buttons: HTMLButtonEle
     handleError(e, id);
     return;
   }
-  deciding = false;
+  busy = false;
   if (r.status === 'pending') {
     // A vote that does not decide yet: the page waits for the others.
     renderRequest(r);
@@ -442,35 +712,43 @@ async function load(id: string, notice?: string): Promise<void> {
   }
 }
 
-function handleError(e: unknown, id: string): void {
+/** The query to come back to after signing in: the request, or the dashboard. */
+function returnTo(id: string | null): string {
+  return id ? requestHref(id) : '';
+}
+
+function handleError(e: unknown, id: string | null): void {
   if (e instanceof ApiError) {
     if (e.status === 401) {
       forgetSession();
-      show(page('Your sign-in has expired', el('p', {}, 'Sign in again to continue.'), el('div', { class: 'actions' }, button('Sign in', 'approve', () => void signIn(cfg, `?request_id=${encodeURIComponent(id)}`)))));
+      show(page('Your sign-in has expired', el('p', {}, 'Sign in again to continue.'), el('div', { class: 'actions' }, button('Sign in', 'approve', () => void signIn(cfg, returnTo(id))))));
       return;
     }
     if (e.status === 403) {
       show(page('You are not an approver', el('p', {}, `You are signed in${session?.email ? ` as ${session.email}` : ''}, but this account is not in the approvers group. Ask an operator to run "ackd approvers add".`)));
       return;
     }
-    if (e.status === 404 || e.status === 400) {
+    if (id !== null && (e.status === 404 || e.status === 400)) {
       show(page('Unknown request', el('p', {}, 'No authorization request exists with this link. Check that you opened the whole link from the email.')));
       return;
     }
   }
-  show(page('Something went wrong', el('p', { class: 'error' }, e instanceof Error ? e.message : String(e)), el('div', { class: 'actions' }, button('Try again', '', () => void load(id)))));
+  show(page('Something went wrong', el('p', { class: 'error' }, e instanceof Error ? e.message : String(e)), el('div', { class: 'actions' }, button('Try again', '', () => void (id ? load(id) : loadDashboard())))));
 }
 
 function renderSignedOut(): void {
   const id = new URL(location.href).searchParams.get('request_id');
-  show(page('You are signed out', el('div', { class: 'actions' }, button('Sign in', 'approve', () => void signIn(cfg, id ? `?request_id=${encodeURIComponent(id)}` : '')))));
+  show(page('You are signed out', el('div', { class: 'actions' }, button('Sign in', 'approve', () => void signIn(cfg, returnTo(id))))));
 }
 
 function renderHeader(): void {
   const who = document.getElementById('who')!;
   const out = document.getElementById('signout') as HTMLButtonElement;
+  const home = document.getElementById('home') as HTMLButtonElement;
   who.textContent = session?.email ? `Signed in as ${session.email}` : '';
   out.hidden = !session;
+  // On a review page: the way back to the dashboard.
+  home.hidden = !session || !new URL(location.href).searchParams.has('request_id');
 }
 
 async function start(): Promise<void> {
@@ -487,6 +765,7 @@ async function start(): Promise<void> {
     renderHeader();
     if (!signOut(cfg)) renderSignedOut();
   });
+  document.getElementById('home')!.addEventListener('click', () => location.assign(location.pathname));
 
   const url = new URL(location.href);
   try {
@@ -506,12 +785,13 @@ async function start(): Promise<void> {
     renderSignedOut();
     return;
   }
-  if (!id) {
-    show(page('No request selected', el('p', {}, 'Open the link from a consent email to review a request.')));
+  if (!session) {
+    // The review page and the dashboard both need a sign-in; afterwards the browser comes back here.
+    await signIn(cfg, returnTo(id));
     return;
   }
-  if (!session) {
-    await signIn(cfg, `?request_id=${encodeURIComponent(id)}`);
+  if (!id) {
+    await loadDashboard();
     return;
   }
   await load(id);
