@@ -103,7 +103,7 @@ describe('consent in Chromium', () => {
     expect(await page.locator('[data-field="permissions"] li').allTextContents()).toEqual(input.permissions);
     expect(await field(page, 'justification')).toBe(input.justification);
     expect(await field(page, 'requested')).toContain(' UTC');
-    expect(await field(page, 'expires')).toContain('TTL 10 min');
+    expect(await field(page, 'lifetime')).toBe('The agent may use this approval for 10 minutes.');
     expect(await field(page, 'time-left')).toMatch(/^(9|10) min \d+ s$/);
     expect(await field(page, 'status')).toMatch(/^Pending/);
     await expect(page.locator('#who').textContent()).resolves.toBe(`Signed in as ${stack.approverUsername}`);
