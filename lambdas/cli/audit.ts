@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -6,9 +7,9 @@ import { Option, type Command } from 'commander';
 import { AckdError } from '../core/errors.ts';
 import { formatExport, type ExportFormat } from '../core/audit/format.ts';
 import { parseWindow, type ExportLine } from '../core/audit/service.ts';
-import { checkpointPublicKey } from '../core/audit/signing.ts';
+import { checkpointPublicKey, keyIdOf } from '../core/audit/signing.ts';
 import { verifyLines, type SvidEvidence, type VerifyReport } from '../core/audit/verify.ts';
-import { cliDeps, output } from './context.ts';
+import { cliDeps, output, UsageError } from './context.ts';
 
 /** Exit code of `audit verify` when the log does not verify. */
 export const VERIFY_FAILED = 1;
@@ -31,22 +32,52 @@ export function registerAuditCommands(program: Command): void {
     .addOption(new Option('--format <format>', 'jsonl (events + checkpoints: what `audit verify` reads) or csv (events only)').choices(['jsonl', 'csv']).default('jsonl'))
     .option('--out <file>', 'write to a new file instead of stdout (never overwrites)')
     .option('--checkpoint', 'sign a checkpoint of the newest event first, so the end of the export is anchored (needs ACKD_AUDIT_KEY)')
-    .action(async (opts: { since?: string; until?: string; format: ExportFormat; out?: string; checkpoint?: boolean }) => {
+    .option('--json', 'with --out: print a JSON summary of what was written (without --out the export itself is on stdout)')
+    .action(async (opts: { since?: string; until?: string; format: ExportFormat; out?: string; checkpoint?: boolean; json?: boolean }) => {
       const window = parseWindow(opts.since, opts.until);
-      const d = cliDeps();
-      if (opts.checkpoint) await d.audit.checkpoint();
-      let end: Extract<ExportLine, { kind: 'end' }> | undefined;
-      async function* lines(): AsyncGenerator<ExportLine> {
-        for await (const l of d.audit.export(window)) {
-          if (l.kind === 'end') end = l;
-          yield l;
+      if (opts.json && !opts.out) throw new UsageError('--json needs --out: without it the export itself is what goes to stdout');
+      // The file first: an export that cannot be written signs nothing and reads nothing.
+      const file = opts.out ? await createNew(opts.out) : undefined;
+      let written = 0;
+      try {
+        const d = cliDeps();
+        if (opts.checkpoint) await d.audit.checkpoint();
+        let end: Extract<ExportLine, { kind: 'end' }> | undefined;
+        async function* lines(): AsyncGenerator<ExportLine> {
+          for await (const l of d.audit.export(window)) {
+            if (l.kind === 'end') end = l;
+            yield l;
+          }
         }
-      }
-      const sink = opts.out ? createWriteStream(opts.out, { flags: 'wx', mode: 0o600 }) : stdoutSink();
-      await pipeline(Readable.from(formatExport(lines(), opts.format)), sink);
-      if (end) {
-        const range = end.first_seq === null ? 'no events' : `${end.events} events (seq ${end.first_seq}–${end.last_seq})`;
-        process.stderr.write(`exported ${range} and ${end.checkpoints} checkpoint(s)${opts.out ? ` to ${opts.out}` : ''}\n`);
+        async function* counted(): AsyncGenerator<string> {
+          for await (const text of formatExport(lines(), opts.format)) {
+            written += Buffer.byteLength(text);
+            yield text;
+          }
+        }
+        await pipeline(Readable.from(counted()), file ? file.createWriteStream() : stdoutSink());
+        const summary = {
+          out: opts.out ?? null,
+          format: opts.format,
+          bytes: written,
+          events: end?.events ?? null,
+          first_seq: end?.first_seq ?? null,
+          last_seq: end?.last_seq ?? null,
+          checkpoints: end?.checkpoints ?? null,
+          since: end?.since ?? null,
+          until: end?.until ?? null,
+        };
+        if (opts.json) output(true, summary, () => '');
+        else if (end) {
+          const range = end.first_seq === null ? 'no events' : `${end.events} events (seq ${end.first_seq}–${end.last_seq})`;
+          process.stderr.write(`exported ${range} and ${end.checkpoints} checkpoint(s)${opts.out ? ` to ${opts.out}` : ''}\n`);
+        }
+      } catch (e) {
+        // Never leave a partial export behind as if it were one.
+        if (opts.out) await rm(opts.out, { force: true }).catch(() => undefined);
+        throw e;
+      } finally {
+        await file?.close().catch(() => undefined);
       }
     });
 
@@ -93,9 +124,23 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('public-key')
     .description('print the PEM public key that verifies checkpoints (give it to auditors)')
-    .action(async () => {
-      process.stdout.write(await cliDeps().audit.publicKeyPem());
+    .option('--json', 'print JSON: { public_key_pem, key_id } (key_id: the SHA-256 of the key that checkpoints name)')
+    .action(async (opts: { json?: boolean }) => {
+      const pem = await cliDeps().audit.publicKeyPem();
+      if (opts.json) output(true, { public_key_pem: pem, key_id: keyIdOf(checkpointPublicKey(pem)) }, () => '');
+      else process.stdout.write(pem);
     });
+}
+
+/** A file that did not exist, opened for writing by this user alone; an existing file is refused in one line. */
+async function createNew(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'wx', 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new UsageError(`--out: ${path} already exists; an export never overwrites a file (EEXIST)`);
+    throw new UsageError(`--out: cannot create ${path} (${code ?? String(e)})`);
+  }
 }
 
 function stdoutSink(): Writable {

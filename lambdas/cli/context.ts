@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
 import { AckdError } from '../core/errors.ts';
 import { buildDeps, noMinter, type Deps } from '../deps.ts';
+import { jsonLogger } from '../adapters/log.ts';
 
 /** Where `npm start` keeps local state and writes the values scripts need. */
 export const LOCAL_DIR = process.env.ACKD_HOME ?? join(process.cwd(), '.ackd');
@@ -42,9 +43,24 @@ export function cliConfig(env: Record<string, string | undefined> = process.env)
 
 let cached: Deps | undefined;
 export function cliDeps(): Deps {
-  cached ??= buildDeps(cliConfig(), { minter: noMinter, logger: { info() {}, warn() {}, error() {} } });
+  if (!cached) {
+    const config = cliConfig();
+    cached = buildDeps(config, { minter: noMinter, logger: cliLogger(config.logLevel, process.env.ACKD_LOG_LEVEL !== undefined, config.stage) });
+  }
   return cached;
 }
+
+/**
+ * The service's log in the CLI: JSON lines on stderr (never stdout, which carries the command's
+ * result), like the functions' logs. Errors only, unless ACKD_LOG_LEVEL is set: then that level,
+ * so an operator can keep the CLI's decisions and revocations with the other logs.
+ */
+export function cliLogger(level: Config['logLevel'], levelSet: boolean, stage: string) {
+  return jsonLogger({ level: levelSet ? level : 'error', base: { stage, source: 'cli' }, write: (line) => process.stderr.write(line + '\n') });
+}
+
+/** A mistake in how a command was called: printed as one line `error: <message>`, exit status 2. */
+export class UsageError extends Error {}
 
 /** Prints either JSON (for scripts) or human text. */
 export function output(json: boolean | undefined, data: unknown, human: () => string): void {

@@ -1,16 +1,15 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { INVISIBLE, visible } from '../core/visible.ts';
 import { createApiKey } from '../core/apikeys.ts';
 import { AckdError, invalid } from '../core/errors.ts';
 import { recordOwner } from '../core/agents.ts';
 import { parseOperator } from '../core/policy.ts';
 import { parseEmail } from '../adapters/ses/notifier.ts';
-import { parseAgentId, parseRequestId } from '../core/ids.ts';
-import type { AuthorizationRecord } from '../core/request.ts';
-import { AUDIT_FIELDS, QUORUM_FIELDS } from '../core/audit/event.ts';
-import { approvalsOf } from '../core/quorum.ts';
+import { readFileSync } from 'node:fs';
+import { parseAgentId } from '../core/ids.ts';
 import { ExitCode, registerAuditCommands } from './audit.ts';
-import { cliDeps, output } from './context.ts';
+import { cliDeps, output, UsageError } from './context.ts';
+import { registerRequestCommands } from './requests.ts';
 import { periodicWork } from '../deps.ts';
 import { registerSvidCommands } from './svid.ts';
 import { registerApproverCommands } from './approvers.ts';
@@ -19,6 +18,7 @@ import { registerPolicyCommands } from './policy.ts';
 export function buildProgram(): Command {
   const program = new Command('ackd')
     .description('ackd operator CLI: agent keys, requests, approvers, approval policies, audit log, SVIDs')
+    .version(packageVersion(), '-v, --version', 'print the version of ackd')
     .showHelpAfterError()
     .exitOverride();
 
@@ -81,51 +81,7 @@ export function buildProgram(): Command {
       output(opts.json, { key_id: keyId, revoked: true }, () => `revoked ${keyId}`);
     });
 
-  const requests = program.command('requests').description('authorization requests');
-  requests
-    .command('list')
-    .description("list an agent's requests, newest first")
-    .requiredOption('--agent <agent_id>', 'the agent')
-    .addOption(new Option('--limit <n>', 'at most this many').default('20'))
-    .option('--json', 'print JSON')
-    .action(async (opts: { agent: string; limit: string; json?: boolean }) => {
-      const d = cliDeps();
-      const items = await d.store.listByAgent(parseAgentId(opts.agent, '--agent'), { limit: parseLimit(opts.limit) });
-      output(opts.json, items, () => (items.length === 0 ? 'no requests' : items.map(summary).join('\n')));
-    });
-  requests
-    .command('pending')
-    .description('requests of every agent still awaiting a decision, soonest deadline first')
-    .addOption(new Option('--limit <n>', 'at most this many').default('50'))
-    .option('--json', 'print JSON')
-    .action(async (opts: { limit: string; json?: boolean }) => {
-      const d = cliDeps();
-      const items = await d.store.listPending(d.clock.now(), parseLimit(opts.limit));
-      output(opts.json, items, () => (items.length === 0 ? 'no pending requests' : items.map((r) => `${summary(r)}  agent ${r.agent_id}  decide by ${r.expires_at}`).join('\n')));
-    });
-  requests
-    .command('show <request_id>')
-    .description('show one request with every audit field')
-    .option('--json', 'print JSON')
-    .action(async (id: string, opts: { json?: boolean }) => {
-      const r = await cliDeps().service.get(parseRequestId(id));
-      output(opts.json, r, () => [...AUDIT_FIELDS, ...QUORUM_FIELDS].map((f) => `${f.padEnd(18)} ${visible(JSON.stringify(r[f] ?? null))}`).join('\n'));
-    });
-  for (const [verb, decision] of [['approve', 'approved'], ['deny', 'denied']] as const) {
-    requests
-      .command(`${verb} <request_id>`)
-      .description(`${verb} a pending request as an operator (recorded as the approver identity)`)
-      .requiredOption('--as <approver>', 'who is deciding (recorded in approver_identity)')
-      .option('--json', 'print JSON')
-      .action(async (id: string, opts: { as: string; json?: boolean }) => {
-        const r = await cliDeps().service.decide(parseRequestId(id), decision, `operator:${opts.as}`);
-        const { have, need } = approvalsOf(r);
-        output(opts.json, r, () =>
-          r.decision === 'pending' ? `${r.request_id} vote recorded: ${have} of ${need} approvals; still pending` : `${r.request_id} ${r.decision} by ${r.approver_identity} at ${r.decision_at}`,
-        );
-      });
-  }
-
+  registerRequestCommands(program);
   registerAuditCommands(program);
 
   program
@@ -165,16 +121,9 @@ function parseOwner(raw: string): string {
   return email;
 }
 
-function parseLimit(raw: string): number {
-  const limit = Number(raw);
-  if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000) throw new AckdError('ERR_INVALID_INPUT', '--limit: must be an integer from 1 to 1000', { field: '--limit' });
-  return limit;
-}
-
-function summary(r: AuthorizationRecord): string {
-  const { have, need } = approvalsOf(r);
-  const progress = r.decision === 'pending' && need > 1 ? `  ${have} of ${need} approvals` : '';
-  return `${r.request_id}  ${r.requested_at}  ${r.decision.padEnd(8)}  ${visible(r.action.slice(0, 60).replace(/\s+/g, ' '))}${progress}`;
+/** The version of the ackd package (package.json). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -184,6 +133,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof ExitCode) return e.code;
+    if (e instanceof UsageError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 2;
+    }
     const err = e as { code?: string; exitCode?: number };
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode ?? 1;
     if (e instanceof AckdError) {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { CommanderError, type Command } from 'commander';
-import { readLocalInfo } from './context.ts';
+import type { Command } from 'commander';
+import { readLocalInfo, UsageError } from './context.ts';
+import { ExitCode } from './audit.ts';
 import { SvidVerifyError, verifyAckdSvid, type AckdVerifyResult } from '../verify/index.ts';
 
 /**
@@ -20,10 +21,13 @@ export function registerSvidCommands(program: Command): void {
     .option('--at <time>', 'judge validity at this ISO time instead of now')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: { bundle?: string; trustDomain?: string; statusUrl?: string; requestId?: string; permission?: string[]; at?: string; json?: boolean }) => {
+      if (opts.permission && !opts.statusUrl) {
+        throw new UsageError('--permission needs --status-url: an SVID does not say which permissions were approved, only ackd does, so give its URL to ask it');
+      }
       const bundlePath = opts.bundle ?? readLocalInfo()?.trustBundlePath;
-      if (!bundlePath) throw new CommanderError(2, 'commander.svidNoBundle', 'error: --bundle is required (no .ackd/local.json here)');
+      if (!bundlePath) throw new UsageError('--bundle is required (no .ackd/local.json here)');
       const at = opts.at === undefined ? undefined : new Date(opts.at);
-      if (at && Number.isNaN(at.getTime())) throw new CommanderError(2, 'commander.svidBadAt', 'error: --at must be an ISO date-time');
+      if (at && Number.isNaN(at.getTime())) throw new UsageError('--at must be an ISO date-time');
       const [chain, bundle] = await Promise.all([readFile(file, 'utf8'), readFile(bundlePath, 'utf8')]);
       let result: AckdVerifyResult;
       try {
@@ -39,7 +43,7 @@ export function registerSvidCommands(program: Command): void {
         if (opts.json) process.stdout.write(JSON.stringify({ valid: false, code: e.code, reason: e.message }, null, 2) + '\n');
         else process.stderr.write(`INVALID: ${e.code}: ${e.message}\n`);
         // exit status 1, message already printed
-        throw new CommanderError(1, 'commander.svidInvalid', '');
+        throw new ExitCode(1);
       }
       const s = result.svid;
       const out = {

@@ -19,7 +19,7 @@ afterAll(async () => {
 
 describe('ackd CLI', () => {
   it('every command has --help', async () => {
-    for (const cmd of [[], ['agents'], ['agents', 'create'], ['requests', 'approve'], ['requests', 'deny'], ['audit', 'export'], ['audit', 'verify'], ['audit', 'checkpoint'], ['audit', 'public-key'], ['sweep']]) {
+    for (const cmd of [[], ['agents'], ['agents', 'create'], ['requests', 'approve'], ['requests', 'deny'], ['requests', 'revoke'], ['requests', 'list'], ['audit', 'export'], ['audit', 'verify'], ['audit', 'checkpoint'], ['audit', 'public-key'], ['sweep']]) {
       const { stdout, code } = await ackd(...cmd, '--help');
       expect(code).toBe(0);
       expect(stdout).toMatch(/^Usage: ackd/m);
@@ -69,7 +69,7 @@ describe('ackd CLI', () => {
     expect((await ackd('requests', 'deny', b, '--as', 'bob')).code).toBe(0);
     const shown = await ackd('requests', 'show', b);
     expect(shown.stdout).toMatch(/decision\s+"denied"/);
-    const listed = JSON.parse((await ackd('requests', 'list', '--agent', 'demo-agent', '--json')).stdout) as { request_id: string }[];
+    const listed = (JSON.parse((await ackd('requests', 'list', '--agent', 'demo-agent', '--json')).stdout) as { requests: { request_id: string }[] }).requests;
     expect(listed.map((r) => r.request_id)).toEqual(expect.arrayContaining([a, b]));
     // newest first
     expect(listed.findIndex((r) => r.request_id === b)).toBeLessThan(listed.findIndex((r) => r.request_id === a));
@@ -105,6 +105,6 @@ describe('ackd CLI', () => {
     expect(csv.length).toBe(events.length + 1);
     const second = await ackd('audit', 'export', '--format', 'csv', '--out', out);
     expect(second.code).not.toBe(0);
-    expect(second.stderr).toMatch(/EEXIST|exists/);
+    expect(second.stderr).toMatch(/^error: --out: .* already exists; an export never overwrites a file/);
   });
 });
