@@ -1,5 +1,6 @@
 // First: the umask of 077 holds before anything below creates a file (see umask.ts).
 import './umask.ts';
+import './quiet.ts';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { intIn } from '../config.ts';
 import { LOCAL_DIR, LOCAL_JSON, readLocalInfo } from '../cli/context.ts';
