@@ -283,10 +283,11 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
   });
 
-  it('consent API function: exactly GetItem, PutItem (audit event slots) and UpdateItem on the table; no SES, no secrets, no indexes, no KMS', () => {
+  it('consent API function: GetItem, PutItem (audit event slots), UpdateItem and BatchGetItem on the table, Query on the two indexes the dashboard reads; no SES, no secrets, no KMS', () => {
     const g = grants(roleOfFunction(fnIds().consent));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
-    for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a), a).toEqual([tableArn()]);
+    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
+    expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
   });
 
   it('sweeper: Query on pending-by-expiry and audit-log, Get/Put/Update/BatchGet on the table, SES send (retries), kms:Sign and kms:GetPublicKey on the audit key only', () => {
