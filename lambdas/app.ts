@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { ApiKeyStore, Logger, SvidMinter } from './core/ports.ts';
+import type { ApiKeyStore, BundleStore, Clock, Logger, SvidMinter } from './core/ports.ts';
 import type { AuthorizationService } from './core/service.ts';
 import type { HealthReport } from './issuer.ts';
 import { svidRoutes } from './http/svid-routes.ts';
@@ -11,6 +11,9 @@ export interface AppDeps {
   /** Serves the trust bundle (/.well-known/spiffe-bundle) next to the SVID status endpoint. */
   readonly minter: SvidMinter;
   readonly logger: Logger;
+  /** The last known trust bundle, served while the issuer is down. */
+  readonly bundles?: BundleStore;
+  readonly clock?: Clock;
   readonly sleep?: (ms: number) => Promise<void>;
   /**
    * What /healthz reports; `ok: false` answers 503. Must be cheap (a cached state, no call to a
@@ -31,7 +34,17 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
     const h = deps.health?.() ?? { ok: true };
     return c.json(h, h.ok ? 200 : 503, { 'cache-control': 'no-store' });
   });
-  app.route('/', svidRoutes({ minter: deps.minter, service: deps.service, trustDomain: deps.service.trustDomain, logger: deps.logger }));
+  app.route(
+    '/',
+    svidRoutes({
+      minter: deps.minter,
+      service: deps.service,
+      trustDomain: deps.service.trustDomain,
+      logger: deps.logger,
+      ...(deps.bundles ? { bundles: deps.bundles } : {}),
+      ...(deps.clock ? { clock: deps.clock } : {}),
+    }),
+  );
   mount(app);
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {

@@ -14,7 +14,8 @@ import { ChainAdminAudit } from './core/audit/admin-audit.ts';
 import type { CheckpointSigner } from './core/audit/signing.ts';
 import { jsonLogger } from './adapters/log.ts';
 import { AckdError } from './core/errors.ts';
-import { systemClock, type ApprovalNotifier, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
+import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
+import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
 
 export interface Deps {
@@ -33,6 +34,8 @@ export interface Deps {
   readonly policyAudit: PolicyAudit;
   /** Records owner changes (events in the audit chain). */
   readonly ownerAudit: OwnerAudit;
+  /** The last trust bundle the issuer gave (served while it is down). */
+  readonly bundles: BundleStore;
   /** Agent records (owners). */
   readonly agents: AgentStore;
 }
@@ -76,7 +79,7 @@ export function buildDeps(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, limits, policies, agents, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents, bundles: new DynamoBundleStore(ddb, config.tableName) };
 }
 
 /**

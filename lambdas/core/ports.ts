@@ -120,6 +120,21 @@ export interface RouteSender {
   send(m: RouteMessage): Promise<readonly RouteOutcome[]>;
 }
 
+/** A trust bundle as last fetched from the issuer. */
+export interface KnownBundle {
+  readonly pem: string;
+  readonly fetched_at: string;
+}
+
+/**
+ * The last trust bundle the issuer gave, kept so resources can still get it while the issuer is
+ * down (a bundle changes rarely: CA rotation overlaps old and new).
+ */
+export interface BundleStore {
+  lastKnown(): Promise<KnownBundle | undefined>;
+  remember(b: KnownBundle): Promise<void>;
+}
+
 /** Tells approvers that a request awaits them. Throws on failure (the caller records it). */
 export interface ApprovalNotifier {
   notify(record: AuthorizationRecord, consentUrl: string): Promise<void>;

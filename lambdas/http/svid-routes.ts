@@ -15,7 +15,7 @@ import { exportJWK } from 'jose';
 import { isAckdError } from '../core/errors.ts';
 import { svidEnd } from '../core/lifecycle.ts';
 import { parseRequestId, parseSvidId, type TrustDomain } from '../core/ids.ts';
-import type { Logger, SvidMinter } from '../core/ports.ts';
+import { systemClock, type BundleStore, type Clock, type KnownBundle, type Logger, type SvidMinter } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
 import { describeError } from '../../spire/bridge/errors.ts';
 
@@ -27,7 +27,15 @@ export interface SvidRoutesDeps {
   readonly refreshHintSeconds?: number;
   /** Where the reason a bundle could not be had goes (the answer carries only a fixed message). */
   readonly logger?: Logger;
+  /** The last bundle the issuer gave, served while the issuer is down (without it: 503 then). */
+  readonly bundles?: BundleStore;
+  /** How long one fetched bundle answers requests before the issuer is asked again (default 30 s). */
+  readonly bundleCacheMs?: number;
+  readonly clock?: Clock;
 }
+
+/** While the issuer is down, a last known bundle asks to be fetched again this soon. */
+const STALE_REFRESH_HINT_SECONDS = 60;
 
 /** One JWK of a SPIFFE bundle (SPIFFE Trust Domain and Bundle §4). */
 export interface SpiffeBundleKey {
@@ -74,17 +82,33 @@ export async function writeTrustBundle(minter: SvidMinter, path: string): Promis
 export function svidRoutes(deps: SvidRoutesDeps): Hono {
   const app = new Hono();
 
+  // The issuer is asked at most once per bundleCacheMs per instance; each new bundle it gives is
+  // remembered (in the table on AWS), and while it is down the last one is served, marked stale
+  // with a short refresh hint, instead of a 503 that would leave every resource without trust.
+  const clock = deps.clock ?? systemClock;
+  let fresh: KnownBundle | undefined;
+  let freshUntil = 0;
+  const refreshHint = deps.refreshHintSeconds ?? 300;
   app.get('/.well-known/spiffe-bundle', async (c) => {
-    let pem: string;
-    try {
-      pem = await deps.minter.trustBundlePem();
-    } catch (e) {
-      const code = isAckdError(e) ? e.code : 'ERR_ISSUER_UNAVAILABLE';
-      deps.logger?.warn('trust bundle unavailable', { code, cause: describeError(e) });
-      return c.json({ error: { code, message: 'the trust bundle is unavailable' } }, 503, { 'cache-control': 'no-store' });
+    const now = clock.now();
+    if (!fresh || now.getTime() >= freshUntil) {
+      try {
+        const pem = await deps.minter.trustBundlePem();
+        const changed = fresh?.pem !== pem;
+        fresh = { pem, fetched_at: now.toISOString() };
+        freshUntil = now.getTime() + (deps.bundleCacheMs ?? 30_000);
+        if (changed) await deps.bundles?.remember(fresh).catch((e: unknown) => deps.logger?.warn('could not remember the trust bundle', { cause: describeError(e) }));
+      } catch (e) {
+        const code = isAckdError(e) ? e.code : 'ERR_ISSUER_UNAVAILABLE';
+        deps.logger?.warn('trust bundle unavailable from the issuer', { code, cause: describeError(e) });
+        const last = fresh ?? (await deps.bundles?.lastKnown().catch(() => undefined));
+        if (!last) return c.json({ error: { code, message: 'the trust bundle is unavailable' } }, 503, { 'cache-control': 'no-store' });
+        const bundle = await spiffeBundleFromPem(last.pem, STALE_REFRESH_HINT_SECONDS);
+        return c.json(bundle, 200, { 'cache-control': 'no-store', 'x-ackd-bundle-fetched-at': last.fetched_at });
+      }
     }
-    const bundle = await spiffeBundleFromPem(pem, deps.refreshHintSeconds ?? 300);
-    return c.json(bundle, 200, { 'cache-control': `public, max-age=${Math.min(deps.refreshHintSeconds ?? 300, 300)}` });
+    const bundle = await spiffeBundleFromPem(fresh.pem, refreshHint);
+    return c.json(bundle, 200, { 'cache-control': `public, max-age=${Math.min(refreshHint, 300)}`, 'x-ackd-bundle-fetched-at': fresh.fetched_at });
   });
 
   app.get('/v1/svid-status/:request_id', async (c) => {
