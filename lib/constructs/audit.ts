@@ -1,7 +1,35 @@
 import { Annotations, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { DeployConfigError } from '../config.ts';
+
+/**
+ * What the account (through IAM) may do to the audit key: administer it, never use it. No
+ * kms:Sign, kms:Verify, kms:CreateGrant (a grant can confer Sign), no wildcards (`Get*`, `Create*`
+ * would include them or future use actions). CloudFormation (the deploy role) needs these to
+ * create, update, tag and alias the key; PutKeyPolicy also satisfies KMS's lockout check.
+ */
+export const AUDIT_KEY_ADMIN_ACTIONS = [
+  'kms:DescribeKey',
+  'kms:GetKeyPolicy',
+  'kms:PutKeyPolicy',
+  'kms:ListKeyPolicies',
+  'kms:GetKeyRotationStatus',
+  'kms:ListResourceTags',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:CreateAlias',
+  'kms:UpdateAlias',
+  'kms:DeleteAlias',
+  'kms:UpdateKeyDescription',
+  'kms:EnableKey',
+  'kms:DisableKey',
+  'kms:ListGrants',
+  'kms:RevokeGrant',
+  'kms:ScheduleKeyDeletion',
+  'kms:CancelKeyDeletion',
+];
 
 export interface AuditKeyProps {
   /** Deployment stage: names the alias (`alias/ackd/<stage>/audit-checkpoints`). */
@@ -20,9 +48,18 @@ export interface AuditKeyProps {
  * can continue with the same key (`auditKeyArn`). Its alias is not retained, so a new deployment
  * that creates a key can create the alias again.
  *
- * The key policy is CDK's default: the account administers the key and IAM policies grant its
- * use. In this stack only two roles get any (api.ts): the sweeper may sign and read the public
- * key, the audit export function may only read the public key.
+ * The key policy is explicit, not CDK's default (which gives the account root `kms:*` and so lets
+ * any IAM policy in the account grant kms:Sign, e.g. a `key/*` statement meant for other keys):
+ *  - the account (through IAM) administers the key: describe, policy, aliases, tags, enable and
+ *    disable, schedule and cancel deletion — but never Sign, Verify or CreateGrant (a grant could
+ *    hand Sign to anyone);
+ *  - the account (through IAM) may read the public key: it is public, and operators read it
+ *    (`ackd audit public-key`, `aws kms get-public-key`); the export function's IAM grant uses this;
+ *  - kms:Sign is granted to ONE principal, the sweeper's role, named in the key policy itself
+ *    ({@link allowSigningOnlyBy}), and only the way KmsSigner signs (ECDSA_SHA_256, RAW).
+ * No IAM policy can add a signer: KMS needs the key policy to allow a principal (or the account,
+ * which it does not for Sign). Changing that takes kms:PutKeyPolicy, an administrative act logged
+ * by CloudTrail.
  */
 export class AuditKey extends Construct {
   /** ARN of the key (what ACKD_AUDIT_KEY names and IAM statements are scoped to). */
@@ -43,7 +80,9 @@ export class AuditKey extends Construct {
       if (!Token.isUnresolved(region) && keyRegion !== region) {
         throw new DeployConfigError('auditKeyArn', `names a key in ${keyRegion}, but the stack deploys to ${region}; use a key in ${region}`);
       }
-      Annotations.of(this).addInfo(`Audit checkpoints are signed with the existing KMS key ${props.existingKeyArn}; it must be ECC_NIST_P256 with key usage SIGN_VERIFY.`);
+      Annotations.of(this).addInfo(
+        `Audit checkpoints are signed with the existing KMS key ${props.existingKeyArn}; it must be ECC_NIST_P256 with key usage SIGN_VERIFY. Its key policy is yours: let only the sweeper's role kms:Sign (the stack cannot change it).`,
+      );
       return;
     }
     this.key = new kms.Key(this, 'Key', {
@@ -53,6 +92,26 @@ export class AuditKey extends Construct {
       // KMS does not rotate asymmetric keys; a new key means new checkpoints carry a new key_id.
       enableKeyRotation: false,
       removalPolicy: RemovalPolicy.RETAIN,
+      // Passing `policy` replaces CDK's default key policy (account root: kms:*).
+      policy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'KeyAdministrationWithoutUse',
+            principals: [new iam.AccountRootPrincipal()],
+            actions: AUDIT_KEY_ADMIN_ACTIONS,
+            resources: ['*'],
+          }),
+          new iam.PolicyStatement({
+            sid: 'ReadPublicKey',
+            principals: [new iam.AccountRootPrincipal()],
+            actions: ['kms:GetPublicKey'],
+            resources: ['*'],
+          }),
+        ],
+      }),
+    });
+    this.node.addValidation({
+      validate: () => (this.signer ? [] : ['AuditKey: no signer; call allowSigningOnlyBy(<the sweeper role>) or nothing can sign checkpoints']),
     });
     this.alias = new kms.Alias(this, 'Alias', {
       aliasName: `alias/ackd/${props.stage}/audit-checkpoints`,
@@ -60,6 +119,27 @@ export class AuditKey extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.keyArn = this.key.keyArn;
+  }
+
+  private signer: iam.IRole | undefined;
+
+  /**
+   * Names the one principal that may kms:Sign with the key, in the key policy (the sweeper's role).
+   * With an existing key (`auditKeyArn`) the stack does not own its policy: nothing is added.
+   */
+  allowSigningOnlyBy(signer: iam.IRole): void {
+    if (this.signer) throw new Error('AuditKey: the signer is already set; only one principal may sign checkpoints');
+    this.signer = signer;
+    this.key?.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'SignAuditCheckpointsSweeperOnly',
+        principals: [new iam.ArnPrincipal(signer.roleArn)],
+        actions: ['kms:Sign'],
+        resources: ['*'],
+        // Exactly how KmsSigner signs: ECDSA P-256 / SHA-256 over the raw checkpoint payload.
+        conditions: { StringEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'RAW' } },
+      }),
+    );
   }
 
   /** The value of ACKD_AUDIT_KEY (lambdas/config.ts). */

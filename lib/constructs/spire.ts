@@ -23,6 +23,8 @@ export const SPIRE_TASK_PATHS = {
 
 /** The port the bridge sidecar listens on inside the VPC. */
 export const BRIDGE_PORT = 8080;
+/** The aliases SPIRE's aws_kms key manager gives its keys: `alias/SPIRE_SERVER/<trust domain>/<server id>/<key id>`. */
+export const SPIRE_ALIAS_PATTERN = 'alias/SPIRE_SERVER/*';
 /** UID/GID of spire-server and the bridge (the `node` user of the bridge image is 1000 too). */
 const SPIRE_UID = '1000';
 
@@ -169,33 +171,54 @@ export class Spire extends Construct {
     });
     const taskRole = this.taskDefinition.taskRole;
     this.fileSystem.grant(taskRole, 'elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite');
+    // SPIRE's aws_kms key manager (spire/pkg/server/plugin/keymanager/awskms) creates its CA keys
+    // with a key policy naming this task role (kms:*), aliases each `alias/SPIRE_SERVER/<trust
+    // domain>/<server id>/<key id>`, and on rotation moves the alias to the new key and schedules
+    // the old one for deletion. Its own keys are therefore usable through their key policies; the
+    // IAM statements below must not reach any other key in the account — above all the audit
+    // checkpoint key (constructs/audit.ts), which only the sweeper may sign with.
+    const keyArns = `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/*`;
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'SpireKmsKeyManagerManageKeys',
+        sid: 'SpireKmsKeyManagerCreateAndList',
+        // CreateKey, ListKeys and ListAliases support only Resource *; TagResource for tags at creation.
         actions: ['kms:CreateKey', 'kms:ListKeys', 'kms:ListAliases', 'kms:TagResource'],
         resources: ['*'],
       }),
     );
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'SpireKmsKeyManagerUseKeys',
-        actions: ['kms:DescribeKey', 'kms:GetPublicKey', 'kms:Sign', 'kms:ScheduleKeyDeletion', 'kms:TagResource', 'kms:ListResourceTags'],
-        resources: [`arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/*`],
+        sid: 'SpireKmsKeyManagerDescribeKeys',
+        // The plugin's stale-key scan describes every key it lists (metadata only: no use of a key).
+        actions: ['kms:DescribeKey'],
+        resources: [keyArns],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'SpireKmsKeyManagerUseOwnKeys',
+        actions: ['kms:GetPublicKey', 'kms:Sign', 'kms:ScheduleKeyDeletion', 'kms:ListResourceTags'],
+        resources: [keyArns],
+        // Only keys that carry one of SPIRE's aliases (kms:ResourceAliases is the set of aliases of
+        // the key the request acts on; a key with none never matches). The audit key's alias is
+        // alias/ackd/<stage>/audit-checkpoints, so it never matches — and the task cannot give it a
+        // SPIRE alias: CreateAlias/UpdateAlias also need permission on the target key, which no IAM
+        // statement here grants (SPIRE's own keys allow it in their key policy).
+        conditions: { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': SPIRE_ALIAS_PATTERN } },
       }),
     );
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'SpireKmsKeyManagerAliases',
+        // The alias side only: the key side of Create/Update/DeleteAlias is granted by the key
+        // policy SPIRE writes on its own keys, never by IAM on key/*.
         actions: ['kms:CreateAlias', 'kms:UpdateAlias', 'kms:DeleteAlias'],
-        resources: [
-          `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:alias/SPIRE_SERVER/*`,
-          `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/*`,
-        ],
+        resources: [`arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:${SPIRE_ALIAS_PATTERN}`],
       }),
     );
     acknowledge(
       taskRole,
-      "SPIRE's aws_kms key manager creates and rotates its own CA keys at run time: kms:CreateKey, ListKeys, ListAliases (and tagging at creation) support only Resource *; using keys is limited to keys of this account and region, aliases to the SPIRE_SERVER/ prefix the plugin uses. The CA private keys never leave KMS.",
+      "SPIRE's aws_kms key manager creates and rotates its own CA keys at run time: kms:CreateKey, ListKeys, ListAliases (and tagging at creation) support only Resource *; DescribeKey (metadata) is on keys of this account and region; Sign, GetPublicKey and ScheduleKeyDeletion only on keys carrying a SPIRE_SERVER/ alias (kms:ResourceAliases condition); aliases only under the SPIRE_SERVER/ prefix the plugin uses. The CA private keys never leave KMS.",
       'AwsSolutions-IAM5[Resource::*]',
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/SPIRE_SERVER/*]',

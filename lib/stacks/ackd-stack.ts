@@ -91,6 +91,8 @@ export class AckdStack extends Stack {
       auditKeyArn: this.auditKey.keyArn,
       ...(config.routes ? { routes: config.routes } : {}),
     });
+    // The audit key's policy names the sweeper as its only signer (constructs/audit.ts).
+    this.auditKey.allowSigningOnlyBy(this.api.sweeperFunction.role!);
     this.api.mcpSecurityGroup.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
     this.spire.allowBridgeFrom(this.api.mcpSecurityGroup);
 

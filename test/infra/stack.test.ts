@@ -234,12 +234,13 @@ describe('AuditKey: KMS key that signs audit checkpoints', () => {
     expect(alias.Properties.TargetKeyId).toEqual({ 'Fn::GetAtt': [id, 'Arn'] });
   });
 
-  it('its key policy names only this account: every use is granted by IAM, scoped to the key', () => {
+  it('its key policy: the account administers it and reads the public key; only the sweeper role signs (test/infra/kms.test.ts pins it)', () => {
     const [, key] = one('AWS::KMS::Key');
     const stmts = key.Properties.KeyPolicy.Statement as Json[];
-    expect(stmts).toHaveLength(1);
-    expect(stmts[0]!.Effect).toBe('Allow');
-    expect(JSON.stringify(stmts[0]!.Principal)).toMatch(/:iam::.*:root/);
+    expect(stmts.map((s) => s.Sid)).toEqual(['KeyAdministrationWithoutUse', 'ReadPublicKey', 'SignAuditCheckpointsSweeperOnly']);
+    for (const s of stmts) expect(s.Effect).toBe('Allow');
+    for (const s of stmts.slice(0, 2)) expect(JSON.stringify(s.Principal)).toMatch(/:iam::.*:root/);
+    expect(stmts[2]!.Principal).toEqual({ AWS: { 'Fn::GetAtt': [logicalIdOf(stack.api.sweeperFunction.role as never), 'Arn'] } });
   });
 });
 
