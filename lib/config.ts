@@ -51,7 +51,43 @@ export interface DeployConfig {
    * are configured. Secrets only by Secrets Manager ARN (the stack sets no other environment).
    */
   readonly routes: DeployRoutes | undefined;
+  /** API Gateway throttle of the MCP routes (`$default`: /mcp, /healthz, the trust bundle): agents. */
+  readonly mcpThrottle: ThrottleConfig;
+  /** API Gateway throttle of the consent API route (`ANY /api/{proxy+}`): approvers. Its own bucket, so agents cannot use it up. */
+  readonly consentThrottle: ThrottleConfig;
+  /** Reserved concurrency of each function (the sweeper's is always SWEEPER_RESERVED_CONCURRENCY). */
+  readonly reservedConcurrency: ReservedConcurrencyConfig;
 }
+
+/** An API Gateway token bucket: steady requests per second and the burst on top. */
+export interface ThrottleConfig {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
+/** Reserved concurrent executions of the request-serving functions. */
+export interface ReservedConcurrencyConfig {
+  readonly mcp: number;
+  readonly consent: number;
+  readonly auditExport: number;
+}
+
+/** Agents: 50 requests per second, bursts of 100 (what the single stage throttle allowed before). */
+export const DEFAULT_MCP_THROTTLE: ThrottleConfig = { rateLimit: 50, burstLimit: 100 };
+/** Approvers: people clicking in the consent UI, 20 per second with bursts of 40, never shared with agents. */
+export const DEFAULT_CONSENT_THROTTLE: ThrottleConfig = { rateLimit: 20, burstLimit: 40 };
+/** rateLimit and burstLimit ranges: up to API Gateway's default account quotas (10,000 rps, burst 5,000). */
+export const THROTTLE_RANGES = { rateLimit: [1, 10000], burstLimit: [1, 5000] } as const satisfies Record<keyof ThrottleConfig, readonly [number, number]>;
+/**
+ * Reserved concurrency: the MCP function (long-polls hold an execution up to 25 s) may take at
+ * most 200 executions, so it can never starve the consent function (20 reserved for it alone), the
+ * audit export (5: exports are occasional and long) or the sweeper; 226 in all, leaving 774 of the
+ * default account quota of 1,000 (Lambda requires 100 to stay unreserved).
+ */
+export const DEFAULT_RESERVED_CONCURRENCY: ReservedConcurrencyConfig = { mcp: 200, consent: 20, auditExport: 5 };
+export const RESERVED_CONCURRENCY_RANGE = [1, 10000] as const;
+/** The sweeper runs one at a time: two sweeps would sign audit checkpoints concurrently. Not configurable. */
+export const SWEEPER_RESERVED_CONCURRENCY = 1;
 
 export interface DeployRoutes {
   /** ACKD_ROUTES as the notifying functions receive it (compact JSON). */
@@ -90,6 +126,18 @@ export const SETTINGS = {
   routes: {
     env: 'ACKD_DEPLOY_ROUTES',
     doc: 'JSON object of notification routes, route → {email, webhooks, slack} (ACKD_ROUTES); webhook secrets and Slack URLs by Secrets Manager ARN only (secret_arn, url_secret_arn: the complete ARN; a secret encrypted with your own KMS key also needs kms:Decrypt granted by its key policy) (optional)',
+  },
+  mcpThrottle: {
+    env: 'ACKD_DEPLOY_MCP_THROTTLE',
+    doc: `JSON object {rateLimit, burstLimit} of the MCP routes (agents) (default ${JSON.stringify(DEFAULT_MCP_THROTTLE)})`,
+  },
+  consentThrottle: {
+    env: 'ACKD_DEPLOY_CONSENT_THROTTLE',
+    doc: `JSON object {rateLimit, burstLimit} of the consent API routes (approvers) (default ${JSON.stringify(DEFAULT_CONSENT_THROTTLE)})`,
+  },
+  reservedConcurrency: {
+    env: 'ACKD_DEPLOY_RESERVED_CONCURRENCY',
+    doc: `JSON object of reserved concurrency, any of mcp, consent, auditExport (default ${JSON.stringify(DEFAULT_RESERVED_CONCURRENCY)}; the sweeper's is always 1)`,
   },
 } as const;
 
@@ -191,6 +239,58 @@ function limitsSetting(src: ConfigSource): Partial<LimitsConfig> {
     out[k] = value === 0 ? 0 : value; // never -0
   }
   return out;
+}
+
+/** A setting that is a JSON string (env, `-c`) or an object (cdk.json); undefined when unset. */
+function jsonObject(src: ConfigSource, name: SettingName, shape: string): Record<string, unknown> | undefined {
+  const v = raw(src, name);
+  if (v === undefined) return undefined;
+  let parsed: unknown = v;
+  if (typeof v === 'string') {
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new DeployConfigError(name, shape);
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new DeployConfigError(name, shape);
+  return parsed as Record<string, unknown>;
+}
+
+/** Integer keys of a JSON-object setting, each in its range; unknown keys refused. */
+function intKeys<K extends string>(name: SettingName, obj: Record<string, unknown>, ranges: Readonly<Record<K, readonly [number, number]>>, unknown?: (key: string) => string | undefined): Partial<Record<K, number>> {
+  const keys = Object.keys(ranges);
+  const out: Partial<Record<K, number>> = {};
+  for (const [key, value] of Object.entries(obj)) {
+    if (!Object.hasOwn(ranges, key)) {
+      throw new DeployConfigError(name, unknown?.(key) ?? `has an unknown key ${JSON.stringify(key)} (allowed: ${keys.join(', ')})`);
+    }
+    const k = key as K;
+    const [min, max] = ranges[k];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new DeployConfigError(name, `key "${k}" must be an integer from ${min} to ${max} (got ${JSON.stringify(value) ?? String(value)})`);
+    }
+    out[k] = value;
+  }
+  return out;
+}
+
+/** `mcpThrottle` / `consentThrottle`: {rateLimit, burstLimit}, either key alone keeps the other's default. */
+function throttleSetting(src: ConfigSource, name: 'mcpThrottle' | 'consentThrottle', def: ThrottleConfig): ThrottleConfig {
+  const obj = jsonObject(src, name, 'must be a JSON object {"rateLimit": <requests per second>, "burstLimit": <requests>}');
+  if (obj === undefined) return def;
+  return { ...def, ...intKeys(name, obj, THROTTLE_RANGES) };
+}
+
+function reservedConcurrencySetting(src: ConfigSource): ReservedConcurrencyConfig {
+  const keys = Object.keys(DEFAULT_RESERVED_CONCURRENCY) as (keyof ReservedConcurrencyConfig)[];
+  const obj = jsonObject(src, 'reservedConcurrency', `must be a JSON object with any of the keys ${keys.join(', ')}`);
+  if (obj === undefined) return DEFAULT_RESERVED_CONCURRENCY;
+  const ranges = Object.fromEntries(keys.map((k) => [k, RESERVED_CONCURRENCY_RANGE])) as Record<keyof ReservedConcurrencyConfig, readonly [number, number]>;
+  const set = intKeys('reservedConcurrency', obj, ranges, (key) =>
+    key === 'sweeper' ? `may not set "sweeper": its reserved concurrency is always ${SWEEPER_RESERVED_CONCURRENCY} (two sweeps would sign audit checkpoints concurrently)` : undefined,
+  );
+  return { ...DEFAULT_RESERVED_CONCURRENCY, ...set };
 }
 
 /** "ACKD_ROUTES.oncall.slack[0]: rule" → "is invalid at oncall.slack[0]: rule" (the setting is named already). */
@@ -347,6 +447,9 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
 
   const limits = limitsSetting(src);
   const routes = routesSetting(src);
+  const mcpThrottle = throttleSetting(src, 'mcpThrottle', DEFAULT_MCP_THROTTLE);
+  const consentThrottle = throttleSetting(src, 'consentThrottle', DEFAULT_CONSENT_THROTTLE);
+  const reservedConcurrency = reservedConcurrencySetting(src);
 
   return {
     stage,
@@ -364,5 +467,8 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     auditKeyArn,
     limits,
     routes,
+    mcpThrottle,
+    consentThrottle,
+    reservedConcurrency,
   };
 }

@@ -14,7 +14,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
-import type { DeployRoutes } from '../config.ts';
+import { SWEEPER_RESERVED_CONCURRENCY, type DeployRoutes, type ReservedConcurrencyConfig, type ThrottleConfig } from '../config.ts';
 import { REPO_ROOT } from '../paths.ts';
 
 /** The Lambda runtime of every ackd function. */
@@ -34,6 +34,10 @@ const ACCESS_LOG_FIELDS = {
   latency: '$context.responseLatency',
   integrationError: '$context.integrationErrorMessage',
 };
+
+/** Route keys of the HTTP API: everything not under /api (MCP, /healthz, trust bundle), and the consent API. */
+export const MCP_ROUTE_KEY = '$default';
+export const CONSENT_ROUTE_KEY = 'ANY /api/{proxy+}';
 
 /** The paths the audit export function serves (lambdas/consent-api/app.ts, mounted at /api). */
 export const AUDIT_EXPORT_PATH_PATTERN = '/api/audit/*';
@@ -112,6 +116,10 @@ export interface ApiProps {
   readonly auditKeyArn: string;
   /** Notification routes (webhooks, Slack, email) for the functions that notify; none: email to the approvers only. */
   readonly routes?: DeployRoutes;
+  /** API Gateway throttles: the MCP routes (agents) and the consent API (approvers), each its own bucket. */
+  readonly throttles: { readonly mcp: ThrottleConfig; readonly consent: ThrottleConfig };
+  /** Reserved concurrency of the MCP, consent and audit export functions (the sweeper's is always 1). */
+  readonly reservedConcurrency: ReservedConcurrencyConfig;
 }
 
 /**
@@ -159,16 +167,25 @@ export class Api extends Construct {
       vpc: props.vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       securityGroups: [this.mcpSecurityGroup],
+      // Reserved concurrency guarantees each function its share and caps it there: however many
+      // agents call, the MCP function cannot take the executions the consent API and the sweeper need.
+      reservedConcurrentExecutions: props.reservedConcurrency.mcp,
     });
-    this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment });
+    this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment }, {
+      reservedConcurrentExecutions: props.reservedConcurrency.consent,
+    });
     // ACKD_AUDIT_KEY only where checkpoints are signed (sweeper) or their public key is served (export).
     const auditKey = { ACKD_AUDIT_KEY: `kms:${props.auditKeyArn}` };
-    this.sweeperFunction = this.fn('Sweeper', HANDLERS.sweeper, props, { ...props.environment, ...auditKey });
+    // One sweep at a time: a scheduled sweep that overlaps a slow one is throttled (EventBridge
+    // retries it), so audit checkpoints are never signed concurrently.
+    this.sweeperFunction = this.fn('Sweeper', HANDLERS.sweeper, props, { ...props.environment, ...auditKey }, {
+      reservedConcurrentExecutions: SWEEPER_RESERVED_CONCURRENCY,
+    });
     this.auditExportFunction = this.fn('AuditExport', HANDLERS.auditExport, props, {
       ...props.environment,
       ...props.consentEnvironment,
       ...auditKey,
-    });
+    }, { reservedConcurrentExecutions: props.reservedConcurrency.auditExport });
 
     // --- least privilege, written out action by action ---
     const tableArn = table.tableArn;
@@ -329,22 +346,30 @@ export class Api extends Construct {
       }),
     });
     this.httpApi.addRoutes({
-      path: '/api/{proxy+}',
+      path: '/api/{proxy+}', // CONSENT_ROUTE_KEY
       methods: [apigw.HttpMethod.ANY],
       integration: new HttpLambdaIntegration('ConsentIntegration', this.consentFunction, {
         payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       }),
     });
-    new apigw.HttpStage(this, 'DefaultStage', {
+    const stage = new apigw.HttpStage(this, 'DefaultStage', {
       httpApi: this.httpApi,
       stageName: '$default',
       autoDeploy: true,
-      throttle: { rateLimit: 50, burstLimit: 100 },
+      // The default of any route without its own settings: the MCP throttle.
+      throttle: props.throttles.mcp,
       accessLogSettings: {
         destination: new apigw.LogGroupLogDestination(accessLogs),
         format: apigwv1.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       },
     });
+    // Route-level throttles: the MCP routes (agents) and the consent API (approvers) each have their
+    // own token bucket, so no number of agent requests can use up the approvers' (issue 15).
+    const routeThrottle = (t: ThrottleConfig) => ({ ThrottlingRateLimit: t.rateLimit, ThrottlingBurstLimit: t.burstLimit });
+    (stage.node.defaultChild as apigw.CfnStage).routeSettings = {
+      [MCP_ROUTE_KEY]: routeThrottle(props.throttles.mcp),
+      [CONSENT_ROUTE_KEY]: routeThrottle(props.throttles.consent),
+    };
 
     acknowledge(
       this.httpApi,

@@ -90,6 +90,8 @@ export class AckdStack extends Stack {
       sweepEvery: SWEEP_EVERY,
       auditKeyArn: this.auditKey.keyArn,
       ...(config.routes ? { routes: config.routes } : {}),
+      throttles: { mcp: config.mcpThrottle, consent: config.consentThrottle },
+      reservedConcurrency: config.reservedConcurrency,
     });
     // The audit key's policy names the sweeper as its only signer (constructs/audit.ts).
     this.auditKey.allowSigningOnlyBy(this.api.sweeperFunction.role!);

@@ -1,6 +1,14 @@
 /** lib/config.ts: the deploy configuration refuses missing and insecure values, naming the setting. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SPIRE_IMAGE, DeployConfigError, loadDeployConfig, type ConfigSource } from '../../lib/config.ts';
+import {
+  DEFAULT_CONSENT_THROTTLE,
+  DEFAULT_MCP_THROTTLE,
+  DEFAULT_RESERVED_CONCURRENCY,
+  DEFAULT_SPIRE_IMAGE,
+  DeployConfigError,
+  loadDeployConfig,
+  type ConfigSource,
+} from '../../lib/config.ts';
 import { LIMIT_RANGES } from '../../lambdas/core/limits.ts';
 
 const BASE = {
@@ -106,6 +114,39 @@ describe('loadDeployConfig', () => {
       expect(e.message).toContain('ackd:limits');
       expect(e.message).toContain('ACKD_DEPLOY_LIMITS');
     }
+  });
+
+  it('separate API throttles for agents (MCP) and approvers (consent), and reserved concurrency, with defaults', () => {
+    const c = loadDeployConfig(src(BASE));
+    expect(c.mcpThrottle).toEqual(DEFAULT_MCP_THROTTLE);
+    expect(c.consentThrottle).toEqual(DEFAULT_CONSENT_THROTTLE);
+    expect(c.reservedConcurrency).toEqual(DEFAULT_RESERVED_CONCURRENCY);
+    const set = loadDeployConfig(
+      src(
+        { ...BASE, 'ackd:mcpThrottle': { rateLimit: 10 }, 'ackd:reservedConcurrency': '{"mcp":1,"consent":10000}' },
+        { ACKD_DEPLOY_CONSENT_THROTTLE: ' {"rateLimit":5,"burstLimit":5000} ', ACKD_DEPLOY_MCP_THROTTLE: '{"rateLimit":99}' },
+      ),
+    );
+    expect(set.mcpThrottle).toEqual({ rateLimit: 10, burstLimit: DEFAULT_MCP_THROTTLE.burstLimit }); // context wins; burst keeps its default
+    expect(set.consentThrottle).toEqual({ rateLimit: 5, burstLimit: 5000 });
+    expect(set.reservedConcurrency).toEqual({ ...DEFAULT_RESERVED_CONCURRENCY, mcp: 1, consent: 10000 });
+  });
+
+  it.each([
+    ['mcpThrottle', '{"rateLimit":10001}', /key "rateLimit" must be an integer from 1 to 10000/],
+    ['mcpThrottle', '{"burstLimit":0}', /key "burstLimit" must be an integer from 1 to 5000 \(got 0\)/],
+    ['consentThrottle', '{"rateLimit":null}', /key "rateLimit" must be an integer from 1 to 10000 \(got null\)/],
+    ['consentThrottle', '{"burst":1}', /unknown key "burst" \(allowed: rateLimit, burstLimit\)/],
+    ['consentThrottle', '"fast"', /must be a JSON object \{"rateLimit"/],
+    ['reservedConcurrency', '{"auditExport":1.5}', /key "auditExport" must be an integer from 1 to 10000 \(got 1.5\)/],
+    ['reservedConcurrency', '{"sweeper":1}', /may not set "sweeper": its reserved concurrency is always 1/],
+    ['reservedConcurrency', '{"__proto__":{"mcp":5}}', /unknown key "__proto__"/],
+  ])('refuses %s = %s naming the setting', (setting, value, rule) => {
+    const e = refusal({ ...BASE, [`ackd:${setting}`]: value });
+    expect(e.setting).toBe(setting);
+    expect(e.message).toMatch(rule);
+    expect(e.message).toContain(`ackd:${setting}`);
+    expect(e.message).toContain('README.md');
   });
 
   it.each([
