@@ -5,7 +5,7 @@ import { statusAt } from '../core/lifecycle.ts';
 import { parseOperator } from '../core/policy.ts';
 import { approvalsOf } from '../core/quorum.ts';
 import { AUDIT_FIELDS, QUORUM_FIELDS } from '../core/audit/event.ts';
-import type { AuthorizationRecord, RequestStatus } from '../core/request.ts';
+import { parseRevokeReason, type AuthorizationRecord, type RequestStatus } from '../core/request.ts';
 import { visible } from '../core/visible.ts';
 import { cliDeps, output } from './context.ts';
 
@@ -89,7 +89,7 @@ export function registerRequestCommands(program: Command): void {
     .action(async (id: string, opts: { as: string; reason?: string; json?: boolean }) => {
       const requestId = parseRequestId(id);
       const actor = parseOperator(opts.as, '--as');
-      const reason = parseReason(opts.reason);
+      const reason = parseRevokeReason(opts.reason, '--reason');
       const r = await cliDeps().service.revokeApproval(requestId, `operator:${actor.id}`, null, reason);
       output(opts.json, r, () => `${r.request_id} revoked by ${r.revoked_by ?? 'unknown'} at ${r.revoked_at}${r.revoke_reason ? `: ${visible(r.revoke_reason)}` : ''}`);
     });
@@ -99,13 +99,6 @@ export function parseLimit(raw: string): number {
   const limit = Number(raw);
   if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000) throw new AckdError('ERR_INVALID_INPUT', '--limit: must be an integer from 1 to 1000', { field: '--limit' });
   return limit;
-}
-
-/** `--reason`: one line of at most 500 characters (the consent page's rule); empty means none. */
-export function parseReason(raw: string | undefined): string | null {
-  if (raw === undefined) return null;
-  if (raw.length > 500 || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(raw)) throw invalid('--reason', 'must be one line of at most 500 characters');
-  return raw.trim() || null;
 }
 
 /**

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { AckdError, exposeError, type ErrorCode } from '../core/errors.ts';
 import { parseRequestId, type RequestId } from '../core/ids.ts';
 import { systemClock, type Clock, type Logger } from '../core/ports.ts';
-import type { AuthorizationRecord, RequestStatus } from '../core/request.ts';
+import { parseRevokeReason, type AuthorizationRecord, type RequestStatus } from '../core/request.ts';
 import type { AuthorizationService } from '../core/service.ts';
 import type { Approver, ApproverVerifier } from '../adapters/cognito/verifier.ts';
 import { parseWindow, type AuditService } from '../core/audit/service.ts';
@@ -155,7 +155,7 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
     app.post('/requests/:id/revoke', async (c) => {
       const id = parseRequestId(c.req.param('id'));
       const body = await bodyBinding(c.req.raw, id);
-      const reason = parseReason(body.reason);
+      const reason = parseRevokeReason(body.reason);
       const approver = c.get('approver');
       const r = await deps.service.revokeApproval(id, approver.sub, approver.email, reason);
       return c.json({ request: view(deps.service, r, clock.now(), approver) });
@@ -229,15 +229,6 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
 function bearer(h: string | undefined): string | undefined {
   const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
   return m?.[1];
-}
-
-/** An approver's optional reason: one line of at most 500 characters. */
-function parseReason(v: unknown): string | null {
-  if (v === undefined || v === null || v === '') return null;
-  if (typeof v !== 'string' || v.length > 500 || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(v)) {
-    throw new AckdError('ERR_INVALID_INPUT', 'reason: must be one line of at most 500 characters', { field: 'reason' });
-  }
-  return v.trim() || null;
 }
 
 async function bodyBinding(req: Request, id: RequestId): Promise<Record<string, unknown>> {

@@ -1,3 +1,4 @@
+import { AckdError } from './errors.ts';
 import { SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import type { CastVote, Quorum } from './quorum.ts';
 
@@ -108,6 +109,18 @@ export type RequestStatus =
   | { status: 'denied'; decision_at: string }
   | { status: 'expired'; expired_at: string }
   | { status: 'revoked'; revoked_at: string };
+
+/**
+ * A human's reason for revoking (consent API `reason`, CLI `--reason`): one line of at most 500
+ * characters; empty or absent is no reason. The one rule for every edge.
+ */
+export function parseRevokeReason(value: unknown, field = 'reason'): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string' || value.length > 500 || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(value)) {
+    throw new AckdError('ERR_INVALID_INPUT', `${field}: must be one line of at most 500 characters`, { field });
+  }
+  return value.trim() || null;
+}
 
 export function addMinutes(iso: string, minutes: number): string {
   return new Date(Date.parse(iso) + minutes * 60_000).toISOString();

@@ -247,6 +247,24 @@ function sendHtml(res: Res, status: number, html: string, redirectUri?: string):
  * stylesheet. Mount it before cognito-local's own OAuth routes (its `/oauth2/token` stays), and
  * give both the same code store.
  */
+/** The sign-in page for a checked client, with what the flow carried (and a retry's username and error). */
+function signInPage(
+  c: { clientId: string; redirectUri: string; codeChallenge: string },
+  f: { state: string; scope: string; requestId: string | undefined; username?: string; error?: string },
+): string {
+  return renderSignInPage({
+    clientId: c.clientId,
+    redirectUri: c.redirectUri,
+    codeChallenge: c.codeChallenge,
+    codeChallengeMethod: 'S256',
+    scope: f.scope,
+    state: f.state,
+    requestId: requestIdOf({ request_id: f.requestId, redirect_uri: c.redirectUri, state: f.state }),
+    ...(f.username === undefined ? {} : { username: f.username }),
+    ...(f.error === undefined ? {} : { error: f.error }),
+  });
+}
+
 export function attachHostedLogin(app: App, services: CognitoServices, codeStore: CodeStore): void {
   app.get(SIGNIN_CSS_PATH, (_req, res) => {
     res.status(200).set({ ...securityHeaders(), 'cache-control': 'no-cache' }).type('text/css; charset=utf-8').send(SIGNIN_CSS);
@@ -256,21 +274,7 @@ export function attachHostedLogin(app: App, services: CognitoServices, codeStore
     const q = req.query;
     const c = await checkClient(services, { logger: req.log }, q);
     if (!c.ok) return sendHtml(res, 400, renderSignInError(c.reason));
-    const state = str(q.state) ?? '';
-    sendHtml(
-      res,
-      200,
-      renderSignInPage({
-        clientId: c.clientId,
-        redirectUri: c.redirectUri,
-        codeChallenge: c.codeChallenge,
-        codeChallengeMethod: 'S256',
-        scope: str(q.scope) ?? '',
-        state,
-        requestId: requestIdOf({ request_id: str(q.request_id), redirect_uri: c.redirectUri, state }),
-      }),
-      c.redirectUri,
-    );
+    sendHtml(res, 200, signInPage(c, { state: str(q.state) ?? '', scope: str(q.scope) ?? '', requestId: str(q.request_id) }), c.redirectUri);
   });
 
   app.post('/oauth2/authorize', async (req, res) => {
@@ -282,23 +286,7 @@ export function attachHostedLogin(app: App, services: CognitoServices, codeStore
     const scope = str(b.scope) ?? '';
     const username = str(b.username) ?? '';
     const password = str(b.password) ?? '';
-    const again = (error: string) =>
-      sendHtml(
-        res,
-        200,
-        renderSignInPage({
-          clientId: c.clientId,
-          redirectUri: c.redirectUri,
-          codeChallenge: c.codeChallenge,
-          codeChallengeMethod: 'S256',
-          scope,
-          state,
-          requestId: requestIdOf({ request_id: str(b.request_id), redirect_uri: c.redirectUri, state }),
-          username,
-          error,
-        }),
-        c.redirectUri,
-      );
+    const again = (error: string) => sendHtml(res, 200, signInPage(c, { state, scope, requestId: str(b.request_id), username, error }), c.redirectUri);
     if (!username || !password) return again('Enter your username and password.');
     const userPool = await services.cognito.getUserPoolForClientId(ctx, c.clientId).catch(() => undefined);
     if (!userPool) return sendHtml(res, 400, renderSignInError('Invalid client_id.'));

@@ -252,6 +252,29 @@ describe('the service on in-memory adapters', () => {
     expect(verifyChain(store).problems).toEqual([]);
   });
 
+  it('an approval revoked while its SVID is being minted: the SVID is never recorded or handed out', async () => {
+    const { store, service, clock } = await setup();
+    const { request_id } = await ask(service);
+    await service.decide(request_id, 'approved', 'sub-alice');
+    const trustDomain = parseTrustDomain('ackd.test');
+    const ca = await LocalCaMinter.create({ trustDomain, clock });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = new AuthorizationService(
+      { trustDomain, consentBaseUrl: 'https://consent.example', retentionDays: 30 },
+      { store, clock, logger: quiet, minter: { mint: async (id, notAfter) => (await gate, ca.mint(id, notAfter)), trustBundlePem: () => ca.trustBundlePem() } },
+    );
+    const checking = slow.check(agent, request_id);
+    await new Promise((r) => setTimeout(r, 10)); // the check holds the claim and is minting
+    await service.revokeApproval(request_id, 'sub-bob', null, 'changed my mind');
+    release();
+    const e = await refusalOf(checking);
+    expect(e.code).toBe('ERR_ISSUANCE_IN_PROGRESS');
+    expect((await store.get(request_id))!).toMatchObject({ revoked: true, svid_id: null });
+    expect(await service.check(agent, request_id)).toMatchObject({ status: 'revoked' });
+    expect(store.chainEvents().some((ev) => ev.type === 'svid_issued')).toBe(false);
+  });
+
   it('a lease held by another call refuses a second mint until it runs out', async () => {
     const { store, service, clock } = await setup();
     const { request_id } = await ask(service);

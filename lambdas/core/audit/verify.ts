@@ -424,6 +424,8 @@ export class ChainVerifier {
       this.problem({ kind, seq: e.seq, line, message: `event ${e.seq} (${e.type} of ${e.request_id}): ${message}` });
     };
     const fixed = sha256Hex(canonicalJson(FIXED_FIELDS.map((f) => e[f] ?? null)));
+    let quorumShort: string | null | undefined;
+    const shortOfQuorum = () => (quorumShort === undefined ? (quorumShort = quorumProblem(e)) : quorumShort);
     const state = pickLifecycle(e);
     let req = this.requests.get(e.request_id);
     switch (e.type) {
@@ -436,7 +438,7 @@ export class ChainVerifier {
       case 'approved':
         if (e.decision !== 'approved' || !e.approver_identity || !e.decision_at || !e.svid_expires_at) bad('lifecycle', 'an approval must record decision "approved", the approver, decision_at and svid_expires_at');
         else if (e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', `an approval must be made by an approver or operator, not by ${e.actor_type} ${e.actor_id}`);
-        else if (quorumProblem(e)) bad('lifecycle', `the approval does not meet its quorum: ${quorumProblem(e)}`);
+        else if (shortOfQuorum()) bad('lifecycle', `the approval does not meet its quorum: ${shortOfQuorum()}`);
         break;
       case 'voted':
         if (e.decision !== 'pending' || e.decision_at !== null) bad('lifecycle', 'a vote that does not decide leaves the request pending');
@@ -458,8 +460,8 @@ export class ChainVerifier {
           bad('svid', `SVID ${e.svid_id} names approver ${e.approver_identity}, but the request was approved by ${req.state.approver_identity}`);
         } else if (req ? req.approval === 'none' || req.state.decision !== 'approved' : this.inScope(e)) {
           bad('svid', `SVID ${e.svid_id} was issued, but no approval of the request precedes it in the log${req ? ` (the request was ${req.state.decision})` : ''}`);
-        } else if (quorumProblem(e)) {
-          bad('svid', `SVID ${e.svid_id} was issued without its quorum: ${quorumProblem(e)}`);
+        } else if (shortOfQuorum()) {
+          bad('svid', `SVID ${e.svid_id} was issued without its quorum: ${shortOfQuorum()}`);
         } else {
           this.opts.onSvid?.({
             seq: e.seq,
