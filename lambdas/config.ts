@@ -20,6 +20,10 @@ export interface Config {
   /** Signing key of audit checkpoints: `kms:<key id or ARN>` or a path to a PEM EC P-256 private key. */
   readonly auditKey: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** How often a long-running process runs the audit sequencer besides right after writes (ACKD_SEQUENCER_INTERVAL_MS). */
+  readonly sequencerIntervalMs: number;
+  /** Signed tree heads at most this often while the log grows (ACKD_CHECKPOINT_EVERY_SECONDS). */
+  readonly checkpointEverySeconds: number;
   /** Flood limits per agent and per approver (ACKD_LIMIT_*). */
   readonly limits: LimitsConfig;
 }
@@ -106,6 +110,8 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: intIn(env, 'ACKD_RETENTION_DAYS', 365, 1, 3650),
     auditKey,
     logLevel: logLevel as Config['logLevel'],
+    sequencerIntervalMs: intIn(env, 'ACKD_SEQUENCER_INTERVAL_MS', 250, 20, 60_000),
+    checkpointEverySeconds: intIn(env, 'ACKD_CHECKPOINT_EVERY_SECONDS', 5, 1, 3600),
     limits: loadLimits(env),
   };
 }

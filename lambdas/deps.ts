@@ -11,6 +11,8 @@ import { KmsSigner } from './adapters/signing/kms.ts';
 import { LocalKeySigner } from './adapters/signing/local.ts';
 import { AuditService } from './core/audit/service.ts';
 import { ChainAdminAudit } from './core/audit/admin-audit.ts';
+import { Sequencer, SequencerLoop, type SequencerRun } from './core/audit/sequencer.ts';
+import type { ChainEvent } from './core/audit/event.ts';
 import type { CheckpointSigner } from './core/audit/signing.ts';
 import { jsonLogger } from './adapters/log.ts';
 import { AckdError } from './core/errors.ts';
@@ -20,6 +22,10 @@ import { AuthorizationService } from './core/service.ts';
 
 export interface Deps {
   readonly config: Config;
+  /** The audit sequencer over this table (runs where the composition root runs it: the sweeper, the local loop). */
+  readonly sequencer: Sequencer;
+  /** In a long-running process: the loop that runs the sequencer on a timer and right after writes (not started here). */
+  readonly sequencerLoop: SequencerLoop;
   readonly service: AuthorizationService;
   readonly store: DynamoRequestStore;
   readonly audit: AuditService;
@@ -61,6 +67,8 @@ export function buildDeps(
     limits?: Partial<LimitsConfig>;
     /** Records policy changes; default: events in the audit chain. */
     policyAudit?: PolicyAudit;
+    /** Also called with each batch of sequenced events (metrics). */
+    onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -71,36 +79,101 @@ export function buildDeps(
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
-  const adminAudit = new ChainAdminAudit(store.audit);
+  // The sequencer and the service refer to each other (the service nudges it, its follow-up
+  // notifies through the service): bound once both exist.
+  let nudge: () => void = () => undefined;
+  const adminAudit = new ChainAdminAudit(store.audit, clock, () => nudge());
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
-    { store, minter: opts.minter, clock, logger, limits, policies, agents, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
+    {
+      store,
+      minter: opts.minter,
+      clock,
+      logger,
+      limits,
+      policies,
+      agents,
+      auditNudge: () => nudge(),
+      notifyAfterSequencing: true,
+      ...(opts.notifier ? { notifier: opts.notifier } : {}),
+      ...(opts.routes ? { routes: opts.routes } : {}),
+    },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents, bundles: new DynamoBundleStore(ddb, config.tableName) };
+  const sequencer = new Sequencer({
+    store: store.audit,
+    clock,
+    logger,
+    onSequenced: async (events) => {
+      await Promise.all([service.afterSequenced(events), opts.onSequenced?.(events)]);
+    },
+  });
+  const sealer = checkpointSealer(audit, logger, config.checkpointEverySeconds * 1000);
+  const sequencerLoop = new SequencerLoop(sequencer, { intervalMs: config.sequencerIntervalMs, logger, after: sealer });
+  nudge = () => sequencerLoop.nudge();
+  return {
+    config,
+    sequencer,
+    sequencerLoop,
+    service,
+    store,
+    audit,
+    apiKeys,
+    minter: opts.minter,
+    logger,
+    clock,
+    limits,
+    policies,
+    policyAudit,
+    ownerAudit: adminAudit,
+    agents,
+    bundles: new DynamoBundleStore(ddb, config.tableName),
+  };
 }
 
 /**
- * The periodic work (the sweeper Lambda, the local loop, `ackd sweep`): link audit events left
- * unlinked, record expiries, retry consent mail, then sign a checkpoint of the audit chain.
+ * After a sequencer run: signs a tree head when the log has grown and the last one this process
+ * signed is at least `everyMs` old (where checkpoints can be signed). A failure is logged; the
+ * next run tries again.
+ */
+export function checkpointSealer(audit: AuditService, logger: Logger, everyMs: number): (run: SequencerRun) => Promise<void> {
+  let lastSignedMs = 0;
+  return async (run) => {
+    if (!audit.canSign || run.head === null || run.head.size === 0 || Date.now() - lastSignedMs < everyMs) return;
+    try {
+      const cp = await audit.checkpoint();
+      if (cp.created) lastSignedMs = Date.now();
+    } catch (e) {
+      logger.error('audit tree head not signed', { error: e instanceof Error ? e.message : String(e) });
+    }
+  };
+}
+
+/**
+ * The periodic work (the sweeper Lambda's schedule, the local loop, `ackd sweep`): sequence the
+ * audit events waiting, record expiries, retry consent mail, escalate, sequence what that wrote,
+ * then sign a tree head of the audit log.
  */
 export async function periodicWork(
   deps: Deps,
   limit: number,
-): Promise<{ expired: number; renotified: number; linked: number; escalated: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
+): Promise<{ expired: number; renotified: number; escalated: number; sequenced: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
+  const before = await deps.sequencer.run();
   const swept = await deps.service.sweep(limit);
-  if (!deps.audit.canSign) return { ...swept, checkpoint_seq: null };
+  const after = await deps.sequencer.run();
+  const sequenced = before.sequenced + after.sequenced;
+  if (!deps.audit.canSign) return { ...swept, sequenced, checkpoint_seq: null };
   try {
     const cp = await deps.audit.checkpoint();
-    return { ...swept, checkpoint_seq: cp.checkpoint?.seq ?? null };
+    return { ...swept, sequenced, checkpoint_seq: cp.checkpoint?.seq ?? null };
   } catch (e) {
-    // The sweep itself succeeded; a checkpoint that cannot be signed (KMS down, or a chain that
+    // The sweep itself succeeded; a checkpoint that cannot be signed (KMS down, or a log that
     // does not verify, already logged as an error) is reported, and the next run tries again.
     const message = e instanceof Error ? e.message : String(e);
     deps.logger.error('audit checkpoint not signed', { error: message });
-    return { ...swept, checkpoint_seq: null, checkpoint_error: message };
+    return { ...swept, sequenced, checkpoint_seq: null, checkpoint_error: message };
   }
 }
 

@@ -86,13 +86,13 @@ export function buildProgram(): Command {
 
   program
     .command('sweep')
-    .description('what the scheduled sweeper does: link unlinked audit events, record expiry of overdue requests, re-send failed consent emails, sign an audit checkpoint')
+    .description('what the scheduled sweeper does: sequence waiting audit events, record expiry of overdue requests, re-send failed consent emails, sign an audit checkpoint')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const result = await periodicWork(cliDeps(), 1000);
       output(opts.json, result, () =>
         [
-          `expired ${result.expired} request(s); re-sent ${result.renotified} email(s); linked ${result.linked} audit event(s)`,
+          `expired ${result.expired} request(s); re-sent ${result.renotified} email(s); sequenced ${result.sequenced} audit event(s)`,
           result.checkpoint_error
             ? `audit checkpoint NOT signed: ${result.checkpoint_error}`
             : result.checkpoint_seq === null

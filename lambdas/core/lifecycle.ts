@@ -24,7 +24,7 @@ export const STATES = ['pending', 'approved', 'issued', 'revoked', 'denied', 'ex
 export type StateFields = Pick<AuthorizationRecord, 'decision' | 'svid_id' | 'revoked'>;
 
 /** Bookkeeping fields a transition may guard or set besides the record's own. */
-export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts' | 'voters' | 'escalated_at';
+export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts' | 'voters' | 'escalated_at' | 'decision_seq' | 'audit_outbox';
 export type Field = keyof AuthorizationRecord | BookkeepingField;
 
 export type Scalar = string | number | boolean | null;
@@ -66,8 +66,6 @@ export interface Transition {
   readonly updates: readonly Update[];
   /** The audit event types the write records (one of them); empty: the write records none. */
   readonly events: readonly AuditEventType[];
-  /** The request's previous audit event must be linked into the chain first (always true of an audited write). */
-  readonly linked: boolean;
 }
 
 const p = (name: string): Operand => ({ param: name });
@@ -91,6 +89,12 @@ export function stateOf(r: StateFields): State {
   return r.svid_id === null ? 'approved' : 'issued';
 }
 
+/** The refusal of an issuance whose approval the sequencer has not yet put in the audit log (the service waits for it). */
+export const AWAITING_LOG_MESSAGE = 'is being recorded in the audit log; check again shortly';
+const AWAITING_LOG = refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `the approval of request ${r.request_id} ${AWAITING_LOG_MESSAGE}`);
+/** The refusal of an issuance whose item says approved but whose log holds no decision, and nothing waits to be sequenced: written into the table. */
+export const NOT_IN_LOG_MESSAGE = 'has no approval in the audit log; no SVID is issued';
+const NOT_IN_LOG = refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} ${NOT_IN_LOG_MESSAGE}`);
 const decidedAlready = refuse('ERR_ALREADY_DECIDED', (r) => `request ${r.request_id} was already decided: ${r.decision}`);
 const expiredAt = refuse('ERR_EXPIRED', (r) => `request ${r.request_id} expired at ${r.expires_at}`);
 const beforeDeadline = { holds: { field: 'expires_at', op: '>', to: p('now') }, else: expiredAt } as const;
@@ -120,7 +124,6 @@ export const TRANSITIONS = {
     guards: [beforeDeadline, ...voteGuards],
     updates: recordVote,
     events: ['voted'],
-    linked: true,
   },
   /** The vote that completes the quorum: pending → approved, only before the deadline. Params: those of vote, email, svidExpiresAt. */
   approve: {
@@ -136,7 +139,6 @@ export const TRANSITIONS = {
       { set: 'svid_expires_at', to: p('svidExpiresAt') },
     ],
     events: ['approved'],
-    linked: true,
   },
   /** The vote that denies (one denial, or a quorum of them): pending → denied, only before the deadline. Params: those of vote, email. */
   deny: {
@@ -152,7 +154,6 @@ export const TRANSITIONS = {
       { set: 'svid_expires_at', to: v(null) },
     ],
     events: ['denied'],
-    linked: true,
   },
   /** Nobody decided in time: pending → expired, from the deadline on. Params: now. */
   expire: {
@@ -164,11 +165,11 @@ export const TRANSITIONS = {
       { set: 'decision_at', to: f('expires_at') },
     ],
     events: ['expired'],
-    linked: true,
   },
   /**
    * One caller claims the right to mint the request's one SVID for a lease (not audited: the
-   * issuance is). Only once the approval is in the audit chain. Params: now, nowMs, claim, until.
+   * issuance is). Only once the sequencer has put the approval in the audit log (the item points
+   * at it: `decision_seq`). Params: now, nowMs, claim, until.
    */
   claimIssuance: {
     from: ['approved'],
@@ -183,13 +184,17 @@ export const TRANSITIONS = {
         holds: { any: [{ field: 'issuing_until', op: 'absent' }, { field: 'issuing_until', op: '<=', to: p('nowMs') }] },
         else: refuse('ERR_ISSUANCE_IN_PROGRESS', (r) => `SVID issuance for request ${r.request_id} is in progress in another call; check again shortly`),
       },
+      {
+        holds: { any: [{ field: 'decision_seq', op: 'notNull' }, { field: 'audit_outbox', op: 'absent' }, { field: 'audit_outbox', op: 'size', to: v(0) }] },
+        else: AWAITING_LOG,
+      },
+      { holds: { field: 'decision_seq', op: 'notNull' }, else: NOT_IN_LOG },
     ],
     updates: [
       { set: 'issuing_claim', to: p('claim') },
       { set: 'issuing_until', to: p('until') },
     ],
     events: [],
-    linked: true,
   },
   /** The holder of a claim gives it back after a failed mint. Params: claim. */
   releaseIssuance: {
@@ -198,7 +203,6 @@ export const TRANSITIONS = {
     guards: [{ holds: { field: 'issuing_claim', op: '=', to: p('claim') }, else: 'unchanged' }],
     updates: [{ remove: 'issuing_claim' }, { remove: 'issuing_until' }],
     events: [],
-    linked: false,
   },
   /** The minted SVID is recorded: approved → issued, only by the claim's holder. Params: now, claim, svidId, notAfter (the certificate's). */
   issue: {
@@ -213,7 +217,6 @@ export const TRANSITIONS = {
       { remove: 'issuing_until' },
     ],
     events: ['svid_issued'],
-    linked: true,
   },
   /** The agent pulls its SVID back: issued → revoked, naming the SVID. Idempotent. Params: now, svidId, by. */
   revoke: {
@@ -227,7 +230,6 @@ export const TRANSITIONS = {
       { set: 'revoked_by', to: p('by') },
     ],
     events: ['revoked'],
-    linked: true,
   },
   /**
    * A human (approver or operator) pulls an approval back, with or without its SVID: approved or
@@ -247,7 +249,6 @@ export const TRANSITIONS = {
       { set: 'revoke_reason', to: p('reason') },
     ],
     events: ['revoked'],
-    linked: true,
   },
   /** The consent notification went out, or failed (bookkeeping for the retry): by email, or to a route's channels. Params: outcome. */
   recordNotification: {
@@ -256,7 +257,6 @@ export const TRANSITIONS = {
     guards: [],
     updates: [{ set: 'notify_status', to: p('outcome') }, { add: 'notify_attempts', by: 1 }],
     events: ['email_sent', 'email_failed', 'notified', 'notify_failed'],
-    linked: true,
   },
   /** A notification beyond the first (an escalation) went out to its routes' channels, or failed; the request is unchanged. */
   recordDelivery: {
@@ -265,7 +265,6 @@ export const TRANSITIONS = {
     guards: [],
     updates: [],
     events: ['notified', 'notify_failed'],
-    linked: true,
   },
   /** Nobody decided by the policy's share of the wait: the escalation routes are asked, once. Params: now. */
   escalate: {
@@ -274,7 +273,6 @@ export const TRANSITIONS = {
     guards: [beforeDeadline, { holds: { field: 'escalated_at', op: 'absent' }, else: 'unchanged' }],
     updates: [{ set: 'escalated_at', to: p('now') }],
     events: ['escalated'],
-    linked: true,
   },
   /** A refused attempt to change the request is recorded; the request itself is unchanged. */
   recordRefusal: {
@@ -283,7 +281,6 @@ export const TRANSITIONS = {
     guards: [],
     updates: [{ add: 'refused_attempts', by: 1 }],
     events: ['refused'],
-    linked: true,
   },
 } as const satisfies Record<string, Transition>;
 

@@ -17,16 +17,11 @@ export const systemClock: Clock = { now: () => new Date() };
  * become ERR_STORE_UNAVAILABLE.
  *
  * Audit: a write taking an `event` records it in the same write as the change, so no change
- * exists without its event. The event is then linked into the hash chain by `linkAudit`; until
- * it is, the request cannot change again (and so no SVID can be claimed after an approval that is
- * not yet in the chain).
+ * exists without its event. The audit sequencer (core/audit/sequencer.ts) then gives it its place
+ * in the log; an SVID is claimed only once the approval has one (the claim's guard).
  */
 export interface RequestStore {
   create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void>;
-  /** Links the request's latest event into the audit chain (no-op when it already is). */
-  linkAudit(requestId: RequestId): Promise<void>;
-  /** Links events left unlinked by earlier failures; says how many were linked and how many failed again. */
-  linkAuditBacklog(limit: number): Promise<{ linked: number; failed: number }>;
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined>;
   /**
    * An agent's requests, newest first, at most `limit` (default 50). `after`: the page starts just
@@ -58,6 +53,8 @@ export interface RequestStore {
    * returns, the event the request's item names as its decision.
    */
   auditEvent(seq: number): Promise<AuditEvent | undefined>;
+  /** The audit events at these seqs, read together and consistently (missing ones left out). */
+  auditEvents(seqs: readonly number[]): Promise<AuditEvent[]>;
 }
 
 /** What a lifecycle write leaves. */

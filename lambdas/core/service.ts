@@ -4,7 +4,7 @@ import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type
 import { actorIdentity, approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
 import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
-import { isPast, stateOf, statusAt, svidEnd } from './lifecycle.ts';
+import { AWAITING_LOG_MESSAGE, NOT_IN_LOG_MESSAGE, isPast, stateOf, statusAt, svidEnd } from './lifecycle.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
 import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
@@ -17,6 +17,8 @@ export interface ServiceConfig {
   readonly retentionDays: number;
   /** How long one caller may hold the issuance claim while it mints. */
   readonly issuanceLeaseMs?: number;
+  /** How long a check waits for the sequencer to put an approval in the audit log before saying "check again" (default 10 s). */
+  readonly auditWaitMs?: number;
 }
 
 export interface ServiceDeps {
@@ -36,6 +38,15 @@ export interface ServiceDeps {
    * policy's routes, else to the route named `default`; without either, to `notifier`.
    */
   readonly routes?: RouteSender;
+  /** Tells the audit sequencer that a write left an event waiting (where it runs in this process). */
+  readonly auditNudge?: () => void;
+  /**
+   * Consent notifications leave the agent's critical path: request_authorization only records the
+   * request, and the audit sequencer's follow-up (`afterSequenced`) sends the notification once
+   * the request's event is in the log (a failure is recorded and retried by the sweep). Without
+   * it, the notification is sent inside request_authorization.
+   */
+  readonly notifyAfterSequencing?: boolean;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
@@ -98,10 +109,33 @@ export class AuthorizationService {
     }
     await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
-    await this.linkAudit(requestId);
+    this.recorded();
     const consentUrl = this.consentUrl(requestId);
-    await this.notify(record, consentUrl);
+    if (!this.deps.notifyAfterSequencing) await this.notify(record, consentUrl);
     return { request_id: requestId, consent_url: consentUrl, record };
+  }
+
+  /**
+   * The follow-up of sequenced audit events (the sequencer calls it after each batch): with
+   * `notifyAfterSequencing`, each new request is announced now that its event is in the log, at
+   * most 8 at a time. A request already decided, or whose notification was already attempted,
+   * is left alone (the sweep retries failures).
+   */
+  async afterSequenced(events: readonly { readonly type: string; readonly request_id?: string }[]): Promise<void> {
+    if (!this.deps.notifyAfterSequencing) return;
+    const ids = events.flatMap((e) => (e.type === 'requested' && e.request_id ? [e.request_id as RequestId] : []));
+    for (let i = 0; i < ids.length; i += 8) {
+      await Promise.all(
+        ids.slice(i, i + 8).map(async (id) => {
+          try {
+            const r = await this.deps.store.get(id);
+            if (r && r.decision === 'pending' && r.notify_status === 'pending' && r.notify_attempts === 0) await this.notify(r);
+          } catch (e) {
+            this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { request_id: id, error: describe(e) });
+          }
+        }),
+      );
+    }
   }
 
   /**
@@ -183,7 +217,7 @@ export class AuthorizationService {
     try {
       const event = auditEvent(ok ? 'notified' : 'notify_failed', SYSTEM_ACTOR, this.deps.clock.now(), summary.slice(0, 1000));
       await this.deps.store.apply(row, record.request_id, { outcome: ok ? 'sent' : 'failed' }, event);
-      await this.linkAudit(record.request_id);
+      this.recorded();
     } catch (e) {
       this.deps.logger.warn('could not record notification outcome', { request_id: record.request_id, error: describe(e) });
     }
@@ -194,7 +228,7 @@ export class AuthorizationService {
     try {
       const type = outcome === 'sent' ? 'email_sent' : 'email_failed';
       await this.deps.store.apply('recordNotification', requestId, { outcome }, auditEvent(type, SYSTEM_ACTOR, this.deps.clock.now(), reason));
-      await this.linkAudit(requestId);
+      this.recorded();
     } catch (e) {
       this.deps.logger.warn('could not record notification outcome', { request_id: requestId, error: describe(e) });
     }
@@ -289,22 +323,38 @@ export class AuthorizationService {
   }
 
   private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckResult> {
-    // No SVID before the approval is in the audit chain: the claim requires it, and links a
-    // pending event first (ERR_STORE_UNAVAILABLE when it cannot).
-    const now = this.deps.clock.now();
+    // No SVID before the approval is in the audit log: the claim requires the sequencer to have
+    // put it there, and waits for that (a short, bounded wait: the sequencer runs seconds behind).
     const claim = randomUUID();
+    let now = this.deps.clock.now();
     let claimed: AuthorizationRecord;
     let decisionSeq: number | null;
     let requestedSeq: number | null;
     let voteSeqs: readonly number[];
-    try {
-      const until = now.getTime() + (this.config.issuanceLeaseMs ?? 30_000);
-      ({ record: claimed, decisionSeq, requestedSeq, voteSeqs } = await this.deps.store.apply('claimIssuance', r.request_id, { now: now.toISOString(), nowMs: now.getTime(), claim, until }));
-    } catch (e) {
-      // Another check delivered the SVID between our read and our claim: report it as delivered.
-      if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
-      const current = await this.getForAgent(r.agent_id, r.request_id);
-      return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: svidEnd(current), svid_delivered: true };
+    const waitUntil = Date.now() + (this.config.auditWaitMs ?? 10_000);
+    for (let pause = 20; ; pause = Math.min(500, pause * 2)) {
+      try {
+        now = this.deps.clock.now();
+        const until = now.getTime() + (this.config.issuanceLeaseMs ?? 30_000);
+        ({ record: claimed, decisionSeq, requestedSeq, voteSeqs } = await this.deps.store.apply('claimIssuance', r.request_id, { now: now.toISOString(), nowMs: now.getTime(), claim, until }));
+        break;
+      } catch (e) {
+        if (isAckdError(e, 'ERR_ISSUANCE_IN_PROGRESS') && e.message.endsWith(AWAITING_LOG_MESSAGE) && Date.now() + pause < waitUntil && !opts.signal?.aborted) {
+          this.deps.auditNudge?.();
+          await delay(pause);
+          continue;
+        }
+        if (isAckdError(e, 'ERR_NOT_APPROVED') && e.message.endsWith(NOT_IN_LOG_MESSAGE)) {
+          // The item says approved, the log holds no decision and nothing waits: written into the table.
+          this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem: 'no decision event' });
+          await this.recordRefusal(r.request_id, SYSTEM_ACTOR, 'issuance refused: the audit log records no decision for it');
+          throw e;
+        }
+        // Another check delivered the SVID between our read and our claim: report it as delivered.
+        if (!isAckdError(e, 'ERR_CONFLICT')) throw e;
+        const current = await this.getForAgent(r.agent_id, r.request_id);
+        return { status: 'approved', svid_id: current.svid_id, spiffe_id: current.spiffe_id, expires_at: svidEnd(current), svid_delivered: true };
+      }
     }
     const release = () =>
       this.deps.store.apply('releaseIssuance', r.request_id, { claim }).catch((err: unknown) =>
@@ -315,8 +365,11 @@ export class AuthorizationService {
       // The item alone proves nothing (anyone who can write the table can write "approved"): the
       // approval must be the chain's, of this request exactly as it stands. The caller's key is
       // checked again meanwhile.
-      const event = (seq: number | null) => (seq === null ? undefined : this.deps.store.auditEvent(seq));
-      const [approval, requested, votes] = await Promise.all([event(decisionSeq), event(requestedSeq), Promise.all(voteSeqs.map(event)), opts.reauthorize?.()]);
+      const wanted = [decisionSeq, requestedSeq, ...voteSeqs].filter((s): s is number => s !== null);
+      const [events] = await Promise.all([this.deps.store.auditEvents(wanted), opts.reauthorize?.()]);
+      const bySeq = new Map(events.map((e) => [e.seq, e]));
+      const event = (seq: number | null) => (seq === null ? undefined : bySeq.get(seq));
+      const [approval, requested, votes] = [event(decisionSeq), event(requestedSeq), voteSeqs.map(event)];
       const problem = approvalProblem(claimed, approval, requested, votes);
       if (problem) {
         this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem });
@@ -337,19 +390,19 @@ export class AuthorizationService {
       auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
     );
     this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });
-    // The SVID leaves only once its issuance is in the audit chain (if linking fails, its key is
-    // dropped here: the SVID is recorded, linked later, never delivered), and only to a key that
-    // still authenticates (a key revoked while this check was minting never receives it: the
-    // SVID is revoked unseen).
-    const [linked, stillValid] = await Promise.allSettled([this.deps.store.linkAudit(r.request_id), opts.reauthorize?.()]);
-    if (stillValid.status === 'rejected') {
+    // The SVID leaves with its issuance recorded (the `issue` write carried its event), and only to
+    // a key that still authenticates (a key revoked while this check was minting never receives
+    // it: the SVID is revoked unseen).
+    try {
+      await opts.reauthorize?.();
+    } catch (e) {
       this.deps.logger.warn('caller lost its credential while its SVID was minted; revoking the SVID', { request_id: r.request_id, svid_id: minted.svidId });
       await this.revoke(null, r.request_id, minted.svidId, SYSTEM_ACTOR).catch((err: unknown) =>
         this.deps.logger.error('could not revoke an undelivered SVID', { request_id: r.request_id, error: describe(err) }),
       );
-      throw stillValid.reason;
+      throw e;
     }
-    if (linked.status === 'rejected') throw linked.reason;
+    this.recorded();
     return {
       status: 'approved',
       svid: `${minted.certChainPem.trimEnd()}\n${minted.privateKeyPem.trimEnd()}\n`,
@@ -372,7 +425,7 @@ export class AuthorizationService {
       throw e;
     }
     this.deps.logger.info('svid revoked', { request_id: requestId, svid_id: svidId });
-    await this.linkAudit(requestId);
+    this.recorded();
     return { revoked: true, revoked_at: r.revoked_at! };
   }
 
@@ -396,7 +449,7 @@ export class AuthorizationService {
     }
     if (applied.changed) {
       this.deps.logger.info('approval revoked', { request_id: requestId, revoked_by: by, svid_id: applied.record.svid_id, reason });
-      await this.linkAudit(requestId);
+      this.recorded();
     }
     return applied.record;
   }
@@ -471,7 +524,7 @@ export class AuthorizationService {
       }
       const progress = approvalsOf(r);
       this.deps.logger.info(row === 'vote' ? 'vote recorded' : 'request decided', { request_id: requestId, decision: r.decision, vote: cast.vote, approvals: progress.have, need: progress.need, approver_identity: approverIdentity });
-      await this.linkAudit(requestId);
+      this.recorded();
       return r;
     }
   }
@@ -497,23 +550,18 @@ export class AuthorizationService {
         return;
       }
       await this.deps.store.apply('recordRefusal', requestId, {}, auditEvent('refused', actor, this.deps.clock.now(), reason));
-      await this.linkAudit(requestId);
+      this.recorded();
     } catch (e) {
       this.deps.logger.warn('could not record a refused attempt', { request_id: requestId, error: describe(e) });
     }
   }
 
   /**
-   * Links the request's latest audit event into the chain. A failure is logged, not thrown: the
-   * change and its event are already stored together, the request cannot change again (nor get
-   * an SVID) until the event is linked, and the sweeper links what is left.
+   * A write just recorded an audit event: the sequencer is told (in a process that runs it, it
+   * runs now; on AWS the table's stream wakes it).
    */
-  private async linkAudit(requestId: RequestId): Promise<void> {
-    try {
-      await this.deps.store.linkAudit(requestId);
-    } catch (e) {
-      this.deps.logger.warn('audit event not linked yet (the sweeper will link it)', { request_id: requestId, error: describe(e) });
-    }
+  private recorded(): void {
+    this.deps.auditNudge?.();
   }
 
   /** Records expiry if the request is pending past its deadline; returns the current record. */
@@ -523,7 +571,7 @@ export class AuthorizationService {
     try {
       const { record: expired } = await this.deps.store.apply('expire', r.request_id, { now: now.toISOString() }, auditEvent('expired', SYSTEM_ACTOR, now));
       this.deps.logger.info('request expired', { request_id: r.request_id });
-      await this.linkAudit(r.request_id);
+      this.recorded();
       return expired;
     } catch (e) {
       if (isAckdError(e, 'ERR_ALREADY_DECIDED')) return (await this.deps.store.get(r.request_id)) ?? r;
@@ -532,19 +580,17 @@ export class AuthorizationService {
   }
 
   /**
-   * The periodic sweep: links audit events left unlinked by a failure, records expiry of overdue
-   * pending requests and retries failed notifications.
+   * The periodic sweep: records expiry of overdue pending requests, retries failed notifications
+   * and escalates. (Sequencing the audit log is the Sequencer's, run beside it.)
    */
-  async sweep(limit = 100): Promise<{ expired: number; renotified: number; linked: number; escalated: number }> {
-    const { linked, failed } = await this.deps.store.linkAuditBacklog(limit);
-    if (failed > 0) this.deps.logger.warn('audit events still not linked; the next sweep tries again', { failed });
+  async sweep(limit = 100): Promise<{ expired: number; renotified: number; escalated: number }> {
     const due = await this.deps.store.listExpiredPending(this.deps.clock.now(), limit);
     let expired = 0;
     for (const r of due) {
       const after = await this.expireIfDue(r);
       if (after.decision === 'expired' && r.decision === 'pending') expired++;
     }
-    return { expired, renotified: await this.retryNotifications(limit), linked, escalated: await this.escalateDue(limit) };
+    return { expired, renotified: await this.retryNotifications(limit), escalated: await this.escalateDue(limit) };
   }
 
   /**
@@ -571,7 +617,7 @@ export class AuthorizationService {
         this.deps.logger.warn('could not escalate a request', { request_id: r.request_id, error: describe(e) });
         continue;
       }
-      await this.linkAudit(r.request_id);
+      this.recorded();
       const { have, need } = approvalsOf(claimed);
       const progress = need > 1 ? `; ${have} of ${need} approvals so far` : '';
       await this.deliver(claimed, this.consentUrl(r.request_id), esc.routes, { escalation: true, reason: `Escalation: ${why}${progress}. ${describeQuorum(claimed.quorum ?? LEGACY_QUORUM)}` }, 'recordDelivery');
@@ -643,6 +689,10 @@ export class AuthorizationService {
     }
     return sent;
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function describe(e: unknown): string {

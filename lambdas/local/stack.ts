@@ -48,7 +48,7 @@ export interface LocalStackOptions {
   readonly demoAgentApiKey?: string;
   /** Approver email addresses for consent mail. */
   readonly approvers?: string;
-  /** Run the periodic work (audit links, expiry sweep, mail retry, audit checkpoint) this often (ms); 0 disables it. */
+  /** Run the periodic work (expiry sweep, mail retry, escalation, audit checkpoint) this often (ms); 0 disables it. (The audit sequencer always runs.) */
   readonly sweepIntervalMs?: number;
   /** Start cognito-local and serve the consent UI (/) and consent API (/api). Default true. */
   readonly consent?: boolean;
@@ -212,6 +212,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+
+    // The audit sequencer: right after each write, and on a timer for what other processes wrote.
+    deps.sequencerLoop.start();
+    stops.push(() => deps.sequencerLoop.stop());
 
     // Demo agent key, created once.
     const agentId = parseAgentId(opts.demoAgentId ?? 'demo-agent');

@@ -26,6 +26,11 @@ export interface TestStack extends LocalStack {
   readonly dir: string;
   /** An MCP SDK client over streamable HTTP with the given bearer key (the demo agent's by default). */
   client(apiKey?: string | null): Promise<Client>;
+  /**
+   * Waits until the audit sequencer has sequenced every event waiting (and what its follow-ups,
+   * such as consent notifications, recorded): the log is then as the writes left it.
+   */
+  settled(timeoutMs?: number): Promise<void>;
 }
 
 /** The whole local stack in-process on ephemeral ports, dynalite in memory, with a manual clock. */
@@ -46,6 +51,19 @@ export async function startTestStack(opts: Partial<LocalStackOptions> = {}): Pro
       await c.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), { requestInit: { headers } }));
       clients.push(c);
       return c;
+    },
+    async settled(timeoutMs = 15_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        await stack.deps.sequencerLoop.idle();
+        if ((await stack.deps.store.audit.backlog(1)).count === 0) {
+          const head = await stack.deps.store.audit.treeHead();
+          if (head.settled >= head.size) return;
+        }
+        if (Date.now() > until) throw new Error(`audit events still waiting to be sequenced after ${timeoutMs} ms`);
+        stack.deps.sequencerLoop.nudge();
+        await new Promise((r) => setTimeout(r, 10));
+      }
     },
     async stop() {
       for (const c of clients) await c.close().catch(() => undefined);

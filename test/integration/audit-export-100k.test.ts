@@ -2,7 +2,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointItem, eventItem, headItem } from '../../lambdas/adapters/dynamodb/audit.ts';
+import { checkpointItem, eventItem, headItem, nodeItem } from '../../lambdas/adapters/dynamodb/audit.ts';
+import { appendLeaves, leafHash, rootOf } from '../../lambdas/core/audit/merkle.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { LocalKeySigner } from '../../lambdas/adapters/signing/local.ts';
@@ -51,6 +52,7 @@ beforeAll(async () => {
   };
   let first: AuditEvent | undefined;
   let last: AuditEvent | undefined;
+  let frontier: string[] = [];
   for (let i = 0; prev.seq < EVENTS; i++) {
     const at = (k: number) => new Date(start + (prev.seq + k) * 60);
     const snap = snapshotOf(
@@ -79,13 +81,18 @@ beforeAll(async () => {
       last = e;
       prev = e;
       batch.push(eventItem(e, 365));
-      if (e.seq % 10_000 === 0) batch.push(checkpointItem(await signCheckpoint(signer, e, args[2]), 365));
+      // The Merkle tree as the sequencer builds it; the nodes the checkpoints' consistency proofs
+      // read are those of 16 leaves and up (every checkpoint is at a multiple of 16).
+      const grown = appendLeaves(frontier, e.seq - 1, [leafHash(e.hash)]);
+      frontier = grown.frontier;
+      for (const n of grown.nodes) if (n.level >= 4) batch.push(nodeItem(n));
+      if (e.seq % 10_000 === 0) batch.push(checkpointItem(await signCheckpoint(signer, { ...e, root: rootOf(frontier) }, args[2]), 365));
       while (batch.length >= 25) await flush();
     }
   }
   while (batch.length > 0) await flush();
   await Promise.all(inflight);
-  batch.push(headItem(last!, first!.logged_at));
+  batch.push(headItem({ size: last!.seq, hash: last!.hash, logged_at: last!.logged_at, root: rootOf(frontier), frontier, settled: last!.seq, first_logged_at: first!.logged_at }));
   await flush();
   await Promise.all(inflight);
 }, 600_000);

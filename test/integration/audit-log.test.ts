@@ -13,6 +13,7 @@ import type { ExportLine } from '../../lambdas/core/audit/service.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
+import { Sequencer } from '../../lambdas/core/audit/sequencer.ts';
 import { CognitoVerifier } from '../../lambdas/adapters/cognito/verifier.ts';
 import { consentApi } from '../../lambdas/consent-api/app.ts';
 import { cliEnv, runAckd } from '../helpers/cli.ts';
@@ -34,10 +35,15 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const newRequest = async (action = 'deploy v2', ttl = 10) =>
-  (await stack.deps.service.requestAuthorization({ agent_id: agent, action, permissions: ['deploy:prod'], justification: 'release train', ttl_minutes: ttl })).request_id;
+/** A request, sequenced and announced (its consent mail leaves after its event is in the log). */
+const newRequest = async (action = 'deploy v2', ttl = 10) => {
+  const { request_id } = await stack.deps.service.requestAuthorization({ agent_id: agent, action, permissions: ['deploy:prod'], justification: 'release train', ttl_minutes: ttl });
+  await stack.settled();
+  return request_id;
+};
 
 async function exportAll(window: { since?: string; until?: string } = {}): Promise<ExportLine[]> {
+  await stack.settled();
   const out: ExportLine[] = [];
   for await (const l of stack.deps.audit.export(window)) out.push(l);
   return out;
@@ -54,7 +60,7 @@ async function verifyStored(): Promise<{ report: VerifyReport; events: AuditEven
 const eventsOf = (events: AuditEvent[], id: string) => events.filter((e) => e.request_id === id).map((e) => e.type);
 
 /** A second service on the same table whose DynamoDB client fails the writes `fail` picks (the store "unavailable" for them). */
-function faultyService(): { service: AuthorizationService; store: DynamoRequestStore; fail: { when: ((input: string) => boolean) | null } } {
+function faultyService(opts: { auditWaitMs?: number } = {}): { service: AuthorizationService; store: DynamoRequestStore; fail: { when: ((input: string) => boolean) | null } } {
   const fail: { when: ((input: string) => boolean) | null } = { when: null };
   const client: DynamoDBClient = dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint });
   client.middlewareStack.add(
@@ -66,7 +72,7 @@ function faultyService(): { service: AuthorizationService; store: DynamoRequestS
   );
   const store = DynamoRequestStore.withAudit(client, stack.tableName, { clock: stack.clock, retentionDays: 30 });
   const service = new AuthorizationService(
-    { trustDomain: stack.deps.service.trustDomain, consentBaseUrl: stack.appUrl, retentionDays: 30 },
+    { trustDomain: stack.deps.service.trustDomain, consentBaseUrl: stack.appUrl, retentionDays: 30, ...opts },
     { store, minter: stack.deps.minter, clock: stack.clock, logger: memoryLogger() },
   );
   return { service, store, fail };
@@ -128,7 +134,7 @@ describe('audit log: one event per state change, in one unforkable chain', () =>
       const last = events.filter((e) => e.request_id === id).at(-1)!;
       for (const f of AUDIT_FIELDS) expect(last[f], f).toEqual(rec[f]);
     }
-    expect(await stack.deps.store.audit.backlog(10)).toBe(0);
+    expect((await stack.deps.store.audit.backlog(10)).count).toBe(0);
   });
 
   it('every event names its actor: the agent, the approver (Cognito sub), an operator, or ackd', async () => {
@@ -159,46 +165,53 @@ describe('audit log: one event per state change, in one unforkable chain', () =>
 });
 
 describe('audit writes failing never produce an unaudited approval or SVID', () => {
-  it('an approval whose event cannot be linked blocks issuance until it is linked; then the chain has approval before SVID', async () => {
-    const { service, fail } = faultyService();
-    const id = await newRequest('failing audit');
-    fail.when = (input) => input.includes('audit#evt#'); // chain writes fail; the request item can still be written
-    const approved = await service.decide(id, 'approved', 'sub-alice');
-    expect(approved.decision).toBe('approved');
-    expect(await stack.deps.store.audit.backlog(100)).toBeGreaterThanOrEqual(1);
-
-    // No SVID while the approval is not in the chain: the check fails closed.
-    await expect(service.check(agent, id)).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
-    expect((await stack.deps.service.get(id)).svid_id).toBeNull();
-    let { events } = await verifyStored();
-    expect(eventsOf(events, id)).toEqual(['requested', 'email_sent']);
-
-    fail.when = null;
-    const r = await service.check(agent, id);
-    expect(r).toMatchObject({ status: 'approved', svid_delivered: false });
-    ({ events } = await verifyStored());
+  it('an approval not yet in the log blocks issuance; a sequencer whose log writes fail changes nothing; once sequenced, the SVID follows the approval', async () => {
+    const id = await newRequest('waiting audit');
+    const { service } = faultyService({ auditWaitMs: 300 });
+    await stack.deps.sequencerLoop.stop();
+    try {
+      expect((await service.decide(id, 'approved', 'sub-alice')).decision).toBe('approved');
+      expect((await stack.deps.store.audit.backlog(100)).count).toBeGreaterThanOrEqual(1);
+      // No SVID while the approval is not in the log: the check waits a little, then says so.
+      await expect(service.check(agent, id)).rejects.toMatchObject({ code: 'ERR_ISSUANCE_IN_PROGRESS' });
+      expect((await stack.deps.service.get(id)).svid_id).toBeNull();
+      // A sequencer whose event writes fail stops; nothing is half sequenced.
+      const broken = faultyService();
+      broken.fail.when = (input) => input.includes('audit#evt#');
+      const quiet = memoryLogger();
+      await expect(new Sequencer({ store: broken.store.audit, clock: stack.clock, logger: quiet }).run()).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+      expect((await stack.deps.store.audit.backlog(100)).count).toBeGreaterThanOrEqual(1);
+      await expect(service.check(agent, id)).rejects.toMatchObject({ code: 'ERR_ISSUANCE_IN_PROGRESS' });
+    } finally {
+      stack.deps.sequencerLoop.start();
+    }
+    await stack.settled();
+    expect(await service.check(agent, id)).toMatchObject({ status: 'approved', svid_delivered: false });
+    const { report, events } = await verifyStored();
+    expect(report.problems).toEqual([]);
     expect(eventsOf(events, id)).toEqual(['requested', 'email_sent', 'approved', 'svid_issued']);
-    expect(await stack.deps.store.audit.backlog(100)).toBe(0);
+    expect((await stack.deps.store.audit.backlog(100)).count).toBe(0);
   });
 
-  it('an SVID whose issuance cannot be linked is never delivered; the sweeper links the record of it later', async () => {
+  it('an SVID whose issuance cannot be recorded is never delivered; a later check mints again, and the log holds one issuance', async () => {
     const { service, fail } = faultyService();
     const id = await newRequest('failing issuance audit');
     await stack.deps.service.decide(id, 'approved', 'sub-alice');
-    fail.when = (input) => input.includes('audit#evt#') && input.includes('svid_issued');
+    await stack.settled();
+    fail.when = (input) => input.includes('svid_issued');
     const attempt = await service.check(agent, id).then(
       (v) => ({ ok: true as const, v }),
       (e: unknown) => ({ ok: false as const, e }),
     );
     expect(attempt.ok).toBe(false);
     if (!attempt.ok) expect(isAckdError(attempt.e, 'ERR_STORE_UNAVAILABLE')).toBe(true);
-    const rec = await stack.deps.service.get(id);
-    expect(rec.svid_id).not.toBeNull(); // minted and recorded, its key dropped
+    // The write that records the SVID carries its event: neither happened, and the key was dropped.
+    expect((await stack.deps.service.get(id)).svid_id).toBeNull();
     fail.when = null;
-    // A later check reports it delivered but has no key to give: nothing leaves unaudited.
-    expect(await service.check(agent, id)).not.toHaveProperty('svid');
-    expect(await stack.deps.store.audit.backlog(100)).toBe(1);
-    expect((await stack.deps.service.sweep()).linked).toBe(1);
+    // The failed call's claim holds until its lease ends; then the SVID is minted and recorded once.
+    await expect(service.check(agent, id)).rejects.toMatchObject({ code: 'ERR_ISSUANCE_IN_PROGRESS' });
+    stack.clock.advance(31_000);
+    expect(await service.check(agent, id)).toMatchObject({ status: 'approved', svid_delivered: false });
     const { report, events } = await verifyStored();
     expect(report.ok).toBe(true);
     expect(eventsOf(events, id)).toEqual(['requested', 'email_sent', 'approved', 'svid_issued']);
@@ -267,6 +280,7 @@ describe('ackd audit CLI', () => {
     const since = stack.clock.now().toISOString();
     const id = await newRequest('windowed');
     await stack.deps.service.decide(id, 'denied', 'sub-carol');
+    await stack.settled();
     stack.clock.advanceMinutes(1);
     const until = stack.clock.now().toISOString();
     await stack.deps.audit.checkpoint();
@@ -349,6 +363,7 @@ describe('retention', () => {
   it('events about to expire are left out of exports, so TTL holes never read as tampering; what remains verifies', async () => {
     const old = await newRequest('old news');
     await stack.deps.service.decide(old, 'denied', 'sub-dave');
+    await stack.settled();
     await stack.deps.audit.checkpoint();
     // 364.5 days later (retention is 365): the old events are within a day of deletion.
     stack.clock.advanceMinutes(364.5 * 24 * 60);

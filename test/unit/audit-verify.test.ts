@@ -5,6 +5,7 @@ import { pendingRecord } from '../helpers/consent-fixtures.ts';
 import { checkpointPublicKey, signCheckpoint } from '../../lambdas/core/audit/signing.ts';
 import { ChainVerifier, type VerifyReport } from '../../lambdas/core/audit/verify.ts';
 import { LocalKeySigner } from '../../lambdas/adapters/signing/local.ts';
+import { appendLeaves, consistencyPlan, frontierKeys, keyOf, leafHash, proofFrom, rootOf } from '../../lambdas/core/audit/merkle.ts';
 
 // The verifier, on chains built in memory by the same code that builds them in the store. Every
 // tampering is one edit of an otherwise valid export; the report must name the exact seq.
@@ -19,7 +20,7 @@ function snapshot(i: number, over: Partial<AuditSnapshot> = {}): AuditSnapshot {
 }
 
 /** `requests` lifecycles (requested → approved → svid_issued), a signed checkpoint every `every` events. */
-async function buildExport(requests: number, every = 5): Promise<{ lines: Line[]; events: AuditEvent[] }> {
+async function buildExport(requests: number, every = 5): Promise<{ lines: Line[]; events: AuditEvent[]; nodes: Map<string, string> }> {
   const events: AuditEvent[] = [];
   let prev = { seq: 0, hash: GENESIS_HASH, logged_at: null as string | null };
   const t = (n: number) => new Date(Date.UTC(2026, 10, 1, 0, 0, n));
@@ -36,13 +37,25 @@ async function buildExport(requests: number, every = 5): Promise<{ lines: Line[]
     add(auditEvent('approved', { type: 'approver', id: 'sub-alice' }, t(events.length)), approved);
     add(auditEvent('svid_issued', { type: 'agent', id: 'deploy-bot' }, t(events.length)), { ...approved, svid_id: `abc${i}` as never });
   }
-  const lines: Line[] = [];
+  // As the export writes it: the tree at the start, every signed tree head with its root, and
+  // after each one the consistency proof from the one before.
+  const lines: Line[] = [{ kind: 'tree', seq: 0, frontier: [] }];
+  const nodes = new Map<string, string>();
+  let frontier: string[] = [];
+  let lastSigned = 0;
   for (const e of events) {
     lines.push({ kind: 'event', ...e });
-    if (e.seq % every === 0) lines.push({ kind: 'checkpoint', ...(await signCheckpoint(signer, e, t(1000 + e.seq))) });
+    const r = appendLeaves(frontier, e.seq - 1, [leafHash(e.hash)]);
+    frontier = r.frontier;
+    for (const n of r.nodes) nodes.set(keyOf(n), n.hash);
+    if (e.seq % every === 0) {
+      lines.push({ kind: 'checkpoint', ...(await signCheckpoint(signer, { ...e, root: rootOf(frontier) }, t(1000 + e.seq))) });
+      if (lastSigned > 0) lines.push({ kind: 'consistency', from: lastSigned, to: e.seq, proof: proofFrom(consistencyPlan(lastSigned, e.seq), nodes) });
+      lastSigned = e.seq;
+    }
   }
   lines.push(endLine(lines));
-  return { lines, events };
+  return { lines, events, nodes };
 }
 
 /** The export's end line; `firstSeq` as the exporter wrote it (a forger who fixes the counts may leave it). */
@@ -166,7 +179,7 @@ describe('audit chain verification', () => {
 
     const other = LocalKeySigner.generate();
     const cp = lines[idx] as unknown as Checkpoint;
-    const foreign = { kind: 'checkpoint', ...(await signCheckpoint(other, cp, new Date())) };
+    const foreign = { kind: 'checkpoint', ...(await signCheckpoint(other, { ...cp, root: cp.root! }, new Date())) };
     const r = verify(lines.map((l, i) => (i === idx ? foreign : l)));
     expect(r.problems[0]).toMatchObject({ kind: 'checkpoint', seq: 5 });
     expect(r.problems[0]!.message).toContain('not by the given public key');
@@ -207,18 +220,35 @@ describe('audit chain verification', () => {
   });
 
   it('a window starting after a checkpoint is anchored by it; without it the start is only a warning', async () => {
-    const { lines } = await buildExport(8, 5);
+    const { lines, nodes } = await buildExport(8, 5);
     const at = lines.findIndex((l) => l.kind === 'checkpoint' && l.seq === 10);
-    const window = [...lines.slice(at, -1)];
+    // As the export writes a window: its anchoring checkpoint, then the tree as of it.
+    const tree: Line = { kind: 'tree', seq: 10, frontier: frontierKeys(10).map((k) => nodes.get(keyOf(k))!) };
+    const window = [lines[at]!, tree, ...lines.slice(at + 2, -1)];
     window.push(endLine(window));
     const r = verify(window);
-    expect(r).toMatchObject({ ok: true, start: 'checkpoint', first_seq: 11 });
-    const unanchored = verify(window.slice(1).map((l) => (l.kind === 'end' ? { ...l, checkpoints: (l.checkpoints as number) - 1 } : l)));
+    expect(r).toMatchObject({ ok: true, start: 'checkpoint', first_seq: 11, roots_verified: 2, consistency_verified: 2 });
+    // A tree that is not the signed one's is refused.
+    const badTree = verify(window.map((l) => (l.kind === 'tree' ? { ...l, frontier: [...(l.frontier as string[]).slice(0, -1), '0'.repeat(64)] } : l)));
+    expect(badTree.problems[0]).toMatchObject({ kind: 'tree', seq: 10 });
+    const unanchored = verify(window.filter((l) => l.kind !== 'tree').slice(1).map((l) => (l.kind === 'end' ? { ...l, checkpoints: (l.checkpoints as number) - 1 } : l)));
     expect(unanchored).toMatchObject({ ok: true, start: 'unanchored' });
     expect(unanchored.warnings.join(' ')).toContain('starts at event 11');
     // The anchor names the event that must follow it: dropping event 11 is caught.
     const dropped = edit(window, 11, () => null);
     expect(verify(dropped).problems[0]).toMatchObject({ kind: 'gap', seq: 11 });
+  });
+
+  it('every signed root is recomputed from the events, and each pair of tree heads is proven consistent', async () => {
+    const { lines } = await buildExport(8, 5);
+    expect(verify(lines)).toMatchObject({ ok: true, roots_verified: 4, consistency_verified: 3 });
+    // A consistency proof with one hash changed fails, naming the later tree head.
+    const i = lines.findIndex((l) => l.kind === 'consistency' && l.to === 15);
+    const broken = lines.map((l, j) => (j === i ? { ...l, proof: ['0'.repeat(64), ...(l.proof as string[]).slice(1)] } : l));
+    expect(verify(broken).problems[0]).toMatchObject({ kind: 'tree', seq: 15 });
+    // A proof between tree heads the file does not hold cannot be checked: said so.
+    const foreign = [...lines.slice(0, -1), { kind: 'consistency', from: 3, to: 20, proof: [] }];
+    expect(verify(foreign).warnings.join()).toMatch(/does not hold; it was not checked/);
   });
 
   it('malformed lines are named by line number and change nothing else', async () => {

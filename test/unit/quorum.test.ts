@@ -146,8 +146,8 @@ describe('quorum on the in-memory adapters', () => {
     expect((await service.decide(id, 'approved', 'sub-mallory')).decision).toBe('approved'); // the item alone says one is enough
     const e = await refusal(service.check(agent, id));
     expect(e.code).toBe('ERR_NOT_APPROVED');
-    expect(store.chainEvents().at(-1)!.reason).toMatch(/quorum differs from its request/);
-    expect(verify(store.chainEvents()).problems.map((p) => p.message).join('\n')).toMatch(/differs from the request's earlier events/);
+    expect(store.chainEvents().at(-1)!.reason).toMatch(/quorum differs from (its request|the approval recorded)/);
+    expect(verify(store.chainEvents()).problems.map((p) => p.message).join('\n')).toMatch(/differs from the request's earlier events|does not meet its quorum/);
   });
 
   it('votes written onto the item without their events do not count: no SVID', async () => {
@@ -157,7 +157,8 @@ describe('quorum on the in-memory adapters', () => {
     expect((await service.decide(id, 'approved', 'sub-alice')).decision).toBe('approved');
     const e = await refusal(service.check(agent, id));
     expect(e.code).toBe('ERR_NOT_APPROVED');
-    expect(store.chainEvents().at(-1)!.reason).toMatch(/counts 2 votes, but the audit log holds 1 vote events/);
+    // The approval event replays the votes actually cast (alice's), so the item's extra vote stands out.
+    expect(store.chainEvents().at(-1)!.reason).toMatch(/votes differs from the approval recorded|counts 2 votes, but the audit log holds 1 vote events/);
   });
 
   it('the verifier refuses votes that no voter cast: one added by someone else, two at once, or one removed', async () => {

@@ -1,39 +1,40 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
-import { DECISION_EVENTS, VOTE_EVENTS } from '../../core/lifecycle.ts';
-import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { DECISION_EVENTS } from '../../core/lifecycle.ts';
+import { eventFields, GENESIS_HASH, snapshotOf, type AdminChange, type AdminEventType, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
+import { appendLeaves, EMPTY_ROOT, keyOf, leafHash, rootOf, type NodeKey, type TreeNode } from '../../core/audit/merkle.ts';
+import { EMPTY_HEAD, type OutboxEntry, type PendingSource, type Pointers, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 /**
- * The audit chain in the request table. Items:
- * - `audit#evt#<seq>`: one event (seq zero-padded to 12 digits).
- * - `audit#head`: the newest event known (seq, hash, logged_at): a hint that only moves forward.
- * - `audit#ckpt#<seq>`: a signed checkpoint.
- * - on a request item, `audit_pending`: the event of its latest state change, written in the same
- *   conditional write as the change, until it is linked into the chain.
+ * The audit log in the request table. Items:
+ * - on a request item, `audit_outbox`: the events of its changes not yet sequenced, in write
+ *   order, each appended by the same conditional write as its change (`outboxUpdate`), and its
+ *   place in the outbox index while the list is not empty;
+ * - `audit#admin#<event_id>`: an operator's change waiting to be sequenced;
+ * - `audit#evt#<seq>`: one sequenced event (seq zero-padded to 12 digits);
+ * - `audit#node#<level>#<index>`: a perfect node of the Merkle tree (never expires: proofs of
+ *   new events need the nodes of old ones);
+ * - `audit#head`: the tree head (size, newest hash, root, frontier, how far settling got) and the
+ *   sequencer's lease; written by the sequencer only;
+ * - `audit#ckpt#<seq>`: a signed tree head.
  *
  * GSI `audit-log` finds events by time (`events#<YYYY-MM>`, `<logged_at>#<seq>`), checkpoints by
- * seq (`checkpoints`, `<seq>`) and unlinked state changes (`outbox`, `<at>#<request_id>`).
- *
- * Linking without transactions (dynalite has none), and without forks or duplicates:
- * 1. The slot put `audit#evt#<n+1>` is conditional on the slot being empty, so exactly one event
- *    takes each position, and it names the hash of event n. Slots therefore fill without gaps.
- * 2. Before putting, the linker reserves the slot on the request (`audit_pending.seq`), by a
- *    conditional write on the reservation it read. A reservation moves away from slot s only after
- *    slot s is seen holding another event; so an event can only ever be put at one slot, and
- *    two linkers of the same event (a caller and the sweeper) find each other's work.
- *    The state change itself makes the first reservation (the slot after the head it read just
- *    before), so the usual link is a single put.
- * 3. Once the slot holds the event, `audit_pending` is removed and the head hint advanced.
+ * seq (`checkpoints`, `<seq>`) and the sources of waiting events (`outbox`, `<at>#<event_id>` of
+ * the oldest). The sequencing logic is the core's (core/audit/sequencer.ts); this only stores.
  */
-export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head' } as const;
+export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head', node: 'audit#node#', admin: 'audit#admin#' } as const;
 export const OUTBOX = 'outbox';
-/** Attributes of a request item that point at its events in the chain (set when an event is linked). */
-export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq', votes: 'vote_seqs' } as const;
+/** Attributes of a request item that point at its events in the log (set when they are sequenced). */
+export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq', votes: 'vote_seqs', all: 'event_seqs' } as const;
+/** The request item's list of waiting events. */
+export const OUTBOX_ATTR = 'audit_outbox';
+/** The outbox of versions before the sequencer: one event, linked inline. Still sequenced when found. */
+const LEGACY_PENDING = 'audit_pending';
 const CHECKPOINTS = 'checkpoints';
 const REQ = 'req#';
 
@@ -41,130 +42,272 @@ export function pad(seq: number): string {
   return String(seq).padStart(12, '0');
 }
 
-/**
- * The attributes a state change adds to its conditional write: its event, reserved for the slot
- * after `head`, and its place in the outbox index.
- */
-export function pendingEventAttributes(event: PendingEvent, head: ChainHead): Record<string, unknown> {
-  const reserved: StoredPending = { ...event, seq: head.seq + 1 };
-  return { audit_pending: reserved, [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: `${event.at}#${event.event_id}` };
+function outboxKey(event: PendingEvent): string {
+  return `${event.at}#${event.event_id}`;
 }
 
-/** What a state change's writer knows right after its write: the item as written and the head it reserved after. */
-export interface JustWritten {
-  readonly item: Record<string, unknown>;
-  readonly head: ChainHead;
+/** The attributes a created request carries: its first event waiting, and its place in the outbox index. */
+export function outboxOnCreate(entry: OutboxEntry): Record<string, unknown> {
+  return { [OUTBOX_ATTR]: [entry], [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: outboxKey(entry.event) };
 }
 
-interface StoredPending extends PendingEvent {
-  readonly seq?: number;
+/** The SET clauses (with their names and values) that append a change's event to its item's outbox. */
+export function outboxUpdate(entry: OutboxEntry): { sets: string[]; names: Record<string, string>; values: Record<string, unknown> } {
+  return {
+    sets: ['#ob = list_append(if_not_exists(#ob, :obEmpty), :obEntry)', '#obPart = :obPart', '#obKey = if_not_exists(#obKey, :obKey)'],
+    names: { '#ob': OUTBOX_ATTR, '#obPart': TABLE.auditLog.partitionKey, '#obKey': TABLE.auditLog.sortKey },
+    values: { ':obEmpty': [], ':obEntry': [entry], ':obPart': OUTBOX, ':obKey': outboxKey(entry.event) },
+  };
 }
 
-export class DynamoAuditLog implements AuditLog {
+/** Whether a stored item has events waiting to be sequenced. */
+export function hasWaitingEvents(item: Record<string, unknown>): boolean {
+  const ob = item[OUTBOX_ATTR];
+  return (Array.isArray(ob) && ob.length > 0) || item[LEGACY_PENDING] !== undefined;
+}
+
+export class DynamoAuditLog implements AuditLog, SequencerStore {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly opts: { clock: Clock; retentionDays: number },
   ) {}
 
-  // ---- linking ----
+  // ---- the sequencer's store ----
+
+  peekHead(): Promise<TreeHead> {
+    return this.treeHead();
+  }
+
+  async acquire(owner: string, nowMs: number, untilMs: number): Promise<TreeHead | null> {
+    let item: Record<string, unknown> | undefined;
+    try {
+      const out = await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: AUDIT_PK.head },
+            UpdateExpression: 'SET lease_owner = :o, lease_until = :u',
+            ConditionExpression: 'attribute_not_exists(lease_until) OR lease_until < :now',
+            ExpressionAttributeValues: { ':o': owner, ':u': untilMs, ':now': nowMs },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      item = out.Attributes;
+    } catch (e) {
+      if ((e as { name?: string }).name === 'ConditionalCheckFailedException') return null;
+      throw e;
+    }
+    const head = toHead(item ?? {});
+    return head.size > 0 && item?.root === undefined ? this.upgradeHead(owner, head) : head;
+  }
 
   /**
-   * Links the request's pending event (if any) into the chain. Throws ERR_STORE_UNAVAILABLE when
-   * it cannot. `written`: the caller's own write, which reserved the slot after the head it read;
-   * while that slot is free, one put links the event.
+   * A log written before the Merkle tree has a head without root or frontier: the tree of its
+   * events is built once (every event from seq 1 must still be there).
    */
-  async link(requestId: RequestId, written?: JustWritten): Promise<void> {
-    const p = written?.item.audit_pending as StoredPending | undefined;
-    if (written && p && p.seq === written.head.seq + 1) {
-      const event = chainEvent(p, snapshotOf(written.item as unknown as AuditSnapshot), written.head, this.opts.clock.now());
-      if (await this.putEvent(event)) return this.settle(requestId, event);
-      const taken = await this.event(p.seq);
-      if (taken?.event_id === p.event_id) return this.settle(requestId, taken);
+  private async upgradeHead(owner: string, head: TreeHead): Promise<TreeHead> {
+    let frontier: string[] = [];
+    for (let from = 1; from <= head.size; from += 1000) {
+      const to = Math.min(head.size, from + 999);
+      const leaves: string[] = [];
+      for await (const e of this.events(from, to)) leaves.push(leafHash(e.hash));
+      if (leaves.length !== to - from + 1) throw new AckdError('ERR_INTERNAL', `audit log: events ${from}–${to} are not all there; the Merkle tree of this older log cannot be built`);
+      const r = appendLeaves(frontier, from - 1, leaves);
+      frontier = r.frontier;
+      await this.putNodes(r.nodes);
     }
-    for (let attempt = 0; attempt < 60; attempt++) {
-      const item = await this.getItem(REQ + requestId);
-      const p = item?.audit_pending as StoredPending | undefined;
-      if (!item || !p) return;
-      let prev: ChainHead;
-      if (typeof p.seq === 'number') {
-        const reserved = await this.event(p.seq);
-        if (reserved?.event_id === p.event_id) return this.settle(requestId, reserved);
-        if (reserved === undefined) {
-          // Our slot is still free: it stays ours (moving away could let an earlier linker put this event twice).
-          const before = p.seq === 1 ? undefined : await this.event(p.seq - 1);
-          if (p.seq > 1 && before === undefined) throw new AckdError('ERR_STORE_UNAVAILABLE', `audit log: event ${p.seq - 1} is missing; cannot link after it`);
-          prev = before ? { seq: before.seq, hash: before.hash, logged_at: before.logged_at } : { seq: 0, hash: GENESIS_HASH, logged_at: null };
-        } else {
-          prev = await this.probe({ seq: reserved.seq, hash: reserved.hash, logged_at: reserved.logged_at });
+    const next: TreeHead = { ...head, root: rootOf(frontier), frontier, settled: head.size };
+    if (!(await this.advance(owner, head.size, next))) throw new AckdError('ERR_CONFLICT', 'audit log: the head moved while its tree was built');
+    return next;
+  }
+
+  async release(owner: string): Promise<void> {
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: AUDIT_PK.head },
+          UpdateExpression: 'REMOVE lease_owner, lease_until',
+          ConditionExpression: 'lease_owner = :o',
+          ExpressionAttributeValues: { ':o': owner },
+        }),
+      ),
+    );
+  }
+
+  async pending(limit: number): Promise<PendingSource[]> {
+    const { items } = await this.query({ part: OUTBOX, limit });
+    if (items.length === 0) return [];
+    // The index lags the table: each source is read again, consistently, and skipped when done.
+    const fresh = new Map((await batchGet(this.doc, this.tableName, items.map((it) => ({ pk: it.pk })))).map((it) => [it.pk as string, it]));
+    const out: PendingSource[] = [];
+    for (const { pk } of items) {
+      const it = fresh.get(pk as string);
+      if (!it) continue;
+      if ((pk as string).startsWith(AUDIT_PK.admin)) {
+        const entry = it.entry as { event: PendingEvent & { type: AdminEventType }; change: AdminChange };
+        out.push({ kind: 'admin', event: entry.event, change: entry.change });
+        continue;
+      }
+      const entries = [...((it[OUTBOX_ATTR] as OutboxEntry[] | undefined) ?? [])];
+      const legacy = it[LEGACY_PENDING] as (PendingEvent & { seq?: number }) | undefined;
+      if (legacy) {
+        // Before the sequencer a request changed no further until its event was linked: the item is its snapshot.
+        const { seq: _reserved, ...event } = legacy;
+        entries.unshift({ event, row: 'create', snapshot: snapshotOf(it as unknown as AuditSnapshot) });
+      }
+      if (entries.length === 0) continue;
+      out.push({ kind: 'request', requestId: (pk as string).slice(REQ.length) as RequestId, item: it, latestSeq: numberOrNull(it[ITEM_POINTERS.latest]), entries });
+    }
+    return out;
+  }
+
+  async beyondHead(size: number): Promise<ChainEvent[]> {
+    const out: ChainEvent[] = [];
+    for (let seq = size + 1; ; seq++) {
+      const e = await this.event(seq);
+      if (!e) return out;
+      out.push(e);
+    }
+  }
+
+  async removeSlot(seq: number, eventId: string): Promise<void> {
+    await applied(() =>
+      this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: AUDIT_PK.event + pad(seq) }, ConditionExpression: 'event_id = :id', ExpressionAttributeValues: { ':id': eventId } })),
+    );
+  }
+
+  async putEvents(events: readonly ChainEvent[]): Promise<boolean> {
+    let ok = true;
+    for (let i = 0; i < events.length; i += 25) {
+      const results = await Promise.all(events.slice(i, i + 25).map((e) => this.putOnce(eventItem(e, this.opts.retentionDays))));
+      if (results.includes(false)) ok = false;
+    }
+    return ok;
+  }
+
+  async putNodes(nodes: readonly TreeNode[]): Promise<void> {
+    const puts = nodes.map((n) => ({ PutRequest: { Item: nodeItem(n) } }));
+    await Promise.all(
+      chunks(puts, 25).map(async (batch) => {
+        let pending = batch;
+        for (let round = 0; pending.length > 0; round++) {
+          if (round > 10) throw new AckdError('ERR_STORE_UNAVAILABLE', 'the store keeps deferring writes of the audit tree');
+          const out = await send(() => this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } })));
+          pending = (out.UnprocessedItems?.[this.tableName] as typeof batch | undefined) ?? [];
+          if (pending.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** Math.min(round, 5)));
         }
-      } else {
-        prev = await this.headHint();
-      }
-      const target = prev.seq + 1;
-      if (p.seq !== target && !(await this.reserve(requestId, p, target))) continue;
-      const event = chainEvent(p, snapshotOf(item as unknown as AuditSnapshot), prev, this.opts.clock.now());
-      if (await this.putEvent(event)) return this.settle(requestId, event);
-      const taken = await this.event(target);
-      if (taken?.event_id === p.event_id) return this.settle(requestId, taken);
-      await sleep(Math.min(200, 2 ** Math.min(attempt, 7)) * Math.random());
-    }
-    throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: too much contention to link an event; it stays pending and will be linked later');
+      }),
+    );
   }
 
-  /**
-   * Appends an event of no request (a policy change) at the end of the chain: `make` builds it
-   * after the true head, and one conditional put claims the slot; a slot taken meanwhile (by a
-   * request's event) is retried after the new head. Nothing waits to be linked afterwards.
-   */
-  async append(make: (prev: ChainHead, now: Date) => ChainEvent): Promise<ChainEvent> {
-    for (let attempt = 0; attempt < 60; attempt++) {
-      const hint = await this.headHint();
-      const prev = await this.probe({ seq: hint.seq, hash: hint.hash, logged_at: hint.logged_at });
-      const event = make(prev, this.opts.clock.now());
-      if (await this.putOnce(eventItem(event, this.opts.retentionDays))) {
-        await this.advanceHead(event);
-        return event;
-      }
-      await sleep(Math.min(200, 2 ** Math.min(attempt, 7)) * Math.random());
-    }
-    throw new AckdError('ERR_STORE_UNAVAILABLE', 'audit log: too much contention to append an event; try again');
-  }
-
-  /** Links up to `limit` state changes whose linking failed earlier; one that fails again stays for the next run. */
-  async linkBacklog(limit: number): Promise<{ linked: number; failed: number }> {
-    const out = await this.query({ part: OUTBOX, limit });
-    let linked = 0;
-    let failed = 0;
-    for (const it of out.items) {
-      const requestId = (it.pk as string).slice(REQ.length) as RequestId;
-      try {
-        await this.link(requestId);
-        linked++;
-      } catch {
-        failed++;
-      }
-    }
-    return { linked, failed };
-  }
-
-  async backlog(limit: number): Promise<number> {
-    return (await this.query({ part: OUTBOX, limit })).items.length;
-  }
-
-  private reserve(requestId: RequestId, p: StoredPending, target: number): Promise<boolean> {
+  advance(owner: string, from: number, to: TreeHead): Promise<boolean> {
     return applied(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: { pk: REQ + requestId },
-          UpdateExpression: 'SET audit_pending.seq = :target',
-          ConditionExpression:
-            typeof p.seq === 'number' ? 'audit_pending.event_id = :id AND audit_pending.seq = :old' : 'audit_pending.event_id = :id AND attribute_not_exists(audit_pending.seq)',
-          ExpressionAttributeValues: { ':target': target, ':id': p.event_id, ...(typeof p.seq === 'number' ? { ':old': p.seq } : {}) },
+          Key: { pk: AUDIT_PK.head },
+          UpdateExpression: 'SET seq = :size, #hash = :hash, logged_at = :at, root = :root, frontier = :frontier, settled = :settled, first_logged_at = :first',
+          ConditionExpression: `lease_owner = :o AND ${from === 0 ? '(attribute_not_exists(seq) OR seq = :from)' : 'seq = :from'}`,
+          ExpressionAttributeNames: { '#hash': 'hash' },
+          ExpressionAttributeValues: {
+            ':o': owner,
+            ':from': from,
+            ':size': to.size,
+            ':hash': to.hash,
+            ':at': to.logged_at,
+            ':root': to.root,
+            ':frontier': [...to.frontier],
+            ':settled': to.settled,
+            ':first': to.first_logged_at,
+          },
         }),
       ),
     );
+  }
+
+  async settleRequest(requestId: RequestId, eventIds: readonly string[], p: Pointers): Promise<void> {
+    const ids = new Set(eventIds);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const item = await this.getItem(REQ + requestId);
+      if (!item) return;
+      const ob = (item[OUTBOX_ATTR] as OutboxEntry[] | undefined) ?? [];
+      const gone = ob.flatMap((e, i) => (ids.has(e.event.event_id) ? [i] : []));
+      const legacy = item[LEGACY_PENDING] as PendingEvent | undefined;
+      const legacyGone = legacy !== undefined && ids.has(legacy.event_id);
+      if (gone.length === 0 && !legacyGone) return; // settled already
+      const rest = ob.filter((_, i) => !gone.includes(i));
+      const names: Record<string, string> = { '#ob': OUTBOX_ATTR, '#key': TABLE.auditLog.sortKey };
+      const values: Record<string, unknown> = { ':n': ob.length, ':latest': p.latest, ':none': [], ':all': [...p.all] };
+      const sets = [`${ITEM_POINTERS.latest} = :latest`, `${ITEM_POINTERS.all} = list_append(if_not_exists(${ITEM_POINTERS.all}, :none), :all)`];
+      if (p.decision !== null) {
+        sets.push(`${ITEM_POINTERS.decision} = :decision`);
+        values[':decision'] = p.decision;
+      }
+      if (p.requested !== null) {
+        sets.push(`${ITEM_POINTERS.requested} = :requested`);
+        values[':requested'] = p.requested;
+      }
+      if (p.votes.length > 0) {
+        sets.push(`${ITEM_POINTERS.votes} = list_append(if_not_exists(${ITEM_POINTERS.votes}, :none), :votes)`);
+        values[':votes'] = [...p.votes];
+      }
+      // The whole list is written back without them (removing several list indexes at once is
+      // not applied alike by every DynamoDB implementation); the condition pins what was read.
+      sets.push('#ob = :rest');
+      values[':rest'] = rest;
+      const removes: string[] = [];
+      if (legacyGone) removes.push(LEGACY_PENDING);
+      if (rest.length > 0) {
+        sets.push('#key = :nextKey');
+        values[':nextKey'] = outboxKey(rest[0]!.event);
+      } else {
+        removes.push('#part', '#key');
+        names['#part'] = TABLE.auditLog.partitionKey;
+      }
+      const conditions = ['(attribute_not_exists(#ob) OR size(#ob) = :n)', ...gone.map((i, j) => `#ob[${i}].#ev.#id = :id${j}`)];
+      if (gone.length > 0) Object.assign(names, { '#ev': 'event', '#id': 'event_id' });
+      gone.forEach((i, j) => (values[`:id${j}`] = ob[i]!.event.event_id));
+      const done = await applied(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: REQ + requestId },
+            UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
+            ConditionExpression: conditions.join(' AND '),
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          }),
+        ),
+      );
+      if (done) return;
+      // Another change appended an event meanwhile: read again.
+    }
+    throw new AckdError('ERR_STORE_UNAVAILABLE', `audit log: request ${requestId} keeps changing; its sequenced events are settled by the next run`);
+  }
+
+  async settleAdmin(eventId: string): Promise<void> {
+    await send(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: AUDIT_PK.admin + eventId } })));
+  }
+
+  async enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {
+    await send(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: AUDIT_PK.admin + event.event_id, entry: { event, change }, [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: outboxKey(event) },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+  }
+
+  async backlog(limit: number): Promise<{ count: number; oldest_at: string | null }> {
+    const { items } = await this.query({ part: OUTBOX, limit });
+    const first = items[0]?.[TABLE.auditLog.sortKey] as string | undefined;
+    return { count: items.length, oldest_at: first ? first.slice(0, first.indexOf('#')) : null };
   }
 
   /** Writes an item only where none is: an event into its slot, a checkpoint once per seq. */
@@ -172,78 +315,16 @@ export class DynamoAuditLog implements AuditLog {
     return applied(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
   }
 
-  private putEvent(event: AuditEvent): Promise<boolean> {
-    return this.putOnce(eventItem(event, this.opts.retentionDays));
-  }
-
-  /** The event is in the chain: clear it from the request and move the head hint forward. */
-  private async settle(requestId: RequestId, event: AuditEvent): Promise<void> {
-    await Promise.all([this.clearPending(requestId, event), this.advanceHead(event)]);
-  }
-
-  /**
-   * Clears the linked event from its request and points the request at it: `audit_seq` is the
-   * request's latest event, `decision_seq` the event that decided it. Issuance and live
-   * verification follow these pointers to compare the item with what the chain recorded.
-   * Not applied: another linker settled it.
-   */
-  private async clearPending(requestId: RequestId, event: AuditEvent): Promise<void> {
-    const ix = TABLE.auditLog;
-    const decides = DECISION_EVENTS.has(event.type);
-    const first = event.type === 'requested';
-    const vote = VOTE_EVENTS.has(event.type);
-    await applied(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: REQ + requestId },
-          UpdateExpression: `SET ${ITEM_POINTERS.latest} = :seq${decides ? `, ${ITEM_POINTERS.decision} = :seq` : ''}${first ? `, ${ITEM_POINTERS.requested} = :seq` : ''}${vote ? `, ${ITEM_POINTERS.votes} = list_append(if_not_exists(${ITEM_POINTERS.votes}, :none), :seqs)` : ''} REMOVE audit_pending, #part, #key`,
-          ConditionExpression: 'audit_pending.event_id = :id',
-          ExpressionAttributeNames: { '#part': ix.partitionKey, '#key': ix.sortKey },
-          ExpressionAttributeValues: { ':id': event.event_id, ':seq': event.seq, ...(vote ? { ':none': [], ':seqs': [event.seq] } : {}) },
-        }),
-      ),
-    );
-  }
-
-  /** Not applied: the head is already further on. */
-  private async advanceHead(event: ChainEvent): Promise<void> {
-    await applied(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: AUDIT_PK.head },
-          UpdateExpression: 'SET seq = :seq, #hash = :hash, logged_at = :at, first_logged_at = if_not_exists(first_logged_at, :at)',
-          ConditionExpression: 'attribute_not_exists(pk) OR seq < :seq',
-          ExpressionAttributeNames: { '#hash': 'hash' },
-          ExpressionAttributeValues: { ':seq': event.seq, ':hash': event.hash, ':at': event.logged_at },
-        }),
-      ),
-    );
-  }
-
   // ---- reading ----
 
-  /** The head as last recorded: possibly behind the chain, never ahead of it. */
-  async headHint(): Promise<ChainHead & { first_logged_at?: string }> {
-    const h = await this.getItem(AUDIT_PK.head);
-    if (!h) return { seq: 0, hash: GENESIS_HASH, logged_at: null };
-    return { seq: h.seq as number, hash: h.hash as string, logged_at: h.logged_at as string, first_logged_at: h.first_logged_at as string };
-  }
-
-  /** Walks forward from `from` to the last event in the chain. */
-  private async probe(from: ChainHead): Promise<ChainHead> {
-    let cur = from;
-    for (;;) {
-      const next = await this.event(cur.seq + 1);
-      if (!next) return cur;
-      cur = { seq: next.seq, hash: next.hash, logged_at: next.logged_at };
-    }
+  /** The tree head as the sequencer last moved it. */
+  async treeHead(): Promise<TreeHead> {
+    return toHead((await this.getItem(AUDIT_PK.head)) ?? {});
   }
 
   async head(): Promise<ChainHead> {
-    const { seq, hash, logged_at } = await this.headHint();
-    return this.probe({ seq, hash, logged_at });
+    const h = await this.treeHead();
+    return { seq: h.size, hash: h.hash, logged_at: h.logged_at, root: h.root };
   }
 
   async event(seq: number): Promise<AuditEvent | undefined> {
@@ -272,21 +353,19 @@ export class DynamoAuditLog implements AuditLog {
         snapshot: snapshotOf(it as unknown as AuditSnapshot),
         latestSeq: seqOf(it[ITEM_POINTERS.latest]),
         decisionSeq: seqOf(it[ITEM_POINTERS.decision]),
-        unlinked: it.audit_pending !== undefined,
+        unlinked: hasWaitingEvents(it),
       };
     }
   }
 
   async seqRange(window: { since?: string | undefined; until?: string | undefined }): Promise<{ from: number; to: number } | null> {
-    const hint = await this.headHint();
-    if (!hint.first_logged_at) {
-      const h = await this.head();
-      return h.seq === 0 ? null : { from: 1, to: h.seq };
-    }
-    const first = window.since !== undefined && window.since > hint.first_logged_at ? window.since : hint.first_logged_at;
-    // To the newest event even if this reader's clock is behind the writer's.
+    const head = await this.treeHead();
+    if (head.size === 0) return null;
+    if (!head.first_logged_at) return { from: 1, to: head.size };
+    const first = window.since !== undefined && window.since > head.first_logged_at ? window.since : head.first_logged_at;
+    // To the newest event even if this reader's clock is behind the sequencer's.
     const now = this.opts.clock.now().toISOString();
-    const months = monthsBetween(first, window.until ?? (hint.logged_at !== null && hint.logged_at > now ? hint.logged_at : now));
+    const months = monthsBetween(first, window.until ?? (head.logged_at !== null && head.logged_at > now ? head.logged_at : now));
     let from: number | undefined;
     for (const m of months) {
       const r = await this.query({ part: `events#${m}`, min: window.since, limit: 1 });
@@ -297,7 +376,7 @@ export class DynamoAuditLog implements AuditLog {
     }
     if (from === undefined) return null;
     let to: number | undefined;
-    if (window.until === undefined) to = (await this.head()).seq;
+    if (window.until === undefined) to = head.size;
     else {
       for (const m of [...months].reverse()) {
         const r = await this.query({ part: `events#${m}`, below: window.until, limit: 1, descending: true });
@@ -307,7 +386,22 @@ export class DynamoAuditLog implements AuditLog {
         }
       }
     }
-    return to === undefined || to < from ? null : { from, to };
+    return to === undefined || to < from ? null : { from, to: Math.min(to, head.size) };
+  }
+
+  async nodes(keys: readonly NodeKey[]): Promise<Map<string, string>> {
+    const items = await batchGet(this.doc, this.tableName, keys.map((k) => ({ pk: nodeKey(k) })));
+    return new Map(items.map((it) => [keyOf(parseNodeKey(it.pk as string)), it.hash as string]));
+  }
+
+  async requestEventSeqs(requestId: string): Promise<number[] | undefined> {
+    const it = await this.getItem(REQ + requestId);
+    if (!it) return undefined;
+    const all = it[ITEM_POINTERS.all];
+    if (Array.isArray(all)) return all as number[];
+    // Sequenced before the item listed all its events: what it points at.
+    const seqs = [it[ITEM_POINTERS.requested], ...((it[ITEM_POINTERS.votes] as unknown[] | undefined) ?? []), it[ITEM_POINTERS.decision], it[ITEM_POINTERS.latest]];
+    return [...new Set(seqs.filter((x): x is number => typeof x === 'number'))].sort((x, y) => x - y);
   }
 
   /**
@@ -425,9 +519,14 @@ export function checkpointItem(c: Checkpoint, retentionDays: number): Record<str
   return { ...c, pk: AUDIT_PK.checkpoint + pad(c.seq), [ix.partitionKey]: CHECKPOINTS, [ix.sortKey]: pad(c.seq), [TABLE.ttlAttribute]: retainUntil(c.signed_at, retentionDays + 1) };
 }
 
-/** The head hint as `settle` leaves it after `last` (for bulk loads that bypass linking). */
-export function headItem(last: AuditEvent, firstLoggedAt: string): Record<string, unknown> {
-  return { pk: AUDIT_PK.head, seq: last.seq, hash: last.hash, logged_at: last.logged_at, first_logged_at: firstLoggedAt };
+/** The stored item of a perfect tree node (no expiry: proofs of new events need old nodes). */
+export function nodeItem(n: TreeNode): Record<string, unknown> {
+  return { pk: nodeKey(n), hash: n.hash };
+}
+
+/** The head item as the sequencer leaves it at `head` (for bulk loads that bypass the sequencer). */
+export function headItem(head: TreeHead): Record<string, unknown> {
+  return { pk: AUDIT_PK.head, seq: head.size, hash: head.hash, logged_at: head.logged_at, root: head.root, frontier: [...head.frontier], settled: head.settled, first_logged_at: head.first_logged_at };
 }
 
 function retainUntil(iso: string, days: number): number {
@@ -436,9 +535,10 @@ function retainUntil(iso: string, days: number): number {
 
 function toCheckpoint(item: Record<string, unknown>): Checkpoint {
   return {
-    v: 1,
+    v: item.v === 2 ? 2 : 1,
     seq: item.seq as number,
     hash: item.hash as string,
+    ...(typeof item.root === 'string' ? { root: item.root } : {}),
     logged_at: item.logged_at as string,
     signed_at: item.signed_at as string,
     key_id: item.key_id as string,
@@ -464,6 +564,35 @@ function monthsBetween(a: string, b: string): string[] {
   return out;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function toHead(h: Record<string, unknown>): TreeHead {
+  if (typeof h.seq !== 'number') return EMPTY_HEAD;
+  return {
+    size: h.seq,
+    hash: (h.hash as string | undefined) ?? GENESIS_HASH,
+    logged_at: (h.logged_at as string | null | undefined) ?? null,
+    root: (h.root as string | undefined) ?? EMPTY_ROOT,
+    frontier: (h.frontier as string[] | undefined) ?? [],
+    // (a head from before the sequencer has every event settled: linking settled inline)
+    settled: typeof h.settled === 'number' ? h.settled : h.seq,
+    first_logged_at: (h.first_logged_at as string | null | undefined) ?? null,
+  };
+}
+
+function nodeKey(k: NodeKey): string {
+  return `${AUDIT_PK.node}${k.level}#${pad(k.index)}`;
+}
+
+function parseNodeKey(pk: string): NodeKey {
+  const [level, index] = pk.slice(AUDIT_PK.node.length).split('#');
+  return { level: Number(level), index: Number(index) };
+}
+
+function numberOrNull(v: unknown): number | null {
+  return typeof v === 'number' ? v : null;
+}
+
+function chunks<T>(xs: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
 }

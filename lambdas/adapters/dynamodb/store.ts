@@ -13,10 +13,9 @@ import type { AgentId, RequestId } from '../../core/ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, Applied, RequestStore } from '../../core/ports.ts';
 import { conditionOf, explainRefused, TRANSITIONS, type Clause, type Operand, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
-import type { AuditEvent, PendingEvent } from '../../core/audit/event.ts';
+import { snapshotOf, type AuditEvent, type PendingEvent } from '../../core/audit/event.ts';
 import type { Clock } from '../../core/ports.ts';
-import { DynamoAuditLog, ITEM_POINTERS, pendingEventAttributes, type JustWritten } from './audit.ts';
-import type { ChainHead } from '../../core/audit/ports.ts';
+import { DynamoAuditLog, ITEM_POINTERS, OUTBOX_ATTR, outboxOnCreate, outboxUpdate } from './audit.ts';
 import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -31,6 +30,7 @@ const INTERNAL = new Set([
   'issuing_until',
   'kind',
   'audit_pending',
+  OUTBOX_ATTR,
   'refused_attempts',
   'voters',
   'escalated_at',
@@ -38,6 +38,7 @@ const INTERNAL = new Set([
   ITEM_POINTERS.decision,
   ITEM_POINTERS.requested,
   ITEM_POINTERS.votes,
+  ITEM_POINTERS.all,
   TABLE.auditLog.partitionKey,
   TABLE.auditLog.sortKey,
 ]);
@@ -57,13 +58,10 @@ function applied(item: Record<string, unknown>, changed: boolean): Applied {
 
 type Update = Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>;
 
-/** The condition of a write that needs the request's previous audit event linked first. */
-const AUDIT_GATE = 'attribute_not_exists(audit_pending)';
-
 /**
  * A lifecycle row as DynamoDB expressions: the condition is the item's existence, the row's
- * from-state and its guards, plus the audit gate when the row needs the previous event linked;
- * the update is the row's updates, and a change of `decision` leaves the pending index.
+ * from-state and its guards; the update is the row's updates, and a change of `decision` leaves
+ * the pending index.
  */
 export function compileTransition(t: Transition, params: Params): Update {
   const names: Record<string, string> = {};
@@ -115,7 +113,7 @@ export function compileTransition(t: Transition, params: Params): Update {
     else removes.push(name(u.remove));
   }
   if (t.updates.some((u) => 'set' in u && u.set === 'decision')) removes.push(name('pending'));
-  const condition = [`attribute_exists(pk)`, cond(conditionOf(t)), ...(t.linked ? [AUDIT_GATE] : [])].join(' AND ');
+  const condition = [`attribute_exists(pk)`, cond(conditionOf(t))].join(' AND ');
   const expr = [sets.length ? `SET ${sets.join(', ')}` : '', adds.length ? `ADD ${adds.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].filter(Boolean).join(' ');
   return {
     UpdateExpression: expr,
@@ -127,9 +125,9 @@ export function compileTransition(t: Transition, params: Params): Update {
 
 /**
  * RequestStore on DynamoDB: every transition is one UpdateItem with a ConditionExpression, and
- * that same write records the transition's audit event (`audit_pending`). A request whose last
- * event is not yet linked into the audit chain cannot change again until it is: a transition
- * that finds one links it first, then retries.
+ * that same write appends the transition's audit event to the item's outbox (with the row and
+ * parameters the sequencer replays to know what the event records). Nothing global is touched:
+ * the sequencer (core/audit/sequencer.ts) gives the event its place in the log afterwards.
  */
 export class DynamoRequestStore implements RequestStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -142,36 +140,15 @@ export class DynamoRequestStore implements RequestStore {
     this.doc = documentClient(client);
   }
 
-  /** The request store and its audit chain on one table. */
+  /** The request store and its audit log on one table. */
   static withAudit(client: DynamoDBClient, tableName: string, opts: { clock: Clock; retentionDays: number }): DynamoRequestStore {
     return new DynamoRequestStore(client, tableName, new DynamoAuditLog(documentClient(client), tableName, opts));
   }
 
-  /** This process's own latest audited writes, so their link can start from what was written. */
-  private readonly written = new Map<RequestId, JustWritten>();
-
-  private remember(requestId: RequestId, w: JustWritten): void {
-    this.written.delete(requestId);
-    this.written.set(requestId, w);
-    if (this.written.size > 1000) this.written.delete(this.written.keys().next().value!);
-  }
-
-  linkAudit(requestId: RequestId): Promise<void> {
-    const w = this.written.get(requestId);
-    this.written.delete(requestId);
-    return this.audit.link(requestId, w);
-  }
-
-  linkAuditBacklog(limit: number): Promise<{ linked: number; failed: number }> {
-    return this.audit.linkBacklog(limit);
-  }
-
   async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     try {
-      const head = await this.audit.headHint();
-      const item = { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds, ...pendingEventAttributes(event, head) };
+      const item = { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds, ...outboxOnCreate({ event, row: 'create', snapshot: snapshotOf(record) }) };
       await send(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
-      this.remember(record.request_id, { item, head });
     } catch (e) {
       if (isConditionFailure(e)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
       throw e;
@@ -305,33 +282,26 @@ export class DynamoRequestStore implements RequestStore {
 
   /**
    * A row of the lifecycle table as one conditional UpdateItem (`compileTransition`); with
-   * `event`, the same write records the audit event and requires the previous one to be linked.
-   * When the condition fails, the table explains the refusal from the current item (reading after
-   * a failed write only shapes the error; it never decides anything), unless an unlinked event
-   * was in the way: then it is linked and the write tried again.
+   * `event`, the same write appends it to the item's outbox. When the condition fails, the table
+   * explains the refusal from the current item (reading after a failed write only shapes the
+   * error; it never decides anything).
    */
   async apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
     const t: Transition = TRANSITIONS[name];
     if (t.events.length > 0 && (!event || !(t.events as readonly string[]).includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
     const update = compileTransition(t, params);
+    const input = event ? withEvent(update, event, name, params) : update;
     for (let attempt = 0; ; attempt++) {
-      const head = event ? await this.audit.headHint() : undefined;
-      const input = event && head ? withEvent(update, event, head) : update;
       try {
-        const out = await send(() =>
-          this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })),
-        );
-        if (head && out.Attributes) this.remember(requestId, { item: out.Attributes, head });
+        const out = await send(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })));
         return applied(out.Attributes ?? {}, true);
       } catch (e) {
         if (!isConditionFailure(e)) throw e;
         const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
         if (!out.Item) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
-        const unlinked = t.linked && out.Item.audit_pending !== undefined;
         const verdict = explainRefused(t, out.Item as StoredItem, params); // throws the row's refusal
-        if (verdict === 'unchanged' && !unlinked) return applied(out.Item, false);
-        if (attempt >= 5) throw new AckdError('ERR_STORE_UNAVAILABLE', `request ${requestId}: its audit events keep arriving faster than they can be linked; try again`);
-        if (unlinked) await this.audit.link(requestId);
+        if (verdict === 'unchanged') return applied(out.Item, false);
+        if (attempt >= 5) throw new AckdError('ERR_STORE_UNAVAILABLE', `request ${requestId}: it keeps changing under this write; try again`);
       }
     }
   }
@@ -339,24 +309,21 @@ export class DynamoRequestStore implements RequestStore {
   auditEvent(seq: number): Promise<AuditEvent | undefined> {
     return this.audit.event(seq);
   }
+
+  auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
+    return seqs.length === 0 ? Promise.resolve([]) : this.audit.eventsAt(seqs);
+  }
 }
 
-/** Adds the audit event to a transition's write (its condition already waits for the previous event to be linked). */
-function withEvent(update: Update, event: PendingEvent, head: ChainHead): Update {
+/** Adds the audit event to a transition's write: appended to the item's outbox with the row and parameters that replay it. */
+function withEvent(update: Update, event: PendingEvent, row: TransitionName, params: Params): Update {
   const expr = update.UpdateExpression ?? '';
-  const attrs = pendingEventAttributes(event, head);
-  const names: Record<string, string> = {};
-  const values: Record<string, unknown> = {};
-  const sets = Object.entries(attrs).map(([k, v], i) => {
-    names[`#audit${i}`] = k;
-    values[`:audit${i}`] = v;
-    return `#audit${i} = :audit${i}`;
-  });
+  const ob = outboxUpdate({ event, row, params });
   return {
     ...update,
-    UpdateExpression: expr.startsWith('SET ') ? `SET ${sets.join(', ')}, ${expr.slice(4)}` : `SET ${sets.join(', ')} ${expr}`,
-    ExpressionAttributeNames: { ...update.ExpressionAttributeNames, ...names },
-    ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ...values },
+    UpdateExpression: expr.startsWith('SET ') ? `SET ${ob.sets.join(', ')}, ${expr.slice(4)}` : `SET ${ob.sets.join(', ')} ${expr}`,
+    ExpressionAttributeNames: { ...update.ExpressionAttributeNames, ...ob.names },
+    ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ...ob.values },
   };
 }
 

@@ -1,82 +1,87 @@
 import { AckdError } from '../../core/errors.ts';
 import type { AgentId, RequestId } from '../../core/ids.ts';
-import type { ApiKeyEntry, ApiKeyStore, Applied, Clock, RequestStore } from '../../core/ports.ts';
+import type { ApiKeyEntry, ApiKeyStore, Applied, Clock, Logger, RequestStore } from '../../core/ports.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
-import { chainEvent, eventFields, GENESIS_HASH, snapshotOf, type AuditEvent, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
+import { eventFields, snapshotOf, type AdminChange, type AdminEventType, type AuditEvent, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
-import { applyUpdates, conditionOf, DECISION_EVENTS, VOTE_EVENTS, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
+import { keyOf, type NodeKey, type TreeNode } from '../../core/audit/merkle.ts';
+import { EMPTY_HEAD, Sequencer, type OutboxEntry, type PendingSource, type Pointers, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
+import { applyUpdates, conditionOf, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 
+/** A stored request: its record, bookkeeping, its waiting events and its pointers into the log. */
 interface Stored {
   item: StoredItem;
-  /** seq of the request's latest event, and of the event that decided it. */
+  outbox: OutboxEntry[];
   latestSeq: number | null;
   decisionSeq: number | null;
   requestedSeq: number | null;
   voteSeqs: number[];
+  allSeqs: number[];
 }
 
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
 /**
- * The RequestStore and its audit chain in one process's memory: for unit tests of the core and
- * of the audit service without a stack. It applies the same lifecycle table as the DynamoDB
- * adapter (the row's condition via `holds`, its updates via `applyUpdates`); each write is atomic
- * because nothing awaits between its read and its write. An event is linked into the chain in
- * the write that records it, so nothing is ever left to link.
+ * The RequestStore, its audit log and the sequencer's store in one process's memory: for unit
+ * tests of the core and of the audit service without a stack. It applies the same lifecycle
+ * table as the DynamoDB adapter (the row's condition via `holds`, its updates via
+ * `applyUpdates`); each write is atomic because nothing awaits between its read and its write.
+ * A write appends its event to the request's outbox, as in the table; the core's Sequencer then
+ * sequences it: right after each write (`autoSequence`, the default, so tests read a settled log),
+ * or when a test calls `sequencer.run()`.
  */
-export class MemoryRequestStore implements RequestStore, AuditLog {
+export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStore {
   private readonly items = new Map<RequestId, Stored>();
-  private readonly chain: AuditEvent[] = [];
+  private readonly slots = new Map<number, ChainEvent>();
+  private readonly tree = new Map<string, string>();
+  private readonly admin = new Map<string, { event: PendingEvent & { type: AdminEventType }; change: AdminChange }>();
   private readonly checkpointsBySeq = new Map<number, Checkpoint>();
+  private headState: TreeHead = EMPTY_HEAD;
+  private lease: { owner: string; until: number } | null = null;
+  readonly sequencer: Sequencer;
 
-  constructor(protected readonly clock: Clock) {}
-
-  create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
-    if (this.items.has(record.request_id)) return Promise.reject(new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`));
-    const stored: Stored = { item: { ...record, permissions: [...record.permissions] }, latestSeq: null, decisionSeq: null, requestedSeq: null, voteSeqs: [] };
-    this.items.set(record.request_id, stored);
-    this.link(stored, event);
-    return Promise.resolve();
+  constructor(
+    protected readonly clock: Clock,
+    private readonly opts: { autoSequence?: boolean } = {},
+  ) {
+    this.sequencer = new Sequencer({ store: this, clock, logger: quiet });
   }
 
-  apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
+  private async sequenced(): Promise<void> {
+    if (this.opts.autoSequence !== false) await this.sequencer.run();
+  }
+
+  async create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
+    if (this.items.has(record.request_id)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
+    const item = { ...record, permissions: [...record.permissions] };
+    this.items.set(record.request_id, { item, outbox: [{ event, row: 'create', snapshot: snapshotOf(item) }], latestSeq: null, decisionSeq: null, requestedSeq: null, voteSeqs: [], allSeqs: [] });
+    await this.sequenced();
+  }
+
+  async apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
     const t: Transition = TRANSITIONS[name];
     if (t.events.length > 0 && (!event || !(t.events as readonly string[]).includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
     const stored = this.items.get(requestId);
-    if (!stored) return Promise.reject(new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' }));
-    try {
-      if (!holds(conditionOf(t), stored.item, params)) {
-        // Throws the row's refusal, or says the call is already done.
-        if (explainRefused(t, stored.item, params) === 'retry') throw new Error(`lifecycle: ${name}'s condition and refusals disagree`);
-        return Promise.resolve(this.applied(stored, false));
-      }
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    if (!stored) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+    const view = this.withPointers(stored);
+    if (!holds(conditionOf(t), view, params)) {
+      // Throws the row's refusal, or says the call is already done.
+      if (explainRefused(t, view, params) === 'retry') throw new Error(`lifecycle: ${name}'s condition and refusals disagree`);
+      return this.applied(stored, false);
     }
     stored.item = applyUpdates(t, stored.item, params) as unknown as StoredItem;
-    if (event) this.link(stored, event);
-    return Promise.resolve(this.applied(stored, true));
+    if (event) stored.outbox.push({ event, row: name, params: structuredClone(params) });
+    await this.sequenced();
+    return this.applied(stored, true);
+  }
+
+  /** The item as the lifecycle's guards read it (with the pointer and the waiting events the issuance claim reads). */
+  private withPointers(s: Stored): StoredItem {
+    return { ...s.item, ...(s.decisionSeq === null ? {} : { decision_seq: s.decisionSeq }), ...(s.outbox.length === 0 ? {} : { audit_outbox: s.outbox as never }) };
   }
 
   private applied(s: Stored, changed: boolean): Applied {
     return { record: recordOf(s.item), decisionSeq: s.decisionSeq, requestedSeq: s.requestedSeq, voteSeqs: [...s.voteSeqs], changed };
-  }
-
-  private link(s: Stored, event: PendingEvent): void {
-    const last = this.chain.at(-1);
-    const prev = last ? { seq: last.seq, hash: last.hash, logged_at: last.logged_at } : { seq: 0, hash: GENESIS_HASH, logged_at: null };
-    const linked = chainEvent(event, snapshotOf(s.item), prev, this.clock.now());
-    this.chain.push(eventFields(linked as unknown as Record<string, unknown>));
-    s.latestSeq = linked.seq;
-    if (DECISION_EVENTS.has(event.type)) s.decisionSeq = linked.seq;
-    if (event.type === 'requested') s.requestedSeq = linked.seq;
-    if (VOTE_EVENTS.has(event.type)) s.voteSeqs.push(linked.seq);
-  }
-
-  linkAudit(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  linkAuditBacklog(): Promise<{ linked: number; failed: number }> {
-    return Promise.resolve({ linked: 0, failed: 0 });
   }
 
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined> {
@@ -85,7 +90,11 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
   }
 
   auditEvent(seq: number): Promise<AuditEvent | undefined> {
-    return Promise.resolve(this.chain[seq - 1]);
+    return this.event(seq);
+  }
+
+  auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
+    return this.eventsAt(seqs);
   }
 
   private records(): AuthorizationRecord[] {
@@ -109,7 +118,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
     return Promise.resolve(last && from + page.length < all.length ? { items: page, cursor: last.request_id } : { items: page });
   }
 
-  private pending(filter: (r: AuthorizationRecord) => boolean, limit: number): Promise<AuthorizationRecord[]> {
+  private pendingRecords(filter: (r: AuthorizationRecord) => boolean, limit: number): Promise<AuthorizationRecord[]> {
     const out = this.records()
       .filter((r) => r.decision === 'pending' && filter(r))
       .sort((a, b) => a.expires_at.localeCompare(b.expires_at));
@@ -125,39 +134,130 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
   }
 
   listPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
-    return this.pending((r) => r.expires_at > now.toISOString(), limit);
+    return this.pendingRecords((r) => r.expires_at > now.toISOString(), limit);
   }
 
   listExpiredPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
-    return this.pending((r) => r.expires_at <= now.toISOString(), limit);
+    return this.pendingRecords((r) => r.expires_at <= now.toISOString(), limit);
   }
 
   listUnnotifiedPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {
-    return this.pending((r) => r.expires_at > now.toISOString() && r.notify_status !== 'sent', limit);
+    return this.pendingRecords((r) => r.expires_at > now.toISOString() && r.notify_status !== 'sent', limit);
   }
 
-  // ---- AuditLog (read side of the chain) ----
+  // ---- the sequencer's store ----
 
-  head(): Promise<ChainHead> {
-    const last = this.chain.at(-1);
-    return Promise.resolve(last ? { seq: last.seq, hash: last.hash, logged_at: last.logged_at } : { seq: 0, hash: GENESIS_HASH, logged_at: null });
+  peekHead(): Promise<TreeHead> {
+    return Promise.resolve(this.headState);
   }
 
-  event(seq: number): Promise<AuditEvent | undefined> {
-    return this.auditEvent(seq);
+  acquire(owner: string, nowMs: number, untilMs: number): Promise<TreeHead | null> {
+    if (this.lease && this.lease.until >= nowMs) return Promise.resolve(null);
+    this.lease = { owner, until: untilMs };
+    return Promise.resolve(this.headState);
   }
 
-  async *events(from: number, to: number): AsyncIterable<AuditEvent> {
-    for (const e of this.chain.slice(Math.max(0, from - 1), Math.max(0, to))) yield await Promise.resolve(e);
+  release(owner: string): Promise<void> {
+    if (this.lease?.owner === owner) this.lease = null;
+    return Promise.resolve();
+  }
+
+  pending(limit: number): Promise<PendingSource[]> {
+    const sources: (PendingSource & { at: string })[] = [];
+    for (const [requestId, s] of this.items) {
+      if (s.outbox.length > 0) sources.push({ kind: 'request', requestId, item: { ...s.item }, latestSeq: s.latestSeq, entries: [...s.outbox], at: `${s.outbox[0]!.event.at}#${s.outbox[0]!.event.event_id}` });
+    }
+    for (const a of this.admin.values()) sources.push({ kind: 'admin', event: a.event, change: a.change, at: `${a.event.at}#${a.event.event_id}` });
+    return Promise.resolve(sources.sort((x, y) => x.at.localeCompare(y.at)).slice(0, limit));
   }
 
   eventsAt(seqs: readonly number[]): Promise<AuditEvent[]> {
-    return Promise.resolve([...new Set(seqs)].sort((a, b) => a - b).flatMap((s) => (this.chain[s - 1] ? [this.chain[s - 1]!] : [])));
+    return Promise.resolve([...new Set(seqs)].sort((a, b) => a - b).flatMap((s) => (this.slots.has(s) ? [this.slots.get(s) as AuditEvent] : [])));
+  }
+
+  beyondHead(size: number): Promise<ChainEvent[]> {
+    const out: ChainEvent[] = [];
+    for (let s = size + 1; this.slots.has(s); s++) out.push(this.slots.get(s)!);
+    return Promise.resolve(out);
+  }
+
+  removeSlot(seq: number, eventId: string): Promise<void> {
+    if (this.slots.get(seq)?.event_id === eventId) this.slots.delete(seq);
+    return Promise.resolve();
+  }
+
+  putEvents(events: readonly ChainEvent[]): Promise<boolean> {
+    let ok = true;
+    for (const e of events) {
+      if (this.slots.has(e.seq)) ok = false;
+      else this.slots.set(e.seq, eventFields(e as unknown as Record<string, unknown>) as ChainEvent);
+    }
+    return Promise.resolve(ok);
+  }
+
+  putNodes(nodes: readonly TreeNode[]): Promise<void> {
+    for (const n of nodes) this.tree.set(keyOf(n), n.hash);
+    return Promise.resolve();
+  }
+
+  advance(owner: string, from: number, to: TreeHead): Promise<boolean> {
+    if (this.lease?.owner !== owner || this.headState.size !== from) return Promise.resolve(false);
+    this.headState = { ...to, frontier: [...to.frontier] };
+    return Promise.resolve(true);
+  }
+
+  settleRequest(requestId: RequestId, eventIds: readonly string[], p: Pointers): Promise<void> {
+    const s = this.items.get(requestId);
+    if (!s || !s.outbox.some((e) => eventIds.includes(e.event.event_id))) return Promise.resolve();
+    s.outbox = s.outbox.filter((e) => !eventIds.includes(e.event.event_id));
+    s.latestSeq = p.latest;
+    if (p.decision !== null) s.decisionSeq = p.decision;
+    if (p.requested !== null) s.requestedSeq = p.requested;
+    s.voteSeqs.push(...p.votes);
+    s.allSeqs.push(...p.all);
+    return Promise.resolve();
+  }
+
+  settleAdmin(eventId: string): Promise<void> {
+    this.admin.delete(eventId);
+    return Promise.resolve();
+  }
+
+  // ---- AuditLog (read side of the log) ----
+
+  enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {
+    this.admin.set(event.event_id, { event, change });
+    return this.sequenced();
+  }
+
+  head(): Promise<ChainHead> {
+    const h = this.headState;
+    return Promise.resolve({ seq: h.size, hash: h.hash, logged_at: h.logged_at, root: h.root });
+  }
+
+  event(seq: number): Promise<AuditEvent | undefined> {
+    return Promise.resolve(seq <= this.headState.size ? (this.slots.get(seq) as AuditEvent | undefined) : undefined);
+  }
+
+  async *events(from: number, to: number): AsyncIterable<AuditEvent> {
+    for (let s = Math.max(1, from); s <= Math.min(to, this.headState.size); s++) {
+      const e = this.slots.get(s);
+      if (e) yield await Promise.resolve(e as AuditEvent);
+    }
   }
 
   seqRange(window: { since?: string | undefined; until?: string | undefined }): Promise<{ from: number; to: number } | null> {
-    const inside = this.chain.filter((e) => (window.since === undefined || e.logged_at >= window.since) && (window.until === undefined || e.logged_at < window.until));
+    const inside = this.chainEvents().filter((e) => (window.since === undefined || e.logged_at >= window.since) && (window.until === undefined || e.logged_at < window.until));
     return Promise.resolve(inside.length === 0 ? null : { from: inside[0]!.seq, to: inside.at(-1)!.seq });
+  }
+
+  nodes(keys: readonly NodeKey[]): Promise<Map<string, string>> {
+    return Promise.resolve(new Map(keys.flatMap((k) => (this.tree.has(keyOf(k)) ? [[keyOf(k), this.tree.get(keyOf(k))!] as const] : []))));
+  }
+
+  requestEventSeqs(requestId: string): Promise<number[] | undefined> {
+    const s = this.items.get(requestId as RequestId);
+    return Promise.resolve(s ? [...s.allSeqs] : undefined);
   }
 
   putCheckpoint(c: Checkpoint): Promise<boolean> {
@@ -183,23 +283,18 @@ export class MemoryRequestStore implements RequestStore, AuditLog {
   }
 
   async *requestItems(): AsyncIterable<RequestItemView> {
-    for (const s of this.items.values()) yield await Promise.resolve({ snapshot: snapshotOf(s.item), latestSeq: s.latestSeq, decisionSeq: s.decisionSeq, unlinked: false });
+    for (const s of this.items.values()) yield await Promise.resolve({ snapshot: snapshotOf(s.item), latestSeq: s.latestSeq, decisionSeq: s.decisionSeq, unlinked: s.outbox.length > 0 });
   }
 
-  backlog(): Promise<number> {
-    return Promise.resolve(0);
+  backlog(limit: number): Promise<{ count: number; oldest_at: string | null }> {
+    return this.pending(limit).then((p) => ({ count: p.length, oldest_at: p[0] ? (p[0].kind === 'admin' ? p[0].event.at : p[0].entries[0]!.event.at) : null }));
   }
 
-  append(make: (prev: ChainHead, now: Date) => ChainEvent): Promise<ChainEvent> {
-    const last = this.chain.at(-1);
-    const event = make(last ? { seq: last.seq, hash: last.hash, logged_at: last.logged_at } : { seq: 0, hash: GENESIS_HASH, logged_at: null }, this.clock.now());
-    this.chain.push(event as AuditEvent);
-    return Promise.resolve(event);
-  }
-
-  /** The whole chain, in order. */
+  /** The sequenced log, in order. */
   chainEvents(): readonly AuditEvent[] {
-    return this.chain;
+    const out: AuditEvent[] = [];
+    for (let s = 1; s <= this.headState.size; s++) if (this.slots.has(s)) out.push(this.slots.get(s) as AuditEvent);
+    return out;
   }
 
   /** Test access: the stored item as is (record and bookkeeping), to edit it as a table writer could. */

@@ -1,26 +1,31 @@
 import type { OwnerAudit, OwnerChange } from '../agents.ts';
 import type { PolicyAudit, PolicyChange } from '../policy.ts';
-import { auditEvent, chainAdminEvent } from './event.ts';
+import { systemClock, type Clock } from '../ports.ts';
+import { auditEvent } from './event.ts';
 import type { AuditLog } from './ports.ts';
 
 /**
- * The operators' changes in the audit chain: each `ackd policy set|remove` appends a `policy_set`
+ * The operators' changes in the audit log: each `ackd policy set|remove` records a `policy_set`
  * or `policy_removed` event (who, the policy, what it replaced), and each `ackd agents create
- * --owner` an `owner_set` event (the agent, its owner, the one before). They are covered by the
- * same hashes and signed checkpoints as the requests they govern. A change whose event cannot be
- * appended is undone by its caller.
+ * --owner` an `owner_set` event (the agent, its owner, the one before). The sequencer puts them in
+ * the same log as the requests they govern, under the same hashes and signed tree heads. A change
+ * whose event cannot be recorded is undone by its caller.
  */
 export class ChainAdminAudit implements PolicyAudit, OwnerAudit {
-  constructor(private readonly log: Pick<AuditLog, 'append'>) {}
+  constructor(
+    private readonly log: Pick<AuditLog, 'enqueueAdmin'>,
+    private readonly clock: Clock = systemClock,
+    private readonly nudge: () => void = () => undefined,
+  ) {}
 
   async policyChanged(c: PolicyChange): Promise<void> {
     const type = c.action === 'set' ? 'policy_set' : 'policy_removed';
-    await this.log.append((prev, now) => chainAdminEvent({ ...auditEvent(type, c.actor, now), type }, { policy: c.policy, previous: c.previous }, prev, now));
+    await this.log.enqueueAdmin({ ...auditEvent(type, c.actor, this.clock.now()), type }, { policy: c.policy, previous: c.previous });
+    this.nudge();
   }
 
   async ownerChanged(c: OwnerChange): Promise<void> {
-    await this.log.append((prev, now) =>
-      chainAdminEvent({ ...auditEvent('owner_set', c.actor, now), type: 'owner_set' }, { agent_id: c.agent_id, owner: c.owner, previous_owner: c.previous }, prev, now),
-    );
+    await this.log.enqueueAdmin({ ...auditEvent('owner_set', c.actor, this.clock.now()), type: 'owner_set' }, { agent_id: c.agent_id, owner: c.owner, previous_owner: c.previous });
+    this.nudge();
   }
 }

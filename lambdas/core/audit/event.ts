@@ -265,14 +265,20 @@ export function chainEvent(
 }
 
 /**
- * A signed checkpoint: "event `seq` of the chain has hash `hash`", signed at `signed_at` with the
- * key whose SPKI SHA-256 is `key_id`. A signed head commits to every event before it, so
- * a verifier can check a window of the log even after older events have been deleted by retention.
+ * A signed checkpoint (a signed tree head): "the log holds `seq` events; the newest has hash
+ * `hash`; their Merkle tree (merkle.ts) has root `root`", signed at `signed_at` with the key
+ * whose SPKI SHA-256 is `key_id`. A signed head commits to every event before it, so a verifier
+ * can check a window of the log even after older events have been deleted by retention, and
+ * inclusion and consistency proofs end at it. Version 1 checkpoints (before the Merkle tree)
+ * have no root.
  */
 export interface Checkpoint {
-  readonly v: 1;
+  readonly v: 1 | 2;
+  /** The tree size: the seq of the newest event it covers. */
   readonly seq: number;
   readonly hash: string;
+  /** The Merkle tree hash of events 1..seq (v2). */
+  readonly root?: string;
   readonly logged_at: string;
   readonly signed_at: string;
   readonly key_id: string;
@@ -286,8 +292,9 @@ export const CHECKPOINT_ALG = 'ECDSA_P256_SHA256';
 
 /** The exact bytes a checkpoint signature covers. */
 export function checkpointPayload(c: Omit<Checkpoint, 'signature'>): Uint8Array {
+  const common = { v: c.v, seq: c.seq, hash: c.hash, logged_at: c.logged_at, signed_at: c.signed_at, key_id: c.key_id, alg: c.alg };
   return new TextEncoder().encode(
-    canonicalJson({ purpose: 'ackd-audit-checkpoint', v: c.v, seq: c.seq, hash: c.hash, logged_at: c.logged_at, signed_at: c.signed_at, key_id: c.key_id, alg: c.alg }),
+    canonicalJson(c.v === 1 ? { purpose: 'ackd-audit-checkpoint', ...common } : { purpose: 'ackd-audit-tree-head', ...common, root: c.root ?? null }),
   );
 }
 

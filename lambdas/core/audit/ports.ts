@@ -1,21 +1,23 @@
-import type { AuditEvent, AuditSnapshot, ChainEvent, Checkpoint } from './event.ts';
+import type { AdminChange, AdminEventType, AuditEvent, AuditSnapshot, Checkpoint, PendingEvent } from './event.ts';
+import type { NodeKey } from './merkle.ts';
 
-/** The newest event of the chain: seq 0 and the genesis hash when the chain is empty. */
+/** The newest sequenced event of the log: seq 0 and the genesis hash when the log is empty; `root` is the Merkle tree's. */
 export interface ChainHead {
   readonly seq: number;
   readonly hash: string;
   readonly logged_at: string | null;
+  readonly root: string;
 }
 
-/** Read side of the audit chain, and its checkpoints. (Events are appended by the RequestStore.) */
+/** Read side of the audit log, its checkpoints and its tree. (Events are written by the RequestStore and sequenced by the Sequencer.) */
 export interface AuditLog {
-  /** The newest event, read consistently. */
+  /** The head the sequencer last moved to, read consistently. */
   head(): Promise<ChainHead>;
   /** One event, read consistently. */
   event(seq: number): Promise<AuditEvent | undefined>;
   /** Events with from <= seq <= to, in chain order, fields in export column order (`eventFields`). Missing events (removed) are simply absent. */
   events(from: number, to: number): AsyncIterable<AuditEvent>;
-  /** The run of the chain logged in [since, until): its first and last seq, or null when empty. */
+  /** The run of the log logged in [since, until): its first and last seq, or null when empty. */
   seqRange(window: { since?: string | undefined; until?: string | undefined }): Promise<{ from: number; to: number } | null>;
   checkpointAtOrBefore(seq: number): Promise<Checkpoint | undefined>;
   checkpointAtOrAfter(seq: number): Promise<Checkpoint | undefined>;
@@ -25,21 +27,25 @@ export interface AuditLog {
   putCheckpoint(c: Checkpoint): Promise<boolean>;
   /** The events at these seqs, in chain order (missing ones left out). */
   eventsAt(seqs: readonly number[]): Promise<AuditEvent[]>;
-  /** Every request item as stored, with where it points into the chain (for live verification). */
+  /** Perfect tree nodes by key (merkle.ts `keyOf` → hash); missing ones left out. */
+  nodes(keys: readonly NodeKey[]): Promise<Map<string, string>>;
+  /** The seqs of a request's sequenced events, in order; undefined when there is no such request. */
+  requestEventSeqs(requestId: string): Promise<number[] | undefined>;
+  /** Every request item as stored, with where it points into the log (for live verification). */
   requestItems(): AsyncIterable<RequestItemView>;
-  /** How many state changes are waiting to be linked into the chain (after a failed write). */
-  backlog(limit: number): Promise<number>;
-  /** Appends an event of no request (a policy change), built by `make` after the chain's head. */
-  append(make: (prev: ChainHead, now: Date) => ChainEvent): Promise<ChainEvent>;
+  /** How many sources of events are waiting to be sequenced (up to `limit`), and since when the oldest waits. */
+  backlog(limit: number): Promise<{ count: number; oldest_at: string | null }>;
+  /** Records an operator's change (a policy, an agent's owner) for the sequencer; throws when it cannot. */
+  enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void>;
 }
 
-/** A request item's audit fields and its pointers into the chain. */
+/** A request item's audit fields and its pointers into the log. */
 export interface RequestItemView {
   readonly snapshot: AuditSnapshot;
-  /** The seq of the request's latest linked event. */
+  /** The seq of the request's latest sequenced event. */
   readonly latestSeq: number | null;
   /** The seq of the event that decided it (approved, denied or expired). */
   readonly decisionSeq: number | null;
-  /** A state change is recorded on the item but not yet linked into the chain. */
+  /** Events of its changes are still waiting to be sequenced. */
   readonly unlinked: boolean;
 }

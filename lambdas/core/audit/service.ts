@@ -1,15 +1,34 @@
 import { AckdError } from '../errors.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { differingFields, type AuditEvent, type Checkpoint } from './event.ts';
+import { consistencyPlan, frontierKeys, inclusionPlan, keyOf, proofFrom, type NodeKey } from './merkle.ts';
 import type { AuditLog, RequestItemView } from './ports.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
 import { ChainVerifier, type Problem, type VerifierOptions, type VerifyReport } from './verify.ts';
 
 /**
- * One line of an export: an event or a checkpoint, each tagged with `kind`; the last line is an
- * `end` summary, so a truncated download is noticed (it is not signed: it only counts).
+ * One line of an export: an event, a checkpoint (a signed tree head), the tree's frontier at the
+ * checkpoint that anchors the window (`tree`: the perfect subtrees of its first `seq` events, so
+ * the verifier can extend the signed root with the window's events), or a consistency proof
+ * between two consecutive checkpoints; each tagged with `kind`. The last line is an `end`
+ * summary, so a truncated download is noticed (it is not signed: it only counts).
  */
-export type ExportLine = ({ kind: 'event' } & AuditEvent) | ({ kind: 'checkpoint' } & Checkpoint) | ExportEnd;
+export type ExportLine =
+  | ({ kind: 'event' } & AuditEvent)
+  | ({ kind: 'checkpoint' } & Checkpoint)
+  | { kind: 'tree'; seq: number; frontier: string[] }
+  | { kind: 'consistency'; from: number; to: number; proof: string[] }
+  | ExportEnd;
+
+/** `ackd audit prove`: a request's events, each with its audit path to one signed tree head. Verifiable offline (`verifyInclusionProof`). */
+export interface InclusionProof {
+  readonly v: 1;
+  readonly request_id: string;
+  readonly checkpoint: Checkpoint;
+  readonly events: readonly { readonly event: AuditEvent; readonly leaf_index: number; readonly path: readonly string[] }[];
+  /** Events of the request not yet covered by a signed tree head (sequenced after it). */
+  readonly not_yet_covered: number;
+}
 
 export interface ExportEnd {
   readonly kind: 'end';
@@ -65,18 +84,67 @@ export class AuditService {
     if (last?.seq === head.seq) return { created: false, checkpoint: last };
     const key = checkpointPublicKey(await signer.publicKeyPem());
     const v = new ChainVerifier({ publicKey: key });
-    if (last) v.addCheckpoint(last);
+    if (last) {
+      v.addCheckpoint(last);
+      // The tree as it was at the last checkpoint, so the new root is checked against the events.
+      if (last.root !== undefined) v.addTree(last.seq, await this.frontierAt(last.seq));
+    } else v.addTree(0, []);
     for await (const e of this.deps.log.events(last ? last.seq + 1 : 1, head.seq)) v.addEvent(e);
+    v.expectRoot(head.seq, head.root);
     const report = v.finish();
     if (!report.ok) {
       const first = report.problems[0]!;
-      this.deps.logger.error('audit chain does not verify; not signing a checkpoint', { seq: first.seq, problem: first.message });
-      throw new AckdError('ERR_INTERNAL', `the audit chain does not verify (${first.message}); no checkpoint was signed`);
+      this.deps.logger.error('audit log does not verify; not signing a tree head', { seq: first.seq, problem: first.message });
+      throw new AckdError('ERR_INTERNAL', `the audit log does not verify (${first.message}); no checkpoint was signed`);
     }
-    const c = await signCheckpoint(signer, { seq: head.seq, hash: head.hash, logged_at: head.logged_at }, this.deps.clock.now());
+    const c = await signCheckpoint(signer, { seq: head.seq, hash: head.hash, root: head.root, logged_at: head.logged_at }, this.deps.clock.now());
     const created = await this.deps.log.putCheckpoint(c);
-    if (created) this.deps.logger.info('audit checkpoint signed', { seq: c.seq, hash: c.hash });
+    if (created) this.deps.logger.info('audit tree head signed', { seq: c.seq, root: c.root });
     return { created, checkpoint: c };
+  }
+
+  /** The perfect subtrees of the tree of the first `size` events (read from the stored nodes). */
+  private async frontierAt(size: number): Promise<string[]> {
+    const keys = frontierKeys(size);
+    return this.read(keys).then((nodes) => keys.map((k) => nodes.get(keyOf(k))!));
+  }
+
+  private async read(keys: readonly NodeKey[]): Promise<Map<string, string>> {
+    const nodes = await this.deps.log.nodes(keys);
+    const missing = keys.find((k) => !nodes.has(keyOf(k)));
+    if (missing) throw new AckdError('ERR_INTERNAL', `the audit tree lacks node ${keyOf(missing)}; no proof can be made`);
+    return nodes;
+  }
+
+  /** The consistency proof between the trees of `from` and `to` events. */
+  async consistency(from: number, to: number): Promise<string[]> {
+    const plan = consistencyPlan(from, to);
+    return proofFrom(plan, await this.read(plan.needs));
+  }
+
+  /**
+   * A request's events with their audit paths to the newest signed tree head (RFC 9162
+   * inclusion proofs): anyone with the checkpoint key verifies it offline. Events sequenced after
+   * that head are counted in `not_yet_covered` (the next checkpoint covers them).
+   */
+  async prove(requestId: string): Promise<InclusionProof> {
+    const seqs = await this.deps.log.requestEventSeqs(requestId);
+    if (seqs === undefined) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+    const head = await this.deps.log.head();
+    const checkpoint = await this.deps.log.checkpointAtOrBefore(head.seq);
+    if (!checkpoint || checkpoint.root === undefined) throw new AckdError('ERR_CONFLICT', 'no signed tree head yet: the sequencer signs one within seconds of the first events; try again');
+    const covered = seqs.filter((s) => s <= checkpoint.seq);
+    if (covered.length === 0) throw new AckdError('ERR_CONFLICT', `request ${requestId}: none of its events is covered by a signed tree head yet; try again in a few seconds`);
+    const events = await this.deps.log.eventsAt(covered);
+    const plans = events.map((e) => ({ e, plan: inclusionPlan(e.seq - 1, checkpoint.seq) }));
+    const nodes = await this.read(plans.flatMap((p) => p.plan.needs));
+    return {
+      v: 1,
+      request_id: requestId,
+      checkpoint,
+      events: plans.map(({ e, plan }) => ({ event: e, leaf_index: e.seq - 1, path: proofFrom(plan, nodes) })),
+      not_yet_covered: seqs.length - covered.length,
+    };
   }
 
   /**
@@ -114,17 +182,29 @@ export class AuditService {
     };
   }
 
-  private async *lines(window: ExportWindow): AsyncGenerator<({ kind: 'event' } & AuditEvent) | ({ kind: 'checkpoint' } & Checkpoint)> {
+  private async *lines(window: ExportWindow): AsyncGenerator<Exclude<ExportLine, ExportEnd>> {
     const range = await this.deps.log.seqRange(window);
     if (!range) return;
     let from = range.from;
     let to = range.to;
     const before = from > 1 ? await this.deps.log.checkpointAtOrBefore(from - 1) : undefined;
+    let lastSigned: Checkpoint | undefined;
     // Widen back to the checkpoint only while the events after it are all still there.
     if (before && (before.seq + 1 === from || (await this.deps.log.event(before.seq + 1)) !== undefined)) {
       from = before.seq + 1;
       yield { kind: 'checkpoint', ...before };
-    }
+      if (before.root !== undefined) {
+        yield { kind: 'tree', seq: before.seq, frontier: await this.frontierAt(before.seq) };
+        lastSigned = before;
+      }
+    } else if (from === 1) yield { kind: 'tree', seq: 0, frontier: [] };
+    // After each signed tree head (but the first): the proof that it extends the one before.
+    const withProof = async function* (this: AuditService, c: Checkpoint): AsyncGenerator<Exclude<ExportLine, ExportEnd>> {
+      yield { kind: 'checkpoint', ...c };
+      if (c.root === undefined) return;
+      if (lastSigned?.root !== undefined && lastSigned.seq < c.seq) yield { kind: 'consistency', from: lastSigned.seq, to: c.seq, proof: await this.consistency(lastSigned.seq, c.seq) };
+      lastSigned = c;
+    }.bind(this);
     const after = await this.deps.log.checkpointAtOrAfter(to);
     if (after) to = after.seq;
     const checkpoints = this.deps.log.checkpoints(from, to)[Symbol.asyncIterator]();
@@ -133,17 +213,17 @@ export class AuditService {
       // A checkpoint whose event is no longer there still goes out, where the event should be:
       // it reveals the removal.
       while (nextCheckpoint && nextCheckpoint.seq < e.seq) {
-        yield { kind: 'checkpoint', ...nextCheckpoint };
+        yield* withProof(nextCheckpoint);
         nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
       }
       yield { kind: 'event', ...e };
       if (nextCheckpoint?.seq === e.seq) {
-        yield { kind: 'checkpoint', ...nextCheckpoint };
+        yield* withProof(nextCheckpoint);
         nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
       }
     }
     while (nextCheckpoint) {
-      yield { kind: 'checkpoint', ...nextCheckpoint };
+      yield* withProof(nextCheckpoint);
       nextCheckpoint = (await checkpoints.next()).value as Checkpoint | undefined;
     }
   }
@@ -159,7 +239,8 @@ export class AuditService {
     for await (const line of this.export(window)) v.addLine(line);
     const report = v.finish();
     const items = await this.itemProblems(opts.maxProblems ?? 100);
-    const unlinked = await this.deps.log.backlog(100);
+    const backlog = await this.deps.log.backlog(100);
+    const unlinked = backlog.count;
     const problems = [...report.problems, ...items.problems];
     return {
       ...report,
@@ -167,7 +248,10 @@ export class AuditService {
       problems,
       items: items.checked,
       unlinked,
-      warnings: unlinked > 0 ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} state changes are recorded but not yet linked into the chain (the sweeper links them)`] : report.warnings,
+      warnings:
+        unlinked > 0
+          ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} requests or changes have events waiting to be sequenced (the oldest since ${backlog.oldest_at ?? '?'}; the sequencer runs seconds behind)`]
+          : report.warnings,
     };
   }
 

@@ -29,10 +29,10 @@ export function checkpointPublicKey(pem: string): KeyObject {
   return key;
 }
 
-/** Signs the checkpoint for `head` at `now`. */
-export async function signCheckpoint(signer: CheckpointSigner, head: { seq: number; hash: string; logged_at: string }, now: Date): Promise<Checkpoint> {
+/** Signs the tree head `head` (a v2 checkpoint) at `now`. */
+export async function signCheckpoint(signer: CheckpointSigner, head: { seq: number; hash: string; root: string; logged_at: string }, now: Date): Promise<Checkpoint> {
   const key = checkpointPublicKey(await signer.publicKeyPem());
-  const unsigned: Omit<Checkpoint, 'signature'> = { v: 1, seq: head.seq, hash: head.hash, logged_at: head.logged_at, signed_at: now.toISOString(), key_id: keyIdOf(key), alg: CHECKPOINT_ALG };
+  const unsigned: Omit<Checkpoint, 'signature'> = { v: 2, seq: head.seq, hash: head.hash, root: head.root, logged_at: head.logged_at, signed_at: now.toISOString(), key_id: keyIdOf(key), alg: CHECKPOINT_ALG };
   const signature = Buffer.from(await signer.sign(checkpointPayload(unsigned))).toString('base64');
   return { ...unsigned, signature };
 }

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, isAdminEvent, sha256Hex, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
+import { appendLeaves, leafHash, rootOf, verifyConsistency } from './merkle.ts';
 import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore, VOTE_EVENTS } from '../lifecycle.ts';
 import { quorumProblem, type CastVote } from '../quorum.ts';
 
@@ -85,18 +86,23 @@ const adminEventSchema = z.union([
 
 const checkpointSchema = z
   .object({
-    v: z.literal(1),
+    v: z.union([z.literal(1), z.literal(2)]),
     seq: z.number().int().nonnegative(),
     hash: hex64,
+    root: hex64.optional(),
     logged_at: z.string(),
     signed_at: iso,
     key_id: hex64,
     alg: z.literal(CHECKPOINT_ALG),
     signature: z.string().regex(/^[A-Za-z0-9+/]+=*$/, 'must be base64'),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.v === 2) === (c.root !== undefined), { message: 'a v2 checkpoint (signed tree head) has a root; a v1 checkpoint has none', path: ['root'] });
 
-export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'svid' | 'lifecycle' | 'item';
+const treeSchema = z.object({ seq: z.number().int().nonnegative(), frontier: z.array(hex64) }).strict();
+const consistencySchema = z.object({ from: z.number().int().positive(), to: z.number().int().positive(), proof: z.array(hex64) }).strict();
+
+export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'tree' | 'svid' | 'lifecycle' | 'item';
 
 export interface Problem {
   readonly kind: ProblemKind;
@@ -133,6 +139,10 @@ export interface VerifyReport {
   /** Events after the last signed checkpoint: intact as a chain, but no signature covers them. */
   readonly unsigned_tail: number;
   readonly svids_issued: number;
+  /** Signed tree heads whose Merkle root was recomputed from the events and matched. */
+  readonly roots_verified: number;
+  /** Consistency proofs between consecutive signed tree heads that verified. */
+  readonly consistency_verified: number;
   readonly problems: readonly Problem[];
   readonly warnings: readonly string[];
 }
@@ -182,15 +192,22 @@ export class ChainVerifier {
   private expectedSeq: number | null = null;
   private start: VerifyReport['start'] = 'empty';
   private signedThrough: number | null = null;
-  /** Checkpoints whose event has not arrived yet (seq → hash). */
-  private readonly ahead = new Map<number, { hash: string; line: number | undefined }>();
+  /** Checkpoints whose event has not arrived yet (seq → hash, root). */
+  private readonly ahead = new Map<number, { hash: string; root: string | undefined; line: number | undefined }>();
+  /** The Merkle tree of the events read so far, when the file says where it starts (`tree` line). */
+  private tree: { size: number; frontier: string[] } | null = null;
+  /** Roots of the signed tree heads read, by seq (the last few: consistency proofs follow their checkpoint). */
+  private readonly signedRoots = new Map<number, string>();
+  private rootsVerified = 0;
+  private consistencyVerified = 0;
+  private signedHeads = 0;
   private readonly requests = new Map<string, RequestState>();
   private sinceForget = 0;
   private svids = 0;
   private problemCount = 0;
   private readonly problems: Problem[] = [];
   private readonly warnings: string[] = [];
-  private startAnchor: { seq: number; hash: string } | null = null;
+  private startAnchor: { seq: number; hash: string; root: string | undefined } | null = null;
   private ended = false;
   private checkpointLines = 0;
   private eventLines = 0;
@@ -215,7 +232,9 @@ export class ChainVerifier {
     if (kind === 'event') this.addEvent(rest, line);
     else if (kind === 'checkpoint') this.addCheckpoint(rest, line);
     else if (kind === 'end') this.addEnd(rest, line);
-    else this.problem({ kind: 'malformed', seq: null, line, message: `"kind" must be "event", "checkpoint" or "end" (got ${JSON.stringify(kind)})` });
+    else if (kind === 'tree') this.addTreeLine(rest, line);
+    else if (kind === 'consistency') this.addConsistency(rest, line);
+    else this.problem({ kind: 'malformed', seq: null, line, message: `"kind" must be "event", "checkpoint", "tree", "consistency" or "end" (got ${JSON.stringify(kind)})` });
   }
 
   /** The export's end line: its counts must match what was read (a cut-off download does not end with it). */
@@ -293,10 +312,19 @@ export class ChainVerifier {
       this.checkMeaning(e, line);
     }
 
+    if (this.tree) {
+      if (e.seq === this.tree.size + 1) {
+        const r = appendLeaves(this.tree.frontier, this.tree.size, [leafHash(e.hash)]);
+        this.tree = { size: e.seq, frontier: r.frontier };
+      } else {
+        this.tree = null;
+        this.warnings.push(`the Merkle tree could not be followed past event ${e.seq - 1} (the events are not consecutive there)`);
+      }
+    }
     const signed = this.ahead.get(e.seq);
     if (signed) {
       this.ahead.delete(e.seq);
-      this.matchCheckpoint(e.seq, signed.hash, e.hash, signed.line);
+      this.matchCheckpoint(e.seq, signed.hash, e.hash, signed.line, signed.root);
     }
     this.events++;
     this.lastSeq = e.seq;
@@ -323,18 +351,23 @@ export class ChainVerifier {
       return;
     }
     this.checkpoints++;
+    if (c.root !== undefined) {
+      this.signedHeads++;
+      this.signedRoots.set(c.seq, c.root);
+      if (this.signedRoots.size > 8) this.signedRoots.delete(this.signedRoots.keys().next().value!);
+    }
     if (this.lastSeq === null) {
       if (this.startAnchor === null && this.ahead.size === 0) {
         // The checkpoint just before the window: the first event must follow it.
-        this.startAnchor = { seq: c.seq, hash: c.hash };
+        this.startAnchor = { seq: c.seq, hash: c.hash, root: c.root };
         this.signedThrough = c.seq;
         return;
       }
-      this.ahead.set(c.seq, { hash: c.hash, line });
+      this.ahead.set(c.seq, { hash: c.hash, root: c.root, line });
     } else if (c.seq === this.lastSeq) {
-      this.matchCheckpoint(c.seq, c.hash, this.expectedPrev!, line);
+      this.matchCheckpoint(c.seq, c.hash, this.expectedPrev!, line, c.root);
     } else if (c.seq > this.lastSeq) {
-      this.ahead.set(c.seq, { hash: c.hash, line });
+      this.ahead.set(c.seq, { hash: c.hash, root: c.root, line });
     } else {
       this.problem({ kind: 'checkpoint', seq: c.seq, line, message: `checkpoint at seq ${c.seq} comes after event ${this.lastSeq}; a checkpoint must directly follow the event it signs` });
     }
@@ -352,6 +385,9 @@ export class ChainVerifier {
     }
     this.ahead.clear();
     if (this.sawLines && !this.ended) this.warnings.push('the file has no end line: the export may have been cut off');
+    if (this.signedHeads > 1 && this.consistencyVerified < this.signedHeads - 1 && this.sawLines) {
+      this.warnings.push(`${this.signedHeads - 1 - this.consistencyVerified} pair(s) of consecutive signed tree heads have no consistency proof in the file`);
+    }
     if (this.start === 'unanchored') {
       this.warnings.push(`the file starts at event ${this.firstSeq} with no checkpoint before it: events removed just before it could not be detected`);
     }
@@ -373,6 +409,8 @@ export class ChainVerifier {
       signed_through: this.signedThrough,
       unsigned_tail: unsignedTail,
       svids_issued: this.svids,
+      roots_verified: this.rootsVerified,
+      consistency_verified: this.consistencyVerified,
       problems: this.problems,
       warnings: this.warnings,
     };
@@ -398,7 +436,7 @@ export class ChainVerifier {
     }
   }
 
-  private matchCheckpoint(seq: number, signedHash: string, actualHash: string, line: number | undefined): void {
+  private matchCheckpoint(seq: number, signedHash: string, actualHash: string, line: number | undefined, signedRoot?: string): void {
     if (signedHash !== actualHash) {
       this.problem({
         kind: 'checkpoint',
@@ -408,7 +446,77 @@ export class ChainVerifier {
       });
       return;
     }
+    if (signedRoot !== undefined && this.tree?.size === seq) {
+      if (!this.rootMatches(seq, signedRoot, line)) return;
+    }
     this.signedThrough = Math.max(this.signedThrough ?? 0, seq);
+  }
+
+  private rootMatches(seq: number, root: string, line: number | undefined): boolean {
+    const computed = rootOf(this.tree!.frontier);
+    if (computed !== root) {
+      this.problem({ kind: 'tree', seq, line, message: `the Merkle root of events 1–${seq} is ${short(computed)}, but the signed tree head says ${short(root)}: the log was rewritten, or an event was inserted or removed` });
+      return false;
+    }
+    this.rootsVerified++;
+    return true;
+  }
+
+  /**
+   * The tree of the first `seq` events as perfect subtrees (an export's `tree` line): checked
+   * against the signed root of the anchoring checkpoint, then extended with every event read.
+   */
+  addTree(seq: number, frontier: readonly string[], line?: number): void {
+    if (seq === 0 && frontier.length > 0) {
+      this.problem({ kind: 'tree', seq: 0, line, message: 'the tree of no events has no nodes' });
+      return;
+    }
+    if (this.lastSeq !== null) {
+      this.problem({ kind: 'tree', seq, line, message: 'a tree line must come before the first event' });
+      return;
+    }
+    if (seq > 0) {
+      const anchor = this.startAnchor;
+      if (anchor?.seq !== seq || anchor.root === undefined) {
+        this.problem({ kind: 'tree', seq, line, message: `the tree of ${seq} events is given without the signed tree head of ${seq} events before it` });
+        return;
+      }
+      if (rootOf(frontier) !== anchor.root) {
+        this.problem({ kind: 'tree', seq, line, message: `the tree given for the first ${seq} events does not hash to the signed root ${short(anchor.root)}` });
+        return;
+      }
+    }
+    this.tree = { size: seq, frontier: [...frontier] };
+  }
+
+  private addTreeLine(value: Record<string, unknown>, line: number | undefined): void {
+    const parsed = treeSchema.safeParse(value);
+    if (!parsed.success) this.problem({ kind: 'malformed', seq: null, line, message: `tree line is malformed: ${describeZod(parsed.error)}` });
+    else this.addTree(parsed.data.seq, parsed.data.frontier, line);
+  }
+
+  /** A consistency proof between two signed tree heads read before it (RFC 9162 §2.1.4). */
+  private addConsistency(value: Record<string, unknown>, line: number | undefined): void {
+    const parsed = consistencySchema.safeParse(value);
+    if (!parsed.success) {
+      this.problem({ kind: 'malformed', seq: null, line, message: `consistency line is malformed: ${describeZod(parsed.error)}` });
+      return;
+    }
+    const { from, to, proof } = parsed.data;
+    const r1 = this.signedRoots.get(from);
+    const r2 = this.signedRoots.get(to);
+    if (r1 === undefined || r2 === undefined) {
+      // (a window whose anchoring checkpoint was left out: nothing to check the proof against)
+      this.warnings.push(`the consistency proof from ${from} to ${to} events (line ${line ?? '?'}) names a signed tree head the file does not hold; it was not checked`);
+    } else if (!verifyConsistency(from, to, r1, r2, proof)) {
+      this.problem({ kind: 'tree', seq: to, line, message: `the signed tree head of ${to} events is not an extension of the one of ${from} events (the consistency proof fails): the log was forked or rewritten` });
+    } else this.consistencyVerified++;
+  }
+
+  /** Whether the events read so far hash to `root` (the head the sequencer recorded, before it is signed). */
+  expectRoot(seq: number, root: string): void {
+    if (this.tree?.size !== seq) this.problem({ kind: 'tree', seq, message: `the tree could not be followed to event ${seq}` });
+    else this.rootMatches(seq, root, undefined);
   }
 
   /**

@@ -1,0 +1,393 @@
+import { randomUUID } from 'node:crypto';
+import type { RequestId } from '../ids.ts';
+import type { Clock, Logger } from '../ports.ts';
+import { applyUpdates, DECISION_EVENTS, TRANSITIONS, VOTE_EVENTS, type Params, type TransitionName } from '../lifecycle.ts';
+import { AUDIT_FIELDS, chainAdminEvent, chainEvent, eventHash, isAdminEvent, QUORUM_FIELDS, snapshotOf, type AdminChange, type AdminEventType, type AuditSnapshot, type ChainEvent, type PendingEvent } from './event.ts';
+import { appendLeaves, EMPTY_ROOT, leafHash, rootOf, type TreeNode } from './merkle.ts';
+
+/**
+ * The audit log as a transparency log (RFC 9162 in spirit): a state change writes its event
+ * beside the change, in the same conditional write, and touches nothing global. ONE sequencer
+ * then gives the waiting events their place: it assigns sequence numbers, links each event's
+ * hash to the one before (`prev_hash`), appends them to the Merkle tree and moves the tree head.
+ * Signed tree heads (checkpoints) are made from that head (AuditService.checkpoint).
+ *
+ * This module is the sequencer's logic, over the small `SequencerStore` port; the DynamoDB and
+ * in-memory adapters only store. Who runs it: on AWS the sweeper function, triggered by the
+ * table's stream (and its schedule); under `npm start` a loop in the local server.
+ *
+ * Safety without transactions:
+ * - One sequencer at a time: a lease on the head record; the head only moves from the size the
+ *   lease holder read (a conditional write), so two sequencers can never fork the log.
+ * - Each event slot is written only where empty; events go in before the head moves over them.
+ *   A run that stops half way leaves slots beyond the head: the next run adopts those that link
+ *   onto the head (they are the same events) and removes any that do not.
+ * - After the head moves, the events are "settled": removed from their items' outboxes, and the
+ *   items pointed at them. The head remembers how far settling got (`settled`), so a run that
+ *   stops between the two is finished by the next one, and no event is sequenced twice.
+ */
+
+const SNAPSHOT_FIELDS: ReadonlySet<string> = new Set([...AUDIT_FIELDS, ...QUORUM_FIELDS]);
+
+/** One event waiting to be sequenced, as its change wrote it. */
+export interface OutboxEntry {
+  readonly event: PendingEvent;
+  /**
+   * How its request got from the previous event's snapshot to this one: the lifecycle row and
+   * the parameters of the write (replayed with the row's own updates), or `create` with the
+   * request as created.
+   */
+  readonly row: TransitionName | 'create';
+  readonly params?: Params;
+  readonly snapshot?: AuditSnapshot;
+}
+
+/** Where waiting events are: a request's outbox (in write order), or an operator's change. */
+export type PendingSource =
+  | {
+      readonly kind: 'request';
+      readonly requestId: RequestId;
+      /** The stored item as read now (its constant fields, e.g. expires_at, feed the replay). */
+      readonly item: Readonly<Record<string, unknown>>;
+      /** The seq of its latest sequenced event (the replay's starting snapshot), null when none yet. */
+      readonly latestSeq: number | null;
+      readonly entries: readonly OutboxEntry[];
+    }
+  | { readonly kind: 'admin'; readonly event: PendingEvent & { readonly type: AdminEventType }; readonly change: AdminChange };
+
+/** The log's head: its size (= seq of the newest event), chain hash, Merkle root and frontier. */
+export interface TreeHead {
+  readonly size: number;
+  /** The newest event's hash (GENESIS_HASH when empty). */
+  readonly hash: string;
+  readonly logged_at: string | null;
+  readonly root: string;
+  /** The perfect subtrees of the tree (merkle.ts Frontier). */
+  readonly frontier: readonly string[];
+  /** Events up to here are settled on their items. */
+  readonly settled: number;
+  /** When the first event was logged (where time windows start). */
+  readonly first_logged_at: string | null;
+}
+
+export const EMPTY_HEAD: TreeHead = { size: 0, hash: '0'.repeat(64), logged_at: null, root: EMPTY_ROOT, frontier: [], settled: 0, first_logged_at: null };
+
+/** Item pointers a settle sets: a request's latest event, its decision, its request, its votes and all its events. */
+export interface Pointers {
+  readonly latest: number;
+  readonly decision: number | null;
+  readonly requested: number | null;
+  readonly votes: readonly number[];
+  readonly all: readonly number[];
+}
+
+export interface SequencerStore {
+  /** The head as stored, without the lease (to see whether there is anything to do). */
+  peekHead(): Promise<TreeHead>;
+  /** Takes the sequencer lease until `untilMs` (epoch ms); the head as it stands, or null while another holds it. */
+  acquire(owner: string, nowMs: number, untilMs: number): Promise<TreeHead | null>;
+  release(owner: string): Promise<void>;
+  /** Up to `limit` sources of waiting events, oldest first (read consistently). */
+  pending(limit: number): Promise<PendingSource[]>;
+  /** Events at these seqs (missing ones left out). */
+  eventsAt(seqs: readonly number[]): Promise<ChainEvent[]>;
+  /** The events stored in consecutive slots after `size` (a stopped run's), in order. */
+  beyondHead(size: number): Promise<ChainEvent[]>;
+  /** Removes a slot a stopped run wrote that does not link onto the head. */
+  removeSlot(seq: number, eventId: string): Promise<void>;
+  /** Writes each event into its slot, only where the slot is empty; false when any slot was taken. */
+  putEvents(events: readonly ChainEvent[]): Promise<boolean>;
+  putNodes(nodes: readonly TreeNode[]): Promise<void>;
+  /** Moves the head from size `from` to `to`, only while `owner` holds the lease; false otherwise. */
+  advance(owner: string, from: number, to: TreeHead): Promise<boolean>;
+  /**
+   * Settles sequenced events on their sources: a request's are removed from its outbox (by
+   * event_id; those already gone are skipped) and its pointers moved; an operator change's
+   * pending item is deleted. Idempotent.
+   */
+  settleRequest(requestId: RequestId, eventIds: readonly string[], pointers: Pointers): Promise<void>;
+  settleAdmin(eventId: string): Promise<void>;
+}
+
+export interface SequencerRun {
+  /** Another sequencer holds the lease: nothing was done. */
+  readonly busy: boolean;
+  readonly sequenced: number;
+  /** Events adopted or settled after a stopped run. */
+  readonly recovered: number;
+  readonly head: TreeHead | null;
+  /** Oldest wait among the events sequenced now (ms from the change to its sequencing). */
+  readonly maxLagMs: number;
+}
+
+export interface SequencerOptions {
+  readonly store: SequencerStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Sources read per batch (default 100). */
+  readonly batch?: number;
+  /** A run stops after this many events (default 5000), the rest wait for the next run. */
+  readonly maxEventsPerRun?: number;
+  /** How long the lease lasts (default 60 s); a run renews nothing, so keep runs shorter. */
+  readonly leaseMs?: number;
+  /** Called with the events each batch sequenced (metrics, notifications); its errors are logged. */
+  readonly onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
+}
+
+export class Sequencer {
+  constructor(private readonly opts: SequencerOptions) {}
+
+  /** Sequences what is waiting, as one lease holder. */
+  async run(): Promise<SequencerRun> {
+    const { store, clock } = this.opts;
+    // Nothing waits and nothing is half done: no lease taken, nothing written.
+    const [waiting, stored] = await Promise.all([store.pending(1), store.peekHead()]);
+    if (waiting.length === 0 && stored.settled >= stored.size) return { busy: false, sequenced: 0, recovered: 0, head: stored, maxLagMs: 0 };
+    const owner = randomUUID();
+    const startMs = clock.now().getTime();
+    let head = await store.acquire(owner, startMs, startMs + (this.opts.leaseMs ?? 60_000));
+    if (!head) return { busy: true, sequenced: 0, recovered: 0, head: null, maxLagMs: 0 };
+    let sequenced = 0;
+    let maxLagMs = 0;
+    let recovered = 0;
+    try {
+      ({ head, recovered } = await this.recover(owner, head));
+      const max = this.opts.maxEventsPerRun ?? 5000;
+      while (sequenced < max) {
+        const sources = await store.pending(this.opts.batch ?? 100);
+        if (sources.length === 0) break;
+        const now = clock.now();
+        const events = await this.link(sources, head, now);
+        if (events.length === 0) break;
+        head = await this.append(owner, head, events);
+        await this.settle(events);
+        head = await this.markSettled(owner, head);
+        sequenced += events.length;
+        for (const e of events) maxLagMs = Math.max(maxLagMs, now.getTime() - Date.parse(e.at));
+        await this.notify(events);
+      }
+    } finally {
+      await store.release(owner).catch((e: unknown) => this.opts.logger.warn('audit sequencer: could not release its lease (it expires by itself)', { error: String(e) }));
+    }
+    return { busy: false, sequenced, recovered, head, maxLagMs };
+  }
+
+  /** The waiting events of these sources, linked after `head` in order (pure but for the base events it reads). */
+  private async link(sources: readonly PendingSource[], head: TreeHead, now: Date): Promise<ChainEvent[]> {
+    const baseSeqs = sources.flatMap((s) => (s.kind === 'request' && s.latestSeq !== null && s.entries[0]?.row !== 'create' ? [s.latestSeq] : []));
+    const bases = new Map((await this.opts.store.eventsAt(baseSeqs)).map((e) => [e.seq, e]));
+    const out: ChainEvent[] = [];
+    let prev = { seq: head.size, hash: head.hash, logged_at: head.logged_at };
+    for (const s of sources) {
+      if (s.kind === 'admin') {
+        const e = chainAdminEvent(s.event, s.change, prev, now);
+        out.push(e);
+        prev = { seq: e.seq, hash: e.hash, logged_at: e.logged_at };
+        continue;
+      }
+      const base = s.latestSeq === null ? undefined : bases.get(s.latestSeq);
+      let before: AuditSnapshot | undefined = base && !isAdminEvent(base) ? snapshotOf(base) : undefined;
+      for (const [i, entry] of s.entries.entries()) {
+        const snapshot = snapshotAfter(entry, before, s.item, i === s.entries.length - 1);
+        if (!snapshot) {
+          this.opts.logger.error('audit sequencer: cannot replay an event of a request whose previous event is missing; it waits', { request_id: s.requestId, event_id: entry.event.event_id });
+          break;
+        }
+        const e = chainEvent(entry.event, snapshot, prev, now);
+        out.push(e);
+        prev = { seq: e.seq, hash: e.hash, logged_at: e.logged_at };
+        before = snapshot;
+      }
+    }
+    return out;
+  }
+
+  /** Writes the events, their tree nodes, then moves the head over them. */
+  private async append(owner: string, head: TreeHead, events: readonly ChainEvent[]): Promise<TreeHead> {
+    const { store } = this.opts;
+    const { frontier, nodes } = appendLeaves(head.frontier, head.size, events.map((e) => leafHash(e.hash)));
+    const last = events.at(-1)!;
+    const next: TreeHead = {
+      size: last.seq,
+      hash: last.hash,
+      logged_at: last.logged_at,
+      root: rootOf(frontier),
+      frontier,
+      settled: head.settled,
+      first_logged_at: head.first_logged_at ?? events[0]!.logged_at,
+    };
+    if (!(await store.putEvents(events))) throw new Error(`audit sequencer: slot ${head.size + 1} or after is already taken: another sequencer wrote there; this run stops`);
+    await store.putNodes(nodes);
+    if (!(await store.advance(owner, head.size, next))) throw new Error('audit sequencer: the head moved or the lease was lost; this run stops (the next run adopts what it wrote)');
+    return next;
+  }
+
+  /** Settles events on their sources (grouped by request, in order). */
+  private async settle(events: readonly ChainEvent[]): Promise<void> {
+    const byRequest = new Map<RequestId, ChainEvent[]>();
+    const admin: string[] = [];
+    for (const e of events) {
+      if (isAdminEvent(e)) admin.push(e.event_id);
+      else {
+        const id = e.request_id as RequestId;
+        byRequest.set(id, [...(byRequest.get(id) ?? []), e]);
+      }
+    }
+    const work = [
+      ...[...byRequest].map(([id, es]) => () => this.opts.store.settleRequest(id, es.map((e) => e.event_id), pointersOf(es))),
+      ...admin.map((id) => () => this.opts.store.settleAdmin(id)),
+    ];
+    await inBatches(work, 16);
+  }
+
+  private async markSettled(owner: string, head: TreeHead): Promise<TreeHead> {
+    const next = { ...head, settled: head.size };
+    if (!(await this.opts.store.advance(owner, head.size, next))) throw new Error('audit sequencer: lost the lease while settling; the next run finishes it');
+    return next;
+  }
+
+  /**
+   * After a run that stopped half way: adopts the events it wrote beyond the head that link onto
+   * it (removing any that do not), then settles what was sequenced but not settled.
+   */
+  private async recover(owner: string, head: TreeHead): Promise<{ head: TreeHead; recovered: number }> {
+    const { store, logger } = this.opts;
+    let recovered = 0;
+    const beyond = await store.beyondHead(head.size);
+    if (beyond.length > 0) {
+      const adopt: ChainEvent[] = [];
+      let prev = head.hash;
+      for (const e of beyond) {
+        if (e.prev_hash === prev && eventHash(e) === e.hash && e.seq === head.size + adopt.length + 1) {
+          adopt.push(e);
+          prev = e.hash;
+        } else {
+          await store.removeSlot(e.seq, e.event_id);
+        }
+      }
+      // (beyondHead returns consecutive slots only, so what is adopted is a run from size + 1)
+      if (adopt.length > 0) {
+        const { frontier, nodes } = appendLeaves(head.frontier, head.size, adopt.map((e) => leafHash(e.hash)));
+        await store.putNodes(nodes);
+        const last = adopt.at(-1)!;
+        const next: TreeHead = { ...head, size: last.seq, hash: last.hash, logged_at: last.logged_at, root: rootOf(frontier), frontier, first_logged_at: head.first_logged_at ?? adopt[0]!.logged_at };
+        if (!(await store.advance(owner, head.size, next))) throw new Error('audit sequencer: lost the lease while adopting events');
+        head = next;
+        recovered += adopt.length;
+        logger.warn('audit sequencer: adopted events an interrupted run had written', { from: adopt[0]!.seq, to: last.seq });
+      }
+    }
+    if (head.settled < head.size) {
+      const seqs: number[] = [];
+      for (let s = head.settled + 1; s <= head.size; s++) seqs.push(s);
+      for (let i = 0; i < seqs.length; i += 100) {
+        const events = await store.eventsAt(seqs.slice(i, i + 100));
+        await this.settle(events);
+        recovered += events.length;
+      }
+      head = await this.markSettled(owner, head);
+    }
+    return { head, recovered };
+  }
+
+  private async notify(events: readonly ChainEvent[]): Promise<void> {
+    try {
+      await this.opts.onSequenced?.(events);
+    } catch (e) {
+      this.opts.logger.warn('audit sequencer: a follow-up of sequenced events failed', { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+}
+
+/**
+ * The snapshot an entry's event records: the created request, or the previous snapshot with the
+ * entry's lifecycle row replayed on it (the row's updates are a function of its parameters and
+ * the request's constant fields, so the replay gives exactly what the write stored). Without a
+ * previous snapshot (its event is gone), only the newest entry can be recorded: as the item is.
+ */
+export function snapshotAfter(entry: OutboxEntry, before: AuditSnapshot | undefined, item: Readonly<Record<string, unknown>>, newest: boolean): AuditSnapshot | undefined {
+  if (entry.snapshot) return snapshotOf(entry.snapshot);
+  if (entry.row === 'create') return undefined;
+  if (!before) return newest ? snapshotOf(item as unknown as AuditSnapshot) : undefined;
+  // The item lends only what no event records (expires_at, which `expire` reads); every recorded
+  // field comes from the previous snapshot, the item's own values of them being later ones.
+  const constant = Object.fromEntries(Object.entries(item).filter(([k]) => !SNAPSHOT_FIELDS.has(k)));
+  return snapshotOf(applyUpdates(TRANSITIONS[entry.row], { ...constant, ...before }, entry.params ?? {}) as unknown as AuditSnapshot);
+}
+
+/** Where a request's item points after these of its events (in order) are sequenced. */
+export function pointersOf(events: readonly ChainEvent[]): Pointers {
+  let decision: number | null = null;
+  let requested: number | null = null;
+  const votes: number[] = [];
+  for (const e of events) {
+    if (DECISION_EVENTS.has(e.type)) decision = e.seq;
+    if (e.type === 'requested') requested = e.seq;
+    if (VOTE_EVENTS.has(e.type)) votes.push(e.seq);
+  }
+  return { latest: events.at(-1)!.seq, decision, requested, votes, all: events.map((e) => e.seq) };
+}
+
+async function inBatches(work: readonly (() => Promise<void>)[], width: number): Promise<void> {
+  for (let i = 0; i < work.length; i += width) await Promise.all(work.slice(i, i + width).map((w) => w()));
+}
+
+/**
+ * Runs the sequencer in a process (the local server): on a timer, and at once when nudged
+ * after a write (coalesced: one run at a time, one more if nudged meanwhile). `after` runs after
+ * each run (e.g. signing a checkpoint when one is due).
+ */
+export class SequencerLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly sequencer: Sequencer,
+    private readonly opts: { intervalMs: number; logger: Logger; after?: (run: SequencerRun) => Promise<void> },
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.nudge(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Asks for a run now (a write just left an event waiting). */
+  nudge(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.once().finally(() => {
+      this.running = undefined;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.nudge();
+      }
+    });
+  }
+
+  /** Waits for the current run, if any. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.idle();
+  }
+
+  private async once(): Promise<void> {
+    try {
+      const run = await this.sequencer.run();
+      await this.opts.after?.(run);
+    } catch (e) {
+      const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : undefined;
+      this.opts.logger.error('audit sequencer run failed; the next run retries', { error: e instanceof Error ? e.message : String(e), ...(cause ? { cause } : {}) });
+    }
+  }
+}
