@@ -12,12 +12,12 @@
  * is revoked and what it was approved for. `verifyAckdSvid` does both and checks expectations
  * (request, agent, action, permissions). Every refusal is an SvidVerifyError with a reason code.
  */
-import { webcrypto } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
 import * as x509 from '@peculiar/x509';
 import { AckdError } from '../core/errors.ts';
 import { SVID_VERIFY_CODES, SvidVerifyError } from './errors.ts';
-import { checkCriticalExtensions, pathCert, validatePath } from './path.ts';
+import { PathCert, checkCriticalExtensions, validatePath, type ParsedCert } from './path.ts';
 import { SpiffeId, svidIdFromSerial, type AgentId, type RequestId, type SvidId, type TrustDomain } from '../core/ids.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -55,48 +55,118 @@ export interface VerifiedSvid {
 
 const KU = x509.KeyUsageFlags;
 
-function parseCertificates(input: CertificatesInput, what: string): x509.X509Certificate[] {
+/** The chain or bundle as given, each certificate parsed by OpenSSL; ERR_SVID_MALFORMED when one cannot be. */
+function parseCertificates(input: CertificatesInput, what: string): ParsedCert[] {
   try {
-    if (typeof input === 'string') {
-      return x509.PemConverter.decodeWithHeaders(input)
-        .filter((s) => s.type === 'CERTIFICATE')
-        .map((s) => new x509.X509Certificate(s.rawData));
-    }
-    return input.map((c) => (c instanceof x509.X509Certificate ? c : new x509.X509Certificate(c instanceof Uint8Array ? Uint8Array.from(c).buffer : c)));
+    if (typeof input === 'string') return pemCertificates(input).map((der) => ({ der, node: new NodeX509Certificate(der) }));
+    return input.map((c) => {
+      if (c instanceof x509.X509Certificate) {
+        const der = new Uint8Array(c.rawData.slice(0));
+        return { der, node: new NodeX509Certificate(der), peculiar: c };
+      }
+      // a copy: a verifier may keep it, and the caller may reuse its buffer
+      const der = c instanceof Uint8Array ? Uint8Array.from(c) : new Uint8Array(c.slice(0));
+      return { der, node: new NodeX509Certificate(der) };
+    });
   } catch (e) {
     throw new SvidVerifyError('ERR_SVID_MALFORMED', `${what}: ${SVID_VERIFY_CODES.ERR_SVID_MALFORMED}`, { cause: e });
   }
 }
 
-function uriSans(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  return san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/g;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** The DER of every CERTIFICATE block of PEM text (RFC 7468; other blocks, e.g. a private key, are skipped). */
+function pemCertificates(text: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const m of text.matchAll(PEM_CERTIFICATE)) {
+    const b64 = m[1]!.replace(/[ \t\r\n]+/g, '');
+    if (!BASE64.test(b64)) throw new Error('a CERTIFICATE block is not base64');
+    out.push(new Uint8Array(Buffer.from(b64, 'base64')));
+  }
+  return out;
 }
 
-function isCa(cert: x509.X509Certificate): boolean {
-  return cert.getExtension(x509.BasicConstraintsExtension)?.ca === true;
+/** A trust bundle prepared once: its CAs parsed, their keys read on first use and kept. */
+interface PreparedBundle {
+  /** The CAs that could be prepared. */
+  readonly anchors: readonly PathCert[];
+  /** Why a CA of the bundle could not be prepared (reported where the verifier used to report it). */
+  readonly problem: SvidVerifyError | undefined;
+  /** The trust domains the CAs name (their spiffe://<td> URI SAN). */
+  readonly trustDomains: readonly string[];
+}
+
+function prepareBundle(input: CertificatesInput): PreparedBundle {
+  const parsed = parseCertificates(input, 'bundle');
+  if (parsed.length === 0) throw new TypeError('verifySvid: the trust bundle holds no certificate');
+  const anchors: PathCert[] = [];
+  let problem: SvidVerifyError | undefined;
+  for (const p of parsed) {
+    try {
+      anchors.push(new PathCert(p, 'anchor'));
+    } catch (e) {
+      if (!(e instanceof SvidVerifyError)) throw e;
+      problem ??= e;
+    }
+  }
+  const domains = new Set<string>();
+  for (const a of anchors) {
+    for (const u of a.uris) {
+      const m = /^spiffe:\/\/([^/]+)\/?$/.exec(u);
+      if (m) domains.add(m[1]!);
+    }
+  }
+  return { anchors, problem, trustDomains: [...domains] };
+}
+
+/**
+ * Bundles prepared by the one-shot functions (verifySvid, verifyAckdSvid), by content: a resource
+ * server that passes the same bundle on every call has it parsed once. Preparing depends on the
+ * bundle's bytes only (time is judged on every call), so a kept bundle gives the same verdicts.
+ */
+const BUNDLE_CACHE_SIZE = 16;
+const bundleCache = new Map<string, PreparedBundle>();
+
+function cachedBundle(input: CertificatesInput): PreparedBundle {
+  const key =
+    typeof input === 'string'
+      ? `pem:${input}`
+      : `der:${input.map((c) => Buffer.from(c instanceof x509.X509Certificate ? new Uint8Array(c.rawData) : c instanceof Uint8Array ? c : new Uint8Array(c)).toString('base64')).join(',')}`;
+  const hit = bundleCache.get(key);
+  if (hit) {
+    bundleCache.delete(key); // least recently used goes first
+    bundleCache.set(key, hit);
+    return hit;
+  }
+  const prepared = prepareBundle(input);
+  bundleCache.set(key, prepared);
+  if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
+  return prepared;
 }
 
 /** Verifies an X.509-SVID offline. Throws SvidVerifyError. */
 export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOptions): Promise<VerifiedSvid> {
   const chain = parseCertificates(chainInput, 'svid');
-  const anchors = parseCertificates(opts.bundle, 'bundle');
-  if (anchors.length === 0) throw new TypeError('verifySvid: the trust bundle holds no certificate');
-  const leaf = chain[0];
-  if (!leaf) throw new SvidVerifyError('ERR_SVID_NO_CERTIFICATE');
-  const leafInfo = pathCert(leaf, 'leaf'); // ERR_SVID_MALFORMED when an extension appears twice
-  const at = opts.at ?? new Date();
+  return verifyPrepared(chain, cachedBundle(opts.bundle), opts.trustDomain, opts.at);
+}
+
+function verifyPrepared(chain: readonly ParsedCert[], bundle: PreparedBundle, trustDomain: string | undefined, atOpt: Date | undefined): VerifiedSvid {
+  const first = chain[0];
+  if (!first) throw new SvidVerifyError('ERR_SVID_NO_CERTIFICATE');
+  const leaf = new PathCert(first, 'leaf'); // ERR_SVID_MALFORMED when an extension appears twice
+  const at = atOpt ?? new Date();
 
   // --- X509-SVID rules on the leaf (SPIFFE X509-SVID §4, §5) ---
-  const uris = uriSans(leaf);
+  const uris = leaf.uris;
   if (uris.length !== 1) throw new SvidVerifyError('ERR_SVID_URI_SAN', `the leaf has ${uris.length} URI SANs; an X509-SVID has exactly one`);
   const uri = uris[0]!;
   if (!uri.toLowerCase().startsWith('spiffe://')) throw new SvidVerifyError('ERR_SVID_NOT_SPIFFE', `the URI SAN ${JSON.stringify(uri.slice(0, 200))} is not a spiffe:// ID`);
-  if (isCa(leaf)) throw new SvidVerifyError('ERR_SVID_LEAF_IS_CA', 'the leaf has basicConstraints CA=true');
-  const ku = leaf.getExtension(x509.KeyUsagesExtension);
-  if (!ku || (ku.usages & KU.digitalSignature) === 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf lacks keyUsage digitalSignature');
-  if ((ku.usages & (KU.keyCertSign | KU.cRLSign)) !== 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf has keyUsage keyCertSign or cRLSign');
-  checkCriticalExtensions(leafInfo, 'leaf');
+  if (leaf.ca) throw new SvidVerifyError('ERR_SVID_LEAF_IS_CA', 'the leaf has basicConstraints CA=true');
+  const ku = leaf.keyUsage;
+  if (ku === null || (ku & KU.digitalSignature) === 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf lacks keyUsage digitalSignature');
+  if ((ku & (KU.keyCertSign | KU.cRLSign)) !== 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf has keyUsage keyCertSign or cRLSign');
+  checkCriticalExtensions(leaf, 'leaf');
 
   let spiffeId: SpiffeId;
   try {
@@ -106,7 +176,8 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
     throw e;
   }
 
-  const expectedDomains = opts.trustDomain !== undefined ? [opts.trustDomain] : bundleTrustDomains(anchors);
+  if (trustDomain === undefined && bundle.problem) throw bundle.problem;
+  const expectedDomains = trustDomain !== undefined ? [trustDomain] : bundle.trustDomains;
   if (expectedDomains.length === 0) throw new TypeError('verifySvid: pass trustDomain (the bundle names no trust domain)');
   if (!expectedDomains.includes(spiffeId.trustDomain)) {
     throw new SvidVerifyError('ERR_SVID_TRUST_DOMAIN', `the SVID is for trust domain ${spiffeId.trustDomain}, expected ${expectedDomains.join(' or ')}`);
@@ -114,41 +185,28 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
 
   // --- path validation (RFC 5280 §6.1, see path.ts): leaf → intermediates presented with it → an anchor of the bundle ---
   checkValidity(leaf, at);
-  const path = await validatePath(
-    leafInfo,
-    chain.slice(1).map((c) => pathCert(c, 'intermediate')),
-    anchors.map((a) => pathCert(a, 'anchor')),
-    at,
-    spiffeId.trustDomain,
-  );
+  const intermediates = chain.slice(1).map((c) => new PathCert(c, 'intermediate'));
+  if (bundle.problem) throw bundle.problem;
+  const path = validatePath(leaf, intermediates, bundle.anchors, at, spiffeId.trustDomain);
 
-  return {
+  const svid = {
     spiffeId,
     spiffe_id: spiffeId.toString(),
     trust_domain: spiffeId.trustDomain,
     agent_id: spiffeId.agentId,
     request_id: spiffeId.requestId,
-    svid_id: svidIdFromSerial(leaf.serialNumber),
+    svid_id: svidIdFromSerial(leaf.serialHex),
     not_before: leaf.notBefore,
     not_after: leaf.notAfter,
-    path: path.map((p) => p.cert),
   };
+  // the @peculiar/x509 objects of the path are made when first asked for (most callers never do)
+  let certs: readonly x509.X509Certificate[] | undefined;
+  return Object.defineProperty(svid, 'path', { enumerable: true, get: () => (certs ??= path.map((p) => p.cert)) }) as typeof svid & { readonly path: readonly x509.X509Certificate[] };
 }
 
-function checkValidity(leaf: x509.X509Certificate, at: Date): void {
+function checkValidity(leaf: PathCert, at: Date): void {
   if (at.getTime() < leaf.notBefore.getTime()) throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `the SVID is not valid before ${leaf.notBefore.toISOString()}`);
   if (at.getTime() > leaf.notAfter.getTime()) throw new SvidVerifyError('ERR_SVID_EXPIRED', `the SVID expired at ${leaf.notAfter.toISOString()}`);
-}
-
-function bundleTrustDomains(anchors: readonly x509.X509Certificate[]): string[] {
-  const out = new Set<string>();
-  for (const a of anchors) {
-    for (const u of uriSans(a)) {
-      const m = /^spiffe:\/\/([^/]+)\/?$/.exec(u);
-      if (m) out.add(m[1]!);
-    }
-  }
-  return [...out];
 }
 
 // ---------------------------------------------------------------------------------------------
