@@ -223,7 +223,8 @@ export function certFields(der: Uint8Array): CertFields {
   };
 }
 
-function whole(der: Uint8Array, tag: number, what: string): Tlv {
+/** The one element that is all of `der`, with the given tag. */
+export function whole(der: Uint8Array, tag: number, what: string): Tlv {
   const t = readTlv(der, 0, der.length);
   if (t.tag !== tag || t.end !== der.length) throw new DerError(`${what}: unexpected element`);
   return t;

@@ -1,7 +1,7 @@
 /**
  * ackd/verify — checks an ackd X.509-SVID before acting on it.
  *
- *   import { verifySvid, checkSvidStatus, verifyAckdSvid } from 'ackd/verify';
+ *   import { verifySvid, checkSvidStatus, verifyAckdSvid, createSvidVerifier } from 'ackd/verify';
  *
  * Offline (`verifySvid`): the chain against a trust bundle (RFC 5280 path validation in path.ts:
  * signatures, validity of every certificate at a given time, CA flags and keyCertSign,
@@ -11,6 +11,13 @@
  * agent_id and request_id. Online (`checkSvidStatus`): asks ackd's status endpoint whether the SVID
  * is revoked and what it was approved for. `verifyAckdSvid` does both and checks expectations
  * (request, agent, action, permissions). Every refusal is an SvidVerifyError with a reason code.
+ * `createSvidVerifier(bundle)` keeps a prepared trust bundle for many verifications (the one-shot
+ * functions keep the last few bundles they saw, by content).
+ *
+ * Parsing and signature checks are OpenSSL's (node:crypto X509Certificate, cert.verify with the
+ * issuer's key); the fields OpenSSL does not expose (extensions with their critical flags,
+ * keyUsage bits, basicConstraints, names for name constraints) are read from the DER (der.ts,
+ * @peculiar/asn1-schema, asn1js).
  */
 import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
@@ -58,7 +65,13 @@ const KU = x509.KeyUsageFlags;
 /** The chain or bundle as given, each certificate parsed by OpenSSL; ERR_SVID_MALFORMED when one cannot be. */
 function parseCertificates(input: CertificatesInput, what: string): ParsedCert[] {
   try {
-    if (typeof input === 'string') return pemCertificates(input).map((der) => ({ der, node: new NodeX509Certificate(der) }));
+    if (typeof input === 'string') {
+      // OpenSSL reads each CERTIFICATE block (base64 included); its DER is what it parsed
+      return (input.match(PEM_CERTIFICATE) ?? []).map((pem) => {
+        const node = new NodeX509Certificate(pem);
+        return { der: new Uint8Array(node.raw), node };
+      });
+    }
     return input.map((c) => {
       if (c instanceof x509.X509Certificate) {
         const der = new Uint8Array(c.rawData.slice(0));
@@ -73,19 +86,8 @@ function parseCertificates(input: CertificatesInput, what: string): ParsedCert[]
   }
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/g;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** The DER of every CERTIFICATE block of PEM text (RFC 7468; other blocks, e.g. a private key, are skipped). */
-function pemCertificates(text: string): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const m of text.matchAll(PEM_CERTIFICATE)) {
-    const b64 = m[1]!.replace(/[ \t\r\n]+/g, '');
-    if (!BASE64.test(b64)) throw new Error('a CERTIFICATE block is not base64');
-    out.push(new Uint8Array(Buffer.from(b64, 'base64')));
-  }
-  return out;
-}
+/** A CERTIFICATE block of PEM text (RFC 7468); other blocks, e.g. a private key, are skipped. */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
 
 /** A trust bundle prepared once: its CAs parsed, their keys read on first use and kept. */
 interface PreparedBundle {
@@ -322,11 +324,15 @@ export interface AckdVerifyResult {
 
 /** verifySvid + expectations + (optionally) checkSvidStatus. Throws SvidVerifyError. */
 export async function verifyAckdSvid(chain: CertificatesInput, opts: AckdVerifyOptions): Promise<AckdVerifyResult> {
+  return withExpectations(opts, () => verifySvid(chain, opts));
+}
+
+async function withExpectations(opts: Omit<AckdVerifyOptions, 'bundle' | 'trustDomain'>, offline: () => Promise<VerifiedSvid>): Promise<AckdVerifyResult> {
   const e = opts.expect ?? {};
   if ((e.action !== undefined || e.permissions !== undefined) && opts.statusUrl === undefined) {
     throw new TypeError('verifyAckdSvid: checking action or permissions needs statusUrl');
   }
-  const svid = await verifySvid(chain, opts);
+  const svid = await offline();
   if (e.requestId !== undefined && e.requestId !== svid.request_id) {
     throw new SvidVerifyError('ERR_SVID_WRONG_REQUEST', `the SVID is for request ${svid.request_id}, this resource demands ${e.requestId}`);
   }
@@ -345,4 +351,52 @@ export async function verifyAckdSvid(chain: CertificatesInput, opts: AckdVerifyO
   const missing = (e.permissions ?? []).filter((p) => !status.permissions.includes(p));
   if (missing.length > 0) throw new SvidVerifyError('ERR_SVID_PERMISSION_MISSING', `the SVID was not approved for: ${missing.join(', ')}`);
   return { svid, status };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A kept verifier
+
+export interface SvidVerifierOptions {
+  /** As VerifyOptions.trustDomain: default, the trust domain(s) the bundle's CAs name. */
+  readonly trustDomain?: string;
+}
+
+/** What a kept verifier takes per call: AckdVerifyOptions without the bundle and trust domain it holds. */
+export type SvidVerifierCallOptions = Omit<AckdVerifyOptions, 'bundle' | 'trustDomain'>;
+
+/** A trust bundle prepared once (see createSvidVerifier). Same checks, results and errors as the one-shot functions. */
+export interface SvidVerifier {
+  /** The trust domains an SVID may belong to: the one given, else those the bundle's CAs name. */
+  readonly trustDomains: readonly string[];
+  /** verifySvid against the kept bundle. */
+  verifySvid(chain: CertificatesInput, opts?: { readonly at?: Date }): Promise<VerifiedSvid>;
+  /** verifyAckdSvid against the kept bundle. */
+  verifyAckdSvid(chain: CertificatesInput, opts?: SvidVerifierCallOptions): Promise<AckdVerifyResult>;
+}
+
+/**
+ * Prepares a trust bundle once and returns a verifier that keeps it: the CA certificates parsed,
+ * their public keys read and checked once, so each verification only parses the presented chain
+ * (OpenSSL, via node:crypto X509Certificate) and checks its signatures natively.
+ *
+ *   const verifier = createSvidVerifier(bundlePem);          // at start-up, and again when the bundle rotates
+ *   const { svid } = await verifier.verifyAckdSvid(chain, { statusUrl, expect: { requestId } });
+ *
+ * The bundle is checked now: ERR_SVID_MALFORMED when a certificate of it cannot be parsed, a
+ * TypeError when it holds none or names no trust domain and none is given. Validity (of the CAs
+ * too) is judged on every call, at `at` or now. The one-shot verifySvid / verifyAckdSvid keep the
+ * last few bundles they were given, by content, so passing the same bundle text on every call is
+ * nearly as fast; a kept verifier also skips looking the bundle up.
+ */
+export function createSvidVerifier(bundle: CertificatesInput, opts: SvidVerifierOptions = {}): SvidVerifier {
+  const prepared = prepareBundle(bundle);
+  if (prepared.problem) throw prepared.problem;
+  const trustDomains = Object.freeze(opts.trustDomain !== undefined ? [opts.trustDomain] : [...prepared.trustDomains]);
+  if (trustDomains.length === 0) throw new TypeError('createSvidVerifier: pass trustDomain (the bundle names no trust domain)');
+  const offline = async (chain: CertificatesInput, at: Date | undefined): Promise<VerifiedSvid> => verifyPrepared(parseCertificates(chain, 'svid'), prepared, opts.trustDomain, at);
+  return Object.freeze({
+    trustDomains,
+    verifySvid: (chain: CertificatesInput, o: { readonly at?: Date } = {}) => offline(chain, o.at),
+    verifyAckdSvid: (chain: CertificatesInput, o: SvidVerifierCallOptions = {}) => withExpectations(o, () => offline(chain, o.at)),
+  });
 }

@@ -37,9 +37,8 @@
 import type { KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn from '@peculiar/asn1-x509';
-import * as asn1js from 'asn1js';
 import * as x509 from '@peculiar/x509';
-import { certFields, readBasicConstraints, readKeyUsage, readValidity, type CertFields, type RawExtension } from './der.ts';
+import { TAG, certFields, children, readBasicConstraints, readKeyUsage, readValidity, whole, type CertFields, type RawExtension, type Tlv } from './der.ts';
 import { SvidVerifyError } from './errors.ts';
 
 /** Certificates on a path, leaf and anchor included. */
@@ -470,24 +469,23 @@ function addConstraints(state: ConstraintState, ca: PathCert): void {
   let permitted: GName[] | undefined;
   let excluded: GName[] | undefined;
   try {
-    const top = readDer(ext.value);
-    if (!(top instanceof asn1js.Sequence)) throw new Error('NameConstraints is not a SEQUENCE');
-    for (const part of top.valueBlock.value) {
-      const tag = part.idBlock;
-      if (tag.tagClass !== 3 || !tag.isConstructed || (tag.tagNumber !== 0 && tag.tagNumber !== 1)) throw new Error('unexpected field in NameConstraints');
+    const der = ext.value;
+    for (const part of children(der, whole(der, TAG.sequence, 'NameConstraints'))) {
+      // permittedSubtrees [0], excludedSubtrees [1], both constructed context-specific
+      if (part.tag !== 0xa0 && part.tag !== 0xa1) throw new Error('unexpected field in NameConstraints');
       const list: GName[] = [];
-      for (const subtree of (part as asn1js.Constructed).valueBlock.value) {
-        if (!(subtree instanceof asn1js.Sequence)) throw new Error('GeneralSubtree is not a SEQUENCE');
-        const [base, ...rest] = subtree.valueBlock.value;
+      for (const subtree of children(der, part)) {
+        if (subtree.tag !== TAG.sequence) throw new Error('GeneralSubtree is not a SEQUENCE');
+        const [base, ...rest] = children(der, subtree);
         if (!base) throw new Error('GeneralSubtree without a base');
         for (const r of rest) {
           // minimum [0] (DEFAULT 0) and maximum [1]: RFC 5280 says they MUST be absent; evaluating them is not supported
-          const isZeroMinimum = r.idBlock.tagClass === 3 && r.idBlock.tagNumber === 0 && !r.idBlock.isConstructed && (r as asn1js.Primitive).valueBlock.valueHexView.every((b) => b === 0);
+          const isZeroMinimum = r.tag === 0x80 && der.subarray(r.valueStart, r.end).every((b) => b === 0);
           if (!isZeroMinimum) throw ncError(`${ca.label} has a name constraint with a minimum or maximum, which ackd/verify does not evaluate`);
         }
-        list.push(generalName(base, true));
+        list.push(generalName(der, base, true));
       }
-      if (tag.tagNumber === 0) permitted = list;
+      if (part.tag === 0xa0) permitted = list;
       else excluded = list;
     }
   } catch (e) {
@@ -523,9 +521,7 @@ function namesOf(c: PathCert): GName[] {
 
 /** The GeneralNames of a subjectAltName extension value. Throws when it cannot be read. */
 function subjectAltNames(value: Uint8Array): GName[] {
-  const seq = readDer(value);
-  if (!(seq instanceof asn1js.Sequence)) throw new Error('subjectAltName is not a SEQUENCE');
-  return seq.valueBlock.value.map((g) => generalName(g, false));
+  return children(value, whole(value, TAG.sequence, 'subjectAltName')).map((g) => generalName(value, g, false));
 }
 
 function checkNames(c: PathCert, state: ConstraintState): void {
@@ -632,14 +628,16 @@ function dnWithin(name: asn.Name, base: asn.Name): boolean {
   return true;
 }
 
-/** Reads one GeneralName; `constraint` selects 8/32-octet iPAddress (address and mask). */
-function generalName(block: asn1js.AsnType, constraint: boolean): GName {
-  const id = (block as asn1js.BaseBlock).idBlock;
-  if (id.tagClass !== 3 || id.tagNumber > 8) throw new Error('not a GeneralName');
-  const form = FORMS[id.tagNumber]!;
+/** Reads one GeneralName (an element of `der`); `constraint` selects 8/32-octet iPAddress (address and mask). */
+function generalName(der: Uint8Array, t: Tlv, constraint: boolean): GName {
+  // context-specific [0]..[8]; bit 0x20 is "constructed"
+  const tagNumber = t.tag & 0x1f;
+  if ((t.tag & 0xc0) !== 0x80 || tagNumber > 8) throw new Error('not a GeneralName');
+  const form = FORMS[tagNumber]!;
+  const constructed = (t.tag & 0x20) !== 0;
   const prim = () => {
-    if (id.isConstructed) throw new Error(`${form} must be primitive`);
-    return (block as asn1js.Primitive).valueBlock.valueHexView;
+    if (constructed) throw new Error(`${form} must be primitive`);
+    return der.subarray(t.valueStart, t.end);
   };
   switch (form) {
     case 'rfc822Name':
@@ -650,16 +648,16 @@ function generalName(block: asn1js.AsnType, constraint: boolean): GName {
       return { form, text: Buffer.from(bytes).toString('latin1') };
     }
     case 'iPAddress': {
-      const octets = new Uint8Array(prim());
+      const octets = Uint8Array.from(prim());
       const ok = constraint ? octets.length === 8 || octets.length === 32 : octets.length === 4 || octets.length === 16;
       if (!ok) throw new Error('iPAddress has a wrong length');
       return { form, octets };
     }
     case 'directoryName': {
-      if (!id.isConstructed) throw new Error('directoryName must be constructed');
-      const inner = (block as asn1js.Constructed).valueBlock.value;
+      if (!constructed) throw new Error('directoryName must be constructed');
+      const inner = children(der, t);
       if (inner.length !== 1) throw new Error('directoryName holds one Name');
-      return { form, dn: AsnConvert.parse(inner[0]!.valueBeforeDecodeView, asn.Name) };
+      return { form, dn: AsnConvert.parse(der.subarray(inner[0]!.start, inner[0]!.end), asn.Name) };
     }
     default:
       return { form };
@@ -689,13 +687,6 @@ export function nameEquals(a: asn.Name, b: asn.Name): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function readDer(buf: ArrayBuffer | Uint8Array): asn1js.AsnType {
-  const view = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
-  const r = asn1js.fromBER(view);
-  if (r.offset === -1 || r.offset !== view.byteLength) throw new Error(r.result.error || 'trailing bytes');
-  return r.result;
-}
 
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
