@@ -56,7 +56,7 @@ export interface VerifiedSvid {
   readonly svid_id: SvidId;
   readonly not_before: Date;
   readonly not_after: Date;
-  /** The validated path, leaf first, ending with the trust anchor. */
+  /** The validated path, leaf first, ending with the trust anchor (@peculiar/x509 objects, made on first access). */
   readonly path: readonly x509.X509Certificate[];
 }
 
@@ -123,18 +123,18 @@ function prepareBundle(input: CertificatesInput): PreparedBundle {
 }
 
 /**
- * Bundles prepared by the one-shot functions (verifySvid, verifyAckdSvid), by content: a resource
- * server that passes the same bundle on every call has it parsed once. Preparing depends on the
- * bundle's bytes only (time is judged on every call), so a kept bundle gives the same verdicts.
+ * Bundles prepared by the one-shot functions (verifySvid, verifyAckdSvid), by content (PEM text or
+ * DER bytes): a resource server that passes the same bundle on every call has it parsed once.
+ * Preparing depends on the bundle's bytes only (time is judged on every call), so a kept bundle
+ * gives the same verdicts. Bounded: the least recently used goes first.
  */
 const BUNDLE_CACHE_SIZE = 16;
 const bundleCache = new Map<string, PreparedBundle>();
 
 function cachedBundle(input: CertificatesInput): PreparedBundle {
-  const key =
-    typeof input === 'string'
-      ? `pem:${input}`
-      : `der:${input.map((c) => Buffer.from(c instanceof x509.X509Certificate ? new Uint8Array(c.rawData) : c instanceof Uint8Array ? c : new Uint8Array(c)).toString('base64')).join(',')}`;
+  // @peculiar/x509 objects are prepared each time, so the path returned holds the very objects given
+  if (typeof input !== 'string' && input.some((c) => c instanceof x509.X509Certificate)) return prepareBundle(input);
+  const key = typeof input === 'string' ? `pem:${input}` : `der:${input.map((c) => (c instanceof Uint8Array ? Buffer.from(c.buffer, c.byteOffset, c.byteLength) : Buffer.from(c as ArrayBuffer)).toString('base64')).join(',')}`;
   const hit = bundleCache.get(key);
   if (hit) {
     bundleCache.delete(key); // least recently used goes first
@@ -203,7 +203,7 @@ function verifyPrepared(chain: readonly ParsedCert[], bundle: PreparedBundle, tr
   };
   // the @peculiar/x509 objects of the path are made when first asked for (most callers never do)
   let certs: readonly x509.X509Certificate[] | undefined;
-  return Object.defineProperty(svid, 'path', { enumerable: true, get: () => (certs ??= path.map((p) => p.cert)) }) as typeof svid & { readonly path: readonly x509.X509Certificate[] };
+  return Object.defineProperty(svid, 'path', { enumerable: true, get: () => (certs ??= path.map((p) => p.cert)) }) as VerifiedSvid;
 }
 
 function checkValidity(leaf: PathCert, at: Date): void {

@@ -9,7 +9,11 @@
  * and joins the permitted subtrees of successive CAs instead of intersecting them (a lower CA can
  * widen what a higher one allowed); @peculiar/x509's X509ChainBuilder only builds chains; Node's
  * crypto.X509Certificate only checks one signature, and reaching OpenSSL's path validation from
- * Node needs a TLS handshake with the leaf's private key, which a verifier does not have.
+ * Node needs a TLS handshake with the leaf's private key, which a verifier does not have. So the
+ * path rules are here, and the pieces OpenSSL does well are OpenSSL's: every certificate is parsed
+ * by node:crypto X509Certificate and every signature checked by its verify() with the issuer's
+ * key (read and checked once per trust anchor a verifier keeps); the fields it does not expose
+ * are sliced from the DER (der.ts).
  *
  * What is enforced, for the path leaf → intermediates (as presented) → a certificate of the bundle:
  * - every signature, with an allowed algorithm (ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512,
