@@ -112,7 +112,8 @@ const GENERALIZED_TIME = 0x18;
 
 /** A Time of RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY ≥ 50 is 19YY) or GeneralizedTime YYYYMMDDHHMMSSZ. */
 function readTime(der: Uint8Array, t: Tlv): Date {
-  const s = Buffer.from(der.subarray(t.valueStart, t.end)).toString('latin1');
+  if (t.end - t.valueStart > 15) throw new DerError('a time longer than RFC 5280 allows');
+  const s = String.fromCharCode(...der.subarray(t.valueStart, t.end));
   let m: RegExpExecArray | null;
   let year: number;
   if (t.tag === UTC_TIME && (m = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s))) {

@@ -129,21 +129,33 @@ function prepareBundle(input: CertificatesInput): PreparedBundle {
  * gives the same verdicts. Bounded: the least recently used goes first.
  */
 const BUNDLE_CACHE_SIZE = 16;
-const bundleCache = new Map<string, PreparedBundle>();
+/** By PEM text, and by the base64 of DER certificates joined with ',' (two maps: a text never stands for DER). */
+const pemBundles = new Map<string, PreparedBundle>();
+const derBundles = new Map<string, PreparedBundle>();
 
 function cachedBundle(input: CertificatesInput): PreparedBundle {
-  // @peculiar/x509 objects are prepared each time, so the path returned holds the very objects given
-  if (typeof input !== 'string' && input.some((c) => c instanceof x509.X509Certificate)) return prepareBundle(input);
-  const key = typeof input === 'string' ? `pem:${input}` : `der:${input.map((c) => (c instanceof Uint8Array ? Buffer.from(c.buffer, c.byteOffset, c.byteLength) : Buffer.from(c as ArrayBuffer)).toString('base64')).join(',')}`;
-  const hit = bundleCache.get(key);
+  let cache: Map<string, PreparedBundle>;
+  let key: string;
+  if (typeof input === 'string') {
+    cache = pemBundles;
+    key = input;
+  } else {
+    // @peculiar/x509 objects are prepared each time, so the path returned holds the very objects given
+    if (input.some((c) => c instanceof x509.X509Certificate)) return prepareBundle(input);
+    cache = derBundles;
+    key = input.map((c) => (c instanceof Uint8Array ? Buffer.from(c.buffer, c.byteOffset, c.byteLength) : Buffer.from(c as ArrayBuffer)).toString('base64')).join(',');
+  }
+  const hit = cache.get(key);
   if (hit) {
-    bundleCache.delete(key); // least recently used goes first
-    bundleCache.set(key, hit);
+    if (cache.size > 1) {
+      cache.delete(key); // least recently used goes first
+      cache.set(key, hit);
+    }
     return hit;
   }
   const prepared = prepareBundle(input);
-  bundleCache.set(key, prepared);
-  if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
+  cache.set(key, prepared);
+  if (cache.size > BUNDLE_CACHE_SIZE) cache.delete(cache.keys().next().value!);
   return prepared;
 }
 

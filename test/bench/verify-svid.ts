@@ -27,7 +27,7 @@ import { createSvidVerifier, verifyAckdSvid } from '../../lambdas/verify/index.t
 const TRUST_DOMAIN = 'bench.ackd.test';
 const REQUEST_ID = 'req_01m8097t68bqmsxsfk9emc3g6q';
 /** One timed batch of one form. */
-const BATCH_MS = 60;
+const BATCH_MS = 25;
 /** Untimed calls of each form before measuring (JIT, caches). */
 const WARM_CALLS = 300;
 
