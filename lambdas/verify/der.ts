@@ -1,15 +1,17 @@
 /**
- * The few DER fields of an X.509 certificate that ackd/verify reads and Node's X509Certificate does
- * not expose: where the to-be-signed part, the two signature algorithm fields, the serial, the
- * issuer and subject names, the validity and each extension (OID, critical flag, value) lie.
+ * The DER fields of an X.509 certificate that ackd/verify reads and Node's X509Certificate does not
+ * expose: where the signature algorithm fields, the serial, the issuer and subject names, the
+ * validity and each extension (OID, critical flag, value) lie, and the few small values it
+ * interprets itself (RFC 5280 times, basicConstraints, keyUsage; GeneralNames in path.ts).
+ * Distinguished names are read with @peculiar/asn1-schema.
  *
- * This is a slicer, not a parser of values: every certificate it is given has already been parsed
- * and accepted by OpenSSL (node:crypto X509Certificate), so it only locates fields, strictly (DER
- * definite minimal lengths, every TLV exactly inside its parent, no trailing bytes; anything else
- * throws). Values are read by @peculiar/asn1-schema / asn1js where they are interpreted
- * (subjectAltName, basicConstraints, keyUsage, validity, names, name constraints). A general
- * ASN.1 library is not used for the slicing itself because it decodes the whole certificate into
- * objects on every call, which costs more than OpenSSL's parse and signature check together.
+ * Every certificate given here has already been parsed and accepted by OpenSSL (node:crypto
+ * X509Certificate), and the reading is strict on top of that (DER definite minimal lengths, every
+ * element exactly inside its parent, no trailing bytes, RFC 5280 time formats only; anything else
+ * throws, which the verifier reports as ERR_SVID_MALFORMED). A general ASN.1 library is not used
+ * here because decoding a whole certificate into objects on every verification (asn1js,
+ * @peculiar/asn1-schema) costs more than OpenSSL's parse and signature check together; the
+ * readers are checked against @peculiar/asn1-schema's decoding in test/unit/verify-svid-verifier.test.ts.
  */
 
 /** One DER element: identifier octet, where its value starts and where it ends (exclusive). */

@@ -16,8 +16,8 @@
  *
  * Parsing and signature checks are OpenSSL's (node:crypto X509Certificate, cert.verify with the
  * issuer's key); the fields OpenSSL does not expose (extensions with their critical flags,
- * keyUsage bits, basicConstraints, names for name constraints) are read from the DER (der.ts,
- * @peculiar/asn1-schema, asn1js).
+ * keyUsage bits, basicConstraints, subjectAltName, validity) are read from the DER by der.ts, and
+ * distinguished names by @peculiar/asn1-schema.
  */
 import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node

@@ -104,8 +104,8 @@ const EC_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 
 /**
  * A certificate prepared once for path validation. Parsing and signatures are OpenSSL's
- * (node:crypto X509Certificate); the fields OpenSSL does not expose are sliced from the DER
- * (der.ts) and their values read with @peculiar/asn1-schema. What only some paths or messages need
+ * (node:crypto X509Certificate); the fields OpenSSL does not expose are read from the DER
+ * (der.ts; distinguished names with @peculiar/asn1-schema). What only some paths or messages need
  * (names as structures, the label, the @peculiar/x509 object, the public key) is read on first use
  * and kept, so a trust anchor kept by a verifier is prepared only once.
  */
