@@ -1,7 +1,7 @@
 /**
  * ackd/verify — checks an ackd X.509-SVID before acting on it.
  *
- *   import { verifySvid, checkSvidStatus, verifyAckdSvid } from 'ackd/verify';
+ *   import { verifySvid, checkSvidStatus, verifyAckdSvid, createSvidVerifier } from 'ackd/verify';
  *
  * Offline (`verifySvid`): the chain against a trust bundle (RFC 5280 path validation in path.ts:
  * signatures, validity of every certificate at a given time, CA flags and keyCertSign,
@@ -11,13 +11,20 @@
  * agent_id and request_id. Online (`checkSvidStatus`): asks ackd's status endpoint whether the SVID
  * is revoked and what it was approved for. `verifyAckdSvid` does both and checks expectations
  * (request, agent, action, permissions). Every refusal is an SvidVerifyError with a reason code.
+ * `createSvidVerifier(bundle)` keeps a prepared trust bundle for many verifications (the one-shot
+ * functions keep the last few bundles they saw, by content).
+ *
+ * Parsing and signature checks are OpenSSL's (node:crypto X509Certificate, cert.verify with the
+ * issuer's key); the fields OpenSSL does not expose (extensions with their critical flags,
+ * keyUsage bits, basicConstraints, subjectAltName, validity) are read from the DER by der.ts, and
+ * distinguished names by @peculiar/asn1-schema.
  */
-import { webcrypto } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // @peculiar/x509's CommonJS build needs the Reflect polyfill under Node
 import * as x509 from '@peculiar/x509';
 import { AckdError } from '../core/errors.ts';
 import { SVID_VERIFY_CODES, SvidVerifyError } from './errors.ts';
-import { checkCriticalExtensions, pathCert, validatePath } from './path.ts';
+import { PathCert, checkCriticalExtensions, validatePath, type ParsedCert } from './path.ts';
 import { SpiffeId, svidIdFromSerial, type AgentId, type RequestId, type SvidId, type TrustDomain } from '../core/ids.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -49,54 +56,131 @@ export interface VerifiedSvid {
   readonly svid_id: SvidId;
   readonly not_before: Date;
   readonly not_after: Date;
-  /** The validated path, leaf first, ending with the trust anchor. */
+  /** The validated path, leaf first, ending with the trust anchor (@peculiar/x509 objects, made on first access). */
   readonly path: readonly x509.X509Certificate[];
 }
 
 const KU = x509.KeyUsageFlags;
 
-function parseCertificates(input: CertificatesInput, what: string): x509.X509Certificate[] {
+/** The chain or bundle as given, each certificate parsed by OpenSSL; ERR_SVID_MALFORMED when one cannot be. */
+function parseCertificates(input: CertificatesInput, what: string): ParsedCert[] {
   try {
     if (typeof input === 'string') {
-      return x509.PemConverter.decodeWithHeaders(input)
-        .filter((s) => s.type === 'CERTIFICATE')
-        .map((s) => new x509.X509Certificate(s.rawData));
+      // OpenSSL reads each CERTIFICATE block (base64 included); its DER is what it parsed
+      return (input.match(PEM_CERTIFICATE) ?? []).map((pem) => {
+        const node = new NodeX509Certificate(pem);
+        return { der: new Uint8Array(node.raw), node };
+      });
     }
-    return input.map((c) => (c instanceof x509.X509Certificate ? c : new x509.X509Certificate(c instanceof Uint8Array ? Uint8Array.from(c).buffer : c)));
+    return input.map((c) => {
+      if (c instanceof x509.X509Certificate) {
+        const der = new Uint8Array(c.rawData.slice(0));
+        return { der, node: new NodeX509Certificate(der), peculiar: c };
+      }
+      // a copy: a verifier may keep it, and the caller may reuse its buffer
+      const der = c instanceof Uint8Array ? Uint8Array.from(c) : new Uint8Array(c.slice(0));
+      return { der, node: new NodeX509Certificate(der) };
+    });
   } catch (e) {
     throw new SvidVerifyError('ERR_SVID_MALFORMED', `${what}: ${SVID_VERIFY_CODES.ERR_SVID_MALFORMED}`, { cause: e });
   }
 }
 
-function uriSans(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  return san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+/** A CERTIFICATE block of PEM text (RFC 7468); other blocks, e.g. a private key, are skipped. */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
+/** A trust bundle prepared once: its CAs parsed, their keys read on first use and kept. */
+interface PreparedBundle {
+  /** The CAs that could be prepared. */
+  readonly anchors: readonly PathCert[];
+  /** Why a CA of the bundle could not be prepared (reported where the verifier used to report it). */
+  readonly problem: SvidVerifyError | undefined;
+  /** The trust domains the CAs name (their spiffe://<td> URI SAN). */
+  readonly trustDomains: readonly string[];
 }
 
-function isCa(cert: x509.X509Certificate): boolean {
-  return cert.getExtension(x509.BasicConstraintsExtension)?.ca === true;
+function prepareBundle(input: CertificatesInput): PreparedBundle {
+  const parsed = parseCertificates(input, 'bundle');
+  if (parsed.length === 0) throw new TypeError('verifySvid: the trust bundle holds no certificate');
+  const anchors: PathCert[] = [];
+  let problem: SvidVerifyError | undefined;
+  for (const p of parsed) {
+    try {
+      anchors.push(new PathCert(p, 'anchor'));
+    } catch (e) {
+      if (!(e instanceof SvidVerifyError)) throw e;
+      problem ??= e;
+    }
+  }
+  const domains = new Set<string>();
+  for (const a of anchors) {
+    for (const u of a.uris) {
+      const m = /^spiffe:\/\/([^/]+)\/?$/.exec(u);
+      if (m) domains.add(m[1]!);
+    }
+  }
+  return { anchors, problem, trustDomains: [...domains] };
+}
+
+/**
+ * Bundles prepared by the one-shot functions (verifySvid, verifyAckdSvid), by content (PEM text or
+ * DER bytes): a resource server that passes the same bundle on every call has it parsed once.
+ * Preparing depends on the bundle's bytes only (time is judged on every call), so a kept bundle
+ * gives the same verdicts. Bounded: the least recently used goes first.
+ */
+const BUNDLE_CACHE_SIZE = 16;
+/** By PEM text, and by the base64 of DER certificates joined with ',' (two maps: a text never stands for DER). */
+const pemBundles = new Map<string, PreparedBundle>();
+const derBundles = new Map<string, PreparedBundle>();
+
+function cachedBundle(input: CertificatesInput): PreparedBundle {
+  let cache: Map<string, PreparedBundle>;
+  let key: string;
+  if (typeof input === 'string') {
+    cache = pemBundles;
+    key = input;
+  } else {
+    // @peculiar/x509 objects are prepared each time, so the path returned holds the very objects given
+    if (input.some((c) => c instanceof x509.X509Certificate)) return prepareBundle(input);
+    cache = derBundles;
+    key = input.map((c) => (c instanceof Uint8Array ? Buffer.from(c.buffer, c.byteOffset, c.byteLength) : Buffer.from(c as ArrayBuffer)).toString('base64')).join(',');
+  }
+  const hit = cache.get(key);
+  if (hit) {
+    if (cache.size > 1) {
+      cache.delete(key); // least recently used goes first
+      cache.set(key, hit);
+    }
+    return hit;
+  }
+  const prepared = prepareBundle(input);
+  cache.set(key, prepared);
+  if (cache.size > BUNDLE_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  return prepared;
 }
 
 /** Verifies an X.509-SVID offline. Throws SvidVerifyError. */
 export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOptions): Promise<VerifiedSvid> {
   const chain = parseCertificates(chainInput, 'svid');
-  const anchors = parseCertificates(opts.bundle, 'bundle');
-  if (anchors.length === 0) throw new TypeError('verifySvid: the trust bundle holds no certificate');
-  const leaf = chain[0];
-  if (!leaf) throw new SvidVerifyError('ERR_SVID_NO_CERTIFICATE');
-  const leafInfo = pathCert(leaf, 'leaf'); // ERR_SVID_MALFORMED when an extension appears twice
-  const at = opts.at ?? new Date();
+  return verifyPrepared(chain, cachedBundle(opts.bundle), opts.trustDomain, opts.at);
+}
+
+function verifyPrepared(chain: readonly ParsedCert[], bundle: PreparedBundle, trustDomain: string | undefined, atOpt: Date | undefined): VerifiedSvid {
+  const first = chain[0];
+  if (!first) throw new SvidVerifyError('ERR_SVID_NO_CERTIFICATE');
+  const leaf = new PathCert(first, 'leaf'); // ERR_SVID_MALFORMED when an extension appears twice
+  const at = atOpt ?? new Date();
 
   // --- X509-SVID rules on the leaf (SPIFFE X509-SVID §4, §5) ---
-  const uris = uriSans(leaf);
+  const uris = leaf.uris;
   if (uris.length !== 1) throw new SvidVerifyError('ERR_SVID_URI_SAN', `the leaf has ${uris.length} URI SANs; an X509-SVID has exactly one`);
   const uri = uris[0]!;
   if (!uri.toLowerCase().startsWith('spiffe://')) throw new SvidVerifyError('ERR_SVID_NOT_SPIFFE', `the URI SAN ${JSON.stringify(uri.slice(0, 200))} is not a spiffe:// ID`);
-  if (isCa(leaf)) throw new SvidVerifyError('ERR_SVID_LEAF_IS_CA', 'the leaf has basicConstraints CA=true');
-  const ku = leaf.getExtension(x509.KeyUsagesExtension);
-  if (!ku || (ku.usages & KU.digitalSignature) === 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf lacks keyUsage digitalSignature');
-  if ((ku.usages & (KU.keyCertSign | KU.cRLSign)) !== 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf has keyUsage keyCertSign or cRLSign');
-  checkCriticalExtensions(leafInfo, 'leaf');
+  if (leaf.ca) throw new SvidVerifyError('ERR_SVID_LEAF_IS_CA', 'the leaf has basicConstraints CA=true');
+  const ku = leaf.keyUsage;
+  if (ku === null || (ku & KU.digitalSignature) === 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf lacks keyUsage digitalSignature');
+  if ((ku & (KU.keyCertSign | KU.cRLSign)) !== 0) throw new SvidVerifyError('ERR_SVID_KEY_USAGE', 'the leaf has keyUsage keyCertSign or cRLSign');
+  checkCriticalExtensions(leaf, 'leaf');
 
   let spiffeId: SpiffeId;
   try {
@@ -106,7 +190,8 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
     throw e;
   }
 
-  const expectedDomains = opts.trustDomain !== undefined ? [opts.trustDomain] : bundleTrustDomains(anchors);
+  if (trustDomain === undefined && bundle.problem) throw bundle.problem;
+  const expectedDomains = trustDomain !== undefined ? [trustDomain] : bundle.trustDomains;
   if (expectedDomains.length === 0) throw new TypeError('verifySvid: pass trustDomain (the bundle names no trust domain)');
   if (!expectedDomains.includes(spiffeId.trustDomain)) {
     throw new SvidVerifyError('ERR_SVID_TRUST_DOMAIN', `the SVID is for trust domain ${spiffeId.trustDomain}, expected ${expectedDomains.join(' or ')}`);
@@ -114,41 +199,28 @@ export async function verifySvid(chainInput: CertificatesInput, opts: VerifyOpti
 
   // --- path validation (RFC 5280 §6.1, see path.ts): leaf → intermediates presented with it → an anchor of the bundle ---
   checkValidity(leaf, at);
-  const path = await validatePath(
-    leafInfo,
-    chain.slice(1).map((c) => pathCert(c, 'intermediate')),
-    anchors.map((a) => pathCert(a, 'anchor')),
-    at,
-    spiffeId.trustDomain,
-  );
+  const intermediates = chain.slice(1).map((c) => new PathCert(c, 'intermediate'));
+  if (bundle.problem) throw bundle.problem;
+  const path = validatePath(leaf, intermediates, bundle.anchors, at, spiffeId.trustDomain);
 
-  return {
+  const svid = {
     spiffeId,
     spiffe_id: spiffeId.toString(),
     trust_domain: spiffeId.trustDomain,
     agent_id: spiffeId.agentId,
     request_id: spiffeId.requestId,
-    svid_id: svidIdFromSerial(leaf.serialNumber),
+    svid_id: svidIdFromSerial(leaf.serialHex),
     not_before: leaf.notBefore,
     not_after: leaf.notAfter,
-    path: path.map((p) => p.cert),
   };
+  // the @peculiar/x509 objects of the path are made when first asked for (most callers never do)
+  let certs: readonly x509.X509Certificate[] | undefined;
+  return Object.defineProperty(svid, 'path', { enumerable: true, get: () => (certs ??= path.map((p) => p.cert)) }) as VerifiedSvid;
 }
 
-function checkValidity(leaf: x509.X509Certificate, at: Date): void {
+function checkValidity(leaf: PathCert, at: Date): void {
   if (at.getTime() < leaf.notBefore.getTime()) throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `the SVID is not valid before ${leaf.notBefore.toISOString()}`);
   if (at.getTime() > leaf.notAfter.getTime()) throw new SvidVerifyError('ERR_SVID_EXPIRED', `the SVID expired at ${leaf.notAfter.toISOString()}`);
-}
-
-function bundleTrustDomains(anchors: readonly x509.X509Certificate[]): string[] {
-  const out = new Set<string>();
-  for (const a of anchors) {
-    for (const u of uriSans(a)) {
-      const m = /^spiffe:\/\/([^/]+)\/?$/.exec(u);
-      if (m) out.add(m[1]!);
-    }
-  }
-  return [...out];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,11 +336,15 @@ export interface AckdVerifyResult {
 
 /** verifySvid + expectations + (optionally) checkSvidStatus. Throws SvidVerifyError. */
 export async function verifyAckdSvid(chain: CertificatesInput, opts: AckdVerifyOptions): Promise<AckdVerifyResult> {
+  return withExpectations(opts, () => verifySvid(chain, opts));
+}
+
+async function withExpectations(opts: Omit<AckdVerifyOptions, 'bundle' | 'trustDomain'>, offline: () => Promise<VerifiedSvid>): Promise<AckdVerifyResult> {
   const e = opts.expect ?? {};
   if ((e.action !== undefined || e.permissions !== undefined) && opts.statusUrl === undefined) {
     throw new TypeError('verifyAckdSvid: checking action or permissions needs statusUrl');
   }
-  const svid = await verifySvid(chain, opts);
+  const svid = await offline();
   if (e.requestId !== undefined && e.requestId !== svid.request_id) {
     throw new SvidVerifyError('ERR_SVID_WRONG_REQUEST', `the SVID is for request ${svid.request_id}, this resource demands ${e.requestId}`);
   }
@@ -287,4 +363,52 @@ export async function verifyAckdSvid(chain: CertificatesInput, opts: AckdVerifyO
   const missing = (e.permissions ?? []).filter((p) => !status.permissions.includes(p));
   if (missing.length > 0) throw new SvidVerifyError('ERR_SVID_PERMISSION_MISSING', `the SVID was not approved for: ${missing.join(', ')}`);
   return { svid, status };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A kept verifier
+
+export interface SvidVerifierOptions {
+  /** As VerifyOptions.trustDomain: default, the trust domain(s) the bundle's CAs name. */
+  readonly trustDomain?: string;
+}
+
+/** What a kept verifier takes per call: AckdVerifyOptions without the bundle and trust domain it holds. */
+export type SvidVerifierCallOptions = Omit<AckdVerifyOptions, 'bundle' | 'trustDomain'>;
+
+/** A trust bundle prepared once (see createSvidVerifier). Same checks, results and errors as the one-shot functions. */
+export interface SvidVerifier {
+  /** The trust domains an SVID may belong to: the one given, else those the bundle's CAs name. */
+  readonly trustDomains: readonly string[];
+  /** verifySvid against the kept bundle. */
+  verifySvid(chain: CertificatesInput, opts?: { readonly at?: Date }): Promise<VerifiedSvid>;
+  /** verifyAckdSvid against the kept bundle. */
+  verifyAckdSvid(chain: CertificatesInput, opts?: SvidVerifierCallOptions): Promise<AckdVerifyResult>;
+}
+
+/**
+ * Prepares a trust bundle once and returns a verifier that keeps it: the CA certificates parsed,
+ * their public keys read and checked once, so each verification only parses the presented chain
+ * (OpenSSL, via node:crypto X509Certificate) and checks its signatures natively.
+ *
+ *   const verifier = createSvidVerifier(bundlePem);          // at start-up, and again when the bundle rotates
+ *   const { svid } = await verifier.verifyAckdSvid(chain, { statusUrl, expect: { requestId } });
+ *
+ * The bundle is checked now: ERR_SVID_MALFORMED when a certificate of it cannot be parsed, a
+ * TypeError when it holds none or names no trust domain and none is given. Validity (of the CAs
+ * too) is judged on every call, at `at` or now. The one-shot verifySvid / verifyAckdSvid keep the
+ * last few bundles they were given, by content, so passing the same bundle text on every call is
+ * nearly as fast; a kept verifier also skips looking the bundle up.
+ */
+export function createSvidVerifier(bundle: CertificatesInput, opts: SvidVerifierOptions = {}): SvidVerifier {
+  const prepared = prepareBundle(bundle);
+  if (prepared.problem) throw prepared.problem;
+  const trustDomains = Object.freeze(opts.trustDomain !== undefined ? [opts.trustDomain] : [...prepared.trustDomains]);
+  if (trustDomains.length === 0) throw new TypeError('createSvidVerifier: pass trustDomain (the bundle names no trust domain)');
+  const offline = async (chain: CertificatesInput, at: Date | undefined): Promise<VerifiedSvid> => verifyPrepared(parseCertificates(chain, 'svid'), prepared, opts.trustDomain, at);
+  return Object.freeze({
+    trustDomains,
+    verifySvid: (chain: CertificatesInput, o: { readonly at?: Date } = {}) => offline(chain, o.at),
+    verifyAckdSvid: (chain: CertificatesInput, o: SvidVerifierCallOptions = {}) => withExpectations(o, () => offline(chain, o.at)),
+  });
 }

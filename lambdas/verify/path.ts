@@ -9,7 +9,11 @@
  * and joins the permitted subtrees of successive CAs instead of intersecting them (a lower CA can
  * widen what a higher one allowed); @peculiar/x509's X509ChainBuilder only builds chains; Node's
  * crypto.X509Certificate only checks one signature, and reaching OpenSSL's path validation from
- * Node needs a TLS handshake with the leaf's private key, which a verifier does not have.
+ * Node needs a TLS handshake with the leaf's private key, which a verifier does not have. So the
+ * path rules are here, and the pieces OpenSSL does well are OpenSSL's: every certificate is parsed
+ * by node:crypto X509Certificate and every signature checked by its verify() with the issuer's
+ * key (read and checked once per trust anchor a verifier keeps); the fields it does not expose
+ * are sliced from the DER (der.ts).
  *
  * What is enforced, for the path leaf → intermediates (as presented) → a certificate of the bundle:
  * - every signature, with an allowed algorithm (ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512,
@@ -34,11 +38,11 @@
  * Paths are searched depth-first over candidate issuers (name chaining, then signature), with a
  * bound on length and on signature checks; the first path that passes every check wins.
  */
-import { createPublicKey } from 'node:crypto';
+import type { KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn from '@peculiar/asn1-x509';
-import * as asn1js from 'asn1js';
 import * as x509 from '@peculiar/x509';
+import { TAG, certFields, children, readBasicConstraints, readKeyUsage, readValidity, whole, type CertFields, type RawExtension, type Tlv } from './der.ts';
 import { SvidVerifyError } from './errors.ts';
 
 /** Certificates on a path, leaf and anchor included. */
@@ -85,60 +89,169 @@ const SIGNATURE_ALGORITHMS: Record<string, string> = {
 };
 const MIN_RSA_BITS = 2048;
 
-/** A certificate parsed once for path validation. */
-export interface PathCert {
-  readonly cert: x509.X509Certificate;
-  readonly der: Uint8Array;
-  readonly asn: asn.Certificate;
-  readonly subject: asn.Name;
-  readonly issuer: asn.Name;
-  /** subject and issuer are the same name (RFC 5280 §6.1: self-issued). */
-  readonly selfIssued: boolean;
-  readonly extensions: ReadonlyMap<string, asn.Extension>;
-  readonly ca: boolean;
-  readonly pathLength: number | undefined;
-  /** keyUsage bits as x509.KeyUsageFlags, or null when the extension is absent. */
-  readonly keyUsage: number | null;
-  /** Names the certificate in messages (safe to show: quoted and bounded). */
-  readonly label: string;
-}
-
 function quoted(s: string): string {
   return JSON.stringify(s.length > 120 ? s.slice(0, 120) + '…' : s);
 }
 
-/** Parses a certificate for path validation; ERR_SVID_MALFORMED when it breaks §4.2 or cannot be read. */
-export function pathCert(cert: x509.X509Certificate, role: 'leaf' | 'intermediate' | 'anchor'): PathCert {
-  const label = role === 'leaf' ? 'the SVID' : `${role === 'anchor' ? 'the trust bundle CA' : 'the intermediate CA'} ${quoted(cert.subject)}`;
-  const der = new Uint8Array(cert.rawData);
-  try {
-    const parsed = AsnConvert.parse(der, asn.Certificate);
-    const extensions = new Map<string, asn.Extension>();
-    for (const e of parsed.tbsCertificate.extensions ?? []) {
-      if (extensions.has(e.extnID)) throw new SvidVerifyError('ERR_SVID_MALFORMED', `${label} has the extension ${e.extnID} twice`);
+/** A certificate as given: its DER, OpenSSL's parse of it and, when the caller passed one, its @peculiar/x509 object. */
+export interface ParsedCert {
+  readonly der: Uint8Array;
+  readonly node: NodeX509Certificate;
+  readonly peculiar?: x509.X509Certificate;
+}
+
+const EC_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+
+/**
+ * A certificate prepared once for path validation. Parsing and signatures are OpenSSL's
+ * (node:crypto X509Certificate); the fields OpenSSL does not expose are read from the DER
+ * (der.ts; distinguished names with @peculiar/asn1-schema). What only some paths or messages need
+ * (names as structures, the label, the @peculiar/x509 object, the public key) is read on first use
+ * and kept, so a trust anchor kept by a verifier is prepared only once.
+ */
+export class PathCert {
+  readonly der: Uint8Array;
+  readonly node: NodeX509Certificate;
+  readonly fields: CertFields;
+  readonly extensions: ReadonlyMap<string, RawExtension>;
+  readonly ca: boolean;
+  readonly pathLength: number | undefined;
+  /** keyUsage bits as x509.KeyUsageFlags, or null when the extension is absent. */
+  readonly keyUsage: number | null;
+  /** The subjectAltName's uniformResourceIdentifier names, in order. */
+  readonly uris: readonly string[];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  private readonly role: 'leaf' | 'intermediate' | 'anchor';
+  #peculiar: x509.X509Certificate | undefined;
+  #label: string | undefined;
+  #subject: asn.Name | undefined;
+  #issuer: asn.Name | undefined;
+  #selfIssued: boolean | undefined;
+  #key: { readonly key: KeyObject } | { readonly problem: string } | undefined;
+  #hex: string | undefined;
+
+  /** ERR_SVID_MALFORMED when the certificate breaks §4.2 or a field cannot be read. */
+  constructor(parsed: ParsedCert, role: 'leaf' | 'intermediate' | 'anchor') {
+    this.der = parsed.der;
+    this.node = parsed.node;
+    this.#peculiar = parsed.peculiar;
+    this.role = role;
+    let fields: CertFields;
+    try {
+      fields = certFields(parsed.der);
+    } catch (e) {
+      throw new SvidVerifyError('ERR_SVID_MALFORMED', `${this.labelOr(role)} could not be parsed`, { cause: e });
+    }
+    this.fields = fields;
+    const extensions = new Map<string, RawExtension>();
+    for (const e of fields.extensions) {
+      if (extensions.has(e.extnID)) throw new SvidVerifyError('ERR_SVID_MALFORMED', `${this.label} has the extension ${e.extnID} twice`);
       extensions.set(e.extnID, e);
     }
-    const bc = cert.getExtension(x509.BasicConstraintsExtension);
-    const ku = cert.getExtension(x509.KeyUsagesExtension);
-    const subject = parsed.tbsCertificate.subject;
-    const issuer = parsed.tbsCertificate.issuer;
-    return {
-      cert,
-      der,
-      asn: parsed,
-      subject,
-      issuer,
-      selfIssued: nameEquals(subject, issuer),
-      extensions,
-      ca: bc?.ca === true,
-      pathLength: bc?.ca === true ? bc.pathLength : undefined,
-      keyUsage: ku ? ku.usages : null,
-      label,
+    this.extensions = extensions;
+    const read = <T>(what: string, f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        throw new SvidVerifyError('ERR_SVID_MALFORMED', `${this.label} has ${what} that could not be parsed`, { cause: e });
+      }
     };
-  } catch (e) {
-    if (e instanceof SvidVerifyError) throw e;
-    throw new SvidVerifyError('ERR_SVID_MALFORMED', `${label} could not be parsed`, { cause: e });
+    const bcExt = extensions.get(OID.basicConstraints);
+    const bc = bcExt ? read('a basicConstraints extension', () => readBasicConstraints(bcExt.value)) : undefined;
+    this.ca = bc?.cA === true;
+    this.pathLength = bc?.cA === true ? bc.pathLenConstraint : undefined;
+    const kuExt = extensions.get(OID.keyUsage);
+    this.keyUsage = kuExt ? read('a keyUsage extension', () => readKeyUsage(kuExt.value)) : null;
+    const sanExt = extensions.get(OID.subjectAltName);
+    this.uris = sanExt ? read('a subjectAltName', () => subjectAltNames(sanExt.value).flatMap((g) => (g.form === 'uniformResourceIdentifier' ? [g.text!] : []))) : [];
+    const validity = read('a validity', () => readValidity(fields.validity));
+    this.notBefore = validity.notBefore;
+    this.notAfter = validity.notAfter;
   }
+
+  /** Names the certificate in messages (safe to show: quoted and bounded). */
+  get label(): string {
+    return (this.#label ??= this.labelOr(this.role));
+  }
+
+  private labelOr(role: 'leaf' | 'intermediate' | 'anchor'): string {
+    if (role === 'leaf') return 'the SVID';
+    let name: string;
+    try {
+      name = this.#peculiar?.subject ?? new x509.Name(new Uint8Array(this.fields.subject)).toString();
+    } catch {
+      name = this.node.subject.replace(/\n/g, ', ');
+    }
+    return `${role === 'anchor' ? 'the trust bundle CA' : 'the intermediate CA'} ${quoted(name)}`;
+  }
+
+  get subject(): asn.Name {
+    return (this.#subject ??= this.readName(this.fields.subject, 'subject'));
+  }
+
+  get issuer(): asn.Name {
+    return (this.#issuer ??= this.readName(this.fields.issuer, 'issuer'));
+  }
+
+  private readName(der: Uint8Array, what: string): asn.Name {
+    try {
+      return AsnConvert.parse(der, asn.Name);
+    } catch (e) {
+      throw new SvidVerifyError('ERR_SVID_MALFORMED', `${this.label} has a ${what} name that could not be parsed`, { cause: e });
+    }
+  }
+
+  /** subject and issuer are the same name (RFC 5280 §6.1: self-issued). */
+  get selfIssued(): boolean {
+    return (this.#selfIssued ??= bytesEqual(this.fields.subject, this.fields.issuer) || nameEquals(this.subject, this.issuer));
+  }
+
+  /** This certificate as a @peculiar/x509 object (parsed on first use; the one passed in when there was one). */
+  get cert(): x509.X509Certificate {
+    return (this.#peculiar ??= new x509.X509Certificate(Uint8Array.from(this.der).buffer));
+  }
+
+  /** Serial number INTEGER as @peculiar/x509 gives it: hex, the sign padding octet dropped. */
+  get serialHex(): string {
+    const s = this.fields.serial;
+    return Buffer.from(s.length > 1 && s[0] === 0 && s[1]! > 0x7f ? s.subarray(1) : s).toString('hex');
+  }
+
+  /** The DER in hex, to recognise one certificate presented twice. */
+  get hex(): string {
+    return (this.#hex ??= hex(this.der));
+  }
+
+  /** The public key, when ackd/verify accepts it for checking signatures (RSA ≥ 2048 bits, ECDSA P-256/384/521, Ed25519). */
+  verificationKey(): { readonly key: KeyObject } | { readonly problem: string } {
+    return (this.#key ??= this.readKey());
+  }
+
+  private readKey(): { readonly key: KeyObject } | { readonly problem: string } {
+    let key: KeyObject;
+    try {
+      key = this.node.publicKey;
+    } catch {
+      return { problem: `${this.label} has a public key that could not be read` };
+    }
+    const type = key.asymmetricKeyType;
+    if (type === 'rsa') {
+      const bits = key.asymmetricKeyDetails?.modulusLength;
+      if (bits === undefined || bits < MIN_RSA_BITS) return { problem: `${this.label} has an RSA key shorter than ${MIN_RSA_BITS} bits` };
+    } else if (type === 'ec') {
+      // the curves Web Crypto (and so the verifier before it used OpenSSL directly) accepts
+      if (!EC_CURVES.has(key.asymmetricKeyDetails?.namedCurve ?? '')) return { problem: `${this.label} has an EC key on a curve ackd/verify does not accept` };
+    } else if (type !== 'ed25519') {
+      return { problem: `${this.label} has a key type ackd/verify does not accept` };
+    }
+    return { key };
+  }
+}
+
+/** `child` names `parent` as its issuer (RFC 5280 §7.1 comparison; identical DER is the common case). */
+function issuedBy(child: PathCert, parent: PathCert): boolean {
+  return bytesEqual(child.fields.issuer, parent.fields.subject) || nameEquals(child.issuer, parent.subject);
 }
 
 /** Refuses a critical extension this verifier does not process (RFC 5280 §4.2, §6.1.4(o)). */
@@ -159,24 +272,26 @@ export function checkCriticalExtensions(c: PathCert, role: 'leaf' | 'ca'): void 
  * Finds and validates a path from `leaf` through `presented` certificates to one of `anchors`.
  * Returns it, leaf first, ending with the anchor. Throws SvidVerifyError.
  */
-export async function validatePath(leaf: PathCert, presented: readonly PathCert[], anchors: readonly PathCert[], at: Date, trustDomain: string): Promise<PathCert[]> {
+export function validatePath(leaf: PathCert, presented: readonly PathCert[], anchors: readonly PathCert[], at: Date, trustDomain: string): PathCert[] {
   // a presented certificate that is the leaf again, a repeat, or an anchor itself adds nothing
-  const seen = new Set<string>([hex(leaf.der), ...anchors.map((a) => hex(a.der))]);
-  const intermediates = presented.filter((c) => {
-    const k = hex(c.der);
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
+  let intermediates: PathCert[] = [];
+  if (presented.length > 0) {
+    const seen = new Set<string>([leaf.hex, ...anchors.map((a) => a.hex)]);
+    intermediates = presented.filter((c) => {
+      if (seen.has(c.hex)) return false;
+      seen.add(c.hex);
+      return true;
+    });
+  }
   if (intermediates.length > MAX_PRESENTED) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', `the chain holds more than ${MAX_PRESENTED} certificates besides the SVID`);
 
-  const links = new Map<PathCert, Map<PathCert, Promise<string | null>>>();
+  const links = new Map<PathCert, Map<PathCert, string | null>>();
   let checks = 0;
-  const link = (child: PathCert, issuer: PathCert): Promise<string | null> => {
+  const link = (child: PathCert, issuer: PathCert): string | null => {
     let m = links.get(child);
     if (!m) links.set(child, (m = new Map()));
     let p = m.get(issuer);
-    if (!p) {
+    if (p === undefined) {
       if (++checks > MAX_SIGNATURE_CHECKS) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain offers too many candidate issuers');
       p = linkProblem(child, issuer);
       m.set(issuer, p);
@@ -189,14 +304,14 @@ export async function validatePath(leaf: PathCert, presented: readonly PathCert[
   let orphan: PathCert | undefined;
   let steps = 0;
 
-  const extend = async (path: PathCert[]): Promise<PathCert[] | undefined> => {
+  const extend = (path: PathCert[]): PathCert[] | undefined => {
     if (++steps > MAX_STEPS) throw new SvidVerifyError('ERR_SVID_UNTRUSTED', 'the chain offers too many candidate paths');
     const current = path[path.length - 1]!;
     let candidates = 0;
     for (const a of anchors) {
-      if (!nameEquals(current.issuer, a.subject)) continue;
+      if (!issuedBy(current, a)) continue;
       candidates++;
-      const problem = await link(current, a);
+      const problem = link(current, a);
       if (problem !== null) {
         linkError ??= new SvidVerifyError('ERR_SVID_UNTRUSTED', problem);
         continue;
@@ -211,25 +326,25 @@ export async function validatePath(leaf: PathCert, presented: readonly PathCert[
       }
     }
     for (const c of intermediates) {
-      if (path.includes(c) || !nameEquals(current.issuer, c.subject)) continue;
+      if (path.includes(c) || !issuedBy(current, c)) continue;
       candidates++;
       if (path.length + 2 > MAX_PATH) {
         linkError ??= new SvidVerifyError('ERR_SVID_UNTRUSTED', `the chain is too long (at most ${MAX_PATH} certificates, trust anchor included)`);
         continue;
       }
-      const problem = await link(current, c);
+      const problem = link(current, c);
       if (problem !== null) {
         linkError ??= new SvidVerifyError('ERR_SVID_UNTRUSTED', problem);
         continue;
       }
-      const found = await extend([...path, c]);
+      const found = extend([...path, c]);
       if (found) return found;
     }
     if (candidates === 0) orphan ??= current;
     return undefined;
   };
 
-  const found = await extend([leaf]);
+  const found = extend([leaf]);
   if (found) return found;
   throw (
     pathError ??
@@ -238,24 +353,18 @@ export async function validatePath(leaf: PathCert, presented: readonly PathCert[
   );
 }
 
-/** Why `issuer` cannot be the issuer of `child` (signature, algorithm), or null. */
-async function linkProblem(child: PathCert, issuer: PathCert): Promise<string | null> {
-  const alg = child.asn.signatureAlgorithm;
-  if (!(alg.algorithm in SIGNATURE_ALGORITHMS)) return `${child.label} is signed with an algorithm ackd/verify does not accept (${alg.algorithm})`;
-  if (!bytesEqual(AsnConvert.serialize(alg), AsnConvert.serialize(child.asn.tbsCertificate.signature))) {
+/** Why `issuer` cannot be the issuer of `child` (algorithm, key, signature), or null. Signatures are checked by OpenSSL. */
+function linkProblem(child: PathCert, issuer: PathCert): string | null {
+  const alg = child.fields.signatureAlgorithmOid;
+  if (!(alg in SIGNATURE_ALGORITHMS)) return `${child.label} is signed with an algorithm ackd/verify does not accept (${alg})`;
+  if (!bytesEqual(child.fields.signatureAlgorithm, child.fields.tbsSignatureAlgorithm)) {
     return `${child.label} names a different signature algorithm inside its signed part`;
   }
-  try {
-    const key = createPublicKey({ key: Buffer.from(issuer.cert.publicKey.rawData), format: 'der', type: 'spki' });
-    const bits = key.asymmetricKeyDetails?.modulusLength;
-    if (key.asymmetricKeyType === 'rsa' && (bits === undefined || bits < MIN_RSA_BITS)) return `${issuer.label} has an RSA key shorter than ${MIN_RSA_BITS} bits`;
-    if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ec' && key.asymmetricKeyType !== 'ed25519') return `${issuer.label} has a key type ackd/verify does not accept`;
-  } catch {
-    return `${issuer.label} has a public key that could not be read`;
-  }
+  const k = issuer.verificationKey();
+  if ('problem' in k) return k.problem;
   let ok: boolean;
   try {
-    ok = await child.cert.verify({ publicKey: issuer.cert.publicKey, signatureOnly: true });
+    ok = child.node.verify(k.key);
   } catch {
     ok = false;
   }
@@ -266,8 +375,8 @@ async function linkProblem(child: PathCert, issuer: PathCert): Promise<string | 
 // One candidate path: leaf, intermediates, anchor
 
 function checkValidity(c: PathCert, at: Date): void {
-  if (at.getTime() < c.cert.notBefore.getTime()) throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `${c.label} is not valid before ${c.cert.notBefore.toISOString()}`);
-  if (at.getTime() > c.cert.notAfter.getTime()) throw new SvidVerifyError('ERR_SVID_EXPIRED', `${c.label} expired at ${c.cert.notAfter.toISOString()}`);
+  if (at.getTime() < c.notBefore.getTime()) throw new SvidVerifyError('ERR_SVID_NOT_YET_VALID', `${c.label} is not valid before ${c.notBefore.toISOString()}`);
+  if (at.getTime() > c.notAfter.getTime()) throw new SvidVerifyError('ERR_SVID_EXPIRED', `${c.label} expired at ${c.notAfter.toISOString()}`);
 }
 
 /** Checks a path whose signatures already verify. The leaf's own rules are checked by the caller. */
@@ -320,10 +429,9 @@ function checkPath(path: readonly PathCert[], at: Date, trustDomain: string): vo
   // trust domains' CAs; one trust domain's CA must not vouch for another's IDs)
   for (let i = 1; i < n; i++) {
     const c = path[i]!;
-    const san = c.cert.getExtension(x509.SubjectAlternativeNameExtension);
-    for (const g of san?.names.items ?? []) {
-      if (g.type !== 'url' || !g.value.toLowerCase().startsWith('spiffe://')) continue;
-      const td = g.value.slice('spiffe://'.length).split('/')[0]!.toLowerCase();
+    for (const uri of c.uris) {
+      if (!uri.toLowerCase().startsWith('spiffe://')) continue;
+      const td = uri.slice('spiffe://'.length).split('/')[0]!.toLowerCase();
       if (td !== trustDomain) throw new SvidVerifyError('ERR_SVID_TRUST_DOMAIN', `${c.label} belongs to trust domain ${quoted(td)}, the SVID to ${trustDomain}`);
     }
   }
@@ -365,24 +473,23 @@ function addConstraints(state: ConstraintState, ca: PathCert): void {
   let permitted: GName[] | undefined;
   let excluded: GName[] | undefined;
   try {
-    const top = readDer(ext.extnValue.buffer);
-    if (!(top instanceof asn1js.Sequence)) throw new Error('NameConstraints is not a SEQUENCE');
-    for (const part of top.valueBlock.value) {
-      const tag = part.idBlock;
-      if (tag.tagClass !== 3 || !tag.isConstructed || (tag.tagNumber !== 0 && tag.tagNumber !== 1)) throw new Error('unexpected field in NameConstraints');
+    const der = ext.value;
+    for (const part of children(der, whole(der, TAG.sequence, 'NameConstraints'))) {
+      // permittedSubtrees [0], excludedSubtrees [1], both constructed context-specific
+      if (part.tag !== 0xa0 && part.tag !== 0xa1) throw new Error('unexpected field in NameConstraints');
       const list: GName[] = [];
-      for (const subtree of (part as asn1js.Constructed).valueBlock.value) {
-        if (!(subtree instanceof asn1js.Sequence)) throw new Error('GeneralSubtree is not a SEQUENCE');
-        const [base, ...rest] = subtree.valueBlock.value;
+      for (const subtree of children(der, part)) {
+        if (subtree.tag !== TAG.sequence) throw new Error('GeneralSubtree is not a SEQUENCE');
+        const [base, ...rest] = children(der, subtree);
         if (!base) throw new Error('GeneralSubtree without a base');
         for (const r of rest) {
           // minimum [0] (DEFAULT 0) and maximum [1]: RFC 5280 says they MUST be absent; evaluating them is not supported
-          const isZeroMinimum = r.idBlock.tagClass === 3 && r.idBlock.tagNumber === 0 && !r.idBlock.isConstructed && (r as asn1js.Primitive).valueBlock.valueHexView.every((b) => b === 0);
+          const isZeroMinimum = r.tag === 0x80 && der.subarray(r.valueStart, r.end).every((b) => b === 0);
           if (!isZeroMinimum) throw ncError(`${ca.label} has a name constraint with a minimum or maximum, which ackd/verify does not evaluate`);
         }
-        list.push(generalName(base, true));
+        list.push(generalName(der, base, true));
       }
-      if (tag.tagNumber === 0) permitted = list;
+      if (part.tag === 0xa0) permitted = list;
       else excluded = list;
     }
   } catch (e) {
@@ -408,14 +515,17 @@ function namesOf(c: PathCert): GName[] {
   const san = c.extensions.get(OID.subjectAltName);
   if (san) {
     try {
-      const seq = readDer(san.extnValue.buffer);
-      if (!(seq instanceof asn1js.Sequence)) throw new Error('subjectAltName is not a SEQUENCE');
-      for (const g of seq.valueBlock.value) out.push(generalName(g, false));
+      out.push(...subjectAltNames(san.value));
     } catch (e) {
       throw new SvidVerifyError('ERR_SVID_MALFORMED', `${c.label} has a subjectAltName that could not be parsed`, { cause: e });
     }
   }
   return out;
+}
+
+/** The GeneralNames of a subjectAltName extension value. Throws when it cannot be read. */
+function subjectAltNames(value: Uint8Array): GName[] {
+  return children(value, whole(value, TAG.sequence, 'subjectAltName')).map((g) => generalName(value, g, false));
 }
 
 function checkNames(c: PathCert, state: ConstraintState): void {
@@ -522,14 +632,16 @@ function dnWithin(name: asn.Name, base: asn.Name): boolean {
   return true;
 }
 
-/** Reads one GeneralName; `constraint` selects 8/32-octet iPAddress (address and mask). */
-function generalName(block: asn1js.AsnType, constraint: boolean): GName {
-  const id = (block as asn1js.BaseBlock).idBlock;
-  if (id.tagClass !== 3 || id.tagNumber > 8) throw new Error('not a GeneralName');
-  const form = FORMS[id.tagNumber]!;
+/** Reads one GeneralName (an element of `der`); `constraint` selects 8/32-octet iPAddress (address and mask). */
+function generalName(der: Uint8Array, t: Tlv, constraint: boolean): GName {
+  // context-specific [0]..[8]; bit 0x20 is "constructed"
+  const tagNumber = t.tag & 0x1f;
+  if ((t.tag & 0xc0) !== 0x80 || tagNumber > 8) throw new Error('not a GeneralName');
+  const form = FORMS[tagNumber]!;
+  const constructed = (t.tag & 0x20) !== 0;
   const prim = () => {
-    if (id.isConstructed) throw new Error(`${form} must be primitive`);
-    return (block as asn1js.Primitive).valueBlock.valueHexView;
+    if (constructed) throw new Error(`${form} must be primitive`);
+    return der.subarray(t.valueStart, t.end);
   };
   switch (form) {
     case 'rfc822Name':
@@ -540,16 +652,16 @@ function generalName(block: asn1js.AsnType, constraint: boolean): GName {
       return { form, text: Buffer.from(bytes).toString('latin1') };
     }
     case 'iPAddress': {
-      const octets = new Uint8Array(prim());
+      const octets = Uint8Array.from(prim());
       const ok = constraint ? octets.length === 8 || octets.length === 32 : octets.length === 4 || octets.length === 16;
       if (!ok) throw new Error('iPAddress has a wrong length');
       return { form, octets };
     }
     case 'directoryName': {
-      if (!id.isConstructed) throw new Error('directoryName must be constructed');
-      const inner = (block as asn1js.Constructed).valueBlock.value;
+      if (!constructed) throw new Error('directoryName must be constructed');
+      const inner = children(der, t);
       if (inner.length !== 1) throw new Error('directoryName holds one Name');
-      return { form, dn: AsnConvert.parse(inner[0]!.valueBeforeDecodeView, asn.Name) };
+      return { form, dn: AsnConvert.parse(der.subarray(inner[0]!.start, inner[0]!.end), asn.Name) };
     }
     default:
       return { form };
@@ -580,17 +692,10 @@ export function nameEquals(a: asn.Name, b: asn.Name): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
-function readDer(buf: ArrayBuffer | Uint8Array): asn1js.AsnType {
-  const view = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
-  const r = asn1js.fromBER(view);
-  if (r.offset === -1 || r.offset !== view.byteLength) throw new Error(r.result.error || 'trailing bytes');
-  return r.result;
-}
-
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
 
-function bytesEqual(a: ArrayBuffer, b: ArrayBuffer): boolean {
-  return Buffer.from(a).equals(Buffer.from(b));
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }
