@@ -139,7 +139,7 @@ export class Observability extends Construct {
     this.alarm('AuditVerifyFailures', this.ackd('AuditVerifyFailures', 'Sum'), {
       threshold: 1,
       description:
-        'The audit chain did not verify when the sweeper tried to sign a checkpoint, so no checkpoint was signed. Treat it as possible tampering: do not delete anything; run `npx ackd audit verify` against the table and read the sweeper\'s error log line, which names the first event that fails.',
+        'The audit chain did not verify when the sweeper tried to sign a checkpoint, so no checkpoint was signed. Treat it as possible tampering: do not delete anything; run `npx ackd audit verify --live` against the table and read the sweeper\'s error log line, which names the first event that fails.',
     });
     this.alarm('AuditSequencerLag', this.ackd('AuditSequencerLagMs', 'Maximum'), {
       threshold: props.sequencerLagAlarmMs,
