@@ -55,7 +55,7 @@ export interface LambdaLogger extends Logger {
 export function powertoolsLogger(serviceName: string, opts: { level?: 'debug' | 'info' | 'warn' | 'error'; base?: Record<string, unknown> } = {}): LambdaLogger {
   const logger = new PowertoolsLogger({
     serviceName,
-    logLevel: (opts.level ?? 'info').toUpperCase() as 'INFO',
+    logLevel: opts.level ?? 'info',
     persistentKeys: { [STAGE_DIMENSION]: stage(), ...attributes(opts.base) },
   });
   return {
