@@ -69,11 +69,13 @@ export function buildDeps(
     policyAudit?: PolicyAudit;
     /** Also called with each batch of sequenced events (metrics). */
     onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
+    /** Wraps the AWS SDK client (X-Ray tracing on Lambda: adapters/powertools.ts `traced`); default: as is. */
+    instrument?: <C extends object>(client: C) => C;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
-  const ddb = dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint });
+  const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
   const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
   const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);

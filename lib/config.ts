@@ -57,6 +57,12 @@ export interface DeployConfig {
   readonly consentThrottle: ThrottleConfig;
   /** Reserved concurrency of each function (the sweeper's is always SWEEPER_RESERVED_CONCURRENCY). */
   readonly reservedConcurrency: ReservedConcurrencyConfig;
+  /** Who gets the CloudWatch alarms (email subscriptions of the alarm topic); empty: nobody until someone subscribes. */
+  readonly alarmEmails: readonly string[];
+  /** How long the audit sequencer's stream trigger gathers records before invoking the sweeper (seconds, 0-10). */
+  readonly sequencerBatchWindowSeconds: number;
+  /** The audit sequencer alarms when an event has waited this long to be sequenced (AuditSequencerLagMs, milliseconds). */
+  readonly sequencerLagAlarmMs: number;
 }
 
 /** An API Gateway token bucket: steady requests per second and the burst on top. */
@@ -88,6 +94,14 @@ export const DEFAULT_RESERVED_CONCURRENCY: ReservedConcurrencyConfig = { mcp: 20
 export const RESERVED_CONCURRENCY_RANGE = [1, 10000] as const;
 /** The sweeper runs one at a time: two sweeps would sign audit checkpoints concurrently. Not configurable. */
 export const SWEEPER_RESERVED_CONCURRENCY = 1;
+
+/** The audit sequencer's stream batching window: default 1 s, at most 10 s (events wait at most this long for a batch). */
+export const DEFAULT_SEQUENCER_BATCH_WINDOW_SECONDS = 1;
+export const SEQUENCER_BATCH_WINDOW_RANGE = [0, 10] as const;
+/** AuditSequencerLagMs above this (2 minutes) alarms: events are not being sequenced and checkpointed. */
+export const DEFAULT_SEQUENCER_LAG_ALARM_MS = 120_000;
+/** 10 s (a few stream batches) to a day. */
+export const SEQUENCER_LAG_ALARM_RANGE = [10_000, 86_400_000] as const;
 
 export interface DeployRoutes {
   /** ACKD_ROUTES as the notifying functions receive it (compact JSON). */
@@ -138,6 +152,15 @@ export const SETTINGS = {
   reservedConcurrency: {
     env: 'ACKD_DEPLOY_RESERVED_CONCURRENCY',
     doc: `JSON object of reserved concurrency, any of mcp, consent, auditExport (default ${JSON.stringify(DEFAULT_RESERVED_CONCURRENCY)}; the sweeper's is always 1)`,
+  },
+  alarmEmails: { env: 'ACKD_DEPLOY_ALARM_EMAILS', doc: 'comma-separated emails subscribed to the CloudWatch alarm topic (optional; each must confirm the subscription mail)' },
+  sequencerBatchWindowSeconds: {
+    env: 'ACKD_DEPLOY_SEQUENCER_BATCH_WINDOW_SECONDS',
+    doc: `seconds the audit sequencer's stream trigger gathers events per batch, ${SEQUENCER_BATCH_WINDOW_RANGE[0]}-${SEQUENCER_BATCH_WINDOW_RANGE[1]} (default ${DEFAULT_SEQUENCER_BATCH_WINDOW_SECONDS})`,
+  },
+  sequencerLagAlarmMs: {
+    env: 'ACKD_DEPLOY_SEQUENCER_LAG_ALARM_MS',
+    doc: `milliseconds an audit event may wait to be sequenced before the lag alarm fires, ${SEQUENCER_LAG_ALARM_RANGE[0]}-${SEQUENCER_LAG_ALARM_RANGE[1]} (default ${DEFAULT_SEQUENCER_LAG_ALARM_MS})`,
   },
 } as const;
 
@@ -291,6 +314,17 @@ function reservedConcurrencySetting(src: ConfigSource): ReservedConcurrencyConfi
     key === 'sweeper' ? `may not set "sweeper": its reserved concurrency is always ${SWEEPER_RESERVED_CONCURRENCY} (two sweeps would sign audit checkpoints concurrently)` : undefined,
   );
   return { ...DEFAULT_RESERVED_CONCURRENCY, ...set };
+}
+
+/** `alarmEmails`: optional; when set, a list of valid addresses (a setting given but empty is a mistake, not "nobody"). */
+function alarmEmailsSetting(src: ConfigSource): string[] {
+  const v = raw(src, 'alarmEmails');
+  if (v === undefined) return [];
+  const items = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : undefined;
+  if (!items || items.length === 0 || items.every((x) => typeof x !== 'string' || x.trim() === '')) {
+    throw new DeployConfigError('alarmEmails', 'must be a comma-separated list of at least one email address (or be left unset)');
+  }
+  return emailList('alarmEmails', items);
 }
 
 /** "ACKD_ROUTES.oncall.slack[0]: rule" → "is invalid at oncall.slack[0]: rule" (the setting is named already). */
@@ -450,6 +484,9 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
   const mcpThrottle = throttleSetting(src, 'mcpThrottle', DEFAULT_MCP_THROTTLE);
   const consentThrottle = throttleSetting(src, 'consentThrottle', DEFAULT_CONSENT_THROTTLE);
   const reservedConcurrency = reservedConcurrencySetting(src);
+  const alarmEmails = alarmEmailsSetting(src);
+  const sequencerBatchWindowSeconds = intSetting(src, 'sequencerBatchWindowSeconds', DEFAULT_SEQUENCER_BATCH_WINDOW_SECONDS, ...SEQUENCER_BATCH_WINDOW_RANGE);
+  const sequencerLagAlarmMs = intSetting(src, 'sequencerLagAlarmMs', DEFAULT_SEQUENCER_LAG_ALARM_MS, ...SEQUENCER_LAG_ALARM_RANGE);
 
   return {
     stage,
@@ -470,5 +507,8 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     mcpThrottle,
     consentThrottle,
     reservedConcurrency,
+    alarmEmails,
+    sequencerBatchWindowSeconds,
+    sequencerLagAlarmMs,
   };
 }

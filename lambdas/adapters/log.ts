@@ -6,7 +6,8 @@ type Level = keyof typeof LEVELS;
 /** Keys whose values are never written to a log, wherever they appear. */
 const SECRET_KEYS = /^(svid|private_?key|privatekeypem|api_?key|apikey|authorization|token|access_token|id_token|refresh_token|password|secret|code_verifier)$/i;
 
-function redact(value: unknown, depth = 0): unknown {
+/** A copy of `value` with the values of secret keys (SECRET_KEYS, at any depth up to 5) replaced by "[redacted]". */
+export function redact(value: unknown, depth = 0): unknown {
   if (depth > 5 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};

@@ -8,9 +8,11 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogLevel, NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
@@ -38,6 +40,13 @@ const ACCESS_LOG_FIELDS = {
 /** Route keys of the HTTP API: everything not under /api (MCP, /healthz, trust bundle), and the consent API. */
 export const MCP_ROUTE_KEY = '$default';
 export const CONSENT_ROUTE_KEY = 'ANY /api/{proxy+}';
+
+/**
+ * The only stream records that trigger the audit sequencer: items written with audit events not
+ * yet sequenced (`log_part` = "outbox"). Everything else on the stream is dropped by Lambda's
+ * event filtering before the function runs (and is not billed).
+ */
+export const SEQUENCER_FILTER = { dynamodb: { NewImage: { log_part: { S: lambda.FilterRule.isEqual('outbox') } } } };
 
 /** The paths the audit export function serves (lambdas/consent-api/app.ts, mounted at /api). */
 export const AUDIT_EXPORT_PATH_PATTERN = '/api/audit/*';
@@ -120,6 +129,8 @@ export interface ApiProps {
   readonly throttles: { readonly mcp: ThrottleConfig; readonly consent: ThrottleConfig };
   /** Reserved concurrency of the MCP, consent and audit export functions (the sweeper's is always 1). */
   readonly reservedConcurrency: ReservedConcurrencyConfig;
+  /** How long the table stream's trigger of the audit sequencer (the sweeper) gathers records per batch (0-10 s). */
+  readonly sequencerBatchWindow: Duration;
 }
 
 /**
@@ -142,6 +153,15 @@ export class Api extends Construct {
   /** <rest-api-id>.execute-api.<region>.<suffix> (the CloudFront origin of /api/audit/*, at /AUDIT_EXPORT_STAGE). */
   readonly auditExportDomainName: string;
   readonly mcpSecurityGroup: ec2.SecurityGroup;
+  /** The sweeper's schedule (EventBridge rule). */
+  readonly sweepSchedule: events.Rule;
+  /**
+   * Where invocations of the sweeper that failed for good land: scheduled sweeps EventBridge could
+   * not deliver after its retries, and stream batches the sequencer failed on after its retries.
+   */
+  readonly sweeperDeadLetterQueue: sqs.Queue;
+  /** The table stream → sweeper (audit sequencer) trigger. */
+  readonly sequencerTrigger: lambda.EventSourceMapping;
   /** https://<api-id>.execute-api.<region>.<suffix> */
   readonly endpoint: string;
   /** <api-id>.execute-api.<region>.<suffix> (the CloudFront origin of /api/*). */
@@ -330,11 +350,62 @@ export class Api extends Construct {
       MANAGED_POLICY.lambdaVpc,
     );
 
-    new events.Rule(this, 'SweepSchedule', {
+    // Failed sweeps are never lost silently: a scheduled sweep EventBridge could not run after its
+    // retries, or a stream batch the sequencer failed on 3 times, lands here (and alarms, see
+    // constructs/observability.ts). SQS-managed encryption: EventBridge and Lambda both write to it
+    // without a key policy to keep in step. Kept 14 days, SQS's longest.
+    this.sweeperDeadLetterQueue = new sqs.Queue(this, 'SweeperDlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(
+      this.sweeperDeadLetterQueue,
+      'This queue is itself the dead-letter queue of the sweeper (its EventBridge schedule target and its DynamoDB stream trigger); nothing consumes it automatically, an operator reads it when its depth alarm fires (docs/operations.md).',
+      'AwsSolutions-SQS3',
+    );
+    this.sweepSchedule = new events.Rule(this, 'SweepSchedule', {
       description: 'ackd: record expiry of overdue pending requests',
       schedule: events.Schedule.rate(props.sweepEvery),
-      targets: [new targets.LambdaFunction(this.sweeperFunction, { retryAttempts: 2 })],
+      targets: [new targets.LambdaFunction(this.sweeperFunction, { retryAttempts: 2, deadLetterQueue: this.sweeperDeadLetterQueue })],
     });
+
+    // The audit sequencer: the table's stream triggers the sweeper for items that carry audit
+    // events not yet sequenced (SEQUENCER_FILTER), in order (one batch at a time per shard, and
+    // the sweeper runs one at a time: reserved concurrency 1). A batch that fails 3 times goes to
+    // the dead-letter queue; its events stay in the outbox and the next scheduled sweep sequences them.
+    const streamArn = props.table.tableStreamArn;
+    if (!streamArn) throw new Error('the table needs a stream (constructs/data.ts) to trigger the audit sequencer');
+    this.sequencerTrigger = new lambda.EventSourceMapping(this, 'AuditSequencerTrigger', {
+      target: this.sweeperFunction,
+      eventSourceArn: streamArn,
+      startingPosition: lambda.StartingPosition.LATEST,
+      batchSize: 100,
+      maxBatchingWindow: props.sequencerBatchWindow,
+      parallelizationFactor: 1,
+      retryAttempts: 2,
+      onFailure: new SqsDlq(this.sweeperDeadLetterQueue),
+      filters: [lambda.FilterCriteria.filter(SEQUENCER_FILTER)],
+    });
+    this.sweeperFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadTableStream',
+        actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+        resources: [streamArn],
+      }),
+    );
+    // Its own policy, so the acknowledgment below covers this statement alone.
+    const listStreams = new iam.Policy(this, 'SweeperListStreams', {
+      roles: [this.sweeperFunction.role!],
+      statements: [new iam.PolicyStatement({ sid: 'ListTableStreams', actions: ['dynamodb:ListStreams'], resources: ['*'] })],
+    });
+    acknowledge(
+      listStreams,
+      'dynamodb:ListStreams supports no resource-level permission (Resource * only) and reveals only stream ARNs; reading a stream (DescribeStream, GetRecords, GetShardIterator) is granted on this table\'s stream alone.',
+      'AwsSolutions-IAM5[Resource::*]',
+    );
+    // Lambda checks the role's stream permissions when it creates the mapping.
+    this.sequencerTrigger.node.addDependency(listStreams);
 
     // --- one HTTP API: /api/* → consent API, everything else (/mcp, /healthz, trust bundle) → MCP ---
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
@@ -394,6 +465,8 @@ export class Api extends Construct {
       cloudWatchRole: false,
       deployOptions: {
         stageName: AUDIT_EXPORT_STAGE,
+        // X-Ray through API Gateway to the function (the HTTP API has no X-Ray; its functions trace).
+        tracingEnabled: true,
         // Exports are occasional and long: a few at a time is plenty.
         throttlingRateLimit: 5,
         throttlingBurstLimit: 10,
@@ -456,7 +529,9 @@ export class Api extends Construct {
       bundling: BUNDLING,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      tracing: lambda.Tracing.DISABLED,
+      // Active X-Ray tracing: Powertools Tracer (lambdas/adapters/powertools.ts) adds the AWS SDK
+      // and HTTP calls as subsegments.
+      tracing: lambda.Tracing.ACTIVE,
       environment: { ...environment, NODE_OPTIONS: '--enable-source-maps' },
       ...extra,
     });
@@ -464,6 +539,11 @@ export class Api extends Construct {
       f,
       'AWSLambdaBasicExecutionRole is the AWS-maintained minimal policy to write logs; every data permission of this function is an inline statement naming its exact actions and resources.',
       MANAGED_POLICY.lambdaBasic,
+    );
+    acknowledge(
+      f,
+      'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permission (Resource * only) and only write trace data.',
+      'AwsSolutions-IAM5[Resource::*]',
     );
     return f;
   }

@@ -21,7 +21,7 @@ export function tableIndexes(): IndexShape[] {
 /**
  * The one DynamoDB table of ackd: on-demand, point-in-time recovery, retention TTL, deletion
  * protection, encrypted at rest, with the indexes the store queries (requests by agent, pending
- * requests by expiry, the audit log).
+ * requests by expiry, the audit log), and a stream of new item images that drives the audit sequencer.
  */
 export class Data extends Construct {
   readonly table: dynamodb.TableV2;
@@ -34,6 +34,9 @@ export class Data extends Construct {
       billing: dynamodb.Billing.onDemand(),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       timeToLiveAttribute: s.ttlAttribute,
+      // The audit sequencer (the sweeper) is triggered by this stream: items that carry audit
+      // events not yet sequenced (constructs/api.ts filters on them). NEW_IMAGE: the item as written.
+      dynamoStream: dynamodb.StreamViewType.NEW_IMAGE,
       deletionProtection: true,
       encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
       // The table is audit evidence: it outlives the stack (and deletion protection guards it).

@@ -9,6 +9,7 @@ import { AuditKey } from '../constructs/audit.ts';
 import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
+import { Observability } from '../constructs/observability.ts';
 
 export interface AckdStackProps extends StackProps {
   readonly config: DeployConfig;
@@ -29,6 +30,7 @@ export class AckdStack extends Stack {
   readonly spire: Spire;
   readonly api: Api;
   readonly consent: Consent;
+  readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: AckdStackProps) {
     super(scope, id, props);
@@ -92,6 +94,7 @@ export class AckdStack extends Stack {
       ...(config.routes ? { routes: config.routes } : {}),
       throttles: { mcp: config.mcpThrottle, consent: config.consentThrottle },
       reservedConcurrency: config.reservedConcurrency,
+      sequencerBatchWindow: Duration.seconds(config.sequencerBatchWindowSeconds),
     });
     // The audit key's policy names the sweeper as its only signer (constructs/audit.ts).
     this.auditKey.allowSigningOnlyBy(this.api.sweeperFunction.role!);
@@ -121,6 +124,19 @@ export class AckdStack extends Stack {
       for (const [k, v] of Object.entries(cognitoEnv)) f.addEnvironment(k, v);
     }
 
+    // Alarms, their topic and the dashboard (issue 15: "nothing watches it").
+    this.observability = new Observability(this, 'Observability', {
+      stage: config.stage,
+      alarmEmails: config.alarmEmails,
+      functions: { mcp: this.api.mcpFunction, consent: this.api.consentFunction, sweeper: this.api.sweeperFunction, auditExport: this.api.auditExportFunction },
+      mcpLogGroup: this.api.mcpFunction.logGroup,
+      tableName: this.data.table.tableName,
+      sweeperDeadLetterQueue: this.api.sweeperDeadLetterQueue,
+      spireService: this.spire.service,
+      sweepEvery: SWEEP_EVERY,
+      sequencerLagAlarmMs: config.sequencerLagAlarmMs,
+    });
+
     new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
     new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });
     new CfnOutput(this, 'TrustBundleUrl', { description: 'SPIFFE trust bundle of the trust domain', value: `${this.api.endpoint}${TRUST_BUNDLE_PATH}` });
@@ -135,6 +151,11 @@ export class AckdStack extends Stack {
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (ACKD_TABLE_NAME for the ackd CLI)', value: this.data.table.tableName });
     new CfnOutput(this, 'UserPoolId', { description: 'Cognito user pool (ACKD_COGNITO_USER_POOL_ID for `ackd approvers`)', value: this.consent.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { description: 'Cognito app client of the consent UI', value: this.consent.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      description: 'SNS topic of the CloudWatch alarms (subscribe: aws sns subscribe --topic-arn <arn> --protocol email --notification-endpoint <you>)',
+      value: this.observability.topic.topicArn,
+    });
+    new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard of ackd', value: this.observability.dashboard.dashboardName });
     new CfnOutput(this, 'SesIdentity', { description: 'SES identity to verify before consent emails can be sent', value: config.senderIdentity.value });
   }
 }

@@ -129,6 +129,8 @@ function grants(roleId: string): Map<string, string[]> {
   }
   return m;
 }
+/** Active X-Ray tracing (issue 15): every function may write trace data (Resource * is the only form those actions take). */
+const XRAY = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
 const tableArn = () => JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.data.table as never), 'Arn'] });
 const indexArn = (name: string) =>
   JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalIdOf(stack.data.table as never), 'Arn'] }, `/index/${name}`]] });
@@ -230,7 +232,8 @@ describe('Data: DynamoDB', () => {
 
 describe('AuditKey: KMS key that signs audit checkpoints', () => {
   it('is an asymmetric ECC_NIST_P256 SIGN_VERIFY key, retained on stack deletion and replacement, with an alias', () => {
-    const [id, key] = one('AWS::KMS::Key');
+    // The other key in the stack encrypts the alarm topic (constructs/observability.ts).
+    const [id, key] = one('AWS::KMS::Key', (r) => r.Properties.KeyUsage === 'SIGN_VERIFY');
     expect(id).toBe(logicalIdOf(stack.auditKey.key!));
     expect(key.Properties.KeySpec).toBe('ECC_NIST_P256');
     expect(key.Properties.KeyUsage).toBe('SIGN_VERIFY');
@@ -243,7 +246,7 @@ describe('AuditKey: KMS key that signs audit checkpoints', () => {
   });
 
   it('its key policy: the account administers it and reads the public key; only the sweeper role signs (test/infra/kms.test.ts pins it)', () => {
-    const [, key] = one('AWS::KMS::Key');
+    const [, key] = one('AWS::KMS::Key', (r) => r.Properties.KeyUsage === 'SIGN_VERIFY');
     const stmts = key.Properties.KeyPolicy.Statement as Json[];
     expect(stmts.map((s) => s.Sid)).toEqual(['KeyAdministrationWithoutUse', 'ReadPublicKey', 'SignAuditCheckpointsSweeperOnly']);
     for (const s of stmts) expect(s.Effect).toBe('Allow');
@@ -283,7 +286,7 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
   it('MCP function: exactly GetItem/BatchGetItem/PutItem/UpdateItem/Query on the table, Query on its two indexes, SES send from ackd\'s address, its bridge secret', () => {
     const g = grants(roleOfFunction(fnIds().mcp));
     expect([...g.keys()].sort()).toEqual(
-      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'secretsmanager:GetSecretValue', 'ses:SendEmail'].sort(),
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'secretsmanager:GetSecretValue', 'ses:SendEmail', ...XRAY].sort(),
     );
     for (const a of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a)).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([tableArn(), indexArn('by-agent'), indexArn('pending-by-expiry')].sort());
@@ -294,7 +297,7 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
 
   it('consent API function: GetItem, PutItem (audit event slots), UpdateItem and BatchGetItem on the table, Query on the two indexes the dashboard reads; no SES, no secrets, no KMS', () => {
     const g = grants(roleOfFunction(fnIds().consent));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...XRAY].sort());
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
   });
@@ -302,7 +305,25 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
   it('sweeper: Query on pending-by-expiry and audit-log, Get/Put/Update/BatchGet on the table, SES send (retries), kms:Sign and kms:GetPublicKey on the audit key only', () => {
     const g = grants(roleOfFunction(fnIds().sweeper));
     expect([...g.keys()].sort()).toEqual(
-      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', 'ses:SendEmail'].sort(),
+      [
+        'dynamodb:BatchGetItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+        'kms:GetPublicKey',
+        'kms:Sign',
+        'ses:SendEmail',
+        // The audit sequencer's stream trigger and its dead-letter queue (test/infra/observability.test.ts).
+        'dynamodb:DescribeStream',
+        'dynamodb:GetRecords',
+        'dynamodb:GetShardIterator',
+        'dynamodb:ListStreams',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:SendMessage',
+        ...XRAY,
+      ].sort(),
     );
     expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
@@ -319,12 +340,13 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
 
   it('audit export function: reads only — GetItem and BatchGetItem on the table, Query on audit-log, kms:GetPublicKey; it can neither write nor sign', () => {
     const g = grants(roleOfFunction(fnIds().auditExport));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'kms:GetPublicKey']);
+    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'kms:GetPublicKey', ...XRAY].sort());
     expect(g.get('dynamodb:GetItem')).toEqual([tableArn()]);
     expect(g.get('dynamodb:BatchGetItem')).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')).toEqual([indexArn('audit-log')]);
     expect(g.get('kms:GetPublicKey')).toEqual([keyArn()]);
-    expect([...g.keys()].filter((a) => /Put|Update|Delete|Write|Transact|Sign|Encrypt|Decrypt/.test(a))).toEqual([]);
+    // (xray:Put* writes trace data, not the table.)
+    expect([...g.keys()].filter((a) => !XRAY.includes(a) && /Put|Update|Delete|Write|Transact|Sign|Encrypt|Decrypt/.test(a))).toEqual([]);
   });
 
   it('only the sweeper may sign with the audit key; the MCP and consent functions may not use it at all', () => {
