@@ -135,6 +135,8 @@ export interface ApiProps {
  */
 export class Api extends Construct {
   readonly httpApi: apigw.HttpApi;
+  /** The HTTP API's $default stage (a custom domain maps to it: constructs/domain.ts). */
+  readonly httpStage: apigw.HttpStage;
   readonly mcpFunction: NodejsFunction;
   readonly consentFunction: NodejsFunction;
   readonly sweeperFunction: NodejsFunction;
@@ -368,6 +370,7 @@ export class Api extends Construct {
         format: apigwv1.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       },
     });
+    this.httpStage = stage;
     // Route-level throttles: the MCP routes (agents) and the consent API (approvers) each have their
     // own token bucket, so no number of agent requests can use up the approvers' (issue 15).
     const routeThrottle = (t: ThrottleConfig) => ({ ThrottlingRateLimit: t.rateLimit, ThrottlingBurstLimit: t.burstLimit });
