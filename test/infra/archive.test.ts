@@ -58,7 +58,7 @@ describe('audit archive function', () => {
   });
 
   it('may only read the audit log and put objects under audit/ (no read, delete or retention change of the archive)', () => {
-    const role = stack.resolve((stack.archive.fn.role!.node.defaultChild as { ref: string }).ref) as Json;
+    const role = stack.resolve((stack.archive.fn.role!.node.defaultChild as unknown as { ref: string }).ref) as Json;
     const policies = resourcesOf(t, 'AWS::IAM::Policy').filter(([, p]) => asList(p.Properties.Roles).some((r) => JSON.stringify(r) === JSON.stringify(role)));
     const stmts = policies.flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Json[]);
     const actions = stmts.flatMap((s) => asList(s.Action) as string[]).sort();

@@ -13,13 +13,13 @@ describe('MCP custom domain', () => {
 
   it('with a certificate: regional domain, TLS 1.2, mapped to the HTTP API\'s $default stage; the URL is an output', () => {
     const { t, stack } = synthStack({ customDomain: JSON.stringify({ name: 'MCP.acme-corp.io', certificateArn: CERT }) });
-    const [[domainId, domain]] = resourcesOf(t, 'AWS::ApiGatewayV2::DomainName') as [[string, Record<string, any>]]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const [domainId, domain] = resourcesOf(t, 'AWS::ApiGatewayV2::DomainName')[0]!;
     expect(domain.Properties.DomainName).toBe('mcp.acme-corp.io');
     expect(domain.Properties.DomainNameConfigurations).toEqual([{ CertificateArn: CERT, EndpointType: 'REGIONAL', SecurityPolicy: 'TLS_1_2' }]);
-    const [[, mapping]] = resourcesOf(t, 'AWS::ApiGatewayV2::ApiMapping');
+    const [, mapping] = resourcesOf(t, 'AWS::ApiGatewayV2::ApiMapping')[0]!;
     expect(mapping!.Properties.ApiId).toEqual({ Ref: stack.resolve(stack.getLogicalId(stack.api.httpApi.node.defaultChild as never)) });
     expect(mapping!.Properties.DomainName).toEqual({ Ref: domainId });
-    const [[mappingId]] = resourcesOf(t, 'AWS::ApiGatewayV2::ApiMapping');
+    const [mappingId] = resourcesOf(t, 'AWS::ApiGatewayV2::ApiMapping')[0]!;
     expect(mapping!.Properties.Stage).toBe('$default');
     // Created only once the stage exists.
     expect(t.Resources[mappingId!].DependsOn).toContain(stack.resolve(stack.getLogicalId(stack.api.httpStage.node.defaultChild as never)));
@@ -31,11 +31,11 @@ describe('MCP custom domain', () => {
 
   it('with a hosted zone: a DNS-validated certificate and an alias A record to the domain', () => {
     const { t } = synthStack({ customDomain: { name: 'mcp.acme-corp.io', hostedZoneId: 'Z0123456789ABCDEFGHIJ' } });
-    const [[certId, cert]] = resourcesOf(t, 'AWS::CertificateManager::Certificate');
+    const [certId, cert] = resourcesOf(t, 'AWS::CertificateManager::Certificate')[0]!;
     expect(cert!.Properties).toMatchObject({ DomainName: 'mcp.acme-corp.io', ValidationMethod: 'DNS', DomainValidationOptions: [{ DomainName: 'mcp.acme-corp.io', HostedZoneId: 'Z0123456789ABCDEFGHIJ' }] });
-    const [[, domain]] = resourcesOf(t, 'AWS::ApiGatewayV2::DomainName');
+    const [, domain] = resourcesOf(t, 'AWS::ApiGatewayV2::DomainName')[0]!;
     expect(domain!.Properties.DomainNameConfigurations[0]).toMatchObject({ CertificateArn: { Ref: certId }, SecurityPolicy: 'TLS_1_2' });
-    const [[, record]] = resourcesOf(t, 'AWS::Route53::RecordSet');
+    const [, record] = resourcesOf(t, 'AWS::Route53::RecordSet')[0]!;
     expect(record!.Properties).toMatchObject({ Name: 'mcp.acme-corp.io.', Type: 'A', HostedZoneId: 'Z0123456789ABCDEFGHIJ' });
     expect(JSON.stringify(record!.Properties.AliasTarget)).toContain('RegionalDomainName');
   }, 120_000);
