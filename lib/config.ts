@@ -34,7 +34,7 @@ export interface DeployConfig {
   readonly consentDomain: { readonly name: string; readonly certificateArn: string } | undefined;
   /** NAT gateways of the VPC (Lambda → AWS APIs, Fargate → image registry). */
   readonly natGateways: number;
-  /** The SPIRE server image; pinned to the version the project tests against. */
+  /** The SPIRE server image; the version the project tests against, pinned by digest (required in prod). */
   readonly spireServerImage: string;
   /**
    * An existing KMS key (ECC_NIST_P256, SIGN_VERIFY, in the stack's region) that signs audit
@@ -63,6 +63,21 @@ export interface DeployConfig {
   readonly sequencerBatchWindowSeconds: number;
   /** The audit sequencer alarms when an event has waited this long to be sequenced (AuditSequencerLagMs, milliseconds). */
   readonly sequencerLagAlarmMs: number;
+  /** Base image of the SPIRE bridge sidecar (pinned by digest; lib/constructs/sidecar-image.ts). */
+  readonly sidecarBaseImage: string;
+  /** Years each daily audit archive is locked (S3 Object Lock, compliance mode; lib/constructs/archive.ts). */
+  readonly archiveRetentionYears: number;
+  /** Optional custom domain of the MCP endpoint (HTTP API custom domain, TLS 1.2; lib/constructs/domain.ts). */
+  readonly customDomain: CustomDomainConfig | undefined;
+}
+
+export interface CustomDomainConfig {
+  /** The MCP endpoint's host name, e.g. ackd.acme-corp.io. */
+  readonly name: string;
+  /** An ACM certificate in the stack's region covering `name`; without it the stack requests one (DNS-validated in hostedZoneId). */
+  readonly certificateArn: string | undefined;
+  /** A Route 53 public hosted zone of `name`'s domain: the stack adds the alias record (and validates its certificate there). */
+  readonly hostedZoneId: string | undefined;
 }
 
 /** An API Gateway token bucket: steady requests per second and the burst on top. */
@@ -120,7 +135,17 @@ export const ROUTES_MAX_CHARS = 2048;
 
 /** The SPIRE server version ackd is tested against (spire/ builds the same version locally). */
 export const SPIRE_VERSION = '1.15.3';
-export const DEFAULT_SPIRE_IMAGE = `ghcr.io/spiffe/spire-server:${SPIRE_VERSION}`;
+/**
+ * Images are referenced by digest: a tag can be moved to other bytes, a digest cannot, so a
+ * redeploy (or ECS replacing a task) runs exactly the image that was reviewed. The tag is kept
+ * for readers; the registry resolves the digest. Update both together (docs/spire.md, "Upgrading SPIRE").
+ */
+export const DEFAULT_SPIRE_IMAGE = `ghcr.io/spiffe/spire-server:${SPIRE_VERSION}@sha256:4082f30d3e0ddc4000a171392c4ea174345ee44d161ee917c70b97b2ecfba141`;
+/** Node 22 LTS on Alpine (the ECR Public mirror of the Docker Official Image), pinned by digest. */
+export const DEFAULT_SIDECAR_BASE_IMAGE = 'public.ecr.aws/docker/library/node:22-alpine@sha256:8094c002d08262dba12645a3b4a15cd6cd627d30bc782f53229a2ec13ee22a00';
+/** Years an archived day stays locked: HIPAA's six-year documentation retention in prod, one year elsewhere. */
+export const DEFAULT_ARCHIVE_RETENTION_YEARS = { production: 6, other: 1 } as const;
+export const ARCHIVE_RETENTION_YEARS_RANGE = [1, 100] as const;
 
 /** Every setting: its context key, its environment variable, and what it means. */
 export const SETTINGS = {
@@ -134,7 +159,7 @@ export const SETTINGS = {
   consentDomainName: { env: 'ACKD_DEPLOY_CONSENT_DOMAIN_NAME', doc: 'custom domain of the consent UI (optional)' },
   consentCertificateArn: { env: 'ACKD_DEPLOY_CONSENT_CERTIFICATE_ARN', doc: 'ACM certificate (us-east-1) for that domain' },
   natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
-  spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image (default ${DEFAULT_SPIRE_IMAGE})` },
+  spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image, by digest in prod (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
   limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour (default: the functions\' defaults)' },
   routes: {
@@ -161,6 +186,15 @@ export const SETTINGS = {
   sequencerLagAlarmMs: {
     env: 'ACKD_DEPLOY_SEQUENCER_LAG_ALARM_MS',
     doc: `milliseconds an audit event may wait to be sequenced before the lag alarm fires, ${SEQUENCER_LAG_ALARM_RANGE[0]}-${SEQUENCER_LAG_ALARM_RANGE[1]} (default ${DEFAULT_SEQUENCER_LAG_ALARM_MS})`,
+  },
+  sidecarBaseImage: { env: 'ACKD_DEPLOY_SIDECAR_BASE_IMAGE', doc: `base image of the SPIRE bridge sidecar, by digest in prod (default ${DEFAULT_SIDECAR_BASE_IMAGE})` },
+  archiveRetentionYears: {
+    env: 'ACKD_DEPLOY_ARCHIVE_RETENTION_YEARS',
+    doc: `years each daily audit archive is locked in S3 (Object Lock, compliance mode: nobody can delete it sooner), ${ARCHIVE_RETENTION_YEARS_RANGE[0]}-${ARCHIVE_RETENTION_YEARS_RANGE[1]} (default ${DEFAULT_ARCHIVE_RETENTION_YEARS.production} in prod, ${DEFAULT_ARCHIVE_RETENTION_YEARS.other} elsewhere)`,
+  },
+  customDomain: {
+    env: 'ACKD_DEPLOY_CUSTOM_DOMAIN',
+    doc: 'JSON object {name, certificateArn?, hostedZoneId?}: a stable host name for the MCP endpoint (certificate in the stack\'s region; without certificateArn, hostedZoneId is required to validate a new one) (optional)',
   },
 } as const;
 
@@ -469,10 +503,7 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
 
   const natGateways = intSetting(src, 'natGateways', production ? 2 : 1, 1, 3);
 
-  const spireServerImage = str(src, 'spireServerImage') ?? DEFAULT_SPIRE_IMAGE;
-  if (!/^[a-z0-9./_-]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/.test(spireServerImage) || /:latest$/.test(spireServerImage)) {
-    throw new DeployConfigError('spireServerImage', 'must be an image reference pinned to a tag or digest (not "latest")');
-  }
+  const spireServerImage = imageSetting(src, 'spireServerImage', DEFAULT_SPIRE_IMAGE, production);
 
   const auditKeyArn = str(src, 'auditKeyArn') || undefined;
   if (auditKeyArn !== undefined && !KMS_KEY_ARN.test(auditKeyArn)) {
@@ -487,6 +518,14 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
   const alarmEmails = alarmEmailsSetting(src);
   const sequencerBatchWindowSeconds = intSetting(src, 'sequencerBatchWindowSeconds', DEFAULT_SEQUENCER_BATCH_WINDOW_SECONDS, ...SEQUENCER_BATCH_WINDOW_RANGE);
   const sequencerLagAlarmMs = intSetting(src, 'sequencerLagAlarmMs', DEFAULT_SEQUENCER_LAG_ALARM_MS, ...SEQUENCER_LAG_ALARM_RANGE);
+  const sidecarBaseImage = imageSetting(src, 'sidecarBaseImage', DEFAULT_SIDECAR_BASE_IMAGE, production);
+  const archiveRetentionYears = intSetting(
+    src,
+    'archiveRetentionYears',
+    production ? DEFAULT_ARCHIVE_RETENTION_YEARS.production : DEFAULT_ARCHIVE_RETENTION_YEARS.other,
+    ...ARCHIVE_RETENTION_YEARS_RANGE,
+  );
+  const customDomain = customDomainSetting(src);
 
   return {
     stage,
@@ -510,5 +549,47 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     alarmEmails,
     sequencerBatchWindowSeconds,
     sequencerLagAlarmMs,
+    sidecarBaseImage,
+    archiveRetentionYears,
+    customDomain,
   };
+}
+
+const IMAGE_REF = /^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/;
+
+/** A container image reference: pinned by digest in production; a tag (never "latest") elsewhere. */
+function imageSetting(src: ConfigSource, name: 'spireServerImage' | 'sidecarBaseImage', def: string, production: boolean): string {
+  const v = str(src, name) ?? def;
+  const m = IMAGE_REF.exec(v);
+  if (!m || /:latest(@|$)/.test(v) || (!m[1] && !m[2])) {
+    throw new DeployConfigError(name, 'must be an image reference pinned to a tag or digest (not "latest")');
+  }
+  if (production && !m[2]) {
+    throw new DeployConfigError(name, `"${v}" names a tag only; in prod it must be pinned by digest (<image>:<tag>@sha256:<64 hex>), so every task runs the bytes that were reviewed`);
+  }
+  return v;
+}
+
+const ACM_CERT_ARN = /^arn:aws[a-z-]*:acm:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:certificate\/[A-Za-z0-9-]+$/;
+const HOSTED_ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
+
+/** `customDomain`: {name, certificateArn?, hostedZoneId?}; a new certificate needs the zone to validate it. */
+function customDomainSetting(src: ConfigSource): CustomDomainConfig | undefined {
+  const obj = jsonObject(src, 'customDomain', 'must be a JSON object {"name": <host name>, "certificateArn"?: <ACM ARN>, "hostedZoneId"?: <Route 53 zone id>}');
+  if (obj === undefined) return undefined;
+  for (const k of Object.keys(obj)) {
+    if (!['name', 'certificateArn', 'hostedZoneId'].includes(k)) throw new DeployConfigError('customDomain', `has an unknown key ${JSON.stringify(k)} (allowed: name, certificateArn, hostedZoneId)`);
+  }
+  const { name, certificateArn, hostedZoneId } = obj;
+  if (typeof name !== 'string' || !DOMAIN.test(name.toLowerCase())) throw new DeployConfigError('customDomain', `key "name" must be a host name (got ${JSON.stringify(name)})`);
+  if (certificateArn !== undefined && (typeof certificateArn !== 'string' || !ACM_CERT_ARN.test(certificateArn))) {
+    throw new DeployConfigError('customDomain', 'key "certificateArn" must be an ACM certificate ARN in the stack\'s region');
+  }
+  if (hostedZoneId !== undefined && (typeof hostedZoneId !== 'string' || !HOSTED_ZONE_ID.test(hostedZoneId))) {
+    throw new DeployConfigError('customDomain', 'key "hostedZoneId" must be a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ');
+  }
+  if (certificateArn === undefined && hostedZoneId === undefined) {
+    throw new DeployConfigError('customDomain', 'needs "certificateArn" (an ACM certificate for the name) or "hostedZoneId" (the stack then requests one, validated by DNS in that zone)');
+  }
+  return { name: name.toLowerCase(), certificateArn: certificateArn as string | undefined, hostedZoneId: hostedZoneId as string | undefined };
 }

@@ -1,5 +1,14 @@
 import { Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+
+/** The rule packs every synth runs (bin/cdk.ts): the project claims HIPAA and SOC 2 evidence (docs/compliance.md). */
+export const NAG_PACKS = ['AwsSolutions', 'HIPAA.Security', 'NIST.800.53.R5'] as const;
+
+/** One plugin per pack of NAG_PACKS, for `Validations.of(app).addPlugins(...)`. */
+export function nagPacks(scope: IConstruct) {
+  return [new AwsSolutionsChecks(scope), new HIPAASecurityChecks(scope), new NIST80053R5Checks(scope)];
+}
 
 /**
  * Acknowledges cdk-nag findings on `scope` (and everything below it) with one written reason.

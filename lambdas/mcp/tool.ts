@@ -1,5 +1,5 @@
 import type { CallToolResult, Tool, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AckdError } from '../core/errors.ts';
 import { ok, toolError } from './result.ts';
 import type { ToolContext } from './server.ts';

@@ -4,20 +4,24 @@ import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { REPO_ROOT } from '../paths.ts';
 
-/** Base image of the bridge sidecar (Node 22 LTS on Alpine, from the ECR Public mirror of Docker Official Images). */
-export const SIDECAR_BASE_IMAGE = 'public.ecr.aws/docker/library/node:22-alpine';
+import { DEFAULT_SIDECAR_BASE_IMAGE } from '../config.ts';
 
-let built: string | undefined;
+/** Base image of the bridge sidecar by default (Node 22 LTS on Alpine, ECR Public mirror of the Docker Official Image, by digest). */
+export const SIDECAR_BASE_IMAGE = DEFAULT_SIDECAR_BASE_IMAGE;
+
+const built = new Map<string, string>();
 
 /**
  * The Docker build context of the SPIRE bridge sidecar, made at synth time with the local esbuild:
  * two bundled entry points (server.mjs, init.mjs), the .proto files the gRPC client loads at run
  * time (same relative place as in the repository), and a Dockerfile. The image itself is built by
  * `cdk deploy` (asset publishing), so synth needs no Docker. The result is content-addressed, so the
- * same sources give the same asset hash.
+ * same sources give the same asset hash. `baseImage` is the FROM line (setting sidecarBaseImage,
+ * pinned by digest in prod).
  */
-export function buildSidecarContext(): string {
-  if (built) return built;
+export function buildSidecarContext(baseImage: string = SIDECAR_BASE_IMAGE): string {
+  const cached = built.get(baseImage);
+  if (cached) return cached;
   const dir = mkdtempSync(join(tmpdir(), 'ackd-sidecar-'));
   buildSync({
     absWorkingDir: REPO_ROOT,
@@ -42,7 +46,7 @@ export function buildSidecarContext(): string {
   writeFileSync(
     join(dir, 'Dockerfile'),
     [
-      `FROM ${SIDECAR_BASE_IMAGE}`,
+      `FROM ${baseImage}`,
       'WORKDIR /app',
       'COPY package.json ./',
       'COPY spire ./spire',
@@ -52,6 +56,6 @@ export function buildSidecarContext(): string {
       '',
     ].join('\n'),
   );
-  built = dir;
+  built.set(baseImage, dir);
   return dir;
 }

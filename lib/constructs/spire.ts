@@ -1,4 +1,5 @@
 import { Aws, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -35,6 +36,8 @@ export interface SpireProps {
   readonly image: string;
   readonly logRetention: logs.RetentionDays;
   readonly retainData: boolean;
+  /** FROM of the bridge sidecar image (setting sidecarBaseImage); default SIDECAR_BASE_IMAGE. */
+  readonly sidecarBaseImage?: string;
 }
 
 /** The SPIRE server configuration (HCL), written into the task by the init container. */
@@ -95,6 +98,10 @@ export class Spire extends Construct {
   readonly service: ecs.FargateService;
   readonly taskDefinition: ecs.FargateTaskDefinition;
   readonly fileSystem: efs.FileSystem;
+  /** Where the datastore's backups go (daily, kept 35 days; on demand before an upgrade). */
+  readonly backupVault: backup.BackupVault;
+  /** The role AWS Backup uses for the datastore: `aws backup start-backup-job --iam-role-arn` (docs/spire.md). */
+  readonly backupRole: iam.IRole;
 
   constructor(scope: Construct, id: string, props: SpireProps) {
     super(scope, id);
@@ -125,7 +132,9 @@ export class Spire extends Construct {
       vpcSubnets: privateSubnets,
       securityGroup: efsSg,
       encrypted: true,
-      enableAutomaticBackups: true,
+      // Backed up by the plan below (daily, 35 days, and on demand before an upgrade) instead of
+      // EFS's automatic plan, whose vault and role the upgrade runbook could not name.
+      enableAutomaticBackups: false,
       performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
       throughputMode: efs.ThroughputMode.ELASTIC,
       removalPolicy: props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
@@ -141,6 +150,24 @@ export class Spire extends Construct {
         ],
       }),
     });
+    // The datastore (registration state, CA journal, bundle history) is what an upgrade could
+    // damage: SPIRE migrates its schema on start and never back. docs/spire.md, "Upgrading SPIRE".
+    this.backupVault = new backup.BackupVault(this, 'BackupVault', {
+      removalPolicy: props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    const plan = backup.BackupPlan.daily35DayRetention(this, 'BackupPlan', this.backupVault);
+    const selection = plan.addSelection('Datastore', {
+      resources: [backup.BackupResource.fromEfsFileSystem(this.fileSystem)],
+      allowRestores: true,
+    });
+    this.backupRole = selection.grantPrincipal as iam.IRole;
+    acknowledge(
+      selection,
+      'AWSBackupServiceRolePolicyForBackup and ...ForRestores are the AWS-maintained policies AWS Backup needs to snapshot and restore the EFS datastore; the role can be assumed only by AWS Backup.',
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]',
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores]',
+    );
+
     const accessPoint = this.fileSystem.addAccessPoint('SpireData', {
       path: '/spire-data',
       posixUser: { uid: SPIRE_UID, gid: SPIRE_UID },
@@ -224,7 +251,7 @@ export class Spire extends Construct {
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/SPIRE_SERVER/*]',
     );
 
-    const sidecarImage = ecs.ContainerImage.fromAsset(buildSidecarContext(), {
+    const sidecarImage = ecs.ContainerImage.fromAsset(buildSidecarContext(props.sidecarBaseImage), {
       // The task runs on X86_64; the image is built for the same platform.
       platform: Platform.LINUX_AMD64,
     });
@@ -328,8 +355,14 @@ export class Spire extends Construct {
     this.service = new ecs.FargateService(this, 'Service', {
       cluster,
       taskDefinition: this.taskDefinition,
+      // Exactly one SPIRE server owns the datastore: never two tasks at once, so a change of this
+      // task definition stops the old task before the new one starts (an issuance gap of a minute
+      // or two, during which check_authorization fails closed with ERR_ISSUER_UNAVAILABLE and a
+      // later check issues). Two servers are not safe on this datastore: SQLite on NFS (EFS) is not
+      // a database two processes may write, and both would manage the same KMS keys (one
+      // key_identifier_value). Running two needs a shared SQL datastore (Aurora PostgreSQL or
+      // MySQL) and one key identifier per server: docs/spire.md, "Availability".
       desiredCount: 1,
-      // Exactly one SPIRE server owns the SQLite datastore: never run two tasks at once.
       minHealthyPercent: 0,
       maxHealthyPercent: 100,
       vpcSubnets: privateSubnets,

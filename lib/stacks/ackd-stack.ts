@@ -10,6 +10,9 @@ import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
 import { Observability } from '../constructs/observability.ts';
+import { Archive } from '../constructs/archive.ts';
+import { McpDomain } from '../constructs/domain.ts';
+import { acknowledgeCompliancePacks } from '../nag-compliance.ts';
 
 export interface AckdStackProps extends StackProps {
   readonly config: DeployConfig;
@@ -31,6 +34,8 @@ export class AckdStack extends Stack {
   readonly api: Api;
   readonly consent: Consent;
   readonly observability: Observability;
+  readonly archive: Archive;
+  readonly mcpDomain: McpDomain | undefined;
 
   constructor(scope: Construct, id: string, props: AckdStackProps) {
     super(scope, id, props);
@@ -42,7 +47,8 @@ export class AckdStack extends Stack {
       maxAzs: 2,
       natGateways: config.natGateways,
       subnetConfiguration: [
-        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        // Only the NAT gateways live here, with their Elastic IPs: nothing gets a public IP by default.
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
         { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
       ],
       flowLogs: {
@@ -62,6 +68,7 @@ export class AckdStack extends Stack {
       image: config.spireServerImage,
       logRetention,
       retainData: config.production,
+      sidecarBaseImage: config.sidecarBaseImage,
     });
 
     const environment: Record<string, string> = {
@@ -136,6 +143,17 @@ export class AckdStack extends Stack {
       sweepEvery: SWEEP_EVERY,
       sequencerLagAlarmMs: config.sequencerLagAlarmMs,
     });
+    // Evidence beyond the table's retention: the daily archive (S3 Object Lock), reading as the export does.
+    this.archive = new Archive(this, 'Archive', {
+      table: this.data.table,
+      logRetention,
+      retentionYears: config.archiveRetentionYears,
+      environment: { ...environment, ACKD_CONSENT_URL: consentUrl },
+    });
+    // A stable MCP host name, when configured.
+    this.mcpDomain = config.customDomain
+      ? new McpDomain(this, 'McpDomain', { config: config.customDomain, httpApi: this.api.httpApi, stage: this.api.httpStage })
+      : undefined;
 
     new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
     new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });
@@ -156,6 +174,19 @@ export class AckdStack extends Stack {
       value: this.observability.topic.topicArn,
     });
     new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard of ackd', value: this.observability.dashboard.dashboardName });
+    if (this.mcpDomain) {
+      new CfnOutput(this, 'McpCustomUrl', { description: 'MCP endpoint for agents at the custom domain (stable across API replacements)', value: `${this.mcpDomain.url}/mcp` });
+    }
+    new CfnOutput(this, 'AuditArchiveBucket', {
+      description: `Daily audit archive (audit/YYYY/MM/DD.jsonl, Object Lock compliance ${config.archiveRetentionYears} years); retained when the stack is deleted`,
+      value: this.archive.bucket.bucketName,
+    });
+    new CfnOutput(this, 'SpireDatastoreArn', { description: 'EFS file system of the SPIRE datastore (back it up before a SPIRE upgrade)', value: this.spire.fileSystem.fileSystemArn });
+    new CfnOutput(this, 'SpireBackupVault', { description: 'AWS Backup vault of the SPIRE datastore', value: this.spire.backupVault.backupVaultName });
+    new CfnOutput(this, 'SpireBackupRoleArn', { description: 'Role for on-demand backups of the SPIRE datastore (aws backup start-backup-job --iam-role-arn)', value: this.spire.backupRole.roleArn });
     new CfnOutput(this, 'SesIdentity', { description: 'SES identity to verify before consent emails can be sent', value: config.senderIdentity.value });
+
+    // HIPAA Security and NIST 800-53 rev 5 findings accepted, each with its reason (lib/nag-compliance.ts).
+    acknowledgeCompliancePacks(this);
   }
 }

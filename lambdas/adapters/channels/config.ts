@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AckdError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
 import { parseEmail } from '../ses/notifier.ts';

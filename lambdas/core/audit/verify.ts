@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ACTOR_TYPES, CHECKPOINT_ALG, EVENT_TYPES, GENESIS_HASH, canonicalJson, eventHash, isAdminEvent, sha256Hex, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint } from './event.ts';
 import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 import { appendLeaves, leafHash, rootOf, verifyConsistency } from './merkle.ts';
