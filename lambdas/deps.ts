@@ -17,6 +17,7 @@ import { AckdError } from './core/errors.ts';
 import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
 import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
+import { Waiting } from './core/waiting.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -38,6 +39,8 @@ export interface Deps {
   readonly bundles: BundleStore;
   /** Agent records (owners). */
   readonly agents: AgentStore;
+  /** The process's shared long-poll. */
+  readonly waiting: Waiting;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -75,11 +78,12 @@ export function buildDeps(
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
+  const waiting = new Waiting({ store, clock, logger });
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
-    { store, minter: opts.minter, clock, logger, limits, policies, agents, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
+    { store, minter: opts.minter, clock, logger, limits, policies, agents, waiting, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents, bundles: new DynamoBundleStore(ddb, config.tableName) };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents, bundles: new DynamoBundleStore(ddb, config.tableName), waiting };
 }
 
 /**

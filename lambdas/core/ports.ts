@@ -58,6 +58,11 @@ export interface RequestStore {
    * returns, the event the request's item names as its decision.
    */
   auditEvent(seq: number): Promise<AuditEvent | undefined>;
+  /**
+   * The requests of these ids (consistent reads), absent ones left out: the long-poll's one
+   * batched read of every request waited on (BatchGetItem, 100 keys per call, on DynamoDB).
+   */
+  getMany(ids: readonly RequestId[]): Promise<Map<RequestId, AuthorizationRecord>>;
 }
 
 /** What a lifecycle write leaves. */

@@ -9,6 +9,7 @@ import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterO
 import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Limits } from './limits.ts';
+import { Waiting } from './waiting.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -36,6 +37,8 @@ export interface ServiceDeps {
    * policy's routes, else to the route named `default`; without either, to `notifier`.
    */
   readonly routes?: RouteSender;
+  /** The process's shared long-poll (one per process); without it the service makes its own. */
+  readonly waiting?: Waiting;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
@@ -74,6 +77,13 @@ export class AuthorizationService {
     private readonly config: ServiceConfig,
     private readonly deps: ServiceDeps,
   ) {}
+
+  private ownWaiting: Waiting | undefined;
+
+  /** The long-poll this service's waits use. */
+  private get waiting(): Waiting {
+    return this.deps.waiting ?? (this.ownWaiting ??= new Waiting({ store: this.deps.store, clock: this.deps.clock, logger: this.deps.logger }));
+  }
 
   get trustDomain(): TrustDomain {
     return this.config.trustDomain;
@@ -255,17 +265,22 @@ export class AuthorizationService {
   }
 
   /**
-   * Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. Stops as
-   * soon as `opts.signal` aborts (the caller went away): no further reads for a client that left.
-   * A wait holds one of the agent's concurrentWaits slots (ERR_RATE_LIMITED when all are held;
-   * a request already decided is answered without one), and its reads back off from `pollMs`
-   * (500 ms) to `maxPollMs` (2 s).
+   * Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. The wait is
+   * one of the process's shared long-poll (waiting.ts): it reads every waited-on request in one
+   * batch per tick and ends a wait at once when the request changes in this process; then this
+   * checks again (which mints the SVID on approval). Stops as soon as `opts.signal` aborts (the
+   * caller went away): no further reads for a client that left. A wait holds one of the agent's
+   * concurrentWaits slots (ERR_RATE_LIMITED when all are held; a request already decided is
+   * answered without one).
+   *
+   * `sleep`, `pollMs` and `maxPollMs` are no longer used (the shared poller's tick sets the pace);
+   * they stay in the signature for existing callers.
    */
   async checkWaiting(
     agentId: AgentId,
     requestId: RequestId,
     waitSeconds: number,
-    sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
+    _sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
     opts: CheckOptions & { pollMs?: number; maxPollMs?: number } = {},
   ): Promise<CheckResult> {
     const deadline = Date.now() + waitSeconds * 1000;
@@ -273,14 +288,10 @@ export class AuthorizationService {
     if (result.status !== 'pending' || waitSeconds <= 0 || opts.signal?.aborted) return result;
     const lease = await this.deps.limits?.claimWait(agentId, waitSeconds * 1000);
     try {
-      let pollMs = opts.pollMs ?? 500;
-      const maxPollMs = Math.max(pollMs, opts.maxPollMs ?? 2000);
-      while (Date.now() < deadline && !opts.signal?.aborted) {
-        await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), opts.signal);
-        if (opts.signal?.aborted) break;
+      // A change may leave it pending (a vote short of the quorum): then wait on.
+      while ((await this.waiting.wait(agentId, requestId, deadline, opts.signal)) === 'changed') {
         result = await this.check(agentId, requestId, opts);
         if (result.status !== 'pending') break;
-        pollMs = Math.min(maxPollMs, Math.round(pollMs * 1.5));
       }
       return result;
     } finally {
@@ -398,6 +409,7 @@ export class AuthorizationService {
       this.deps.logger.info('approval revoked', { request_id: requestId, revoked_by: by, svid_id: applied.record.svid_id, reason });
       await this.linkAudit(requestId);
     }
+    (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
     return applied.record;
   }
 
@@ -472,6 +484,7 @@ export class AuthorizationService {
       const progress = approvalsOf(r);
       this.deps.logger.info(row === 'vote' ? 'vote recorded' : 'request decided', { request_id: requestId, decision: r.decision, vote: cast.vote, approvals: progress.have, need: progress.need, approver_identity: approverIdentity });
       await this.linkAudit(requestId);
+      (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
       return r;
     }
   }
@@ -524,6 +537,7 @@ export class AuthorizationService {
       const { record: expired } = await this.deps.store.apply('expire', r.request_id, { now: now.toISOString() }, auditEvent('expired', SYSTEM_ACTOR, now));
       this.deps.logger.info('request expired', { request_id: r.request_id });
       await this.linkAudit(r.request_id);
+      (this.deps.waiting ?? this.ownWaiting)?.wake(r.request_id);
       return expired;
     } catch (e) {
       if (isAckdError(e, 'ERR_ALREADY_DECIDED')) return (await this.deps.store.get(r.request_id)) ?? r;

@@ -212,6 +212,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+    stops.push(async () => deps.waiting.stop());
 
     // Demo agent key, created once.
     const agentId = parseAgentId(opts.demoAgentId ?? 'demo-agent');

@@ -339,6 +339,13 @@ export class DynamoRequestStore implements RequestStore {
   auditEvent(seq: number): Promise<AuditEvent | undefined> {
     return this.audit.event(seq);
   }
+
+  async getMany(ids: readonly RequestId[]): Promise<Map<RequestId, AuthorizationRecord>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const items = await batchGet(this.doc, this.tableName, unique.map((id) => ({ pk: REQ + id })));
+    return new Map(items.map((it) => [it.request_id as RequestId, toRecord(it)]));
+  }
 }
 
 /** Adds the audit event to a transition's write (its condition already waits for the previous event to be linked). */
