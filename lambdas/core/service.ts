@@ -8,7 +8,7 @@ import { isPast, stateOf, statusAt, svidEnd } from './lifecycle.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
 import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
-import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Limits } from './limits.ts';
+import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
 import { Waiting } from './waiting.ts';
 
 export interface ServiceConfig {
@@ -29,7 +29,11 @@ export interface ServiceDeps {
   /** Flood limits (per agent, per approver). Without them nothing is limited. */
   readonly limits?: Limits;
   /** Approval policies; without them every request is decided by one approver, as before policies. */
-  readonly policies?: { resolve(agentId: AgentId, permissions: readonly string[]): Promise<Resolution> };
+  readonly policies?: {
+    resolve(agentId: AgentId, permissions: readonly string[]): Promise<Resolution>;
+    /** The policy and the agent's owner in one read (PolicyService). */
+    resolveWithOwner?(agentId: AgentId, permissions: readonly string[], agents: AgentStore | undefined): Promise<{ resolution: Resolution; owner: string | null }>;
+  };
   /** Agent owners (for separation of duties). */
   readonly agents?: AgentStore;
   /**
@@ -96,22 +100,33 @@ export class AuthorizationService {
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
-    const record = newRecord(input, requestId, this.config.trustDomain, now, await this.quorumFor(input.agent_id, input.permissions));
-    const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
-    // Limits first: a refused request changes nothing (no request, no mail, no audit event).
-    // The attempt counts against the agent's minute even when the open-request limit refuses it.
-    // The slot is not given back if the create fails: the write may have happened all the same;
-    // a slot whose request does not exist is taken back a minute later.
-    if (this.deps.limits) {
-      await this.deps.limits.takeRequest(input.agent_id);
-      await this.deps.limits.claimOpenSlot(input.agent_id, requestId, record.expires_at, this.deps.store);
+    // The rule the request is decided under is read while the limits are taken (neither needs the
+    // other). A refused limit changes nothing (no request, no mail, no audit event); the attempt
+    // counts against the agent's minute even when the open-request limit refuses it. A slot is
+    // given back when the rule cannot be read, not when the create fails: that write may have
+    // happened all the same (a slot whose request does not exist is taken back a minute later).
+    const [quorum, slot] = await Promise.allSettled([this.quorumFor(input.agent_id, input.permissions), this.takeLimits(input.agent_id, requestId, addMinutes(now.toISOString(), input.ttl_minutes))]);
+    if (slot.status === 'rejected') throw slot.reason;
+    if (quorum.status === 'rejected') {
+      await slot.value?.release();
+      throw quorum.reason;
     }
+    const record = newRecord(input, requestId, this.config.trustDomain, now, quorum.value);
+    const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
     await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
     await this.linkAudit(requestId);
     const consentUrl = this.consentUrl(requestId);
     await this.notify(record, consentUrl);
     return { request_id: requestId, consent_url: consentUrl, record };
+  }
+
+  /** The agent's request rate, then an open-request slot (each one write in the common case). */
+  private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
+    const limits = this.deps.limits;
+    if (!limits) return undefined;
+    await limits.takeRequest(agentId);
+    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
   }
 
   /**
@@ -421,6 +436,10 @@ export class AuthorizationService {
   private async quorumFor(agentId: AgentId, permissions: readonly string[]): Promise<Quorum> {
     const { policies, agents } = this.deps;
     if (!policies && !agents) return LEGACY_QUORUM;
+    if (policies?.resolveWithOwner) {
+      const { resolution, owner } = await policies.resolveWithOwner(agentId, permissions, agents);
+      return quorumOf(resolution, owner);
+    }
     const [resolution, owner] = await Promise.all([policies?.resolve(agentId, permissions), agents ? ownerOf(agents, agentId) : null]);
     return quorumOf(resolution ?? { policy: LEGACY_QUORUM, matched: [] }, owner);
   }
