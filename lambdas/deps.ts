@@ -17,7 +17,7 @@ import { AckdError } from './core/errors.ts';
 import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
 import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
-import { Waiting } from './core/waiting.ts';
+import { Waiting, type WaitingOptions } from './core/waiting.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -64,6 +64,8 @@ export function buildDeps(
     limits?: Partial<LimitsConfig>;
     /** Records policy changes; default: events in the audit chain. */
     policyAudit?: PolicyAudit;
+    /** The shared long-poll's pace (tests). */
+    waiting?: WaitingOptions;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -78,7 +80,7 @@ export function buildDeps(
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
-  const waiting = new Waiting({ store, clock, logger });
+  const waiting = new Waiting({ store, clock, logger }, opts.waiting);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, limits, policies, agents, waiting, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
