@@ -10,7 +10,7 @@ export interface McpHttpDeps {
   readonly service: AuthorizationService;
   readonly apiKeys: ApiKeyStore;
   readonly logger: Logger;
-  /** Waits between long-poll reads; must resolve early when the signal aborts. */
+  /** Handed to the tools (ToolContext.sleep); must resolve early when the signal aborts. Long-polls are paced by the shared poller (core/waiting.ts). */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /**
    * How long this process trusts a key that authenticated without reading it again (ms; default

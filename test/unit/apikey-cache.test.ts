@@ -27,10 +27,14 @@ async function setup(opts: { ttlMs?: number; maxEntries?: number } = {}) {
   return { clock, store, cache, apiKey, entry };
 }
 
-const unauthenticated = (p: Promise<unknown>) => p.then(
-  () => { throw new Error('expected ERR_UNAUTHENTICATED'); },
-  (e: unknown) => expect(isAckdError(e, 'ERR_UNAUTHENTICATED')).toBe(true),
-);
+/** Fails unless `p` rejects with ERR_UNAUTHENTICATED. */
+async function unauthenticated(p: Promise<unknown>): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(isAckdError(e, 'ERR_UNAUTHENTICATED'), `expected ERR_UNAUTHENTICATED, got ${String(e)}`).toBe(true);
+}
 
 describe('API key cache', () => {
   it('reads a key once per TTL (5 s by default), and again after it', async () => {
