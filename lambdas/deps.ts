@@ -19,6 +19,7 @@ import { AckdError } from './core/errors.ts';
 import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
 import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
+import { Waiting, type WaitingOptions } from './core/waiting.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -44,6 +45,8 @@ export interface Deps {
   readonly bundles: BundleStore;
   /** Agent records (owners). */
   readonly agents: AgentStore;
+  /** The process's shared long-poll. */
+  readonly waiting: Waiting;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -71,6 +74,8 @@ export function buildDeps(
     onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
     /** Wraps the AWS SDK client (X-Ray tracing on Lambda: adapters/powertools.ts `traced`); default: as is. */
     instrument?: <C extends object>(client: C) => C;
+    /** The shared long-poll's pace (tests). */
+    waiting?: WaitingOptions;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -88,6 +93,7 @@ export function buildDeps(
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
+  const waiting = new Waiting({ store, clock, logger }, opts.waiting);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     {
@@ -98,6 +104,7 @@ export function buildDeps(
       limits,
       policies,
       agents,
+      waiting,
       auditNudge: () => nudge(),
       notifyAfterSequencing: true,
       ...(opts.notifier ? { notifier: opts.notifier } : {}),
@@ -132,6 +139,7 @@ export function buildDeps(
     ownerAudit: adminAudit,
     agents,
     bundles: new DynamoBundleStore(ddb, config.tableName),
+    waiting,
   };
 }
 

@@ -33,13 +33,133 @@ export async function createApiKey(store: ApiKeyStore, agentId: AgentId, clock: 
 
 /** The agent a presented key belongs to. Any failure is ERR_UNAUTHENTICATED with no detail about why. */
 export async function authenticateApiKey(store: ApiKeyStore, presented: string | undefined): Promise<AgentId> {
-  if (!presented || !looksLikeApiKey(presented)) throw new AckdError('ERR_UNAUTHENTICATED', 'a valid agent API key is required');
-  const presentedHash = hashApiKey(presented);
-  const entry = await store.getByHash(presentedHash);
+  const presentedHash = presentedKeyHash(presented);
+  return agentOf(await store.getByHash(presentedHash), presentedHash);
+}
+
+function presentedKeyHash(presented: string | undefined): string {
+  if (!presented || !looksLikeApiKey(presented)) throw unauthenticated();
+  return hashApiKey(presented);
+}
+
+function unauthenticated(): AckdError {
+  return new AckdError('ERR_UNAUTHENTICATED', 'a valid agent API key is required');
+}
+
+/** The agent of a stored entry, if it is the presented key's and not revoked. */
+function agentOf(entry: ApiKeyEntry | undefined, presentedHash: string): AgentId {
   // Constant-time comparison of the hashes, even though the lookup was by hash.
   const expected = Buffer.from(entry?.key_hash ?? '0'.repeat(64), 'hex');
   const actual = Buffer.from(presentedHash, 'hex');
   const same = expected.length === actual.length && timingSafeEqual(expected, actual);
-  if (!entry || !same || entry.revoked_at !== null) throw new AckdError('ERR_UNAUTHENTICATED', 'a valid agent API key is required');
+  if (!entry || !same || entry.revoked_at !== null) throw unauthenticated();
   return entry.agent_id;
+}
+
+export interface ApiKeyCacheOptions {
+  /** How long a key that authenticated is trusted without asking the store again (ms). Default 5000; 0 turns the cache off. */
+  readonly ttlMs?: number;
+  /** Most keys remembered; the least recently used is forgotten first. Default 10 000. */
+  readonly maxEntries?: number;
+  /** Milliseconds now (tests). */
+  readonly now?: () => number;
+}
+
+/**
+ * API key lookups remembered per process for a few seconds, so that a burst of calls with one key
+ * costs one read of the store, not one per call.
+ *
+ * - Only keys that authenticated are remembered (by the key's hash, never the key), for `ttlMs`;
+ *   a key that did not authenticate is never remembered, so a key created a moment ago works at
+ *   once. Concurrent lookups of one key share one read.
+ * - `reauthenticate` always asks the store and forgets the key when it no longer authenticates:
+ *   ackd calls it before it mints an SVID and again before it hands one out, so a revoked key
+ *   never receives an SVID. Every other call may be served from memory: a revoked key may still
+ *   make non-SVID calls for up to `ttlMs` on an instance that saw it shortly before.
+ */
+export class ApiKeyCache {
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+  /** hash → the entry and until when it is trusted; Map order is the LRU order (oldest first). */
+  private readonly known = new Map<string, { readonly entry: ApiKeyEntry; readonly untilMs: number }>();
+  private readonly inFlight = new Map<string, Promise<ApiKeyEntry | undefined>>();
+  /** Bumped by every eviction: a read that started before one is not remembered (it may predate a revocation). */
+  private evictions = 0;
+
+  constructor(
+    private readonly store: ApiKeyStore,
+    opts: ApiKeyCacheOptions = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 5000;
+    this.maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The agent a presented key belongs to (from memory when it authenticated within `ttlMs`). ERR_UNAUTHENTICATED otherwise. */
+  async authenticate(presented: string | undefined): Promise<AgentId> {
+    const hash = presentedKeyHash(presented);
+    const hit = this.known.get(hash);
+    if (hit && hit.untilMs > this.now()) {
+      // Most recently used last.
+      this.known.delete(hash);
+      this.known.set(hash, hit);
+      return agentOf(hit.entry, hash);
+    }
+    if (hit) this.known.delete(hash);
+    const epoch = this.evictions;
+    let lookup = this.inFlight.get(hash);
+    if (!lookup) {
+      lookup = this.store.getByHash(hash);
+      const mine = lookup;
+      this.inFlight.set(hash, mine);
+      const done = () => {
+        if (this.inFlight.get(hash) === mine) this.inFlight.delete(hash);
+      };
+      mine.then(done, done);
+    }
+    return this.settle(hash, await lookup, epoch);
+  }
+
+  /** The agent of a presented key, always read from the store (never from memory); a key that fails is forgotten. */
+  async reauthenticate(presented: string | undefined): Promise<AgentId> {
+    const hash = presentedKeyHash(presented);
+    const epoch = this.evictions;
+    let entry: ApiKeyEntry | undefined;
+    try {
+      entry = await this.store.getByHash(hash);
+    } catch (e) {
+      this.forget(hash);
+      throw e;
+    }
+    return this.settle(hash, entry, epoch);
+  }
+
+  /** Forgets a key (by its hash). */
+  forget(keyHash: string): void {
+    this.evictions++;
+    this.known.delete(keyHash);
+    this.inFlight.delete(keyHash);
+  }
+
+  /** How many keys are remembered (tests). */
+  get size(): number {
+    return this.known.size;
+  }
+
+  private settle(hash: string, entry: ApiKeyEntry | undefined, epoch: number): AgentId {
+    let agent: AgentId;
+    try {
+      agent = agentOf(entry, hash);
+    } catch (e) {
+      this.forget(hash);
+      throw e;
+    }
+    if (this.ttlMs > 0 && epoch === this.evictions) {
+      this.known.delete(hash);
+      this.known.set(hash, { entry: entry!, untilMs: this.now() + this.ttlMs });
+      while (this.known.size > this.maxEntries) this.known.delete(this.known.keys().next().value!);
+    }
+    return agent;
+  }
 }

@@ -85,6 +85,15 @@ export interface LimitStore {
   putSlot(group: string, slot: number, holder: string, untilMs: number, nowMs: number, replace?: string): Promise<boolean>;
   /** Frees the slot if `holder` still holds it. */
   releaseSlot(group: string, slot: number, holder: string): Promise<void>;
+  /**
+   * Adds `member` to the set `group` if the set has fewer than `max` members (or already holds
+   * it); false, changing nothing, when it is full. One conditional write.
+   */
+  join(group: string, member: string, max: number, retainUntilMs: number): Promise<boolean>;
+  /** The members of set `group` (consistent read). */
+  members(group: string): Promise<string[]>;
+  /** Removes these members from set `group` (those not in it are ignored). */
+  leave(group: string, members: readonly string[]): Promise<void>;
   /** Queues a request for `recipient`'s digest, due at `dueMs` unless an earlier due is set; false when the queue is full. */
   enqueueDigest(recipient: string, requestId: RequestId, dueMs: number, cap: number, retainUntilMs: number): Promise<boolean>;
   /** Whether the request waits in `recipient`'s digest queue. */
@@ -151,11 +160,31 @@ export function recipientKey(recipient: string): string {
   return createHash('sha256').update(recipient.trim().toLowerCase(), 'utf8').digest('hex').slice(0, 32);
 }
 
+/** A member of an agent's open-request set: `<until ms>.<since ms>.<request_id>`. */
+interface OpenMember {
+  readonly raw: string;
+  readonly untilMs: number;
+  readonly sinceMs: number;
+  readonly requestId: RequestId;
+}
+
+function openMember(untilMs: number, sinceMs: number, requestId: RequestId): string {
+  return `${untilMs}.${sinceMs}.${requestId}`;
+}
+
+/** A member as written by openMember; anything else (an item changed by hand) reads as lapsed. */
+function parseOpenMember(raw: string): OpenMember {
+  const m = /^(\d{1,15})\.(\d{1,15})\.(.+)$/.exec(raw);
+  if (!m) return { raw, untilMs: 0, sinceMs: 0, requestId: raw as RequestId };
+  return { raw, untilMs: Number(m[1]), sinceMs: Number(m[2]), requestId: m[3] as RequestId };
+}
+
 /**
  * The limits, as policy over a LimitStore. Keys:
  * - `rate#<agent>#<minute start ms>`: request attempts in that minute.
- * - slot group `open#<agent>`: one slot per request awaiting a decision (holder: request_id,
- *   until: its deadline). A slot whose request was decided is taken back lazily, when the
+ * - set `open#<agent>`: one member per request awaiting a decision (its deadline, when it was
+ *   claimed, its request_id), so taking one is a single conditional write whatever the
+ *   concurrency. A member whose request was decided (or lapsed) is taken back lazily, when the
  *   agent is at its limit.
  * - slot group `wait#<agent>`: one slot per long-poll (holder: a random token, until: the end of
  *   the wait plus a margin), released when the wait ends, or by time after a crash.
@@ -181,30 +210,45 @@ export class Limits {
   }
 
   /**
-   * Holds one of the agent's open-request slots for `requestId` until its deadline. ERR_RATE_LIMITED
-   * when every slot is held by a request that is still pending. `requests` lets a slot whose
-   * request was decided (or never got created) be taken back.
+   * Holds one of the agent's open-request slots for `requestId` until its deadline: one
+   * conditional write when the agent is below openPending. ERR_RATE_LIMITED when every slot is
+   * held by a request that is still pending. `requests` lets a slot whose request was decided (or
+   * never got created) be taken back: one batched read of the holders, only when all are held.
    */
-  async claimOpenSlot(agentId: AgentId, requestId: RequestId, expiresAt: string, requests: Pick<RequestStore, 'get'>): Promise<Lease> {
+  async claimOpenSlot(agentId: AgentId, requestId: RequestId, expiresAt: string, requests: Pick<RequestStore, 'getMany'>): Promise<Lease> {
+    const store = this.deps.store;
     const group = `open#${agentId}`;
     const size = this.config.openPending;
+    const now = this.deps.clock.now().getTime();
     const until = Date.parse(expiresAt);
-    const lease = await this.claimSlot(group, size, requestId, until, async (held, nowMs) => {
-      // Every slot is held by an unexpired request: those no longer pending free theirs. At most
-      // 100 of them are read per attempt (all of them with the default limit).
-      const sample = shuffle([...held]).slice(0, 100);
-      const records = await Promise.all(sample.map((s) => requests.get(s.holder as RequestId)));
-      return sample.filter((s, i) => {
-        const r = records[i];
-        if (!r) return s.sinceMs + ORPHAN_GRACE_MS <= nowMs;
-        return r.request_id === s.holder && (r.decision !== 'pending' || Date.parse(r.expires_at) <= nowMs);
-      });
-    });
-    if ('retryAtMs' in lease) {
-      const now = this.deps.clock.now().getTime();
-      throw new AckdError('ERR_RATE_LIMITED', `agent ${agentId} has ${size} requests awaiting a decision (limit ${size}); ${retryAfter(lease.retryAtMs, now)}, or as soon as one of them is decided`);
+    const member = openMember(until, now, requestId);
+    const retain = until + DAY_MS;
+    const lease: Lease = { release: () => store.leave(group, [member]).catch(() => undefined) };
+    if (await store.join(group, member, size, retain)) return lease;
+    let live: OpenMember[] = [];
+    // Every slot is held: those lapsed, decided or never created are taken back, then try again.
+    // A concurrent caller may take the freed slot first: a few rounds before refusing.
+    for (let round = 0; round < 3; round++) {
+      const held = (await store.members(group)).map(parseOpenMember);
+      const lapsed = held.filter((m) => m.untilMs <= now);
+      live = held.filter((m) => m.untilMs > now);
+      let gone = lapsed;
+      if (gone.length === 0) {
+        // At most 100 are read per round (all of them with the default limit).
+        const sample = shuffle([...live]).slice(0, 100);
+        const records = await requests.getMany(sample.map((m) => m.requestId));
+        gone = sample.filter((m) => {
+          const r = records.get(m.requestId);
+          if (!r) return m.sinceMs + ORPHAN_GRACE_MS <= now;
+          return r.decision !== 'pending' || Date.parse(r.expires_at) <= now;
+        });
+      }
+      if (gone.length === 0) break;
+      await store.leave(group, gone.map((m) => m.raw));
+      if (await store.join(group, member, size, retain)) return lease;
     }
-    return lease;
+    const retryAtMs = live.length > 0 ? Math.min(...live.map((m) => m.untilMs)) : now + 1000;
+    throw new AckdError('ERR_RATE_LIMITED', `agent ${agentId} has ${size} requests awaiting a decision (limit ${size}); ${retryAfter(retryAtMs, now)}, or as soon as one of them is decided`);
   }
 
   /** Holds one of the agent's concurrent-wait slots for `waitMs` (plus a margin for a crash). */
@@ -226,7 +270,6 @@ export class Limits {
     size: number,
     holder: string,
     untilMs: number,
-    reclaimable?: (held: SlotState[], nowMs: number) => Promise<SlotState[]>,
   ): Promise<Lease | { retryAtMs: number }> {
     const store = this.deps.store;
     const now = this.deps.clock.now().getTime();
@@ -236,7 +279,7 @@ export class Limits {
       if (await store.putSlot(group, slot, holder, untilMs, now)) return lease(slot);
     }
     let held: SlotState[] = [];
-    // A slot that looked free (or reclaimable) may be taken by a concurrent caller between the
+    // A slot that looked free may be taken by a concurrent caller between the
     // read and the conditional write: read again, a few times, before refusing.
     for (let round = 0; round < 3; round++) {
       held = (await store.readSlots(group, size)).filter((s) => s.untilMs > now);
@@ -244,9 +287,7 @@ export class Limits {
       const free = shuffle(Array.from({ length: size }, (_, i) => i).filter((i) => !busy.has(i)));
       // At most a few tries per round: each failed one is a write lost to a concurrent caller.
       for (const slot of free.slice(0, 8)) if (await store.putSlot(group, slot, holder, untilMs, now)) return lease(slot);
-      const candidates = free.length === 0 && reclaimable ? shuffle(await reclaimable(held, now)) : [];
-      for (const s of candidates.slice(0, 8)) if (await store.putSlot(group, s.slot, holder, untilMs, now, s.holder)) return lease(s.slot);
-      if (free.length === 0 && candidates.length === 0) break;
+      if (free.length === 0) break;
     }
     return { retryAtMs: held.length > 0 ? Math.min(...held.map((s) => s.untilMs)) : now + 1000 };
   }

@@ -1,6 +1,7 @@
 import { AckdError, invalid } from './errors.ts';
 import { parseAgentId, type AgentId } from './ids.ts';
 import type { Clock, Logger } from './ports.ts';
+import { ownerOf, type AgentStore } from './agents.ts';
 import { permissionSchema } from '../mcp/schemas.ts';
 
 /**
@@ -488,6 +489,12 @@ export interface PolicyStore {
    * fine; resolvePolicy filters). On the request path: reads by key, never a scan.
    */
   candidates(agentId: AgentId, permissions: readonly string[]): Promise<Policy[]>;
+  /**
+   * `candidates` and the agent's owner as its AgentStore holds it (null when none), read
+   * together: one BatchGetItem on DynamoDB, where the agent record lives in the same table.
+   * Optional; without it the two are read side by side.
+   */
+  candidatesWithOwner?(agentId: AgentId, permissions: readonly string[]): Promise<{ policies: Policy[]; owner: string | null }>;
 }
 
 export interface PolicyChange {
@@ -547,9 +554,23 @@ export class PolicyService {
     return (await this.deps.store.list()).sort((x, y) => comparePolicies(x, y));
   }
 
-  /** The rule a request of this agent for these permissions is decided under (two key reads on DynamoDB). */
+  /** The rule a request of this agent for these permissions is decided under (one batched read on DynamoDB, two with pattern policies). */
   async resolve(agentId: AgentId, permissions: readonly string[]): Promise<Resolution> {
     return resolvePolicy(await this.deps.store.candidates(agentId, permissions), agentId, permissions);
+  }
+
+  /**
+   * `resolve` and the agent's owner in `agents` (null without it): what a new request's quorum is
+   * made from. One batched read on DynamoDB when the store can read the owner with the policies.
+   */
+  async resolveWithOwner(agentId: AgentId, permissions: readonly string[], agents: AgentStore | undefined): Promise<{ resolution: Resolution; owner: string | null }> {
+    const store = this.deps.store;
+    if (agents && store.candidatesWithOwner) {
+      const { policies, owner } = await store.candidatesWithOwner(agentId, permissions);
+      return { resolution: resolvePolicy(policies, agentId, permissions), owner };
+    }
+    const [policies, owner] = await Promise.all([store.candidates(agentId, permissions), agents ? ownerOf(agents, agentId) : null]);
+    return { resolution: resolvePolicy(policies, agentId, permissions), owner };
   }
 
   private async audited(change: PolicyChange, undo: () => Promise<unknown>): Promise<void> {

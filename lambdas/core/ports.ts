@@ -55,6 +55,11 @@ export interface RequestStore {
   auditEvent(seq: number): Promise<AuditEvent | undefined>;
   /** The audit events at these seqs, read together and consistently (missing ones left out). */
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]>;
+  /**
+   * The requests of these ids (consistent reads), absent ones left out: the long-poll's one
+   * batched read of every request waited on (BatchGetItem, 100 keys per call, on DynamoDB).
+   */
+  getMany(ids: readonly RequestId[]): Promise<Map<RequestId, AuthorizationRecord>>;
 }
 
 /** What a lifecycle write leaves. */

@@ -8,7 +8,8 @@ import { AWAITING_LOG_MESSAGE, NOT_IN_LOG_MESSAGE, isPast, stateOf, statusAt, sv
 import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
 import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
-import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Limits } from './limits.ts';
+import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
+import { Waiting } from './waiting.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -30,7 +31,11 @@ export interface ServiceDeps {
   /** Flood limits (per agent, per approver). Without them nothing is limited. */
   readonly limits?: Limits;
   /** Approval policies; without them every request is decided by one approver, as before policies. */
-  readonly policies?: { resolve(agentId: AgentId, permissions: readonly string[]): Promise<Resolution> };
+  readonly policies?: {
+    resolve(agentId: AgentId, permissions: readonly string[]): Promise<Resolution>;
+    /** The policy and the agent's owner in one read (PolicyService). */
+    resolveWithOwner?(agentId: AgentId, permissions: readonly string[], agents: AgentStore | undefined): Promise<{ resolution: Resolution; owner: string | null }>;
+  };
   /** Agent owners (for separation of duties). */
   readonly agents?: AgentStore;
   /**
@@ -47,6 +52,8 @@ export interface ServiceDeps {
    * it, the notification is sent inside request_authorization.
    */
   readonly notifyAfterSequencing?: boolean;
+  /** The process's shared long-poll (one per process); without it the service makes its own. */
+  readonly waiting?: Waiting;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
@@ -86,6 +93,13 @@ export class AuthorizationService {
     private readonly deps: ServiceDeps,
   ) {}
 
+  private ownWaiting: Waiting | undefined;
+
+  /** The long-poll this service's waits use. */
+  private get waiting(): Waiting {
+    return this.deps.waiting ?? (this.ownWaiting ??= new Waiting({ store: this.deps.store, clock: this.deps.clock, logger: this.deps.logger }));
+  }
+
   get trustDomain(): TrustDomain {
     return this.config.trustDomain;
   }
@@ -97,22 +111,33 @@ export class AuthorizationService {
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
-    const record = newRecord(input, requestId, this.config.trustDomain, now, await this.quorumFor(input.agent_id, input.permissions));
-    const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
-    // Limits first: a refused request changes nothing (no request, no mail, no audit event).
-    // The attempt counts against the agent's minute even when the open-request limit refuses it.
-    // The slot is not given back if the create fails: the write may have happened all the same;
-    // a slot whose request does not exist is taken back a minute later.
-    if (this.deps.limits) {
-      await this.deps.limits.takeRequest(input.agent_id);
-      await this.deps.limits.claimOpenSlot(input.agent_id, requestId, record.expires_at, this.deps.store);
+    // The rule the request is decided under is read while the limits are taken (neither needs the
+    // other). A refused limit changes nothing (no request, no mail, no audit event); the attempt
+    // counts against the agent's minute even when the open-request limit refuses it. A slot is
+    // given back when the rule cannot be read, not when the create fails: that write may have
+    // happened all the same (a slot whose request does not exist is taken back a minute later).
+    const [quorum, slot] = await Promise.allSettled([this.quorumFor(input.agent_id, input.permissions), this.takeLimits(input.agent_id, requestId, addMinutes(now.toISOString(), input.ttl_minutes))]);
+    if (slot.status === 'rejected') throw slot.reason;
+    if (quorum.status === 'rejected') {
+      await slot.value?.release();
+      throw quorum.reason;
     }
+    const record = newRecord(input, requestId, this.config.trustDomain, now, quorum.value);
+    const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
     await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
     this.recorded();
     const consentUrl = this.consentUrl(requestId);
     if (!this.deps.notifyAfterSequencing) await this.notify(record, consentUrl);
     return { request_id: requestId, consent_url: consentUrl, record };
+  }
+
+  /** The agent's request rate, then an open-request slot (each one write in the common case). */
+  private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
+    const limits = this.deps.limits;
+    if (!limits) return undefined;
+    await limits.takeRequest(agentId);
+    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
   }
 
   /**
@@ -289,17 +314,22 @@ export class AuthorizationService {
   }
 
   /**
-   * Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. Stops as
-   * soon as `opts.signal` aborts (the caller went away): no further reads for a client that left.
-   * A wait holds one of the agent's concurrentWaits slots (ERR_RATE_LIMITED when all are held;
-   * a request already decided is answered without one), and its reads back off from `pollMs`
-   * (500 ms) to `maxPollMs` (2 s).
+   * Long-poll form of `check`: waits up to `waitSeconds` while the request is pending. The wait is
+   * one of the process's shared long-poll (waiting.ts): it reads every waited-on request in one
+   * batch per tick and ends a wait at once when the request changes in this process; then this
+   * checks again (which mints the SVID on approval). Stops as soon as `opts.signal` aborts (the
+   * caller went away): no further reads for a client that left. A wait holds one of the agent's
+   * concurrentWaits slots (ERR_RATE_LIMITED when all are held; a request already decided is
+   * answered without one).
+   *
+   * `sleep`, `pollMs` and `maxPollMs` are no longer used (the shared poller's tick sets the pace);
+   * they stay in the signature for existing callers.
    */
   async checkWaiting(
     agentId: AgentId,
     requestId: RequestId,
     waitSeconds: number,
-    sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
+    _sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
     opts: CheckOptions & { pollMs?: number; maxPollMs?: number } = {},
   ): Promise<CheckResult> {
     const deadline = Date.now() + waitSeconds * 1000;
@@ -307,14 +337,10 @@ export class AuthorizationService {
     if (result.status !== 'pending' || waitSeconds <= 0 || opts.signal?.aborted) return result;
     const lease = await this.deps.limits?.claimWait(agentId, waitSeconds * 1000);
     try {
-      let pollMs = opts.pollMs ?? 500;
-      const maxPollMs = Math.max(pollMs, opts.maxPollMs ?? 2000);
-      while (Date.now() < deadline && !opts.signal?.aborted) {
-        await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), opts.signal);
-        if (opts.signal?.aborted) break;
+      // A change may leave it pending (a vote short of the quorum): then wait on.
+      while ((await this.waiting.wait(agentId, requestId, deadline, opts.signal)) === 'changed') {
         result = await this.check(agentId, requestId, opts);
         if (result.status !== 'pending') break;
-        pollMs = Math.min(maxPollMs, Math.round(pollMs * 1.5));
       }
       return result;
     } finally {
@@ -451,6 +477,7 @@ export class AuthorizationService {
       this.deps.logger.info('approval revoked', { request_id: requestId, revoked_by: by, svid_id: applied.record.svid_id, reason });
       this.recorded();
     }
+    (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
     return applied.record;
   }
 
@@ -462,6 +489,10 @@ export class AuthorizationService {
   private async quorumFor(agentId: AgentId, permissions: readonly string[]): Promise<Quorum> {
     const { policies, agents } = this.deps;
     if (!policies && !agents) return LEGACY_QUORUM;
+    if (policies?.resolveWithOwner) {
+      const { resolution, owner } = await policies.resolveWithOwner(agentId, permissions, agents);
+      return quorumOf(resolution, owner);
+    }
     const [resolution, owner] = await Promise.all([policies?.resolve(agentId, permissions), agents ? ownerOf(agents, agentId) : null]);
     return quorumOf(resolution ?? { policy: LEGACY_QUORUM, matched: [] }, owner);
   }
@@ -525,6 +556,7 @@ export class AuthorizationService {
       const progress = approvalsOf(r);
       this.deps.logger.info(row === 'vote' ? 'vote recorded' : 'request decided', { request_id: requestId, decision: r.decision, vote: cast.vote, approvals: progress.have, need: progress.need, approver_identity: approverIdentity });
       this.recorded();
+      (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
       return r;
     }
   }
@@ -572,6 +604,7 @@ export class AuthorizationService {
       const { record: expired } = await this.deps.store.apply('expire', r.request_id, { now: now.toISOString() }, auditEvent('expired', SYSTEM_ACTOR, now));
       this.deps.logger.info('request expired', { request_id: r.request_id });
       this.recorded();
+      (this.deps.waiting ?? this.ownWaiting)?.wake(r.request_id);
       return expired;
     } catch (e) {
       if (isAckdError(e, 'ERR_ALREADY_DECIDED')) return (await this.deps.store.get(r.request_id)) ?? r;

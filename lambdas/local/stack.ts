@@ -8,6 +8,7 @@ import { createApp } from '../app.ts';
 import { writeTrustBundle } from '../http/svid-routes.ts';
 import { LIMIT_ENV, loadConfig } from '../config.ts';
 import type { LimitsConfig } from '../core/limits.ts';
+import type { WaitingOptions } from '../core/waiting.ts';
 import { buildDeps, periodicWork, type Deps } from '../deps.ts';
 import { LocalKeySigner } from '../adapters/signing/local.ts';
 import { ensureTable, upgradeLocalTable } from '../adapters/dynamodb/schema.ts';
@@ -64,6 +65,8 @@ export interface LocalStackOptions {
   readonly routes?: string;
   /** Variables the routes' secrets are read from (default: the process environment). */
   readonly routeEnv?: Record<string, string | undefined>;
+  /** The shared long-poll's pace (tests). */
+  readonly waiting?: WaitingOptions;
 }
 
 export interface LocalIssuer {
@@ -209,9 +212,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ...(routes ? { routes } : {}),
       signer,
       ...(opts.limits ? { limits: opts.limits } : {}),
+      ...(opts.waiting ? { waiting: opts.waiting } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+    stops.push(async () => deps.waiting.stop());
 
     // The audit sequencer: right after each write, and on a timer for what other processes wrote.
     deps.sequencerLoop.start();

@@ -1,8 +1,8 @@
 import { readRequestBody } from '@modelcontextprotocol/sdk/server/requestBody.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { authenticateApiKey } from '../core/apikeys.ts';
+import { ApiKeyCache } from '../core/apikeys.ts';
 import { AckdError, isAckdError } from '../core/errors.ts';
-import type { ApiKeyStore, Logger } from '../core/ports.ts';
+import type { ApiKeyStore, Clock, Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
 import { createMcpServer } from './server.ts';
 
@@ -10,8 +10,15 @@ export interface McpHttpDeps {
   readonly service: AuthorizationService;
   readonly apiKeys: ApiKeyStore;
   readonly logger: Logger;
-  /** Waits between long-poll reads; must resolve early when the signal aborts. */
+  /** Handed to the tools (ToolContext.sleep); must resolve early when the signal aborts. Long-polls are paced by the shared poller (core/waiting.ts). */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * How long this process trusts a key that authenticated without reading it again (ms; default
+   * 5000, 0: every call reads it). Minting and handing out an SVID always read it again.
+   */
+  readonly apiKeyCacheMs?: number;
+  /** Times the key cache (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -59,6 +66,12 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
  */
 export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Response> {
   const sleep = deps.sleep ?? abortableSleep;
+  // One per handler, and there is one handler per process.
+  const clock = deps.clock;
+  const keys = new ApiKeyCache(deps.apiKeys, {
+    ...(deps.apiKeyCacheMs === undefined ? {} : { ttlMs: deps.apiKeyCacheMs }),
+    ...(clock ? { now: () => clock.now().getTime() } : {}),
+  });
   return async (req) => {
     if (req.method !== 'POST') {
       return jsonRpcError(405, -32000, 'Method not allowed: this MCP server is stateless; use POST', { allow: 'POST' });
@@ -66,7 +79,7 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
     const token = bearer(req);
     let agentId;
     try {
-      agentId = await authenticateApiKey(deps.apiKeys, token);
+      agentId = await keys.authenticate(token);
     } catch (e) {
       if (!isAckdError(e, 'ERR_UNAUTHENTICATED')) {
         deps.logger.error('api key lookup failed', { error: e instanceof Error ? e.message : String(e) });
@@ -94,9 +107,10 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
       );
     }
 
-    // The same key, checked again while a call is in flight (before an SVID is minted and handed out).
+    // The same key, read again from the store (never from the cache) while a call is in flight:
+    // before an SVID is minted and again before it is handed out.
     const reauthorize = async (): Promise<void> => {
-      const again = await authenticateApiKey(deps.apiKeys, token).catch((e: unknown) => {
+      const again = await keys.reauthenticate(token).catch((e: unknown) => {
         if (isAckdError(e, 'ERR_UNAUTHENTICATED')) throw new AckdError('ERR_UNAUTHENTICATED', 'the API key was revoked');
         throw e;
       });

@@ -1,5 +1,6 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { ErrorCode, ListToolsRequestSchema, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { AgentId } from '../core/ids.ts';
 import type { Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
@@ -27,6 +28,14 @@ const TOOLS: readonly ToolDefinition[] = [requestAuthorization, checkAuthorizati
 const BY_NAME = new Map(TOOLS.map((t) => [t.name, t]));
 /** The tools/list answer, computed once per process. */
 const TOOL_LIST = TOOLS.map(describeTool);
+
+/**
+ * The SDK's Server builds a JSON-schema validator (a new Ajv with its formats) in its constructor
+ * unless it is given one; a new server per request would pay for that on every call. ackd's tools
+ * validate with their zod schemas (tool.ts), so this one, shared by every server of the process,
+ * is only there for what the SDK itself would validate (elicitation answers, which ackd never asks for).
+ */
+const SHARED_VALIDATOR = new AjvJsonSchemaValidator();
 
 const INSTRUCTIONS =
   'ackd gates risky actions behind human approval. Call request_authorization before acting, show the consent_url to your user if useful, ' +
@@ -57,7 +66,7 @@ function unknownTool(name: unknown): Error {
  * handler, which sees the raw JSON-RPC request; every other method it does not know is -32601.
  */
 export function createMcpServer(ctx: ToolContext): Server {
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS, jsonSchemaValidator: SHARED_VALIDATOR });
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_LIST }));
   server.fallbackRequestHandler = async (request: JSONRPCRequest, extra) => {
     if (request.method !== 'tools/call') throw rpcError(ErrorCode.MethodNotFound, `Method not found: ${quoted(request.method)}`);

@@ -79,6 +79,24 @@ describe.each(impls)('%s', (_name, make) => {
     ]);
   });
 
+  it('a set holds at most max members, also under concurrency; joining again is no new member; leave frees', async () => {
+    const s = await make();
+    const joined = await Promise.all(Array.from({ length: 12 }, (_, i) => s.join('open#a', `m${i}`, 5, T0 + 86_400_000)));
+    expect(joined.filter(Boolean)).toHaveLength(5);
+    const members = (await s.members('open#a')).sort();
+    expect(members).toHaveLength(5);
+    expect(await s.join('open#a', members[0]!, 5, T0)).toBe(true); // already a member
+    expect(await s.join('open#a', 'late', 5, T0)).toBe(false);
+    await s.leave('open#a', [members[0]!, members[1]!, 'never-joined']);
+    expect((await s.members('open#a')).sort()).toEqual(members.slice(2));
+    expect(await s.join('open#a', 'late', 5, T0)).toBe(true);
+    await s.leave('open#a', await s.members('open#a'));
+    expect(await s.members('open#a')).toEqual([]);
+    expect(await s.members('open#other')).toEqual([]);
+    await s.leave('open#other', ['x']);
+    expect(await s.join('open#a', 'again', 1, T0)).toBe(true);
+  });
+
   it('a digest queue is bounded, due once, claimed by one sender, and keeps what arrives while it is sent', async () => {
     const s = await make();
     const due = T0 + 600_000;

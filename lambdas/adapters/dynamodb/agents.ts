@@ -40,7 +40,8 @@ export class DynamoAgentStore implements AgentStore {
   }
 }
 
-function toAgent(item: Record<string, unknown>): AgentRecord {
+/** An agent item as an AgentRecord (also read by the policy store's batched read, policies.ts). */
+export function toAgent(item: Record<string, unknown>): AgentRecord {
   return {
     agent_id: item.agent_id as AgentId,
     owner: typeof item.owner === 'string' ? item.owner : null,

@@ -21,6 +21,8 @@ const seconds = (ms: number) => Math.ceil(ms / 1000);
  * - `limit#slot#<group>#<k>`: a held slot (`holder`, `until_ms`, `since_ms`), taken by a
  *   conditional put that requires it absent, lapsed (`until_ms <= now`) or held by the exact
  *   holder being replaced; released by setting `until_ms` to 0, conditional on the holder.
+ * - `limit#set#<group>`: a bounded set (`members`, a string set), joined by `ADD` under
+ *   `size(members) < max` and left by `DELETE`: an agent's open requests, one write each.
  * - `limit#digest#<sha256(approver)>`: the approver's digest queue (`request_ids` string set,
  *   `recipient`, `overflow`), and while it is due, `pending = "digest"` and `expires_at = <due>`,
  *   which put it into the sparse `pending-by-expiry` index under its own partition (request
@@ -81,11 +83,7 @@ export class DynamoLimitStore implements LimitStore {
     return `${LIMIT_PK}slot#${group}#${slot}`;
   }
 
-  /**
-   * One consistent GetItem per slot, in parallel: only GetItem, PutItem, UpdateItem and Query are
-   * granted to the functions that use limits (lib/constructs/api.ts), and this read happens only
-   * when a random slot was not free.
-   */
+  /** One batched consistent read of every slot (BatchGetItem); it happens only when a random slot was not free. */
   async readSlots(group: string, size: number): Promise<SlotState[]> {
     const keys = Array.from({ length: size }, (_, i) => ({ pk: this.slotPk(group, i) }));
     const items = await batchGet(this.doc, this.tableName, keys);
@@ -117,6 +115,46 @@ export class DynamoLimitStore implements LimitStore {
           UpdateExpression: 'SET until_ms = :zero',
           ConditionExpression: 'holder = :h',
           ExpressionAttributeValues: { ':h': holder, ':zero': 0 },
+        }),
+      ),
+    );
+  }
+
+  private setPk(group: string): string {
+    return `${LIMIT_PK}set#${group}`;
+  }
+
+  join(group: string, member: string, max: number, retainUntilMs: number): Promise<boolean> {
+    return applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: this.setPk(group) },
+          UpdateExpression: 'ADD members :m SET kind = :kind, retain_until = :ret',
+          ConditionExpression: 'attribute_not_exists(members) OR size(members) < :max OR contains(members, :one)',
+          ExpressionAttributeValues: { ':m': new Set([member]), ':one': member, ':max': max, ':kind': 'limit-set', ':ret': seconds(retainUntilMs) },
+        }),
+      ),
+    );
+  }
+
+  async members(group: string): Promise<string[]> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: this.setPk(group) }, ConsistentRead: true })));
+    const members = out.Item?.members;
+    return members instanceof Set ? [...(members as Set<string>)] : [];
+  }
+
+  async leave(group: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    // Conditional, so that leaving a set that is not there never creates an item.
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: this.setPk(group) },
+          UpdateExpression: 'DELETE members :m',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':m': new Set(members) },
         }),
       ),
     );

@@ -313,6 +313,13 @@ export class DynamoRequestStore implements RequestStore {
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
     return seqs.length === 0 ? Promise.resolve([]) : this.audit.eventsAt(seqs);
   }
+
+  async getMany(ids: readonly RequestId[]): Promise<Map<RequestId, AuthorizationRecord>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const items = await batchGet(this.doc, this.tableName, unique.map((id) => ({ pk: REQ + id })));
+    return new Map(items.map((it) => [it.request_id as RequestId, toRecord(it)]));
+  }
 }
 
 /** Adds the audit event to a transition's write: appended to the item's outbox with the row and parameters that replay it. */

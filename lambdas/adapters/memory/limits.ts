@@ -21,6 +21,7 @@ export class MemoryLimitStore implements LimitStore {
   readonly counters = new Map<string, number>();
   readonly slots = new Map<string, SlotState>();
   readonly digests = new Map<string, Digest>();
+  readonly sets = new Map<string, Set<string>>();
 
   take(key: string, max: number): Promise<{ taken: boolean; count: number }> {
     const n = this.counters.get(key) ?? 0;
@@ -56,6 +57,25 @@ export class MemoryLimitStore implements LimitStore {
   releaseSlot(group: string, slot: number, holder: string): Promise<void> {
     const key = `${group}#${slot}`;
     if (this.slots.get(key)?.holder === holder) this.slots.delete(key);
+    return Promise.resolve();
+  }
+
+  join(group: string, member: string, max: number): Promise<boolean> {
+    const set = this.sets.get(group) ?? new Set<string>();
+    if (!set.has(member) && set.size >= max) return Promise.resolve(false);
+    set.add(member);
+    this.sets.set(group, set);
+    return Promise.resolve(true);
+  }
+
+  members(group: string): Promise<string[]> {
+    return Promise.resolve([...(this.sets.get(group) ?? [])]);
+  }
+
+  leave(group: string, members: readonly string[]): Promise<void> {
+    const set = this.sets.get(group);
+    for (const m of members) set?.delete(m);
+    if (set?.size === 0) this.sets.delete(group);
     return Promise.resolve();
   }
 

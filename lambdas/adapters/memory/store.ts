@@ -308,6 +308,15 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     if (!s) throw new Error(`no request ${requestId}`);
     s.item = { ...s.item, ...fields };
   }
+
+  getMany(ids: readonly RequestId[]): Promise<Map<RequestId, AuthorizationRecord>> {
+    const out = new Map<RequestId, AuthorizationRecord>();
+    for (const id of ids) {
+      const s = this.items.get(id);
+      if (s) out.set(id, recordOf(s.item));
+    }
+    return Promise.resolve(out);
+  }
 }
 
 /** Bookkeeping fields are not part of the record. */
