@@ -148,15 +148,17 @@ export function buildDeps(
  * signed is at least `everyMs` old (where checkpoints can be signed). A failure is logged; the
  * next run tries again.
  */
-export function checkpointSealer(audit: AuditService, logger: Logger, everyMs: number): (run: SequencerRun) => Promise<void> {
+export function checkpointSealer(audit: AuditService, logger: Logger, everyMs: number): (run: SequencerRun) => Promise<{ signed: boolean; failed: boolean }> {
   let lastSignedMs = 0;
   return async (run) => {
-    if (!audit.canSign || run.head === null || run.head.size === 0 || Date.now() - lastSignedMs < everyMs) return;
+    if (!audit.canSign || run.head === null || run.head.size === 0 || Date.now() - lastSignedMs < everyMs) return { signed: false, failed: false };
     try {
       const cp = await audit.checkpoint();
       if (cp.created) lastSignedMs = Date.now();
+      return { signed: cp.created, failed: false };
     } catch (e) {
       logger.error('audit tree head not signed', { error: e instanceof Error ? e.message : String(e) });
+      return { signed: false, failed: true };
     }
   };
 }

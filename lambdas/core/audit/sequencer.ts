@@ -345,7 +345,7 @@ export class SequencerLoop {
 
   constructor(
     private readonly sequencer: Sequencer,
-    private readonly opts: { intervalMs: number; logger: Logger; after?: (run: SequencerRun) => Promise<void> },
+    private readonly opts: { intervalMs: number; logger: Logger; after?: (run: SequencerRun) => Promise<unknown> },
   ) {}
 
   start(): void {
