@@ -9,6 +9,7 @@ import { formatExport, type ExportFormat } from '../core/audit/format.ts';
 import { parseWindow, type ExportLine } from '../core/audit/service.ts';
 import { checkpointPublicKey, keyIdOf } from '../core/audit/signing.ts';
 import { verifyLines, type SvidEvidence, type VerifyReport } from '../core/audit/verify.ts';
+import { verifyInclusionProof } from '../core/audit/proof.ts';
 import { cliDeps, output, UsageError } from './context.ts';
 
 /** Exit code of `audit verify` when the log does not verify. */
@@ -111,8 +112,70 @@ export function registerAuditCommands(program: Command): void {
     });
 
   audit
+    .command('prove <request_id>')
+    .description("a request's audit events with their inclusion proofs (RFC 9162 audit paths) to the newest signed tree head: verifiable offline by anyone with the public key (`audit verify-proof`)")
+    .option('--out <file>', 'write the proof to a new file instead of stdout (never overwrites)')
+    .option('--wait <seconds>', 'wait up to this long for a signed tree head to cover every event of the request (default 30; 0: do not wait)', '30')
+    .action(async (requestId: string, opts: { out?: string; wait: string }) => {
+      const wait = Number(opts.wait);
+      if (!Number.isInteger(wait) || wait < 0 || wait > 3600) throw new UsageError(`--wait: must be a whole number of seconds, 0-3600 (got "${opts.wait}")`);
+      const file = opts.out ? await createNew(opts.out) : undefined;
+      try {
+        const d = cliDeps();
+        const deadline = Date.now() + wait * 1000;
+        let proof: Awaited<ReturnType<typeof d.audit.prove>> | undefined;
+        for (;;) {
+          try {
+            proof = await d.audit.prove(requestId);
+            if (proof.not_yet_covered === 0) break;
+          } catch (e) {
+            if (!(e instanceof AckdError && e.code === 'ERR_CONFLICT') || Date.now() >= deadline) throw e;
+          }
+          if (Date.now() >= deadline) break;
+          // Where this CLI holds the key (locally), it signs the tree head itself; elsewhere the sequencer does, within seconds.
+          if (d.audit.canSign) await d.audit.checkpoint().catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+        const text = JSON.stringify(proof, null, 2) + '\n';
+        if (file) await file.writeFile(text);
+        else process.stdout.write(text);
+        process.stderr.write(`proved ${proof!.events.length} event(s) of ${requestId} against the tree head of ${proof!.checkpoint.seq} events${proof!.not_yet_covered > 0 ? `; ${proof!.not_yet_covered} later event(s) not yet covered` : ''}\n`);
+      } catch (e) {
+        if (opts.out) await rm(opts.out, { force: true }).catch(() => undefined);
+        throw e;
+      } finally {
+        await file?.close().catch(() => undefined);
+      }
+    });
+
+  audit
+    .command('verify-proof <file>')
+    .description('verify an inclusion proof from `audit prove` offline: the tree head signature, each event\'s hash and its audit path to the signed root')
+    .requiredOption('--public-key <file>', 'PEM public key that signs the tree heads (`ackd audit public-key`)')
+    .option('--json', 'print the report as JSON')
+    .action((file: string, opts: { publicKey: string; json?: boolean }) => {
+      const key = parsedKey(readKeyFile(opts.publicKey), opts.publicKey);
+      let value: unknown;
+      try {
+        value = JSON.parse(readFileSync(file === '-' ? 0 : file, 'utf8'));
+      } catch (e) {
+        throw new AckdError('ERR_INVALID_INPUT', `file: ${file} is not a readable JSON proof (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { field: 'file' });
+      }
+      const r = verifyInclusionProof(value, key);
+      output(opts.json, r, () =>
+        [
+          r.ok ? `OK: ${r.events.length} event(s) of ${r.request_id} are in the log signed at ${r.signed_at} (tree of ${r.tree_size} events, root ${r.root})` : `NOT PROVEN: ${r.problems[0]}`,
+          ...r.events.map((e) => `  seq ${e.seq}  ${e.type.padEnd(12)} ${e.at}`),
+          ...r.problems.slice(1).map((p) => `problem: ${p}`),
+          ...r.warnings.map((w) => `warning: ${w}`),
+        ].join('\n'),
+      );
+      if (!r.ok) throw new ExitCode(VERIFY_FAILED);
+    });
+
+  audit
     .command('checkpoint')
-    .description('sign a checkpoint of the newest event now (the sweeper does this every run); verifies the chain since the last checkpoint first')
+    .description('sign a tree head (checkpoint) of the log now (the sequencer does this every few seconds while the log grows); verifies the log since the last one first')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const r = await cliDeps().audit.checkpoint();
@@ -204,6 +267,7 @@ function describeReport(r: VerifyReport & { unlinked?: number; items?: number },
   }
   const start = { genesis: 'from the first event ever (genesis)', checkpoint: 'from a signed checkpoint', unanchored: 'without an anchor', empty: '-' }[r.start];
   out.push(`start: ${start}; ${r.checkpoints} checkpoint(s) verified${r.signed_through !== null && r.signed_through > 0 ? `, signed through seq ${r.signed_through}` : ''}`);
+  out.push(`Merkle tree: ${r.roots_verified} signed root(s) recomputed from the events, ${r.consistency_verified} consistency proof(s) between tree heads verified`);
   out.push(`SVIDs issued: ${r.svids_issued}${r.svids_issued > 0 && r.problems.every((p) => p.kind !== 'svid') ? ', each approved by a named approver' : ''}`);
   if (r.items !== undefined) out.push(`request items compared with their events: ${r.items}${r.problems.some((p) => p.kind === 'item') ? '' : ', each as its events recorded it'}`);
   if (r.problems.length > 1) {

@@ -101,6 +101,7 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
   ];
 
   it.each(cases)('%s: %s', async (name, _label, args, rule) => {
+    await stack.settled();
     const before = JSON.stringify(await rawItems(stack));
     const res = await mcp.callTool({ name, arguments: args });
     expect(res.isError).toBe(true);
@@ -110,6 +111,7 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
   });
 
   it('arguments that are not an object are refused the same way (raw JSON-RPC)', async () => {
+    await stack.settled();
     const before = JSON.stringify(await rawItems(stack));
     for (const args of [[], [base], 'demo-agent', 42, true, null]) {
       const res = await post(call(1, 'request_authorization', args));
@@ -156,6 +158,7 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
 
 describe('JSON-RPC batches are bounded at the HTTP edge', () => {
   it(`a batch of more than ${MAX_BATCH} messages is refused with HTTP 400 before anything runs`, async () => {
+    await stack.settled();
     const before = (await rawItems(stack)).length;
     const batch = Array.from({ length: 100 }, (_, i) => call(i + 1, 'request_authorization', base));
     const res = await post(batch);

@@ -254,6 +254,7 @@ describe('bad input changes nothing', () => {
   ];
 
   it.each(cases)('%s: %s → tool error naming the field', async (name, _label, args, field) => {
+    await stack.settled();
     const before = JSON.stringify(await rawItems(stack));
     const text = errorText(await mcp.callTool({ name, arguments: args }));
     expect(text).toMatch(field);
