@@ -17,6 +17,9 @@ import { AckdError } from './core/errors.ts';
 import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type Logger, type RouteSender, type SvidMinter } from './core/ports.ts';
 import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
+import { checkAwsRolePermissions } from './core/aws-roles.ts';
+import type { AwsCredentialBroker } from './core/aws-broker.ts';
+import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -38,6 +41,8 @@ export interface Deps {
   readonly bundles: BundleStore;
   /** Agent records (owners). */
   readonly agents: AgentStore;
+  /** The AWS credential broker, when roles are configured (ACKD_AWS_ROLES). */
+  readonly awsBroker?: AwsCredentialBroker;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -61,6 +66,8 @@ export function buildDeps(
     limits?: Partial<LimitsConfig>;
     /** Records policy changes; default: events in the audit chain. */
     policyAudit?: PolicyAudit;
+    /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
+    aws?: AwsBrokerConfig;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -75,11 +82,14 @@ export function buildDeps(
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
+  const awsConfig = opts.aws ?? awsBrokerConfigFromEnv(process.env, config);
+  const awsBroker = awsConfig ? buildAwsBroker(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }) : undefined;
+  const aws = { permissionRules: (input: Parameters<typeof checkAwsRolePermissions>[0]) => checkAwsRolePermissions(input, awsConfig?.roles ?? new Map()), ...(awsBroker ? { onRevoked: async (r: Parameters<AwsCredentialBroker['revoked']>[0]) => void (await awsBroker.revoked(r)) } : {}) };
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
-    { store, minter: opts.minter, clock, logger, limits, policies, agents, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
+    { store, minter: opts.minter, clock, logger, limits, policies, agents, ...aws, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
   );
-  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents, bundles: new DynamoBundleStore(ddb, config.tableName) };
+  return { config, service, store, audit, apiKeys, minter: opts.minter, logger, clock, limits, policies, policyAudit, ownerAudit: adminAudit, agents, bundles: new DynamoBundleStore(ddb, config.tableName), ...(awsBroker ? { awsBroker } : {}) };
 }
 
 /**
@@ -91,6 +101,7 @@ export async function periodicWork(
   limit: number,
 ): Promise<{ expired: number; renotified: number; linked: number; escalated: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
   const swept = await deps.service.sweep(limit);
+  await deps.awsBroker?.sweep().catch((e: unknown) => deps.logger.warn('aws revocation denies not reconciled', { error: e instanceof Error ? e.message : String(e) }));
   if (!deps.audit.canSign) return { ...swept, checkpoint_seq: null };
   try {
     const cp = await deps.audit.checkpoint();

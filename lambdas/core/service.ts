@@ -36,6 +36,10 @@ export interface ServiceDeps {
    * policy's routes, else to the route named `default`; without either, to `notifier`.
    */
   readonly routes?: RouteSender;
+  /** Rules on what may be asked for, run before anything is stored (e.g. `aws:role/<name>` must name a configured role); throw to refuse. */
+  readonly permissionRules?: (input: NewRequest) => void;
+  /** Called after a request is revoked (by its agent, an approver or an operator), e.g. to deny its AWS sessions; errors are logged, never thrown. */
+  readonly onRevoked?: (r: AuthorizationRecord) => Promise<void>;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
@@ -84,6 +88,7 @@ export class AuthorizationService {
   }
 
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
+    this.deps.permissionRules?.(input);
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
     const record = newRecord(input, requestId, this.config.trustDomain, now, await this.quorumFor(input.agent_id, input.permissions));
@@ -373,6 +378,7 @@ export class AuthorizationService {
     }
     this.deps.logger.info('svid revoked', { request_id: requestId, svid_id: svidId });
     await this.linkAudit(requestId);
+    await this.deps.onRevoked?.(r).catch((e: unknown) => this.deps.logger.error('revocation hook failed', { request_id: requestId, error: describe(e) }));
     return { revoked: true, revoked_at: r.revoked_at! };
   }
 
@@ -397,6 +403,7 @@ export class AuthorizationService {
     if (applied.changed) {
       this.deps.logger.info('approval revoked', { request_id: requestId, revoked_by: by, svid_id: applied.record.svid_id, reason });
       await this.linkAudit(requestId);
+      await this.deps.onRevoked?.(applied.record).catch((e: unknown) => this.deps.logger.error('revocation hook failed', { request_id: requestId, error: describe(e) }));
     }
     return applied.record;
   }
