@@ -36,9 +36,9 @@ function baseUrl(flag: string | undefined): string {
  * Asks ackd's broker for AWS credentials of `role` under the approved request, proving possession
  * of the SVID's key (a proof signed for this one call). Throws AckdError with the broker's code.
  */
-export async function fetchAwsCredentials(o: { svidPem: string; requestId: string; role: string; baseUrl: string; fetch?: typeof fetch }): Promise<CredentialProcessOutput> {
+export async function fetchAwsCredentials(o: { svidPem: string; requestId: string; role: string; baseUrl: string; fetch?: typeof fetch; /** The proof's iat (default now). */ now?: Date }): Promise<CredentialProcessOutput> {
   const url = `${o.baseUrl}${AWS_CREDENTIALS_PATH}`;
-  const proof = await signSvidProof(o.svidPem, { requestId: o.requestId, role: o.role, aud: url });
+  const proof = await signSvidProof(o.svidPem, { requestId: o.requestId, role: o.role, aud: url, ...(o.now ? { now: o.now } : {}) });
   let res: Response;
   try {
     res = await (o.fetch ?? fetch)(url, {
