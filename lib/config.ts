@@ -10,6 +10,7 @@
 import { LIMIT_RANGES, type LimitsConfig } from '../lambdas/core/limits.ts';
 import { parseRoutes, routeSecretArns, type RoutesConfig } from '../lambdas/adapters/channels/config.ts';
 import { AckdError } from '../lambdas/core/errors.ts';
+import { parseAwsRoles, type AwsRoleMap } from '../lambdas/core/aws-roles.ts';
 
 export interface DeployConfig {
   /** Deployment stage: names resources (`Ackd-<stage>`) and picks defaults. Not "local". */
@@ -57,6 +58,8 @@ export interface DeployConfig {
   readonly consentThrottle: ThrottleConfig;
   /** Reserved concurrency of each function (the sweeper's is always SWEEPER_RESERVED_CONCURRENCY). */
   readonly reservedConcurrency: ReservedConcurrencyConfig;
+  /** The AWS roles an approval may open (issue 17): name → role; empty: no broker. */
+  readonly awsRoles?: AwsRoleMap;
 }
 
 /** An API Gateway token bucket: steady requests per second and the burst on top. */
@@ -138,6 +141,10 @@ export const SETTINGS = {
   reservedConcurrency: {
     env: 'ACKD_DEPLOY_RESERVED_CONCURRENCY',
     doc: `JSON object of reserved concurrency, any of mcp, consent, auditExport (default ${JSON.stringify(DEFAULT_RESERVED_CONCURRENCY)}; the sweeper's is always 1)`,
+  },
+  awsRoles: {
+    env: 'ACKD_DEPLOY_AWS_ROLES',
+    doc: 'JSON object of the AWS roles an approval may open: name → role ARN, or {roleArn, maxSessionSeconds (900-43200, default 3600), sessionPolicy}; permission aws:role/<name> (optional; docs/aws.md)',
   },
 } as const;
 
@@ -470,5 +477,24 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     mcpThrottle,
     consentThrottle,
     reservedConcurrency,
+    awsRoles: awsRolesSetting(src),
   };
+}
+
+/** The most ACKD_AWS_ROLES may take of the functions' 4 KB environment. */
+export const AWS_ROLES_MAX_CHARS = 1536;
+
+/** `awsRoles`: the role map (lambdas/core/aws-roles.ts, the rule the functions apply), small enough for the functions' environment. */
+function awsRolesSetting(src: ConfigSource): AwsRoleMap {
+  const v = raw(src, 'awsRoles');
+  let roles: AwsRoleMap;
+  try {
+    roles = parseAwsRoles(v, 'awsRoles');
+  } catch (e) {
+    if (e instanceof AckdError) throw new DeployConfigError('awsRoles', `is invalid: ${e.message.replace(/^awsRoles:? ?/, '')}`);
+    throw e;
+  }
+  const size = JSON.stringify([...roles.values()]).length;
+  if (size > AWS_ROLES_MAX_CHARS) throw new DeployConfigError('awsRoles', `is ${size} characters as JSON; at most ${AWS_ROLES_MAX_CHARS} fit the functions' environment (shorten the session policies)`);
+  return roles;
 }

@@ -139,3 +139,21 @@ export function sessionSeconds(role: AwsRole, remainingMs: number): number {
   }
   return Math.min(role.maxSessionSeconds, left);
 }
+
+/** The trust policy of a role ackd opens: only the broker may assume it, only with ackd's session tags. One source for the local emulator and the CDK stack. */
+export function brokerTrustPolicy(brokerPrincipalArn: string): Record<string, unknown> {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'OnlyAckdBrokerWithSessionTags',
+        Effect: 'Allow',
+        Principal: { AWS: brokerPrincipalArn },
+        Action: ['sts:AssumeRole', 'sts:TagSession'],
+        Condition: {
+          StringLike: { 'aws:RequestTag/ackd_request_id': 'req_*', 'aws:RequestTag/ackd_agent': '?*', 'aws:RequestTag/ackd_approver': '?*' },
+        },
+      },
+    ],
+  };
+}

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand, IAMClient, PutRolePolicyCommand, PutUserPolicyCommand } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { AwsBrokerConfig } from '../adapters/aws/config.ts';
+import { brokerTrustPolicy } from '../core/aws-roles.ts';
 
 export const MOTO_VERSION = '5.2.5';
 /** moto's default account. */
@@ -174,24 +175,6 @@ export interface AwsDemo {
   readonly brokerArn: string;
   /** An administrator of the emulator (tests look with it; never the broker's). */
   readonly admin: AwsKeys;
-}
-
-/** The trust policy of a role ackd opens: only the broker may assume it, only with ackd's session tags. One source for local and CDK. */
-export function brokerTrustPolicy(brokerPrincipalArn: string): Record<string, unknown> {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'OnlyAckdBrokerWithSessionTags',
-        Effect: 'Allow',
-        Principal: { AWS: brokerPrincipalArn },
-        Action: ['sts:AssumeRole', 'sts:TagSession'],
-        Condition: {
-          StringLike: { 'aws:RequestTag/ackd_request_id': 'req_*', 'aws:RequestTag/ackd_agent': '?*', 'aws:RequestTag/ackd_approver': '?*' },
-        },
-      },
-    ],
-  };
 }
 
 /**

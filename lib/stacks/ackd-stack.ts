@@ -9,6 +9,7 @@ import { AuditKey } from '../constructs/audit.ts';
 import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
+import { AwsBroker } from '../constructs/aws-broker.ts';
 
 export interface AckdStackProps extends StackProps {
   readonly config: DeployConfig;
@@ -120,6 +121,8 @@ export class AckdStack extends Stack {
     for (const f of [this.api.consentFunction, this.api.auditExportFunction]) {
       for (const [k, v] of Object.entries(cognitoEnv)) f.addEnvironment(k, v);
     }
+
+    if (config.awsRoles && config.awsRoles.size > 0) new AwsBroker(this, 'AwsBroker', { roles: config.awsRoles, broker: this.api.mcpFunction, revokers: [this.api.consentFunction], sweeper: this.api.sweeperFunction });
 
     new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
     new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });
