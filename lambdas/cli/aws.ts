@@ -5,7 +5,7 @@ import { AckdError, ERROR_CODES, type ErrorCode } from '../core/errors.ts';
 import { parseRequestId } from '../core/ids.ts';
 import { signSvidProof, POP_SCHEME } from '../http/svid-pop.ts';
 import { AWS_CREDENTIALS_PATH } from '../http/aws-routes.ts';
-import { readLocalInfo, UsageError } from './context.ts';
+import { output, readLocalInfo, UsageError } from './context.ts';
 
 /** The JSON `credential_process` prints (AWS CLI, Terraform and the SDKs read it). */
 export interface CredentialProcessOutput {
@@ -81,6 +81,7 @@ export function registerAwsCommands(program: Command): void {
     .requiredOption('--request-id <request_id>', 'the approved request')
     .requiredOption('--role <name>', 'the role, as in the permission aws:role/<name>')
     .option('--url <url>', "ackd's base URL (default: ACKD_URL, else the local stack)")
+    .option('--json', 'print JSON (always: credential_process reads JSON)')
     .action(async (opts: { svid: string; requestId: string; role: string; url?: string }) => {
       const requestId = parseRequestId(opts.requestId, '--request-id');
       const creds = await fetchAwsCredentials({ svidPem: await readSvid(opts.svid), requestId, role: opts.role, baseUrl: baseUrl(opts.url) });
@@ -95,16 +96,19 @@ export function registerAwsCommands(program: Command): void {
     .option('--url <url>', "ackd's base URL (default: ACKD_URL, else the local stack)")
     .option('--name <profile>', 'profile name (default ackd-<role>)')
     .option('--region <region>', 'region of the profile (default: the local emulator\'s, else us-east-1)')
-    .action((opts: { svid: string; requestId: string; role: string; url?: string; name?: string; region?: string }) => {
+    .option('--json', 'print JSON {profile, credential_process, region, endpoint_url}')
+    .action((opts: { svid: string; requestId: string; role: string; url?: string; name?: string; region?: string; json?: boolean }) => {
       const requestId = parseRequestId(opts.requestId, '--request-id');
       const local = readLocalInfo();
       const cli = resolve(new URL('../../bin/ackd.js', import.meta.url).pathname);
-      const lines = [
-        `[profile ${opts.name ?? `ackd-${opts.role}`}]`,
-        `credential_process = ${cli} aws credential-process --svid ${resolve(opts.svid)} --request-id ${requestId} --role ${opts.role} --url ${baseUrl(opts.url)}`,
-        `region = ${opts.region ?? (typeof local?.awsRegion === 'string' ? local.awsRegion : 'us-east-1')}`,
-      ];
-      if (typeof local?.awsEndpoint === 'string' && opts.url === undefined) lines.push(`endpoint_url = ${local.awsEndpoint}`);
-      process.stdout.write(lines.join('\n') + '\n');
+      const profile = {
+        profile: opts.name ?? `ackd-${opts.role}`,
+        credential_process: `${cli} aws credential-process --svid ${resolve(opts.svid)} --request-id ${requestId} --role ${opts.role} --url ${baseUrl(opts.url)}`,
+        region: opts.region ?? (typeof local?.awsRegion === 'string' ? local.awsRegion : 'us-east-1'),
+        endpoint_url: typeof local?.awsEndpoint === 'string' && opts.url === undefined ? local.awsEndpoint : null,
+      };
+      output(opts.json, profile, () =>
+        [`[profile ${profile.profile}]`, `credential_process = ${profile.credential_process}`, `region = ${profile.region}`, ...(profile.endpoint_url ? [`endpoint_url = ${profile.endpoint_url}`] : [])].join('\n'),
+      );
     });
 }

@@ -138,6 +138,10 @@ describe('AWS credentials for exactly the approved role', () => {
     const out = JSON.parse(r.stdout) as CredentialProcessOutput;
     expect(Object.keys(out).sort()).toEqual(['AccessKeyId', 'Expiration', 'SecretAccessKey', 'SessionToken', 'Version']);
     await put(out, moto.demo.bucket, 'from-credential-process.txt');
+    // The ~/.aws/config lines that run it.
+    const profile = await runAckd(cliEnv(stack), 'aws', 'profile', '--svid', file, '--request-id', requestId, '--role', ROLE, '--url', stack.appUrl);
+    expect(profile.code, profile.stderr).toBe(0);
+    expect(profile.stdout).toMatch(new RegExp(`^\\[profile ackd-${ROLE}\\]\ncredential_process = \\S+/bin/ackd\\.js aws credential-process --svid ${file} --request-id ${requestId} --role ${ROLE} --url ${stack.appUrl}\nregion = us-east-1\n$`));
     // A key file others can read is refused before anything is sent.
     await chmod(file, 0o644);
     const loose = await runAckd(cliEnv(stack), 'aws', 'credential-process', '--svid', file, '--request-id', requestId, '--role', ROLE, '--url', stack.appUrl);
