@@ -18,6 +18,7 @@ import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type 
 import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
 import { checkAwsRolePermissions } from './core/aws-roles.ts';
+import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
 
@@ -84,7 +85,12 @@ export function buildDeps(
   const agents = new DynamoAgentStore(ddb, config.tableName);
   const awsConfig = opts.aws ?? awsBrokerConfigFromEnv(process.env, config);
   const awsBroker = awsConfig ? buildAwsBroker(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }) : undefined;
-  const aws = { permissionRules: (input: Parameters<typeof checkAwsRolePermissions>[0]) => checkAwsRolePermissions(input, awsConfig?.roles ?? new Map()), ...(awsBroker ? { onRevoked: async (r: Parameters<AwsCredentialBroker['revoked']>[0]) => void (await awsBroker.revoked(r)) } : {}) };
+  // aws:role/<name> must name a configured role (none configured: every one is refused); a revocation denies the request's AWS sessions.
+  const awsRoles = awsConfig?.roles ?? new Map();
+  const aws = {
+    permissionRules: (input: NewRequest) => checkAwsRolePermissions(input, awsRoles),
+    ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
+  };
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     { store, minter: opts.minter, clock, logger, limits, policies, agents, ...aws, ...(opts.notifier ? { notifier: opts.notifier } : {}), ...(opts.routes ? { routes: opts.routes } : {}) },
