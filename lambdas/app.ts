@@ -4,6 +4,8 @@ import type { AuthorizationService } from './core/service.ts';
 import type { HealthReport } from './issuer.ts';
 import { svidRoutes } from './http/svid-routes.ts';
 import { mcpHandler } from './mcp/http.ts';
+import { awsRoutes } from './http/aws-routes.ts';
+import type { AwsCredentialBroker } from './core/aws-broker.ts';
 
 export interface AppDeps {
   readonly service: AuthorizationService;
@@ -20,6 +22,8 @@ export interface AppDeps {
    * dependency): /healthz is public. Without it, /healthz is a liveness check: `{"ok":true}`.
    */
   readonly health?: () => HealthReport;
+  /** The AWS credential broker (POST /v1/aws/credentials), when roles are configured. */
+  readonly awsBroker?: AwsCredentialBroker;
 }
 
 /**
@@ -45,6 +49,7 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
       ...(deps.clock ? { clock: deps.clock } : {}),
     }),
   );
+  if (deps.awsBroker) app.route('/', awsRoutes({ ...deps, broker: deps.awsBroker, trustDomain: deps.service.trustDomain }));
   mount(app);
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {

@@ -20,6 +20,10 @@ import { systemClock, type ApprovalNotifier, type BundleStore, type Clock, type 
 import { DynamoBundleStore } from './adapters/dynamodb/bundle.ts';
 import { AuthorizationService } from './core/service.ts';
 import { Waiting, type WaitingOptions } from './core/waiting.ts';
+import { checkAwsRolePermissions } from './core/aws-roles.ts';
+import type { AuthorizationRecord, NewRequest } from './core/request.ts';
+import type { AwsCredentialBroker } from './core/aws-broker.ts';
+import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -47,6 +51,8 @@ export interface Deps {
   readonly agents: AgentStore;
   /** The process's shared long-poll. */
   readonly waiting: Waiting;
+  /** The AWS credential broker, when roles are configured (ACKD_AWS_ROLES). */
+  readonly awsBroker?: AwsCredentialBroker;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -76,6 +82,8 @@ export function buildDeps(
     instrument?: <C extends object>(client: C) => C;
     /** The shared long-poll's pace (tests). */
     waiting?: WaitingOptions;
+    /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
+    aws?: AwsBrokerConfig;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -93,6 +101,14 @@ export function buildDeps(
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
+  const awsConfig = opts.aws ?? awsBrokerConfigFromEnv(process.env, config);
+  const awsBroker = awsConfig ? buildAwsBroker(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }) : undefined;
+  // aws:role/<name> must name a configured role (none configured: every one is refused); a revocation denies the request's AWS sessions.
+  const awsRoles = awsConfig?.roles ?? new Map();
+  const aws = {
+    permissionRules: (input: NewRequest) => checkAwsRolePermissions(input, awsRoles),
+    ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
+  };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
@@ -107,6 +123,7 @@ export function buildDeps(
       waiting,
       auditNudge: () => nudge(),
       notifyAfterSequencing: true,
+      ...aws,
       ...(opts.notifier ? { notifier: opts.notifier } : {}),
       ...(opts.routes ? { routes: opts.routes } : {}),
     },
@@ -174,6 +191,7 @@ export async function periodicWork(
 ): Promise<{ expired: number; renotified: number; escalated: number; sequenced: number; checkpoint_seq: number | null; checkpoint_error?: string }> {
   const before = await deps.sequencer.run();
   const swept = await deps.service.sweep(limit);
+  await deps.awsBroker?.sweep().catch((e: unknown) => deps.logger.warn('aws revocation denies not reconciled', { error: e instanceof Error ? e.message : String(e) }));
   const after = await deps.sequencer.run();
   const sequenced = before.sequenced + after.sequenced;
   if (!deps.audit.canSign) return { ...swept, sequenced, checkpoint_seq: null };

@@ -10,6 +10,7 @@
 import { LIMIT_RANGES, type LimitsConfig } from '../lambdas/core/limits.ts';
 import { parseRoutes, routeSecretArns, type RoutesConfig } from '../lambdas/adapters/channels/config.ts';
 import { AckdError } from '../lambdas/core/errors.ts';
+import { parseAwsRoles, type AwsRoleMap } from '../lambdas/core/aws-roles.ts';
 
 export interface DeployConfig {
   /** Deployment stage: names resources (`Ackd-<stage>`) and picks defaults. Not "local". */
@@ -69,6 +70,8 @@ export interface DeployConfig {
   readonly archiveRetentionYears: number;
   /** Optional custom domain of the MCP endpoint (HTTP API custom domain, TLS 1.2; lib/constructs/domain.ts). */
   readonly customDomain: CustomDomainConfig | undefined;
+  /** The AWS roles an approval may open (issue 17): name → role; empty: no broker. */
+  readonly awsRoles?: AwsRoleMap;
 }
 
 export interface CustomDomainConfig {
@@ -195,6 +198,10 @@ export const SETTINGS = {
   customDomain: {
     env: 'ACKD_DEPLOY_CUSTOM_DOMAIN',
     doc: 'JSON object {name, certificateArn?, hostedZoneId?}: a stable host name for the MCP endpoint (certificate in the stack\'s region; without certificateArn, hostedZoneId is required to validate a new one) (optional)',
+  },
+  awsRoles: {
+    env: 'ACKD_DEPLOY_AWS_ROLES',
+    doc: 'JSON object of the AWS roles an approval may open: name → role ARN, or {roleArn, maxSessionSeconds (900-43200, default 3600), sessionPolicy}; permission aws:role/<name> (optional; docs/aws.md)',
   },
 } as const;
 
@@ -552,6 +559,7 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     sidecarBaseImage,
     archiveRetentionYears,
     customDomain,
+    awsRoles: awsRolesSetting(src),
   };
 }
 
@@ -592,4 +600,22 @@ function customDomainSetting(src: ConfigSource): CustomDomainConfig | undefined 
     throw new DeployConfigError('customDomain', 'needs "certificateArn" (an ACM certificate for the name) or "hostedZoneId" (the stack then requests one, validated by DNS in that zone)');
   }
   return { name: name.toLowerCase(), certificateArn: certificateArn as string | undefined, hostedZoneId: hostedZoneId as string | undefined };
+}
+
+/** The most ACKD_AWS_ROLES may take of the functions' 4 KB environment. */
+export const AWS_ROLES_MAX_CHARS = 1536;
+
+/** `awsRoles`: the role map (lambdas/core/aws-roles.ts, the rule the functions apply), small enough for the functions' environment. */
+function awsRolesSetting(src: ConfigSource): AwsRoleMap {
+  const v = raw(src, 'awsRoles');
+  let roles: AwsRoleMap;
+  try {
+    roles = parseAwsRoles(v, 'awsRoles');
+  } catch (e) {
+    if (e instanceof AckdError) throw new DeployConfigError('awsRoles', `is invalid: ${e.message.replace(/^awsRoles:? ?/, '')}`);
+    throw e;
+  }
+  const size = JSON.stringify([...roles.values()]).length;
+  if (size > AWS_ROLES_MAX_CHARS) throw new DeployConfigError('awsRoles', `is ${size} characters as JSON; at most ${AWS_ROLES_MAX_CHARS} fit the functions' environment (shorten the session policies)`);
+  return roles;
 }

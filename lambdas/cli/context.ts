@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { AckdError } from '../core/errors.ts';
 import { buildDeps, noMinter, type Deps } from '../deps.ts';
 import { jsonLogger } from '../adapters/log.ts';
+import { awsConfigFromLocalInfo } from '../local/moto.ts';
 
 /** Where `npm start` keeps local state and writes the values scripts need. */
 export const LOCAL_DIR = process.env.ACKD_HOME ?? join(process.cwd(), '.ackd');
@@ -45,7 +46,9 @@ let cached: Deps | undefined;
 export function cliDeps(): Deps {
   if (!cached) {
     const config = cliConfig();
-    cached = buildDeps(config, { minter: noMinter, logger: cliLogger(config.logLevel, process.env.ACKD_LOG_LEVEL !== undefined, config.stage) });
+    // Locally, revocations deny the emulator's AWS sessions too (npm start wrote its role map and keys).
+    const aws = config.local ? awsConfigFromLocalInfo(readLocalInfo() ?? {}) : undefined;
+    cached = buildDeps(config, { minter: noMinter, logger: cliLogger(config.logLevel, process.env.ACKD_LOG_LEVEL !== undefined, config.stage), ...(aws ? { aws } : {}) });
   }
   return cached;
 }

@@ -14,6 +14,7 @@ import { periodicWork } from '../deps.ts';
 import { registerSvidCommands } from './svid.ts';
 import { registerApproverCommands } from './approvers.ts';
 import { registerPolicyCommands } from './policy.ts';
+import { registerAwsCommands } from './aws.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
@@ -106,6 +107,7 @@ export function buildProgram(): Command {
   registerSvidCommands(program);
   registerApproverCommands(program);
   registerPolicyCommands(program);
+  registerAwsCommands(program);
   return program;
 }
 

@@ -282,6 +282,24 @@ export const TRANSITIONS = {
     updates: [{ add: 'refused_attempts', by: 1 }],
     events: ['refused'],
   },
+  /**
+   * AWS credentials were issued for the request (the broker, lambdas/core/aws-broker.ts): only
+   * while it is issued, unrevoked, within its approval and for the SVID the agent presented; the
+   * request is unchanged. Params: now, svidId.
+   */
+  issueAwsCredentials: {
+    from: ['issued'],
+    wrongState: {
+      revoked: refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} was revoked`),
+      otherwise: refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} is ${r.decision} without an issued SVID`),
+    },
+    guards: [
+      { holds: { field: 'svid_id', op: '=', to: p('svidId') }, else: refuse('ERR_SVID_MISMATCH', (r, q) => `the SVID ${String(q.svidId)} is not the one issued for request ${r.request_id}`) },
+      { holds: { field: 'svid_expires_at', op: '>', to: p('now') }, else: refuse('ERR_EXPIRED', (r) => `the approval of request ${r.request_id} expired at ${r.svid_expires_at}`) },
+    ],
+    updates: [],
+    events: ['aws_credentials_issued'],
+  },
 } as const satisfies Record<string, Transition>;
 
 export type TransitionName = keyof typeof TRANSITIONS;

@@ -54,6 +54,10 @@ export interface ServiceDeps {
   readonly notifyAfterSequencing?: boolean;
   /** The process's shared long-poll (one per process); without it the service makes its own. */
   readonly waiting?: Waiting;
+  /** Rules on what may be asked for, run before anything is stored (e.g. `aws:role/<name>` must name a configured role); throw to refuse. */
+  readonly permissionRules?: (input: NewRequest) => void;
+  /** Called after a request is revoked (by its agent, an approver or an operator), e.g. to deny its AWS sessions; errors are logged, never thrown. */
+  readonly onRevoked?: (r: AuthorizationRecord) => Promise<void>;
 }
 
 /** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
@@ -109,6 +113,7 @@ export class AuthorizationService {
   }
 
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
+    this.deps.permissionRules?.(input);
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
     // The rule the request is decided under is read while the limits are taken (neither needs the
@@ -452,6 +457,7 @@ export class AuthorizationService {
     }
     this.deps.logger.info('svid revoked', { request_id: requestId, svid_id: svidId });
     this.recorded();
+    await this.deps.onRevoked?.(r).catch((e: unknown) => this.deps.logger.error('revocation hook failed', { request_id: requestId, error: describe(e) }));
     return { revoked: true, revoked_at: r.revoked_at! };
   }
 
@@ -476,6 +482,7 @@ export class AuthorizationService {
     if (applied.changed) {
       this.deps.logger.info('approval revoked', { request_id: requestId, revoked_by: by, svid_id: applied.record.svid_id, reason });
       this.recorded();
+      await this.deps.onRevoked?.(applied.record).catch((e: unknown) => this.deps.logger.error('revocation hook failed', { request_id: requestId, error: describe(e) }));
     }
     (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
     return applied.record;

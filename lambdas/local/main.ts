@@ -7,6 +7,7 @@ import { LOCAL_DIR, LOCAL_JSON, readLocalInfo } from '../cli/context.ts';
 import { startLocalStack } from './stack.ts';
 import { startIssuer } from '../../spire/issuer.ts';
 import { parseRoutes } from '../adapters/channels/config.ts';
+import { awsLocalInfo } from './moto.ts';
 
 /**
  * `npm start`: runs all of ackd on this machine and prints where everything is.
@@ -38,6 +39,8 @@ const stack = await startLocalStack({
   ...(env.ACKD_APPROVERS ? { approvers: env.ACKD_APPROVERS } : {}),
   // A real spire-server when it is cached or can be built with Go; else the in-process CA, loudly.
   issuer: ({ dir, trustDomain }) => startIssuer({ trustDomain, stateDir: dir, issuer: issuerMode(env.ACKD_ISSUER) }),
+  // AWS STS, IAM and S3 (moto, installed on first run) with demo-role and a demo bucket; ACKD_AWS_EMULATOR=off: none.
+  ...(env.ACKD_AWS_EMULATOR === 'off' ? {} : { aws: 'emulator' as const }),
 });
 
 const info = {
@@ -58,6 +61,7 @@ const info = {
   tableName: stack.tableName,
   auditKeyPath: stack.auditKeyPath,
   auditExportUrl: `${stack.appUrl}/api/audit/export`,
+  ...(stack.awsDemo ? awsLocalInfo(stack.awsDemo, stack.appUrl) : {}),
 };
 await writeFile(LOCAL_JSON, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
 await chmod(LOCAL_JSON, 0o600); // the mode above applies only when the file is created
@@ -83,6 +87,7 @@ process.stdout.write(
     line('audit log', `npx ackd audit verify --live   (export: npx ackd audit export --out audit.jsonl, or GET ${info.auditExportUrl})`),
     line('audit key', `${info.auditKeyPath} (signs checkpoints; auditors verify with: npx ackd audit public-key)`),
     line('routes', routeNames.length > 0 ? `${routeNames.join(', ')} (ACKD_ROUTES)` : 'consent email to the approver (set ACKD_ROUTES for webhooks and Slack)'),
+    line('AWS', stack.awsDemo ? `${stack.awsDemo.endpoint} (moto: STS, IAM, S3; role demo-role may write bucket ${stack.awsDemo.bucket}; docs/aws.md)` : 'no AWS emulator: aws:role/ permissions are refused'),
     line('policies', `npx ackd policy list   (two approvers: npx ackd policy set --agent ${info.agentId} --approvals 2 --as you)`),
     '',
     'Connect an MCP client (Claude Code):',

@@ -27,6 +27,8 @@ import { buildConsentUi } from '../../consent-ui/build.ts';
 import { startIssuer } from '../../spire/issuer.ts';
 import { healthReport, type IssuerHealth } from '../issuer.ts';
 import { makeOwnerOnly, usePrivateUmask, type TightenResult } from './private-files.ts';
+import { startLocalAws, type AwsDemo } from './moto.ts';
+import type { AwsBrokerConfig } from '../adapters/aws/config.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -67,6 +69,12 @@ export interface LocalStackOptions {
   readonly routeEnv?: Record<string, string | undefined>;
   /** The shared long-poll's pace (tests). */
   readonly waiting?: WaitingOptions;
+  /**
+   * The AWS credential broker: `emulator` starts moto (installed on first use) with the demo role
+   * and bucket (npm start; without Python: said so, no broker); a config: that one (tests start
+   * their own moto). Default: none.
+   */
+  readonly aws?: 'emulator' | AwsBrokerConfig;
 }
 
 export interface LocalIssuer {
@@ -102,6 +110,8 @@ export interface LocalStack {
   readonly agentId: string;
   /** The demo agent's API key. */
   readonly agentApiKey: string;
+  /** The AWS emulator's demo (endpoint, demo role and bucket), when `aws: 'emulator'` started one. */
+  readonly awsDemo?: AwsDemo;
   stop(): Promise<void>;
 }
 
@@ -162,6 +172,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       );
     });
 
+    // AWS (the credential broker's STS and IAM; locally an emulator)
+    const localAws = opts.aws === 'emulator' ? await startLocalAws(log) : undefined;
+    if (localAws) stops.push(() => localAws.stop());
+    const aws = opts.aws === 'emulator' ? localAws?.config : opts.aws;
+
     // Mail
     const ses = await startLocalSes({ port: opts.ports?.ses ?? 0 });
     stops.push(() => ses.stop());
@@ -214,6 +229,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.waiting ? { waiting: opts.waiting } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(aws ? { aws } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     stops.push(async () => deps.waiting.stop());
@@ -246,6 +262,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       cognito,
       approverUsername: cognito?.approverUsername,
       approverPassword: cognito?.approverPassword,
+      ...(localAws ? { awsDemo: localAws.demo } : {}),
     };
     if (cognito) await cognito.setCallbackUrls([`${appUrl}/`]);
     const app = createApp({ ...deps, health: () => healthReport(issuer.health?.()) }, (a) => {

@@ -13,6 +13,7 @@ import { Observability } from '../constructs/observability.ts';
 import { Archive } from '../constructs/archive.ts';
 import { McpDomain } from '../constructs/domain.ts';
 import { acknowledgeCompliancePacks } from '../nag-compliance.ts';
+import { AwsBroker } from '../constructs/aws-broker.ts';
 
 export interface AckdStackProps extends StackProps {
   readonly config: DeployConfig;
@@ -154,6 +155,7 @@ export class AckdStack extends Stack {
     this.mcpDomain = config.customDomain
       ? new McpDomain(this, 'McpDomain', { config: config.customDomain, httpApi: this.api.httpApi, stage: this.api.httpStage })
       : undefined;
+    if (config.awsRoles && config.awsRoles.size > 0) new AwsBroker(this, 'AwsBroker', { roles: config.awsRoles, broker: this.api.mcpFunction, revokers: [this.api.consentFunction], sweeper: this.api.sweeperFunction });
 
     new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
     new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });

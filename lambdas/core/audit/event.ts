@@ -63,6 +63,7 @@ export const EVENT_TYPES = [
   'svid_issued',
   'revoked',
   'refused',
+  'aws_credentials_issued',
 ] as const;
 export type AuditEventType = (typeof EVENT_TYPES)[number];
 /** Events of no request, by operators: an approval policy set or removed, an agent's owner set. */

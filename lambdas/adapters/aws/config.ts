@@ -1,0 +1,46 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { AckdError } from '../../core/errors.ts';
+import { AwsCredentialBroker, type AwsBrokerDeps } from '../../core/aws-broker.ts';
+import { parseAwsRoles, type AwsRoleMap } from '../../core/aws-roles.ts';
+import type { Clock, Logger } from '../../core/ports.ts';
+import { DynamoOnceStore } from '../dynamodb/once.ts';
+import { IamRoleDenies } from './iam.ts';
+import { StsRoleAssumer, type AwsClientConfig } from './sts.ts';
+
+/** The broker's configuration: the roles an approval may open, and where STS and IAM are. */
+export interface AwsBrokerConfig {
+  readonly roles: AwsRoleMap;
+  readonly client: AwsClientConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * ACKD_AWS_ROLES (the role map as JSON: name → {roleArn, maxSessionSeconds?, sessionPolicy?}; the
+ * stack sets it from the deploy setting `awsRoles`) and, locally only, ACKD_AWS_ENDPOINT (an AWS
+ * API emulator) with ACKD_AWS_ACCESS_KEY_ID / ACKD_AWS_SECRET_ACCESS_KEY (the emulator's
+ * credentials of the broker). Undefined when no role is configured: no broker, and every
+ * `aws:role/` permission is refused at request time.
+ */
+export function awsBrokerConfigFromEnv(env: Env, c: { readonly local: boolean; readonly region: string }): AwsBrokerConfig | undefined {
+  const roles = parseAwsRoles(env.ACKD_AWS_ROLES?.trim() || undefined, 'ACKD_AWS_ROLES');
+  const endpoint = env.ACKD_AWS_ENDPOINT?.trim() || undefined;
+  if (endpoint && !c.local) throw new AckdError('ERR_CONFIG', 'ACKD_AWS_ENDPOINT: is for local mode only (an AWS API emulator)', { field: 'ACKD_AWS_ENDPOINT' });
+  if (roles.size === 0) return undefined;
+  const id = env.ACKD_AWS_ACCESS_KEY_ID?.trim();
+  const secret = env.ACKD_AWS_SECRET_ACCESS_KEY?.trim();
+  return { roles, client: { region: c.region, ...(endpoint ? { endpoint } : {}), ...(endpoint && id && secret ? { credentials: { accessKeyId: id, secretAccessKey: secret } } : {}) } };
+}
+
+/** The broker on STS, IAM and the request table. */
+export function buildAwsBroker(config: AwsBrokerConfig, d: { readonly store: AwsBrokerDeps['store']; readonly ddb: DynamoDBClient; readonly tableName: string; readonly clock: Clock; readonly logger: Logger }): AwsCredentialBroker {
+  return new AwsCredentialBroker({
+    roles: config.roles,
+    sts: new StsRoleAssumer(config.client),
+    denies: new IamRoleDenies(config.client),
+    once: new DynamoOnceStore(d.ddb, d.tableName, d.clock),
+    store: d.store,
+    clock: d.clock,
+    logger: d.logger,
+  });
+}
