@@ -27,8 +27,24 @@ const ddb = () => dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEn
 const S = (s: string): AttributeValue => ({ S: s });
 const set = (pk: string, values: Record<string, unknown>) => writeItemFields(stack, pk, values);
 
+/** A request, in the audit log (the sequencer has run). */
 async function newRequest(): Promise<RequestId> {
-  return (await stack.deps.service.requestAuthorization({ agent_id: agent, action: 'drop the staging db', permissions: ['db:admin'], justification: 'reset', ttl_minutes: 30 })).request_id;
+  const { request_id } = await stack.deps.service.requestAuthorization({ agent_id: agent, action: 'drop the staging db', permissions: ['db:admin'], justification: 'reset', ttl_minutes: 30 });
+  await stack.settled();
+  return request_id;
+}
+
+/** Live verification with the audit key, once what was written is sequenced (the local sequencer signs tree heads as it goes). */
+async function live(t: TestStack = stack) {
+  await t.settled();
+  const publicKey = (await import('../../lambdas/core/audit/signing.ts')).checkpointPublicKey(await t.deps.audit.publicKeyPem());
+  return t.deps.audit.verifyLive({}, { publicKey });
+}
+
+/** A service call, then the sequencer: the log holds what the service did before the table is forged. */
+async function done(call: Promise<unknown>): Promise<void> {
+  await call;
+  await stack.settled();
 }
 
 async function check(id: RequestId): Promise<CallToolResult> {
@@ -43,7 +59,7 @@ describe('a table writer cannot mint an SVID', () => {
     [
       'a denied request written as approved',
       async (id) => {
-        await stack.deps.service.decide(id, 'denied', 'operator:bob');
+        await done(stack.deps.service.decide(id, 'denied', 'operator:bob'));
         await set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:forged', svid_expires_at: later(20) });
       },
     ],
@@ -51,14 +67,14 @@ describe('a table writer cannot mint an SVID', () => {
       'an expired request written as approved',
       async (id) => {
         stack.clock.advance(31 * 60_000);
-        await stack.deps.service.sweep();
+        await done(stack.deps.service.sweep());
         await set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:forged', svid_expires_at: later(20) });
       },
     ],
     [
       'an approval given more permissions',
       async (id) => {
-        await stack.deps.service.decide(id, 'approved', 'operator:alice');
+        await done(stack.deps.service.decide(id, 'approved', 'operator:alice'));
         await set(`req#${id}`, { permissions: ['db:admin', '*'] });
       },
     ],
@@ -66,7 +82,7 @@ describe('a table writer cannot mint an SVID', () => {
       'an approval moved onto another request of the agent (decision pointer rewritten)',
       async (id) => {
         const other = await newRequest();
-        await stack.deps.service.decide(other, 'approved', 'operator:alice');
+ await done(stack.deps.service.decide(other, 'approved', 'operator:alice'));
         const o = (await readItem(stack, `req#${other}`))!;
         await set(`req#${id}`, { decision: 'approved', approver_identity: 'operator:alice', decision_at: o.decision_at, svid_expires_at: o.svid_expires_at, decision_seq: o.decision_seq });
       },
@@ -81,7 +97,7 @@ describe('a table writer cannot mint an SVID', () => {
       expect(r.isError, JSON.stringify(r.structuredContent)).toBe(true);
       expect((r.content as { text: string }[])[0]!.text).toMatch(/^ERR_NOT_APPROVED: /);
       expect((await stack.deps.service.get(id)).svid_id).toBeNull();
-      const report = await stack.deps.audit.verifyLive({}, {});
+      const report = await live();
       expect(report.ok).toBe(false);
       expect(report.problems.some((p) => p.message.includes(id))).toBe(true);
     });
@@ -93,18 +109,20 @@ describe('what a table writer changes is found by live verification', () => {
     const fresh = await startTestStack();
     try {
       const id = (await fresh.deps.service.requestAuthorization({ agent_id: agent, action: 'x', permissions: ['p:q'], justification: 'j', ttl_minutes: 5 })).request_id;
-      await fresh.deps.service.decide(id, 'approved', 'operator:alice');
+      await fresh.settled(); // requested, then its consent mail (email_sent)
+ await fresh.deps.service.decide(id, 'approved', 'operator:alice');
+      await fresh.settled();
       const db = dynamoClient({ region: 'us-east-1', endpoint: fresh.dynamodbEndpoint });
       const key = (seq: number) => ({ pk: S(`audit#evt#${String(seq).padStart(12, '0')}`) });
-      expect((await fresh.deps.audit.verifyLive({}, {})).problems).toEqual([]);
+      expect((await live(fresh)).problems).toEqual([]);
 
       await writeItemFields(fresh, `audit#evt#${String(3).padStart(12, '0')}`, { approver_identity: 'operator:mallory' });
-      const changed = await fresh.deps.audit.verifyLive({}, {});
+      const changed = await live(fresh);
       expect(changed.problems[0]).toMatchObject({ kind: 'hash', seq: 3 });
 
       const original = await db.send(new GetItemCommand({ TableName: fresh.tableName, Key: key(2), ConsistentRead: true }));
       await db.send(new DeleteItemCommand({ TableName: fresh.tableName, Key: key(2) }));
-      const deleted = await fresh.deps.audit.verifyLive({}, {});
+      const deleted = await live(fresh);
       expect(deleted.problems.some((p) => p.kind === 'gap' && p.seq === 2)).toBe(true);
       await db.send(new PutItemCommand({ TableName: fresh.tableName, Item: original.Item! }));
 
@@ -124,25 +142,27 @@ describe('what a table writer changes is found by live verification', () => {
 
   it("an item's pointer into the chain rewritten, or removed, is found", async () => {
     const id = await newRequest();
-    await stack.deps.service.decide(id, 'approved', 'operator:alice');
+    await done(stack.deps.service.decide(id, 'approved', 'operator:alice'));
     await set(`req#${id}`, { audit_seq: 1 });
-    const moved = await stack.deps.audit.verifyLive({}, {});
+    const moved = await live();
     expect(moved.problems.some((p) => p.kind === 'item' && p.message.includes(id))).toBe(true);
     await ddb().send(new UpdateItemCommand({ TableName: stack.tableName, Key: { pk: S(`req#${id}`) }, UpdateExpression: 'REMOVE audit_seq' }));
-    const removed = await stack.deps.audit.verifyLive({}, {});
+    const removed = await live();
     expect(removed.problems.some((p) => p.kind === 'item' && p.message.includes(`${id}: its item names no event`))).toBe(true);
   });
 
   it('an SVID issued again after its record was reset in the table is found (one request, one SVID)', async () => {
     const id = await newRequest();
-    await stack.deps.service.decide(id, 'approved', 'operator:alice');
+    await done(stack.deps.service.decide(id, 'approved', 'operator:alice'));
     const first = await check(id);
     expect(first.isError).toBeFalsy();
     // Reset the item to "approved, not issued": the approval itself is genuine, so without a
     // signed decision ackd cannot tell; the chain now holds two SVIDs of one request, and says so.
+    await stack.settled();
     await set(`req#${id}`, { svid_id: null });
     await check(id);
-    const report = await stack.deps.audit.verifyLive({}, {});
+    await stack.settled();
+    const report = await live();
     expect(report.problems.some((p) => p.kind === 'svid' && p.message.includes(id) && p.message.includes('one request gets one SVID'))).toBe(true);
   });
 });
