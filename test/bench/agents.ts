@@ -26,7 +26,8 @@ export function structuredOf<T>(r: unknown): T {
 }
 
 export class AgentPool {
-  private readonly als = new AsyncLocalStorage<string>();
+  /** The calling agent's key, and a signal that aborts its HTTP request (a long-poll the benchmark ends). */
+  private readonly als = new AsyncLocalStorage<{ key: string; signal?: AbortSignal | undefined }>();
   private client: Client | undefined;
   private made = 0;
 
@@ -42,9 +43,11 @@ export class AgentPool {
     await c.connect(
       new StreamableHTTPClientTransport(new URL(this.stack.mcpUrl), {
         fetch: (url, init) => {
+          const ctx = this.als.getStore();
           const headers = new Headers(init?.headers);
-          headers.set('authorization', `Bearer ${this.als.getStore() ?? fallbackKey}`);
-          return fetch(url, { ...init, headers });
+          headers.set('authorization', `Bearer ${ctx?.key ?? fallbackKey}`);
+          const signal = ctx?.signal && init?.signal ? AbortSignal.any([init.signal, ctx.signal]) : (ctx?.signal ?? init?.signal);
+          return fetch(url, { ...init, headers, ...(signal ? { signal } : {}) });
         },
       }),
     );
@@ -58,11 +61,11 @@ export class AgentPool {
     return { id, key: apiKey };
   }
 
-  /** A tool call as `agent`. */
-  call(agent: Agent, name: string, args: Record<string, unknown>, timeoutMs = 120_000): Promise<unknown> {
+  /** A tool call as `agent`; `signal` aborts its HTTP request (the server sees the client go away). */
+  call(agent: Agent, name: string, args: Record<string, unknown>, timeoutMs = 120_000, signal?: AbortSignal): Promise<unknown> {
     const c = this.client;
     if (!c) throw new Error('AgentPool.start() first');
-    return this.als.run(agent.key, () => c.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs }));
+    return this.als.run({ key: agent.key, signal }, () => c.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs }));
   }
 
   async request(agent: Agent): Promise<string> {
@@ -77,9 +80,9 @@ export class AgentPool {
     return r.request_id;
   }
 
-  async check(agent: Agent, requestId: string, waitSeconds?: number): Promise<{ status: string; svid?: string }> {
+  async check(agent: Agent, requestId: string, waitSeconds?: number, signal?: AbortSignal): Promise<{ status: string; svid?: string }> {
     const args = waitSeconds === undefined ? { request_id: requestId } : { request_id: requestId, wait_seconds: waitSeconds };
-    return structuredOf(await this.call(agent, 'check_authorization', args, (waitSeconds ?? 0) * 1000 + 120_000));
+    return structuredOf(await this.call(agent, 'check_authorization', args, (waitSeconds ?? 0) * 1000 + 120_000, signal));
   }
 
   async stop(): Promise<void> {

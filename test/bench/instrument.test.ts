@@ -3,7 +3,10 @@
  * and only those, the floor MCP server's tools do what they say over a real MCP client, and the
  * helpers that decide ordering, percentiles and the mail window behave. (No timings are asserted.)
  */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +16,7 @@ import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { structuredOf } from './agents.ts';
 import { WindowSkippingClock } from './clock.ts';
 import { startFloorServer, type FloorServer } from './floor.ts';
+import { bundleRows, verifyRow } from './optional-rows.ts';
 import { latencyRow, parseLastJson, rateRow, table } from './report.ts';
 import { interleaved, percentile } from './stats.ts';
 import { StoreCallCounter, tagAsBench } from './store-calls.ts';
@@ -120,5 +124,38 @@ describe('helpers', () => {
   it('reads the JSON a child printed, after other lines', () => {
     expect(parseLastJson('{"a":1}')).toEqual({ a: 1 });
     expect(parseLastJson('building…\nstill building\n{\n  "bundle": { "ackd": 1 }\n}\n')).toEqual({ bundle: { ackd: 1 } });
+  });
+});
+
+describe('rows of code other engineers own', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'ackd-bench-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('say they are absent until the files are there', async () => {
+    expect((await verifyRow(root, 1)).note).toBe('verify row: test/bench/verify-svid.ts not present');
+    expect((await bundleRows(root)).map((r) => r.note)).toEqual(['scripts/bundle-size.ts not present']);
+  });
+
+  it("print what verify-svid.ts and bundle-size.ts --json report, against the issue's targets", async () => {
+    await mkdir(join(root, 'test', 'bench'), { recursive: true });
+    await mkdir(join(root, 'scripts'));
+    await writeFile(
+      join(root, 'test', 'bench', 'verify-svid.ts'),
+      'export async function measureVerify(opts?: { seconds?: number }) { return { ackdPerSec: 600, floorPerSec: 1000, ratio: 0.6, samples: (opts?.seconds ?? 0) * 100 }; }\n',
+    );
+    await writeFile(
+      join(root, 'scripts', 'bundle-size.ts'),
+      "console.log('bundling…');\nconsole.log(JSON.stringify({ bundle: { ackd: 2048, floor: 1024, ratio: 2 }, coldImport: { ackd: 120, floor: 100, ratio: 1.2, samples: 5 } }, null, 2));\n",
+    );
+    const v = await verifyRow(root, 3);
+    expect([v.ackd, v.floor, v.ratio, v.samples, v.pass]).toEqual([600, 1000, 0.6, '300', true]);
+    const [size, cold] = await bundleRows(root);
+    expect([size!.ackd, size!.floor, size!.ratio, size!.pass]).toEqual([2, 1, 2, false]);
+    expect([cold!.ackd, cold!.floor, cold!.samples, cold!.pass]).toEqual([120, 100, '5', true]);
   });
 });
