@@ -297,7 +297,10 @@ async function longPoll(ctx: Ctx): Promise<void> {
   let polls = 0;
   const approvedAt = new Map<string, number>();
   const stop = new AbortController();
-  const loops = waiters.map(async (w) => {
+  // Agents arrive spread over the first seconds, not in lockstep.
+  const spreadMs = Math.min(2000, readsFrom * 1000);
+  const loops = waiters.map(async (w, i) => {
+    await sleep((i / count) * spreadMs);
     while (!stop.signal.aborted) {
       let status: string;
       try {
@@ -326,23 +329,26 @@ async function longPoll(ctx: Ctx): Promise<void> {
   const waiting = count - errors;
   const readsPerAgentPerS = calls.reads / Math.max(1, waiting) / windowS;
 
+  // Approvals on a fixed schedule (not one after the other: a slow decide must not delay the next).
   const gapMs = (approvalSeconds * 1000) / approvals;
   const started = new Map<string, number>();
+  let decideErrors = 0;
+  const decides: Promise<unknown>[] = [];
   for (const w of waiters.slice(0, approvals)) {
-    const start = nowMs();
-    started.set(w.requestId, start);
-    await ctx.stack.deps.service.decide(parseRequestId(w.requestId), 'approved', 'operator:bench');
-    await sleep(Math.max(0, gapMs - (nowMs() - start)));
+    const at = nowMs();
+    started.set(w.requestId, at);
+    decides.push(ctx.stack.deps.service.decide(parseRequestId(w.requestId), 'approved', 'operator:bench').catch(() => void decideErrors++));
+    await sleep(Math.max(0, gapMs - (nowMs() - at)));
   }
-  const deadline = nowMs() + (waitSeconds + 10) * 1000;
+  // Every approved agent's poll returns within a poll interval or so; past 20 s it is counted as missed.
+  const deadline = nowMs() + 20_000;
   while (approvedAt.size < started.size && nowMs() < deadline) await sleep(10);
+  const endedAt = nowMs();
   stop.abort();
-  await Promise.all(loops);
-  const latencies = [...started].flatMap(([id, start]) => {
-    const at = approvedAt.get(id);
-    return at === undefined ? [] : [at - start];
-  });
-  const missed = started.size - latencies.length;
+  await Promise.all([...loops, ...decides]);
+  // A poll that never returned counts with the time until the end of the row (a lower bound).
+  const latencies = [...started].map(([id, start]) => (approvedAt.get(id) ?? endedAt) - start);
+  const missed = started.size - approvedAt.size;
   ctx.rows.push(valueRow('longpoll.errors', `${count} agents long-polling: errors`, errors, '', `${count} agents, ${polls} polls`, 0, { target: '0', ...(firstError ? { note: `first: ${firstError}` } : {}) }));
   ctx.rows.push(
     valueRow('longpoll.reads', `${count} agents long-polling: store reads per waiting agent per s`, readsPerAgentPerS, '', `${waiting} waiting, ${windowS.toFixed(1)} s`, 0.2, {
@@ -350,13 +356,13 @@ async function longPoll(ctx: Ctx): Promise<void> {
       note: `all store calls in the window: ${(calls.total / Math.max(1, waiting) / windowS).toFixed(2)} per waiting agent per s (${opsText(calls, Math.max(1, waiting) * windowS)})`,
     }),
   );
-  const missNote = missed > 0 ? `; ${missed} approved agents' polls did not return approved within ${waitSeconds + 10} s` : '';
+  const missNote = `${missed > 0 ? `; ${missed} approved agents' polls did not return approved within 20 s of the last approval (counted as returning then: the percentiles are lower bounds)` : ''}${decideErrors > 0 ? `; ${decideErrors} approvals failed` : ''}`;
   ctx.rows.push(
-    valueRow('longpoll.approval.p50', `${count} agents long-polling: approval → poll return, p50`, latencies.length > 0 ? p50(latencies) : null, 'ms', `${latencies.length} approvals`, null, {
+    valueRow('longpoll.approval.p50', `${count} agents long-polling: approval → poll return, p50`, latencies.length > 0 ? p50(latencies) : null, 'ms', `${started.size} approvals${missed > 0 ? ` (${missed} never returned)` : ''}`, null, {
       note: `from decide() called to that agent's check_authorization returning approved with its SVID, one approval every ${gapMs.toFixed(0)} ms while the others wait${missNote}`,
     }),
   );
-  const p95Row = valueRow('longpoll.approval.p95', `${count} agents long-polling: approval → poll return, p95`, latencies.length > 0 ? percentile(latencies, 95) : null, 'ms', `${latencies.length} approvals`, 1000, { target: '≤ 1000 ms' });
+  const p95Row = valueRow('longpoll.approval.p95', `${count} agents long-polling: approval → poll return, p95`, latencies.length > 0 ? percentile(latencies, 95) : null, 'ms', `${started.size} approvals${missed > 0 ? ` (${missed} never returned)` : ''}`, 1000, { target: '≤ 1000 ms' });
   ctx.rows.push(missed > 0 ? { ...p95Row, pass: false } : p95Row);
 }
 
