@@ -101,7 +101,7 @@ export class RotatingCaller {
   constructor(
     private readonly pool: AgentPool,
     private readonly prefix: string,
-    private readonly perAgent = 200,
+    private readonly perAgent = 50,
   ) {}
 
   async prepare(): Promise<void> {

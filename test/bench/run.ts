@@ -160,7 +160,7 @@ async function checkPending(ctx: Ctx): Promise<void> {
 }
 
 /** request_authorization, one caller, vs put_one (one conditional PutItem). */
-async function requestOneCaller(ctx: Ctx): Promise<number> {
+async function requestOneCaller(ctx: Ctx): Promise<void> {
   progress('request_authorization, one caller');
   const caller = new RotatingCaller(ctx.agents, 'bench-req');
   await caller.prepare();
@@ -176,12 +176,13 @@ async function requestOneCaller(ctx: Ctx): Promise<number> {
   const per = perOp(calls, n + warm);
   ctx.rows.push(latencyRow('request.p50', 'request_authorization, one caller, p50', p50(r.a), p50(r.b), `${r.a.length} + ${r.b.length}`, 2.5, `floor: put_one (one conditional PutItem); store calls per request: ${opsText(calls, n + warm)}`));
   ctx.rows.push(valueRow('request.calls', 'request_authorization, store calls per request', per, 'calls', `${n + warm}`, 5, { floor: 1 }));
-  return per;
 }
 
 /** request_authorization throughput at 1 / 8 / 32 callers (each its own agents) vs put_one at the same concurrency. */
-async function requestThroughput(ctx: Ctx, callsAtOne: number): Promise<void> {
+async function requestThroughput(ctx: Ctx): Promise<void> {
   const { levels, rounds, ackdSeconds, floorSeconds } = CFG.throughput;
+  /** Store calls per request at one caller (this row's own), the reference of the others. */
+  let callsAtOne: number | null = null;
   for (const c of levels) {
     progress(`request_authorization throughput, ${c} caller(s)`);
     const callers = Array.from({ length: c }, (_, i) => new RotatingCaller(ctx.agents, `bench-tp${c}-${i}`));
@@ -207,15 +208,16 @@ async function requestThroughput(ctx: Ctx, callsAtOne: number): Promise<void> {
       floorMs += f.elapsedMs;
       floorLatencies.push(...f.latencies);
     }
-    await sleep(500); // anything ackd still does for these requests after they returned is theirs
+    await settle(ctx.counter); // anything ackd still does for these requests after they returned is theirs
     const calls = ctx.counter.since(before);
     const per = perOp(calls, ackdDone);
+    if (c === 1) callsAtOne = per;
     const errNote = errors > 0 ? `; ${errors} failed calls (first: ${firstError})` : '';
     ctx.rows.push(
       rateRow(`request.throughput.c${c}`, `request_authorization throughput, ${c} caller${c === 1 ? '' : 's'}`, (ackdDone * 1000) / ackdMs, (floorDone * 1000) / floorMs, `${ackdDone} + ${floorDone}`, 0.5, `floor: put_one at ${c} at once${errNote}`),
     );
     ctx.rows.push(
-      valueRow(`request.calls.c${c}`, `request_authorization store calls per request, ${c} caller${c === 1 ? '' : 's'}`, per, 'calls', `${ackdDone}`, c === 1 ? 5 : callsAtOne * 1.25, {
+      valueRow(`request.calls.c${c}`, `request_authorization store calls per request, ${c} caller${c === 1 ? '' : 's'}`, per, 'calls', `${ackdDone}`, c === 1 ? 5 : callsAtOne === null ? null : callsAtOne * 1.25, {
         floor: 1,
         target: c === 1 ? '≤ 5 calls' : `≤ 1.25× one caller's`,
         note: opsText(calls, ackdDone),
@@ -578,9 +580,8 @@ async function main(): Promise<void> {
       spireSocket: issuer?.spire?.socketPath,
     };
     if (want('check')) await phase('check pending', () => checkPending(ctx));
-    let callsAtOne = NaN;
-    if (want('request')) callsAtOne = await phase('request, one caller', () => requestOneCaller(ctx));
-    if (want('throughput')) await phase('request throughput', () => requestThroughput(ctx, callsAtOne));
+    if (want('request')) await phase('request, one caller', () => requestOneCaller(ctx));
+    if (want('throughput')) await phase('request throughput', () => requestThroughput(ctx));
     if (want('svid')) await phase('SVID pickup', () => svidPickup(ctx));
     if (want('longpoll')) await phase('long-polling', () => longPoll(ctx));
     if (want('merge')) await phase('audit merge delay', () => mergeDelay(ctx));
