@@ -65,7 +65,7 @@ const CFG = QUICK
       request: { n: 100, warm: 10 },
       throughput: { levels: [1, 8, 32], rounds: 2, ackdSeconds: 5, floorSeconds: 2 },
       svid: { n: 60, warm: 5, burst: 20, burstRounds: 2 },
-      longPoll: { agents: 500, waitSeconds: 20, readsFrom: 3, readsSeconds: 10, approvals: 40, approvalSeconds: 10 },
+      longPoll: { agents: 500, waitSeconds: 25, readsFrom: 3, readsSeconds: 8, approvals: 40, approvalSeconds: 12 },
       merge: { sequential: 100, concurrent: 32, perCaller: 2 },
       approve: { n: 50, warm: 5 },
       audit: { rounds: 3 },
@@ -357,13 +357,14 @@ async function longPoll(ctx: Ctx): Promise<void> {
   const waiting = count - errors;
   const readsPerAgentPerS = calls.reads / Math.max(1, waiting) / windowS;
 
-  // Approvals one at a time (an approver's click, then the next one `gap` later), for at most twice
+  // Approvals one at a time (an approver's click, then the next one `gap` later), none started after
   // the planned time: how fast a waiting agent notices, not how approvals contend with each other.
+  // (With the defaults they end before the first waits run out and all agents poll again at once.)
   const gapMs = (approvalSeconds * 1000) / approvals;
   const started = new Map<string, number>();
   let decideErrors = 0;
   const decideMs: number[] = [];
-  const approveUntil = nowMs() + approvalSeconds * 2000;
+  const approveUntil = nowMs() + approvalSeconds * 1000;
   for (const w of waiters.slice(0, approvals)) {
     if (nowMs() > approveUntil) break;
     const at = nowMs();
