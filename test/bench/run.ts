@@ -44,8 +44,11 @@ const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).d
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const QUICK = process.env.BENCH_QUICK === '1';
-/** BENCH_ONLY=check,request,throughput,svid,longpoll,merge,extras,verify,bundle: run only these groups of rows. */
+/** BENCH_ONLY=<groups, comma-separated>: run only these groups of rows. */
+const GROUPS = ['check', 'request', 'throughput', 'svid', 'longpoll', 'merge', 'extras', 'verify', 'bundle'];
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
+const unknownGroups = [...(ONLY ?? [])].filter((g) => !GROUPS.includes(g));
+if (unknownGroups.length > 0) throw new Error(`BENCH_ONLY: unknown group ${unknownGroups.join(', ')}; the groups are ${GROUPS.join(', ')}`);
 const want = (group: string): boolean => !ONLY || ONLY.has(group);
 
 const CFG = QUICK
@@ -539,20 +542,12 @@ async function extras(ctx: Ctx): Promise<void> {
   ctx.rows.push(latencyRow('audit.verify', 'audit verify (in process), per event', p50(verifyMs), p50(hashMs), `${CFG.audit.rounds} × ${events} events`, null, `floor: SHA-256 of each line's canonical JSON${ok ? '' : '; THE LOG DID NOT VERIFY'}`));
 }
 
-async function main(): Promise<void> {
-  const m = machine();
-  const phases: Record<string, number> = {};
-  const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const t0 = nowMs();
-    try {
-      return await fn();
-    } finally {
-      phases[name] = Math.round((nowMs() - t0) / 100) / 10;
-      progress(`${name}: ${phases[name]} s`);
-    }
-  };
-  const rows: Row[] = [];
-  const logger = countingLogger();
+const STACK_GROUPS = ['check', 'request', 'throughput', 'svid', 'longpoll', 'merge', 'extras'];
+
+type Phase = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+
+/** The rows measured on the local stack; the issuer's kind. */
+async function stackRows(rows: Row[], phase: Phase, logger: ReturnType<typeof countingLogger>): Promise<string> {
   const clock = new WindowSkippingClock(MAIL_WINDOW_MINUTES * 60_000, 900);
   const spire = await cachedSpireServer();
   let issuer: IssuerHandle | undefined;
@@ -568,7 +563,6 @@ async function main(): Promise<void> {
   const counter = StoreCallCounter.forEndpoint(stack.dynamodbEndpoint);
   const floorServer = await startFloorServer({ dynamodbEndpoint: stack.dynamodbEndpoint, tableName: stack.tableName });
   const agents = new AgentPool(stack, () => clock.countRequest());
-  const started = nowMs();
   try {
     await agents.start();
     const ctx: Ctx = {
@@ -587,6 +581,7 @@ async function main(): Promise<void> {
     if (want('longpoll')) await phase('long-polling', () => longPoll(ctx));
     if (want('merge')) await phase('audit merge delay', () => mergeDelay(ctx));
     if (want('extras')) await phase('approve, export, verify', () => extras(ctx));
+    return stack.issuerKind;
   } finally {
     await settle(counter);
     counter.stop();
@@ -594,6 +589,24 @@ async function main(): Promise<void> {
     await floorServer.stop();
     await stack.stop();
   }
+}
+
+async function main(): Promise<void> {
+  const m = machine();
+  const started = nowMs();
+  const phases: Record<string, number> = {};
+  const phase: Phase = async (name, fn) => {
+    const t0 = nowMs();
+    try {
+      return await fn();
+    } finally {
+      phases[name] = Math.round((nowMs() - t0) / 100) / 10;
+      progress(`${name}: ${phases[name]} s`);
+    }
+  };
+  const rows: Row[] = [];
+  const logger = countingLogger();
+  const issuerKind = STACK_GROUPS.some(want) ? await stackRows(rows, phase, logger) : 'none (no stack rows)';
   // In-process and child-process rows run once the stack is down (nothing else competing).
   if (want('verify')) await phase('verifyAckdSvid', async () => rows.push(await verifyRow(ROOT, CFG.verifySeconds)));
   if (want('bundle')) await phase('bundle', async () => rows.push(...(await bundleRows(ROOT))));
@@ -602,11 +615,11 @@ async function main(): Promise<void> {
   process.stdout.write(`\nackd benchmark (issue 12): ackd ÷ floor, measured in the same run${QUICK ? ' (BENCH_QUICK: few samples)' : ''}\n\n`);
   process.stdout.write(`${table(rows)}\n\n`);
   const measured = rows.filter((r) => r.pass !== null);
-  process.stdout.write(`targets met: ${measured.filter((r) => r.pass).length} of ${measured.length}; issuer: ${stack.issuerKind}; ${seconds.toFixed(0)} s\n`);
+  process.stdout.write(`targets met: ${measured.filter((r) => r.pass).length} of ${measured.length}; issuer: ${issuerKind}; ${seconds.toFixed(0)} s\n`);
   if (logger.warnings + logger.errors > 0) process.stdout.write(`ackd logged ${logger.warnings} warnings and ${logger.errors} errors; first: ${logger.first.join(' | ')}\n`);
   process.stdout.write(`${describeMachine(m)}\n`);
   const out = join(ROOT, 'test-output', 'bench.json');
-  await writeJson(out, { quick: QUICK, issuer: stack.issuerKind, seconds, phases, machine: m, rows, ackdLog: { warnings: logger.warnings, errors: logger.errors, first: logger.first } });
+  await writeJson(out, { quick: QUICK, only: ONLY ? [...ONLY] : null, issuer: issuerKind, seconds, phases, machine: m, rows, ackdLog: { warnings: logger.warnings, errors: logger.errors, first: logger.first } });
   process.stdout.write(`written: ${out}\n`);
 }
 
