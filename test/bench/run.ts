@@ -574,13 +574,24 @@ async function stackRows(rows: Row[], phase: Phase, logger: ReturnType<typeof co
       rows,
       spireSocket: issuer?.spire?.socketPath,
     };
-    if (want('check')) await phase('check pending', () => checkPending(ctx));
-    if (want('request')) await phase('request, one caller', () => requestOneCaller(ctx));
-    if (want('throughput')) await phase('request throughput', () => requestThroughput(ctx));
-    if (want('svid')) await phase('SVID pickup', () => svidPickup(ctx));
-    if (want('longpoll')) await phase('long-polling', () => longPoll(ctx));
-    if (want('merge')) await phase('audit merge delay', () => mergeDelay(ctx));
-    if (want('extras')) await phase('approve, export, verify', () => extras(ctx));
+    // A group that fails is reported as a row saying so; the others still run.
+    const group = async (id: string, name: string, fn: (c: Ctx) => Promise<void>) => {
+      if (!want(id)) return;
+      await phase(name, () =>
+        fn(ctx).catch((e: unknown) => {
+          progress(`${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+          rows.push(absentRow(`${id}.failed`, name, `FAILED: ${e instanceof Error ? e.message : String(e)}`));
+        }),
+      );
+      await settle(counter);
+    };
+    await group('check', 'check pending', checkPending);
+    await group('request', 'request, one caller', requestOneCaller);
+    await group('throughput', 'request throughput', requestThroughput);
+    await group('svid', 'SVID pickup', svidPickup);
+    await group('longpoll', 'long-polling', longPoll);
+    await group('merge', 'audit merge delay', mergeDelay);
+    await group('extras', 'approve, export, verify', extras);
     return stack.issuerKind;
   } finally {
     await settle(counter);
