@@ -47,7 +47,9 @@ async function mails(): Promise<Mail[]> {
   return ((await (await fetch(`${stack.mailUrl}/store`)).json()) as { emails: Mail[] }).emails;
 }
 
+/** The audit log as exported once the sequencer has sequenced every change (and sent the mails that follow), verified with the audit key. */
 async function events(): Promise<AuditEvent[]> {
+  await stack.settled();
   const lines: ExportLine[] = [];
   for await (const l of stack.deps.audit.export()) lines.push(l);
   const v = new ChainVerifier({ publicKey: checkpointPublicKey(await stack.deps.audit.publicKeyPem()) });
@@ -73,7 +75,8 @@ describe('per-agent request limits hold over MCP', () => {
     const requested = (await events()).filter((e) => e.type === 'requested' && e.agent_id === agentId);
     expect(requested).toHaveLength(20);
 
-    // The approver got 10 consent mails, not 20; the other 10 wait for the digest.
+    // The approver got 10 consent mails, not 20; the other 10 wait for the digest. (The mails
+    // follow each request's sequencing, done by now: events() above settled the log.)
     const consent = (await mails()).filter((m) => m.subject.includes('agent flood-a'));
     expect(consent).toHaveLength(10);
     await stack.deps.service.sweep();

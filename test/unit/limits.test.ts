@@ -22,12 +22,15 @@ class MemoryRequests extends MemoryRequestStore {
   get eventLog(): { requestId: RequestId; event: AuditEvent }[] {
     return this.chainEvents().map((event) => ({ requestId: event.request_id as RequestId, event }));
   }
-  decideNow(id: RequestId, decision: 'approved' | 'denied'): void {
+  /** Decides a request (as a table write with its event); resolves once the write's event is sequenced. */
+  async decideNow(id: RequestId, decision: 'approved' | 'denied'): Promise<void> {
     const at = this.clock.now();
     const now = at.toISOString();
     const vote = { voter: 'test', email: null, vote: decision === 'approved' ? 'approve' : 'deny', at: now, groups: [] };
     const params = { now, approver: 'test', email: null, svidExpiresAt: decision === 'approved' ? now : null, vote, seen: 0 };
-    void this.apply(decision === 'approved' ? 'approve' : 'deny', id, params, auditEvent(decision, { type: 'approver', id: 'test' }, at));
+    // Awaited: the store sequences each write's event before the write returns, and a write made
+    // while that run is still going would find the sequencer busy (its event left waiting).
+    await this.apply(decision === 'approved' ? 'approve' : 'deny', id, params, auditEvent(decision, { type: 'approver', id: 'test' }, at));
   }
 }
 
@@ -105,7 +108,7 @@ describe('request limits (in-memory limit store)', () => {
     await limits.claimOpenSlot(agent, 'req_0000000000000000000000orph' as RequestId, new Date(clock.now().getTime() + 30 * 60_000).toISOString(), requests);
     const full = await refusal(ask(service));
     expect(full.message).toMatch(/^agent demo-agent has 2 requests awaiting a decision \(limit 2\); retry after .+ \(in \d+ s\), or as soon as one of them is decided$/);
-    requests.decideNow(a.request_id, 'denied');
+    await requests.decideNow(a.request_id, 'denied');
     await ask(service); // took the decided request's slot
     await refusal(ask(service)); // the orphan is still within its grace
     clock.advance(60_000);
@@ -137,7 +140,7 @@ describe('approver mail limits', () => {
     expect(notifier.mails).toHaveLength(3);
     expect(notifier.digests).toHaveLength(0);
     // One of them is decided before the digest goes out: it is left out.
-    requests.decideNow(ids[3]!, 'approved');
+    await requests.decideNow(ids[3]!, 'approved');
     clock.advanceMinutes(10);
     expect(await service.retryNotifications()).toBe(1);
     expect(notifier.digests).toHaveLength(1);
@@ -239,7 +242,7 @@ describe('concurrent waits', () => {
     expect(e.message).toMatch(/^agent demo-agent already has 2 check_authorization calls waiting \(limit 2 concurrent waits\); retry after .+ \(in \d+ s\), or check without wait_seconds$/);
     // A plain check is never limited by waits.
     expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
-    requests.decideNow(request_id, 'denied');
+    await requests.decideNow(request_id, 'denied');
     for (const r of release.splice(0)) r();
     expect(await w1).toEqual({ status: 'denied' });
     expect(await w2).toEqual({ status: 'denied' });
