@@ -163,8 +163,9 @@ export class Api extends Construct {
   /** The sweeper's schedule (EventBridge rule). */
   readonly sweepSchedule: events.Rule;
   /**
-   * Where invocations of the sweeper that failed for good land: scheduled sweeps EventBridge could
-   * not deliver after its retries, and stream batches the sequencer failed on after its retries.
+   * Where invocations of the sweeper that failed for good land: scheduled sweeps that failed on
+   * every asynchronous attempt (the function's dead-letter queue), those EventBridge could not
+   * deliver after its retries, and stream batches the sequencer failed on after its retries.
    */
   readonly sweeperDeadLetterQueue: sqs.Queue;
   /** The table stream → sweeper (audit sequencer) trigger. */
@@ -201,12 +202,29 @@ export class Api extends Construct {
     this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment }, {
       reservedConcurrentExecutions: props.reservedConcurrency.consent,
     });
+    // Failed sweeps are never lost silently: a scheduled sweep that failed on each of Lambda's
+    // asynchronous attempts (the function's own dead-letter queue), one EventBridge could not deliver
+    // after its retries, or a stream batch the sequencer failed on 3 times, lands here (and alarms, see
+    // constructs/observability.ts). SQS-managed encryption: EventBridge and Lambda both write to it
+    // without a key policy to keep in step. Kept 14 days, SQS's longest.
+    this.sweeperDeadLetterQueue = new sqs.Queue(this, 'SweeperDlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(
+      this.sweeperDeadLetterQueue,
+      'This queue is itself the dead-letter queue of the sweeper (the function\'s asynchronous invocations, its EventBridge schedule target and its DynamoDB stream trigger); nothing consumes it automatically, an operator reads it when its depth alarm fires (docs/operations.md).',
+      'AwsSolutions-SQS3',
+    );
     // ACKD_AUDIT_KEY only where checkpoints are signed (sweeper) or their public key is served (export).
     const auditKey = { ACKD_AUDIT_KEY: `kms:${props.auditKeyArn}` };
     // One sweep at a time: a scheduled sweep that overlaps a slow one is throttled (EventBridge
     // retries it), so audit checkpoints are never signed concurrently.
     this.sweeperFunction = this.fn('Sweeper', HANDLERS.sweeper, props, { ...props.environment, ...auditKey }, {
       reservedConcurrentExecutions: SWEEPER_RESERVED_CONCURRENCY,
+      // EventBridge invokes asynchronously: a sweep that fails Lambda's attempts lands here, not in the rule's DLQ.
+      deadLetterQueue: this.sweeperDeadLetterQueue,
     });
     this.auditExportFunction = this.fn('AuditExport', HANDLERS.auditExport, props, {
       ...props.environment,
@@ -357,20 +375,6 @@ export class Api extends Construct {
       MANAGED_POLICY.lambdaVpc,
     );
 
-    // Failed sweeps are never lost silently: a scheduled sweep EventBridge could not run after its
-    // retries, or a stream batch the sequencer failed on 3 times, lands here (and alarms, see
-    // constructs/observability.ts). SQS-managed encryption: EventBridge and Lambda both write to it
-    // without a key policy to keep in step. Kept 14 days, SQS's longest.
-    this.sweeperDeadLetterQueue = new sqs.Queue(this, 'SweeperDlq', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    acknowledge(
-      this.sweeperDeadLetterQueue,
-      'This queue is itself the dead-letter queue of the sweeper (its EventBridge schedule target and its DynamoDB stream trigger); nothing consumes it automatically, an operator reads it when its depth alarm fires (docs/operations.md).',
-      'AwsSolutions-SQS3',
-    );
     this.sweepSchedule = new events.Rule(this, 'SweepSchedule', {
       description: 'ackd: record expiry of overdue pending requests',
       schedule: events.Schedule.rate(props.sweepEvery),

@@ -7,6 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { ARCHIVE_PREFIX } from '../../lambdas/core/archive.ts';
@@ -45,6 +46,12 @@ export class Archive extends Construct {
   readonly logBucket: s3.Bucket;
   readonly fn: NodejsFunction;
   readonly schedule: events.Rule;
+  /**
+   * Where a day's archive run that failed for good lands: a run that failed on every asynchronous
+   * attempt (the function's dead-letter queue) or that EventBridge could not deliver (the schedule
+   * target's). Its depth alarms (constructs/observability.ts): a day not archived is evidence missing.
+   */
+  readonly deadLetterQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: ArchiveProps) {
     super(scope, id);
@@ -80,6 +87,18 @@ export class Archive extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // As the sweeper's: SQS-managed encryption (EventBridge and Lambda write without a key policy), TLS only, 14 days.
+    this.deadLetterQueue = new sqs.Queue(this, 'Dlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(
+      this.deadLetterQueue,
+      'This queue is itself the dead-letter queue of the archive function (its asynchronous invocations and its EventBridge schedule target); nothing consumes it automatically, an operator reads it when its depth alarm fires and re-runs the day ({"day": ...}, docs/operations.md).',
+      'AwsSolutions-SQS3',
+    );
+
     const logGroup = new logs.LogGroup(this, 'FnLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     this.fn = new NodejsFunction(this, 'Fn', {
       entry: `${REPO_ROOT}/${ARCHIVE_HANDLER}`,
@@ -97,12 +116,20 @@ export class Archive extends Construct {
       loggingFormat: lambda.LoggingFormat.JSON,
       // One day at a time: a retried run never races the scheduled one.
       reservedConcurrentExecutions: 1,
+      // As every ackd function: active X-Ray tracing (each run is a trace; the handler adds no subsegments yet).
+      tracing: lambda.Tracing.ACTIVE,
+      deadLetterQueue: this.deadLetterQueue,
       environment: { ...props.environment, ACKD_ARCHIVE_BUCKET: this.bucket.bucketName },
     });
     acknowledge(
       this.fn,
       'AWSLambdaBasicExecutionRole is the AWS-maintained minimal policy to write logs; every data permission of this function is an inline statement naming its exact actions and resources.',
       MANAGED_POLICY.lambdaBasic,
+    );
+    acknowledge(
+      this.fn,
+      'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permission (Resource * only) and only write trace data.',
+      'AwsSolutions-IAM5[Resource::*]',
     );
 
     // Exactly what AuditService.export reads (as the audit export function): the chain head and
@@ -127,7 +154,7 @@ export class Archive extends Construct {
     this.schedule = new events.Rule(this, 'Schedule', {
       description: 'ackd: archive the previous UTC day of the audit chain (S3 Object Lock)',
       schedule: events.Schedule.cron({ ...ARCHIVE_SCHEDULE }),
-      targets: [new targets.LambdaFunction(this.fn, { retryAttempts: 2, maxEventAge: Duration.hours(6) })],
+      targets: [new targets.LambdaFunction(this.fn, { retryAttempts: 2, maxEventAge: Duration.hours(6), deadLetterQueue: this.deadLetterQueue })],
     });
   }
 }

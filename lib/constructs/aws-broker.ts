@@ -8,7 +8,7 @@ import { roleNameOf } from '../../lambdas/adapters/aws/iam.ts';
 import { acknowledge } from '../nag.ts';
 
 /** The id CDK gives AwsCustomResource's provider function (one per stack). */
-const AWS_CUSTOM_RESOURCE_PROVIDER = 'AWS679f53fac002430cb0da5b7982bd2287';
+export const AWS_CUSTOM_RESOURCE_PROVIDER = 'AWS679f53fac002430cb0da5b7982bd2287';
 
 export interface AwsBrokerProps {
   /** The roles an approval may open (deploy setting `awsRoles`). */

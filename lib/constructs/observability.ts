@@ -37,6 +37,8 @@ export interface ObservabilityProps {
   readonly tableName: string;
   /** The sweeper's dead-letter queue (failed scheduled sweeps and failed sequencer batches). */
   readonly sweeperDeadLetterQueue: sqs.IQueue;
+  /** The audit archive's dead-letter queue (daily runs that failed for good: constructs/archive.ts). */
+  readonly archiveDeadLetterQueue: sqs.IQueue;
   /** The SPIRE server's ECS service (Container Insights publishes its task counts). */
   readonly spireService: ecs.IBaseService;
   /** How often the sweeper is scheduled. */
@@ -162,6 +164,13 @@ export class Observability extends Construct {
       description:
         'A sweep or an audit sequencer batch failed for good and was parked in the sweeper dead-letter queue (EventBridge after its retries, or the stream trigger after 3 attempts). Events of a failed batch stay in the outbox and the next scheduled sweep sequences them. ' +
         'Read the messages (they name the failed invocation or the stream records), fix the cause from the sweeper\'s error log, then purge the queue.',
+    });
+
+    this.alarm('ArchiveDeadLetters', props.archiveDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: FIVE_MINUTES }), {
+      threshold: 1,
+      description:
+        'A daily audit archive run failed for good (every asynchronous attempt, or EventBridge could not deliver it) and was parked in the archive dead-letter queue: that UTC day is not in the Object Lock archive yet, and the table deletes its events after retentionDays. ' +
+        'Read the message (it names the run), fix the cause from the archive function\'s error log, invoke the function with {"day": "YYYY-MM-DD"} for the missing day, then purge the queue.',
     });
 
     // --- every function: errors; throttles of those that serve people ---

@@ -132,6 +132,13 @@ export class AckdStack extends Stack {
       for (const [k, v] of Object.entries(cognitoEnv)) f.addEnvironment(k, v);
     }
 
+    // Evidence beyond the table's retention: the daily archive (S3 Object Lock), reading as the export does.
+    this.archive = new Archive(this, 'Archive', {
+      table: this.data.table,
+      logRetention,
+      retentionYears: config.archiveRetentionYears,
+      environment: { ...environment, ACKD_CONSENT_URL: consentUrl },
+    });
     // Alarms, their topic and the dashboard (issue 15: "nothing watches it").
     this.observability = new Observability(this, 'Observability', {
       stage: config.stage,
@@ -140,16 +147,10 @@ export class AckdStack extends Stack {
       mcpLogGroup: this.api.mcpFunction.logGroup,
       tableName: this.data.table.tableName,
       sweeperDeadLetterQueue: this.api.sweeperDeadLetterQueue,
+      archiveDeadLetterQueue: this.archive.deadLetterQueue,
       spireService: this.spire.service,
       sweepEvery: SWEEP_EVERY,
       sequencerLagAlarmMs: config.sequencerLagAlarmMs,
-    });
-    // Evidence beyond the table's retention: the daily archive (S3 Object Lock), reading as the export does.
-    this.archive = new Archive(this, 'Archive', {
-      table: this.data.table,
-      logRetention,
-      retentionYears: config.archiveRetentionYears,
-      environment: { ...environment, ACKD_CONSENT_URL: consentUrl },
     });
     // A stable MCP host name, when configured.
     this.mcpDomain = config.customDomain

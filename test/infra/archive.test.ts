@@ -57,12 +57,31 @@ describe('audit archive function', () => {
     expect(fn.Properties.ReservedConcurrentExecutions).toBe(1);
   });
 
+  it('a run that fails for good lands in its own dead-letter queue (the function\'s and the schedule target\'s), which alarms; traced like every function', () => {
+    const fnId = idOf(stack.archive.fn);
+    const dlqId = idOf(stack.archive.deadLetterQueue);
+    const fn = t.Resources[fnId] as Json;
+    expect(fn.Properties.DeadLetterConfig).toEqual({ TargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] } });
+    expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+    const [[, rule]] = resourcesOf(t, 'AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets).includes(fnId)) as [[string, Json]];
+    expect((rule.Properties.Targets as Json[])[0]!.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [dlqId, 'Arn'] } });
+    const q = (t.Resources[dlqId] as Json).Properties;
+    expect(q.SqsManagedSseEnabled).toBe(true);
+    expect(q.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+    const alarm = resourcesOf(t, 'AWS::CloudWatch::Alarm').find(([, a]) => a.Properties.AlarmName === 'ackd-ci-ArchiveDeadLetters')![1];
+    expect(alarm.Properties.Namespace).toBe('AWS/SQS');
+    expect(alarm.Properties.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }]);
+  });
+
   it('may only read the audit log and put objects under audit/ (no read, delete or retention change of the archive)', () => {
     const role = stack.resolve((stack.archive.fn.role!.node.defaultChild as unknown as { ref: string }).ref) as Json;
     const policies = resourcesOf(t, 'AWS::IAM::Policy').filter(([, p]) => asList(p.Properties.Roles).some((r) => JSON.stringify(r) === JSON.stringify(role)));
     const stmts = policies.flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Json[]);
     const actions = stmts.flatMap((s) => asList(s.Action) as string[]).sort();
-    expect(actions).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 's3:PutObject']);
+    // Besides: send to its own dead-letter queue, and write X-Ray trace data (Resource * is the only form).
+    expect(actions).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 's3:PutObject', 'sqs:SendMessage', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+    expect(stmts.find((s) => s.Action === 'sqs:SendMessage')!.Resource).toEqual({ 'Fn::GetAtt': [idOf(stack.archive.deadLetterQueue), 'Arn'] });
+    expect(stmts.find((s) => asList(s.Action).includes('xray:PutTraceSegments'))!.Resource).toBe('*');
     const put = stmts.find((s) => s.Action === 's3:PutObject')!;
     expect(put.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [idOf(stack.archive.bucket), 'Arn'] }, `/${ARCHIVE_PREFIX}*`]] });
     expect(JSON.stringify(stmts.find((s) => s.Action === 'dynamodb:Query')!.Resource)).toContain('/index/audit-log');

@@ -129,6 +129,7 @@ describe('the alarms', () => {
         'AuditSequencerLag',
         'SweeperNotRunning',
         'SweeperDeadLetters',
+        'ArchiveDeadLetters',
         'McpErrors',
         'ConsentErrors',
         'SweeperErrors',
@@ -267,7 +268,7 @@ describe('the dashboard', () => {
 
 describe('tracing', () => {
   it('X-Ray is active on every ackd function, and on the audit export\'s REST API stage (HTTP APIs have no X-Ray)', () => {
-    for (const [name, id] of Object.entries(fnIds())) {
+    for (const [name, id] of Object.entries({ ...fnIds(), archive: s.idOf(stack().archive.fn) })) {
       expect(((s.t.Resources as Json)[id] as Json).Properties.TracingConfig, name).toEqual({ Mode: 'Active' });
     }
     const [[, restStage]] = s.of('AWS::ApiGateway::Stage') as [[string, Json]];
@@ -280,12 +281,14 @@ describe('the sweeper\'s dead-letter queue', () => {
     const q = ((s.t.Resources as Json)[dlqId()] as Json).Properties;
     expect(q.SqsManagedSseEnabled).toBe(true);
     expect(q.MessageRetentionPeriod).toBe(14 * 24 * 3600);
-    const [[, rule]] = s.of('AWS::Events::Rule') as [[string, Json]];
+    const rule = (s.t.Resources as Json)[s.idOf(stack().api.sweepSchedule)] as Json;
     const [target] = rule.Properties.Targets as Json[];
     expect(target!.Arn).toEqual(getAtt(fnIds().sweeper, 'Arn'));
     expect(target!.DeadLetterConfig).toEqual({ Arn: getAtt(dlqId(), 'Arn') });
     expect(target!.RetryPolicy).toEqual({ MaximumRetryAttempts: 2 });
-    const [[, policy]] = s.of('AWS::SQS::QueuePolicy') as [[string, Json]];
+    // The sweeper function's own asynchronous invocations (EventBridge invokes asynchronously) fail into it too.
+    expect(((s.t.Resources as Json)[fnIds().sweeper] as Json).Properties.DeadLetterConfig).toEqual({ TargetArn: getAtt(dlqId(), 'Arn') });
+    const [, policy] = s.of('AWS::SQS::QueuePolicy').find(([, p]) => JSON.stringify(p.Properties.Queues) === JSON.stringify([ref(dlqId())]))!;
     const st = policy.Properties.PolicyDocument.Statement as Json[];
     expect(st).toContainEqual(expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }));
     const events = st.find((x) => x.Effect === 'Allow')!;
@@ -317,9 +320,11 @@ describe('the audit sequencer trigger: table stream → sweeper', () => {
       FilterCriteria: { Filters: [{ Pattern: '{"dynamodb":{"NewImage":{"log_part":{"S":["outbox"]}}}}' }] },
     });
     expect(DEFAULT_SEQUENCER_BATCH_WINDOW_SECONDS).toBe(1);
-    // The sweeper keeps its concurrency of 1 and its schedule.
+    // The sweeper keeps its concurrency of 1 and its schedule (the other rule is the daily audit archive's).
     expect(((s.t.Resources as Json)[fnIds().sweeper] as Json).Properties.ReservedConcurrentExecutions).toBe(1);
-    expect(s.of('AWS::Events::Rule')).toHaveLength(1);
+    const sweeperRules = s.of('AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets).includes(fnIds().sweeper));
+    expect(sweeperRules.map(([id]) => id)).toEqual([s.idOf(stack().api.sweepSchedule)]);
+    expect(s.of('AWS::Events::Rule').map(([id]) => id).sort()).toEqual([s.idOf(stack().api.sweepSchedule), s.idOf(stack().archive.schedule)].sort());
   });
 
   it('the sweeper may read this table\'s stream and send to its DLQ; no other function may; the mapping waits for the grants', () => {

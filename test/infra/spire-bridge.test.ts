@@ -18,6 +18,7 @@ import { createKeyAndCsr } from '../../spire/bridge/csr.ts';
 import { SpireSvidMinter } from '../../spire/bridge/minter.ts';
 import { RemoteSpireClient, remoteSpireMinterFromEnv } from '../../spire/sidecar/client.ts';
 import { BRIDGE_PATHS, MAX_BODY_BYTES, authHeaders, b64 } from '../../spire/sidecar/protocol.ts';
+import { DEFAULT_SIDECAR_BASE_IMAGE } from '../../lib/config.ts';
 import { buildSidecarContext } from '../../lib/constructs/sidecar-image.ts';
 import { SPIRE_BUILD_TIMEOUT_MS, startTestSpire, type TestSpire } from '../helpers/spire.ts';
 
@@ -97,7 +98,9 @@ describe('sidecar image context (built at synth time)', () => {
     }
     expect(existsSync(join(contextDir, 'spire/proto/spire/api/server/svid/v1/svid.proto'))).toBe(true);
     const dockerfile = readFileSync(join(contextDir, 'Dockerfile'), 'utf8');
-    expect(dockerfile).toMatch(/^FROM public\.ecr\.aws\/docker\/library\/node:22-alpine$/m);
+    // The default base (setting sidecarBaseImage) is pinned by digest: the FROM line names it exactly.
+    expect(dockerfile).toMatch(/^FROM public\.ecr\.aws\/docker\/library\/node:22-alpine@sha256:[0-9a-f]{64}$/m);
+    expect(dockerfile.split('\n')[0]).toBe(`FROM ${DEFAULT_SIDECAR_BASE_IMAGE}`);
     expect(dockerfile).toMatch(/^USER node$/m);
     // Nothing from the repository but the bundle: no sources, no node_modules.
     expect(existsSync(join(contextDir, 'node_modules'))).toBe(false);
