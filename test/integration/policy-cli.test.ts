@@ -210,6 +210,7 @@ describe('DynamoPolicyStore on the table', () => {
 
   it('the stack’s deps carry the policy service, agents, and record each policy change in the audit chain', async () => {
     await stack.deps.policies.set({ agent: 'deps-agent', approvals: 2 }, { type: 'operator', id: 'wiring' });
+    await stack.settled(); // the change waits for the sequencer to take its place in the log
     const head = await stack.deps.store.audit.head();
     const last = (await stack.deps.store.audit.event(head.seq)) as unknown as Record<string, unknown>;
     expect(last).toMatchObject({ type: 'policy_set', actor_type: 'operator', actor_id: 'wiring', policy: { agent: 'deps-agent', approvals: 2 }, previous: null });
@@ -373,6 +374,7 @@ describe('ackd agents create --owner / agents show', () => {
     expect([unaudited.code, unaudited.stderr]).toEqual([2, expect.stringMatching(/ERR_INVALID_INPUT: --as: required with --owner/)]);
     const created = await json<{ agent_id: string; api_key: string; owner: string }>('agents', 'create', 'cli-owned', '--owner', 'lead@example.com', '--as', 'grace');
     expect(created).toMatchObject({ agent_id: 'cli-owned', owner: 'lead@example.com' });
+    await stack.settled(); // the CLI's change is sequenced by the stack's sequencer
     const head = await stack.deps.store.audit.head();
     expect(await stack.deps.store.audit.event(head.seq)).toMatchObject({ type: 'owner_set', actor_type: 'operator', actor_id: 'grace', agent_id: 'cli-owned', owner: 'lead@example.com', previous_owner: null });
     expect(created.api_key).toMatch(/^ackd_[A-Za-z0-9_-]{43}$/);
