@@ -88,7 +88,7 @@ export async function createKeyAndCsr(spiffeId: SpiffeId | string): Promise<KeyA
   const csr = tlv(SEQUENCE, info, SIGNATURE_ALGORITHM, tlv(0x03, Buffer.from([0]), signature));
   return {
     csrDer: new Uint8Array(csr),
-    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     publicKeySpki: new Uint8Array(spki),
   };
 }
