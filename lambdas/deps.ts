@@ -96,7 +96,7 @@ export function buildDeps(
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
   // The sequencer and the service refer to each other (the service nudges it, its follow-up
   // notifies through the service): bound once both exist.
-  let nudge: () => void = () => undefined;
+  let nudge: () => Promise<void> | undefined = () => undefined;
   const adminAudit = new ChainAdminAudit(store.audit, clock, () => nudge());
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });

@@ -43,8 +43,11 @@ export interface ServiceDeps {
    * policy's routes, else to the route named `default`; without either, to `notifier`.
    */
   readonly routes?: RouteSender;
-  /** Tells the audit sequencer that a write left an event waiting (where it runs in this process). */
-  readonly auditNudge?: () => void;
+  /**
+   * Tells the audit sequencer that a write left an event waiting. Where it runs in this process,
+   * returns the end of its next run; undefined elsewhere (on AWS the table's stream wakes it).
+   */
+  readonly auditNudge?: () => Promise<void> | undefined;
   /**
    * Consent notifications leave the agent's critical path: request_authorization only records the
    * request, and the audit sequencer's follow-up (`afterSequenced`) sends the notification once
@@ -371,8 +374,9 @@ export class AuthorizationService {
         break;
       } catch (e) {
         if (isAckdError(e, 'ERR_ISSUANCE_IN_PROGRESS') && e.message.endsWith(AWAITING_LOG_MESSAGE) && Date.now() + pause < waitUntil && !opts.signal?.aborted) {
-          this.deps.auditNudge?.();
-          await delay(pause);
+          // Where the sequencer runs here, its next run is awaited (bounded by the pause); elsewhere, the pause.
+          const run = this.deps.auditNudge?.();
+          await (run ? Promise.race([run, delay(Math.max(pause, 250))]) : delay(pause));
           continue;
         }
         if (isAckdError(e, 'ERR_NOT_APPROVED') && e.message.endsWith(NOT_IN_LOG_MESSAGE)) {
@@ -414,24 +418,27 @@ export class AuthorizationService {
       if (isAckdError(e)) throw e;
       throw new AckdError('ERR_ISSUER_UNAVAILABLE', undefined, { cause: e });
     }
-    const { record: updated } = await this.deps.store.apply(
-      'issue',
-      r.request_id,
-      { now: now.toISOString(), claim, svidId: minted.svidId, notAfter: minted.expiresAt.toISOString() },
-      auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
-    );
+    // The SVID leaves with its issuance recorded (the `issue` write carries its event), and only to
+    // a key that still authenticates: the key is read again while the issuance is written, and a
+    // key revoked while this check was minting never receives the SVID (it is revoked unseen).
+    const [issued, stillValid] = await Promise.allSettled([
+      this.deps.store.apply(
+        'issue',
+        r.request_id,
+        { now: now.toISOString(), claim, svidId: minted.svidId, notAfter: minted.expiresAt.toISOString() },
+        auditEvent('svid_issued', { type: 'agent', id: r.agent_id }, now),
+      ),
+      opts.reauthorize?.(),
+    ]);
+    if (issued.status === 'rejected') throw issued.reason;
+    const updated = issued.value.record;
     this.deps.logger.info('svid issued', { request_id: r.request_id, svid_id: minted.svidId, expires_at: minted.expiresAt.toISOString() });
-    // The SVID leaves with its issuance recorded (the `issue` write carried its event), and only to
-    // a key that still authenticates (a key revoked while this check was minting never receives
-    // it: the SVID is revoked unseen).
-    try {
-      await opts.reauthorize?.();
-    } catch (e) {
+    if (stillValid.status === 'rejected') {
       this.deps.logger.warn('caller lost its credential while its SVID was minted; revoking the SVID', { request_id: r.request_id, svid_id: minted.svidId });
       await this.revoke(null, r.request_id, minted.svidId, SYSTEM_ACTOR).catch((err: unknown) =>
         this.deps.logger.error('could not revoke an undelivered SVID', { request_id: r.request_id, error: describe(err) }),
       );
-      throw e;
+      throw stillValid.reason;
     }
     this.recorded();
     return {
@@ -600,7 +607,7 @@ export class AuthorizationService {
    * runs now; on AWS the table's stream wakes it).
    */
   private recorded(): void {
-    this.deps.auditNudge?.();
+    void this.deps.auditNudge?.();
   }
 
   /** Records expiry if the request is pending past its deadline; returns the current record. */

@@ -15,7 +15,7 @@ export class ChainAdminAudit implements PolicyAudit, OwnerAudit {
   constructor(
     private readonly log: Pick<AuditLog, 'enqueueAdmin'>,
     private readonly clock: Clock = systemClock,
-    private readonly nudge: () => void = () => undefined,
+    private readonly nudge: () => unknown = () => undefined,
   ) {}
 
   async policyChanged(c: PolicyChange): Promise<void> {

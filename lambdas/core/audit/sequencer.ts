@@ -341,7 +341,9 @@ export class SequencerLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
-  private stopped = false;
+  private stopped = true;
+  /** Callers waiting for the next run to end. */
+  private waiters: (() => void)[] = [];
 
   constructor(
     private readonly sequencer: Sequencer,
@@ -350,23 +352,32 @@ export class SequencerLoop {
 
   start(): void {
     this.stopped = false;
-    this.timer = setInterval(() => this.nudge(), this.opts.intervalMs);
+    this.timer = setInterval(() => void this.nudge(), this.opts.intervalMs);
     this.timer.unref();
   }
 
-  /** Asks for a run now (a write just left an event waiting). */
-  nudge(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+  /**
+   * Asks for a run now (a write just left an event waiting). Resolves when a run that started
+   * after this call has ended; undefined where the loop does not run (a Lambda function: there the
+   * table's stream wakes the sequencer).
+   */
+  nudge(): Promise<void> | undefined {
+    if (this.stopped) return undefined;
+    const done = new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (this.running) this.again = true;
+    else this.launch();
+    return done;
+  }
+
+  private launch(): void {
+    const waiting = this.waiters.splice(0);
     this.running = this.once().finally(() => {
       this.running = undefined;
-      if (this.again && !this.stopped) {
+      for (const w of waiting) w();
+      if ((this.again || this.waiters.length > 0) && !this.stopped) {
         this.again = false;
-        this.nudge();
-      }
+        this.launch();
+      } else for (const w of this.waiters.splice(0)) w();
     });
   }
 
@@ -378,7 +389,9 @@ export class SequencerLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     await this.idle();
+    for (const w of this.waiters.splice(0)) w();
   }
 
   private async once(): Promise<void> {
