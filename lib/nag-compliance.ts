@@ -2,8 +2,9 @@
  * The HIPAA Security and NIST 800-53 rev 5 findings ackd accepts, each by rule id on the exact
  * resources it concerns, with the reason (issue 15). What was cheap and right was fixed instead:
  * public subnets no longer auto-assign public IPs (only the NAT gateways' Elastic IPs are public),
- * the audit archive is versioned, locked and access-logged. Everything here is a decision, not an
- * oversight; docs/compliance.md ("Infrastructure checks") summarises it for an auditor.
+ * the audit archive is versioned, locked and access-logged, every function traces with X-Ray, and the
+ * two asynchronously invoked functions (sweeper, archive) have dead-letter queues that alarm.
+ * Everything here is a decision, not an oversight; docs/compliance.md ("Infrastructure checks") summarises it for an auditor.
  *
  * Kept in one place, applied from AckdStack after every construct exists, so a pack's findings
  * are reviewed together and the constructs stay about what they build. A path that no longer
