@@ -390,7 +390,8 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
   }
 
   async nodes(keys: readonly NodeKey[]): Promise<Map<string, string>> {
-    const items = await batchGet(this.doc, this.tableName, keys.map((k) => ({ pk: nodeKey(k) })));
+    const unique = [...new Set(keys.map(nodeKey))];
+    const items = await batchGet(this.doc, this.tableName, unique.map((pk) => ({ pk })));
     return new Map(items.map((it) => [keyOf(parseNodeKey(it.pk as string)), it.hash as string]));
   }
 
