@@ -205,6 +205,7 @@ describe('consent API: the dashboard and revocation by approvers', () => {
     const sooner = await newRequest(5);
     const decided = await newRequest(10);
     expect((await decide(decided, 'deny')).status).toBe(200);
+    await stack.settled(); // recent decisions are read from the audit log, where the sequencer puts them
     const res = await api('/requests', { token: approverToken });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { pending: { request_id: string; expires_at: string; approvals: unknown }[]; recent: { request_id: string; status: string }[] };
