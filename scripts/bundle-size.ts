@@ -32,10 +32,36 @@ export const ENTRIES = {
 } as const;
 type Which = keyof typeof ENTRIES;
 
+/**
+ * BUNDLING's `esbuildArgs` (command-line flags NodejsFunction passes through) as JS API options.
+ * A flag this does not know fails the measurement: both bundles must be built exactly as deployed.
+ */
+function esbuildArgsOf(args: Readonly<Record<string, string | boolean>> | undefined): BuildOptions {
+  const out: BuildOptions = {};
+  for (const [flag, value] of Object.entries(args ?? {})) {
+    const v = String(value);
+    switch (flag) {
+      case '--tree-shaking':
+        out.treeShaking = v === 'true';
+        break;
+      case '--conditions':
+        out.conditions = v.split(',').filter(Boolean);
+        break;
+      case '--legal-comments':
+        out.legalComments = v as NonNullable<BuildOptions['legalComments']>;
+        break;
+      default:
+        throw new Error(`scripts/bundle-size.ts: BUNDLING.esbuildArgs ${flag} is not mirrored here; add it to esbuildArgsOf`);
+    }
+  }
+  return out;
+}
+
 /** The esbuild options NodejsFunction derives from a BundlingOptions object (aws-lambda-nodejs's esbuild command line). */
 export function esbuildOptionsOf(b: typeof BUNDLING): BuildOptions {
   const sourceMap = b.sourceMap as boolean;
   return {
+    ...esbuildArgsOf(b.esbuildArgs),
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -72,6 +72,10 @@ export const BUNDLING = {
   sourceMap: false,
   sourcesContent: false,
   externalModules: [],
+  // Flags BundlingOptions has no field for: dead code dropped (esbuild's default when bundling,
+  // spelled out), ESM entry points of packages that offer one, no license comments in the code
+  // Lambda loads (the packages' licenses ship in node_modules, not in the function).
+  esbuildArgs: { '--tree-shaking': 'true', '--conditions': 'module', '--legal-comments': 'none' },
   forceDockerBundling: false,
   logLevel: LogLevel.ERROR,
 } satisfies BundlingOptions;
