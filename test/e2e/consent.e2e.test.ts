@@ -45,7 +45,9 @@ async function check(requestId: string): Promise<Record<string, unknown>> {
   return structured(await client.callTool({ name: 'check_authorization', arguments: { request_id: requestId } }));
 }
 
+/** The request's consent mail: sent once its request is in the audit log (the sequencer's follow-up), so settled first. */
 async function mailFor(requestId: string): Promise<Mail> {
+  await stack.settled();
   const res = await fetch(`${stack.mailUrl}/store`);
   const { emails } = (await res.json()) as { emails: Mail[] };
   const found = emails.filter((m) => m.body.text?.includes(requestId));
