@@ -157,6 +157,7 @@ export function buildDeps(
     agents,
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,
+    ...(awsBroker ? { awsBroker } : {}),
   };
 }
 

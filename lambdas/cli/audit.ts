@@ -116,7 +116,8 @@ export function registerAuditCommands(program: Command): void {
     .description("a request's audit events with their inclusion proofs (RFC 9162 audit paths) to the newest signed tree head: verifiable offline by anyone with the public key (`audit verify-proof`)")
     .option('--out <file>', 'write the proof to a new file instead of stdout (never overwrites)')
     .option('--wait <seconds>', 'wait up to this long for a signed tree head to cover every event of the request (default 30; 0: do not wait)', '30')
-    .action(async (requestId: string, opts: { out?: string; wait: string }) => {
+    .option('--json', 'the proof is JSON either way (accepted for uniformity with every other command)')
+    .action(async (requestId: string, opts: { out?: string; wait: string; json?: boolean }) => {
       const wait = Number(opts.wait);
       if (!Number.isInteger(wait) || wait < 0 || wait > 3600) throw new UsageError(`--wait: must be a whole number of seconds, 0-3600 (got "${opts.wait}")`);
       const file = opts.out ? await createNew(opts.out) : undefined;

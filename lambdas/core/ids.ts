@@ -41,8 +41,18 @@ export function newRequestId(nowMs: number): RequestId {
 }
 
 /** A new audit event id, same shape as a request id with prefix `evt_`. */
+let lastEventMs = 0;
+
+/**
+ * Event ids sort in the order this process made them, also within one millisecond: the time part
+ * never goes back (a later call in the same or an earlier millisecond takes the last time + 1 ms
+ * of ordering room only when needed). The outbox index orders waiting events by their time and
+ * id, so two changes made back to back are sequenced in the order they were made.
+ */
 export function newEventId(nowMs: number): string {
-  return timeOrderedId('evt_', nowMs);
+  const t = Math.max(Math.floor(nowMs), lastEventMs + 1);
+  lastEventMs = t;
+  return timeOrderedId('evt_', t);
 }
 
 function timeOrderedId(prefix: string, nowMs: number): string {

@@ -1,3 +1,4 @@
+import { checkpointPublicKey } from '../../lambdas/core/audit/signing.ts';
 /**
  * Issue 17 end to end against a real AWS API emulator (moto's server, IAM enforcement on): an
  * approved `aws:role/demo-role` becomes STS credentials that can write the demo bucket and nothing
@@ -105,12 +106,14 @@ describe('AWS credentials for exactly the approved role', () => {
     await put(creds);
     expect(await s3Refused(put(creds, 'some-other-bucket'))).toBe('AccessDenied');
     // The issuance is an audit event of the request, and the chain still verifies.
+    await stack.settled();
     const events: { type: string; request_id: string; reason: string | null }[] = [];
     for await (const l of stack.deps.audit.export({})) if (l.kind === 'event' && l.request_id === requestId) events.push(l);
     const issued = events.find((e) => e.type === 'aws_credentials_issued');
     expect(issued?.reason).toContain(`role ${ROLE}`);
     expect(issued?.reason).toContain(creds.AccessKeyId);
-    expect((await stack.deps.audit.verifyLive({}, {})).problems).toEqual([]);
+    const publicKey = checkpointPublicKey(await stack.deps.audit.publicKeyPem());
+    expect((await stack.deps.audit.verifyLive({}, { publicKey })).problems).toEqual([]);
   });
 
   it('the AssumeRole call names the request and carries the session tags (transitive), as moto received it', async () => {

@@ -47,8 +47,14 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     this.sequencer = new Sequencer({ store: this, clock, logger: quiet });
   }
 
+  /** With autoSequence: returns once nothing waits (another run in progress is waited for, then run again). */
   private async sequenced(): Promise<void> {
-    if (this.opts.autoSequence !== false) await this.sequencer.run();
+    if (this.opts.autoSequence === false) return;
+    for (let i = 0; i < 1000; i++) {
+      const run = await this.sequencer.run();
+      if (!run.busy && (await this.pending(1)).length === 0) return;
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   async create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
