@@ -360,7 +360,7 @@ export class AuthorizationService {
     // No SVID before the approval is in the audit log: the claim requires the sequencer to have
     // put it there, and waits for that (a short, bounded wait: the sequencer runs seconds behind).
     const claim = randomUUID();
-    let now = this.deps.clock.now();
+    let now: Date;
     let claimed: AuthorizationRecord;
     let decisionSeq: number | null;
     let requestedSeq: number | null;

@@ -149,7 +149,7 @@ export class Sequencer {
     if (!head) return { busy: true, sequenced: 0, recovered: 0, head: null, maxLagMs: 0 };
     let sequenced = 0;
     let maxLagMs = 0;
-    let recovered = 0;
+    let recovered: number;
     try {
       ({ head, recovered } = await this.recover(owner, head));
       const max = this.opts.maxEventsPerRun ?? 5000;
