@@ -10,7 +10,8 @@ import type { Policy } from '../policy.ts';
 const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string | undefined;
 
 /**
- * The audit log: one append-only event per state change, linked into a SHA-256 hash chain.
+ * The audit log: one append-only event per state change, linked into a SHA-256 hash chain (and
+ * a Merkle tree: merkle.ts) by the sequencer (sequencer.ts).
  *
  * An event commits to its predecessor: `hash = SHA-256(JCS(event without "hash"))`, and the
  * event carries `prev_hash`, the hash of the event before it (the first event ever carries
