@@ -130,7 +130,7 @@ export interface SequencerOptions {
   readonly maxEventsPerRun?: number;
   /** How long the lease lasts (default 60 s); a run renews nothing, so keep runs shorter. */
   readonly leaseMs?: number;
-  /** Called with the events each batch sequenced (metrics, notifications); its errors are logged. */
+  /** Called after each run, its lease given back, with the events it sequenced (metrics, notifications); its errors are logged. */
   readonly onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
 }
 
@@ -150,6 +150,7 @@ export class Sequencer {
     let sequenced = 0;
     let maxLagMs = 0;
     let recovered: number;
+    const done: ChainEvent[] = [];
     try {
       ({ head, recovered } = await this.recover(owner, head));
       const max = this.opts.maxEventsPerRun ?? 5000;
@@ -164,11 +165,13 @@ export class Sequencer {
         head = await this.markSettled(owner, head);
         sequenced += events.length;
         for (const e of events) maxLagMs = Math.max(maxLagMs, now.getTime() - Date.parse(e.at));
-        await this.notify(events);
+        done.push(...events);
       }
     } finally {
       await store.release(owner).catch((e: unknown) => this.opts.logger.warn('audit sequencer: could not release its lease (it expires by itself)', { error: String(e) }));
     }
+    // Follow-ups (notifications, metrics) after the lease is given back: a slow webhook never holds up sequencing.
+    if (done.length > 0) await this.notify(done);
     return { busy: false, sequenced, recovered, head, maxLagMs };
   }
 
