@@ -350,6 +350,9 @@ describe('polish', () => {
     const out = join(stack.dir, 'existing.jsonl');
     await writeFile(out, 'keep me\n');
     await request();
+    // The log as it will stay: sequenced, its head signed (the local sequencer signs new heads by itself).
+    await stack.settled();
+    await stack.deps.audit.checkpoint();
     const before = (await ackd('audit', 'export')).stdout.split('\n').filter((l) => l.includes('"kind":"checkpoint"')).length;
     const r = await ackd('audit', 'export', '--out', out, '--checkpoint');
     expect(r.code).not.toBe(0);
