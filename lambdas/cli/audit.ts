@@ -37,10 +37,9 @@ export function registerAuditCommands(program: Command): void {
     .action(async (opts: { since?: string; until?: string; format: ExportFormat; out?: string; checkpoint?: boolean; json?: boolean }) => {
       const window = parseWindow(opts.since, opts.until);
       if (opts.json && !opts.out) throw new UsageError('--json needs --out: without it the export itself is what goes to stdout');
-      // The file first: an export that cannot be written signs nothing and reads nothing.
-      const file = opts.out ? await createNew(opts.out) : undefined;
       let written = 0;
-      try {
+      // The file first: an export that cannot be written signs nothing and reads nothing.
+      await withNewFile(opts.out, async (file) => {
         const d = cliDeps();
         if (opts.checkpoint) await d.audit.checkpoint();
         let end: Extract<ExportLine, { kind: 'end' }> | undefined;
@@ -73,13 +72,7 @@ export function registerAuditCommands(program: Command): void {
           const range = end.first_seq === null ? 'no events' : `${end.events} events (seq ${end.first_seq}–${end.last_seq})`;
           process.stderr.write(`exported ${range} and ${end.checkpoints} checkpoint(s)${opts.out ? ` to ${opts.out}` : ''}\n`);
         }
-      } catch (e) {
-        // Never leave a partial export behind as if it were one.
-        if (opts.out) await rm(opts.out, { force: true }).catch(() => undefined);
-        throw e;
-      } finally {
-        await file?.close().catch(() => undefined);
-      }
+      });
     });
 
   audit
@@ -120,8 +113,7 @@ export function registerAuditCommands(program: Command): void {
     .action(async (requestId: string, opts: { out?: string; wait: string; json?: boolean }) => {
       const wait = Number(opts.wait);
       if (!Number.isInteger(wait) || wait < 0 || wait > 3600) throw new UsageError(`--wait: must be a whole number of seconds, 0-3600 (got "${opts.wait}")`);
-      const file = opts.out ? await createNew(opts.out) : undefined;
-      try {
+      await withNewFile(opts.out, async (file) => {
         const d = cliDeps();
         const deadline = Date.now() + wait * 1000;
         let proof: Awaited<ReturnType<typeof d.audit.prove>> | undefined;
@@ -141,12 +133,7 @@ export function registerAuditCommands(program: Command): void {
         if (file) await file.writeFile(text);
         else process.stdout.write(text);
         process.stderr.write(`proved ${proof!.events.length} event(s) of ${requestId} against the tree head of ${proof!.checkpoint.seq} events${proof!.not_yet_covered > 0 ? `; ${proof!.not_yet_covered} later event(s) not yet covered` : ''}\n`);
-      } catch (e) {
-        if (opts.out) await rm(opts.out, { force: true }).catch(() => undefined);
-        throw e;
-      } finally {
-        await file?.close().catch(() => undefined);
-      }
+      });
     });
 
   audit
@@ -194,6 +181,22 @@ export function registerAuditCommands(program: Command): void {
       if (opts.json) output(true, { public_key_pem: pem, key_id: keyIdOf(checkpointPublicKey(pem)) }, () => '');
       else process.stdout.write(pem);
     });
+}
+
+/**
+ * Runs `write` with `out` created new (or undefined: stdout). On failure the file is removed:
+ * never a partial export or proof left behind as if it were whole.
+ */
+async function withNewFile(out: string | undefined, write: (file: FileHandle | undefined) => Promise<void>): Promise<void> {
+  const file = out ? await createNew(out) : undefined;
+  try {
+    await write(file);
+  } catch (e) {
+    if (out) await rm(out, { force: true }).catch(() => undefined);
+    throw e;
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
 }
 
 /** A file that did not exist, opened for writing by this user alone; an existing file is refused in one line. */

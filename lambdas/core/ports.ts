@@ -48,11 +48,6 @@ export interface RequestStore {
    * done (the row's `doneIn`, or `unchanged` refusals) returns the current record, `changed: false`.
    */
   apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied>;
-  /**
-   * The audit event at `seq` of the chain (read consistently): with the `decisionSeq` a write
-   * returns, the event the request's item names as its decision.
-   */
-  auditEvent(seq: number): Promise<AuditEvent | undefined>;
   /** The audit events at these seqs, read together and consistently (missing ones left out). */
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]>;
   /**

@@ -306,10 +306,6 @@ export class DynamoRequestStore implements RequestStore {
     }
   }
 
-  auditEvent(seq: number): Promise<AuditEvent | undefined> {
-    return this.audit.event(seq);
-  }
-
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
     return seqs.length === 0 ? Promise.resolve([]) : this.audit.eventsAt(seqs);
   }

@@ -95,10 +95,6 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve(s ? recordOf(s.item) : undefined);
   }
 
-  auditEvent(seq: number): Promise<AuditEvent | undefined> {
-    return this.event(seq);
-  }
-
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
     return this.eventsAt(seqs);
   }

@@ -343,7 +343,6 @@ async function inBatches(work: readonly (() => Promise<void>)[], width: number):
 export class SequencerLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private again = false;
   private stopped = true;
   /** Callers waiting for the next run to end. */
   private waiters: (() => void)[] = [];
@@ -367,8 +366,8 @@ export class SequencerLoop {
   nudge(): Promise<void> | undefined {
     if (this.stopped) return undefined;
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
-    if (this.running) this.again = true;
-    else this.launch();
+    // (while a run is in progress, the waiter is served by the run after it)
+    if (!this.running) this.launch();
     return done;
   }
 
@@ -377,10 +376,8 @@ export class SequencerLoop {
     this.running = this.once().finally(() => {
       this.running = undefined;
       for (const w of waiting) w();
-      if ((this.again || this.waiters.length > 0) && !this.stopped) {
-        this.again = false;
-        this.launch();
-      } else for (const w of this.waiters.splice(0)) w();
+      if (this.waiters.length > 0 && !this.stopped) this.launch();
+      else for (const w of this.waiters.splice(0)) w();
     });
   }
 
