@@ -22,6 +22,10 @@ export const ERROR_CODES = {
   ERR_SIGNER_UNAVAILABLE: 'the audit checkpoint signing key is unavailable',
   ERR_CONFLICT: 'the resource already exists',
   ERR_CONFIG: 'invalid configuration',
+  ERR_STALE_VIEW: 'the decision was made on a view of the request that differs from the request as stored',
+  ERR_PASSKEY_REQUIRED: 'this decision must be signed with a passkey',
+  ERR_PASSKEY_INVALID: 'the passkey assertion does not verify for this decision',
+  ERR_DECISION_UNSIGNED: 'the decision carries no valid signature of the decision service',
   ERR_INTERNAL: 'internal error',
 } as const;
 

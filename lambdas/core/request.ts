@@ -1,6 +1,7 @@
 import { AckdError } from './errors.ts';
 import { SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import type { CastVote, Quorum } from './quorum.ts';
+import { payloadSha256, type Payload } from './payload.ts';
 
 /** Limits on agent-supplied input. Everything an agent sends is bounded. */
 export const LIMITS = {
@@ -48,6 +49,10 @@ export interface AuthorizationRecord {
   readonly quorum?: Quorum | null;
   /** The votes cast so far, in order (absent on requests from before quorums). */
   readonly votes?: readonly CastVote[];
+  /** The operation's exact parameters, as the agent sent them (core/payload.ts); null or absent without one. */
+  readonly payload?: Payload | null;
+  /** Lowercase hex SHA-256 over the payload's canonical JSON; null or absent without a payload. */
+  readonly payload_sha256?: string | null;
   // lifecycle
   readonly ttl_minutes: number;
   /** When a pending request expires: requested_at + ttl_minutes. */
@@ -67,6 +72,8 @@ export interface NewRequest {
   readonly permissions: readonly string[];
   readonly justification: string;
   readonly ttl_minutes: number;
+  /** The operation's exact parameters (checked with parsePayload); absent or null: none. */
+  readonly payload?: Payload | null;
 }
 
 /** A new pending record: every audit field present, the unknown ones null. */
@@ -92,6 +99,8 @@ export function newRecord(input: NewRequest, requestId: RequestId, trustDomain: 
     revoke_reason: null,
     quorum,
     votes: [],
+    payload: input.payload ?? null,
+    payload_sha256: input.payload ? payloadSha256(input.payload) : null,
     ttl_minutes: input.ttl_minutes,
     expires_at: addMinutes(requestedAt, input.ttl_minutes),
     spiffe_id: SpiffeId.forRequest(trustDomain, input.agent_id, requestId).toString(),

@@ -10,6 +10,7 @@ import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
 import { Waiting } from './waiting.ts';
+import type { DecisionEvidence } from './evidence.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -525,7 +526,11 @@ export class AuthorizationService {
     decision: 'approved' | 'denied',
     approverIdentity: string,
     approverEmail: string | null = null,
-    opts: { groups?: readonly string[] } = {},
+    opts: {
+      groups?: readonly string[];
+      /** What the decision is bound to (the view the approver saw, their passkey assertion); checked and recorded with the vote. */
+      evidence?: DecisionEvidence;
+    } = {},
   ): Promise<AuthorizationRecord> {
     if (!approverIdentity.trim()) throw new AckdError('ERR_INVALID_INPUT', 'approver: must not be empty', { field: 'approver' });
     const actor = deciderActor(approverIdentity);
