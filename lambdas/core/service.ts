@@ -149,12 +149,21 @@ export class AuthorizationService {
     return { request_id: requestId, consent_url: consentUrl, record };
   }
 
-  /** The agent's request rate, then an open-request slot (each one write in the common case). */
+  /**
+   * The agent's request rate and an open-request slot, taken together (one write each in the
+   * common case, in parallel): a slot taken while the rate refuses is given back, so a refused
+   * request holds nothing; the rate counts the attempt either way.
+   */
   private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
     const limits = this.deps.limits;
     if (!limits) return undefined;
-    await limits.takeRequest(agentId);
-    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
+    const [rate, slot] = await Promise.allSettled([limits.takeRequest(agentId), limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store)]);
+    if (rate.status === 'rejected') {
+      if (slot.status === 'fulfilled') await slot.value.release();
+      throw rate.reason;
+    }
+    if (slot.status === 'rejected') throw slot.reason;
+    return slot.value;
   }
 
   /**

@@ -91,6 +91,21 @@ describe('request limits (in-memory limit store)', () => {
     await ask(service);
   });
 
+  it('a request the rate refuses holds no open slot (rate and slot are taken together; the slot is given back)', async () => {
+    const { service, requests, clock } = setup({ requestsPerMinute: 2, openPending: 3 });
+    await ask(service);
+    await ask(service);
+    for (let i = 0; i < 5; i++) expect((await refusal(ask(service))).code).toBe('ERR_RATE_LIMITED');
+    expect(requests.requestCount).toBe(2);
+    // Had the refused attempts kept their slots, the third slot would be gone: after the minute, one more fits, then the open limit refuses.
+    clock.advance(61_000);
+    await ask(service);
+    const e = await refusal(ask(service));
+    expect(e.code).toBe('ERR_RATE_LIMITED');
+    expect(e.message).toMatch(/has 3 requests awaiting/);
+    expect(requests.requestCount).toBe(3);
+  });
+
   it('a burst of 100 concurrent requests creates exactly openPending of them', async () => {
     const { service, requests } = setup();
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => ask(service, agent, `deploy ${i}`)));
