@@ -132,7 +132,7 @@ export async function gate(command: string[], opts: GateOptions, env: NodeJS.Pro
     say(`request ${requested.request_id}`);
     say(`approve or deny at: ${requested.consent_url}`);
     say(`the approver must see payload sha256 ${groupedHex(input.payloadSha256)}`);
-    if (env.GITHUB_ACTIONS === 'true') process.stderr.write(`::notice title=ackd approval needed::${requested.consent_url} (payload sha256 ${groupedHex(input.payloadSha256)})\n`);
+    if (env.GITHUB_ACTIONS === 'true') process.stderr.write(`::notice title=ackd approval needed::${workflowData(`${requested.consent_url} (payload sha256 ${groupedHex(input.payloadSha256)})`)}\n`);
 
     const approved = await waitForDecision(call, requested.request_id, input.waitMs, stop.signal);
     issued = { requestId: requested.request_id, svidId: approved.svid_id };
@@ -362,6 +362,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** A GitHub Actions workflow command's data, escaped as the runner expects. */
+function workflowData(s: string): string {
+  return s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
 function message(e: unknown): string {
