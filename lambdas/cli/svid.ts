@@ -19,7 +19,7 @@ export function registerSvidCommands(program: Command): void {
     .option('--trust-domain <td>', 'the trust domain the SVID must belong to (default: the one the bundle names)')
     .option('--status-url <url>', "ackd's base URL: also ask its status endpoint (revoked? action? permissions?)")
     .option('--request-id <request_id>', 'refuse unless the SVID is for this request')
-    .option('--permission <permission...>', 'refuse unless each of these was approved (needs --status-url)')
+    .option('--permission <permission...>', 'refuse unless each of these was approved (needs --status-url or --receipt)')
     .option('--receipt <file>', "also verify ackd's receipt of the approval (compact JWS; - reads it from stdin): signed by ackd, for this SVID")
     .option('--payload <file.json>', 'refuse unless this JSON is exactly the payload the receipt approves (needs --receipt)')
     .option('--receipt-keys <file|url>', "ackd's receipt keys, a JWKS file or URL (default: <ackd origin>/.well-known/ackd-receipt-keys.json, ackd from ACKD_MCP_URL or .ackd/local.json)")

@@ -33,9 +33,9 @@ import { SVID_VERIFY_CODES, SvidVerifyError } from './errors.ts';
 import { PathCert, checkCriticalExtensions, validatePath, type ParsedCert } from './path.ts';
 import { SpiffeId, svidIdFromSerial, type AgentId, type RequestId, type SvidId, type TrustDomain } from '../core/ids.ts';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
 import { verifyReceipt, type ReceiptClaims, type ReceiptKeys } from './receipt.ts';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 export { SVID_VERIFY_CODES, SvidVerifyError, ReceiptVerifyError, RECEIPT_VERIFY_CODES, type SvidVerifyCode, type ReceiptVerifyCode } from './errors.ts';
 export { verifyReceipt, canonicalSha256, receiptKeysUrl, RECEIPT_KEYS_PATH, RECEIPT_TYP, type ReceiptClaims, type ReceiptKeys, type ReceiptVerifyOptions } from './receipt.ts';
