@@ -151,25 +151,47 @@ function keyResolver(keys: ReceiptKeys, timeoutMs = 5000): KeyResolver {
       return key;
     };
   }
-  let local: ReturnType<typeof createLocalJWKSet>;
-  try {
-    local = createLocalJWKSet(keys);
-  } catch (e) {
-    throw new TypeError(`verifyReceipt: keys is not a JSON Web Key Set (${(e as Error).message})`, { cause: e });
+  let resolver = localSets.get(keys);
+  if (!resolver) {
+    let local: ReturnType<typeof createLocalJWKSet>;
+    try {
+      local = createLocalJWKSet(keys);
+    } catch (e) {
+      throw new TypeError(`verifyReceipt: keys is not a JSON Web Key Set (${(e as Error).message})`, { cause: e });
+    }
+    const snapshot = local.jwks(); // what the set holds, whatever later happens to the object given
+    resolver = async (header) => {
+      const key = await local(header);
+      await checkKid(header, snapshot);
+      return key;
+    };
+    localSets.set(keys, resolver);
   }
-  return async (header) => {
-    const key = await local(header);
-    await checkKid(header, keys);
-    return key;
-  };
+  return resolver;
 }
+
+/** Local key sets by the object given, so a resource passing the same JWKS each time imports its keys once. */
+const localSets = new WeakMap<JSONWebKeySet, KeyResolver>();
 
 /** The receipt format names its key by the key's RFC 7638 thumbprint: a kid the verifying key does not hash to is refused. */
 async function checkKid(header: JWSHeaderParameters, jwks: JSONWebKeySet | undefined): Promise<void> {
   const jwk: JWK | undefined = jwks?.keys.find((k) => k.kid === header.kid);
   if (typeof header.kid !== 'string' || !jwk) throw new ReceiptVerifyError('ERR_RECEIPT_INVALID', 'the receipt names no key of ackd (kid)');
-  const thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
+  const thumbprint = await thumbprintOf(jwk);
   if (thumbprint !== header.kid) throw new ReceiptVerifyError('ERR_RECEIPT_INVALID', `the receipt's kid ${header.kid} is not the RFC 7638 thumbprint of the key published under it`);
+}
+
+/** RFC 7638 thumbprints of the keys seen (by their members), bounded. */
+const thumbprints = new Map<string, string>();
+async function thumbprintOf(jwk: JWK): Promise<string> {
+  const id = JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.y, jwk.n, jwk.e]);
+  let t = thumbprints.get(id);
+  if (t === undefined) {
+    t = await calculateJwkThumbprint(jwk, 'sha256');
+    thumbprints.set(id, t);
+    if (thumbprints.size > 64) thumbprints.delete(thumbprints.keys().next().value!);
+  }
+  return t;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
