@@ -13,14 +13,10 @@
  * JSON). Every refusal is a ReceiptVerifyError (a SvidVerifyError) with an ERR_RECEIPT_* /
  * ERR_PAYLOAD_MISMATCH code. The signature checks are jose's; nothing here parses JWS by hand.
  */
-import { createHash } from 'node:crypto';
-import canonicalizeModule from 'canonicalize';
 import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWSHeaderParameters, type JWK, type CryptoKey } from 'jose';
 import { ReceiptVerifyError } from './errors.ts';
 import { SpiffeId } from '../core/ids.ts';
-
-// RFC 8785 (JCS) by its author's package (CommonJS with an ESM-style declaration; see core/audit/event.ts).
-const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string | undefined;
+import { canonicalJson, sha256Hex } from '../core/jcs.ts'; // the one RFC 8785 (JCS) rule ackd hashes payloads with
 
 export const RECEIPT_TYP = 'ackd-receipt+jwt';
 export const RECEIPT_ALG = 'ES256';
@@ -74,14 +70,13 @@ export function receiptKeysUrl(ackdUrl: string | URL): URL {
 
 /** Lowercase hex SHA-256 of the value's RFC 8785 canonical JSON: what ackd records as payload_sha256. */
 export function canonicalSha256(value: unknown): string {
-  let text: string | undefined;
+  let text: string;
   try {
-    text = canonicalize(value);
+    text = canonicalJson(value);
   } catch (e) {
     throw new ReceiptVerifyError('ERR_PAYLOAD_MISMATCH', `the payload is not JSON (${(e as Error).message}), so it cannot be the approved one`, { cause: e });
   }
-  if (typeof text !== 'string') throw new ReceiptVerifyError('ERR_PAYLOAD_MISMATCH', 'the payload is not JSON, so it cannot be the approved one');
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return sha256Hex(text);
 }
 
 /** Verifies a receipt; returns its claims. Throws ReceiptVerifyError. */

@@ -42,7 +42,8 @@ interface Run {
   stderr(): string;
 }
 
-describe('ackd gate', () => {
+// Each case spawns the real bin (tsx compiles the CLI on start: seconds on a busy machine).
+describe('ackd gate', { timeout: 180_000 }, () => {
   let stack: TestStack;
   let mcp: Client;
   let work: string;
@@ -187,9 +188,8 @@ describe('ackd gate', () => {
 
   it('a refused key or refused input: exit 6', async () => {
     const out = join(work, 'refused.jsonl');
-    const badKey = await gate(gateArgs(out), { ACKD_API_KEY: 'ackd_not-a-key' }).done;
+    const [badKey, wrongAgent] = await Promise.all([gate(gateArgs(out), { ACKD_API_KEY: 'ackd_not-a-key' }).done, gate(gateArgs(out), { ACKD_AGENT_ID: 'someone-else' }).done]);
     expect(badKey.code, badKey.stderr).toBe(6);
-    const wrongAgent = await gate(gateArgs(out), { ACKD_AGENT_ID: 'someone-else' }).done;
     expect(wrongAgent.code, wrongAgent.stderr).toBe(6);
     expect(wrongAgent.stderr).toContain('ERR_FORBIDDEN');
     expect(await records(out)).toEqual([]);
@@ -199,17 +199,16 @@ describe('ackd gate', () => {
     const out = join(work, 'usage.jsonl');
     const notJson = join(work, 'not.json');
     await writeFile(notJson, '{"commit": ');
-    for (const args of [
-      ['--payload', payloadFile, '--permission', 'deploy:prod', '--', 'true'], // no --action
-      ['--action', 'x', '--payload', notJson, '--permission', 'deploy:prod', '--', 'true'],
-      ['--action', 'x', '--payload', payloadFile, '--permission', 'deploy:prod', '--ttl', '61', '--', 'true'],
-      ['--action', 'x', '--payload', payloadFile, '--permission', 'deploy:prod'], // no command
-    ]) {
-      const { code, stderr } = await gate(args).done;
-      expect(code, `${args.join(' ')}: ${stderr}`).toBe(2);
-    }
-    const noKey = await gate(gateArgs(out), { ACKD_API_KEY: '' }).done;
-    expect(noKey.code, noKey.stderr).toBe(2);
+    const cases: [string[], Record<string, string>][] = [
+      [['--payload', payloadFile, '--permission', 'deploy:prod', '--', 'true'], {}], // no --action
+      [['--action', 'x', '--payload', notJson, '--permission', 'deploy:prod', '--', 'true'], {}],
+      [['--action', 'x', '--payload', payloadFile, '--permission', 'deploy:prod', '--ttl', '61', '--', 'true'], {}],
+      [['--action', 'x', '--payload', payloadFile, '--permission', 'deploy:prod'], {}], // no command
+      [gateArgs(out), { ACKD_API_KEY: '' }], // no key
+    ];
+    const results = await Promise.all(cases.map(([args, env]) => gate(args, env).done));
+    results.forEach(({ code, stderr }, i) => expect(code, `${cases[i]![0].join(' ')}: ${stderr}`).toBe(2));
+    expect(await records(out)).toEqual([]);
   });
 
   it('SIGTERM while the command runs is forwarded; gate exits 128+15, removes the SVID and revokes it', async () => {

@@ -10,9 +10,9 @@ import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { RECEIPT_HEADER, startProtectedResource, type ProtectedResource } from '../../examples/protected-resource/server.ts';
-import { svidIdFromSerial } from '../../lambdas/core/ids.ts';
+import { parseRequestId, svidIdFromSerial } from '../../lambdas/core/ids.ts';
 import { payloadSha256 } from '../../lambdas/core/payload.ts';
-import { approvedRequest, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
+import { startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
 import { testReceiptSigner, type ReceiptSigner } from '../helpers/receipts.ts';
 
 interface Issued {
@@ -49,8 +49,12 @@ describe('protected resource: parameters must be the approved payload', () => {
   });
 
   async function issued(): Promise<Issued> {
-    const request_id = await approvedRequest(stack, mcp, { action: 'deploy orders to prod', permissions: ['deploy:prod'] });
-    const r = structured<{ svid: string; svid_id: string; spiffe_id: string }>(await mcp.callTool({ name: 'check_authorization', arguments: { request_id } }));
+    const { request_id } = structured<{ request_id: string; payload_sha256: string }>(
+      await mcp.callTool({ name: 'request_authorization', arguments: { agent_id: stack.agentId, action: 'deploy orders to prod', permissions: ['deploy:prod'], justification: 'release', ttl_minutes: 15, payload: DEPLOY } }),
+    );
+    await stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:test');
+    const r = structured<{ svid: string; svid_id: string; spiffe_id: string; payload_sha256: string }>(await mcp.callTool({ name: 'check_authorization', arguments: { request_id } }));
+    expect(r.payload_sha256).toBe(payloadSha256(DEPLOY)); // what ackd's receipt will carry
     const at = r.svid.indexOf('-----BEGIN PRIVATE KEY-----');
     const cert = r.svid.slice(0, at);
     const leaf = new X509Certificate(cert);

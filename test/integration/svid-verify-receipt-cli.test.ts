@@ -25,7 +25,7 @@ function ackd(args: string[], stdin?: string): Promise<{ code: number; stdout: s
   });
 }
 
-describe('ackd svid verify --receipt --payload', () => {
+describe('ackd svid verify --receipt --payload', { timeout: 180_000 }, () => {
   let work: string;
   let signer: ReceiptSigner;
   let svid: VerifiedSvid;
@@ -55,13 +55,15 @@ describe('ackd svid verify --receipt --payload', () => {
   const base = () => ['svid', 'verify', f('svid.pem'), '--bundle', f('ca.pem'), '--receipt-keys', f('jwks.json')];
 
   it('verifies SVID, receipt and payload, and says what it verified', async () => {
-    const r = await ackd([...base(), '--receipt', f('receipt.jws'), '--payload', f('deploy.json')]);
+    const [r, json] = await Promise.all([
+      ackd([...base(), '--receipt', f('receipt.jws'), '--payload', f('deploy.json')]),
+      ackd([...base(), '--receipt', f('receipt.jws'), '--payload', f('deploy.json'), '--json']),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('VALID X.509-SVID');
     expect(r.stdout).toContain('receipt:    signed by ackd, for this SVID');
     expect(r.stdout).toContain(`sha256 ${groupedHex(payloadSha256(DEPLOY))}`);
     expect(r.stdout).toContain('matches it');
-    const json = await ackd([...base(), '--receipt', f('receipt.jws'), '--payload', f('deploy.json'), '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ valid: true, svid_id: svid.svid_id, payload_checked: true, receipt: { payload_sha256: payloadSha256(DEPLOY), svid_id: svid.svid_id } });
   });
 
@@ -71,13 +73,15 @@ describe('ackd svid verify --receipt --payload', () => {
   });
 
   it('exits 1 with the code: ERR_PAYLOAD_MISMATCH, ERR_RECEIPT_MISMATCH, ERR_RECEIPT_INVALID', async () => {
-    const changed = await ackd([...base(), '--receipt', f('receipt.jws'), '--payload', f('changed.json')]);
+    const [changed, other, forged] = await Promise.all([
+      ackd([...base(), '--receipt', f('receipt.jws'), '--payload', f('changed.json')]),
+      ackd([...base(), '--receipt', f('other.jws'), '--payload', f('deploy.json')]),
+      ackd([...base(), '--receipt', '-'], 'eyJhbGciOiJFUzI1NiJ9.e30.AAAA'),
+    ]);
     expect(changed.code).toBe(1);
     expect(changed.stderr).toContain('INVALID: ERR_PAYLOAD_MISMATCH');
-    const other = await ackd([...base(), '--receipt', f('other.jws'), '--payload', f('deploy.json')]);
     expect(other.code).toBe(1);
     expect(other.stderr).toContain('INVALID: ERR_RECEIPT_MISMATCH');
-    const forged = await ackd([...base(), '--receipt', '-'], 'eyJhbGciOiJFUzI1NiJ9.e30.AAAA');
     expect(forged.code).toBe(1);
     expect(forged.stderr).toContain('INVALID: ERR_RECEIPT_INVALID');
   });
