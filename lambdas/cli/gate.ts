@@ -21,8 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AckdError } from '../core/errors.ts';
 import { parseAgentId, svidIdFromSerial } from '../core/ids.ts';
@@ -110,7 +109,9 @@ export async function gate(command: string[], opts: GateOptions, env: NodeJS.Pro
     say(`asking ${new URL(input.mcpUrl).origin} for approval as agent ${input.agentId} to run: ${input.commandLine}`);
     say(`payload ${opts.payload}: sha256 ${groupedHex(input.payloadSha256)}`);
 
-    client = new Client({ name: 'ackd-gate', version: '1.0.0' });
+    // the MCP client is loaded here, not when the CLI starts: other commands do not pay for it
+    const [{ Client: McpClient }, { StreamableHTTPClientTransport }] = await Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js')]);
+    client = new McpClient({ name: 'ackd-gate', version: '1.0.0' });
     try {
       await client.connect(new StreamableHTTPClientTransport(new URL(input.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${input.apiKey}` } } }), { signal: stop.signal });
     } catch (e) {
