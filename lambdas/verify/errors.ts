@@ -21,12 +21,19 @@ export const SVID_VERIFY_CODES = {
   ERR_SVID_STATUS_UNAVAILABLE: "ackd's status endpoint could not be asked",
   ERR_SVID_ACTION_MISMATCH: 'the SVID was approved for a different action',
   ERR_SVID_PERMISSION_MISSING: 'the SVID was not approved for a required permission',
+  // receipts (receipt.ts)
+  ERR_RECEIPT_MISSING: 'no ackd receipt was presented',
+  ERR_RECEIPT_INVALID: 'the receipt is not a valid ackd receipt (signature, kid, typ or claims)',
+  ERR_RECEIPT_EXPIRED: 'the receipt has expired (with its SVID)',
+  ERR_RECEIPT_MISMATCH: 'the receipt was issued for a different SVID',
+  ERR_RECEIPT_KEYS_UNAVAILABLE: "ackd's receipt keys could not be read",
+  ERR_PAYLOAD_MISMATCH: 'the payload is not the one the human approved',
 } as const;
 export type SvidVerifyCode = keyof typeof SVID_VERIFY_CODES;
 
 /** Why an SVID was refused. `code` is stable; `message` is safe to show. */
 export class SvidVerifyError extends Error {
-  override readonly name = 'SvidVerifyError';
+  override readonly name: string = 'SvidVerifyError';
   constructor(
     readonly code: SvidVerifyCode,
     message?: string,
@@ -36,5 +43,21 @@ export class SvidVerifyError extends Error {
   }
   toJSON(): { code: SvidVerifyCode; message: string } {
     return { code: this.code, message: this.message };
+  }
+}
+
+/** The codes a receipt is refused with. */
+export const RECEIPT_VERIFY_CODES = ['ERR_RECEIPT_MISSING', 'ERR_RECEIPT_INVALID', 'ERR_RECEIPT_EXPIRED', 'ERR_RECEIPT_MISMATCH', 'ERR_RECEIPT_KEYS_UNAVAILABLE', 'ERR_PAYLOAD_MISMATCH'] as const satisfies readonly SvidVerifyCode[];
+export type ReceiptVerifyCode = (typeof RECEIPT_VERIFY_CODES)[number];
+
+/**
+ * Why a receipt (or the payload it binds) was refused. A SvidVerifyError, so one `catch` handles
+ * every refusal of ackd/verify; `code` is one of RECEIPT_VERIFY_CODES.
+ */
+export class ReceiptVerifyError extends SvidVerifyError {
+  override readonly name: string = 'ReceiptVerifyError';
+  declare readonly code: ReceiptVerifyCode;
+  constructor(code: ReceiptVerifyCode, message?: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }

@@ -14,6 +14,12 @@
  * `createSvidVerifier(bundle)` keeps a prepared trust bundle for many verifications (the one-shot
  * functions keep the last few bundles they saw, by content).
  *
+ * Receipts (receipt.ts): `verifyReceipt` checks ackd's signed receipt of an approval (ES256 JWS
+ * against ackd's published JWKS) and, given the operation's parameters, that they are exactly the
+ * approved payload (SHA-256 of RFC 8785 canonical JSON). `verifyAckdSvid` / a kept verifier do it in
+ * the same call when given `receipt` (+ `receiptKeys`, `payload`): SVID, then receipt bound to that
+ * SVID, then payload, then (with statusUrl) revocation.
+ *
  * Parsing and signature checks are OpenSSL's (node:crypto X509Certificate, cert.verify with the
  * issuer's key); the fields OpenSSL does not expose (extensions with their critical flags,
  * keyUsage bits, basicConstraints, subjectAltName, validity) are read from the DER by der.ts, and
@@ -27,9 +33,12 @@ import { SVID_VERIFY_CODES, SvidVerifyError } from './errors.ts';
 import { PathCert, checkCriticalExtensions, validatePath, type ParsedCert } from './path.ts';
 import { SpiffeId, svidIdFromSerial, type AgentId, type RequestId, type SvidId, type TrustDomain } from '../core/ids.ts';
 
+import { verifyReceipt, type ReceiptClaims, type ReceiptKeys } from './receipt.ts';
+
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-export { SVID_VERIFY_CODES, SvidVerifyError, type SvidVerifyCode } from './errors.ts';
+export { SVID_VERIFY_CODES, SvidVerifyError, ReceiptVerifyError, RECEIPT_VERIFY_CODES, type SvidVerifyCode, type ReceiptVerifyCode } from './errors.ts';
+export { verifyReceipt, canonicalSha256, receiptKeysUrl, RECEIPT_KEYS_PATH, RECEIPT_TYP, type ReceiptClaims, type ReceiptKeys, type ReceiptVerifyOptions } from './receipt.ts';
 
 /** A chain as PEM text (private keys in it are ignored), DER buffers, or parsed certificates. Leaf first. */
 export type CertificatesInput = string | readonly (Uint8Array | ArrayBuffer | x509.X509Certificate)[];
@@ -316,7 +325,7 @@ export interface Expectations {
   readonly agentId?: string;
   /** Needs the status endpoint: the action must equal this. */
   readonly action?: string;
-  /** Needs the status endpoint: every one of these must have been approved. */
+  /** Needs the status endpoint or a receipt: every one of these must have been approved. */
   readonly permissions?: readonly string[];
 }
 
@@ -326,12 +335,24 @@ export interface AckdVerifyOptions extends VerifyOptions {
   readonly fetch?: typeof fetch;
   readonly timeoutMs?: number;
   readonly expect?: Expectations;
+  /**
+   * ackd's receipt of the approval (compact JWS), e.g. from a request header. When given — or when
+   * `payload` is — it must verify against `receiptKeys` and be for the SVID presented
+   * (ERR_RECEIPT_MISSING when `payload` is given without it).
+   */
+  readonly receipt?: string | undefined;
+  /** ackd's receipt keys: a JWKS or its URL (receiptKeysUrl(ackdUrl)). Required with `receipt`. */
+  readonly receiptKeys?: ReceiptKeys;
+  /** The operation's parameters as received: must be the payload the receipt approves (ERR_PAYLOAD_MISMATCH). */
+  readonly payload?: unknown;
 }
 
 export interface AckdVerifyResult {
   readonly svid: VerifiedSvid;
   /** Present when the status was checked online. */
   readonly status?: SvidStatus;
+  /** Present when a receipt was verified. */
+  readonly receipt?: ReceiptClaims;
 }
 
 /** verifySvid + expectations + (optionally) checkSvidStatus. Throws SvidVerifyError. */
@@ -341,9 +362,10 @@ export async function verifyAckdSvid(chain: CertificatesInput, opts: AckdVerifyO
 
 async function withExpectations(opts: Omit<AckdVerifyOptions, 'bundle' | 'trustDomain'>, offline: () => Promise<VerifiedSvid>): Promise<AckdVerifyResult> {
   const e = opts.expect ?? {};
-  if ((e.action !== undefined || e.permissions !== undefined) && opts.statusUrl === undefined) {
-    throw new TypeError('verifyAckdSvid: checking action or permissions needs statusUrl');
-  }
+  const withReceipt = opts.receipt !== undefined || opts.payload !== undefined;
+  if (e.action !== undefined && opts.statusUrl === undefined) throw new TypeError('verifyAckdSvid: checking the action needs statusUrl');
+  if (e.permissions !== undefined && opts.statusUrl === undefined && !withReceipt) throw new TypeError('verifyAckdSvid: checking permissions needs statusUrl or a receipt');
+  if (withReceipt && opts.receiptKeys === undefined) throw new TypeError('verifyAckdSvid: checking a receipt needs receiptKeys (a JWKS or its URL)');
   const svid = await offline();
   if (e.requestId !== undefined && e.requestId !== svid.request_id) {
     throw new SvidVerifyError('ERR_SVID_WRONG_REQUEST', `the SVID is for request ${svid.request_id}, this resource demands ${e.requestId}`);
@@ -351,7 +373,19 @@ async function withExpectations(opts: Omit<AckdVerifyOptions, 'bundle' | 'trustD
   if (e.agentId !== undefined && e.agentId !== svid.agent_id) {
     throw new SvidVerifyError('ERR_SVID_WRONG_AGENT', `the SVID is for agent ${svid.agent_id}, expected ${e.agentId}`);
   }
-  if (opts.statusUrl === undefined) return { svid };
+  let receipt: ReceiptClaims | undefined;
+  if (withReceipt) {
+    receipt = await verifyReceipt(opts.receipt ?? '', {
+      keys: opts.receiptKeys!,
+      svid,
+      ...(opts.payload !== undefined ? { payload: opts.payload } : {}),
+      ...(opts.at ? { now: opts.at } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    });
+    const missing = (e.permissions ?? []).filter((p) => !receipt!.permissions.includes(p));
+    if (missing.length > 0) throw new SvidVerifyError('ERR_SVID_PERMISSION_MISSING', `the receipt does not approve: ${missing.join(', ')}`);
+  }
+  if (opts.statusUrl === undefined) return { svid, ...(receipt ? { receipt } : {}) };
   const status = await checkSvidStatus(svid, {
     statusUrl: opts.statusUrl,
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
@@ -362,7 +396,7 @@ async function withExpectations(opts: Omit<AckdVerifyOptions, 'bundle' | 'trustD
   }
   const missing = (e.permissions ?? []).filter((p) => !status.permissions.includes(p));
   if (missing.length > 0) throw new SvidVerifyError('ERR_SVID_PERMISSION_MISSING', `the SVID was not approved for: ${missing.join(', ')}`);
-  return { svid, status };
+  return { svid, status, ...(receipt ? { receipt } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
