@@ -10,9 +10,9 @@ import { formatExport, parseFormat } from '../core/audit/format.ts';
 import { textStream } from '../http/stream.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../core/quorum.ts';
 import { voterEligibility } from '../core/policy.ts';
-import { isSha256Hex, payloadSha256, type Payload } from '../core/payload.ts';
+import { payloadSha256, type Payload } from '../core/payload.ts';
 import { approvalView, viewSha256 } from '../core/view.ts';
-import type { DecisionEvidence } from '../core/evidence.ts';
+import { decisionEvidence } from './decision.ts';
 
 export interface ConsentApiDeps {
   readonly service: AuthorizationService;
@@ -261,17 +261,6 @@ async function bodyBinding(req: Request, id: RequestId): Promise<Record<string, 
   const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
   if (fields.request_id !== id) throw new AckdError('ERR_INVALID_INPUT', 'request_id: the body must name the same request as the URL', { field: 'request_id' });
   return fields;
-}
-
-/**
- * What a decision's body binds it to, checked before anything is decided: `view_sha256`, the
- * SHA-256 the page computed over the view it rendered (64 lowercase hex digits), required.
- */
-export function decisionEvidence(body: Record<string, unknown>): DecisionEvidence {
-  const seen = body.view_sha256;
-  if (seen === undefined || seen === null) throw new AckdError('ERR_INVALID_INPUT', 'view_sha256: required: the SHA-256 of the request as the page showed it (64 lowercase hex digits)', { field: 'view_sha256' });
-  if (!isSha256Hex(seen)) throw new AckdError('ERR_INVALID_INPUT', 'view_sha256: must be 64 lowercase hex digits (a SHA-256)', { field: 'view_sha256' });
-  return { view_sha256: seen };
 }
 
 export function view(service: AuthorizationService, r: AuthorizationRecord, now: Date, approver: Approver): RequestView {
