@@ -163,6 +163,12 @@ describe('the payload, as the approver sees it', () => {
     await row.getByRole('button', { name: 'Show less' }).click();
     expect(await row.locator('.value').textContent()).toBe('"ALTER TABLE orders ADD COLUMN refund_reason text;…');
 
+    // On a phone the table stacks: nothing wider than the screen, the hash included.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBe(0);
+    await page.screenshot({ path: join(OUT, 'payload-review-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1024, height: 900 });
+
     // Approve: the page's view hash matches the stored request, so the decision stands.
     await page.getByRole('button', { name: 'Approve', exact: true }).click();
     await page.getByRole('button', { name: 'Confirm' }).click();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EMAIL_FIELDS_MAX, emailPayload, renderConsentEmail } from '../../lambdas/adapters/ses/template.ts';
 import { routedConsentEmail } from '../../lambdas/adapters/channels/email.ts';
+import { slackMessage } from '../../lambdas/adapters/channels/slack.ts';
 import { groupedHex, parsePayload, payloadSha256 } from '../../lambdas/core/payload.ts';
 import { pendingRecord } from '../helpers/consent-fixtures.ts';
 
@@ -66,5 +67,20 @@ describe('consent email: the payload', () => {
     const mail = routedConsentEmail({ record: r, consentUrl: URL_, approvals: null, reason: 'policy', route: 'default', escalation: false });
     expect(mail.text).toContain('  env: "prod"');
     expect(mail.html).toContain(groupedHex(r.payload_sha256!));
+  });
+
+  it('a Slack message lists the first fields escaped (no mention or link can be spelled) and the grouped SHA-256 in a block of its own', () => {
+    const p: Record<string, unknown> = { who: '<!channel> <https://evil.example|click>', n: 1 };
+    for (let i = 0; i < 20; i++) p[`k${i}`] = 'x'.repeat(300);
+    const r = withPayload(p);
+    const msg = slackMessage({ record: r, consentUrl: URL_, approvals: null, reason: 'policy', route: 'default', escalation: false });
+    const texts = msg.blocks.map((b) => (b.text as { text?: string } | undefined)?.text ?? '');
+    const digest = texts.find((t) => t.startsWith('*Parameters SHA-256*'))!;
+    expect(digest).toContain(groupedHex(r.payload_sha256!));
+    const list = texts.find((t) => t.startsWith('*Parameters* '))!;
+    expect(list).toContain('• who: "&lt;!channel&gt; &lt;https://evil.example|click&gt;"');
+    expect(list).toContain('• n: 1');
+    expect(list).not.toMatch(/<!channel>|<https:/);
+    expect(list.length).toBeLessThanOrEqual(3000);
   });
 });

@@ -1,8 +1,7 @@
 import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../../core/quorum.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
 import { visible } from '../../core/visible.ts';
-import { fold, FOLD_CHARS, groupedHex, moreCharacters, payloadFields } from '../../core/payload-fields.ts';
-import { payloadSha256 } from '../../core/payload.ts';
+import { moreFieldsLine, payloadListing, type PayloadListing } from '../channels/message.ts';
 
 /**
  * The consent email, as pure functions of the record. Everything the agent sent is untrusted:
@@ -67,25 +66,13 @@ export const VALUE_STYLE = 'padding:4px 0;overflow-wrap:anywhere;word-break:brea
 
 /** The most payload fields a consent email lists (the page shows them all); the mail stays small whatever the payload. */
 export const EMAIL_FIELDS_MAX = 40;
-/** Characters of a field's path an email shows before cutting it. */
-export const EMAIL_PATH_MAX = 120;
-
-/** A value (or path) cut for the email: its first line, at most `max` characters, and how much the page has besides. */
-function cutForEmail(text: string, max: number): string {
-  const f = fold(text, max);
-  return f.folded ? `${f.preview} (… ${moreCharacters(f.hidden)}: see the consent page)` : text;
-}
-
 /**
  * The payload as the email lists it: the first EMAIL_FIELDS_MAX fields (path → value, the same
- * rows as the consent page, core/payload-fields.ts), long values cut, how many fields are left
- * out, and the SHA-256 in groups of 4. Null when the request has no payload.
+ * rows as the consent page), long values cut, how many fields are left out, and the SHA-256 in
+ * groups of 4 (channels/message.ts `payloadListing`). Null when the request has no payload.
  */
-export function emailPayload(r: Pick<AuthorizationRecord, 'payload' | 'payload_sha256'>): { fields: { path: string; value: string }[]; more: number; sha256: string } | null {
-  if (!r.payload) return null;
-  const all = payloadFields(r.payload);
-  const fields = all.slice(0, EMAIL_FIELDS_MAX).map((f) => ({ path: cutForEmail(f.path, EMAIL_PATH_MAX), value: cutForEmail(f.text, FOLD_CHARS) }));
-  return { fields, more: all.length - fields.length, sha256: groupedHex(r.payload_sha256 ?? payloadSha256(r.payload)) };
+export function emailPayload(r: Pick<AuthorizationRecord, 'payload' | 'payload_sha256'>): PayloadListing | null {
+  return payloadListing(r, EMAIL_FIELDS_MAX);
 }
 
 export const PAYLOAD_DIGEST_NOTE = 'Compare it with the SHA-256 the pipeline or tool printed for this operation; if they differ, deny.';
@@ -101,7 +88,7 @@ export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): 
   const approvals = approvalsOf(r);
   const why = describeQuorum(quorum);
   const payload = emailPayload(r);
-  const moreFields = payload && payload.more > 0 ? `… and ${payload.more.toLocaleString('en-US')} more field${payload.more === 1 ? '' : 's'}: see the consent page` : null;
+  const moreFields = payload ? moreFieldsLine(payload.more) : null;
 
   const text = [
     `An agent is asking for your approval.`,
