@@ -419,6 +419,11 @@ function details(r: RequestView, offsetMs: number): Details {
 
 // ---- the payload: every field as path → value, and its SHA-256 ----
 
+/** A field's path as text with line-break opportunities before each `.` and `[` (so `targets[0].region` wraps between its parts). */
+function pathParts(path: string): Child[] {
+  return path.split(/(?=[.[])/).flatMap((part, i) => (i === 0 ? [part] : [el('wbr'), part]));
+}
+
 /** One value of the payload: its text, folded behind "Show all" when long or multi-line. */
 function payloadValue(row: PayloadRow): HTMLElement {
   const value = el('code', { class: 'value', attrs: { 'data-kind': row.kind } }, row.fold.folded ? `${row.fold.preview}…` : row.text);
@@ -457,7 +462,7 @@ function payloadSection(r: RequestView): Child[] {
             'table',
             { class: 'payload' },
             el('thead', {}, el('tr', {}, el('th', { attrs: { scope: 'col' } }, 'Field'), el('th', { attrs: { scope: 'col' } }, 'Value'))),
-            el('tbody', {}, ...rows.map((row) => el('tr', { attrs: { 'data-path': row.path } }, el('th', { attrs: { scope: 'row' } }, el('code', {}, row.path)), payloadValue(row)))),
+            el('tbody', {}, ...rows.map((row) => el('tr', { attrs: { 'data-path': row.path } }, el('th', { attrs: { scope: 'row' } }, el('code', {}, ...pathParts(row.path))), payloadValue(row)))),
           ),
         );
   const out: Child[] = [

@@ -134,17 +134,18 @@ describe('the payload, as the approver sees it', () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     // Every field, as text; the long SQL folded to its first line.
+    // (ackd stores the payload as canonical JSON, so keys come in RFC 8785 order: the same on the page and in the email.)
     expect(await payloadTable(page)).toEqual([
+      ['deploy.dry_run', 'false'],
       ['deploy.env', '"prod"'],
       ['deploy.targets[0].region', '"eu-west-1"'],
       ['deploy.targets[0].replicas', '3'],
       ['deploy.targets[1].region', '"us-east-1"'],
       ['deploy.targets[1].replicas', '"3"'],
-      ['deploy.dry_run', 'false'],
+      ['empty', '{}'],
+      ['hidden', '"pay[U+202E]evil"'],
       ['migration', '"ALTER TABLE orders ADD COLUMN refund_reason text;…'],
       ['["odd key"]', '"<img src=x onerror=alert(1)>"'],
-      ['hidden', '"pay[U+202E]evil"'],
-      ['empty', '{}'],
     ]);
     expect(await page.locator('main img').count()).toBe(0);
     // The hash, in groups of 4, checked by the page against the payload it shows.
