@@ -5,6 +5,8 @@ import { approvalsText, dashboardFingerprint, EMPTY_PENDING, EMPTY_RECENT, recen
 import { flagLabel, flagsOf, flagSummary } from './permissions.ts';
 import { approvedText, cleanReason, duration, lifetimeText, REASON_MAX, revokeConsequence, revokedWhenBy, revokeRefusalText, revokerText, type Status } from './review.ts';
 import { isMine, isQuorum, localWithZone, modeOf, progressText, refusalText, sentence, voteVerb, waitingText, type Mode, type VoteView } from './votes.ts';
+import { CHANGED_TEXT, digestText, DIGEST_HINT, DIGEST_MISMATCH, EMPTY_PAYLOAD, PAYLOAD_HINT, payloadRows, SHOW_LESS, showAllLabel, type PayloadRow } from './payload-view.ts';
+import { payloadSha256Hex, viewSha256 } from './view-hash.ts';
 
 /** What GET /api/requests/:id returns (see lambdas/consent-api/app.ts). */
 interface RequestView {
@@ -13,6 +15,12 @@ interface RequestView {
   action: string;
   permissions: string[];
   justification: string;
+  /** The operation's exact parameters, or null when the agent sent none. */
+  payload: Record<string, unknown> | null;
+  /** SHA-256 (hex) of the payload's canonical JSON, as the server computed it; null without a payload. */
+  payload_sha256: string | null;
+  /** The server's hash of this view (the page sends its own computation with a decision). */
+  view_sha256: string;
   ttl_minutes: number;
   requested_at: string;
   expires_at: string;
@@ -380,6 +388,7 @@ function details(r: RequestView, offsetMs: number): Details {
     el('dd', { attrs: { 'data-field': 'permissions' } }, ...permissionList(r.permissions)),
     claimTerm('Justification'),
     el('dd', { class: 'claim justification scroll', attrs: { 'data-field': 'justification', 'data-claim': 'agent' } }, visible(r.justification)),
+    ...payloadSection(r),
     el('dt', {}, 'Requested'),
     el('dd', { attrs: { 'data-field': 'requested' } }, localWithZone(r.requested_at)),
     pending ? el('dt', {}, 'Decide by') : null,
@@ -406,6 +415,78 @@ function details(r: RequestView, offsetMs: number): Details {
   );
   if (pending) dl.tick = update;
   return dl;
+}
+
+// ---- the payload: every field as path → value, and its SHA-256 ----
+
+/** A field's path as text with line-break opportunities before each `.` and `[` (so `targets[0].region` wraps between its parts). */
+function pathParts(path: string): Child[] {
+  return path.split(/(?=[.[])/).flatMap((part, i) => (i === 0 ? [part] : [el('wbr'), part]));
+}
+
+/** One value of the payload: its text, folded behind "Show all" when long or multi-line. */
+function payloadValue(row: PayloadRow): HTMLElement {
+  const value = el('code', { class: 'value', attrs: { 'data-kind': row.kind } }, row.fold.folded ? `${row.fold.preview}…` : row.text);
+  const cell = el('td', {}, value);
+  if (row.fold.folded) {
+    let open = false;
+    const toggle = button(showAllLabel(row.fold), 'link show-all', () => {
+      open = !open;
+      value.textContent = open ? row.text : `${row.fold.preview}…`;
+      toggle.textContent = open ? SHOW_LESS : showAllLabel(row.fold);
+      toggle.setAttribute('aria-expanded', String(open));
+      cell.dataset.folded = String(!open);
+    });
+    toggle.setAttribute('aria-expanded', 'false');
+    cell.dataset.folded = 'true';
+    cell.append(' ', toggle);
+  }
+  return cell;
+}
+
+/**
+ * The rows of the details for the payload (none when the agent sent none): a table of every field,
+ * the SHA-256 in groups of 4 to compare with what the pipeline printed, checked here against the
+ * payload shown (a mismatch says not to approve).
+ */
+function payloadSection(r: RequestView): Child[] {
+  if (r.payload === null) return [];
+  const rows = payloadRows(r.payload);
+  const table =
+    rows.length === 0
+      ? el('p', { class: 'muted' }, EMPTY_PAYLOAD)
+      : el(
+          'div',
+          { class: 'payload-wrap' },
+          el(
+            'table',
+            { class: 'payload' },
+            el('thead', {}, el('tr', {}, el('th', { attrs: { scope: 'col' } }, 'Field'), el('th', { attrs: { scope: 'col' } }, 'Value'))),
+            el('tbody', {}, ...rows.map((row) => el('tr', { attrs: { 'data-path': row.path } }, el('th', { attrs: { scope: 'row' } }, el('code', {}, ...pathParts(row.path))), payloadValue(row)))),
+          ),
+        );
+  const out: Child[] = [
+    el('dt', {}, 'Parameters', el('span', { class: 'claim-tag' }, 'exactly what is approved')),
+    el('dd', { attrs: { 'data-field': 'payload' } }, el('p', { class: 'muted hint' }, PAYLOAD_HINT), table),
+  ];
+  if (r.payload_sha256) {
+    const digest = el('code', { class: 'digest', id: 'payload-sha256' }, digestText(r.payload_sha256));
+    const dd = el('dd', { attrs: { 'data-field': 'payload-sha256' } }, digest, el('small', { class: 'muted hint' }, DIGEST_HINT));
+    // The page checks the server's digest against the payload it shows (WebCrypto).
+    const expected = r.payload_sha256;
+    void payloadSha256Hex(r.payload).then(
+      (mine) => {
+        dd.dataset.checked = String(mine === expected);
+        if (mine !== expected) dd.append(el('p', { class: 'error', attrs: { role: 'alert' } }, DIGEST_MISMATCH));
+      },
+      () => {
+        dd.dataset.checked = 'false';
+        dd.append(el('p', { class: 'error', attrs: { role: 'alert' } }, DIGEST_MISMATCH));
+      },
+    );
+    out.push(el('dt', {}, 'Parameters SHA-256'), dd);
+  }
+  return out;
 }
 
 function noticeLine(notice: string | undefined): Child {
@@ -472,7 +553,7 @@ function renderRequest(r: RequestView, notice?: string): void {
       approve.disabled = true;
       deny.disabled = true;
       const verb = decision === 'approved' ? 'approve' : 'deny';
-      const yes = button('Confirm', decision === 'approved' ? 'approve' : 'deny', () => void decide(decision, yes, no));
+      const yes = button('Confirm', decision === 'approved' ? 'approve' : 'deny', () => void decide(decision, shown, yes, no));
       const no = button('Cancel', '', () => {
         confirmBox.replaceChildren();
         refreshConfirm = undefined;
@@ -509,6 +590,11 @@ function renderRequest(r: RequestView, notice?: string): void {
     read: async () => {
       const next = await api(`/requests/${encodeURIComponent(r.request_id)}`);
       return () => {
+        if (next.request_id === r.request_id && next.view_sha256 !== shown.view_sha256 && modeOf(next) !== 'closed') {
+          // What the request asks changed (in the table, behind ackd's back): shown anew, any open confirmation closed.
+          renderRequest(next, CHANGED_TEXT);
+          return;
+        }
         if (next.request_id === r.request_id && modeOf(next) === mode) {
           // The same page with fresher numbers: updated in place, an open confirmation stays open.
           offsetMs = Date.parse(next.server_time) - Date.now();
@@ -676,13 +762,21 @@ function revokeControls(id: string, current: () => RequestView): Child[] {
   return [el('div', { class: 'actions' }, revoke), slot];
 }
 
-async function decide(decision: 'approved' | 'denied', ...buttons: HTMLButtonElement[]): Promise<void> {
+/**
+ * What binds a decision to what the page showed: the SHA-256 of the view rendered (view-hash.ts,
+ * the same computation as the server's core/view.ts), over exactly the request the page displays.
+ */
+async function viewEvidence(shown: RequestView): Promise<{ view_sha256: string }> {
+  return { view_sha256: await viewSha256(shown) };
+}
+
+async function decide(decision: 'approved' | 'denied', shown: RequestView, ...buttons: HTMLButtonElement[]): Promise<void> {
   for (const b of buttons) b.disabled = true;
-  const id = new URL(location.href).searchParams.get('request_id')!;
+  const id = shown.request_id;
   let r: RequestView;
   busy = true;
   try {
-    r = await post(id, decision === 'approved' ? 'approve' : 'deny');
+    r = await post(id, decision === 'approved' ? 'approve' : 'deny', await viewEvidence(shown));
   } catch (e) {
     busy = false;
     // A refused vote (voted already, may not vote, decided or expired meanwhile): the request as it is now, with why.

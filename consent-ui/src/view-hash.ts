@@ -45,3 +45,10 @@ export async function viewSha256(r: RenderedView): Promise<string> {
   if (json === undefined) throw new Error('the view has no JSON form');
   return sha256Hex(json);
 }
+
+/** Lowercase hex SHA-256 over the payload's canonical JSON: core/payload.ts `payloadSha256`, in the browser (the page checks the server's digest with it). */
+export async function payloadSha256Hex(payload: Readonly<Record<string, unknown>>): Promise<string> {
+  const json = canonicalize(payload);
+  if (json === undefined) throw new Error('the payload has no JSON form');
+  return sha256Hex(json);
+}

@@ -3,6 +3,7 @@
  * No DOM here, so the texts are unit-tested (test/unit/consent-ui-votes.test.ts); main.ts puts
  * them on the page, always as text.
  */
+import { STALE_VIEW_TEXT } from './payload-view.ts';
 
 export type Vote = 'approve' | 'deny';
 
@@ -79,6 +80,8 @@ export function refusalText(code: string, message: string): string | undefined {
       return 'Someone else decided this request first.';
     case 'ERR_EXPIRED':
       return 'The request expired before your decision was recorded.';
+    case 'ERR_STALE_VIEW':
+      return STALE_VIEW_TEXT;
     default:
       return undefined;
   }

@@ -7,6 +7,9 @@ import { approvalsOf } from '../core/quorum.ts';
 import { AUDIT_FIELDS, QUORUM_FIELDS } from '../core/audit/event.ts';
 import { parseRevokeReason, type AuthorizationRecord, type RequestStatus } from '../core/request.ts';
 import { visible } from '../core/visible.ts';
+import { approvalView, viewSha256, type ApprovalView } from '../core/view.ts';
+import { groupedHex, payloadFields, shownText } from '../core/payload-fields.ts';
+import { payloadSha256 } from '../core/payload.ts';
 import { cliDeps, output } from './context.ts';
 
 /** Fields of a request that `requests show` prints besides the audit and quorum fields. */
@@ -67,15 +70,21 @@ export function registerRequestCommands(program: Command): void {
   for (const [verb, decision] of [['approve', 'approved'], ['deny', 'denied']] as const) {
     requests
       .command(`${verb} <request_id>`)
-      .description(`${verb} a pending request as an operator (recorded as the approver identity)`)
+      .description(`${verb} a pending request as an operator (recorded as the approver identity); prints what is decided (every payload field and its SHA-256) first, and the decision is bound to exactly that`)
       .requiredOption('--as <approver>', 'who is deciding (recorded in approver_identity)')
-      .option('--json', 'print JSON')
+      .option('--json', 'print JSON (the request after the decision, with the view_sha256 it was bound to)')
       .action(async (id: string, opts: { as: string; json?: boolean }) => {
         const requestId = parseRequestId(id);
         const actor = parseOperator(opts.as, '--as');
-        const r = await cliDeps().service.decide(requestId, decision, `operator:${actor.id}`);
+        const d = cliDeps();
+        // What the operator decides on, printed before deciding; the decision carries its hash, so
+        // it is refused (ERR_STALE_VIEW) if the request as stored differs from what was printed.
+        const shown = approvalView(await d.service.get(requestId));
+        const view_sha256 = viewSha256(shown);
+        if (!opts.json) process.stdout.write(`${viewLines(shown, view_sha256).join('\n')}\n\n`);
+        const r = await d.service.decide(requestId, decision, `operator:${actor.id}`, null, { evidence: { view_sha256 } });
         const { have, need } = approvalsOf(r);
-        output(opts.json, r, () =>
+        output(opts.json, { ...r, view_sha256 }, () =>
           r.decision === 'pending' ? `${r.request_id} vote recorded: ${have} of ${need} approvals; still pending` : `${r.request_id} ${r.decision} by ${r.approver_identity} at ${r.decision_at}`,
         );
       });
@@ -93,6 +102,33 @@ export function registerRequestCommands(program: Command): void {
       const r = await cliDeps().service.revokeApproval(requestId, `operator:${actor.id}`, null, reason);
       output(opts.json, r, () => `${r.request_id} revoked by ${r.revoked_by ?? 'unknown'} at ${r.revoked_at}${r.revoke_reason ? `: ${visible(r.revoke_reason)}` : ''}`);
     });
+}
+
+/**
+ * What an operator deciding from the CLI reads: the approval view (core/view.ts), agent text made
+ * visible (invisible, direction-changing and control characters as [U+XXXX], so nothing can move
+ * the terminal's cursor or colour), every payload field as `path: value` and the payload's
+ * SHA-256 in groups of 4 to compare with what the pipeline printed.
+ */
+export function viewLines(v: ApprovalView, viewHash = viewSha256(v)): string[] {
+  const pad = (label: string) => label.padEnd(20);
+  const lines = [
+    `${pad('request')} ${v.request_id}`,
+    `${pad('agent')} ${shownText(v.agent_id)}`,
+    `${pad('action')} ${shownText(v.action).replace(/\n/g, ' ')}`,
+    `${pad('permissions')} ${v.permissions.map(shownText).join(', ')}`,
+    `${pad('justification')}`,
+    ...shownText(v.justification).split('\n').map((l) => `  ${l}`),
+  ];
+  if (v.payload === null) {
+    lines.push(`${pad('parameters')} none (the agent sent no payload)`);
+  } else {
+    const fields = payloadFields(v.payload);
+    lines.push(`${pad('parameters')}${fields.length === 0 ? ' {} (an empty object)' : ''}`, ...fields.map((f) => `  ${f.path}: ${f.text.replace(/\n/g, '\n    ')}`));
+    lines.push(`${pad('parameters sha256')} ${groupedHex(payloadSha256(v.payload))}`, `${' '.repeat(21)}(compare it with the SHA-256 the pipeline printed)`);
+  }
+  lines.push(`${pad('lifetime')} ${v.ttl_minutes} minute${v.ttl_minutes === 1 ? '' : 's'} from approval`, `${pad('decide by')} ${v.expires_at}`, `${pad('view sha256')} ${groupedHex(viewHash)}`);
+  return lines;
 }
 
 export function parseLimit(raw: string): number {

@@ -10,6 +10,9 @@ import { formatExport, parseFormat } from '../core/audit/format.ts';
 import { textStream } from '../http/stream.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../core/quorum.ts';
 import { voterEligibility } from '../core/policy.ts';
+import { payloadSha256, type Payload } from '../core/payload.ts';
+import { approvalView, viewSha256 } from '../core/view.ts';
+import { decisionEvidence } from './decision.ts';
 
 export interface ConsentApiDeps {
   readonly service: AuthorizationService;
@@ -35,6 +38,15 @@ export interface RequestView {
   readonly action: string;
   readonly permissions: readonly string[];
   readonly justification: string;
+  /** The operation's exact parameters (a JSON object), or null when the agent sent none. */
+  readonly payload: Payload | null;
+  /** Lowercase hex SHA-256 of the payload's canonical JSON (RFC 8785); null without a payload. */
+  readonly payload_sha256: string | null;
+  /**
+   * SHA-256 of the approval view of the request as stored (core/view.ts): what the page's own
+   * computation over the fields it rendered must equal for a decision to be accepted.
+   */
+  readonly view_sha256: string;
   readonly ttl_minutes: number;
   readonly requested_at: string;
   readonly expires_at: string;
@@ -78,26 +90,30 @@ const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 429 |
   ERR_ALREADY_VOTED: 409,
   ERR_NOT_APPROVED: 409,
   ERR_EXPIRED: 409,
+  ERR_STALE_VIEW: 409,
   ERR_STORE_UNAVAILABLE: 503,
   ERR_RATE_LIMITED: 429,
 };
 
-const MAX_BODY = 4096;
+/** Bytes of a POST body: room for a decision with a passkey assertion (a few KB of base64url). */
+export const MAX_BODY = 16 * 1024;
 
 /**
  * The consent API (mounted at /api): an approver reads a request and approves or denies it.
  *
  *   GET  /requests              → { pending: [...], recent: [...], server_time } (the dashboard)
  *   GET  /requests/:id          → { request: RequestView }
- *   POST /requests/:id/approve  body { request_id } → { request: RequestView }
- *   POST /requests/:id/deny     body { request_id } → { request: RequestView }
+ *   POST /requests/:id/approve  body { request_id, view_sha256 } → { request: RequestView }
+ *   POST /requests/:id/deny     body { request_id, view_sha256 } → { request: RequestView }
  *   POST /requests/:id/revoke   body { request_id, reason? } → { request: RequestView }
  *   GET  /audit/export?since=&until=&format=jsonl|csv → the audit log, streamed (with `audit`)
  *   GET  /audit/public-key      → PEM key that verifies the export's checkpoints (with `audit`)
  *
  * Every route needs `Authorization: Bearer <Cognito ID token>` of a member of `approvers`; an
  * agent API key (or anything else) gets 401. The body's request_id must repeat the path's: a
- * decision is bound to the request the page displayed. Responses are never cached.
+ * decision is bound to the request the page displayed, and its view_sha256 to exactly what the
+ * page displayed of it (ERR_STALE_VIEW, 409, when the request as stored differs). Responses are
+ * never cached.
  */
 export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: Approver } }> {
   const app = new Hono<{ Variables: { approver: Approver } }>();
@@ -143,9 +159,9 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
 
     const decideRoute = (decision: 'approved' | 'denied') => async (c: Context<{ Variables: { approver: Approver } }>) => {
       const id = parseRequestId(c.req.param('id'));
-      await bodyBinding(c.req.raw, id);
+      const evidence = decisionEvidence(await bodyBinding(c.req.raw, id));
       const approver = c.get('approver');
-      const r = await deps.service.decide(id, decision, approver.sub, approver.email, { groups: approver.groups });
+      const r = await deps.service.decide(id, decision, approver.sub, approver.email, { groups: approver.groups, evidence });
       return c.json({ request: view(deps.service, r, clock.now(), approver) });
     };
     app.post('/requests/:id/approve', decideRoute('approved'));
@@ -235,7 +251,7 @@ async function bodyBinding(req: Request, id: RequestId): Promise<Record<string, 
   const type = req.headers.get('content-type') ?? '';
   if (!/^application\/json\b/i.test(type)) throw new AckdError('ERR_INVALID_INPUT', 'body: must be application/json {"request_id": "..."}', { field: 'body' });
   const text = await req.text();
-  if (text.length > MAX_BODY) throw new AckdError('ERR_INVALID_INPUT', 'body: too large', { field: 'body' });
+  if (new TextEncoder().encode(text).length > MAX_BODY) throw new AckdError('ERR_INVALID_INPUT', `body: too large (at most ${MAX_BODY} bytes)`, { field: 'body' });
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -259,6 +275,9 @@ export function view(service: AuthorizationService, r: AuthorizationRecord, now:
     action: r.action,
     permissions: r.permissions,
     justification: r.justification,
+    payload: r.payload ?? null,
+    payload_sha256: r.payload_sha256 ?? (r.payload ? payloadSha256(r.payload) : null),
+    view_sha256: viewSha256(approvalView(r)),
     ttl_minutes: r.ttl_minutes,
     requested_at: r.requested_at,
     expires_at: r.expires_at,

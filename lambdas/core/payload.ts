@@ -73,10 +73,8 @@ export function payloadSha256(payload: Payload): string {
   return sha256Hex(canonicalJson(payload));
 }
 
-/** A digest in groups of 4, for a person comparing it with what a pipeline printed. */
-export function groupedHex(hex: string): string {
-  return hex.replace(/(.{4})(?=.)/g, '$1 ');
-}
+/** A digest in groups of 4, for a person comparing it with what a pipeline printed (defined beside the payload's display, which the consent page bundles). */
+export { groupedHex } from './payload-fields.ts';
 
 /**
  * Why a stored request's payload and its digest disagree (a payload or digest written into the

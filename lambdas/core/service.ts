@@ -11,6 +11,7 @@ import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
 import { Waiting } from './waiting.ts';
 import type { DecisionEvidence } from './evidence.ts';
+import { approvalView, viewSha256 } from './view.ts';
 import { parsePayload, payloadProblem } from './payload.ts';
 
 export interface ServiceConfig {
@@ -559,6 +560,7 @@ export class AuthorizationService {
       const now = this.deps.clock.now();
       const current = await this.deps.store.get(requestId);
       if (!current) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
+      await this.checkView(current, opts.evidence, actor, verb);
       const quorum = current.quorum ?? LEGACY_QUORUM;
       const votes = current.votes ?? [];
       const cast: CastVote = { voter: approverIdentity, email: approverEmail, vote: decision === 'approved' ? 'approve' : 'deny', at: now.toISOString(), groups: [...(opts.groups ?? [])] };
@@ -598,6 +600,21 @@ export class AuthorizationService {
       (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
       return r;
     }
+  }
+
+  /**
+   * The view binding of a decision: with `evidence.view_sha256`, the decision stands only if it is
+   * the hash of the request as stored now (core/view.ts), i.e. the approver decided on exactly what
+   * the record says. Otherwise ERR_STALE_VIEW, recorded as refused; nothing else changes. Checked on
+   * every read of the record in `decide` (a retry after a lost race reads it again).
+   */
+  private async checkView(current: AuthorizationRecord, evidence: DecisionEvidence | undefined, actor: Actor, verb: string): Promise<void> {
+    const seen = evidence?.view_sha256;
+    if (seen === undefined || seen === null) return;
+    if (seen === viewSha256(approvalView(current))) return;
+    const message = 'the request changed since the page showed it (the decision was made on another view of it); reload the request and decide on it as it is now';
+    await this.recordRefusal(current.request_id, actor, `${verb} refused: ERR_STALE_VIEW: ${message}`);
+    throw new AckdError('ERR_STALE_VIEW', message, { field: 'view_sha256' });
   }
 
   /**

@@ -101,6 +101,12 @@ async function api(page: Page, path: string, body?: Record<string, unknown>): Pr
   return { status: res.status, body: (await res.json()) as never };
 }
 
+/** The view hash of a request as the API shows it to the approver (what a decision must carry). */
+async function viewHash(page: Page, id: string): Promise<string> {
+  const got = await api(page, `/requests/${id}`);
+  return (got.body.request as { view_sha256: string }).view_sha256;
+}
+
 /** Makes the tab report itself hidden (the person switched tabs), which stops its refreshes. */
 async function hide(page: Page): Promise<void> {
   await page.evaluate(() => {
@@ -170,15 +176,15 @@ describe('the dashboard in Chromium', () => {
     await expect.poll(() => row(page, r5.request_id).locator('.left').textContent(), { timeout: 10_000 }).toMatch(/^[23] min \d+ s left$/);
 
     // My vote on the 2-approval request: "1 of 2 approvals" and a marker that I voted.
-    const vote = await api(page, `/requests/${r20.request_id}/approve`, { request_id: r20.request_id });
+    const vote = await api(page, `/requests/${r20.request_id}/approve`, { request_id: r20.request_id, view_sha256: await viewHash(page, r20.request_id) });
     expect(vote.status).toBe(200);
     await expect.poll(() => row(page, r20.request_id).locator('.approvals').textContent(), { timeout: 10_000 }).toBe('1 of 2 approvals');
     expect(await row(page, r20.request_id).locator('.mine').textContent()).toBe('You approved');
 
     // A decision moves the request from "Awaiting decision" to "Recent decisions".
-    const approve = await api(page, `/requests/${r5.request_id}/approve`, { request_id: r5.request_id });
+    const approve = await api(page, `/requests/${r5.request_id}/approve`, { request_id: r5.request_id, view_sha256: await viewHash(page, r5.request_id) });
     expect(approve.status).toBe(200);
-    const deny = await api(page, `/requests/${r30.request_id}/deny`, { request_id: r30.request_id });
+    const deny = await api(page, `/requests/${r30.request_id}/deny`, { request_id: r30.request_id, view_sha256: await viewHash(page, r30.request_id) });
     expect(deny.status).toBe(200);
     await expect.poll(() => pendingIds(page), { timeout: 10_000 }).toEqual([r20.request_id, r45.request_id]);
     await expect.poll(() => recentIds(page), { timeout: 10_000 }).toEqual(expect.arrayContaining([r5.request_id, r30.request_id]));

@@ -100,10 +100,12 @@ async function api(page: Page, requestId: string, verb?: 'approve' | 'deny'): Pr
   const token = await page.evaluate(() => sessionStorage.getItem('ackd.idToken'));
   expect(token).toBeTruthy();
   const url = `${stack.appUrl}/api/requests/${requestId}${verb ? `/${verb}` : ''}`;
+  // A decision carries the hash of the view it was made on: the request as the API shows it now.
+  const view_sha256 = verb ? ((await api(page, requestId)).body.request?.view_sha256 as string) : undefined;
   const res = await fetch(url, {
     method: verb ? 'POST' : 'GET',
     headers: { authorization: `Bearer ${token}`, ...(verb ? { 'content-type': 'application/json' } : {}) },
-    ...(verb ? { body: JSON.stringify({ request_id: requestId }) } : {}),
+    ...(verb ? { body: JSON.stringify({ request_id: requestId, view_sha256 }) } : {}),
   });
   return { status: res.status, body: (await res.json()) as never };
 }

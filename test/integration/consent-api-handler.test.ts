@@ -54,7 +54,7 @@ describe('consent-api Lambda handler', () => {
     expect(get.statusCode).toBe(200);
     expect(get.headers['cache-control']).toBe('no-store');
     expect(JSON.parse(get.body).request).toMatchObject({ request_id, status: 'pending', decidable: true });
-    const post = await handler(event('POST', `/api/requests/${request_id}/approve`, { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, JSON.stringify({ request_id })), {});
+    const post = await handler(event('POST', `/api/requests/${request_id}/approve`, { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, JSON.stringify({ request_id, view_sha256: JSON.parse(get.body).request.view_sha256 })), {});
     expect(post.statusCode).toBe(200);
     expect((await stack.deps.service.get(request_id)).decision).toBe('approved');
   });

@@ -2,6 +2,7 @@ import { generateKeyPair, SignJWT, decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApproverAdmin, cognitoClient } from '../../lambdas/adapters/cognito/admin.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
+import { approvalView, viewSha256 } from '../../lambdas/core/view.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 
@@ -23,7 +24,14 @@ function api(path: string, init: { method?: string; token?: string | null; body?
   return fetch(`${stack.appUrl}/api${path}`, { method: init.method ?? 'GET', headers, ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}) });
 }
 
-const decide = (id: string, what: 'approve' | 'deny', token: string | null = approverToken, bodyId: string = id) => api(`/requests/${id}/${what}`, { method: 'POST', token, body: { request_id: bodyId } });
+/** The hash of the request's view as stored: what a page that showed it sends with its decision (a fixed one for an unknown request). */
+async function viewHashOf(id: string): Promise<string> {
+  const r = await stack.deps.service.get(id as never).catch(() => undefined);
+  return r ? viewSha256(approvalView(r)) : '0'.repeat(64);
+}
+
+const decide = async (id: string, what: 'approve' | 'deny', token: string | null = approverToken, bodyId: string = id) =>
+  api(`/requests/${id}/${what}`, { method: 'POST', token, body: { request_id: bodyId, view_sha256: await viewHashOf(id) } });
 
 async function errorOf(res: Response) {
   return ((await res.json()) as { error: { code: string; message: string } }).error;

@@ -1,5 +1,8 @@
 import { AckdError } from '../../core/errors.ts';
 import type { RouteMessage } from '../../core/ports.ts';
+import type { AuthorizationRecord } from '../../core/request.ts';
+import { fold, FOLD_CHARS, groupedHex, moreCharacters, payloadFields } from '../../core/payload-fields.ts';
+import { payloadSha256 } from '../../core/payload.ts';
 
 /**
  * What every notification channel renders: one request, the link to review it, and why these
@@ -48,4 +51,40 @@ export function reviewUrl(consentUrl: string): string {
 export function approvalsLine(a: ApprovalMessage['approvals']): string | null {
   if (a === null) return null;
   return `${a.have} of ${a.need} approval${a.need === 1 ? '' : 's'}`;
+}
+
+/** Characters of a field's path a message shows before cutting it. */
+export const MESSAGE_PATH_MAX = 120;
+
+/** A request's payload as a notification lists it (raw text: each channel escapes it its own way). */
+export interface PayloadListing {
+  /** The first fields, `path` and `value` as the consent page shows them, long ones cut with how much the page has besides. */
+  readonly fields: readonly { readonly path: string; readonly value: string }[];
+  /** Fields not listed (the consent page shows them). */
+  readonly more: number;
+  /** The payload's SHA-256 in groups of 4. */
+  readonly sha256: string;
+}
+
+/** A value (or path) cut for a message: its first line, at most `max` characters, and how much the page has besides. */
+export function cutForMessage(text: string, max = FOLD_CHARS): string {
+  const f = fold(text, max);
+  return f.folded ? `${f.preview} (… ${moreCharacters(f.hidden)}: see the consent page)` : text;
+}
+
+/**
+ * The payload for a notification: its first `maxFields` rows (core/payload-fields.ts, the consent
+ * page's rows), paths and values cut, how many rows are left out, and the SHA-256 grouped. Bounded
+ * whatever the payload. Null when the request has none.
+ */
+export function payloadListing(r: Pick<AuthorizationRecord, 'payload' | 'payload_sha256'>, maxFields: number): PayloadListing | null {
+  if (!r.payload) return null;
+  const all = payloadFields(r.payload);
+  const fields = all.slice(0, maxFields).map((f) => ({ path: cutForMessage(f.path, MESSAGE_PATH_MAX), value: cutForMessage(f.text) }));
+  return { fields, more: all.length - fields.length, sha256: groupedHex(r.payload_sha256 ?? payloadSha256(r.payload)) };
+}
+
+/** "… and 12 more fields: see the consent page", or null when every field is listed. */
+export function moreFieldsLine(more: number): string | null {
+  return more > 0 ? `… and ${more.toLocaleString('en-US')} more field${more === 1 ? '' : 's'}: see the consent page` : null;
 }

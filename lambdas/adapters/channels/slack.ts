@@ -2,7 +2,7 @@ import { AckdError } from '../../core/errors.ts';
 import { visible } from '../../core/visible.ts';
 import { humanUtc, oneLine } from '../ses/template.ts';
 import { postWithRetry, type RetryPolicy } from './delivery.ts';
-import { approvalsLine, channelLabel, reviewUrl, type ApprovalMessage, type ChannelNotifier } from './message.ts';
+import { approvalsLine, channelLabel, moreFieldsLine, payloadListing, reviewUrl, type ApprovalMessage, type ChannelNotifier } from './message.ts';
 
 /**
  * The Slack channel: a Block Kit message POSTed to a Slack incoming webhook (or anything that
@@ -27,6 +27,9 @@ export const SLACK_LIMITS = {
   /** The top-level fallback text (notifications, screen readers); Slack shows about this much. */
   fallbackText: 3000,
 } as const;
+
+/** Payload fields a Slack message lists (each cut at 200 characters; the consent page shows them all). */
+const SLACK_PAYLOAD_FIELDS = 10;
 
 const SLACK_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
 
@@ -113,6 +116,14 @@ export function slackMessage(m: ApprovalMessage): SlackMessage {
     },
     { type: 'section', text: md(`*Justification* _(the agent's claim, not verified by ackd)_\n${justification}`, SLACK_LIMITS.sectionText) },
   );
+  const payload = payloadListing(r, SLACK_PAYLOAD_FIELDS);
+  if (payload) {
+    // The digest first, in a block of its own, so no cut of the list can take it away.
+    blocks.push({ type: 'section', text: md(`*Parameters SHA-256* _(compare it with what the pipeline printed)_\n${escapeSlack(payload.sha256)}`, SLACK_LIMITS.sectionText) });
+    const rows = payload.fields.map((f) => `• ${escapeSlack(f.path)}: ${escapeSlack(f.value)}`);
+    const more = moreFieldsLine(payload.more);
+    blocks.push({ type: 'section', text: md(`*Parameters* _(exactly what is approved)_\n${rows.length === 0 ? '(an empty object)' : rows.join('\n')}${more ? `\n${escapeSlack(more)}` : ''}`, SLACK_LIMITS.sectionText) });
+  }
   if (m.approvals !== null && progress !== null) {
     const voters = m.approvals.voters.length > 0 ? ` so far, from ${m.approvals.voters.map(inline).join(', ')}` : ' so far';
     blocks.push({ type: 'section', text: md(`*${progress}*${voters}.`, SLACK_LIMITS.sectionText) });

@@ -1,6 +1,7 @@
 import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../../core/quorum.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
 import { visible } from '../../core/visible.ts';
+import { moreFieldsLine, payloadListing, type PayloadListing } from '../channels/message.ts';
 
 /**
  * The consent email, as pure functions of the record. Everything the agent sent is untrusted:
@@ -63,6 +64,19 @@ export const LABEL_STYLE = 'padding:4px 12px 4px 0;color:#555;font-weight:600;wh
 /** The value column: long values (unbroken agent strings included) wrap anywhere, inside the cell. */
 export const VALUE_STYLE = 'padding:4px 0;overflow-wrap:anywhere;word-break:break-word;min-width:0';
 
+/** The most payload fields a consent email lists (the page shows them all); the mail stays small whatever the payload. */
+export const EMAIL_FIELDS_MAX = 40;
+/**
+ * The payload as the email lists it: the first EMAIL_FIELDS_MAX fields (path → value, the same
+ * rows as the consent page), long values cut, how many fields are left out, and the SHA-256 in
+ * groups of 4 (channels/message.ts `payloadListing`). Null when the request has no payload.
+ */
+export function emailPayload(r: Pick<AuthorizationRecord, 'payload' | 'payload_sha256'>): PayloadListing | null {
+  return payloadListing(r, EMAIL_FIELDS_MAX);
+}
+
+export const PAYLOAD_DIGEST_NOTE = 'Compare it with the SHA-256 the pipeline or tool printed for this operation; if they differ, deny.';
+
 export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): ConsentEmail {
   const url = new URL(consentUrl); // throws on a malformed link rather than mailing one
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('consent URL must be http(s)');
@@ -73,6 +87,8 @@ export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): 
   const quorum = r.quorum ?? LEGACY_QUORUM;
   const approvals = approvalsOf(r);
   const why = describeQuorum(quorum);
+  const payload = emailPayload(r);
+  const moreFields = payload ? moreFieldsLine(payload.more) : null;
 
   const text = [
     `An agent is asking for your approval.`,
@@ -83,6 +99,16 @@ export function renderConsentEmail(r: AuthorizationRecord, consentUrl: string): 
     ...r.permissions.map((p) => `  - ${oneLine(p)}`),
     `Justification:`,
     ...multiLine(r.justification).split('\n').map((l) => `  ${l}`),
+    ...(payload
+      ? [
+          `Parameters (exactly what is approved):`,
+          ...(payload.fields.length === 0 ? ['  (an empty object: no parameters)'] : payload.fields.map((f) => `  ${f.path}: ${f.value}`)),
+          ...(moreFields ? [`  ${moreFields}`] : []),
+          `Parameters SHA-256:`,
+          `  ${payload.sha256}`,
+          `  ${PAYLOAD_DIGEST_NOTE}`,
+        ]
+      : []),
     ``,
     `Requested:     ${requestedHuman} (${r.requested_at})`,
     `Time to live:  ${r.ttl_minutes} minute${r.ttl_minutes === 1 ? '' : 's'}`,
@@ -109,7 +135,9 @@ ${row('Agent', `<code>${e(oneLine(r.agent_id))}</code>`)}
 ${row('Action', e(oneLine(r.action)))}
 ${row('Permissions', `<ul style="margin:0;padding-left:18px">${r.permissions.map((p) => `<li><code>${e(oneLine(p))}</code></li>`).join('')}</ul>`)}
 ${row('Justification', `<div style="white-space:pre-wrap">${e(multiLine(r.justification))}</div>`)}
-${row('Requested', `${e(requestedHuman)}<br><small>${e(r.requested_at)}</small>`)}
+${payload ? `${row('Parameters', payloadHtml(payload.fields, moreFields))}
+${row('SHA-256', `<code style="font-size:15px;word-spacing:.2em">${e(payload.sha256)}</code><br><small style="color:#555">${e(PAYLOAD_DIGEST_NOTE)}</small>`)}
+` : ''}${row('Requested', `${e(requestedHuman)}<br><small>${e(r.requested_at)}</small>`)}
 ${row('Time to live', `${r.ttl_minutes} minute${r.ttl_minutes === 1 ? '' : 's'}`)}
 ${row('Expires', `${e(expiresHuman)}<br><small>${e(r.expires_at)}</small>`)}
 ${row('Request ID', `<code>${e(r.request_id)}</code>`)}
@@ -122,4 +150,13 @@ ${row('Why you', e(why))}` : ''}
 </div></body></html>
 `;
   return { subject: emailSubject(r), text, html };
+}
+
+/** The payload fields as a nested table (inline styles only), every path and value escaped. */
+function payloadHtml(fields: readonly { path: string; value: string }[], moreFields: string | null): string {
+  const e = escapeHtml;
+  if (fields.length === 0) return '<small style="color:#555">(an empty object: no parameters)</small>';
+  const cell = 'padding:2px 8px 2px 0;vertical-align:top;border-top:1px solid #eee;overflow-wrap:anywhere;word-break:break-word';
+  const rows = fields.map((f) => `<tr><td style="${cell};color:#555"><code>${e(f.path)}</code></td><td style="${cell}"><code style="white-space:pre-wrap">${e(f.value)}</code></td></tr>`).join('');
+  return `<table role="presentation" style="border-collapse:collapse;width:100%;font-size:14px">${rows}</table>${moreFields ? `<small style="color:#555">${e(moreFields)}</small>` : ''}`;
 }

@@ -1,0 +1,16 @@
+import { AckdError } from '../core/errors.ts';
+import type { DecisionEvidence } from '../core/evidence.ts';
+import { isSha256Hex } from '../core/payload.ts';
+
+/**
+ * What a decision's body (POST /requests/:id/approve|deny) binds it to, checked before anything is
+ * decided: `view_sha256`, the SHA-256 the page computed over the view it rendered
+ * (consent-ui/src/view-hash.ts; core/view.ts on the server), required, 64 lowercase hex digits.
+ * The service then refuses it (ERR_STALE_VIEW) unless it is the hash of the request as stored.
+ */
+export function decisionEvidence(body: Readonly<Record<string, unknown>>): DecisionEvidence {
+  const seen = body.view_sha256;
+  if (seen === undefined || seen === null) throw new AckdError('ERR_INVALID_INPUT', 'view_sha256: required: the SHA-256 of the request as the page showed it (64 lowercase hex digits)', { field: 'view_sha256' });
+  if (!isSha256Hex(seen)) throw new AckdError('ERR_INVALID_INPUT', 'view_sha256: must be 64 lowercase hex digits (a SHA-256)', { field: 'view_sha256' });
+  return { view_sha256: seen };
+}
