@@ -79,6 +79,9 @@ export function refusalText(code: string, message: string): string | undefined {
       return 'Someone else decided this request first.';
     case 'ERR_EXPIRED':
       return 'The request expired before your decision was recorded.';
+    case 'ERR_PASSKEY_REQUIRED':
+    case 'ERR_PASSKEY_INVALID':
+      return `Your decision was not recorded. ${sentence(message)}`;
     default:
       return undefined;
   }

@@ -589,6 +589,11 @@ export class AuthorizationService {
     }
   }
 
+  /** Why a decision on `r` must be signed with a passkey (the consent page asks for one), or null. */
+  passkeyRequirement(r: AuthorizationRecord): string | null {
+    return passkeyRequirement(this.config.passkeyRequired ?? 'none', r);
+  }
+
   /**
    * Passkeys (issue 13, item 3). A decision that must be signed (passkeyRequirement: the request's
    * policy, or ACKD_PASSKEY_REQUIRED) and carries no assertion is refused with ERR_PASSKEY_REQUIRED
@@ -601,7 +606,7 @@ export class AuthorizationService {
     const assertion = evidence?.passkey ?? null;
     try {
       if (!assertion) {
-        const required = passkeyRequirement(this.config.passkeyRequired ?? 'none', r);
+        const required = this.passkeyRequirement(r);
         if (required === null) return undefined;
         const how = approverIdentity.startsWith('operator:') ? 'a CLI decision cannot carry a passkey: decide in the consent UI' : 'sign the decision with your passkey in the consent UI';
         throw new AckdError('ERR_PASSKEY_REQUIRED', `${required}; ${how}`);
