@@ -63,10 +63,20 @@ export const PASSKEY_RULES: readonly PasskeyRule[] = ['all', 'payload', 'none'];
  * Applies to approvals and denials alike: both are evidence.
  */
 export function passkeyRequirement(rule: PasskeyRule, r: Pick<AuthorizationRecord, 'payload_sha256'> & { readonly quorum?: Quorum | null }): string | null {
-  if (r.quorum?.passkey === 'required') return 'the approval policy of this request requires a passkey';
+  if (r.quorum?.passkey === 'required') return 'this request requires a passkey for every decision (its approval policy, or ACKD_PASSKEY_REQUIRED when it was made)';
   if (rule === 'all') return 'this deployment requires a passkey for every decision (ACKD_PASSKEY_REQUIRED=all)';
   if (rule === 'payload' && r.payload_sha256) return 'this deployment requires a passkey for a decision on a request with a payload (ACKD_PASSKEY_REQUIRED=payload)';
   return null;
+}
+
+/**
+ * The quorum a new request is decided under, with the deployment's rule fixed on it: a request
+ * made while ACKD_PASSKEY_REQUIRED asks for a passkey keeps needing one, in every process that
+ * decides it (the CLI reads the requirement from the request, not from its own environment).
+ */
+export function withPasskeyRule(quorum: Quorum, rule: PasskeyRule, hasPayload: boolean): Quorum {
+  if (quorum.passkey === 'required' || rule === 'none' || (rule === 'payload' && !hasPayload)) return quorum;
+  return { ...quorum, passkey: 'required' };
 }
 
 // ---------------------------------------------------------------------------------------------

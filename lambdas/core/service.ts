@@ -11,7 +11,7 @@ import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
 import { Waiting } from './waiting.ts';
 import type { DecisionEvidence } from './evidence.ts';
-import { passkeyRequirement, type PasskeyRule, type PasskeyService, type VotePasskey } from './passkeys.ts';
+import { passkeyRequirement, withPasskeyRule, type PasskeyRule, type PasskeyService, type VotePasskey } from './passkeys.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -136,7 +136,7 @@ export class AuthorizationService {
       await slot.value?.release();
       throw quorum.reason;
     }
-    const record = newRecord(input, requestId, this.config.trustDomain, now, quorum.value);
+    const record = newRecord(input, requestId, this.config.trustDomain, now, withPasskeyRule(quorum.value, this.config.passkeyRequired ?? 'none', Boolean(input.payload)));
     const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
     await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });

@@ -32,6 +32,24 @@ export class SoftPasskey {
     this.publicKeyCose = Buffer.from(isoCBOR.encode(cose)).toString('base64url');
   }
 
+  /** A registration response (attestation "none") over `challenge` (base64url), as @simplewebauthn/browser returns it. */
+  register(challenge: string, opts: { origin?: string } = {}): Record<string, unknown> {
+    const rpIdHash = createHash('sha256').update(this.rpId).digest();
+    const id = Buffer.from(this.credentialId, 'base64url');
+    const idLen = Buffer.alloc(2);
+    idLen.writeUInt16BE(id.length);
+    const authData = Buffer.concat([rpIdHash, Buffer.from([0x45]), Buffer.alloc(4), Buffer.alloc(16), idLen, id, Buffer.from(this.publicKeyCose, 'base64url')]);
+    const attestationObject = isoCBOR.encode(new Map<string, string | Map<string, string> | Uint8Array>([['fmt', 'none'], ['attStmt', new Map<string, string>()], ['authData', new Uint8Array(authData)]]));
+    const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin: opts.origin ?? this.origin, crossOrigin: false }));
+    return {
+      id: this.credentialId,
+      rawId: this.credentialId,
+      type: 'public-key',
+      clientExtensionResults: {},
+      response: { clientDataJSON: clientData.toString('base64url'), attestationObject: Buffer.from(attestationObject).toString('base64url'), transports: ['internal'] },
+    };
+  }
+
   /** As registered for `approver`. */
   stored(approver: string, createdAt = new Date().toISOString()): StoredPasskey {
     return { credential_id: this.credentialId, approver, public_key: this.publicKeyCose, counter: 0, transports: ['internal'], created_at: createdAt, label: 'soft' };

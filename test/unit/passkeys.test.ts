@@ -5,7 +5,7 @@ import { MemoryNonceStore, MemoryPasskeyStore } from '../../lambdas/adapters/mem
 import { MemoryPolicyStore } from '../../lambdas/adapters/memory/policies.ts';
 import { SimpleWebAuthnVerifier } from '../../lambdas/adapters/webauthn/simplewebauthn.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
-import { decisionChallenge, decisionChallengeB64, parsePasskeyAssertion, passkeyRequirement, PasskeyService, verifyLoggedPasskeys, type PasskeyRule } from '../../lambdas/core/passkeys.ts';
+import { decisionChallenge, decisionChallengeB64, parsePasskeyAssertion, passkeyRequirement, PasskeyService, verifyLoggedPasskeys, withPasskeyRule, type PasskeyRule } from '../../lambdas/core/passkeys.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { PolicyService, parsePolicyInput, resolvePolicy, type Policy } from '../../lambdas/core/policy.ts';
 import { quorumOf } from '../../lambdas/core/quorum.ts';
@@ -89,7 +89,14 @@ describe('passkeyRequirement', () => {
     expect(passkeyRequirement('all', none)).toMatch(/ACKD_PASSKEY_REQUIRED=all/);
     const q = quorumOf(resolvePolicy([{ ...parsePolicyInput({ agent: '*', approvals: 1, passkey: 'required' }), updated_at: 'x', updated_by: 'operator:x' } as Policy], 'a', ['p']), null);
     expect(q.passkey).toBe('required');
-    expect(passkeyRequirement('none', { payload_sha256: null, quorum: q })).toMatch(/approval policy/);
+    expect(passkeyRequirement('none', { payload_sha256: null, quorum: q })).toMatch(/its approval policy/);
+    // The deployment's rule is fixed on the request when it is made.
+    expect(withPasskeyRule(q, 'none', false)).toBe(q);
+    const plain = quorumOf(resolvePolicy([], 'a', ['p']), null);
+    expect(withPasskeyRule(plain, 'none', true)).not.toHaveProperty('passkey');
+    expect(withPasskeyRule(plain, 'payload', false)).not.toHaveProperty('passkey');
+    expect(withPasskeyRule(plain, 'payload', true).passkey).toBe('required');
+    expect(withPasskeyRule(plain, 'all', false).passkey).toBe('required');
   });
 
   it('a policy field: "required" or absent; the strictest of several requires it if one does', () => {
@@ -110,7 +117,7 @@ describe('decisions signed with a passkey (memory adapters)', () => {
 
   it('required and missing: ERR_PASSKEY_REQUIRED, recorded; a CLI operator is told it cannot carry one', async () => {
     const id = await s.request();
-    expect(await code(s.service.decide(id, 'approved', 'sub-alice', 'alice@x', { evidence: { view_sha256: VIEW } }))).toMatch(/^ERR_PASSKEY_REQUIRED: this deployment requires a passkey for every decision/);
+    expect(await code(s.service.decide(id, 'approved', 'sub-alice', 'alice@x', { evidence: { view_sha256: VIEW } }))).toMatch(/^ERR_PASSKEY_REQUIRED: this request requires a passkey for every decision.*sign the decision with your passkey/);
     expect(await code(s.service.decide(id, 'denied', 'operator:bob'))).toMatch(/^ERR_PASSKEY_REQUIRED: .*a CLI decision cannot carry a passkey: decide in the consent UI/);
     expect((await s.service.get(id)).decision).toBe('pending');
     const refused = await s.refusals();
@@ -172,6 +179,13 @@ describe('decisions signed with a passkey (memory adapters)', () => {
     expect((await s.service.get(other)).votes).toEqual([]);
     const refused = await s.refusals();
     expect(refused.filter((r) => r?.includes('ERR_PASSKEY_INVALID'))).toHaveLength(9);
+  });
+
+  it('the rule in force when the request was made holds in a process without it (the CLI)', async () => {
+    const id = await s.request();
+    expect((await s.service.get(id)).quorum?.passkey).toBe('required');
+    const cli = new AuthorizationService({ trustDomain: 'ackd.test' as never, consentBaseUrl: ORIGIN, retentionDays: 30 }, { store: s.store, minter: undefined as never, clock: s.clock, logger: quiet });
+    expect(await code(cli.decide(id, 'approved', 'operator:ops'))).toMatch(/^ERR_PASSKEY_REQUIRED: .*a CLI decision cannot carry a passkey/);
   });
 
   it('not required: no passkey needed; one given must still verify', async () => {
