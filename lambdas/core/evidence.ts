@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from './audit/event.ts';
+import { canonicalJson, sha256Hex } from './jcs.ts';
 
 /**
  * What a human's decision carries besides its verdict: the evidence that binds it to what they saw

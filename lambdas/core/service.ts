@@ -12,6 +12,7 @@ import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease
 import { Waiting } from './waiting.ts';
 import type { DecisionEvidence } from './evidence.ts';
 import { passkeyRequirement, withPasskeyRule, type PasskeyRule, type PasskeyService, type VotePasskey } from './passkeys.ts';
+import { parsePayload, payloadProblem } from './payload.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -69,8 +70,14 @@ export interface ServiceDeps {
   readonly passkeys?: PasskeyService;
 }
 
-/** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
-export type CheckResult =
+/** What check_authorization returns: the status, and the digest of the payload it is about. */
+export type CheckResult = CheckStatus & {
+  /** Lowercase hex SHA-256 of the request's payload (canonical JSON); null without one. */
+  readonly payload_sha256: string | null;
+};
+
+/** The status part of a check. `svid` is present only in the response that picks the SVID up. */
+export type CheckStatus =
   | { status: 'pending'; approvals: { have: number; need: number } }
   | {
       status: 'approved';
@@ -123,6 +130,7 @@ export class AuthorizationService {
 
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
     this.deps.permissionRules?.(input);
+    if (input.payload !== undefined && input.payload !== null) parsePayload(input.payload);
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
     // The rule the request is decided under is read while the limits are taken (neither needs the
@@ -307,8 +315,11 @@ export class AuthorizationService {
    * failure marks nothing issued and throws, so a later check can retry).
    */
   async check(agentId: AgentId, requestId: RequestId, opts: CheckOptions = {}): Promise<CheckResult> {
-    let r = await this.getForAgent(agentId, requestId);
-    r = await this.expireIfDue(r);
+    const r = await this.expireIfDue(await this.getForAgent(agentId, requestId));
+    return { ...(await this.checkStatus(r, opts)), payload_sha256: r.payload_sha256 ?? null };
+  }
+
+  private async checkStatus(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckStatus> {
     const s = statusAt(r, this.deps.clock.now());
     switch (s.status) {
       case 'pending':
@@ -362,7 +373,7 @@ export class AuthorizationService {
     }
   }
 
-  private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckResult> {
+  private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckStatus> {
     // No SVID before the approval is in the audit log: the claim requires the sequencer to have
     // put it there, and waits for that (a short, bounded wait: the sequencer runs seconds behind).
     const claim = randomUUID();
@@ -411,7 +422,7 @@ export class AuthorizationService {
       const bySeq = new Map(events.map((e) => [e.seq, e]));
       const event = (seq: number | null) => (seq === null ? undefined : bySeq.get(seq));
       const [approval, requested, votes] = [event(decisionSeq), event(requestedSeq), voteSeqs.map(event)];
-      const problem = approvalProblem(claimed, approval, requested, votes);
+      const problem = approvalProblem(claimed, approval, requested, votes) ?? payloadProblem(claimed);
       if (problem) {
         this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem });
         await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ${problem}`);

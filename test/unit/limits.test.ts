@@ -241,13 +241,13 @@ describe('concurrent waits', () => {
     expect(e.code).toBe('ERR_RATE_LIMITED');
     expect(e.message).toMatch(/^agent demo-agent already has 2 check_authorization calls waiting \(limit 2 concurrent waits\); retry after .+ \(in \d+ s\), or check without wait_seconds$/);
     // A plain check is never limited by waits.
-    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     await requests.decideNow(request_id, 'denied');
     for (const r of release.splice(0)) r();
-    expect(await w1).toEqual({ status: 'denied' });
-    expect(await w2).toEqual({ status: 'denied' });
+    expect(await w1).toEqual({ status: 'denied', payload_sha256: null });
+    expect(await w2).toEqual({ status: 'denied', payload_sha256: null });
     // Decided: answered at once, no slot needed; and the slots are free again.
-    expect(await service.checkWaiting(agent, request_id, 25, heldSleep)).toEqual({ status: 'denied' });
+    expect(await service.checkWaiting(agent, request_id, 25, heldSleep)).toEqual({ status: 'denied', payload_sha256: null });
   });
 
   it('stops at once when the caller goes away, and frees its slot', async () => {
@@ -260,7 +260,7 @@ describe('concurrent waits', () => {
     await new Promise((r) => setTimeout(r, 20));
     ac.abort();
     // Resolves long before its 25 s (the test's own timeout is 5 s).
-    expect(await waiting).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await waiting).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     // The slot was released: as many waits as the limit can start again.
     const n = DEFAULT_LIMITS.concurrentWaits;
     const aborted = AbortSignal.abort();
