@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgentId, type RequestId } from '../../lambdas/core/ids.ts';
 import { decisionChallengeB64 } from '../../lambdas/core/passkeys.ts';
 import type { PasskeyAssertion } from '../../lambdas/core/evidence.ts';
-import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { startTestStack, writeItemFields, type TestStack } from '../helpers/local-stack.ts';
+import { payloadSha256 } from '../../lambdas/core/payload.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 import { SoftPasskey } from '../helpers/soft-passkey.ts';
 import { cliEnv, runAckd } from '../helpers/cli.ts';
@@ -18,6 +19,8 @@ let token: string;
 let key: SoftPasskey;
 const agentId = parseAgentId('demo-agent');
 const VIEW = 'a'.repeat(64);
+/** The request whose payload a test changes in the table (the live audit check reports that item). */
+let tampered = '';
 
 function api(path: string, init: { method?: string; body?: unknown; token?: string } = {}) {
   const headers: Record<string, string> = { authorization: `Bearer ${init.token ?? token}` };
@@ -111,6 +114,16 @@ describe('passkeys on the local stack', () => {
     expect((await stack.deps.service.get(id)).decision).toBe('pending');
   });
 
+  it('refuses an assertion over a payload changed in the table after the approver was challenged', async () => {
+    const { request_id: id } = await stack.deps.service.requestAuthorization({ agent_id: agentId, action: 'migrate', permissions: ['db:write'], justification: 'schema v2', ttl_minutes: 10, payload: { sql: 'ALTER TABLE t ADD c int' } });
+    const a = await signed(id, 'approved');
+    const evil = { sql: 'DROP TABLE t' };
+    tampered = id;
+    await writeItemFields(stack, `req#${id}`, { payload_json: JSON.stringify(evil), payload_sha256: payloadSha256(evil) });
+    await refusedWith(await decide(id, 'approve', a), 'ERR_PASSKEY_INVALID', /challenge is not the one of this decision/);
+    expect((await stack.deps.service.get(id)).decision).toBe('pending');
+  });
+
   it('refuses a replayed assertion (its nonce is single-use)', async () => {
     await stack.deps.policies.set({ agent: agentId, permission: 'two:*', approvals: 2 }, { type: 'operator', id: 'test' });
     const id = await newRequest(['two:approvers']);
@@ -131,16 +144,18 @@ describe('passkeys on the local stack', () => {
     const approved = (await collect(id)).find((e) => e.type === 'approved')!;
     expect(approved.votes?.[0]?.passkey?.assertion).toEqual(a);
     const origin = new URL(stack.consentUiUrl).origin;
-    const ok = await runAckd(cliEnv(stack), 'audit', 'verify', '--live', '--passkeys', '--origin', origin, '--json');
+    const ok = await runAckd(cliEnv(stack, { ACKD_AUDIT_KEY: stack.auditKeyPath }), 'audit', 'verify', '--live', '--passkeys', '--origin', origin, '--json');
     expect(ok.stderr).toBe('');
-    const report = JSON.parse(ok.stdout) as { ok: boolean; passkeys: { checked: number; verified: number; failures: unknown[] } };
-    expect(report.ok).toBe(true);
+    const report = JSON.parse(ok.stdout) as { ok: boolean; problems: { kind: string; message: string }[]; passkeys: { checked: number; verified: number; failures: unknown[] } };
+    // The chain holds; the only problem is the item an earlier test changed in the table.
+    expect(report.problems.map((p) => p.kind)).toEqual(['item']);
+    expect(report.problems[0]!.message).toContain(tampered);
     expect(report.passkeys.failures).toEqual([]);
     expect(report.passkeys.verified).toBe(report.passkeys.checked);
     expect(report.passkeys.checked).toBeGreaterThanOrEqual(2);
-    expect(ok.code).toBe(0);
+    expect(ok.code).toBe(1); // (that changed item)
     // Against another origin (another RP), the same assertions do not verify.
-    const wrong = await runAckd(cliEnv(stack), 'audit', 'verify', '--live', '--passkeys', '--origin', 'https://elsewhere.example', '--json');
+    const wrong = await runAckd(cliEnv(stack, { ACKD_AUDIT_KEY: stack.auditKeyPath }), 'audit', 'verify', '--live', '--passkeys', '--origin', 'https://elsewhere.example', '--json');
     expect(wrong.code).toBe(1);
     expect((JSON.parse(wrong.stdout) as typeof report).passkeys.failures.length).toBe(report.passkeys.checked);
   });
