@@ -619,7 +619,7 @@ export class AuthorizationService {
       if (!assertion) {
         const required = this.passkeyRequirement(r);
         if (required === null) return undefined;
-        const how = approverIdentity.startsWith('operator:') ? 'a CLI decision cannot carry a passkey: decide in the consent UI' : 'sign the decision with your passkey in the consent UI';
+        const how = approverIdentity.startsWith('operator:') ? 'a CLI decision cannot carry a passkey: decide in the consent UI' : 'sign the decision with your passkey in the consent UI (add one under Passkeys on its requests page first if you have none)';
         throw new AckdError('ERR_PASSKEY_REQUIRED', `${required}; ${how}`);
       }
       if (!this.deps.passkeys) throw new AckdError('ERR_PASSKEY_INVALID', 'this deployment has no passkey verifier, so the assertion cannot be checked');

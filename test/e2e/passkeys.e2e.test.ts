@@ -110,6 +110,18 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     await page.getByRole('button', { name: 'Delete virtual key' }).click();
     await page.getByText('Passkey "virtual key" deleted.').waitFor();
     await page.getByText('No passkeys yet.').waitFor();
+
+    // Without a passkey, a decision that needs one is refused, and the page says why.
+    const next = structured<{ request_id: string }>(
+      await mcp.callTool({ name: 'request_authorization', arguments: { agent_id: stack.agentId, action: 'Deploy web', permissions: ['deploy:prod'], justification: 'Release', ttl_minutes: 10 } }),
+    );
+    await page.goto(`${stack.consentUiUrl}?request_id=${next.request_id}`);
+    await page.getByRole('button', { name: 'Approve', exact: true }).click();
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('Your decision was not recorded.', { exact: false }).waitFor();
+    expect(await page.locator('.notice').textContent()).toMatch(/requires a passkey for every decision.*add one under Passkeys/);
+    expect((await stack.deps.service.get(next.request_id as RequestId)).decision).toBe('pending');
+    expect(errors).toEqual([]);
     await context.close();
   });
 });
