@@ -11,7 +11,7 @@ import { checkpointPublicKey, keyIdOf } from '../core/audit/signing.ts';
 import { verifyLines, type SvidEvidence, type VerifyReport } from '../core/audit/verify.ts';
 import { verifyInclusionProof } from '../core/audit/proof.ts';
 import { cliDeps, output, UsageError } from './context.ts';
-import { verifyLoggedPasskeys, type PasskeyCheckReport, type PasskeyEventView } from '../core/passkeys.ts';
+import { needsPasskeyCheck, verifyLoggedPasskeys, type PasskeyCheckReport, type PasskeyEventView } from '../core/passkeys.ts';
 import { SimpleWebAuthnVerifier } from '../adapters/webauthn/simplewebauthn.ts';
 
 /** Exit code of `audit verify` when the log does not verify. */
@@ -264,13 +264,12 @@ async function* tee<T>(src: AsyncIterable<T>, see: (x: T) => unknown): AsyncGene
   }
 }
 
-/** A vote event (voted, approved, denied) whose added vote carries a passkey assertion. */
+/** A vote event (voted, approved, denied) whose added vote carries a passkey assertion, or whose request required one. */
 function isSignedVote(v: unknown): v is PasskeyEventView {
   if (typeof v !== 'object' || v === null) return false;
-  const e = v as { type?: unknown; kind?: unknown; votes?: unknown };
-  if ((e.kind !== undefined && e.kind !== 'event') || !['voted', 'approved', 'denied'].includes(e.type as string) || !Array.isArray(e.votes)) return false;
-  const last = e.votes.at(-1) as { passkey?: unknown } | undefined;
-  return typeof last?.passkey === 'object' && last.passkey !== null;
+  const e = v as { kind?: unknown; votes?: unknown; seq?: unknown; request_id?: unknown };
+  if ((e.kind !== undefined && e.kind !== 'event') || !Array.isArray(e.votes) || typeof e.seq !== 'number' || typeof e.request_id !== 'string') return false;
+  return needsPasskeyCheck(v as PasskeyEventView);
 }
 
 function describePasskeys(p: PasskeyCheckReport): string {

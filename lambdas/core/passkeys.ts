@@ -341,7 +341,16 @@ export interface PasskeyEventView {
   readonly type: string;
   readonly request_id: string;
   readonly payload_sha256?: string | null;
+  /** The rule the request is decided under: `passkey: 'required'` when every vote must carry an assertion. */
+  readonly quorum?: { readonly passkey?: 'required' } | null;
   readonly votes?: readonly { readonly voter: string; readonly vote: 'approve' | 'deny'; readonly passkey?: VotePasskey }[];
+}
+
+/** Whether `e` is a vote event the passkey check looks at: its vote carries an assertion, or its request required one. */
+export function needsPasskeyCheck(e: PasskeyEventView): boolean {
+  if (!['voted', 'approved', 'denied'].includes(e.type)) return false;
+  const cast = e.votes?.at(-1);
+  return cast !== undefined && (cast.passkey !== undefined || e.quorum?.passkey === 'required');
 }
 
 export interface PasskeyCheckReport {
@@ -355,7 +364,8 @@ export interface PasskeyCheckReport {
  * Re-verifies every passkey assertion the log's vote events cast: the vote an event adds (its
  * last) is checked against the voter's registered public key (`keys(voter, credential_id)`),
  * with the challenge recomputed from the event (nonce, request_id, the vote's verdict, the
- * event's payload_sha256, the vote's view_sha256). The counter is not checked (it is state).
+ * event's payload_sha256, the vote's view_sha256). A vote without one on a request whose quorum
+ * required one fails. The counter is not checked (it is state).
  */
 export async function verifyLoggedPasskeys(
   events: AsyncIterable<PasskeyEventView> | Iterable<PasskeyEventView>,
@@ -366,10 +376,13 @@ export async function verifyLoggedPasskeys(
   let verified = 0;
   const failures: { seq: number; request_id: string; voter: string; credential_id: string; reason: string }[] = [];
   for await (const e of events) {
-    if (!['voted', 'approved', 'denied'].includes(e.type)) continue;
-    const cast = e.votes?.at(-1);
-    if (!cast?.passkey) continue;
+    if (!needsPasskeyCheck(e)) continue;
+    const cast = e.votes!.at(-1)!;
     checked++;
+    if (!cast.passkey) {
+      failures.push({ seq: e.seq, request_id: e.request_id, voter: cast.voter, credential_id: '', reason: 'its request required a passkey, but the vote carries none' });
+      continue;
+    }
     const a = cast.passkey.assertion;
     const fail = (reason: string) => failures.push({ seq: e.seq, request_id: e.request_id, voter: cast.voter, credential_id: a.credential_id, reason });
     try {

@@ -146,6 +146,11 @@ describe('decisions signed with a passkey (memory adapters)', () => {
     expect((await verifyLoggedPasskeys(forged, keys, verifier)).failures).toHaveLength(1);
     const moved = events.map((e) => (e.type === 'approved' ? { ...e, votes: [{ ...e.votes![0]!, passkey: { assertion, view_sha256: 'f'.repeat(64) } }] } : e));
     expect((await verifyLoggedPasskeys(moved, keys, verifier)).failures[0]?.reason).toMatch(/challenge/);
+    // A vote on a request that required a passkey, without one (written around the service): a failure.
+    const { passkey: _dropped, ...unsigned } = events.find((e) => e.type === 'approved')!.votes![0]!;
+    const stripped = events.map((e) => (e.type === 'approved' ? { ...e, votes: [unsigned] } : e));
+    expect(stripped.find((e) => e.type === 'approved')!.quorum?.passkey).toBe('required');
+    expect((await verifyLoggedPasskeys(stripped, keys, verifier)).failures).toEqual([expect.objectContaining({ reason: 'its request required a passkey, but the vote carries none' })]);
   });
 
   it('refuses: a replayed nonce, another request, the other verdict, another view or payload, no UV, another origin, a key not yours, an expired nonce', async () => {
