@@ -1,6 +1,7 @@
 import { AckdError } from './core/errors.ts';
 import { parseTrustDomain, type TrustDomain } from './core/ids.ts';
 import { DEFAULT_LIMITS, LIMIT_RANGES, type LimitsConfig } from './core/limits.ts';
+import { PASSKEY_RULES, type PasskeyRule } from './core/passkeys.ts';
 
 /**
  * Runtime configuration, parsed once at start from environment variables. Every variable is
@@ -26,6 +27,8 @@ export interface Config {
   readonly checkpointEverySeconds: number;
   /** Flood limits per agent and per approver (ACKD_LIMIT_*). */
   readonly limits: LimitsConfig;
+  /** Which decisions must be signed with the approver's passkey besides what policies say (ACKD_PASSKEY_REQUIRED: all | payload | none). */
+  readonly passkeyRequired: PasskeyRule;
 }
 
 /** The environment variable of each limit. */
@@ -89,6 +92,13 @@ export function url(env: Env, name: string, local: boolean, def?: string): strin
   return raw.replace(/\/+$/, '');
 }
 
+/** ACKD_PASSKEY_REQUIRED: all (every decision), payload (decisions on requests with a payload) or none (the default: only policies with `passkey: "required"`). */
+export function passkeyRule(env: Env): PasskeyRule {
+  const v = optional(env, 'ACKD_PASSKEY_REQUIRED') ?? 'none';
+  if (!(PASSKEY_RULES as readonly string[]).includes(v)) fail('ACKD_PASSKEY_REQUIRED', `must be all, payload or none (got "${v}")`);
+  return v as PasskeyRule;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const stage = optional(env, 'ACKD_STAGE') ?? 'local';
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(stage)) fail('ACKD_STAGE', 'must be lowercase letters, digits and dashes');
@@ -113,5 +123,6 @@ export function loadConfig(env: Env = process.env): Config {
     sequencerIntervalMs: intIn(env, 'ACKD_SEQUENCER_INTERVAL_MS', 250, 20, 60_000),
     checkpointEverySeconds: intIn(env, 'ACKD_CHECKPOINT_EVERY_SECONDS', 5, 1, 3600),
     limits: loadLimits(env),
+    passkeyRequired: passkeyRule(env),
   };
 }

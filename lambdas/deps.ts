@@ -24,6 +24,9 @@ import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
+import { PasskeyService } from './core/passkeys.ts';
+import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
+import { SimpleWebAuthnVerifier } from './adapters/webauthn/simplewebauthn.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -53,6 +56,8 @@ export interface Deps {
   readonly waiting: Waiting;
   /** The AWS credential broker, when roles are configured (ACKD_AWS_ROLES). */
   readonly awsBroker?: AwsCredentialBroker;
+  /** Approvers' passkeys (same table; RP = the consent UI's origin). */
+  readonly passkeys: PasskeyService;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -110,8 +115,9 @@ export function buildDeps(
     ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
   };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
+  const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: new SimpleWebAuthnVerifier(config.consentUrl), clock });
   const service = new AuthorizationService(
-    { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
+    { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays, passkeyRequired: config.passkeyRequired },
     {
       store,
       minter: opts.minter,
@@ -123,6 +129,7 @@ export function buildDeps(
       waiting,
       auditNudge: () => nudge(),
       notifyAfterSequencing: true,
+      passkeys,
       ...aws,
       ...(opts.notifier ? { notifier: opts.notifier } : {}),
       ...(opts.routes ? { routes: opts.routes } : {}),
@@ -157,6 +164,7 @@ export function buildDeps(
     agents,
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,
+    passkeys,
     ...(awsBroker ? { awsBroker } : {}),
   };
 }

@@ -4,6 +4,7 @@ import { button, el, nodes, type Child } from './dom.ts';
 import { approvalsText, dashboardFingerprint, EMPTY_PENDING, EMPTY_RECENT, recentAt, RECENT_STATUS, timeLeftText, yourPart, type Dashboard, type Summary } from './dashboard.ts';
 import { flagLabel, flagsOf, flagSummary } from './permissions.ts';
 import { approvedText, cleanReason, duration, lifetimeText, REASON_MAX, revokeConsequence, revokedWhenBy, revokeRefusalText, revokerText, type Status } from './review.ts';
+import { passkeysSection, signedDecisionBody } from './passkeys.ts';
 import { isMine, isQuorum, localWithZone, modeOf, progressText, refusalText, sentence, voteVerb, waitingText, type Mode, type VoteView } from './votes.ts';
 import { CHANGED_TEXT, digestText, DIGEST_HINT, DIGEST_MISMATCH, EMPTY_PAYLOAD, PAYLOAD_HINT, payloadRows, SHOW_LESS, showAllLabel, type PayloadRow } from './payload-view.ts';
 import { payloadSha256Hex, viewSha256 } from './view-hash.ts';
@@ -46,6 +47,8 @@ interface RequestView {
   revoke_reason: string | null;
   svid_id: string | null;
   svid_expires_at: string | null;
+  /** A decision must be signed with a passkey (passkeys.ts asks for one). */
+  passkey_required: boolean;
   server_time: string;
 }
 
@@ -299,6 +302,7 @@ function renderDashboard(d: Dashboard): void {
       el('p', { class: 'muted sub' }, 'Decided or revoked in the last 24 hours, most recent first.'),
       recentBox,
     ),
+    passkeysSection(call),
   );
   document.body.dataset.view = 'dashboard';
   ticker = window.setInterval(tick, 1000);
@@ -776,7 +780,8 @@ async function decide(decision: 'approved' | 'denied', shown: RequestView, ...bu
   let r: RequestView;
   busy = true;
   try {
-    r = await post(id, decision === 'approved' ? 'approve' : 'deny', await viewEvidence(shown));
+    // Bound to the view shown, and signed with the approver's passkey when they have one (passkeys.ts: the challenge covers the view hash).
+    r = await post(id, decision === 'approved' ? 'approve' : 'deny', await signedDecisionBody(call, id, decision, await viewEvidence(shown)));
   } catch (e) {
     busy = false;
     // A refused vote (voted already, may not vote, decided or expired meanwhile): the request as it is now, with why.

@@ -82,6 +82,9 @@ export function refusalText(code: string, message: string): string | undefined {
       return 'The request expired before your decision was recorded.';
     case 'ERR_STALE_VIEW':
       return STALE_VIEW_TEXT;
+    case 'ERR_PASSKEY_REQUIRED':
+    case 'ERR_PASSKEY_INVALID':
+      return `Your decision was not recorded. ${sentence(message)}`;
     default:
       return undefined;
   }

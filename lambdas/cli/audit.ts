@@ -11,6 +11,8 @@ import { checkpointPublicKey, keyIdOf } from '../core/audit/signing.ts';
 import { verifyLines, type SvidEvidence, type VerifyReport } from '../core/audit/verify.ts';
 import { verifyInclusionProof } from '../core/audit/proof.ts';
 import { cliDeps, output, UsageError } from './context.ts';
+import { needsPasskeyCheck, verifyLoggedPasskeys, type PasskeyCheckReport, type PasskeyEventView } from '../core/passkeys.ts';
+import { SimpleWebAuthnVerifier } from '../adapters/webauthn/simplewebauthn.ts';
 
 /** Exit code of `audit verify` when the log does not verify. */
 export const VERIFY_FAILED = 1;
@@ -84,23 +86,40 @@ export function registerAuditCommands(program: Command): void {
     .option('--public-key <file>', 'PEM public key that signs the checkpoints (with --live, defaults to the configured ACKD_AUDIT_KEY)')
     .option('--svids', 'list every SVID issued and who approved it')
     .option('--strict', 'also fail on warnings (an unsigned tail, an unanchored start, a missing end line)')
+    .option('--passkeys', "also re-verify every passkey assertion a vote carries: against the voter's public key as registered in the passkey store, over the challenge recomputed from the event")
+    .option('--origin <url>', 'with --passkeys: the consent UI origin the passkeys belong to (default: ACKD_CONSENT_URL; its host name is the RP ID)')
     .option('--json', 'print the report as JSON')
-    .action(async (file: string | undefined, opts: { live?: boolean; since?: string; until?: string; publicKey?: string; svids?: boolean; strict?: boolean; json?: boolean }) => {
+    .action(async (file: string | undefined, opts: { live?: boolean; since?: string; until?: string; publicKey?: string; svids?: boolean; strict?: boolean; passkeys?: boolean; origin?: string; json?: boolean }) => {
       if (Boolean(opts.live) === (file !== undefined)) throw new AckdError('ERR_INVALID_INPUT', 'give either a file to verify or --live', { field: 'file' });
       if (!opts.live && (opts.since || opts.until)) throw new AckdError('ERR_INVALID_INPUT', '--since/--until: only with --live (a file is verified whole)', { field: '--since' });
+      if (opts.origin && !opts.passkeys) throw new UsageError('--origin: only with --passkeys');
       const svids: SvidEvidence[] = [];
       const onSvid = opts.svids ? (e: SvidEvidence) => svids.push(e) : undefined;
+      // With --passkeys: the vote events that carry an assertion, kept while the chain is verified.
+      const signedVotes: PasskeyEventView[] = [];
+      const keep = (v: unknown) => {
+        if (opts.passkeys && isSignedVote(v)) signedVotes.push(v);
+      };
       let report: VerifyReport & { unlinked?: number; items?: number };
       if (opts.live) {
         const d = cliDeps();
         const pem = opts.publicKey ? readKeyFile(opts.publicKey) : await d.audit.publicKeyPem();
-        report = await d.audit.verifyLive(parseWindow(opts.since, opts.until), { publicKey: parsedKey(pem, opts.publicKey ?? 'ACKD_AUDIT_KEY'), ...(onSvid ? { onSvid } : {}) });
+        const window = parseWindow(opts.since, opts.until);
+        report = await d.audit.verifyLive(window, { publicKey: parsedKey(pem, opts.publicKey ?? 'ACKD_AUDIT_KEY'), ...(onSvid ? { onSvid } : {}) });
+        if (opts.passkeys) for await (const l of d.audit.export(window)) keep(l);
       } else {
         const publicKey = opts.publicKey ? parsedKey(readKeyFile(opts.publicKey), opts.publicKey) : undefined;
-        report = await verifyLines(jsonLines(file!), { ...(publicKey ? { publicKey } : {}), ...(onSvid ? { onSvid } : {}) });
+        report = await verifyLines(tee(jsonLines(file!), (l) => 'value' in l && keep(l.value)), { ...(publicKey ? { publicKey } : {}), ...(onSvid ? { onSvid } : {}) });
       }
-      const failed = !report.ok || (opts.strict === true && report.warnings.length > 0);
-      output(opts.json, opts.svids ? { ...report, svids } : report, () => describeReport(report, svids, opts.svids === true));
+      let passkeys: PasskeyCheckReport | undefined;
+      if (opts.passkeys) {
+        const d = cliDeps();
+        const verifier = new SimpleWebAuthnVerifier(opts.origin ?? d.config.consentUrl);
+        passkeys = await verifyLoggedPasskeys(signedVotes, async (voter, id) => (await d.passkeys.list(voter)).find((p) => p.credential_id === id), verifier);
+      }
+      const failed = !report.ok || (opts.strict === true && report.warnings.length > 0) || (passkeys !== undefined && passkeys.failures.length > 0);
+      const result = { ...report, ...(opts.svids ? { svids } : {}), ...(passkeys ? { passkeys } : {}) };
+      output(opts.json, result, () => describeReport(report, svids, opts.svids === true) + (passkeys ? `\n${describePasskeys(passkeys)}` : ''));
       if (failed) throw new ExitCode(VERIFY_FAILED);
     });
 
@@ -237,6 +256,27 @@ function parsedKey(pem: string, source: string) {
 }
 
 /** JSON lines of a file (or stdin for "-"), one at a time; blank lines are skipped. */
+/** Passes `src` through, showing each item to `see` on the way. */
+async function* tee<T>(src: AsyncIterable<T>, see: (x: T) => unknown): AsyncGenerator<T> {
+  for await (const x of src) {
+    see(x);
+    yield x;
+  }
+}
+
+/** A vote event (voted, approved, denied) whose added vote carries a passkey assertion, or whose request required one. */
+function isSignedVote(v: unknown): v is PasskeyEventView {
+  if (typeof v !== 'object' || v === null) return false;
+  const e = v as { kind?: unknown; votes?: unknown; seq?: unknown; request_id?: unknown };
+  if ((e.kind !== undefined && e.kind !== 'event') || !Array.isArray(e.votes) || typeof e.seq !== 'number' || typeof e.request_id !== 'string') return false;
+  return needsPasskeyCheck(v as PasskeyEventView);
+}
+
+function describePasskeys(p: PasskeyCheckReport): string {
+  const head = `passkeys: ${p.checked} assertion(s) checked, ${p.verified} verified${p.failures.length > 0 ? `, ${p.failures.length} FAILED` : ''}`;
+  return [head, ...p.failures.slice(0, 20).map((f) => `  - seq ${f.seq}: ${f.request_id} vote of ${f.voter} (credential ${f.credential_id}): ${f.reason}`)].join('\n');
+}
+
 async function* jsonLines(file: string): AsyncGenerator<{ value: unknown; line: number } | { error: string; line: number }> {
   const input = file === '-' ? process.stdin : createReadStream(file);
   const opened = new Promise<void>((resolve, reject) => {

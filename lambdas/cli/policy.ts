@@ -36,6 +36,7 @@ export function registerPolicyCommands(program: Command): void {
     .option('--route <name>', 'the route of ACKD_ROUTES asked when a request is made (default: the default route)')
     .option('--escalate-to <name>', 'the route asked if nobody has decided by --escalate-after (default: no escalation)')
     .option('--escalate-after <percent>', "percent of the request's wait before escalating, 10-90 (default: 50; needs --escalate-to)")
+    .option('--passkey <rule>', '"required": every decision must be signed with the approver\'s passkey in the consent UI (CLI decisions are then refused)')
     .requiredOption('--as <operator>', 'who is changing the policy (recorded)')
     .option('--json', 'print JSON')
     .action(async (opts: SetOptions) => {
@@ -50,6 +51,7 @@ export function registerPolicyCommands(program: Command): void {
         ...(opts.route === undefined ? {} : { route: opts.route }),
         ...(opts.escalateTo === undefined ? {} : { escalate_to: opts.escalateTo }),
         ...(opts.escalateAfter === undefined ? {} : { escalate_after: number(opts.escalateAfter) }),
+        ...(opts.passkey === undefined ? {} : { passkey: opts.passkey }),
       };
       const actor = parseOperator(opts.as);
       const { policy: set, previous } = await cliDeps().policies.set(input, actor);
@@ -117,6 +119,7 @@ interface SetOptions {
   route?: string;
   escalateTo?: string;
   escalateAfter?: string;
+  passkey?: string;
   as: string;
   json?: boolean;
 }
@@ -143,7 +146,7 @@ function title(p: Pick<Policy, 'agent' | 'permission'>): string {
 function oneLine(p: Policy): string {
   const approvers = p.approvers.length === 0 ? 'any approver' : `groups ${p.approvers.join(',')}`;
   const notify = `${p.route === null ? '' : `, route ${p.route}`}${p.escalate_to === null ? '' : `, escalate to ${p.escalate_to} after ${p.escalate_after}%`}`;
-  return `${p.agent.padEnd(16)} ${(p.permission ?? '(any)').padEnd(24)} ${p.approvals} approval${p.approvals === 1 ? '' : 's'}, ${approvers}, deny ${p.deny}${p.separation_of_duties ? ', separation of duties' : ''}${p.operator_decisions ? '' : ', no operator decisions'}${notify}`;
+  return `${p.agent.padEnd(16)} ${(p.permission ?? '(any)').padEnd(24)} ${p.approvals} approval${p.approvals === 1 ? '' : 's'}, ${approvers}, deny ${p.deny}${p.separation_of_duties ? ', separation of duties' : ''}${p.operator_decisions ? '' : ', no operator decisions'}${notify}${p.passkey === 'required' ? ', passkey required' : ''}`;
 }
 
 function describePolicy(p: PolicyInput): string[] {
@@ -160,6 +163,7 @@ function describeRule(r: EffectivePolicy): string[] {
     `  operator decisions    ${r.operator_decisions ? 'count as votes' : 'do not count (decide in the consent UI)'}`,
     `  route${r.routes.length > 1 ? 's ' : '  '}               ${r.routes.length === 0 ? 'the default route' : r.routes.join(', ')}`,
     `  escalation            ${r.escalation === null ? 'none' : `to ${r.escalation.routes.join(', ')} if nobody has decided after ${r.escalation.after_percent}% of the wait`}`,
+    ...(r.passkey === 'required' ? ['  passkey               required: each decision is signed with the approver\'s passkey in the consent UI'] : []),
   ];
 }
 

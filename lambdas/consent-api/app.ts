@@ -13,6 +13,8 @@ import { voterEligibility } from '../core/policy.ts';
 import { payloadSha256, type Payload } from '../core/payload.ts';
 import { approvalView, viewSha256 } from '../core/view.ts';
 import { decisionEvidence } from './decision.ts';
+import type { PasskeyService } from '../core/passkeys.ts';
+import { passkeyRoutes } from './passkeys.ts';
 
 export interface ConsentApiDeps {
   readonly service: AuthorizationService;
@@ -29,6 +31,8 @@ export interface ConsentApiDeps {
   readonly audit?: AuditService;
   /** Serve the request and decision routes (default true; the audit export function serves only /audit). */
   readonly decisions?: boolean;
+  /** Approvers' passkeys (routes in passkeys.ts); without it, no passkey routes. */
+  readonly passkeys?: PasskeyService;
 }
 
 /** What the consent page shows. Only fields an approver needs; nothing secret exists on a record. */
@@ -75,6 +79,8 @@ export interface RequestView {
   /** The SVID minted for it, if any (serial, lowercase hex), and until when the approval holds. */
   readonly svid_id: string | null;
   readonly svid_expires_at: string | null;
+  /** Whether a decision must be signed with the approver's passkey (policy or ACKD_PASSKEY_REQUIRED). */
+  readonly passkey_required: boolean;
   /** Server time, so the page can show time left without trusting the phone's clock. */
   readonly server_time: string;
 }
@@ -93,6 +99,9 @@ const HTTP_STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 429 |
   ERR_STALE_VIEW: 409,
   ERR_STORE_UNAVAILABLE: 503,
   ERR_RATE_LIMITED: 429,
+  ERR_CONFLICT: 409,
+  ERR_PASSKEY_REQUIRED: 403,
+  ERR_PASSKEY_INVALID: 403,
 };
 
 /** Bytes of a POST body: room for a decision with a passkey assertion (a few KB of base64url). */
@@ -103,8 +112,9 @@ export const MAX_BODY = 16 * 1024;
  *
  *   GET  /requests              → { pending: [...], recent: [...], server_time } (the dashboard)
  *   GET  /requests/:id          → { request: RequestView }
- *   POST /requests/:id/approve  body { request_id, view_sha256 } → { request: RequestView }
- *   POST /requests/:id/deny     body { request_id, view_sha256 } → { request: RequestView }
+ *   POST /requests/:id/approve  body { request_id, view_sha256, passkey? } → { request: RequestView }
+ *   POST /requests/:id/deny     body { request_id, view_sha256, passkey? } → { request: RequestView }
+ *   … and the passkey routes (passkeys.ts: /passkeys, /requests/:id/challenge) with `passkeys`
  *   POST /requests/:id/revoke   body { request_id, reason? } → { request: RequestView }
  *   GET  /audit/export?since=&until=&format=jsonl|csv → the audit log, streamed (with `audit`)
  *   GET  /audit/public-key      → PEM key that verifies the export's checkpoints (with `audit`)
@@ -128,7 +138,7 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
       if (corsOk) {
         Object.assign(h, {
           'access-control-allow-origin': origin,
-          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-methods': 'GET, POST, DELETE',
           'access-control-allow-headers': 'authorization, content-type',
           'access-control-max-age': '600',
         });
@@ -159,13 +169,14 @@ export function consentApi(deps: ConsentApiDeps): Hono<{ Variables: { approver: 
 
     const decideRoute = (decision: 'approved' | 'denied') => async (c: Context<{ Variables: { approver: Approver } }>) => {
       const id = parseRequestId(c.req.param('id'));
-      const evidence = decisionEvidence(await bodyBinding(c.req.raw, id));
+      const body = await bodyBinding(c.req.raw, id);
       const approver = c.get('approver');
-      const r = await deps.service.decide(id, decision, approver.sub, approver.email, { groups: approver.groups, evidence });
+      const r = await deps.service.decide(id, decision, approver.sub, approver.email, { groups: approver.groups, evidence: decisionEvidence(body) });
       return c.json({ request: view(deps.service, r, clock.now(), approver) });
     };
     app.post('/requests/:id/approve', decideRoute('approved'));
     app.post('/requests/:id/deny', decideRoute('denied'));
+    if (deps.passkeys) passkeyRoutes(app, { passkeys: deps.passkeys, service: deps.service });
 
     // An approver pulls an approval back (with its SVID, if picked up), saying why if they like.
     app.post('/requests/:id/revoke', async (c) => {
@@ -296,6 +307,7 @@ export function view(service: AuthorizationService, r: AuthorizationRecord, now:
     revoke_reason: r.revoke_reason ?? null,
     svid_id: r.svid_id,
     svid_expires_at: r.svid_expires_at,
+    passkey_required: service.passkeyRequirement(r) !== null,
     server_time: now.toISOString(),
   };
 }

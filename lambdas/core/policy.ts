@@ -39,6 +39,8 @@ export interface Policy {
   readonly escalate_to: string | null;
   /** Percent of the request's TTL after which `escalate_to` is asked: an integer 10-90, default 50. Meaningful only with `escalate_to`. */
   readonly escalate_after: number;
+  /** `required`: every decision on a request under this policy must be signed with the approver's passkey (core/passkeys.ts). Absent: not required by this policy. */
+  readonly passkey?: 'required';
   readonly updated_at: string;
   /** `operator:<name>` of whoever set it. */
   readonly updated_by: string;
@@ -62,6 +64,8 @@ export interface EffectivePolicy {
   readonly routes: readonly string[];
   /** Who is asked if nobody has decided by `after_percent` of the request's wait; null: no escalation. */
   readonly escalation: Escalation | null;
+  /** `required`: a decision must be signed with a passkey. Absent (not false) when not required, so rules without it read as before. */
+  readonly passkey?: 'required';
 }
 
 export interface Escalation {
@@ -97,7 +101,7 @@ export const POLICY_LIMITS = {
 // ---------------------------------------------------------------------------------------------
 // Parsing: every value is checked once, here; a stored policy is parsed again when read.
 
-const FIELDS = new Set(['agent', 'permission', 'approvals', 'approvers', 'deny', 'separation_of_duties', 'operator_decisions', 'route', 'escalate_to', 'escalate_after']);
+const FIELDS = new Set(['agent', 'permission', 'approvals', 'approvers', 'deny', 'separation_of_duties', 'operator_decisions', 'route', 'escalate_to', 'escalate_after', 'passkey']);
 
 /**
  * A Cognito group name as ackd accepts it: ASCII letters, digits and `_ + = . @ -`, 1-128
@@ -173,7 +177,15 @@ function parsePolicy(input: unknown, stored: boolean): PolicyInput {
     throw invalid('escalate_after', 'needs escalate_to: it says when to escalate, and without escalate_to the policy does not escalate');
   }
   const escalate_after = parseEscalateAfter(o.escalate_after);
-  return { agent, permission, approvals, approvers, deny, separation_of_duties, operator_decisions, route, escalate_to, escalate_after };
+  const passkey = parsePasskey(o.passkey);
+  return { agent, permission, approvals, approvers, deny, separation_of_duties, operator_decisions, route, escalate_to, escalate_after, ...(passkey ? { passkey } : {}) };
+}
+
+/** `passkey`: "required", or absent / null for "not required by this policy". */
+function parsePasskey(v: unknown): 'required' | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (v !== 'required') throw invalid('passkey', 'must be "required" (or left out: a passkey is then not required by this policy)');
+  return v;
 }
 
 function parseRoute(v: unknown, field: string): string | null {
@@ -297,6 +309,7 @@ export function toEffective(p: Omit<PolicyInput, 'agent' | 'permission'>): Effec
     operator_decisions: p.operator_decisions,
     routes: p.route === null ? [] : [p.route],
     escalation: p.escalate_to === null ? null : { routes: [p.escalate_to], after_percent: p.escalate_after },
+    ...(p.passkey === 'required' ? { passkey: 'required' as const } : {}),
   };
 }
 
@@ -325,6 +338,8 @@ export function strictest(rules: readonly EffectivePolicy[]): EffectivePolicy {
     routes: sortedUnique(rules.flatMap((r) => r.routes)),
     escalation:
       escalations.length === 0 ? null : { routes: sortedUnique(escalations.flatMap((e) => e.routes)), after_percent: Math.min(...escalations.map((e) => e.after_percent)) },
+    // A passkey is required if any rule requires one.
+    ...(rules.some((r) => r.passkey === 'required') ? { passkey: 'required' as const } : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { VotePasskey } from './passkeys.ts';
 import { DEFAULT_POLICY, tally, voterEligibility, type EffectivePolicy, type Outcome, type Resolution, type Voter } from './policy.ts';
 
 /**
@@ -22,6 +23,8 @@ export interface CastVote {
   readonly at: string;
   /** The voter's Cognito groups when voting (what made the vote eligible); [] for operators. */
   readonly groups: readonly string[];
+  /** The passkey assertion that signed this vote, raw, with the view hash its challenge covered (core/passkeys.ts); absent without one. */
+  readonly passkey?: VotePasskey;
 }
 
 /** A request made before quorums: decided by its first vote, as before. */
@@ -37,6 +40,7 @@ export function quorumOf(resolution: Pick<Resolution, 'policy' | 'matched'>, own
     operator_decisions: p.operator_decisions,
     routes: [...p.routes],
     escalation: p.escalation === null ? null : { routes: [...p.escalation.routes], after_percent: p.escalation.after_percent },
+    ...(p.passkey === 'required' ? { passkey: 'required' as const } : {}),
     owner,
     policies: [...resolution.matched],
   };

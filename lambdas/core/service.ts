@@ -12,6 +12,7 @@ import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease
 import { Waiting } from './waiting.ts';
 import type { DecisionEvidence } from './evidence.ts';
 import { approvalView, viewSha256 } from './view.ts';
+import { passkeyRequirement, withPasskeyRule, type PasskeyRule, type PasskeyService, type VotePasskey } from './passkeys.ts';
 import { parsePayload, payloadProblem } from './payload.ts';
 
 export interface ServiceConfig {
@@ -23,6 +24,8 @@ export interface ServiceConfig {
   readonly issuanceLeaseMs?: number;
   /** How long a check waits for the sequencer to put an approval in the audit log before saying "check again" (default 10 s). */
   readonly auditWaitMs?: number;
+  /** Which decisions must be signed with a passkey besides what policies say (ACKD_PASSKEY_REQUIRED; default none). */
+  readonly passkeyRequired?: PasskeyRule;
 }
 
 export interface ServiceDeps {
@@ -64,6 +67,8 @@ export interface ServiceDeps {
   readonly permissionRules?: (input: NewRequest) => void;
   /** Called after a request is revoked (by its agent, an approver or an operator), e.g. to deny its AWS sessions; errors are logged, never thrown. */
   readonly onRevoked?: (r: AuthorizationRecord) => Promise<void>;
+  /** Approvers' passkeys: verifies the assertion a decision carries. Without it, a decision that needs one is refused. */
+  readonly passkeys?: PasskeyService;
 }
 
 /** What check_authorization returns: the status, and the digest of the payload it is about. */
@@ -140,7 +145,7 @@ export class AuthorizationService {
       await slot.value?.release();
       throw quorum.reason;
     }
-    const record = newRecord(input, requestId, this.config.trustDomain, now, quorum.value);
+    const record = newRecord(input, requestId, this.config.trustDomain, now, withPasskeyRule(quorum.value, this.config.passkeyRequired ?? 'none', Boolean(input.payload)));
     const retentionUntil = Math.floor(now.getTime() / 1000) + this.config.retentionDays * 86_400;
     await this.deps.store.create(record, retentionUntil, auditEvent('requested', { type: 'agent', id: input.agent_id }, now));
     this.deps.logger.info('authorization requested', { request_id: requestId, agent_id: input.agent_id });
@@ -556,6 +561,7 @@ export class AuthorizationService {
     if (!approverIdentity.trim()) throw new AckdError('ERR_INVALID_INPUT', 'approver: must not be empty', { field: 'approver' });
     const actor = deciderActor(approverIdentity);
     const verb = decision === 'approved' ? 'approval' : 'denial';
+    let signed: VotePasskey | undefined;
     for (let attempt = 0; ; attempt++) {
       const now = this.deps.clock.now();
       const current = await this.deps.store.get(requestId);
@@ -570,15 +576,18 @@ export class AuthorizationService {
           await this.recordRefusal(requestId, actor, `${verb} refused: ERR_FORBIDDEN: ${e.reason}`);
           throw new AckdError('ERR_FORBIDDEN', e.reason);
         }
+        // Passkey: checked once (its nonce is single-use), before the vote is written.
+        if (attempt === 0) signed = await this.passkeyVote(current, decision, approverIdentity, opts.evidence, actor, verb);
       }
-      const outcome = outcomeOf(quorum, [...votes, cast]);
+      const vote: CastVote = signed ? { ...cast, passkey: signed } : cast;
+      const outcome = outcomeOf(quorum, [...votes, vote]);
       const row = outcome === 'approved' ? 'approve' : outcome === 'denied' ? 'deny' : 'vote';
       const params = {
         now: now.toISOString(),
         approver: approverIdentity,
         email: approverEmail,
         svidExpiresAt: row === 'approve' ? addMinutes(now.toISOString(), current.ttl_minutes) : null,
-        vote: { ...cast },
+        vote: { ...vote },
         seen: votes.length,
       };
       let r: AuthorizationRecord;
@@ -599,6 +608,36 @@ export class AuthorizationService {
       this.recorded();
       (this.deps.waiting ?? this.ownWaiting)?.wake(requestId);
       return r;
+    }
+  }
+
+  /** Why a decision on `r` must be signed with a passkey (the consent page asks for one), or null. */
+  passkeyRequirement(r: AuthorizationRecord): string | null {
+    return passkeyRequirement(this.config.passkeyRequired ?? 'none', r);
+  }
+
+  /**
+   * Passkeys (issue 13, item 3). A decision that must be signed (passkeyRequirement: the request's
+   * policy, or ACKD_PASSKEY_REQUIRED) and carries no assertion is refused with ERR_PASSKEY_REQUIRED
+   * (a CLI operator's decision cannot carry one: it is refused where one is required); an
+   * assertion it carries, required or not, must verify (PasskeyService.verifyDecision) or the
+   * decision is refused with ERR_PASSKEY_INVALID. Refusals are recorded. Returns what the vote
+   * records (undefined without an assertion).
+   */
+  private async passkeyVote(r: AuthorizationRecord, decision: 'approved' | 'denied', approverIdentity: string, evidence: DecisionEvidence | undefined, actor: Actor, verb: string): Promise<VotePasskey | undefined> {
+    const assertion = evidence?.passkey ?? null;
+    try {
+      if (!assertion) {
+        const required = this.passkeyRequirement(r);
+        if (required === null) return undefined;
+        const how = approverIdentity.startsWith('operator:') ? 'a CLI decision cannot carry a passkey: decide in the consent UI' : 'sign the decision with your passkey in the consent UI (add one under Passkeys on its requests page first if you have none)';
+        throw new AckdError('ERR_PASSKEY_REQUIRED', `${required}; ${how}`);
+      }
+      if (!this.deps.passkeys) throw new AckdError('ERR_PASSKEY_INVALID', 'this deployment has no passkey verifier, so the assertion cannot be checked');
+      return await this.deps.passkeys.verifyDecision({ approver: approverIdentity, record: r, decision, viewSha256: evidence?.view_sha256 ?? null, assertion });
+    } catch (e) {
+      if (isAckdError(e, 'ERR_PASSKEY_REQUIRED') || isAckdError(e, 'ERR_PASSKEY_INVALID')) await this.recordRefusal(r.request_id, actor, `${verb} refused: ${e.code}: ${e.message}`);
+      throw e;
     }
   }
 

@@ -14,7 +14,7 @@ const config = loadConfig();
 const logger = powertoolsLogger('consent-api', { level: config.logLevel });
 const cognito = loadCognitoConfig(process.env, config.local);
 const deps = buildDeps(config, { minter: noMinter, logger, instrument: traced });
-const api = consentApi({ service: deps.service, verifier: verifierFromConfig(cognito, deps.clock), logger: deps.logger, clock: deps.clock, allowedOrigins: cognito.allowedOrigins });
+const api = consentApi({ service: deps.service, verifier: verifierFromConfig(cognito, deps.clock), logger: deps.logger, clock: deps.clock, allowedOrigins: cognito.allowedOrigins, passkeys: deps.passkeys });
 
 // CloudFront forwards /api/* with the path intact.
 export const handler = observed(logger, handle(new Hono().route('/api', api)));

@@ -29,6 +29,7 @@ import { healthReport, type IssuerHealth } from '../issuer.ts';
 import { makeOwnerOnly, usePrivateUmask, type TightenResult } from './private-files.ts';
 import { startLocalAws, type AwsDemo } from './moto.ts';
 import type { AwsBrokerConfig } from '../adapters/aws/config.ts';
+import type { PasskeyRule } from '../core/passkeys.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -75,6 +76,8 @@ export interface LocalStackOptions {
    * their own moto). Default: none.
    */
   readonly aws?: 'emulator' | AwsBrokerConfig;
+  /** Which decisions must be signed with a passkey (default: the ACKD_PASSKEY_REQUIRED variable, else none). */
+  readonly passkeyRequired?: PasskeyRule;
 }
 
 export interface LocalIssuer {
@@ -200,6 +203,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const appPort = await listen(http, opts.ports?.app ?? 0);
     stops.push(() => close(http));
     const appUrl = `http://127.0.0.1:${appPort}`;
+    // The consent UI under a host name: WebAuthn refuses an IP address as RP ID, and browsers treat
+    // http://localhost as a secure context, so passkeys work there (the server still listens on 127.0.0.1 only).
+    const consentUrl = `http://localhost:${appPort}`;
 
     // Audit checkpoints are signed with a key kept beside the data (on AWS: a KMS key).
     const auditKeyPath = join(opts.dir, 'audit-signing-key.pem');
@@ -210,8 +216,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ACKD_TRUST_DOMAIN: trustDomain,
       ACKD_TABLE_NAME: tableName,
       ACKD_DYNAMODB_ENDPOINT: dynamodbEndpoint,
-      ACKD_CONSENT_URL: appUrl,
+      ACKD_CONSENT_URL: consentUrl,
       ACKD_LOG_LEVEL: process.env.ACKD_LOG_LEVEL,
+      ACKD_PASSKEY_REQUIRED: opts.passkeyRequired ?? process.env.ACKD_PASSKEY_REQUIRED,
       ...Object.fromEntries(Object.values(LIMIT_ENV).map((name) => [name, process.env[name]])),
     });
     const notifier = new SesNotifier({
@@ -257,19 +264,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       deps,
       agentId,
       agentApiKey: agentApiKey!,
-      consentUiUrl: `${appUrl}/`,
+      consentUiUrl: `${consentUrl}/`,
       mailUrl: ses.url,
       cognito,
       approverUsername: cognito?.approverUsername,
       approverPassword: cognito?.approverPassword,
       ...(localAws ? { awsDemo: localAws.demo } : {}),
     };
-    if (cognito) await cognito.setCallbackUrls([`${appUrl}/`]);
+    if (cognito) await cognito.setCallbackUrls([`${consentUrl}/`]);
     const app = createApp({ ...deps, health: () => healthReport(issuer.health?.()) }, (a) => {
       if (cognito && uiDist) {
         const verifier = new CognitoVerifier({ issuer: cognito.issuer, jwksUrl: cognito.jwksUrl, clientId: cognito.clientId, clock: deps.clock });
-        a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock, audit: deps.audit }));
-        a.route('/', consentUiRoutes(uiDist, { cognitoDomain: cognito.authorizeBase, clientId: cognito.clientId, redirectUri: `${appUrl}/`, apiBase: '/api' }));
+        a.route('/api', consentApi({ service: deps.service, verifier, logger: deps.logger, clock: deps.clock, audit: deps.audit, passkeys: deps.passkeys }));
+        a.route('/', consentUiRoutes(uiDist, { cognitoDomain: cognito.authorizeBase, clientId: cognito.clientId, redirectUri: `${consentUrl}/`, apiBase: '/api' }));
       }
     });
     routed.listener = getRequestListener(app.fetch);

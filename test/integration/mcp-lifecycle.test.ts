@@ -47,7 +47,7 @@ describe('lifecycle', () => {
   it('request → pending → approve → SVID (once) → revoke → revoked', async () => {
     const { request_id, consent_url } = await request();
     expect(request_id).toMatch(/^req_[0-9a-z]{26}$/);
-    expect(consent_url).toBe(`${stack.appUrl}/?request_id=${request_id}`);
+    expect(consent_url).toBe(`${stack.consentUiUrl}?request_id=${request_id}`);
     const result = await mcp.callTool({ name: 'check_authorization', arguments: { request_id } });
     expect(result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });

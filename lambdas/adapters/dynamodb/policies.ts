@@ -158,6 +158,7 @@ function toPolicy(item: Record<string, unknown>): Policy {
       route: item.route ?? null,
       escalate_to: item.escalate_to ?? null,
       escalate_after: item.escalate_after,
+      passkey: item.passkey ?? null,
     });
     if (item.pk !== POLICY_PK + policyKey(input.agent, input.permission)) throw new Error('its key does not match its agent and permission');
     if (typeof item.updated_at !== 'string' || typeof item.updated_by !== 'string') throw new Error('updated_at and updated_by must be strings');

@@ -16,6 +16,14 @@ import { quorumProblem, type CastVote } from '../quorum.ts';
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
 const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, 'must be an ISO-8601 UTC time');
 const isoOrNull = iso.nullable();
+const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url');
+/** The passkey assertion a vote carries (core/passkeys.ts VotePasskey). */
+const votePasskeySchema = z
+  .object({
+    assertion: z.object({ credential_id: b64url, authenticator_data: b64url, client_data_json: b64url, signature: b64url, user_handle: b64url.nullable(), nonce: b64url }).strict(),
+    view_sha256: hex64.nullable(),
+  })
+  .strict();
 
 const eventSchema = z
   .object({
@@ -51,6 +59,7 @@ const eventSchema = z
         operator_decisions: z.boolean(),
         routes: z.array(z.string()),
         escalation: z.object({ routes: z.array(z.string()), after_percent: z.number().int() }).strict().nullable(),
+        passkey: z.literal('required').optional(),
         owner: z.string().nullable(),
         policies: z.array(z.string()),
       })
@@ -58,7 +67,7 @@ const eventSchema = z
       .nullable()
       .optional(),
     votes: z
-      .array(z.object({ voter: z.string().min(1), email: z.string().nullable(), vote: z.enum(['approve', 'deny']), at: iso, groups: z.array(z.string()) }).strict())
+      .array(z.object({ voter: z.string().min(1), email: z.string().nullable(), vote: z.enum(['approve', 'deny']), at: iso, groups: z.array(z.string()), passkey: votePasskeySchema.optional() }).strict())
       .optional(),
     // Requests made since payloads record the digest of their payload (null without one); older events do not have it.
     payload_sha256: hex64.nullable().optional(),

@@ -1,0 +1,183 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AckdError } from '../../core/errors.ts';
+import type { DecisionVerdict, IssuedNonce, NonceStore, PasskeyStore, StoredPasskey } from '../../core/passkeys.ts';
+import { applied, documentClient, isConditionFailure, send } from './send.ts';
+
+/** Key prefix of an approver's passkeys: `passkeys#<Cognito sub>`; nothing else in the table starts with it. */
+export const PASSKEYS_PK = 'passkeys#';
+/** Key prefix of passkey nonces: `pknonce#<nonce>`. */
+export const NONCE_PK = 'pknonce#';
+
+type StoredCred = { public_key: string; counter: number; transports: string[]; created_at: string; label: string };
+
+/**
+ * An approver's passkeys in the request table: one item per approver (`kind: 'passkeys'`) with a
+ * map `creds` from credential id to the credential, so listing is one read. Every change is one
+ * conditional update of that map (adding also makes sure the map exists first, idempotently).
+ * A credential is looked up only in its approver's own item: the same credential id under
+ * another approver's item is another (that approver's) key and never vouches for this one.
+ */
+export class DynamoPasskeyStore implements PasskeyStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = documentClient(client);
+  }
+
+  private key(approver: string) {
+    return { pk: PASSKEYS_PK + approver };
+  }
+
+  private async creds(approver: string): Promise<Record<string, StoredCred>> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: this.key(approver), ConsistentRead: true })));
+    return (out.Item?.creds as Record<string, StoredCred> | undefined) ?? {};
+  }
+
+  async list(approver: string): Promise<StoredPasskey[]> {
+    const creds = await this.creds(approver);
+    return Object.entries(creds)
+      .map(([id, c]) => toPasskey(approver, id, c))
+      .sort((a, b) => a.created_at.localeCompare(b.created_at));
+  }
+
+  async get(approver: string, credentialId: string): Promise<StoredPasskey | undefined> {
+    const c = (await this.creds(approver))[credentialId];
+    return c ? toPasskey(approver, credentialId, c) : undefined;
+  }
+
+  async put(p: StoredPasskey, max: number): Promise<void> {
+    await send(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(p.approver),
+          UpdateExpression: 'SET creds = if_not_exists(creds, :empty), kind = :kind',
+          ExpressionAttributeValues: { ':empty': {}, ':kind': 'passkeys' },
+        }),
+      ),
+    );
+    const cred: StoredCred = { public_key: p.public_key, counter: p.counter, transports: [...p.transports], created_at: p.created_at, label: p.label };
+    const ok = await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(p.approver),
+          UpdateExpression: 'SET creds.#id = :cred',
+          ConditionExpression: 'attribute_not_exists(creds.#id) AND size(creds) < :max',
+          ExpressionAttributeNames: { '#id': p.credential_id },
+          ExpressionAttributeValues: { ':cred': cred, ':max': max },
+        }),
+      ),
+    );
+    if (!ok) {
+      const existing = await this.creds(p.approver);
+      throw new AckdError('ERR_CONFLICT', existing[p.credential_id] ? 'this passkey is already registered' : `you already have ${max} passkeys, the most allowed; delete one first`);
+    }
+  }
+
+  delete(approver: string, credentialId: string): Promise<boolean> {
+    return applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(approver),
+          UpdateExpression: 'REMOVE creds.#id',
+          ConditionExpression: 'attribute_exists(creds.#id)',
+          ExpressionAttributeNames: { '#id': credentialId },
+        }),
+      ),
+    );
+  }
+
+  updateCounter(approver: string, credentialId: string, from: number, to: number): Promise<boolean> {
+    return applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(approver),
+          UpdateExpression: 'SET creds.#id.#counter = :to',
+          ConditionExpression: 'creds.#id.#counter = :from',
+          ExpressionAttributeNames: { '#id': credentialId, '#counter': 'counter' },
+          ExpressionAttributeValues: { ':from': from, ':to': to },
+        }),
+      ),
+    );
+  }
+}
+
+function toPasskey(approver: string, id: string, c: StoredCred): StoredPasskey {
+  return { credential_id: id, approver, public_key: c.public_key, counter: Number(c.counter), transports: [...(c.transports ?? [])], created_at: c.created_at, label: c.label };
+}
+
+/**
+ * Passkey nonces in the request table: `pknonce#<nonce>` written once (conditional put), taken by
+ * one conditional delete that requires it present and unexpired (`until_ms`): of concurrent
+ * consumes exactly one gets it. `retain_until` lets DynamoDB's TTL remove unused ones.
+ */
+export class DynamoNonceStore implements NonceStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = documentClient(client);
+  }
+
+  async issue(n: IssuedNonce): Promise<void> {
+    const until = Date.parse(n.expires_at);
+    const ok = await applied(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: NONCE_PK + n.nonce,
+            kind: 'passkey-nonce',
+            approver: n.approver,
+            purpose: n.purpose,
+            request_id: n.request_id,
+            decision: n.decision,
+            expires_at: n.expires_at,
+            until_ms: until,
+            retain_until: Math.ceil(until / 1000) + 3600,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+    if (!ok) throw new AckdError('ERR_CONFLICT', 'nonce already issued');
+  }
+
+  async consume(nonce: string, now: Date): Promise<IssuedNonce | undefined> {
+    try {
+      const out = await send(() =>
+        this.doc.send(
+          new DeleteCommand({
+            TableName: this.tableName,
+            Key: { pk: NONCE_PK + nonce },
+            ConditionExpression: 'attribute_exists(pk) AND until_ms > :now',
+            ExpressionAttributeValues: { ':now': now.getTime() },
+            ReturnValues: 'ALL_OLD',
+          }),
+        ),
+      );
+      const a = out.Attributes;
+      if (!a) return undefined;
+      return {
+        nonce,
+        approver: String(a.approver),
+        purpose: a.purpose === 'register' ? 'register' : 'decide',
+        request_id: typeof a.request_id === 'string' ? a.request_id : null,
+        decision: a.decision === 'approved' || a.decision === 'denied' ? (a.decision as DecisionVerdict) : null,
+        expires_at: String(a.expires_at),
+      };
+    } catch (e) {
+      if (isConditionFailure(e)) return undefined;
+      throw e;
+    }
+  }
+}
