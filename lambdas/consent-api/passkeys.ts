@@ -2,8 +2,7 @@ import { parseViewSha256 } from './decision.ts';
 import type { Context, Hono } from 'hono';
 import { AckdError } from '../core/errors.ts';
 import { parseRequestId } from '../core/ids.ts';
-import { parsePasskeyAssertion, type PasskeyService, type StoredPasskey } from '../core/passkeys.ts';
-import type { DecisionEvidence } from '../core/evidence.ts';
+import type { PasskeyService, StoredPasskey } from '../core/passkeys.ts';
 import type { AuthorizationService } from '../core/service.ts';
 import type { Approver } from '../adapters/cognito/verifier.ts';
 
@@ -11,7 +10,6 @@ type Env = { Variables: { approver: Approver } };
 
 /** A registration response (attestation) is larger than a decision. */
 const MAX_BODY = 16 * 1024;
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
  * The consent API's passkey routes (mounted by consentApi, after its authentication: every route

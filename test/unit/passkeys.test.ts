@@ -20,7 +20,8 @@ import { SoftPasskey } from '../helpers/soft-passkey.ts';
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const agent = parseAgentId('deploy-bot');
 const ORIGIN = 'https://consent.test';
-const VIEW = 'a'.repeat(64);
+/** These decisions carry no view hash (as the CLI's): the view binding has its own tests (decide-view, consent-view); here the challenge covers an empty view. */
+const VIEW: string | null = null;
 
 async function setup(rule: PasskeyRule = 'all') {
   const clock = new ManualClock('2026-11-30T10:00:00.000Z');
@@ -66,12 +67,12 @@ describe('decisionChallenge', () => {
     expect(Buffer.from(decisionChallenge('bm9uY2U', 'req_1', 'approved', null, 'b'.repeat(64)))).toEqual(want);
     expect(decisionChallengeB64('bm9uY2U', 'req_1', 'approved', null, 'b'.repeat(64))).toBe(want.toString('base64url'));
     // Every field moves it.
-    const base = decisionChallengeB64('n', 'req_1', 'approved', 'c'.repeat(64), VIEW);
+    const base = decisionChallengeB64('n', 'req_1', 'approved', 'c'.repeat(64), 'a'.repeat(64));
     for (const other of [
-      decisionChallengeB64('m', 'req_1', 'approved', 'c'.repeat(64), VIEW),
-      decisionChallengeB64('n', 'req_2', 'approved', 'c'.repeat(64), VIEW),
-      decisionChallengeB64('n', 'req_1', 'denied', 'c'.repeat(64), VIEW),
-      decisionChallengeB64('n', 'req_1', 'approved', 'd'.repeat(64), VIEW),
+      decisionChallengeB64('m', 'req_1', 'approved', 'c'.repeat(64), 'a'.repeat(64)),
+      decisionChallengeB64('n', 'req_2', 'approved', 'c'.repeat(64), 'a'.repeat(64)),
+      decisionChallengeB64('n', 'req_1', 'denied', 'c'.repeat(64), 'a'.repeat(64)),
+      decisionChallengeB64('n', 'req_1', 'approved', 'd'.repeat(64), 'a'.repeat(64)),
       decisionChallengeB64('n', 'req_1', 'approved', 'c'.repeat(64), null),
     ])
       expect(other).not.toBe(base);
