@@ -24,6 +24,9 @@ import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
+import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
+import type { DecisionSigner } from './core/evidence.ts';
+import type { ReceiptSigner } from './core/receipt.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -53,6 +56,10 @@ export interface Deps {
   readonly waiting: Waiting;
   /** The AWS credential broker, when roles are configured (ACKD_AWS_ROLES). */
   readonly awsBroker?: AwsCredentialBroker;
+  /** Signs approval receipts (ACKD_RECEIPT_KEY); its public key is served as a JWKS. */
+  readonly receipts: ReceiptSigner;
+  /** The PEM public key decisions are verified with (ACKD_DECISION_PUBLIC_KEY, else ACKD_DECISION_KEY's); served for auditors. */
+  readonly decisionPublicKeyPem: () => Promise<string>;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -84,6 +91,9 @@ export function buildDeps(
     waiting?: WaitingOptions;
     /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
     aws?: AwsBrokerConfig;
+    /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
+    decisionSigner?: DecisionSigner;
+    receipts?: ReceiptSigner;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -110,6 +120,10 @@ export function buildDeps(
     ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
   };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
+  // Signed decisions and receipts (issue 13): keys not configured here refuse when used (fail closed).
+  const decisionSigner = opts.decisionSigner ?? decisionSignerFrom(config);
+  const decisionPublicKeyPem = opts.decisionSigner && !config.decisionPublicKey ? () => decisionSigner.publicKeyPem() : decisionPublicKeyFrom(config);
+  const receipts = opts.receipts ?? receiptSignerFrom(config);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays },
     {
@@ -123,6 +137,8 @@ export function buildDeps(
       waiting,
       auditNudge: () => nudge(),
       notifyAfterSequencing: true,
+      decisions: { signer: decisionSigner, publicKeyPem: decisionPublicKeyPem },
+      receipts,
       ...aws,
       ...(opts.notifier ? { notifier: opts.notifier } : {}),
       ...(opts.routes ? { routes: opts.routes } : {}),
@@ -158,6 +174,8 @@ export function buildDeps(
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,
     ...(awsBroker ? { awsBroker } : {}),
+    receipts,
+    decisionPublicKeyPem,
   };
 }
 

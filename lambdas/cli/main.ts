@@ -15,6 +15,7 @@ import { registerSvidCommands } from './svid.ts';
 import { registerApproverCommands } from './approvers.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerAwsCommands } from './aws.ts';
+import { registerReceiptCommands } from './receipt.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
@@ -108,6 +109,7 @@ export function buildProgram(): Command {
   registerApproverCommands(program);
   registerPolicyCommands(program);
   registerAwsCommands(program);
+  registerReceiptCommands(program);
   return program;
 }
 

@@ -4,6 +4,7 @@ import { newEventId } from '../ids.ts';
 import type { AuthorizationRecord } from '../request.ts';
 import { quorumProblem, type CastVote, type Quorum } from '../quorum.ts';
 import type { Policy } from '../policy.ts';
+import type { SignedDecision } from '../evidence.ts';
 
 // RFC 8785 (JCS) by its author's package. It is CommonJS with an ESM-style type declaration;
 // take the function whichever way the loader hands it over.
@@ -44,10 +45,15 @@ export const AUDIT_FIELDS = [
 export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[number]> & {
   readonly quorum?: Quorum | null;
   readonly votes?: readonly CastVote[];
+  /** The decision service's signed decision, from the deciding event on (absent before it, and on events of older requests). */
+  readonly decision_signature?: SignedDecision | null;
 };
 
 /** The quorum fields of a snapshot, after the 13. */
 export const QUORUM_FIELDS = ['quorum', 'votes'] as const;
+
+/** The evidence fields of a snapshot, after the quorum fields: what binds a decision to the decision service. */
+export const EVIDENCE_FIELDS = ['decision_signature'] as const;
 
 /** Every kind of event: the state changes of a request, and refused attempts to change it. */
 export const EVENT_TYPES = [
@@ -131,6 +137,7 @@ export const EVENT_COLUMNS = [
   'reason',
   ...AUDIT_FIELDS,
   ...QUORUM_FIELDS,
+  ...EVIDENCE_FIELDS,
   'policy',
   'previous',
   'owner',
@@ -202,6 +209,7 @@ export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
     revoked_at: r.revoked_at,
     ...(r.quorum === undefined ? {} : { quorum: r.quorum }),
     ...(r.votes === undefined ? {} : { votes: r.votes.map((v) => ({ ...v, groups: [...v.groups] })) }),
+    ...(r.decision_signature === undefined ? {} : { decision_signature: r.decision_signature }),
   };
 }
 
@@ -319,6 +327,8 @@ const APPROVAL_FIELDS = [
   'svid_expires_at',
   'quorum',
   'votes',
+  // the decision service's signature: the approval in the chain carries the very one on the item
+  'decision_signature',
 ] as const satisfies readonly (keyof AuditSnapshot)[];
 
 /**

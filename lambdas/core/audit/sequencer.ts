@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RequestId } from '../ids.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { applyUpdates, DECISION_EVENTS, TRANSITIONS, VOTE_EVENTS, type Params, type TransitionName } from '../lifecycle.ts';
-import { AUDIT_FIELDS, chainAdminEvent, chainEvent, eventHash, isAdminEvent, QUORUM_FIELDS, snapshotOf, type AdminChange, type AdminEventType, type AuditSnapshot, type ChainEvent, type PendingEvent } from './event.ts';
+import { AUDIT_FIELDS, chainAdminEvent, chainEvent, eventHash, EVIDENCE_FIELDS, isAdminEvent, QUORUM_FIELDS, snapshotOf, type AdminChange, type AdminEventType, type AuditSnapshot, type ChainEvent, type PendingEvent } from './event.ts';
 import { appendLeaves, EMPTY_ROOT, leafHash, rootOf, type TreeNode } from './merkle.ts';
 
 /**
@@ -27,7 +27,7 @@ import { appendLeaves, EMPTY_ROOT, leafHash, rootOf, type TreeNode } from './mer
  *   stops between the two is finished by the next one, and no event is sequenced twice.
  */
 
-const SNAPSHOT_FIELDS: ReadonlySet<string> = new Set([...AUDIT_FIELDS, ...QUORUM_FIELDS]);
+const SNAPSHOT_FIELDS: ReadonlySet<string> = new Set([...AUDIT_FIELDS, ...QUORUM_FIELDS, ...EVIDENCE_FIELDS]);
 
 /** One event waiting to be sequenced, as its change wrote it. */
 export interface OutboxEntry {
