@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { base64url, calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import { derToJose } from 'ecdsa-sig-formatter';
@@ -62,6 +62,8 @@ export class KmsReceiptSigner implements ReceiptSigner {
   constructor(
     private readonly client: KMSClient,
     private readonly keyId: string,
+    /** DIGEST (default; what the key policy allows); RAW only where an emulator lacks DIGEST (moto signs every message as RAW). */
+    private readonly messageType: 'RAW' | 'DIGEST' = 'DIGEST',
   ) {}
 
   static forKey(keyId: string, region: string): KmsReceiptSigner {
@@ -90,8 +92,9 @@ export class KmsReceiptSigner implements ReceiptSigner {
     const input = `${encode(receiptHeader(kid))}.${encode(claims)}`;
     let der: Uint8Array;
     try {
-      const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(input));
-      const out = await this.client.send(new SignCommand({ KeyId: this.keyId, Message: new Uint8Array(digest), MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }));
+      const bytes = new TextEncoder().encode(input);
+      const message = this.messageType === 'DIGEST' ? createHash('sha256').update(bytes).digest() : bytes;
+      const out = await this.client.send(new SignCommand({ KeyId: this.keyId, Message: message, MessageType: this.messageType, SigningAlgorithm: 'ECDSA_SHA_256' }));
       if (!out.Signature) throw new Error('KMS returned no signature');
       der = out.Signature;
     } catch (e) {
