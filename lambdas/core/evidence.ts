@@ -144,11 +144,11 @@ export function decisionSignatureProblem(sd: SignedDecision, key: KeyObject, key
   if (sd.alg !== DECISION_ALG) return `its decision signature uses algorithm ${String(sd.alg)}, expected ${DECISION_ALG}`;
   if (sd.key_id !== keyId) return `its decision was signed by key ${String(sd.key_id).slice(0, 16)}…, not by the decision key (${keyId.slice(0, 16)}…)`;
   if (sd.statement.v !== 1 || sd.statement.purpose !== 'ackd-decision') return 'its signed statement is not an ackd decision (v 1, purpose ackd-decision)';
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify('sha256', decisionPayload(sd.statement), { key, dsaEncoding: 'der' }, Buffer.from(sd.signature, 'base64'));
   } catch {
-    ok = false;
+    ok = false; // (not a DER signature at all)
   }
   return ok ? null : 'its decision signature does not verify (forged or altered)';
 }
@@ -179,7 +179,6 @@ export function statementMismatch(s: DecisionStatement, subject: DecisionSubject
   };
   if (subject.spiffe_id !== undefined) want.spiffe_id = subject.spiffe_id;
   if (subject.payload_sha256 !== undefined) want.payload_sha256 = subject.payload_sha256;
-  if (subject.payload !== undefined && subject.payload !== null) want.payload_sha256 = payloadSha256(subject.payload);
   // The view the approver signed off must still be what the request shows (nothing it showed changed since).
   if (s.view_sha256 !== null && subject.ttl_minutes !== undefined && subject.expires_at !== undefined && subject.action !== undefined && subject.justification !== undefined) {
     want.view_sha256 = viewSha256(approvalView({ ...subject, action: subject.action, justification: subject.justification, ttl_minutes: subject.ttl_minutes, expires_at: subject.expires_at }));
@@ -187,7 +186,10 @@ export function statementMismatch(s: DecisionStatement, subject: DecisionSubject
   // A passkey assertion kept on the deciding vote must be the one the statement names.
   const passkey = (subject.votes?.at(-1) as { passkey?: PasskeyAssertion | null } | undefined)?.passkey;
   if (passkey) want.passkey_assertion_sha256 = assertionSha256(passkey);
-  return (Object.keys(want) as (keyof DecisionStatement)[]).filter((k) => canonicalJson(s[k] ?? null) !== canonicalJson(want[k] ?? null));
+  const differ = (Object.keys(want) as (keyof DecisionStatement)[]).filter((k) => canonicalJson(s[k] ?? null) !== canonicalJson(want[k] ?? null));
+  // The payload itself must still hash to the digest signed (as well as the record's digest field).
+  if (subject.payload !== undefined && subject.payload !== null && payloadSha256(subject.payload) !== s.payload_sha256 && !differ.includes('payload_sha256')) differ.push('payload_sha256');
+  return differ;
 }
 
 /**
