@@ -1,7 +1,3 @@
-// First: core/policy.ts → mcp/schemas.ts → core/request.ts → core/payload.ts → core/audit/event.ts →
-// core/quorum.ts → core/policy.ts is an import cycle (since the payload contract); entered at
-// policy.ts, quorum.ts would read DEFAULT_POLICY before it exists. Entered at event.ts it resolves.
-import './core-first.ts';
 import { Command } from 'commander';
 import { INVISIBLE, visible } from '../core/visible.ts';
 import { createApiKey } from '../core/apikeys.ts';

@@ -1,5 +1,5 @@
 import { createHash, verify, type KeyObject } from 'node:crypto';
-import { canonicalJson, sha256Hex } from './audit/event.ts';
+import { canonicalJson, sha256Hex } from './jcs.ts';
 import { checkpointPublicKey, keyIdOf, type CheckpointSigner } from './audit/signing.ts';
 import { payloadSha256 } from './payload.ts';
 import type { CastVote } from './quorum.ts';

@@ -1,5 +1,5 @@
 import { AckdError } from './errors.ts';
-import { canonicalJson, sha256Hex } from './audit/event.ts';
+import { canonicalJson, sha256Hex } from './jcs.ts';
 
 /**
  * The exact parameters of an operation an agent asks to perform (commit, environment, amount,
@@ -76,4 +76,16 @@ export function payloadSha256(payload: Payload): string {
 /** A digest in groups of 4, for a person comparing it with what a pipeline printed. */
 export function groupedHex(hex: string): string {
   return hex.replace(/(.{4})(?=.)/g, '$1 ');
+}
+
+/**
+ * Why a stored request's payload and its digest disagree (a payload or digest written into the
+ * table afterwards), or null when they agree (or it has neither).
+ */
+export function payloadProblem(r: { readonly payload?: Payload | null; readonly payload_sha256?: string | null }): string | null {
+  const payload = r.payload ?? null;
+  const digest = r.payload_sha256 ?? null;
+  if (payload === null) return digest === null ? null : 'it records a payload digest but holds no payload';
+  if (digest === null) return 'it holds a payload but records no payload digest';
+  return payloadSha256(payload) === digest ? null : 'its payload does not match its payload_sha256 (the payload was changed after it was requested)';
 }

@@ -10,6 +10,7 @@ import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
 import { Waiting } from './waiting.ts';
+import { parsePayload, payloadProblem } from './payload.ts';
 import { decisionProblem, decisionStatement, signDecision, type DecisionEvidence, type DecisionSigner, type SignedDecision } from './evidence.ts';
 import { receiptClaims, type ReceiptSigner } from './receipt.ts';
 import { checkpointPublicKey } from './audit/signing.ts';
@@ -77,8 +78,14 @@ export interface ServiceDeps {
   readonly receipts?: ReceiptSigner;
 }
 
-/** What check_authorization returns. `svid` is present only in the response that picks the SVID up. */
-export type CheckResult =
+/** What check_authorization returns: the status, and the digest of the payload it is about. */
+export type CheckResult = CheckStatus & {
+  /** Lowercase hex SHA-256 of the request's payload (canonical JSON); null without one. */
+  readonly payload_sha256: string | null;
+};
+
+/** The status part of a check. `svid` is present only in the response that picks the SVID up. */
+export type CheckStatus =
   | { status: 'pending'; approvals: { have: number; need: number } }
   | {
       status: 'approved';
@@ -133,6 +140,7 @@ export class AuthorizationService {
 
   async requestAuthorization(input: NewRequest): Promise<{ request_id: RequestId; consent_url: string; record: AuthorizationRecord }> {
     this.deps.permissionRules?.(input);
+    if (input.payload !== undefined && input.payload !== null) parsePayload(input.payload);
     const now = this.deps.clock.now();
     const requestId = newRequestId(now.getTime());
     // The rule the request is decided under is read while the limits are taken (neither needs the
@@ -156,12 +164,21 @@ export class AuthorizationService {
     return { request_id: requestId, consent_url: consentUrl, record };
   }
 
-  /** The agent's request rate, then an open-request slot (each one write in the common case). */
+  /**
+   * The agent's request rate and an open-request slot, taken together (one write each in the
+   * common case, in parallel): a slot taken while the rate refuses is given back, so a refused
+   * request holds nothing; the rate counts the attempt either way.
+   */
   private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
     const limits = this.deps.limits;
     if (!limits) return undefined;
-    await limits.takeRequest(agentId);
-    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
+    const [rate, slot] = await Promise.allSettled([limits.takeRequest(agentId), limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store)]);
+    if (rate.status === 'rejected') {
+      if (slot.status === 'fulfilled') await slot.value.release();
+      throw rate.reason;
+    }
+    if (slot.status === 'rejected') throw slot.reason;
+    return slot.value;
   }
 
   /**
@@ -317,8 +334,11 @@ export class AuthorizationService {
    * failure marks nothing issued and throws, so a later check can retry).
    */
   async check(agentId: AgentId, requestId: RequestId, opts: CheckOptions = {}): Promise<CheckResult> {
-    let r = await this.getForAgent(agentId, requestId);
-    r = await this.expireIfDue(r);
+    const r = await this.expireIfDue(await this.getForAgent(agentId, requestId));
+    return { ...(await this.checkStatus(r, opts)), payload_sha256: r.payload_sha256 ?? null };
+  }
+
+  private async checkStatus(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckStatus> {
     const s = statusAt(r, this.deps.clock.now());
     switch (s.status) {
       case 'pending':
@@ -372,7 +392,7 @@ export class AuthorizationService {
     }
   }
 
-  private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckResult> {
+  private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckStatus> {
     // No SVID before the approval is in the audit log: the claim requires the sequencer to have
     // put it there, and waits for that (a short, bounded wait: the sequencer runs seconds behind).
     const claim = randomUUID();
@@ -422,7 +442,7 @@ export class AuthorizationService {
       const bySeq = new Map(events.map((e) => [e.seq, e]));
       const event = (seq: number | null) => (seq === null ? undefined : bySeq.get(seq));
       const [approval, requested, votes] = [event(decisionSeq), event(requestedSeq), voteSeqs.map(event)];
-      const problem = approvalProblem(claimed, approval, requested, votes);
+      const problem = approvalProblem(claimed, approval, requested, votes) ?? payloadProblem(claimed);
       if (problem) {
         this.deps.logger.error('refusing to issue an SVID: the request is not approved in the audit log', { request_id: r.request_id, problem });
         await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ${problem}`);

@@ -1,6 +1,5 @@
-import { canonicalJson, sha256Hex } from './audit/event.ts';
+import { canonicalJson, sha256Hex } from './jcs.ts';
 import type { Payload } from './payload.ts';
-import type { AuthorizationRecord } from './request.ts';
 
 /**
  * What an approver is shown and decides on: exactly these fields of the request. The consent page
@@ -21,7 +20,7 @@ export interface ApprovalView {
   readonly expires_at: string;
 }
 
-export function approvalView(r: Pick<AuthorizationRecord, 'request_id' | 'agent_id' | 'action' | 'permissions' | 'justification' | 'ttl_minutes' | 'expires_at' | 'payload'>): ApprovalView {
+export function approvalView(r: Omit<ApprovalView, 'payload'> & { readonly payload?: Payload | null }): ApprovalView {
   return {
     request_id: r.request_id,
     agent_id: r.agent_id,

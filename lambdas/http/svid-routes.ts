@@ -145,6 +145,7 @@ export function svidRoutes(deps: SvidRoutesDeps): Hono {
         expires_at: svidEnd(r),
         action: r.action,
         permissions: [...r.permissions],
+        payload_sha256: r.payload_sha256 ?? null,
         decision_at: r.decision_at,
       },
       200,

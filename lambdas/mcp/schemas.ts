@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { LIMITS } from '../core/request.ts';
+import { PAYLOAD_LIMITS } from '../core/payload.ts';
 
 /**
  * Input and output schemas of the three MCP tools: the one place where the rules for what an
@@ -104,11 +105,21 @@ export const requestAuthorizationInput = z.strictObject({
   ttl_minutes: integer(LIMITS.ttlMinutesMin, LIMITS.ttlMinutesMax).describe(
     'How long the request may wait for a human, and how long the SVID lives after approval (1-60).',
   ),
+  payload: z
+    .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+    .optional()
+    .describe(
+      `Optional: the exact parameters of the operation (commit, environment, amount, SQL …), a JSON object of at most ${PAYLOAD_LIMITS.maxBytes} bytes as RFC 8785 canonical JSON and ${PAYLOAD_LIMITS.maxDepth} levels deep. ` +
+        'The human sees every field; the approval, its receipt and its SVID are bound to its SHA-256 (payload_sha256).',
+    ),
 });
+
+const payloadSha256Output = z.string().nullable().describe('Lowercase hex SHA-256 of the payload as RFC 8785 canonical JSON; null when the request has no payload.');
 
 export const requestAuthorizationOutput = z.object({
   request_id: z.string(),
   consent_url: z.string(),
+  payload_sha256: payloadSha256Output,
 });
 
 export const checkAuthorizationInput = z.strictObject({
@@ -130,6 +141,7 @@ export const checkAuthorizationOutput = z.object({
     .optional()
     .describe('With the SVID only: the approval receipt, a compact JWS (ES256, typ ackd-receipt+jwt) binding the SVID to the request, its payload and the signed decision; verify with the JWKS at /.well-known/ackd-receipt-keys.json.'),
   revoked_at: z.string().optional(),
+  payload_sha256: payloadSha256Output,
   approvals: z
     .object({ have: z.number().int(), need: z.number().int() })
     .optional()

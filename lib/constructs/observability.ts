@@ -25,6 +25,8 @@ export interface WatchedFunctions {
   readonly consent: lambda.IFunction;
   readonly sweeper: lambda.IFunction;
   readonly auditExport: lambda.IFunction;
+  /** The daily audit archive (constructs/archive.ts). */
+  readonly archive: lambda.IFunction;
 }
 
 export interface ObservabilityProps {
@@ -56,9 +58,10 @@ const FUNCTION_LABELS: Record<keyof WatchedFunctions, string> = {
   consent: 'Consent API',
   sweeper: 'Sweeper',
   auditExport: 'Audit export',
+  archive: 'Audit archive',
 };
 /** Alarm id prefixes of the watched functions. */
-const FUNCTION_IDS: Record<keyof WatchedFunctions, string> = { mcp: 'Mcp', consent: 'Consent', sweeper: 'Sweeper', auditExport: 'AuditExport' };
+const FUNCTION_IDS: Record<keyof WatchedFunctions, string> = { mcp: 'Mcp', consent: 'Consent', sweeper: 'Sweeper', auditExport: 'AuditExport', archive: 'AuditArchive' };
 
 /**
  * What watches ackd on AWS (issue 15): an SNS topic for alarms (KMS-encrypted, TLS only, email
@@ -184,8 +187,9 @@ export class Observability extends Construct {
           'Read the function\'s log group for the ERROR lines and the X-Ray traces of the failed invocations.',
       });
       // The sweeper is throttled by design: its concurrency is 1 and its schedule and stream trigger
-      // both invoke it; both retry, and what matters (lag, dead letters) alarms above.
-      if (key === 'sweeper') continue;
+      // both invoke it; both retry, and what matters (lag, dead letters) alarms above. The archive
+      // runs once a day, asynchronously with retries: a run that fails for good alarms as a dead letter.
+      if (key === 'sweeper' || key === 'archive') continue;
       this.alarm(`${FUNCTION_IDS[key]}Throttles`, f.metricThrottles({ statistic: 'Sum', period: FIVE_MINUTES }), {
         threshold: 1,
         description:

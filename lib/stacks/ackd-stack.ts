@@ -159,7 +159,7 @@ export class AckdStack extends Stack {
     this.observability = new Observability(this, 'Observability', {
       stage: config.stage,
       alarmEmails: config.alarmEmails,
-      functions: { mcp: this.api.mcpFunction, consent: this.api.consentFunction, sweeper: this.api.sweeperFunction, auditExport: this.api.auditExportFunction },
+      functions: { mcp: this.api.mcpFunction, consent: this.api.consentFunction, sweeper: this.api.sweeperFunction, auditExport: this.api.auditExportFunction, archive: this.archive.fn },
       mcpLogGroup: this.api.mcpFunction.logGroup,
       tableName: this.data.table.tableName,
       sweeperDeadLetterQueue: this.api.sweeperDeadLetterQueue,

@@ -150,7 +150,7 @@ describe('consent in Chromium', () => {
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByRole('heading', { name: 'Denied', exact: true }).waitFor();
     await page.screenshot({ path: join(OUT, 'outcome-denied.png'), fullPage: true });
-    expect(await check(request_id)).toEqual({ status: 'denied' });
+    expect(await check(request_id)).toEqual({ status: 'denied', payload_sha256: null });
     await page.context().close();
   });
 
@@ -209,7 +209,7 @@ describe('consent in Chromium', () => {
     expect(await page.getByRole('button', { name: /Approve|Deny/ }).count()).toBe(0);
     expect(await field(page, 'status')).toBe('Expired');
     await page.screenshot({ path: join(OUT, 'expired.png'), fullPage: true });
-    expect(await check(request_id)).toEqual({ status: 'expired' });
+    expect(await check(request_id)).toEqual({ status: 'expired', payload_sha256: null });
 
     await page.goto(`${stack.consentUiUrl}?request_id=req_0000000000aaaaaaaaaaaaaaaa`);
     await page.getByRole('heading', { name: 'Unknown request' }).waitFor();

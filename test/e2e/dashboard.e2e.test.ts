@@ -282,7 +282,7 @@ describe('revoking from the review page', () => {
 
     // The agent is told; the chain's last event of the request is the revocation, by this approver, with the reason.
     const after = await check(request_id);
-    expect(after).toEqual({ status: 'revoked', revoked_at: expect.any(String) });
+    expect(after).toEqual({ status: 'revoked', revoked_at: expect.any(String), payload_sha256: null });
     const rec = await stack.deps.service.get(request_id as never);
     const last = (await eventsOf(request_id)).at(-1)!;
     expect(last).toMatchObject({ type: 'revoked', actor_type: 'approver', actor_id: rec.approver_identity, reason });

@@ -176,7 +176,7 @@ describe('quorum consent in Chromium', () => {
     expect(bNavigations()).toBe(0);
 
     // The agent sees pending with the progress.
-    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
+    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 }, payload_sha256: null });
 
     // The API: A's view says voted and not decidable; another vote by A (either way) is refused with 409.
     const viewA = await api(a1, request_id);
@@ -189,7 +189,7 @@ describe('quorum consent in Chromium', () => {
       expect(again.body.error?.code).toBe('ERR_ALREADY_VOTED');
     }
     // A's denial attempt changed nothing.
-    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
+    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 }, payload_sha256: null });
 
     // The hidden tab did not refresh (longer than the refresh interval), and still shows the buttons;
     // voting there again gets a clear message and the page as it is now.
@@ -203,7 +203,7 @@ describe('quorum consent in Chromium', () => {
     expect(await field(a2, 'approvals')).toBe('1 of 2 approvals');
     expect(a2Reads[0]).toBe(`POST /api/requests/${request_id}/approve`);
     await a2.screenshot({ path: join(OUT, 'quorum-already-voted.png'), fullPage: true });
-    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
+    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 }, payload_sha256: null });
 
     // B confirms: the request is approved.
     await b.getByRole('button', { name: 'Confirm' }).click();
@@ -253,7 +253,7 @@ describe('quorum consent in Chromium', () => {
       const refused = await api(a, request_id, 'approve');
       expect(refused.status).toBe(403);
       expect(refused.body.error).toMatchObject({ code: 'ERR_FORBIDDEN', message: SOD_REASON });
-      expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+      expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
 
       const aNavigations = navigations(a);
       const ctxB = await person('UTC');

@@ -82,6 +82,7 @@ const fnIds = () => ({
   consent: s.idOf(stack().api.consentFunction),
   sweeper: s.idOf(stack().api.sweeperFunction),
   auditExport: s.idOf(stack().api.auditExportFunction),
+  archive: s.idOf(stack().archive.fn),
 });
 const topicId = () => s.idOf(stack().observability.topic);
 const dlqId = () => s.idOf(stack().api.sweeperDeadLetterQueue);
@@ -134,6 +135,7 @@ describe('the alarms', () => {
         'ConsentErrors',
         'SweeperErrors',
         'AuditExportErrors',
+        'AuditArchiveErrors',
         'McpThrottles',
         'ConsentThrottles',
         'AuditExportThrottles',
@@ -187,13 +189,13 @@ describe('the alarms', () => {
   });
 
   it('Lambda: errors of every function, throttles of the three that serve agents and approvers (the sweeper is throttled by design)', () => {
-    const names = { mcp: 'Mcp', consent: 'Consent', sweeper: 'Sweeper', auditExport: 'AuditExport' } as const;
+    const names = { mcp: 'Mcp', consent: 'Consent', sweeper: 'Sweeper', auditExport: 'AuditExport', archive: 'AuditArchive' } as const;
     for (const [k, id] of Object.entries(fnIds()) as [keyof typeof names, string][]) {
       const errors = alarms()[`${names[k]}Errors`]!;
       expect(metricsOf(errors), k).toEqual([{ namespace: 'AWS/Lambda', name: 'Errors', dims: { FunctionName: ref(id) }, stat: 'Sum' }]);
       expect(errors).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Period: 300 });
       const throttles = alarms()[`${names[k]}Throttles`];
-      if (k === 'sweeper') {
+      if (k === 'sweeper' || k === 'archive') {
         expect(throttles).toBeUndefined();
         continue;
       }
@@ -253,8 +255,8 @@ describe('the dashboard', () => {
       ['Lambda throttles', 'Throttles'],
       ['Lambda duration p99', 'Duration'],
     ] as const) {
-      expect(graphed(title), title).toEqual(Array(4).fill(`AWS/Lambda/${metric}`));
-      expect((byTitle[title]!.metrics as unknown[][]).map((m) => (m.at(-1) as Json).label), title).toEqual(['MCP', 'Consent API', 'Sweeper', 'Audit export']);
+      expect(graphed(title), title).toEqual(Array(5).fill(`AWS/Lambda/${metric}`));
+      expect((byTitle[title]!.metrics as unknown[][]).map((m) => (m.at(-1) as Json).label), title).toEqual(['MCP', 'Consent API', 'Sweeper', 'Audit export', 'Audit archive']);
     }
     expect(graphed('DynamoDB throttles')).toHaveLength(8);
     expect(graphed('SPIRE tasks')).toEqual(['ECS/ContainerInsights/RunningTaskCount', 'ECS/ContainerInsights/DesiredTaskCount']);
@@ -268,7 +270,7 @@ describe('the dashboard', () => {
 
 describe('tracing', () => {
   it('X-Ray is active on every ackd function, and on the audit export\'s REST API stage (HTTP APIs have no X-Ray)', () => {
-    for (const [name, id] of Object.entries({ ...fnIds(), archive: s.idOf(stack().archive.fn) })) {
+    for (const [name, id] of Object.entries(fnIds())) {
       expect(((s.t.Resources as Json)[id] as Json).Properties.TracingConfig, name).toEqual({ Mode: 'Active' });
     }
     const [[, restStage]] = s.of('AWS::ApiGateway::Stage') as [[string, Json]];
@@ -345,8 +347,12 @@ describe('the audit sequencer trigger: table stream → sweeper', () => {
     expect(send.Resource).toEqual(getAtt(dlqId(), 'Arn'));
     for (const [name, id] of Object.entries(fnIds())) {
       if (name === 'sweeper') continue;
-      const actions = statementsOf(roleOf(id)).flatMap(({ st }) => asList(st.Action) as string[]);
-      expect(actions.filter((a) => /Stream|GetRecords|GetShardIterator|^sqs:/.test(a)), name).toEqual([]);
+      const statements = statementsOf(roleOf(id)).map(({ st }) => st);
+      const actions = statements.flatMap((st) => asList(st.Action) as string[]);
+      expect(actions.filter((a) => /Stream|GetRecords|GetShardIterator/.test(a)), name).toEqual([]);
+      // (the archive sends to its own dead-letter queue, never to the sweeper's)
+      const sqsTargets = statements.filter((st) => (asList(st.Action) as string[]).some((a) => a.startsWith('sqs:'))).map((st) => st.Resource);
+      expect(sqsTargets, name).toEqual(name === 'archive' ? [getAtt(s.idOf(stack().archive.deadLetterQueue), 'Arn')] : []);
     }
     const [, m] = s.of('AWS::Lambda::EventSourceMapping')[0]!;
     expect(asList(m.DependsOn)).toContain(list.policy);

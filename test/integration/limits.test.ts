@@ -143,9 +143,9 @@ describe('concurrent long-polls are bounded per agent', () => {
     const refused = errorText(await mcp.callTool({ name: 'check_authorization', arguments: { request_id, wait_seconds: 20 } }));
     expect(refused).toMatch(/^ERR_RATE_LIMITED: agent waiter already has 10 check_authorization calls waiting \(limit 10 concurrent waits\); retry after \S+Z \(in \d+ s\), or check without wait_seconds/);
     // A check without waiting is not limited.
-    expect(structured(await mcp.callTool({ name: 'check_authorization', arguments: { request_id } }))).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(structured(await mcp.callTool({ name: 'check_authorization', arguments: { request_id } }))).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     await stack.deps.service.decide(parseRequestId(request_id), 'denied', 'operator:alice');
-    for (const w of await Promise.all(waits)) expect(structured(w)).toEqual({ status: 'denied' });
+    for (const w of await Promise.all(waits)) expect(structured(w)).toEqual({ status: 'denied', payload_sha256: null });
     expect(await waitSlots(agentId)).toBe(0);
   });
 });

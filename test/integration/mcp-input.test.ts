@@ -61,7 +61,7 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
     ['check_authorization', 'no arguments at all', {}, 'request_id: is required and must be a request id returned by request_authorization (req_ followed by 26 characters 0-9 a-z)'],
     ['revoke_authorization', 'svid_id missing', { request_id: REQ }, 'svid_id: is required and must be the SVID serial number in lowercase hex, as returned by check_authorization'],
     // unknown arguments
-    ['request_authorization', 'an unknown argument', { ...base, approve: true }, 'approve: is not an argument of request_authorization; it takes only agent_id, action, permissions, justification, ttl_minutes'],
+    ['request_authorization', 'an unknown argument', { ...base, approve: true }, 'approve: is not an argument of request_authorization; it takes only agent_id, action, permissions, justification, ttl_minutes, payload'],
     ['check_authorization', 'a misspelt argument', { request_id: REQ, wait_second: 5 }, 'wait_second: is not an argument of check_authorization; it takes only request_id, wait_seconds'],
     ['revoke_authorization', 'three unknown arguments', { request_id: REQ, svid_id: 'ab', force: 1, all: 1, 'x y': 1 }, 'force: is not an argument of revoke_authorization (and 2 more unknown arguments); it takes only request_id, svid_id'],
     ['check_authorization', 'an odd unknown key', { request_id: REQ, 'a"b\n': 1 }, '["a\\"b\\n"]: is not an argument of check_authorization; it takes only request_id, wait_seconds'],
@@ -178,7 +178,7 @@ describe('JSON-RPC batches are bounded at the HTTP edge', () => {
     expect(res.status).toBe(200);
     const replies = (await res.json()) as { id: number; result: { isError?: boolean; structuredContent?: unknown } }[];
     expect(replies.map((r) => r.id).sort()).toEqual([1, 2]);
-    expect(replies.find((r) => r.id === 1)!.result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(replies.find((r) => r.id === 1)!.result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     expect(replies.find((r) => r.id === 2)!.result.isError).toBe(true);
   });
 });

@@ -49,8 +49,8 @@ describe('lifecycle', () => {
     expect(request_id).toMatch(/^req_[0-9a-z]{26}$/);
     expect(consent_url).toBe(`${stack.appUrl}/?request_id=${request_id}`);
     const result = await mcp.callTool({ name: 'check_authorization', arguments: { request_id } });
-    expect(result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
-    expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(result.structuredContent).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
+    expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
 
     await stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:alice');
     const approved = await check(request_id);
@@ -95,7 +95,7 @@ describe('lifecycle', () => {
     expect(revoked.revoked).toBe(true);
     const revokedAgain = structured<{ revoked_at: string }>(await mcp.callTool({ name: 'revoke_authorization', arguments: { request_id, svid_id: approved.svid_id } }));
     expect(revokedAgain.revoked_at).toBe(revoked.revoked_at);
-    expect(await check(request_id)).toEqual({ status: 'revoked', revoked_at: revoked.revoked_at });
+    expect(await check(request_id)).toEqual({ status: 'revoked', revoked_at: revoked.revoked_at, payload_sha256: null });
 
     // Every audit field is filled in.
     const record = await stack.deps.service.get(parseRequestId(request_id));
@@ -117,7 +117,7 @@ describe('lifecycle', () => {
   it('deny → denied, no SVID', async () => {
     const { request_id } = await request();
     await stack.deps.service.decide(parseRequestId(request_id), 'denied', 'operator:bob');
-    expect(await check(request_id)).toEqual({ status: 'denied' });
+    expect(await check(request_id)).toEqual({ status: 'denied', payload_sha256: null });
     const r = await stack.deps.service.get(parseRequestId(request_id));
     expect(r).toMatchObject({ decision: 'denied', approver_identity: 'operator:bob', svid_id: null, revoked: false });
     const text = errorText(await mcp.callTool({ name: 'revoke_authorization', arguments: { request_id, svid_id: 'abc' } }));
@@ -127,9 +127,9 @@ describe('lifecycle', () => {
   it('expires when the ttl passes with no decision; a late decision is refused', async () => {
     const { request_id } = await request({ ttl_minutes: 5 });
     stack.clock.advanceMinutes(4);
-    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await check(request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     stack.clock.advanceMinutes(1);
-    expect(await check(request_id)).toEqual({ status: 'expired' });
+    expect(await check(request_id)).toEqual({ status: 'expired', payload_sha256: null });
     const r = await stack.deps.service.get(parseRequestId(request_id));
     expect(r.decision).toBe('expired');
     expect(r.decision_at).toBe(r.expires_at);
@@ -160,7 +160,7 @@ describe('lifecycle', () => {
     const { request_id } = await request({ ttl_minutes: 2 });
     await stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:alice');
     stack.clock.advanceMinutes(3);
-    expect(await check(request_id)).toEqual({ status: 'expired' });
+    expect(await check(request_id)).toEqual({ status: 'expired', payload_sha256: null });
     expect((await stack.deps.store.get(parseRequestId(request_id)))!.svid_id).toBeNull();
   });
 
@@ -168,7 +168,7 @@ describe('lifecycle', () => {
     const { request_id } = await request();
     const pending = check(request_id, { wait_seconds: 10 });
     setTimeout(() => void stack.deps.service.decide(parseRequestId(request_id), 'denied', 'operator:bob'), 300);
-    expect(await pending).toEqual({ status: 'denied' });
+    expect(await pending).toEqual({ status: 'denied', payload_sha256: null });
   });
 });
 

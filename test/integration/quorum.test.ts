@@ -111,7 +111,7 @@ describe('quorum on the real stack', () => {
     expect(String(hook!.body.reason)).toMatch(/needs 2 approvals from different people/);
 
     await stack.deps.service.decide(id, 'approved', 'sub-alice', 'alice@example.com');
-    expect(await check(id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
+    expect(await check(id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 }, payload_sha256: null });
     const pending = await runAckd(cliEnv(stack), 'requests', 'pending');
     expect(pending.stdout).toMatch(new RegExp(`^${id} .*  1 of 2 approvals  agent `, 'm'));
     const shown = await runAckd(cliEnv(stack), 'requests', 'show', id);
@@ -135,7 +135,7 @@ describe('quorum on the real stack', () => {
     await stack.deps.service.decide(id, 'approved', 'sub-carol', 'carol@example.com');
     const denied = await stack.deps.service.decide(id, 'denied', 'sub-dave', 'dave@example.com');
     expect(denied.decision).toBe('denied');
-    expect(await check(id)).toEqual({ status: 'denied' });
+    expect(await check(id)).toEqual({ status: 'denied', payload_sha256: null });
     await recordOwner(stack.deps.agents, parseAgentId(stack.agentId), null, stack.clock);
   });
 

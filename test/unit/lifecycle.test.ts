@@ -181,7 +181,7 @@ describe('the service on in-memory adapters', () => {
   it('request → approve → one SVID → delivered → revoke, every step in a chain that verifies', async () => {
     const { store, service } = await setup();
     const { request_id } = await ask(service);
-    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     await service.decide(request_id, 'approved', 'sub-alice', 'alice@example.com');
     const first = await service.check(agent, request_id);
     expect(first).toMatchObject({ status: 'approved', svid_delivered: false });
@@ -205,7 +205,7 @@ describe('the service on in-memory adapters', () => {
     const a = (await ask(service)).request_id;
     await service.decide(a, 'denied', 'sub-alice');
     expect((await refusalOf(service.decide(a, 'approved', 'sub-bob'))).code).toBe('ERR_ALREADY_DECIDED');
-    expect(await service.check(agent, a)).toEqual({ status: 'denied' });
+    expect(await service.check(agent, a)).toEqual({ status: 'denied', payload_sha256: null });
     const b = (await ask(service, 1)).request_id;
     clock.advanceMinutes(2);
     expect((await refusalOf(service.decide(b, 'approved', 'sub-alice'))).code).toBe('ERR_EXPIRED');

@@ -91,6 +91,22 @@ describe('request limits (in-memory limit store)', () => {
     await ask(service);
   });
 
+  it('a request the rate refuses holds no open slot (rate and slot are taken together; the slot is given back)', async () => {
+    const { service, requests, clock } = setup({ requestsPerMinute: 2, openPending: 3 });
+    await ask(service);
+    await ask(service);
+    for (let i = 0; i < 5; i++) expect((await refusal(ask(service))).code).toBe('ERR_RATE_LIMITED');
+    expect(requests.requestCount).toBe(2);
+    // Had the refused attempts kept their slots, the third slot would be gone (an orphaned slot comes back only after a
+    // minute): in the next minute, 13 s on, one more fits, then the open limit refuses.
+    clock.advance(13_000);
+    await ask(service);
+    const e = await refusal(ask(service));
+    expect(e.code).toBe('ERR_RATE_LIMITED');
+    expect(e.message).toMatch(/has 3 requests awaiting/);
+    expect(requests.requestCount).toBe(3);
+  });
+
   it('a burst of 100 concurrent requests creates exactly openPending of them', async () => {
     const { service, requests } = setup();
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => ask(service, agent, `deploy ${i}`)));
@@ -241,13 +257,13 @@ describe('concurrent waits', () => {
     expect(e.code).toBe('ERR_RATE_LIMITED');
     expect(e.message).toMatch(/^agent demo-agent already has 2 check_authorization calls waiting \(limit 2 concurrent waits\); retry after .+ \(in \d+ s\), or check without wait_seconds$/);
     // A plain check is never limited by waits.
-    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await service.check(agent, request_id)).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     await requests.decideNow(request_id, 'denied');
     for (const r of release.splice(0)) r();
-    expect(await w1).toEqual({ status: 'denied' });
-    expect(await w2).toEqual({ status: 'denied' });
+    expect(await w1).toEqual({ status: 'denied', payload_sha256: null });
+    expect(await w2).toEqual({ status: 'denied', payload_sha256: null });
     // Decided: answered at once, no slot needed; and the slots are free again.
-    expect(await service.checkWaiting(agent, request_id, 25, heldSleep)).toEqual({ status: 'denied' });
+    expect(await service.checkWaiting(agent, request_id, 25, heldSleep)).toEqual({ status: 'denied', payload_sha256: null });
   });
 
   it('stops at once when the caller goes away, and frees its slot', async () => {
@@ -260,7 +276,7 @@ describe('concurrent waits', () => {
     await new Promise((r) => setTimeout(r, 20));
     ac.abort();
     // Resolves long before its 25 s (the test's own timeout is 5 s).
-    expect(await waiting).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await waiting).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     // The slot was released: as many waits as the limit can start again.
     const n = DEFAULT_LIMITS.concurrentWaits;
     const aborted = AbortSignal.abort();

@@ -47,7 +47,7 @@ describe('quorum on the in-memory adapters', () => {
     expect((await store.get(id))!.quorum).toMatchObject({ approvals: 2, policies: ['deploy-bot#deploy:*'] });
     const first = await service.decide(id, 'approved', 'sub-alice', 'alice@example.com');
     expect(first.decision).toBe('pending');
-    expect(await service.check(agent, id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 } });
+    expect(await service.check(agent, id)).toEqual({ status: 'pending', approvals: { have: 1, need: 2 }, payload_sha256: null });
     expect((await refusal(service.decide(id, 'approved', 'sub-alice', 'alice@example.com'))).code).toBe('ERR_ALREADY_VOTED');
     expect((await refusal(service.decide(id, 'denied', 'sub-alice', 'alice@example.com'))).code).toBe('ERR_ALREADY_VOTED');
     const second = await service.decide(id, 'approved', 'sub-bob', 'bob@example.com');
@@ -85,7 +85,7 @@ describe('quorum on the in-memory adapters', () => {
     const any = await setup({ approvals: 3 });
     await any.service.decide(any.id, 'approved', 'sub-a');
     expect((await any.service.decide(any.id, 'denied', 'sub-b')).decision).toBe('denied');
-    expect(await any.service.check(agent, any.id)).toEqual({ status: 'denied' });
+    expect(await any.service.check(agent, any.id)).toEqual({ status: 'denied', payload_sha256: null });
 
     const majority = await setup({ approvals: 2, deny: 'majority' });
     expect((await majority.service.decide(majority.id, 'denied', 'sub-a')).decision).toBe('pending');

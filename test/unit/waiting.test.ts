@@ -176,7 +176,7 @@ describe('checkWaiting on the shared long-poll', () => {
     const waited = service.checkWaiting(agent, id, 20, never);
     await new Promise((r) => setTimeout(r, 10));
     await deny(id);
-    expect(await waited).toEqual({ status: 'denied' });
+    expect(await waited).toEqual({ status: 'denied', payload_sha256: null });
     expect(store.reads).toEqual([]);
   });
 
@@ -186,13 +186,13 @@ describe('checkWaiting on the shared long-poll', () => {
     const polled = service.checkWaiting(agent, decided, 20, never);
     await store.nextRead();
     await elsewhere.decide(decided, 'denied', 'operator:test');
-    expect(await polled).toEqual({ status: 'denied' });
+    expect(await polled).toEqual({ status: 'denied', payload_sha256: null });
     const id = await ask(2);
     const ac = new AbortController();
     const waited = service.checkWaiting(agent, id, 20, never, { signal: ac.signal });
     await store.nextRead();
     ac.abort();
-    expect(await waited).toEqual({ status: 'pending', approvals: { have: 0, need: 1 } });
+    expect(await waited).toEqual({ status: 'pending', approvals: { have: 0, need: 1 }, payload_sha256: null });
     const from = store.reads.length;
     await new Promise((r) => setTimeout(r, 50));
     expect(store.reads.length).toBe(from);
@@ -206,6 +206,6 @@ describe('checkWaiting on the shared long-poll', () => {
     const waited = service.checkWaiting(agent, request_id, 20, never);
     await new Promise((r) => setTimeout(r, 10));
     await service.decide(request_id, 'denied', 'operator:test');
-    expect(await waited).toEqual({ status: 'denied' });
+    expect(await waited).toEqual({ status: 'denied', payload_sha256: null });
   });
 });

@@ -13,7 +13,8 @@ import type { AgentId, RequestId } from '../../core/ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, Applied, RequestStore } from '../../core/ports.ts';
 import { conditionOf, explainRefused, TRANSITIONS, type Clause, type Operand, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 import type { AuthorizationRecord } from '../../core/request.ts';
-import { snapshotOf, type AuditEvent, type PendingEvent } from '../../core/audit/event.ts';
+import { canonicalJson, snapshotOf, type AuditEvent, type PendingEvent } from '../../core/audit/event.ts';
+import type { Payload } from '../../core/payload.ts';
 import type { Clock } from '../../core/ports.ts';
 import { DynamoAuditLog, ITEM_POINTERS, OUTBOX_ATTR, outboxOnCreate, outboxUpdate } from './audit.ts';
 import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
@@ -43,10 +44,39 @@ const INTERNAL = new Set([
   TABLE.auditLog.sortKey,
 ]);
 
+/**
+ * The payload is stored as its canonical JSON text (`payload_json`), not as a DynamoDB map:
+ * DynamoDB numbers cannot hold every JSON number (1e300, -0) and maps drop nothing but reorder,
+ * so only the text round-trips exactly. The record carries it parsed.
+ */
+const PAYLOAD_ATTR = 'payload_json';
+
 function toRecord(item: Record<string, unknown>): AuthorizationRecord {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) if (!INTERNAL.has(k)) out[k] = v;
+  if (PAYLOAD_ATTR in out) {
+    const text = out[PAYLOAD_ATTR];
+    delete out[PAYLOAD_ATTR];
+    out.payload = typeof text === 'string' ? parseStoredPayload(text) : null;
+  }
   return out as unknown as AuthorizationRecord;
+}
+
+/** A stored payload text; one that is not a JSON object (written into the table) reads as an empty object, which never matches its digest. */
+function parseStoredPayload(text: string): Payload {
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Payload;
+  } catch {
+    // falls through
+  }
+  return {};
+}
+
+/** The item attributes of a record: its payload as canonical JSON text. */
+function recordAttributes(record: AuthorizationRecord): Record<string, unknown> {
+  const { payload, ...rest } = record;
+  return payload === undefined || payload === null ? { ...rest } : { ...rest, [PAYLOAD_ATTR]: canonicalJson(payload) };
 }
 
 function applied(item: Record<string, unknown>, changed: boolean): Applied {
@@ -150,7 +180,7 @@ export class DynamoRequestStore implements RequestStore {
 
   async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     try {
-      const item = { pk: REQ + record.request_id, ...record, pending: 'pending', retain_until: retentionUntilEpochSeconds, ...outboxOnCreate({ event, row: 'create', snapshot: snapshotOf(record) }) };
+      const item = { pk: REQ + record.request_id, ...recordAttributes(record), pending: 'pending', retain_until: retentionUntilEpochSeconds, ...outboxOnCreate({ event, row: 'create', snapshot: snapshotOf(record) }) };
       await send(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
     } catch (e) {
       if (isConditionFailure(e)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);

@@ -59,7 +59,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
 
   async create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     if (this.items.has(record.request_id)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
-    const item = { ...record, permissions: [...record.permissions] };
+    const item = { ...record, permissions: [...record.permissions], ...(record.payload ? { payload: structuredClone(record.payload) } : {}) };
     this.items.set(record.request_id, { item, outbox: [{ event, row: 'create', snapshot: snapshotOf(item) }], latestSeq: null, decisionSeq: null, requestedSeq: null, voteSeqs: [], allSeqs: [] });
     await this.sequenced();
   }

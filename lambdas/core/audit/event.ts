@@ -1,14 +1,12 @@
-import { createHash } from 'node:crypto';
-import canonicalizeModule from 'canonicalize';
 import { newEventId } from '../ids.ts';
 import type { AuthorizationRecord } from '../request.ts';
 import { quorumProblem, type CastVote, type Quorum } from '../quorum.ts';
 import type { Policy } from '../policy.ts';
 import type { SignedDecision } from '../evidence.ts';
 
-// RFC 8785 (JCS) by its author's package. It is CommonJS with an ESM-style type declaration;
-// take the function whichever way the loader hands it over.
-const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string | undefined;
+import { canonicalJson, sha256Hex } from '../jcs.ts';
+
+export { canonicalJson, sha256Hex };
 
 /**
  * The audit log: one append-only event per state change, linked into a SHA-256 hash chain (and
@@ -45,15 +43,20 @@ export const AUDIT_FIELDS = [
 export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[number]> & {
   readonly quorum?: Quorum | null;
   readonly votes?: readonly CastVote[];
+  /** The digest of the operation's exact parameters (core/payload.ts); null without a payload, absent on requests from before payloads. */
+  readonly payload_sha256?: string | null;
   /** The decision service's signed decision, from the deciding event on (absent before it, and on events of older requests). */
   readonly decision_signature?: SignedDecision | null;
 };
 
 /** The quorum fields of a snapshot, after the 13. */
 export const QUORUM_FIELDS = ['quorum', 'votes'] as const;
-
-/** The evidence fields of a snapshot, after the quorum fields: what binds a decision to the decision service. */
+/** The payload field of a snapshot, after the quorum fields (the payload itself stays on the record; every event commits to its digest). */
+export const PAYLOAD_FIELDS = ['payload_sha256'] as const;
+/** The evidence fields of a snapshot, after the payload field: what binds a decision to the decision service. */
 export const EVIDENCE_FIELDS = ['decision_signature'] as const;
+/** Every field a snapshot may hold. */
+export const SNAPSHOT_FIELDS = [...AUDIT_FIELDS, ...QUORUM_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS] as const;
 
 /** Every kind of event: the state changes of a request, and refused attempts to change it. */
 export const EVENT_TYPES = [
@@ -137,6 +140,7 @@ export const EVENT_COLUMNS = [
   'reason',
   ...AUDIT_FIELDS,
   ...QUORUM_FIELDS,
+  ...PAYLOAD_FIELDS,
   ...EVIDENCE_FIELDS,
   'policy',
   'previous',
@@ -209,19 +213,9 @@ export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
     revoked_at: r.revoked_at,
     ...(r.quorum === undefined ? {} : { quorum: r.quorum }),
     ...(r.votes === undefined ? {} : { votes: r.votes.map((v) => ({ ...v, groups: [...v.groups] })) }),
+    ...(r.payload_sha256 === undefined ? {} : { payload_sha256: r.payload_sha256 }),
     ...(r.decision_signature === undefined ? {} : { decision_signature: r.decision_signature }),
   };
-}
-
-/** RFC 8785 canonical JSON. */
-export function canonicalJson(value: unknown): string {
-  const s = canonicalize(value);
-  if (s === undefined) throw new Error('value has no JSON form');
-  return s;
-}
-
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 /** The hash an event must carry: SHA-256 over the canonical JSON of every other field. */
@@ -327,6 +321,7 @@ const APPROVAL_FIELDS = [
   'svid_expires_at',
   'quorum',
   'votes',
+  'payload_sha256',
   // the decision service's signature: the approval in the chain carries the very one on the item
   'decision_signature',
 ] as const satisfies readonly (keyof AuditSnapshot)[];
@@ -348,7 +343,7 @@ export function approvalProblem(record: AuditSnapshot, event: AuditEvent | undef
   if (record.quorum !== undefined) {
     if (!requested || requested.type !== 'requested' || requested.request_id !== record.request_id) return 'the audit log holds no request event for it';
     if (eventHash(requested) !== requested.hash) return `its request (event ${requested.seq}) does not match its hash`;
-    const moved = differingFields(record, requested, ['agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum']);
+    const moved = differingFields(record, requested, ['agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum', 'payload_sha256']);
     if (moved.length > 0) return `its ${moved.join(', ')} differ${moved.length === 1 ? 's' : ''} from its request (event ${requested.seq})`;
   }
   const quorum = quorumProblem(event);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RequestId } from '../ids.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { applyUpdates, DECISION_EVENTS, TRANSITIONS, VOTE_EVENTS, type Params, type TransitionName } from '../lifecycle.ts';
-import { AUDIT_FIELDS, chainAdminEvent, chainEvent, eventHash, EVIDENCE_FIELDS, isAdminEvent, QUORUM_FIELDS, snapshotOf, type AdminChange, type AdminEventType, type AuditSnapshot, type ChainEvent, type PendingEvent } from './event.ts';
+import { chainAdminEvent, chainEvent, eventHash, isAdminEvent, SNAPSHOT_FIELDS, snapshotOf, type AdminChange, type AdminEventType, type AuditSnapshot, type ChainEvent, type PendingEvent } from './event.ts';
 import { appendLeaves, EMPTY_ROOT, leafHash, rootOf, type TreeNode } from './merkle.ts';
 
 /**
@@ -27,7 +27,7 @@ import { appendLeaves, EMPTY_ROOT, leafHash, rootOf, type TreeNode } from './mer
  *   stops between the two is finished by the next one, and no event is sequenced twice.
  */
 
-const SNAPSHOT_FIELDS: ReadonlySet<string> = new Set([...AUDIT_FIELDS, ...QUORUM_FIELDS, ...EVIDENCE_FIELDS]);
+const RECORDED_FIELDS: ReadonlySet<string> = new Set(SNAPSHOT_FIELDS);
 
 /** One event waiting to be sequenced, as its change wrote it. */
 export interface OutboxEntry {
@@ -314,7 +314,7 @@ export function snapshotAfter(entry: OutboxEntry, before: AuditSnapshot | undefi
   if (!before) return newest ? snapshotOf(item as unknown as AuditSnapshot) : undefined;
   // The item lends only what no event records (expires_at, which `expire` reads); every recorded
   // field comes from the previous snapshot, the item's own values of them being later ones.
-  const constant = Object.fromEntries(Object.entries(item).filter(([k]) => !SNAPSHOT_FIELDS.has(k)));
+  const constant = Object.fromEntries(Object.entries(item).filter(([k]) => !RECORDED_FIELDS.has(k)));
   return snapshotOf(applyUpdates(TRANSITIONS[entry.row], { ...constant, ...before }, entry.params ?? {}) as unknown as AuditSnapshot);
 }
 

@@ -1,6 +1,6 @@
 import { AckdError } from '../errors.ts';
 import type { Clock, Logger } from '../ports.ts';
-import { differingFields, type AuditEvent, type Checkpoint } from './event.ts';
+import { AUDIT_FIELDS, differingFields, PAYLOAD_FIELDS, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { consistencyPlan, frontierKeys, inclusionPlan, keyOf, proofFrom, type NodeKey } from './merkle.ts';
 import type { AuditLog, RequestItemView } from './ports.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
@@ -284,6 +284,8 @@ export class AuditService {
   }
 }
 
+const SNAPSHOT_FIELDS_COMPARED: readonly (keyof AuditSnapshot)[] = [...AUDIT_FIELDS, ...PAYLOAD_FIELDS];
+
 /** How a request item disagrees with the events it points at (empty when it agrees). */
 export function itemMismatches(item: RequestItemView, events: ReadonlyMap<number, AuditEvent>): string[] {
   const out: string[] = [];
@@ -292,7 +294,7 @@ export function itemMismatches(item: RequestItemView, events: ReadonlyMap<number
   const latest = events.get(item.latestSeq);
   if (!latest || latest.request_id !== id) out.push(`its item names event ${item.latestSeq} as its latest, but ${latest ? `that event is of ${latest.request_id}` : 'the log has no such event'}`);
   else {
-    const changed = differingFields(item.snapshot, latest);
+    const changed = differingFields(item.snapshot, latest, SNAPSHOT_FIELDS_COMPARED);
     if (changed.length > 0) out.push(`its item's ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from its latest event ${latest.seq} (${latest.type}): the item was changed outside the audited lifecycle`);
   }
   if (item.snapshot.decision !== 'pending') {

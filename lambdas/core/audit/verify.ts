@@ -61,6 +61,8 @@ const eventSchema = z
     votes: z
       .array(z.object({ voter: z.string().min(1), email: z.string().nullable(), vote: z.enum(['approve', 'deny']), at: iso, groups: z.array(z.string()) }).strict())
       .optional(),
+    // Requests made since payloads record the digest of their payload (null without one); older events do not have it.
+    payload_sha256: hex64.nullable().optional(),
     // The decision service's signed decision (issue 13), from the deciding event on; absent on older events.
     decision_signature: z
       .object({
@@ -208,7 +210,7 @@ interface RequestState {
 }
 
 /** Fields that never change after `requested`. */
-const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum'] as const satisfies readonly (keyof AuditSnapshot)[];
+const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum', 'payload_sha256'] as const satisfies readonly (keyof AuditSnapshot)[];
 /** Fields the lifecycle changes (which event may change which, and from which state, is the lifecycle table's). */
 type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at' | 'votes' | 'decision_signature';
 const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at', 'votes', 'decision_signature'] as const satisfies readonly LifecycleField[];

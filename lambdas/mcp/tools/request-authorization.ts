@@ -1,5 +1,6 @@
 import { AckdError } from '../../core/errors.ts';
 import { parseAgentId } from '../../core/ids.ts';
+import { parsePayload } from '../../core/payload.ts';
 import { requestAuthorizationInput, requestAuthorizationOutput } from '../schemas.ts';
 import { defineTool } from '../tool.ts';
 
@@ -17,13 +18,14 @@ export const requestAuthorization = defineTool({
     if (agentId !== ctx.agentId) {
       throw new AckdError('ERR_FORBIDDEN', `agent_id: this API key belongs to agent "${ctx.agentId}", not "${agentId}"`, { field: 'agent_id' });
     }
-    const { request_id, consent_url } = await ctx.service.requestAuthorization({
+    const { request_id, consent_url, record } = await ctx.service.requestAuthorization({
       agent_id: agentId,
       action: args.action,
       permissions: args.permissions,
       justification: args.justification,
       ttl_minutes: args.ttl_minutes,
+      ...(args.payload === undefined ? {} : { payload: parsePayload(args.payload) }),
     });
-    return { request_id, consent_url };
+    return { request_id, consent_url, payload_sha256: record.payload_sha256 ?? null };
   },
 });
