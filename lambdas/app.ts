@@ -6,6 +6,8 @@ import { svidRoutes } from './http/svid-routes.ts';
 import { mcpHandler } from './mcp/http.ts';
 import { awsRoutes } from './http/aws-routes.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
+import { evidenceKeyRoutes } from './http/evidence-keys.ts';
+import type { ReceiptSigner } from './core/receipt.ts';
 
 export interface AppDeps {
   readonly service: AuthorizationService;
@@ -24,6 +26,10 @@ export interface AppDeps {
   readonly health?: () => HealthReport;
   /** The AWS credential broker (POST /v1/aws/credentials), when roles are configured. */
   readonly awsBroker?: AwsCredentialBroker;
+  /** The receipt key: its public key is served as a JWKS (/.well-known/ackd-receipt-keys.json, /.well-known/jwks.json). */
+  readonly receipts?: ReceiptSigner;
+  /** The decision public key, served as PEM (/.well-known/ackd-decision-key.pem). */
+  readonly decisionPublicKeyPem?: () => Promise<string>;
 }
 
 /**
@@ -49,6 +55,7 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
       ...(deps.clock ? { clock: deps.clock } : {}),
     }),
   );
+  app.route('/', evidenceKeyRoutes({ logger: deps.logger, ...(deps.receipts ? { receipts: deps.receipts } : {}), ...(deps.decisionPublicKeyPem ? { decisionPublicKeyPem: deps.decisionPublicKeyPem } : {}) }));
   if (deps.awsBroker) app.route('/', awsRoutes({ ...deps, broker: deps.awsBroker, trustDomain: deps.service.trustDomain }));
   mount(app);
   app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));

@@ -20,6 +20,25 @@ export interface Config {
   readonly retentionDays: number;
   /** Signing key of audit checkpoints: `kms:<key id or ARN>` or a path to a PEM EC P-256 private key. */
   readonly auditKey: string | undefined;
+  /**
+   * Signing key of decisions (ACKD_DECISION_KEY), where decisions are made (consent API, CLI):
+   * `kms:<key id or ARN>`, or locally a path to a PEM EC P-256 private key. Without it, deciding
+   * fails closed (ERR_SIGNER_UNAVAILABLE).
+   */
+  readonly decisionKey: string | undefined;
+  /**
+   * What decisions are verified with before an SVID is minted (ACKD_DECISION_PUBLIC_KEY):
+   * `kms:<key id or ARN>` (its public key, by kms:GetPublicKey), a path to a PEM public (or
+   * private) key, or the PEM itself. Default: the public half of ACKD_DECISION_KEY. Without
+   * either, no SVID is minted (ERR_SIGNER_UNAVAILABLE).
+   */
+  readonly decisionPublicKey: string | undefined;
+  /**
+   * Signing key of approval receipts (ACKD_RECEIPT_KEY), where SVIDs are minted (MCP):
+   * `kms:<key id or ARN>`, or locally a path to a PEM EC P-256 private key. Without it, no SVID
+   * is minted (ERR_SIGNER_UNAVAILABLE): an SVID leaves only with its receipt.
+   */
+  readonly receiptKey: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** How often a long-running process runs the audit sequencer besides right after writes (ACKD_SEQUENCER_INTERVAL_MS). */
   readonly sequencerIntervalMs: number;
@@ -99,6 +118,18 @@ export function passkeyRule(env: Env): PasskeyRule {
   return v as PasskeyRule;
 }
 
+/** A private signing key setting: `kms:<key id or ARN>`, or (local mode only) a PEM key file. */
+function signingKeySetting(env: Env, name: string, local: boolean): string | undefined {
+  const v = optional(env, name);
+  if (v === undefined) return undefined;
+  if (v.startsWith('kms:')) {
+    if (v.length === 4) fail(name, 'kms: must name a key id or ARN');
+    return v;
+  }
+  if (!local) fail(name, 'must be kms:<key id or ARN> outside local mode (a key file is for local use)');
+  return v;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const stage = optional(env, 'ACKD_STAGE') ?? 'local';
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(stage)) fail('ACKD_STAGE', 'must be lowercase letters, digits and dashes');
@@ -109,6 +140,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('ACKD_LOG_LEVEL', 'must be debug, info, warn or error');
   const auditKey = optional(env, 'ACKD_AUDIT_KEY');
   if (auditKey !== undefined && !local && !auditKey.startsWith('kms:')) fail('ACKD_AUDIT_KEY', 'must be kms:<key id or ARN> outside local mode (a key file is for local use)');
+  const decisionKey = signingKeySetting(env, 'ACKD_DECISION_KEY', local);
+  const receiptKey = signingKeySetting(env, 'ACKD_RECEIPT_KEY', local);
+  const decisionPublicKey = optional(env, 'ACKD_DECISION_PUBLIC_KEY');
+  if (decisionPublicKey?.startsWith('kms:') && decisionPublicKey.length === 4) fail('ACKD_DECISION_PUBLIC_KEY', 'kms: must name a key id or ARN');
   return {
     stage,
     local,
@@ -119,6 +154,9 @@ export function loadConfig(env: Env = process.env): Config {
     consentUrl: url(env, 'ACKD_CONSENT_URL', local, local ? 'http://127.0.0.1:8787' : undefined),
     retentionDays: intIn(env, 'ACKD_RETENTION_DAYS', 365, 1, 3650),
     auditKey,
+    decisionKey,
+    decisionPublicKey,
+    receiptKey,
     logLevel: logLevel as Config['logLevel'],
     sequencerIntervalMs: intIn(env, 'ACKD_SEQUENCER_INTERVAL_MS', 250, 20, 60_000),
     checkpointEverySeconds: intIn(env, 'ACKD_CHECKPOINT_EVERY_SECONDS', 5, 1, 3600),

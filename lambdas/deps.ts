@@ -27,6 +27,9 @@ import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './
 import { PasskeyService } from './core/passkeys.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
 import { SimpleWebAuthnVerifier } from './adapters/webauthn/simplewebauthn.ts';
+import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
+import type { DecisionSigner } from './core/evidence.ts';
+import type { ReceiptSigner } from './core/receipt.ts';
 
 export interface Deps {
   readonly config: Config;
@@ -58,6 +61,10 @@ export interface Deps {
   readonly awsBroker?: AwsCredentialBroker;
   /** Approvers' passkeys (same table; RP = the consent UI's origin). */
   readonly passkeys: PasskeyService;
+  /** Signs approval receipts (ACKD_RECEIPT_KEY); its public key is served as a JWKS. */
+  readonly receipts: ReceiptSigner;
+  /** The PEM public key decisions are verified with (ACKD_DECISION_PUBLIC_KEY, else ACKD_DECISION_KEY's); served for auditors. */
+  readonly decisionPublicKeyPem: () => Promise<string>;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -89,6 +96,9 @@ export function buildDeps(
     waiting?: WaitingOptions;
     /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
     aws?: AwsBrokerConfig;
+    /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
+    decisionSigner?: DecisionSigner;
+    receipts?: ReceiptSigner;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -116,6 +126,10 @@ export function buildDeps(
   };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
   const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: new SimpleWebAuthnVerifier(config.consentUrl), clock });
+  // Signed decisions and receipts (issue 13): keys not configured here refuse when used (fail closed).
+  const decisionSigner = opts.decisionSigner ?? decisionSignerFrom(config);
+  const decisionPublicKeyPem = opts.decisionSigner && !config.decisionPublicKey ? () => decisionSigner.publicKeyPem() : decisionPublicKeyFrom(config);
+  const receipts = opts.receipts ?? receiptSignerFrom(config);
   const service = new AuthorizationService(
     { trustDomain: config.trustDomain, consentBaseUrl: config.consentUrl, retentionDays: config.retentionDays, passkeyRequired: config.passkeyRequired },
     {
@@ -130,6 +144,8 @@ export function buildDeps(
       auditNudge: () => nudge(),
       notifyAfterSequencing: true,
       passkeys,
+      decisions: { signer: decisionSigner, publicKeyPem: decisionPublicKeyPem },
+      receipts,
       ...aws,
       ...(opts.notifier ? { notifier: opts.notifier } : {}),
       ...(opts.routes ? { routes: opts.routes } : {}),
@@ -166,6 +182,8 @@ export function buildDeps(
     waiting,
     passkeys,
     ...(awsBroker ? { awsBroker } : {}),
+    receipts,
+    decisionPublicKeyPem,
   };
 }
 

@@ -3,6 +3,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { KeyObject } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { AckdError } from '../core/errors.ts';
 import { formatExport, type ExportFormat } from '../core/audit/format.ts';
@@ -85,11 +86,12 @@ export function registerAuditCommands(program: Command): void {
     .option('--until <time>', 'with --live: up to this time')
     .option('--public-key <file>', 'PEM public key that signs the checkpoints (with --live, defaults to the configured ACKD_AUDIT_KEY)')
     .option('--svids', 'list every SVID issued and who approved it')
-    .option('--strict', 'also fail on warnings (an unsigned tail, an unanchored start, a missing end line)')
+    .option('--decision-key <file|url>', "the decision service's PEM public key (a file, or the URL GET /.well-known/ackd-decision-key.pem): every approval and denial must carry a signed decision that verifies with it (with --live, defaults to the configured key)")
+    .option('--strict', 'also fail on warnings (an unsigned tail, an unanchored start, a missing end line, unsigned decisions)')
     .option('--passkeys', "also re-verify every passkey assertion a vote carries: against the voter's public key as registered in the passkey store, over the challenge recomputed from the event")
     .option('--origin <url>', 'with --passkeys: the consent UI origin the passkeys belong to (default: ACKD_CONSENT_URL; its host name is the RP ID)')
     .option('--json', 'print the report as JSON')
-    .action(async (file: string | undefined, opts: { live?: boolean; since?: string; until?: string; publicKey?: string; svids?: boolean; strict?: boolean; passkeys?: boolean; origin?: string; json?: boolean }) => {
+    .action(async (file: string | undefined, opts: { live?: boolean; since?: string; until?: string; publicKey?: string; decisionKey?: string; svids?: boolean; strict?: boolean; passkeys?: boolean; origin?: string; json?: boolean }) => {
       if (Boolean(opts.live) === (file !== undefined)) throw new AckdError('ERR_INVALID_INPUT', 'give either a file to verify or --live', { field: 'file' });
       if (!opts.live && (opts.since || opts.until)) throw new AckdError('ERR_INVALID_INPUT', '--since/--until: only with --live (a file is verified whole)', { field: '--since' });
       if (opts.origin && !opts.passkeys) throw new UsageError('--origin: only with --passkeys');
@@ -105,11 +107,13 @@ export function registerAuditCommands(program: Command): void {
         const d = cliDeps();
         const pem = opts.publicKey ? readKeyFile(opts.publicKey) : await d.audit.publicKeyPem();
         const window = parseWindow(opts.since, opts.until);
-        report = await d.audit.verifyLive(window, { publicKey: parsedKey(pem, opts.publicKey ?? 'ACKD_AUDIT_KEY'), ...(onSvid ? { onSvid } : {}) });
+        const decisionKey = await decisionKeyOption(opts.decisionKey, d.decisionPublicKeyPem);
+        report = await d.audit.verifyLive(window, { publicKey: parsedKey(pem, opts.publicKey ?? 'ACKD_AUDIT_KEY'), ...(decisionKey ? { decisionKey } : {}), ...(onSvid ? { onSvid } : {}) });
         if (opts.passkeys) for await (const l of d.audit.export(window)) keep(l);
       } else {
         const publicKey = opts.publicKey ? parsedKey(readKeyFile(opts.publicKey), opts.publicKey) : undefined;
-        report = await verifyLines(tee(jsonLines(file!), (l) => 'value' in l && keep(l.value)), { ...(publicKey ? { publicKey } : {}), ...(onSvid ? { onSvid } : {}) });
+        const decisionKey = await decisionKeyOption(opts.decisionKey);
+        report = await verifyLines(tee(jsonLines(file!), (l) => 'value' in l && keep(l.value)), { ...(publicKey ? { publicKey } : {}), ...(decisionKey ? { decisionKey } : {}), ...(onSvid ? { onSvid } : {}) });
       }
       let passkeys: PasskeyCheckReport | undefined;
       if (opts.passkeys) {
@@ -192,6 +196,16 @@ export function registerAuditCommands(program: Command): void {
     });
 
   audit
+    .command('decision-key')
+    .description("print the decision service's PEM public key: what signed decisions verify with (`audit verify --decision-key`; also served at GET /.well-known/ackd-decision-key.pem)")
+    .option('--json', 'print JSON: { public_key_pem, key_id }')
+    .action(async (opts: { json?: boolean }) => {
+      const pem = await cliDeps().decisionPublicKeyPem();
+      if (opts.json) output(true, { public_key_pem: pem, key_id: keyIdOf(checkpointPublicKey(pem)) }, () => '');
+      else process.stdout.write(pem);
+    });
+
+  audit
     .command('public-key')
     .description('print the PEM public key that verifies checkpoints (give it to auditors)')
     .option('--json', 'print JSON: { public_key_pem, key_id } (key_id: the SHA-256 of the key that checkpoints name)')
@@ -244,6 +258,37 @@ function readKeyFile(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (e) {
     throw new AckdError('ERR_INVALID_INPUT', `--public-key: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { field: '--public-key' });
+  }
+}
+
+/**
+ * The decision key of `--decision-key` (a PEM file, or an http(s) URL serving it); without the
+ * option, `fallback` (the configured key, with --live) when it can be read, else none.
+ */
+async function decisionKeyOption(option: string | undefined, fallback?: () => Promise<string>): Promise<KeyObject | undefined> {
+  const field = '--decision-key';
+  if (option === undefined) {
+    const pem = await fallback?.().catch(() => undefined);
+    return pem === undefined ? undefined : checkpointPublicKey(pem);
+  }
+  let pem: string;
+  if (/^https?:\/\//.test(option)) {
+    const res = await fetch(option).catch((e: unknown) => {
+      throw new AckdError('ERR_INVALID_INPUT', `${field}: cannot fetch ${option} (${e instanceof Error ? e.message : String(e)})`, { field });
+    });
+    if (!res.ok) throw new AckdError('ERR_INVALID_INPUT', `${field}: ${option} answered HTTP ${res.status}`, { field });
+    pem = await res.text();
+  } else {
+    try {
+      pem = readFileSync(option, 'utf8');
+    } catch (e) {
+      throw new AckdError('ERR_INVALID_INPUT', `${field}: cannot read ${option} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { field });
+    }
+  }
+  try {
+    return checkpointPublicKey(pem);
+  } catch (e) {
+    throw new AckdError('ERR_INVALID_INPUT', `${field}: ${option}: ${(e as Error).message}`, { field });
   }
 }
 
@@ -313,6 +358,11 @@ function describeReport(r: VerifyReport & { unlinked?: number; items?: number },
   out.push(`start: ${start}; ${r.checkpoints} checkpoint(s) verified${r.signed_through !== null && r.signed_through > 0 ? `, signed through seq ${r.signed_through}` : ''}`);
   out.push(`Merkle tree: ${r.roots_verified} signed root(s) recomputed from the events, ${r.consistency_verified} consistency proof(s) between tree heads verified`);
   out.push(`SVIDs issued: ${r.svids_issued}${r.svids_issued > 0 && r.problems.every((p) => p.kind !== 'svid') ? ', each approved by a named approver' : ''}`);
+  if (r.decisions) {
+    const d = r.decisions;
+    out.push(`signed decisions: ${d.valid} of ${d.checked} decision event(s) carry a valid signed decision${d.unsigned + d.invalid > 0 ? `; ${d.unsigned} unsigned, ${d.invalid} invalid` : ''}`);
+    for (const x of d.examples) out.push(`  - seq ${x.seq} (${x.type} of ${x.request_id}): ${x.problem}`);
+  }
   if (r.items !== undefined) out.push(`request items compared with their events: ${r.items}${r.problems.some((p) => p.kind === 'item') ? '' : ', each as its events recorded it'}`);
   if (r.problems.length > 1) {
     out.push(`${r.problems.length} problems:`);

@@ -19,6 +19,8 @@ export interface LocalInfo {
   dynamodbEndpoint: string;
   tableName: string;
   auditKeyPath?: string;
+  decisionKeyPath?: string;
+  receiptKeyPath?: string;
   [k: string]: unknown;
 }
 
@@ -35,7 +37,18 @@ export function cliConfig(env: Record<string, string | undefined> = process.env)
   if (!env.ACKD_TABLE_NAME && !env.ACKD_STAGE) {
     const local = readLocalInfo();
     if (local) {
-      return loadConfig({ ...env, ACKD_STAGE: 'local', ACKD_DYNAMODB_ENDPOINT: local.dynamodbEndpoint, ACKD_TABLE_NAME: local.tableName, ACKD_TRUST_DOMAIN: local.trustDomain, ...(local.auditKeyPath && !env.ACKD_AUDIT_KEY ? { ACKD_AUDIT_KEY: local.auditKeyPath } : {}), ...(typeof local.consentUiUrl === 'string' ? { ACKD_CONSENT_URL: local.consentUiUrl } : {}) });
+      return loadConfig({
+        ...env,
+        ACKD_STAGE: 'local',
+        ACKD_DYNAMODB_ENDPOINT: local.dynamodbEndpoint,
+        ACKD_TABLE_NAME: local.tableName,
+        ACKD_TRUST_DOMAIN: local.trustDomain,
+        ...(local.auditKeyPath && !env.ACKD_AUDIT_KEY ? { ACKD_AUDIT_KEY: local.auditKeyPath } : {}),
+        // Operator decisions are signed with the local decision key (on AWS: ACKD_DECISION_KEY=kms:…).
+        ...(local.decisionKeyPath && !env.ACKD_DECISION_KEY ? { ACKD_DECISION_KEY: local.decisionKeyPath } : {}),
+        ...(local.receiptKeyPath && !env.ACKD_RECEIPT_KEY ? { ACKD_RECEIPT_KEY: local.receiptKeyPath } : {}),
+        ...(typeof local.consentUiUrl === 'string' ? { ACKD_CONSENT_URL: local.consentUiUrl } : {}),
+      });
     }
     throw new AckdError('ERR_CONFIG', 'no ackd to talk to: set ACKD_TABLE_NAME (and AWS credentials), or run `npm start` in this directory first');
   }

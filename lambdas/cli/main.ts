@@ -16,6 +16,7 @@ import { registerApproverCommands } from './approvers.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerAwsCommands } from './aws.ts';
 import { registerGateCommand } from './gate.ts';
+import { registerReceiptCommands } from './receipt.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
@@ -110,6 +111,7 @@ export function buildProgram(): Command {
   registerPolicyCommands(program);
   registerAwsCommands(program);
   registerGateCommand(program);
+  registerReceiptCommands(program);
   return program;
 }
 

@@ -30,8 +30,12 @@ export type Field = keyof AuthorizationRecord | BookkeepingField;
 export type Scalar = string | number | boolean | null;
 /** A parameter may also be a JSON value (a vote). */
 export type Value = Scalar | readonly Value[] | { readonly [k: string]: Value };
-/** A value in a guard or an update: a parameter of the call, another field of the item, or a constant. */
-export type Operand = { readonly param: string } | { readonly field: Field } | { readonly value: Scalar };
+/**
+ * A value in a guard or an update: a parameter of the call, another field of the item, or a
+ * constant. A parameter marked `orNull` reads as null when the call (or an event written before
+ * the parameter existed, replayed by the audit sequencer) does not give it.
+ */
+export type Operand = { readonly param: string; readonly orNull?: true } | { readonly field: Field } | { readonly value: Scalar };
 
 /** One condition on the stored item. `absent`: the attribute is not stored at all (bookkeeping). */
 export type Clause =
@@ -69,6 +73,8 @@ export interface Transition {
 }
 
 const p = (name: string): Operand => ({ param: name });
+/** A parameter that older writes did not give (their events replay with null). */
+const pOrNull = (name: string): Operand => ({ param: name, orNull: true });
 const v = (value: Scalar): Operand => ({ value });
 const f = (field: Field): Operand => ({ field });
 const refuse = (code: ErrorCode, say: (r: AuthorizationRecord, p: Params) => string): Refusal => ({ code, say });
@@ -125,7 +131,11 @@ export const TRANSITIONS = {
     updates: recordVote,
     events: ['voted'],
   },
-  /** The vote that completes the quorum: pending → approved, only before the deadline. Params: those of vote, email, svidExpiresAt. */
+  /**
+   * The vote that completes the quorum: pending → approved, only before the deadline. Params:
+   * those of vote, email, svidExpiresAt, decisionSignature (the decision service's SignedDecision,
+   * core/evidence.ts).
+   */
   approve: {
     from: ['pending'],
     wrongState: { expired: expiredAt, otherwise: decidedAlready },
@@ -137,10 +147,11 @@ export const TRANSITIONS = {
       { set: 'approver_identity', to: p('approver') },
       { set: 'approver_email', to: p('email') },
       { set: 'svid_expires_at', to: p('svidExpiresAt') },
+      { set: 'decision_signature', to: pOrNull('decisionSignature') },
     ],
     events: ['approved'],
   },
-  /** The vote that denies (one denial, or a quorum of them): pending → denied, only before the deadline. Params: those of vote, email. */
+  /** The vote that denies (one denial, or a quorum of them): pending → denied, only before the deadline. Params: those of vote, email, decisionSignature. */
   deny: {
     from: ['pending'],
     wrongState: { expired: expiredAt, otherwise: decidedAlready },
@@ -152,6 +163,7 @@ export const TRANSITIONS = {
       { set: 'approver_identity', to: p('approver') },
       { set: 'approver_email', to: p('email') },
       { set: 'svid_expires_at', to: v(null) },
+      { set: 'decision_signature', to: pOrNull('decisionSignature') },
     ],
     events: ['denied'],
   },
@@ -326,7 +338,10 @@ function read(item: Item, field: string): unknown {
 
 function operand(o: Operand, item: Item, params: Params): unknown {
   if ('param' in o) {
-    if (!Object.hasOwn(params, o.param)) throw new Error(`lifecycle: parameter ${o.param} is missing`);
+    if (!Object.hasOwn(params, o.param)) {
+      if (o.orNull) return null;
+      throw new Error(`lifecycle: parameter ${o.param} is missing`);
+    }
     return params[o.param];
   }
   return 'field' in o ? read(item, o.field) : o.value;

@@ -2,6 +2,7 @@ import { AckdError } from './errors.ts';
 import { SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import type { CastVote, Quorum } from './quorum.ts';
 import { payloadSha256, type Payload } from './payload.ts';
+import type { SignedDecision } from './evidence.ts';
 
 /** Limits on agent-supplied input. Everything an agent sends is bounded. */
 export const LIMITS = {
@@ -53,6 +54,8 @@ export interface AuthorizationRecord {
   readonly payload?: Payload | null;
   /** Lowercase hex SHA-256 over the payload's canonical JSON; null or absent without a payload. */
   readonly payload_sha256?: string | null;
+  /** The decision service's signature over the decision (core/evidence.ts), set by the deciding write; absent before a decision and on older requests. */
+  readonly decision_signature?: SignedDecision | null;
   // lifecycle
   readonly ttl_minutes: number;
   /** When a pending request expires: requested_at + ttl_minutes. */

@@ -10,10 +10,13 @@ import { voterEligibility, type Resolution } from './policy.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
 import { DIGEST_ATTEMPTS_MAX, DIGEST_LISTED_MAX, isRecipientNotifier, type Lease, type Limits } from './limits.ts';
 import { Waiting } from './waiting.ts';
-import type { DecisionEvidence } from './evidence.ts';
 import { approvalView, viewSha256 } from './view.ts';
 import { passkeyRequirement, withPasskeyRule, type PasskeyRule, type PasskeyService, type VotePasskey } from './passkeys.ts';
 import { parsePayload, payloadProblem } from './payload.ts';
+import { decisionProblem, decisionStatement, signDecision, type DecisionEvidence, type DecisionSigner, type SignedDecision } from './evidence.ts';
+import { receiptClaims, type ReceiptSigner } from './receipt.ts';
+import { checkpointPublicKey } from './audit/signing.ts';
+import type { Value } from './lifecycle.ts';
 
 export interface ServiceConfig {
   readonly trustDomain: TrustDomain;
@@ -69,6 +72,16 @@ export interface ServiceDeps {
   readonly onRevoked?: (r: AuthorizationRecord) => Promise<void>;
   /** Approvers' passkeys: verifies the assertion a decision carries. Without it, a decision that needs one is refused. */
   readonly passkeys?: PasskeyService;
+  /**
+   * Signed decisions (issue 13): `signer` signs every deciding write (approval and denial) with
+   * the decision key, and no SVID is minted unless the request's signed decision verifies under
+   * `publicKeyPem` and states exactly what the request records. Where a key is not configured its
+   * adapter refuses (deciding, or minting, fails closed). Without `decisions` (the core's unit
+   * tests) nothing is signed or checked.
+   */
+  readonly decisions?: { readonly signer: DecisionSigner; readonly publicKeyPem: () => Promise<string> };
+  /** Signs the receipt delivered with an SVID (core/receipt.ts); checked before minting, so an SVID never leaves without its receipt. */
+  readonly receipts?: ReceiptSigner;
 }
 
 /** What check_authorization returns: the status, and the digest of the payload it is about. */
@@ -88,6 +101,8 @@ export type CheckStatus =
       expires_at: string;
       /** True when the SVID was delivered by an earlier check; its key is not kept, so it cannot be sent again. */
       svid_delivered: boolean;
+      /** The approval receipt (compact JWS, core/receipt.ts), with the SVID only. */
+      receipt?: string;
     }
   | { status: 'denied' }
   | { status: 'expired' }
@@ -423,6 +438,7 @@ export class AuthorizationService {
         this.deps.logger.warn('could not release issuance claim', { request_id: r.request_id, error: describe(err) }),
       );
     let minted: MintedSvid;
+    let receipt: string | undefined;
     try {
       // The item alone proves nothing (anyone who can write the table can write "approved"): the
       // approval must be the chain's, of this request exactly as it stands. The caller's key is
@@ -438,8 +454,10 @@ export class AuthorizationService {
         await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ${problem}`);
         throw new AckdError('ERR_NOT_APPROVED', `request ${r.request_id} has no approval in the audit log; no SVID is issued`);
       }
+      await this.checkDecisionAndReceiptKeys(claimed);
       const spiffeId = SpiffeId.parse(claimed.spiffe_id);
       minted = await this.deps.minter.mint(spiffeId, new Date(claimed.svid_expires_at!));
+      receipt = await this.receiptOf(claimed, minted, now);
     } catch (e) {
       await release();
       if (isAckdError(e)) throw e;
@@ -475,6 +493,7 @@ export class AuthorizationService {
       spiffe_id: updated.spiffe_id,
       expires_at: minted.expiresAt.toISOString(),
       svid_delivered: false,
+      ...(receipt === undefined ? {} : { receipt }),
     };
   }
 
@@ -590,9 +609,13 @@ export class AuthorizationService {
         vote: { ...vote },
         seen: votes.length,
       };
+      // ---- signed decision (issue 13): the deciding write carries the decision service's signature ----
+      const signature = row === 'vote' ? undefined : await this.signDecisionOf(current, row === 'approve' ? 'approved' : 'denied', params, opts.evidence);
+      const written = signature === undefined ? params : { ...params, decisionSignature: signature as unknown as Value };
+      // ---- end signed decision ----
       let r: AuthorizationRecord;
       try {
-        ({ record: r } = await this.deps.store.apply(row, requestId, params, auditEvent(row === 'approve' ? 'approved' : row === 'deny' ? 'denied' : 'voted', actor, now)));
+        ({ record: r } = await this.deps.store.apply(row, requestId, written, auditEvent(row === 'approve' ? 'approved' : row === 'deny' ? 'denied' : 'voted', actor, now)));
       } catch (e) {
         // Another vote was recorded between our read and our write: count again.
         if (isAckdError(e, 'ERR_CONFLICT') && attempt < 8) continue;
@@ -654,6 +677,67 @@ export class AuthorizationService {
     const message = 'the request changed since the page showed it (the decision was made on another view of it); reload the request and decide on it as it is now';
     await this.recordRefusal(current.request_id, actor, `${verb} refused: ERR_STALE_VIEW: ${message}`);
     throw new AckdError('ERR_STALE_VIEW', message, { field: 'view_sha256' });
+  }
+
+  /**
+   * The signed decision of a deciding write (issue 13): what the request will record once the
+   * write applies (its votes then: those read, which the write's guard pins, plus this one),
+   * signed with the decision key. The key unavailable: ERR_SIGNER_UNAVAILABLE, and nothing is
+   * written. Without `decisions`, undefined (nothing signed).
+   */
+  private async signDecisionOf(
+    current: AuthorizationRecord,
+    decision: 'approved' | 'denied',
+    p: { readonly now: string; readonly approver: string; readonly svidExpiresAt: string | null; readonly vote: CastVote },
+    evidence: DecisionEvidence | undefined,
+  ): Promise<SignedDecision | undefined> {
+    const signer = this.deps.decisions?.signer;
+    if (!signer) return undefined;
+    const statement = decisionStatement(current, { decision, approver: p.approver, decidedAt: p.now, svidExpiresAt: p.svidExpiresAt, votes: [...(current.votes ?? []), p.vote], evidence });
+    try {
+      return await signDecision(signer, statement);
+    } catch (e) {
+      this.deps.logger.error('decision not signed: the decision key is unavailable; nothing was decided', { request_id: current.request_id, error: describe(e) });
+      throw new AckdError('ERR_SIGNER_UNAVAILABLE', 'the decision signing key is unavailable; nothing was decided; try again later', { cause: e });
+    }
+  }
+
+  /**
+   * Before an SVID is minted (issue 13): the request's signed decision verifies under the decision
+   * key and states exactly what the request records (the chain's approval carrying the same one is
+   * approvalProblem's); else ERR_DECISION_UNSIGNED, recorded as refused. The receipt key must be
+   * reachable too, so an SVID (whose key is delivered once) never leaves without its receipt.
+   * A key that cannot be read: ERR_SIGNER_UNAVAILABLE (a later check retries).
+   */
+  private async checkDecisionAndReceiptKeys(r: AuthorizationRecord): Promise<void> {
+    const decisions = this.deps.decisions;
+    if (!decisions) return;
+    let pem: string;
+    try {
+      [pem] = await Promise.all([decisions.publicKeyPem(), this.deps.receipts?.publicJwk()]);
+    } catch (e) {
+      this.deps.logger.error('refusing to issue an SVID now: the decision or receipt key is unavailable', { request_id: r.request_id, error: describe(e) });
+      throw new AckdError('ERR_SIGNER_UNAVAILABLE', 'the decision or receipt key is unavailable; no SVID was issued; try again later', { cause: e });
+    }
+    const problem = decisionProblem(r, checkpointPublicKey(pem));
+    if (problem) {
+      this.deps.logger.error('refusing to issue an SVID: the decision is not signed by the decision service', { request_id: r.request_id, problem });
+      await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ERR_DECISION_UNSIGNED: ${problem}`);
+      throw new AckdError('ERR_DECISION_UNSIGNED', `request ${r.request_id} has no valid signed decision (${problem}); no SVID is issued`);
+    }
+  }
+
+  /** The receipt of an SVID just minted (before its issuance is written: both leave together or neither). */
+  private async receiptOf(r: AuthorizationRecord, minted: MintedSvid, now: Date): Promise<string | undefined> {
+    const receipts = this.deps.receipts;
+    const sd = r.decision_signature;
+    if (!receipts || !sd) return undefined;
+    try {
+      return await receipts.sign(receiptClaims(r, sd, { svidId: minted.svidId, notAfter: minted.expiresAt }, now));
+    } catch (e) {
+      this.deps.logger.error('receipt not signed; the SVID is not issued', { request_id: r.request_id, error: describe(e) });
+      throw new AckdError('ERR_SIGNER_UNAVAILABLE', 'the receipt signing key is unavailable; no SVID was issued; try again later', { cause: e });
+    }
   }
 
   /**

@@ -60,6 +60,8 @@ const info = {
   dynamodbEndpoint: stack.dynamodbEndpoint,
   tableName: stack.tableName,
   auditKeyPath: stack.auditKeyPath,
+  decisionKeyPath: stack.decisionKeyPath,
+  receiptKeyPath: stack.receiptKeyPath,
   auditExportUrl: `${stack.appUrl}/api/audit/export`,
   ...(stack.awsDemo ? awsLocalInfo(stack.awsDemo, stack.appUrl) : {}),
 };

@@ -10,7 +10,7 @@ import { LIMIT_ENV, loadConfig } from '../config.ts';
 import type { LimitsConfig } from '../core/limits.ts';
 import type { WaitingOptions } from '../core/waiting.ts';
 import { buildDeps, periodicWork, type Deps } from '../deps.ts';
-import { LocalKeySigner } from '../adapters/signing/local.ts';
+import { createKeyFileOnce, LocalKeySigner } from '../adapters/signing/local.ts';
 import { ensureTable, upgradeLocalTable } from '../adapters/dynamodb/schema.ts';
 import { dynamoClient } from '../adapters/dynamodb/client.ts';
 import { SesNotifier, sesClient, parseApproverRouting } from '../adapters/ses/index.ts';
@@ -99,6 +99,10 @@ export interface LocalStack {
   readonly trustBundlePath: string;
   /** The PEM private key that signs audit checkpoints (created on first start). */
   readonly auditKeyPath: string;
+  /** The PEM private key that signs decisions (ACKD_DECISION_KEY; created on first start; on AWS a KMS key). */
+  readonly decisionKeyPath: string;
+  /** The PEM private key that signs approval receipts (ACKD_RECEIPT_KEY; created on first start; on AWS a KMS key). */
+  readonly receiptKeyPath: string;
   readonly issuerKind: string;
   readonly ses: LocalSes;
   /** The consent UI (same origin as /api). */
@@ -210,8 +214,15 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     // Audit checkpoints are signed with a key kept beside the data (on AWS: a KMS key).
     const auditKeyPath = join(opts.dir, 'audit-signing-key.pem');
     const signer = LocalKeySigner.fileCreatingOnce(auditKeyPath);
+    // Decisions and approval receipts are signed with keys of their own, made once and kept beside it too.
+    const decisionKeyPath = join(opts.dir, 'decision-signing-key.pem');
+    const receiptKeyPath = join(opts.dir, 'receipt-signing-key.pem');
+    createKeyFileOnce(decisionKeyPath);
+    createKeyFileOnce(receiptKeyPath);
     const config = loadConfig({
       ACKD_AUDIT_KEY: auditKeyPath,
+      ACKD_DECISION_KEY: decisionKeyPath,
+      ACKD_RECEIPT_KEY: receiptKeyPath,
       ACKD_STAGE: 'local',
       ACKD_TRUST_DOMAIN: trustDomain,
       ACKD_TABLE_NAME: tableName,
@@ -259,6 +270,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       trustDomain,
       trustBundlePath,
       auditKeyPath,
+      decisionKeyPath,
+      receiptKeyPath,
       issuerKind: issuer.kind,
       ses,
       deps,

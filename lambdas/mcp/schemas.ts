@@ -136,6 +136,10 @@ export const checkAuthorizationOutput = z.object({
   spiffe_id: z.string().optional(),
   expires_at: z.string().optional().describe('When the SVID stops being valid (ISO 8601).'),
   svid_delivered: z.boolean().optional().describe('True when an earlier check already delivered the SVID; its key is not kept.'),
+  receipt: z
+    .string()
+    .optional()
+    .describe('With the SVID only: the approval receipt, a compact JWS (ES256, typ ackd-receipt+jwt) binding the SVID to the request, its payload and the signed decision; verify with the JWKS at /.well-known/ackd-receipt-keys.json.'),
   revoked_at: z.string().optional(),
   payload_sha256: payloadSha256Output,
   approvals: z

@@ -6,6 +6,7 @@ import { LIMIT_ENV } from '../../lambdas/config.ts';
 import type { DeployConfig } from '../config.ts';
 import { Api, AUDIT_EXPORT_STAGE, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
 import { AuditKey } from '../constructs/audit.ts';
+import { EvidenceKey } from '../constructs/evidence-keys.ts';
 import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
@@ -31,6 +32,10 @@ export const SWEEP_EVERY = Duration.minutes(5);
 export class AckdStack extends Stack {
   readonly data: Data;
   readonly auditKey: AuditKey;
+  /** Signs decisions (the consent API); the MCP function verifies with its public key before minting. */
+  readonly decisionKey: EvidenceKey;
+  /** Signs approval receipts (the MCP function). */
+  readonly receiptKey: EvidenceKey;
   readonly spire: Spire;
   readonly api: Api;
   readonly consent: Consent;
@@ -106,6 +111,17 @@ export class AckdStack extends Stack {
     });
     // The audit key's policy names the sweeper as its only signer (constructs/audit.ts).
     this.auditKey.allowSigningOnlyBy(this.api.sweeperFunction.role!);
+    // Signed decisions and receipts (issue 13): the consent API alone signs decisions (the CLI's
+    // operator decisions sign with an operator's own IAM permission, ACKD_DECISION_KEY=kms:<arn>);
+    // the MCP function only reads the decision key's public key, and alone signs receipts.
+    this.decisionKey = new EvidenceKey(this, 'DecisionKey', { stage: config.stage, name: 'decisions', description: 'signs approvers\' decisions (ECDSA P-256); the MCP function verifies them before minting an SVID' });
+    this.receiptKey = new EvidenceKey(this, 'ReceiptKey', { stage: config.stage, name: 'receipts', description: 'signs the approval receipts delivered with SVIDs (ES256)' });
+    this.decisionKey.allowSigningOnlyBy(this.api.consentFunction, 'SignDecisions');
+    this.decisionKey.allowReadingPublicKey(this.api.mcpFunction, 'ReadDecisionPublicKey');
+    this.receiptKey.allowSigningOnlyBy(this.api.mcpFunction, 'SignReceipts');
+    this.api.consentFunction.addEnvironment('ACKD_DECISION_KEY', this.decisionKey.envValue);
+    this.api.mcpFunction.addEnvironment('ACKD_DECISION_PUBLIC_KEY', this.decisionKey.envValue);
+    this.api.mcpFunction.addEnvironment('ACKD_RECEIPT_KEY', this.receiptKey.envValue);
     this.api.mcpSecurityGroup.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
     this.spire.allowBridgeFrom(this.api.mcpSecurityGroup);
 
@@ -169,6 +185,8 @@ export class AckdStack extends Stack {
       description: 'KMS key that signs audit checkpoints (aws kms get-public-key --key-id <arn>); retained when the stack is deleted',
       value: this.auditKey.keyArn,
     });
+    new CfnOutput(this, 'DecisionKeyArn', { description: 'KMS key that signs decisions (ACKD_DECISION_KEY for `ackd requests approve|deny`; its public key verifies them: `ackd audit decision-key`); retained', value: this.decisionKey.keyArn });
+    new CfnOutput(this, 'ReceiptKeyArn', { description: 'KMS key that signs approval receipts (JWKS: GET <McpUrl origin>/.well-known/ackd-receipt-keys.json); retained', value: this.receiptKey.keyArn });
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (ACKD_TABLE_NAME for the ackd CLI)', value: this.data.table.tableName });
     new CfnOutput(this, 'UserPoolId', { description: 'Cognito user pool (ACKD_COGNITO_USER_POOL_ID for `ackd approvers`)', value: this.consent.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { description: 'Cognito app client of the consent UI', value: this.consent.userPoolClient.userPoolClientId });

@@ -20,13 +20,16 @@ export function runAckd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliR
 }
 
 /** The ACKD_* settings that point a process at a running local stack. */
-export function stackEnv(stack: Pick<LocalStack, 'dynamodbEndpoint' | 'tableName' | 'trustDomain' | 'appUrl'>): Record<string, string> {
+export function stackEnv(stack: Pick<LocalStack, 'dynamodbEndpoint' | 'tableName' | 'trustDomain' | 'appUrl'> & Partial<Pick<LocalStack, 'decisionKeyPath' | 'receiptKeyPath'>>): Record<string, string> {
   return {
     ACKD_STAGE: 'local',
     ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
     ACKD_TABLE_NAME: stack.tableName,
     ACKD_TRUST_DOMAIN: stack.trustDomain,
     ACKD_CONSENT_URL: stack.appUrl,
+    // Decisions are signed, and SVIDs leave with a receipt, with the stack's own keys (issue 13).
+    ...(stack.decisionKeyPath ? { ACKD_DECISION_KEY: stack.decisionKeyPath } : {}),
+    ...(stack.receiptKeyPath ? { ACKD_RECEIPT_KEY: stack.receiptKeyPath } : {}),
   };
 }
 

@@ -126,7 +126,7 @@ describe('the lifecycle table', () => {
   });
 
   it('tells the verifier which event changes what, from where', () => {
-    expect([...fieldsChangedBy('approved')].sort()).toEqual(['approver_email', 'approver_identity', 'decision', 'decision_at', 'svid_expires_at', 'voters', 'votes']);
+    expect([...fieldsChangedBy('approved')].sort()).toEqual(['approver_email', 'approver_identity', 'decision', 'decision_at', 'decision_signature', 'svid_expires_at', 'voters', 'votes']);
     expect([...fieldsChangedBy('voted')].sort()).toEqual(['voters', 'votes']);
     expect([...fieldsChangedBy('svid_issued')]).toContain('svid_id');
     expect(fieldsChangedBy('refused').has('decision')).toBe(false);
@@ -142,7 +142,7 @@ describe('the lifecycle table', () => {
       'attribute_exists(pk) AND (#decision = :v AND #expires_at > :v AND NOT contains(#voters, :v) AND (attribute_not_exists(#votes) OR size(#votes) = :v))',
     );
     expect(shape(u.UpdateExpression)).toBe(
-      'SET #votes = list_append(if_not_exists(#votes, :v), :v), #voters = list_append(if_not_exists(#voters, :v), :v), #decision = :v, #decision_at = :v, #approver_identity = :v, #approver_email = :v, #svid_expires_at = :v REMOVE #pending',
+      'SET #votes = list_append(if_not_exists(#votes, :v), :v), #voters = list_append(if_not_exists(#voters, :v), :v), #decision = :v, #decision_at = :v, #approver_identity = :v, #approver_email = :v, #svid_expires_at = :v, #decision_signature = :v REMOVE #pending',
     );
     expect(Object.values(u.ExpressionAttributeValues ?? {})).toContain('pending');
     const claim = compileTransition(TRANSITIONS.claimIssuance, paramsAt(moments[0]!));

@@ -110,7 +110,10 @@ export function compileTransition(t: Transition, params: Params): Update {
   const paramValue = (o: Operand): unknown => {
     if ('field' in o) throw new Error('lifecycle: a list element must be a value');
     if ('value' in o) return o.value;
-    if (!Object.hasOwn(params, o.param)) throw new Error(`lifecycle: parameter ${o.param} is missing`);
+    if (!Object.hasOwn(params, o.param)) {
+      if (o.orNull) return null;
+      throw new Error(`lifecycle: parameter ${o.param} is missing`);
+    }
     return params[o.param];
   };
   const operand = (o: Operand): string => ('field' in o ? name(o.field) : value(paramValue(o)));

@@ -1,30 +1,47 @@
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { AckdError } from '../../core/errors.ts';
 import type { CheckpointSigner } from '../../core/audit/signing.ts';
 
+export interface KmsSignerOptions {
+  /** The setting that names the key, for error messages (default ACKD_AUDIT_KEY). */
+  readonly setting?: string;
+  /**
+   * `RAW` (default: KMS hashes the message; at most 4096 bytes) or `DIGEST` (the SHA-256 is
+   * computed here and KMS signs it: for messages that may be longer, e.g. a decision over 32
+   * permissions). The signature is the same ECDSA over SHA-256 of the message either way.
+   */
+  readonly messageType?: 'RAW' | 'DIGEST';
+}
+
 /**
- * Signs checkpoints with an AWS KMS asymmetric key (key spec ECC_NIST_P256, usage SIGN_VERIFY).
- * The private key never leaves KMS; KMS returns DER ECDSA signatures, the same form the
- * verifier reads.
+ * Signs with an AWS KMS asymmetric key (key spec ECC_NIST_P256, usage SIGN_VERIFY): audit
+ * checkpoints, decisions. The private key never leaves KMS; KMS returns DER ECDSA signatures,
+ * the same form the verifier reads.
  */
 export class KmsSigner implements CheckpointSigner {
   private publicPem: Promise<string> | undefined;
+  private readonly setting: string;
+  private readonly messageType: 'RAW' | 'DIGEST';
 
   constructor(
     private readonly client: KMSClient,
     private readonly keyId: string,
-  ) {}
+    opts: KmsSignerOptions = {},
+  ) {
+    this.setting = opts.setting ?? 'ACKD_AUDIT_KEY';
+    this.messageType = opts.messageType ?? 'RAW';
+  }
 
-  static forKey(keyId: string, region: string): KmsSigner {
-    return new KmsSigner(new KMSClient({ region }), keyId);
+  static forKey(keyId: string, region: string, opts: KmsSignerOptions = {}): KmsSigner {
+    return new KmsSigner(new KMSClient({ region }), keyId, opts);
   }
 
   publicKeyPem(): Promise<string> {
     this.publicPem ??= this.client.send(new GetPublicKeyCommand({ KeyId: this.keyId })).then(
       (out) => {
         if (out.KeySpec !== 'ECC_NIST_P256' || out.KeyUsage !== 'SIGN_VERIFY' || !out.PublicKey) {
-          throw new AckdError('ERR_CONFIG', `ACKD_AUDIT_KEY: KMS key ${this.keyId} must be ECC_NIST_P256 with usage SIGN_VERIFY (it is ${out.KeySpec ?? 'unknown'}, ${out.KeyUsage ?? 'unknown'})`);
+          throw new AckdError('ERR_CONFIG', `${this.setting}: KMS key ${this.keyId} must be ECC_NIST_P256 with usage SIGN_VERIFY (it is ${out.KeySpec ?? 'unknown'}, ${out.KeyUsage ?? 'unknown'})`);
         }
         return createPublicKey({ key: Buffer.from(out.PublicKey), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }).toString();
       },
@@ -38,7 +55,8 @@ export class KmsSigner implements CheckpointSigner {
 
   async sign(payload: Uint8Array): Promise<Uint8Array> {
     try {
-      const out = await this.client.send(new SignCommand({ KeyId: this.keyId, Message: payload, MessageType: 'RAW', SigningAlgorithm: 'ECDSA_SHA_256' }));
+      const message = this.messageType === 'DIGEST' ? createHash('sha256').update(payload).digest() : payload;
+      const out = await this.client.send(new SignCommand({ KeyId: this.keyId, Message: message, MessageType: this.messageType, SigningAlgorithm: 'ECDSA_SHA_256' }));
       if (!out.Signature) throw new Error('KMS returned no signature');
       return out.Signature;
     } catch (e) {

@@ -2,6 +2,7 @@ import { newEventId } from '../ids.ts';
 import type { AuthorizationRecord } from '../request.ts';
 import { quorumProblem, type CastVote, type Quorum } from '../quorum.ts';
 import type { Policy } from '../policy.ts';
+import type { SignedDecision } from '../evidence.ts';
 
 import { canonicalJson, sha256Hex } from '../jcs.ts';
 
@@ -44,14 +45,18 @@ export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[numb
   readonly votes?: readonly CastVote[];
   /** The digest of the operation's exact parameters (core/payload.ts); null without a payload, absent on requests from before payloads. */
   readonly payload_sha256?: string | null;
+  /** The decision service's signed decision, from the deciding event on (absent before it, and on events of older requests). */
+  readonly decision_signature?: SignedDecision | null;
 };
 
 /** The quorum fields of a snapshot, after the 13. */
 export const QUORUM_FIELDS = ['quorum', 'votes'] as const;
 /** The payload field of a snapshot, after the quorum fields (the payload itself stays on the record; every event commits to its digest). */
 export const PAYLOAD_FIELDS = ['payload_sha256'] as const;
+/** The evidence fields of a snapshot, after the payload field: what binds a decision to the decision service. */
+export const EVIDENCE_FIELDS = ['decision_signature'] as const;
 /** Every field a snapshot may hold. */
-export const SNAPSHOT_FIELDS = [...AUDIT_FIELDS, ...QUORUM_FIELDS, ...PAYLOAD_FIELDS] as const;
+export const SNAPSHOT_FIELDS = [...AUDIT_FIELDS, ...QUORUM_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS] as const;
 
 /** Every kind of event: the state changes of a request, and refused attempts to change it. */
 export const EVENT_TYPES = [
@@ -136,6 +141,7 @@ export const EVENT_COLUMNS = [
   ...AUDIT_FIELDS,
   ...QUORUM_FIELDS,
   ...PAYLOAD_FIELDS,
+  ...EVIDENCE_FIELDS,
   'policy',
   'previous',
   'owner',
@@ -208,6 +214,7 @@ export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
     ...(r.quorum === undefined ? {} : { quorum: r.quorum }),
     ...(r.votes === undefined ? {} : { votes: r.votes.map((v) => ({ ...v, groups: [...v.groups] })) }),
     ...(r.payload_sha256 === undefined ? {} : { payload_sha256: r.payload_sha256 }),
+    ...(r.decision_signature === undefined ? {} : { decision_signature: r.decision_signature }),
   };
 }
 
@@ -315,6 +322,8 @@ const APPROVAL_FIELDS = [
   'quorum',
   'votes',
   'payload_sha256',
+  // the decision service's signature: the approval in the chain carries the very one on the item
+  'decision_signature',
 ] as const satisfies readonly (keyof AuditSnapshot)[];
 
 /**

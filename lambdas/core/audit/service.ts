@@ -1,6 +1,6 @@
 import { AckdError } from '../errors.ts';
 import type { Clock, Logger } from '../ports.ts';
-import { AUDIT_FIELDS, differingFields, PAYLOAD_FIELDS, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
+import { AUDIT_FIELDS, differingFields, EVIDENCE_FIELDS, PAYLOAD_FIELDS, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { consistencyPlan, frontierKeys, inclusionPlan, keyOf, proofFrom, type NodeKey } from './merkle.ts';
 import type { AuditLog, RequestItemView } from './ports.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
@@ -284,7 +284,7 @@ export class AuditService {
   }
 }
 
-const SNAPSHOT_FIELDS_COMPARED: readonly (keyof AuditSnapshot)[] = [...AUDIT_FIELDS, ...PAYLOAD_FIELDS];
+const SNAPSHOT_FIELDS_COMPARED: readonly (keyof AuditSnapshot)[] = [...AUDIT_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS];
 
 /** How a request item disagrees with the events it points at (empty when it agrees). */
 export function itemMismatches(item: RequestItemView, events: ReadonlyMap<number, AuditEvent>): string[] {

@@ -5,6 +5,7 @@ import { checkpointSignatureProblem, keyIdOf } from './signing.ts';
 import { appendLeaves, leafHash, rootOf, verifyConsistency } from './merkle.ts';
 import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore, VOTE_EVENTS } from '../lifecycle.ts';
 import { quorumProblem, type CastVote } from '../quorum.ts';
+import { DECISION_ALG, decisionProblem } from '../evidence.ts';
 
 /**
  * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
@@ -71,6 +72,34 @@ const eventSchema = z
       .optional(),
     // Requests made since payloads record the digest of their payload (null without one); older events do not have it.
     payload_sha256: hex64.nullable().optional(),
+    // The decision service's signed decision (issue 13), from the deciding event on; absent on older events.
+    decision_signature: z
+      .object({
+        statement: z
+          .object({
+            v: z.literal(1),
+            purpose: z.literal('ackd-decision'),
+            request_id: z.string(),
+            agent_id: z.string(),
+            spiffe_id: z.string(),
+            permissions: z.array(z.string()),
+            decision: z.enum(['approved', 'denied']),
+            approver: z.string(),
+            decided_at: iso,
+            svid_expires_at: isoOrNull,
+            payload_sha256: hex64.nullable(),
+            view_sha256: hex64.nullable(),
+            passkey_assertion_sha256: hex64.nullable(),
+            votes_sha256: hex64,
+          })
+          .strict(),
+        key_id: hex64,
+        alg: z.literal(DECISION_ALG),
+        signature: z.string().regex(/^[A-Za-z0-9+/]+=*$/, 'must be base64'),
+      })
+      .strict()
+      .nullable()
+      .optional(),
     prev_hash: hex64,
     hash: hex64,
   })
@@ -113,7 +142,7 @@ const checkpointSchema = z
 const treeSchema = z.object({ seq: z.number().int().nonnegative(), frontier: z.array(hex64) }).strict();
 const consistencySchema = z.object({ from: z.number().int().positive(), to: z.number().int().positive(), proof: z.array(hex64) }).strict();
 
-export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'tree' | 'svid' | 'lifecycle' | 'item';
+export type ProblemKind = 'malformed' | 'hash' | 'link' | 'gap' | 'order' | 'time' | 'checkpoint' | 'tree' | 'svid' | 'lifecycle' | 'item' | 'decision';
 
 export interface Problem {
   readonly kind: ProblemKind;
@@ -156,6 +185,25 @@ export interface VerifyReport {
   readonly consistency_verified: number;
   readonly problems: readonly Problem[];
   readonly warnings: readonly string[];
+  /** With a decision key: how the decision events (approved, denied) are signed (issue 13). */
+  readonly decisions?: DecisionSignatures;
+}
+
+/**
+ * The decision events of a log checked against the decision service's public key: each approval
+ * and denial must carry a signed decision that verifies and states exactly what the event records.
+ * An invalid one is a problem; an unsigned one is counted and warned about (events from before
+ * signed decisions have none; `--strict` fails on it).
+ */
+export interface DecisionSignatures {
+  readonly key_id: string;
+  /** Decision events read. */
+  readonly checked: number;
+  readonly valid: number;
+  readonly unsigned: number;
+  readonly invalid: number;
+  /** The first few events without a valid signed decision. */
+  readonly examples: readonly { readonly seq: number; readonly request_id: string; readonly type: string; readonly problem: string }[];
 }
 
 /** What the verifier remembers of a request: its last snapshot, and whether its approval is in the file. */
@@ -173,8 +221,8 @@ interface RequestState {
 /** Fields that never change after `requested`. */
 const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum', 'payload_sha256'] as const satisfies readonly (keyof AuditSnapshot)[];
 /** Fields the lifecycle changes (which event may change which, and from which state, is the lifecycle table's). */
-type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at' | 'votes';
-const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at', 'votes'] as const satisfies readonly LifecycleField[];
+type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at' | 'votes' | 'decision_signature';
+const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at', 'votes', 'decision_signature'] as const satisfies readonly LifecycleField[];
 /** A request whose requested_at is this far after the file's first event must have its whole history in the file (linking may lag the change it records). */
 const SCOPE_MARGIN_MS = 5 * 60_000;
 /** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
@@ -188,7 +236,12 @@ export interface VerifierOptions {
   readonly onSvid?: (e: SvidEvidence) => void;
   /** Keep at most this many problems in the report (all are counted in `ok`). */
   readonly maxProblems?: number;
+  /** Decision events are checked for a signed decision that verifies with this key (the decision service's public key). */
+  readonly decisionKey?: KeyObject;
 }
+
+/** How many events without a valid signed decision a report names (all are counted). */
+const DECISION_EXAMPLES = 5;
 
 export class ChainVerifier {
   private readonly keyId: string | undefined;
@@ -224,8 +277,13 @@ export class ChainVerifier {
   private eventLines = 0;
   private sawLines = false;
 
+  private readonly decisionKeyId: string | undefined;
+  private readonly decisionCounts = { checked: 0, valid: 0, unsigned: 0, invalid: 0 };
+  private readonly decisionExamples: { seq: number; request_id: string; type: string; problem: string }[] = [];
+
   constructor(private readonly opts: VerifierOptions = {}) {
     this.keyId = opts.publicKey ? keyIdOf(opts.publicKey) : undefined;
+    this.decisionKeyId = opts.decisionKey ? keyIdOf(opts.decisionKey) : undefined;
   }
 
   /** One parsed JSONL line of an export: `{"kind":"event",…}` or `{"kind":"checkpoint",…}`. */
@@ -408,6 +466,10 @@ export class ChainVerifier {
         `${unsignedTail} event${unsignedTail === 1 ? '' : 's'} after ${this.signedThrough === null ? 'the start' : `checkpoint ${this.signedThrough}`} ${unsignedTail === 1 ? 'is' : 'are'} not covered by a signed checkpoint: their chain is intact, but removal of events after them could not be detected`,
       );
     }
+    const decisions = this.decisionKeyId === undefined ? undefined : { key_id: this.decisionKeyId, ...this.decisionCounts, examples: this.decisionExamples };
+    if (decisions && decisions.unsigned > 0) {
+      this.warnings.push(`${decisions.unsigned} decision event${decisions.unsigned === 1 ? '' : 's'} carr${decisions.unsigned === 1 ? 'ies' : 'y'} no signed decision (made before decisions were signed, or written without the decision service)`);
+    }
     return {
       ok: this.problemCount === 0,
       events: this.events,
@@ -424,7 +486,27 @@ export class ChainVerifier {
       consistency_verified: this.consistencyVerified,
       problems: this.problems,
       warnings: this.warnings,
+      ...(decisions ? { decisions } : {}),
     };
+  }
+
+  /** A decision event's signed decision, checked with the decision key (when one was given). */
+  private checkDecisionSignature(e: AuditEvent, line: number | undefined): void {
+    const key = this.opts.decisionKey;
+    if (!key || (e.type !== 'approved' && e.type !== 'denied')) return;
+    this.decisionCounts.checked++;
+    const problem = decisionProblem(e, key, this.decisionKeyId);
+    if (problem === null) {
+      this.decisionCounts.valid++;
+      return;
+    }
+    const unsigned = e.decision_signature === undefined || e.decision_signature === null;
+    if (unsigned) this.decisionCounts.unsigned++;
+    else {
+      this.decisionCounts.invalid++;
+      this.problem({ kind: 'decision', seq: e.seq, line, message: `event ${e.seq} (${e.type} of ${e.request_id}): ${problem}` });
+    }
+    if (this.decisionExamples.length < DECISION_EXAMPLES) this.decisionExamples.push({ seq: e.seq, request_id: e.request_id, type: e.type, problem });
   }
 
   private begin(e: ChainEvent, line: number | undefined): void {
@@ -549,7 +631,7 @@ export class ChainVerifier {
     let req = this.requests.get(e.request_id);
     switch (e.type) {
       case 'requested':
-        if (e.decision !== 'pending' || LIFECYCLE_FIELDS.some((f) => f !== 'decision' && f !== 'revoked' && f !== 'votes' && e[f] !== null) || e.revoked || (e.votes ?? []).length > 0) {
+        if (e.decision !== 'pending' || LIFECYCLE_FIELDS.some((f) => f !== 'decision' && f !== 'revoked' && f !== 'votes' && (e[f] ?? null) !== null) || e.revoked || (e.votes ?? []).length > 0) {
           bad('lifecycle', 'a new request must be pending, with no vote, decision, SVID or revocation');
         }
         if (req) bad('lifecycle', 'the request was already requested earlier in the log');
@@ -613,6 +695,7 @@ export class ChainVerifier {
     } else if (DECISION_EVENTS.has(e.type) && this.inScope(e)) {
       bad('lifecycle', 'the request was made after the log begins, but its earlier events are not in the log');
     }
+    this.checkDecisionSignature(e, line);
     const approval = e.type === 'approved' ? 'seen' : (req?.approval ?? (e.type === 'requested' ? 'none' : 'unknown'));
     req = { fixed, state, approval, horizon: horizonOf(e) };
     this.requests.set(e.request_id, req);
@@ -669,6 +752,7 @@ function pickLifecycle(e: AuditEvent): Pick<AuditSnapshot, LifecycleField> {
     revoked: e.revoked,
     revoked_at: e.revoked_at,
     votes: e.votes,
+    decision_signature: e.decision_signature,
   };
 }
 
