@@ -108,7 +108,7 @@ describe('ackd gate', { timeout: 180_000 }, () => {
     const run = gate(gateArgs(out, { exit: '7' }));
     const id = await run.requestId;
     expect(run.stderr()).toContain(`sha256 ${payloadSha256(DEPLOY).slice(0, 4)} ${payloadSha256(DEPLOY).slice(4, 8)}`);
-    expect(run.stderr()).toContain(`approve or deny at: ${stack.appUrl}/?request_id=${id}`);
+    expect(run.stderr()).toContain(`approve or deny at: ${stack.consentUiUrl}?request_id=${id}`);
     expect(await records(out)).toEqual([]); // nothing runs before the decision
     await stack.deps.service.decide(parseRequestId(id), 'approved', 'operator:test');
     const { code, stderr } = await run.done;

@@ -18,7 +18,6 @@ let stack: TestStack;
 let token: string;
 let key: SoftPasskey;
 const agentId = parseAgentId('demo-agent');
-const VIEW = 'a'.repeat(64);
 /** The request whose payload a test changes in the table (the live audit check reports that item). */
 let tampered = '';
 
@@ -36,19 +35,25 @@ async function newRequest(permissions = ['deploy:prod']): Promise<RequestId> {
   return (await stack.deps.service.requestAuthorization({ agent_id: agentId, action: 'deploy api', permissions, justification: 'release', ttl_minutes: 10 })).request_id;
 }
 
-async function challenge(id: string, decision: 'approved' | 'denied', view: string | null = VIEW) {
+/** The view hash of the request as the consent API shows it now (what the page would send). */
+async function viewOf(id: string): Promise<string> {
+  return (await json<{ request: { view_sha256: string } }>(await api(`/requests/${id}`))).request.view_sha256;
+}
+
+async function challenge(id: string, decision: 'approved' | 'denied', given?: string) {
+  const view = given ?? (await viewOf(id));
   const res = await api(`/requests/${id}/challenge`, { method: 'POST', body: { request_id: id, decision, view_sha256: view } });
   expect(res.status).toBe(200);
   return json<{ nonce: string; challenge: string; rpId: string; userVerification: string; allowCredentials: { id: string }[] }>(res);
 }
 
-async function signed(id: string, decision: 'approved' | 'denied', view: string | null = VIEW): Promise<PasskeyAssertion> {
+async function signed(id: string, decision: 'approved' | 'denied', view?: string): Promise<PasskeyAssertion> {
   const c = await challenge(id, decision, view);
   return key.assert(c.challenge, c.nonce);
 }
 
-const decide = (id: string, verb: 'approve' | 'deny', passkey?: PasskeyAssertion, view: string | null = VIEW) =>
-  api(`/requests/${id}/${verb}`, { method: 'POST', body: { request_id: id, view_sha256: view, ...(passkey ? { passkey } : {}) } });
+const decide = async (id: string, verb: 'approve' | 'deny', passkey?: PasskeyAssertion, view?: string) =>
+  api(`/requests/${id}/${verb}`, { method: 'POST', body: { request_id: id, view_sha256: view ?? (await viewOf(id)), ...(passkey ? { passkey } : {}) } });
 
 async function refusedWith(res: Response, code: string, message: RegExp): Promise<void> {
   expect(res.status).toBe(403);
@@ -109,7 +114,7 @@ describe('passkeys on the local stack', () => {
     await refusedWith(await decide(id, 'approve', await signed(id, 'approved', 'b'.repeat(64))), 'ERR_PASSKEY_INVALID', /challenge is not the one of this decision/);
     // A payload other than the one stored: the approver's key signed a challenge the server does not recompute.
     const c = await challenge(id, 'approved');
-    const forOtherPayload = key.assert(decisionChallengeB64(c.nonce, id, 'approved', 'd'.repeat(64), VIEW), c.nonce);
+    const forOtherPayload = key.assert(decisionChallengeB64(c.nonce, id, 'approved', 'd'.repeat(64), await viewOf(id)), c.nonce);
     await refusedWith(await decide(id, 'approve', forOtherPayload), 'ERR_PASSKEY_INVALID', /challenge is not the one/);
     expect((await stack.deps.service.get(id)).decision).toBe('pending');
   });
@@ -119,7 +124,13 @@ describe('passkeys on the local stack', () => {
     const a = await signed(id, 'approved');
     const evil = { sql: 'DROP TABLE t' };
     tampered = id;
+    const shown = await viewOf(id);
     await writeItemFields(stack, `req#${id}`, { payload_json: JSON.stringify(evil), payload_sha256: payloadSha256(evil) });
+    // Sent with the view the approver was shown: the view no longer matches (refused before the passkey is looked at) …
+    const stale = await decide(id, 'approve', a, shown);
+    expect(stale.status).toBe(409);
+    expect((await json<{ error: { code: string } }>(stale)).error.code).toBe('ERR_STALE_VIEW');
+    // … and with the view as it is now, the assertion does not cover it.
     await refusedWith(await decide(id, 'approve', a), 'ERR_PASSKEY_INVALID', /challenge is not the one of this decision/);
     expect((await stack.deps.service.get(id)).decision).toBe('pending');
   });
@@ -134,12 +145,13 @@ describe('passkeys on the local stack', () => {
 
   it('a signed approval is recorded with its assertion in the vote and the audit event; audit verify --passkeys re-checks it offline', async () => {
     const id = await newRequest();
-    const a = await signed(id, 'approved');
-    const res = await decide(id, 'approve', a);
+    const view = await viewOf(id);
+    const a = await signed(id, 'approved', view);
+    const res = await decide(id, 'approve', a, view);
     expect(res.status).toBe(200);
     expect((await json<{ request: { status: string } }>(res)).request.status).toBe('approved');
     const r = await stack.deps.service.get(id);
-    expect(r.votes?.[0]?.passkey).toEqual({ assertion: a, view_sha256: VIEW });
+    expect(r.votes?.[0]?.passkey).toEqual({ assertion: a, view_sha256: view });
     await stack.settled();
     const approved = (await collect(id)).find((e) => e.type === 'approved')!;
     expect(approved.votes?.[0]?.passkey?.assertion).toEqual(a);
@@ -165,7 +177,7 @@ describe('passkeys on the local stack', () => {
     expect(del.status).toBe(200);
     expect((await json<{ passkeys: unknown[] }>(await api('/passkeys'))).passkeys).toEqual([]);
     const id = await newRequest();
-    const res = await api(`/requests/${id}/challenge`, { method: 'POST', body: { request_id: id, decision: 'approved', view_sha256: VIEW } });
+    const res = await api(`/requests/${id}/challenge`, { method: 'POST', body: { request_id: id, decision: 'approved', view_sha256: await viewOf(id) } });
     await refusedWith(res, 'ERR_PASSKEY_REQUIRED', /no passkey registered/);
     expect((await api(`/passkeys/${key.credentialId}`, { method: 'DELETE' })).status).toBe(404);
   });
