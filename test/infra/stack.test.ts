@@ -14,6 +14,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
+import { LocalKeySigner } from '../../lambdas/adapters/signing/local.ts';
+import { decisionStatement, signDecision } from '../../lambdas/core/evidence.ts';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
@@ -111,6 +113,10 @@ function one(type: string, pred: (r: Json) => boolean = () => true): [string, Js
   const found = resources(type).filter(([, r]) => pred(r));
   expect(found, `exactly one ${type}`).toHaveLength(1);
   return found[0]!;
+}
+/** The ARN of a KMS key of the stack, as an IAM policy names it (JSON, as `grants` keeps resources). */
+function keyArnOf(key: { node: { defaultChild?: unknown } }): string {
+  return JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(key), 'Arn'] });
 }
 function logicalIdOf(construct: { node: { defaultChild?: unknown } }): string {
   return stack.resolve(stack.getLogicalId(construct.node.defaultChild as never)) as string;
@@ -241,20 +247,21 @@ describe('Data: DynamoDB', () => {
 describe('AuditKey: KMS key that signs audit checkpoints', () => {
   it('is an asymmetric ECC_NIST_P256 SIGN_VERIFY key, retained on stack deletion and replacement, with an alias', () => {
     // The other key in the stack encrypts the alarm topic (constructs/observability.ts).
-    const [id, key] = one('AWS::KMS::Key', (r) => r.Properties.KeyUsage === 'SIGN_VERIFY');
-    expect(id).toBe(logicalIdOf(stack.auditKey.key!));
+    // (the decision and receipt keys are SIGN_VERIFY keys too: test/infra/evidence-keys.test.ts)
+    const id = logicalIdOf(stack.auditKey.key!);
+    const key = t.Resources[id] as Json;
     expect(key.Properties.KeySpec).toBe('ECC_NIST_P256');
     expect(key.Properties.KeyUsage).toBe('SIGN_VERIFY');
     expect(key.Properties.EnableKeyRotation ?? false).toBe(false); // KMS cannot rotate asymmetric keys
     expect(key.DeletionPolicy).toBe('Retain');
     expect(key.UpdateReplacePolicy).toBe('Retain');
-    const [, alias] = one('AWS::KMS::Alias');
+    const [, alias] = one('AWS::KMS::Alias', (r) => JSON.stringify(r.Properties.TargetKeyId).includes(id));
     expect(alias.Properties.AliasName).toBe('alias/ackd/ci/audit-checkpoints');
     expect(alias.Properties.TargetKeyId).toEqual({ 'Fn::GetAtt': [id, 'Arn'] });
   });
 
   it('its key policy: the account administers it and reads the public key; only the sweeper role signs (test/infra/kms.test.ts pins it)', () => {
-    const [, key] = one('AWS::KMS::Key', (r) => r.Properties.KeyUsage === 'SIGN_VERIFY');
+    const key = t.Resources[logicalIdOf(stack.auditKey.key!)] as Json;
     const stmts = key.Properties.KeyPolicy.Statement as Json[];
     expect(stmts.map((s) => s.Sid)).toEqual(['KeyAdministrationWithoutUse', 'ReadPublicKey', 'SignAuditCheckpointsSweeperOnly']);
     for (const s of stmts) expect(s.Effect).toBe('Allow');
@@ -294,18 +301,22 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
   it('MCP function: exactly GetItem/BatchGetItem/PutItem/UpdateItem/Query on the table, Query on its two indexes, SES send from ackd\'s address, its bridge secret', () => {
     const g = grants(roleOfFunction(fnIds().mcp));
     expect([...g.keys()].sort()).toEqual(
-      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'secretsmanager:GetSecretValue', 'ses:SendEmail', ...XRAY].sort(),
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', 'secretsmanager:GetSecretValue', 'ses:SendEmail', ...XRAY].sort(),
     );
     for (const a of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a)).toEqual([tableArn()]);
+    // Signed decisions and receipts (issue 13): it reads the decision key's public key, and signs receipts with its own key.
+    expect(g.get('kms:GetPublicKey')!.sort()).toEqual([keyArnOf(stack.decisionKey.key), keyArnOf(stack.receiptKey.key)].sort());
+    expect(g.get('kms:Sign')).toEqual([keyArnOf(stack.receiptKey.key)]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([tableArn(), indexArn('by-agent'), indexArn('pending-by-expiry')].sort());
     expect(g.get('secretsmanager:GetSecretValue')).toEqual([JSON.stringify({ Ref: logicalIdOf(stack.spire.bridgeSecret as never) })]);
     const ses = statementsOfRole(roleOfFunction(fnIds().mcp)).find((s) => asList(s.Action).includes('ses:SendEmail'))!;
     expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
   });
 
-  it('consent API function: GetItem, PutItem (audit event slots), UpdateItem and BatchGetItem on the table, Query on the two indexes the dashboard reads; no SES, no secrets, no KMS', () => {
+  it('consent API function: GetItem, PutItem (audit event slots), UpdateItem and BatchGetItem on the table, Query on the two indexes the dashboard reads, the decision key; no SES, no secrets', () => {
     const g = grants(roleOfFunction(fnIds().consent));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...XRAY].sort());
+    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', ...XRAY].sort());
+    for (const a of ['kms:Sign', 'kms:GetPublicKey']) expect(g.get(a), a).toEqual([keyArnOf(stack.decisionKey.key)]);
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
   });
@@ -358,9 +369,13 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
   });
 
   it('only the sweeper may sign with the audit key; the MCP and consent functions may not use it at all', () => {
-    const signers = Object.entries(fnIds()).filter(([, id]) => grants(roleOfFunction(id)).has('kms:Sign')).map(([n]) => n);
+    const audit = keyArnOf(stack.auditKey.key!);
+    const signers = Object.entries(fnIds()).filter(([, id]) => (grants(roleOfFunction(id)).get('kms:Sign') ?? []).includes(audit)).map(([n]) => n);
     expect(signers).toEqual(['sweeper']);
-    for (const n of ['mcp', 'consent'] as const) expect([...grants(roleOfFunction(fnIds()[n])).keys()].filter((a) => a.startsWith('kms:')), n).toEqual([]);
+    for (const n of ['mcp', 'consent'] as const) {
+      const g = grants(roleOfFunction(fnIds()[n]));
+      expect([...g.keys()].filter((a) => a.startsWith('kms:') && (g.get(a) ?? []).includes(audit)), n).toEqual([]);
+    }
     // No other role in the stack may sign with it either (SPIRE's task role signs with its own CA keys).
     const keyRefs = resources('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes(logicalIdOf(stack.auditKey.key!)));
     const roles = keyRefs.flatMap(([, p]) => (p.Properties.Roles as Json[]).map((r) => r.Ref as string)).sort();
@@ -802,8 +817,13 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
   const tableName = `ackd-bundles-${Date.now()}`;
   const bridgeSecret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
   const savedEnv = { ...process.env };
+  // The decision and receipt keys of this run (KMS keys on AWS), made at test time.
+  const decisionKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keyDir = mkdtempSync(join(tmpdir(), 'ackd-bundle-keys-'));
+  const receiptKeyFile = join(keyDir, 'receipt.pem');
 
   beforeAll(async () => {
+    writeFileSync(receiptKeyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const dynalite = require('dynalite') as (o: Json) => Server;
     ddb = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
     await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
@@ -852,6 +872,9 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'local',
       AWS_SECRET_ACCESS_KEY: 'local',
+      // On AWS these are KMS keys (kms:<arn>); here, keys made for this run (issue 13: signed decisions, receipts).
+      ACKD_DECISION_PUBLIC_KEY: decisionKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      ACKD_RECEIPT_KEY: receiptKeyFile,
     });
   }, SPIRE_BUILD_TIMEOUT_MS);
 
@@ -865,6 +888,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     }
     await spire?.stop();
     if (ddb) await new Promise((r) => ddb.close(r));
+    rmSync(keyDir, { recursive: true, force: true });
   });
 
   it('every function\'s bundle is one ESM file built from its handler entry', () => {
@@ -924,17 +948,15 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
 
     const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90 });
     const now = new Date();
+    // The consent function's deciding write: the vote, with the decision signed by the decision key.
+    const vote = { voter: 'sub-alice', email: 'alice@acme-corp.io', vote: 'approve' as const, at: now.toISOString(), groups: [] };
+    const svidExpiresAt = new Date(Date.now() + 10 * 60_000).toISOString();
+    const pending = (await store.get(req.request_id as never))!;
+    const signed = await signDecision(new LocalKeySigner(decisionKey.privateKey), decisionStatement(pending, { decision: 'approved', approver: 'sub-alice', decidedAt: now.toISOString(), svidExpiresAt, votes: [vote] }));
     await store.apply(
       'approve',
       req.request_id as never,
-      {
-        now: now.toISOString(),
-        approver: 'sub-alice',
-        email: 'alice@acme-corp.io',
-        svidExpiresAt: new Date(Date.now() + 10 * 60_000).toISOString(),
-        vote: { voter: 'sub-alice', email: 'alice@acme-corp.io', vote: 'approve', at: now.toISOString(), groups: [] },
-        seen: 0,
-      },
+      { now: now.toISOString(), approver: 'sub-alice', email: 'alice@acme-corp.io', svidExpiresAt, vote, seen: 0, decisionSignature: signed as never },
       auditEvent('approved', { type: 'approver', id: 'sub-alice' }, now),
     );
     // The sweeper (the sequencer's home on AWS) puts the approval in the audit log.
@@ -949,6 +971,9 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     const roots = bundle.x509Authorities.map((d) => new X509Certificate(Buffer.from(d)));
     expect(roots.some((r) => leaf.checkIssued(r) && leaf.verify(r.publicKey))).toBe(true);
     expect((await store.get(req.request_id as never))?.svid_id).toBe(approved.svid_id);
+    // With its receipt, signed by the receipt key, naming this SVID.
+    const [, claims] = (approved.receipt as string).split('.');
+    expect(JSON.parse(Buffer.from(claims!, 'base64url').toString())).toMatchObject({ request_id: req.request_id, svid_id: approved.svid_id, spiffe_id: approved.spiffe_id, approver: 'sub-alice' });
   }, 60_000);
 
   it('consent API bundle: no token → 401; an agent API key → 401', async () => {

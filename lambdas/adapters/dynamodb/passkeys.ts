@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { DecisionVerdict, IssuedNonce, NonceStore, PasskeyStore, StoredPasskey } from '../../core/passkeys.ts';
 import { applied, documentClient, isConditionFailure, send } from './send.ts';
@@ -115,8 +115,9 @@ function toPasskey(approver: string, id: string, c: StoredCred): StoredPasskey {
 
 /**
  * Passkey nonces in the request table: `pknonce#<nonce>` written once (conditional put), taken by
- * one conditional delete that requires it present and unexpired (`until_ms`): of concurrent
- * consumes exactly one gets it. `retain_until` lets DynamoDB's TTL remove unused ones.
+ * one conditional update that marks it used (`used_at`) and requires it present, unused and
+ * unexpired (`until_ms`): of concurrent consumes exactly one gets it. An update, not a delete: no
+ * ackd function may delete items of the table. `retain_until` lets DynamoDB's TTL remove them.
  */
 export class DynamoNonceStore implements NonceStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -156,12 +157,13 @@ export class DynamoNonceStore implements NonceStore {
     try {
       const out = await send(() =>
         this.doc.send(
-          new DeleteCommand({
+          new UpdateCommand({
             TableName: this.tableName,
             Key: { pk: NONCE_PK + nonce },
-            ConditionExpression: 'attribute_exists(pk) AND until_ms > :now',
-            ExpressionAttributeValues: { ':now': now.getTime() },
-            ReturnValues: 'ALL_OLD',
+            UpdateExpression: 'SET used_at = :at',
+            ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(used_at) AND until_ms > :now',
+            ExpressionAttributeValues: { ':now': now.getTime(), ':at': now.toISOString() },
+            ReturnValues: 'ALL_NEW',
           }),
         ),
       );
