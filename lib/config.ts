@@ -72,6 +72,8 @@ export interface DeployConfig {
   readonly customDomain: CustomDomainConfig | undefined;
   /** The AWS roles an approval may open (issue 17): name → role; empty: no broker. */
   readonly awsRoles?: AwsRoleMap;
+  /** ACKD_PASSKEY_REQUIRED of every function: all | payload | none. */
+  readonly passkeyRequired: 'all' | 'payload' | 'none';
 }
 
 export interface CustomDomainConfig {
@@ -198,6 +200,10 @@ export const SETTINGS = {
   customDomain: {
     env: 'ACKD_DEPLOY_CUSTOM_DOMAIN',
     doc: 'JSON object {name, certificateArn?, hostedZoneId?}: a stable host name for the MCP endpoint (certificate in the stack\'s region; without certificateArn, hostedZoneId is required to validate a new one) (optional)',
+  },
+  passkeyRequired: {
+    env: 'ACKD_DEPLOY_PASSKEY_REQUIRED',
+    doc: 'which decisions must be signed with the approver\'s passkey besides what policies say: all, payload (requests with a payload) or none (default none); set as ACKD_PASSKEY_REQUIRED on every function',
   },
   awsRoles: {
     env: 'ACKD_DEPLOY_AWS_ROLES',
@@ -533,6 +539,8 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     ...ARCHIVE_RETENTION_YEARS_RANGE,
   );
   const customDomain = customDomainSetting(src);
+  const passkeyRequired = str(src, 'passkeyRequired') || 'none';
+  if (passkeyRequired !== 'all' && passkeyRequired !== 'payload' && passkeyRequired !== 'none') throw new DeployConfigError('passkeyRequired', `must be all, payload or none (got "${passkeyRequired}")`);
 
   return {
     stage,
@@ -560,6 +568,7 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     archiveRetentionYears,
     customDomain,
     awsRoles: awsRolesSetting(src),
+    passkeyRequired,
   };
 }
 

@@ -85,6 +85,8 @@ export class AckdStack extends Stack {
       ACKD_SENDER: config.senderAddress,
       ACKD_APPROVERS: config.approverEmails.join(','),
       ACKD_LOG_LEVEL: 'info',
+      // Fixed on each request when it is made (the MCP function) and enforced where decisions are made.
+      ACKD_PASSKEY_REQUIRED: config.passkeyRequired,
     };
     if (Object.keys(config.approverRoutes).length > 0) environment.ACKD_APPROVER_ROUTES = JSON.stringify(config.approverRoutes);
     // Flood limits: only those configured; every function builds the service (lambdas/deps.ts)

@@ -59,6 +59,13 @@ describe('loadDeployConfig', () => {
     expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_AUDIT_KEY_ARN: ` ${mrk} ` })).auditKeyArn).toBe(mrk);
   });
 
+  it('passkeyRequired: all, payload or none (default none); anything else stops the synth naming the setting', () => {
+    expect(loadDeployConfig(src(BASE)).passkeyRequired).toBe('none');
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:passkeyRequired': 'payload' })).passkeyRequired).toBe('payload');
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_PASSKEY_REQUIRED: 'all' })).passkeyRequired).toBe('all');
+    expect(() => loadDeployConfig(src({ ...BASE, 'ackd:passkeyRequired': 'always' }))).toThrow(/passkeyRequired.*must be all, payload or none \(got "always"\)/);
+  });
+
   it('reads the environment when context is absent, and context wins over it', () => {
     const env = {
       ACKD_DEPLOY_STAGE: 'dev',

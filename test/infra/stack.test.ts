@@ -510,6 +510,8 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
       });
     }
     expect(LIMIT_ENV.requestsPerMinute).toBe('ACKD_LIMIT_REQUESTS_PER_MINUTE'); // the names lambdas/config.ts reads
+    // The passkey rule too: fixed on requests by the MCP function, enforced where decisions are made.
+    for (const [name, id] of Object.entries(fnIds())) expect(env(id).ACKD_PASSKEY_REQUIRED, name).toBe('none');
   });
 
   it('refuses out-of-range, non-integer or unknown flood limits before building anything, naming the key and its range', () => {
