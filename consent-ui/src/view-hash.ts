@@ -5,34 +5,13 @@
  * other view.
  */
 import canonicalizeModule from 'canonicalize';
+import { approvalView, type ApprovalView } from '../../lambdas/core/view-fields.ts';
+import type { Payload } from '../../lambdas/core/payload.ts';
 
 const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string | undefined;
 
-/** The fields of core/view.ts `ApprovalView`, as the consent API returns them. */
-export interface RenderedView {
-  readonly request_id: string;
-  readonly agent_id: string;
-  readonly action: string;
-  readonly permissions: readonly string[];
-  readonly justification: string;
-  readonly payload: Readonly<Record<string, unknown>> | null;
-  readonly ttl_minutes: number;
-  readonly expires_at: string;
-}
-
-/** Exactly the view's fields of `r` (anything else the API sent is left out). */
-export function renderedView(r: RenderedView): RenderedView {
-  return {
-    request_id: r.request_id,
-    agent_id: r.agent_id,
-    action: r.action,
-    permissions: [...r.permissions],
-    justification: r.justification,
-    payload: r.payload ?? null,
-    ttl_minutes: r.ttl_minutes,
-    expires_at: r.expires_at,
-  };
-}
+/** The fields of the view as the consent API returns them (lambdas/core/view-fields.ts: the one definition, shared with the server). */
+export type RenderedView = Omit<ApprovalView, 'payload'> & { readonly payload: Readonly<Record<string, unknown>> | null };
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
@@ -41,7 +20,7 @@ export async function sha256Hex(text: string): Promise<string> {
 
 /** Lowercase hex SHA-256 over the canonical JSON of the rendered view. */
 export async function viewSha256(r: RenderedView): Promise<string> {
-  const json = canonicalize(renderedView(r));
+  const json = canonicalize(approvalView({ ...r, payload: r.payload as Payload | null }));
   if (json === undefined) throw new Error('the view has no JSON form');
   return sha256Hex(json);
 }

@@ -11,33 +11,9 @@ import type { AuthorizationRecord } from './request.ts';
  * Protected header: {alg: "ES256", typ: "ackd-receipt+jwt", kid: <RFC 7638 JWK thumbprint>}.
  */
 
-export const RECEIPT_ALG = 'ES256';
-export const RECEIPT_TYP = 'ackd-receipt+jwt';
-export const RECEIPT_ISSUER = 'ackd';
+import { RECEIPT_ALG, RECEIPT_ISSUER, RECEIPT_TYP, type ReceiptClaims } from './receipt-format.ts';
 
-export interface ReceiptClaims {
-  readonly iss: typeof RECEIPT_ISSUER;
-  /** The SVID's SPIFFE ID. */
-  readonly sub: string;
-  readonly request_id: string;
-  readonly agent_id: string;
-  readonly spiffe_id: string;
-  /** The leaf certificate's serial number, lowercase hex. */
-  readonly svid_id: string;
-  readonly permissions: readonly string[];
-  readonly payload_sha256: string | null;
-  readonly view_sha256: string | null;
-  /** approver_identity of the approving vote. */
-  readonly approver: string;
-  readonly decided_at: string;
-  readonly passkey_assertion_sha256: string | null;
-  /** SHA-256 hex of the signed decision's signature bytes (core/evidence.ts). */
-  readonly decision_signature_sha256: string;
-  /** When the receipt was signed (epoch seconds). */
-  readonly iat: number;
-  /** The SVID's notAfter (epoch seconds). */
-  readonly exp: number;
-}
+export { RECEIPT_ALG, RECEIPT_ISSUER, RECEIPT_KEYS_PATH, RECEIPT_TYP, type ReceiptClaims } from './receipt-format.ts';
 
 /** A receipt public key as published: an EC P-256 JWK with its thumbprint as kid. */
 export interface ReceiptJwk {

@@ -1,3 +1,4 @@
+import { RECEIPT_KEYS_PATH } from '../core/receipt-format.ts';
 import { Hono } from 'hono';
 import type { Logger } from '../core/ports.ts';
 import { receiptJwks, type ReceiptSigner } from '../core/receipt.ts';
@@ -12,7 +13,7 @@ import { receiptJwks, type ReceiptSigner } from '../core/receipt.ts';
  * Cached briefly (5 minutes): a verifier that meets an unknown kid fetches again soon after a key
  * change. A key that cannot be read answers 503 (never a partial or empty key set).
  */
-export const RECEIPT_JWKS_PATH = '/.well-known/ackd-receipt-keys.json';
+export const RECEIPT_JWKS_PATH = RECEIPT_KEYS_PATH;
 export const JWKS_ALIAS_PATH = '/.well-known/jwks.json';
 export const DECISION_KEY_PATH = '/.well-known/ackd-decision-key.pem';
 const CACHE = 'public, max-age=300';

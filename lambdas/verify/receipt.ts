@@ -18,31 +18,9 @@ import { ReceiptVerifyError } from './errors.ts';
 import { SpiffeId } from '../core/ids.ts';
 import { canonicalJson, sha256Hex } from '../core/jcs.ts'; // the one RFC 8785 (JCS) rule ackd hashes payloads with
 
-export const RECEIPT_TYP = 'ackd-receipt+jwt';
-export const RECEIPT_ALG = 'ES256';
-export const RECEIPT_ISSUER = 'ackd';
-/** Where ackd publishes its receipt keys, relative to its origin (the MCP server's). */
-export const RECEIPT_KEYS_PATH = '/.well-known/ackd-receipt-keys.json';
+import { RECEIPT_ALG, RECEIPT_ISSUER, RECEIPT_KEYS_PATH, RECEIPT_TYP, type ReceiptClaims } from '../core/receipt-format.ts';
 
-/** What a verified receipt says. */
-export interface ReceiptClaims {
-  readonly iss: 'ackd';
-  readonly sub: string;
-  readonly request_id: string;
-  readonly agent_id: string;
-  readonly spiffe_id: string;
-  /** The SVID's serial number, lowercase hex. */
-  readonly svid_id: string;
-  readonly permissions: readonly string[];
-  readonly payload_sha256: string | null;
-  readonly view_sha256: string | null;
-  readonly approver: string;
-  readonly decided_at: string;
-  readonly passkey_assertion_sha256: string | null;
-  readonly decision_signature_sha256: string;
-  readonly iat: number;
-  readonly exp: number;
-}
+export { RECEIPT_ALG, RECEIPT_ISSUER, RECEIPT_KEYS_PATH, RECEIPT_TYP, type ReceiptClaims };
 
 /** ackd's receipt keys: a JWKS, or where to fetch it (kept per URL, refreshed when an unknown kid shows up). */
 export type ReceiptKeys = JSONWebKeySet | URL | string;
