@@ -171,20 +171,16 @@ export class AuthorizationService {
   }
 
   /**
-   * The agent's request rate and an open-request slot, taken together (one write each in the
-   * common case, in parallel): a slot taken while the rate refuses is given back, so a refused
-   * request holds nothing; the rate counts the attempt either way.
+   * The agent's request rate, then an open-request slot (each one write in the common case). In
+   * this order, not in parallel: taken together, under a burst the slots would go to callers the
+   * rate then refuses (they give them back, but only after others were turned away), and fewer
+   * requests than openPending would be created (test/integration/limits.test.ts).
    */
   private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
     const limits = this.deps.limits;
     if (!limits) return undefined;
-    const [rate, slot] = await Promise.allSettled([limits.takeRequest(agentId), limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store)]);
-    if (rate.status === 'rejected') {
-      if (slot.status === 'fulfilled') await slot.value.release();
-      throw rate.reason;
-    }
-    if (slot.status === 'rejected') throw slot.reason;
-    return slot.value;
+    await limits.takeRequest(agentId);
+    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
   }
 
   /**

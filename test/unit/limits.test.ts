@@ -91,7 +91,7 @@ describe('request limits (in-memory limit store)', () => {
     await ask(service);
   });
 
-  it('a request the rate refuses holds no open slot (rate and slot are taken together; the slot is given back)', async () => {
+  it('a request the rate refuses holds no open slot', async () => {
     const { service, requests, clock } = setup({ requestsPerMinute: 2, openPending: 3 });
     await ask(service);
     await ask(service);
