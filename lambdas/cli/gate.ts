@@ -14,6 +14,7 @@
  * The SVID (chain + private key) lives in a private temporary directory (0700, file 0600) that is
  * removed when the command ends, also on SIGINT/SIGTERM (which are forwarded to the command).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -265,7 +266,8 @@ async function waitForDecision(call: ToolCaller, requestId: string, waitMs: numb
       // a blip on a long wait is retried a few times; a refusal is not
       if (signal.aborted || !(e instanceof ToolFailure) || !e.retryable || ++failures > 5) throw e;
       say(`${e.message}; checking again`);
-      await sleep(Math.min(1000 * 2 ** failures, Math.max(0, deadline - Date.now())), signal);
+      // (aborted: the abort's reason, e.g. the GateExit of a signal, is what propagates)
+      await sleep(Math.min(1000 * 2 ** failures, Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => Promise.reject(signal.reason as Error));
       continue;
     }
     switch (r.status) {
@@ -348,21 +350,6 @@ function callTool(client: Client, signal: AbortSignal): ToolCaller {
     }
     return r.structuredContent as T;
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** A GitHub Actions workflow command's data, escaped as the runner expects. */

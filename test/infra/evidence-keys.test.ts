@@ -5,35 +5,15 @@
  * function's role. Both only ECDSA_SHA_256 over a DIGEST, both retained, and no IAM statement
  * in the template lets anyone else sign with either.
  */
-import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../bin/cdk.ts';
 import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
+import { synthStack, type Json } from '../helpers/synth-stack.ts';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-const REPO = join(import.meta.dirname, '..', '..');
 let stack: AckdStack;
 let t: Json;
 
 beforeAll(() => {
-  const cdkJson = JSON.parse(readFileSync(join(REPO, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
-  const app = new App({
-    context: {
-      ...cdkJson.context,
-      'aws:cdk:bundling-stacks': [],
-      'ackd:stage': 'ci',
-      'ackd:trustDomain': 'agents.acme-corp.io',
-      'ackd:approverEmails': 'alice@acme-corp.io',
-      'ackd:sender': 'acme-corp.io',
-    },
-  });
-  stack = buildApp(app).stack;
-  t = Template.fromStack(stack).toJSON() as Json;
+  ({ stack, t } = synthStack());
 }, 120_000);
 
 const asList = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);

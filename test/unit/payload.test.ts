@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { payloadFields } from '../../lambdas/core/payload-fields.ts';
 import { groupedHex, isSha256Hex, parsePayload, payloadProblem, payloadSha256, PAYLOAD_LIMITS } from '../../lambdas/core/payload.ts';
 import { approvalView, viewSha256 } from '../../lambdas/core/view.ts';
 
@@ -16,6 +18,12 @@ describe('parsePayload', () => {
     expect(() => parsePayload({ 'x y': { z: undefined } })).toThrow(/^payload\["x y"\]\.z: is a undefined, not a JSON value$/);
     expect(() => parsePayload({ d: new Date(0) })).toThrow(/^payload\.d: must be a plain JSON object$/);
     expect(() => parsePayload(null)).toThrow(/^payload: must be a JSON object$/);
+  });
+  it('takes hostile keys as plain data: "__proto__" and "constructor" are fields, hashed and listed, and pollute nothing', () => {
+    const p = parsePayload(JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}}}'));
+    expect(payloadSha256(p)).toBe(createHash('sha256').update('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}}}').digest('hex'));
+    expect(payloadFields(p).map((f) => f.path)).toEqual(['__proto__.isAdmin', 'constructor.prototype.x']);
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
   });
   it('counts the size in bytes of the canonical form', () => {
     const under = { s: 'é'.repeat((PAYLOAD_LIMITS.maxBytes - 8) / 2) };

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { channelError } from './message.ts';
 
@@ -122,21 +123,6 @@ function networkWhat(e: unknown): string {
   return code ? `network error ${code}` : 'network error';
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /**
  * POSTs `body` to `url` until a 2xx, a refusal that retrying cannot change, the last attempt, or
  * the total deadline. Throws an AckdError naming the channel, the attempts made and the last
@@ -199,7 +185,7 @@ export async function postWithRetry(req: PostRequest): Promise<Delivered> {
           last = new AttemptFailure(`${error.what}, Retry-After ${Math.ceil(error.retryAfterMs / 1000)} s is past the time budget`, false);
           throw last;
         }
-        await sleep(wait, deadline);
+        await sleep(wait, undefined, { signal: deadline });
       },
     });
   } catch (e) {
