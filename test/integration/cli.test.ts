@@ -100,7 +100,7 @@ describe('ackd CLI', () => {
     expect((await ackd('audit', 'export', '--format', 'csv', '--out', out)).code).toBe(0);
     const csv = (await readFile(out, 'utf8')).trim().split('\r\n');
     expect(csv[0]).toBe(
-      'seq,event_id,type,at,logged_at,actor_type,actor_id,reason,request_id,agent_id,action,permissions,justification,approver_identity,requested_at,decision_at,decision,svid_id,svid_expires_at,revoked,revoked_at,quorum,votes,payload_sha256,decision_signature,policy,previous,owner,previous_owner,prev_hash,hash',
+      'seq,event_id,type,at,logged_at,actor_type,actor_id,reason,request_id,agent_id,action,permissions,justification,approver_identity,requested_at,decision_at,decision,svid_id,svid_expires_at,revoked,revoked_at,quorum,votes,payload_sha256,decision_signature,call,policy,previous,owner,previous_owner,prev_hash,hash',
     );
     expect(csv.length).toBe(events.length + 1);
     const second = await ackd('audit', 'export', '--format', 'csv', '--out', out);
