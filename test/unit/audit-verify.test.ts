@@ -259,3 +259,45 @@ describe('audit chain verification', () => {
     expect(r.problems[0]!.message).toContain('seq');
   });
 });
+
+describe('gateway calls in the chain (issue 14)', () => {
+  const t = (n: number) => new Date(Date.UTC(2026, 10, 1, 0, 0, n));
+  const agent = { type: 'agent' as const, id: 'deploy-bot' };
+  const payload_sha256 = 'a'.repeat(64);
+  const id = `req_${'1'.padStart(26, '0')}` as RequestId;
+  const call = (outcome: 'started' | 'executed' | 'failed', over: Record<string, unknown> = {}) => ({
+    server: 'fs', tool: 'write_file', effect: 'mutating' as const, outcome, payload_sha256, caller: null, request_id: id, result_sha256: outcome === 'executed' ? 'b'.repeat(64) : null, reason: null, ...over,
+  });
+
+  /** requested → approved → svid_issued → the given call events, as the sequencer would chain them. */
+  function chain(calls: { type: 'call_started' | 'call_finished'; call: ReturnType<typeof call>; actor?: { type: 'agent' | 'operator'; id: string } }[]): Line[] {
+    const events: AuditEvent[] = [];
+    let prev = { seq: 0, hash: GENESIS_HASH, logged_at: null as string | null };
+    const add = (e: ReturnType<typeof auditEvent>, s: AuditSnapshot) => {
+      const ev = chainEvent(e, s, prev, t(events.length));
+      events.push(ev);
+      prev = { seq: ev.seq, hash: ev.hash, logged_at: ev.logged_at };
+    };
+    const base = snapshot(1, { payload_sha256 });
+    add(auditEvent('requested', agent, t(0)), base);
+    const at = t(1).toISOString();
+    const approved = { ...base, decision: 'approved' as const, approver_identity: 'sub-alice', decision_at: at, svid_expires_at: '2026-11-01T01:00:00.000Z', votes: [{ voter: 'sub-alice', email: null, vote: 'approve' as const, at, groups: [] }] };
+    add(auditEvent('approved', { type: 'approver', id: 'sub-alice' }, t(1)), approved);
+    const issued = { ...approved, svid_id: 'abc1' as never };
+    add(auditEvent('svid_issued', agent, t(2)), issued);
+    for (const [i, c] of calls.entries()) add(auditEvent(c.type, c.actor ?? agent, t(3 + i)), { ...issued, call: c.call });
+    return [{ kind: 'tree', seq: 0, frontier: [] }, ...events.map((e) => ({ kind: 'event', ...e }))];
+  }
+  const messages = (lines: Line[]) => verify(lines, { key: false }).problems.filter((p) => p.kind !== 'checkpoint').map((p) => p.message);
+
+  it('a call started and finished by the request’s agent verifies', () => {
+    expect(messages(chain([{ type: 'call_started', call: call('started') }, { type: 'call_finished', call: call('executed') }]))).toEqual([]);
+  });
+  it('a second start, a finish without a start, another payload, or another actor are reported', () => {
+    expect(messages(chain([{ type: 'call_started', call: call('started') }, { type: 'call_started', call: call('started') }]))).toContainEqual(expect.stringContaining('an approval runs one call'));
+    expect(messages(chain([{ type: 'call_finished', call: call('executed') }]))).toContainEqual(expect.stringContaining('no started call of the request is left to finish'));
+    expect(messages(chain([{ type: 'call_started', call: call('started', { payload_sha256: 'c'.repeat(64) }) }]))).toContainEqual(expect.stringContaining('is not the one of its request'));
+    expect(messages(chain([{ type: 'call_started', call: call('started'), actor: { type: 'operator', id: 'mallory' } }]))).toContainEqual(expect.stringContaining("recorded by the request's agent deploy-bot"));
+    expect(messages(chain([{ type: 'call_started', call: call('executed') }]))).toContainEqual(expect.stringContaining('with outcome started'));
+  });
+});
