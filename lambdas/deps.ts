@@ -24,9 +24,8 @@ import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
-import { PasskeyService } from './core/passkeys.ts';
+import { PasskeyService, type PasskeyVerifier } from './core/passkeys.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
-import { SimpleWebAuthnVerifier } from './adapters/webauthn/simplewebauthn.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
 import type { DecisionSigner } from './core/evidence.ts';
 import type { ReceiptSigner } from './core/receipt.ts';
@@ -73,6 +72,18 @@ export const noMinter: SvidMinter = {
   trustBundlePem: () => Promise.reject(new AckdError('ERR_ISSUER_UNAVAILABLE', 'this process has no SVID issuer')),
 };
 
+/**
+ * A passkey verifier for processes that never verify a WebAuthn ceremony (the MCP function, the
+ * sweeper, the CLI): registration and assertions are refused, so a decision that needs a passkey
+ * fails closed. Only the consent API (its Lambda and the local server) passes the real one
+ * (adapters/webauthn), which keeps @simplewebauthn/server out of every other function's bundle.
+ */
+export function noPasskeyVerifier(consentUrl: string): PasskeyVerifier {
+  const u = new URL(consentUrl);
+  const refuse = (): Promise<never> => Promise.reject(new AckdError('ERR_PASSKEY_INVALID', 'this process has no passkey verifier (passkeys are the consent API\'s)'));
+  return { rpId: u.hostname, origin: u.origin, registrationOptions: refuse, verifyRegistration: refuse, verifyAssertion: refuse };
+}
+
 /** config → dependencies. Adapters are chosen here and nowhere else. */
 export function buildDeps(
   config: Config,
@@ -99,6 +110,8 @@ export function buildDeps(
     /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
     decisionSigner?: DecisionSigner;
     receipts?: ReceiptSigner;
+    /** Verifies WebAuthn ceremonies (the consent API: adapters/webauthn); default: noPasskeyVerifier. */
+    passkeyVerifier?: PasskeyVerifier;
   },
 ): Deps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
@@ -125,7 +138,7 @@ export function buildDeps(
     ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
   };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
-  const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: new SimpleWebAuthnVerifier(config.consentUrl), clock });
+  const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: opts.passkeyVerifier ?? noPasskeyVerifier(config.consentUrl), clock });
   // Signed decisions and receipts (issue 13): keys not configured here refuse when used (fail closed).
   const decisionSigner = opts.decisionSigner ?? decisionSignerFrom(config);
   const decisionPublicKeyPem = opts.decisionSigner && !config.decisionPublicKey ? () => decisionSigner.publicKeyPem() : decisionPublicKeyFrom(config);
