@@ -94,6 +94,9 @@ async function bundle(which: Which, outRoot: string): Promise<{ dir: string; byt
  */
 const CHILD_ENV: Record<string, string> = {
   PATH: process.env.PATH ?? '',
+  // What Lambda sets: code that behaves differently inside Lambda (Powertools) does so here too.
+  AWS_LAMBDA_FUNCTION_NAME: 'ackd-bench-Mcp',
+  AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
   AWS_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'bundle-size',
   AWS_SECRET_ACCESS_KEY: 'bundle-size',
