@@ -30,15 +30,11 @@ import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './
 import type { DecisionSigner } from './core/evidence.ts';
 import type { ReceiptSigner } from './core/receipt.ts';
 
-export interface Deps {
+/** What serves requests: the service and the stores, signers and adapters under it (buildServiceDeps). */
+export interface ServiceDeps {
   readonly config: Config;
-  /** The audit sequencer over this table (runs where the composition root runs it: the sweeper, the local loop). */
-  readonly sequencer: Sequencer;
-  /** In a long-running process: the loop that runs the sequencer on a timer and right after writes (not started here). */
-  readonly sequencerLoop: SequencerLoop;
   readonly service: AuthorizationService;
   readonly store: DynamoRequestStore;
-  readonly audit: AuditService;
   readonly apiKeys: DynamoApiKeyStore;
   readonly minter: SvidMinter;
   readonly logger: Logger;
@@ -66,6 +62,16 @@ export interface Deps {
   readonly decisionPublicKeyPem: () => Promise<string>;
 }
 
+/** Everything, the audit log's reader, signer and sequencer included (buildDeps). */
+export interface Deps extends ServiceDeps {
+  /** The audit sequencer over this table (runs where the composition root runs it: the sweeper, the local loop). */
+  readonly sequencer: Sequencer;
+  /** In a long-running process: the loop that runs the sequencer on a timer and right after writes (not started here). */
+  readonly sequencerLoop: SequencerLoop;
+  /** The audit log: export, verification, signed checkpoints. */
+  readonly audit: AuditService;
+}
+
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
 export const noMinter: SvidMinter = {
   mint: () => Promise.reject(new AckdError('ERR_ISSUER_UNAVAILABLE', 'this process has no SVID issuer')),
@@ -84,47 +90,77 @@ export function noPasskeyVerifier(consentUrl: string): PasskeyVerifier {
   return { rpId: u.hostname, origin: u.origin, registrationOptions: refuse, verifyRegistration: refuse, verifyAssertion: refuse };
 }
 
+/** What buildServiceDeps and buildDeps take besides the configuration. */
+export interface ServiceOptions {
+  minter: SvidMinter;
+  notifier?: ApprovalNotifier;
+  /** Notification routes (ACKD_ROUTES). */
+  routes?: RouteSender;
+  clock?: Clock;
+  logger?: Logger;
+  /** Overrides of the configured limits (tests, benchmarks). */
+  limits?: Partial<LimitsConfig>;
+  /** Records policy changes; default: events in the audit chain. */
+  policyAudit?: PolicyAudit;
+  /** Wraps the AWS SDK client (X-Ray tracing on Lambda: adapters/powertools.ts `traced`); default: as is. */
+  instrument?: <C extends object>(client: C) => C;
+  /** The shared long-poll's pace (tests). */
+  waiting?: WaitingOptions;
+  /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
+  aws?: AwsBrokerConfig;
+  /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
+  decisionSigner?: DecisionSigner;
+  receipts?: ReceiptSigner;
+  /** Verifies WebAuthn ceremonies (the consent API: adapters/webauthn); default: noPasskeyVerifier. */
+  passkeyVerifier?: PasskeyVerifier;
+}
+
+export interface DepsOptions extends ServiceOptions {
+  /** Signs audit checkpoints; default: ACKD_AUDIT_KEY (none: checkpoints are not signed here). */
+  signer?: CheckpointSigner;
+  /** Also called with each batch of sequenced events (metrics). */
+  onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
+}
+
+/**
+ * config → what serves requests, for a function that neither sequences nor reads the audit log
+ * (the MCP function): its composition root then carries no AuditService, sequencer or checkpoint
+ * signer (bundle and cold start). The service still writes its audit events; the sweeper sequences them.
+ */
+export function buildServiceDeps(config: Config, opts: ServiceOptions): ServiceDeps {
+  return composeService(config, opts, () => undefined);
+}
+
 /** config → dependencies. Adapters are chosen here and nowhere else. */
-export function buildDeps(
-  config: Config,
-  opts: {
-    minter: SvidMinter;
-    notifier?: ApprovalNotifier;
-    /** Notification routes (ACKD_ROUTES). */
-    routes?: RouteSender;
-    clock?: Clock;
-    logger?: Logger;
-    signer?: CheckpointSigner;
-    /** Overrides of the configured limits (tests, benchmarks). */
-    limits?: Partial<LimitsConfig>;
-    /** Records policy changes; default: events in the audit chain. */
-    policyAudit?: PolicyAudit;
-    /** Also called with each batch of sequenced events (metrics). */
-    onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
-    /** Wraps the AWS SDK client (X-Ray tracing on Lambda: adapters/powertools.ts `traced`); default: as is. */
-    instrument?: <C extends object>(client: C) => C;
-    /** The shared long-poll's pace (tests). */
-    waiting?: WaitingOptions;
-    /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
-    aws?: AwsBrokerConfig;
-    /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
-    decisionSigner?: DecisionSigner;
-    receipts?: ReceiptSigner;
-    /** Verifies WebAuthn ceremonies (the consent API: adapters/webauthn); default: noPasskeyVerifier. */
-    passkeyVerifier?: PasskeyVerifier;
-  },
-): Deps {
+export function buildDeps(config: Config, opts: DepsOptions): Deps {
+  // The sequencer and the service refer to each other (the service nudges it, its follow-up
+  // notifies through the service): bound once both exist.
+  let nudge: () => Promise<void> | undefined = () => undefined;
+  const deps = composeService(config, opts, () => nudge());
+  const { store, clock, logger, service } = deps;
+  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
+  const sequencer = new Sequencer({
+    store: store.audit,
+    clock,
+    logger,
+    onSequenced: async (events) => {
+      await Promise.all([service.afterSequenced(events), opts.onSequenced?.(events)]);
+    },
+  });
+  const sealer = checkpointSealer(audit, logger, config.checkpointEverySeconds * 1000);
+  const sequencerLoop = new SequencerLoop(sequencer, { intervalMs: config.sequencerIntervalMs, logger, after: sealer });
+  nudge = () => sequencerLoop.nudge();
+  return { ...deps, sequencer, sequencerLoop, audit };
+}
+
+function composeService(config: Config, opts: ServiceOptions, nudge: () => Promise<void> | undefined): ServiceDeps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
   const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
   const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
-  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
-  // The sequencer and the service refer to each other (the service nudges it, its follow-up
-  // notifies through the service): bound once both exist.
-  let nudge: () => Promise<void> | undefined = () => undefined;
   const adminAudit = new ChainAdminAudit(store.audit, clock, () => nudge());
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
@@ -164,24 +200,10 @@ export function buildDeps(
       ...(opts.routes ? { routes: opts.routes } : {}),
     },
   );
-  const sequencer = new Sequencer({
-    store: store.audit,
-    clock,
-    logger,
-    onSequenced: async (events) => {
-      await Promise.all([service.afterSequenced(events), opts.onSequenced?.(events)]);
-    },
-  });
-  const sealer = checkpointSealer(audit, logger, config.checkpointEverySeconds * 1000);
-  const sequencerLoop = new SequencerLoop(sequencer, { intervalMs: config.sequencerIntervalMs, logger, after: sealer });
-  nudge = () => sequencerLoop.nudge();
   return {
     config,
-    sequencer,
-    sequencerLoop,
     service,
     store,
-    audit,
     apiKeys,
     minter: opts.minter,
     logger,

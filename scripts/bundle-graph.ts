@@ -26,6 +26,8 @@ export interface BundleGraph {
   readonly modules: readonly string[];
   /** The inputs a cold start evaluates (static imports and require() from the entry). */
   readonly atInit: ReadonlySet<string>;
+  /** Bytes in the output of the inputs whose path contains `needle`. */
+  bytesOf(needle: string): number;
   /** The shortest import chain from the entry to the first module whose path contains `needle` (static edges only with `atInit`); undefined when none. */
   why(needle: string, opts?: { atInit?: boolean }): string[] | undefined;
 }
@@ -69,6 +71,7 @@ export async function bundleGraph(entry: string): Promise<BundleGraph> {
     bytesByPackage,
     modules: [...inOutput],
     atInit: new Set([...init.keys()].filter((p) => inOutput.has(p))),
+    bytesOf: (needle) => present.reduce((n, [p, v]) => (p.includes(needle) ? n + v.bytesInOutput : n), 0),
     why(needle, opts = {}) {
       const from = opts.atInit ? init : all;
       const target = [...from.keys()].find((p) => p.includes(needle) && inOutput.has(p));
@@ -81,6 +84,10 @@ export async function bundleGraph(entry: string): Promise<BundleGraph> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e; // piped into head: the reader has what it wanted
+    process.exit(0);
+  });
   const [entry, ...rest] = process.argv.slice(2);
   if (!entry) {
     console.error('usage: npx tsx scripts/bundle-graph.ts <entry> [--why <module path part>]');
