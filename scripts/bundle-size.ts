@@ -112,6 +112,9 @@ const CHILD_ENV: Record<string, string> = {
   ACKD_MINTER: 'spire-remote',
   ACKD_SPIRE_BRIDGE_URL: 'http://spire-bridge.ackd-bench.internal:8080',
   ACKD_SPIRE_BRIDGE_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
+  ACKD_DECISION_PUBLIC_KEY: 'kms:arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001',
+  ACKD_RECEIPT_KEY: 'kms:arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000002',
+  ACKD_PASSKEY_REQUIRED: 'none',
   TABLE_NAME: 'floor',
 };
 
