@@ -115,6 +115,7 @@ export interface ServiceOptions {
   passkeyVerifier?: PasskeyVerifier;
 }
 
+/** buildDeps's options: ServiceOptions and the audit log's. */
 export interface DepsOptions extends ServiceOptions {
   /** Signs audit checkpoints; default: ACKD_AUDIT_KEY (none: checkpoints are not signed here). */
   signer?: CheckpointSigner;
