@@ -25,22 +25,17 @@ import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
-import { PasskeyService } from './core/passkeys.ts';
+import { PasskeyService, type PasskeyVerifier } from './core/passkeys.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
-import { SimpleWebAuthnVerifier } from './adapters/webauthn/simplewebauthn.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
 import type { DecisionSigner } from './core/evidence.ts';
 import type { ReceiptSigner } from './core/receipt.ts';
 
-export interface Deps {
+/** What serves requests: the service and the stores, signers and adapters under it (buildServiceDeps). */
+export interface ServiceDeps {
   readonly config: Config;
-  /** The audit sequencer over this table (runs where the composition root runs it: the sweeper, the local loop). */
-  readonly sequencer: Sequencer;
-  /** In a long-running process: the loop that runs the sequencer on a timer and right after writes (not started here). */
-  readonly sequencerLoop: SequencerLoop;
   readonly service: AuthorizationService;
   readonly store: DynamoRequestStore;
-  readonly audit: AuditService;
   readonly apiKeys: DynamoApiKeyStore;
   readonly minter: SvidMinter;
   readonly logger: Logger;
@@ -70,51 +65,106 @@ export interface Deps {
   readonly toolCalls: ToolCallRecorder;
 }
 
+/** Everything, the audit log's reader, signer and sequencer included (buildDeps). */
+export interface Deps extends ServiceDeps {
+  /** The audit sequencer over this table (runs where the composition root runs it: the sweeper, the local loop). */
+  readonly sequencer: Sequencer;
+  /** In a long-running process: the loop that runs the sequencer on a timer and right after writes (not started here). */
+  readonly sequencerLoop: SequencerLoop;
+  /** The audit log: export, verification, signed checkpoints. */
+  readonly audit: AuditService;
+}
+
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
 export const noMinter: SvidMinter = {
   mint: () => Promise.reject(new AckdError('ERR_ISSUER_UNAVAILABLE', 'this process has no SVID issuer')),
   trustBundlePem: () => Promise.reject(new AckdError('ERR_ISSUER_UNAVAILABLE', 'this process has no SVID issuer')),
 };
 
+/**
+ * A passkey verifier for processes that never verify a WebAuthn ceremony (the MCP function, the
+ * sweeper, the CLI): registration and assertions are refused, so a decision that needs a passkey
+ * fails closed. Only the consent API (its Lambda and the local server) passes the real one
+ * (adapters/webauthn), which keeps @simplewebauthn/server out of every other function's bundle.
+ */
+export function noPasskeyVerifier(consentUrl: string): PasskeyVerifier {
+  const u = new URL(consentUrl);
+  const refuse = (): Promise<never> => Promise.reject(new AckdError('ERR_PASSKEY_INVALID', 'this process has no passkey verifier (passkeys are the consent API\'s)'));
+  return { rpId: u.hostname, origin: u.origin, registrationOptions: refuse, verifyRegistration: refuse, verifyAssertion: refuse };
+}
+
+/** What buildServiceDeps and buildDeps take besides the configuration. */
+export interface ServiceOptions {
+  minter: SvidMinter;
+  notifier?: ApprovalNotifier;
+  /** Notification routes (ACKD_ROUTES). */
+  routes?: RouteSender;
+  clock?: Clock;
+  logger?: Logger;
+  /** Overrides of the configured limits (tests, benchmarks). */
+  limits?: Partial<LimitsConfig>;
+  /** Records policy changes; default: events in the audit chain. */
+  policyAudit?: PolicyAudit;
+  /** Wraps the AWS SDK client (X-Ray tracing on Lambda: adapters/powertools.ts `traced`); default: as is. */
+  instrument?: <C extends object>(client: C) => C;
+  /** The shared long-poll's pace (tests). */
+  waiting?: WaitingOptions;
+  /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
+  aws?: AwsBrokerConfig;
+  /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
+  decisionSigner?: DecisionSigner;
+  receipts?: ReceiptSigner;
+  /** Verifies WebAuthn ceremonies (the consent API: adapters/webauthn); default: noPasskeyVerifier. */
+  passkeyVerifier?: PasskeyVerifier;
+}
+
+/** buildDeps's options: ServiceOptions and the audit log's. */
+export interface DepsOptions extends ServiceOptions {
+  /** Signs audit checkpoints; default: ACKD_AUDIT_KEY (none: checkpoints are not signed here). */
+  signer?: CheckpointSigner;
+  /** Also called with each batch of sequenced events (metrics). */
+  onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
+}
+
+/**
+ * config → what serves requests, for a function that neither sequences nor reads the audit log
+ * (the MCP function): its composition root then carries no AuditService, sequencer or checkpoint
+ * signer (bundle and cold start). The service still writes its audit events; the sweeper sequences them.
+ */
+export function buildServiceDeps(config: Config, opts: ServiceOptions): ServiceDeps {
+  return composeService(config, opts, () => undefined);
+}
+
 /** config → dependencies. Adapters are chosen here and nowhere else. */
-export function buildDeps(
-  config: Config,
-  opts: {
-    minter: SvidMinter;
-    notifier?: ApprovalNotifier;
-    /** Notification routes (ACKD_ROUTES). */
-    routes?: RouteSender;
-    clock?: Clock;
-    logger?: Logger;
-    signer?: CheckpointSigner;
-    /** Overrides of the configured limits (tests, benchmarks). */
-    limits?: Partial<LimitsConfig>;
-    /** Records policy changes; default: events in the audit chain. */
-    policyAudit?: PolicyAudit;
-    /** Also called with each batch of sequenced events (metrics). */
-    onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
-    /** Wraps the AWS SDK client (X-Ray tracing on Lambda: adapters/powertools.ts `traced`); default: as is. */
-    instrument?: <C extends object>(client: C) => C;
-    /** The shared long-poll's pace (tests). */
-    waiting?: WaitingOptions;
-    /** The AWS roles an approval may open and where STS/IAM are; default: ACKD_AWS_ROLES (none: no broker). */
-    aws?: AwsBrokerConfig;
-    /** The decision key (default: ACKD_DECISION_KEY) and receipt key (default: ACKD_RECEIPT_KEY). */
-    decisionSigner?: DecisionSigner;
-    receipts?: ReceiptSigner;
-  },
-): Deps {
+export function buildDeps(config: Config, opts: DepsOptions): Deps {
+  // The sequencer and the service refer to each other (the service nudges it, its follow-up
+  // notifies through the service): bound once both exist.
+  let nudge: () => Promise<void> | undefined = () => undefined;
+  const deps = composeService(config, opts, () => nudge());
+  const { store, clock, logger, service } = deps;
+  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
+  const sequencer = new Sequencer({
+    store: store.audit,
+    clock,
+    logger,
+    onSequenced: async (events) => {
+      await Promise.all([service.afterSequenced(events), opts.onSequenced?.(events)]);
+    },
+  });
+  const sealer = checkpointSealer(audit, logger, config.checkpointEverySeconds * 1000);
+  const sequencerLoop = new SequencerLoop(sequencer, { intervalMs: config.sequencerIntervalMs, logger, after: sealer });
+  nudge = () => sequencerLoop.nudge();
+  return { ...deps, sequencer, sequencerLoop, audit };
+}
+
+function composeService(config: Config, opts: ServiceOptions, nudge: () => Promise<void> | undefined): ServiceDeps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
   const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
   const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
-  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
-  // The sequencer and the service refer to each other (the service nudges it, its follow-up
-  // notifies through the service): bound once both exist.
-  let nudge: () => Promise<void> | undefined = () => undefined;
   const adminAudit = new ChainAdminAudit(store.audit, clock, () => nudge());
   const policyAudit = opts.policyAudit ?? adminAudit;
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
@@ -128,7 +178,7 @@ export function buildDeps(
     ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
   };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
-  const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: new SimpleWebAuthnVerifier(config.consentUrl), clock });
+  const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: opts.passkeyVerifier ?? noPasskeyVerifier(config.consentUrl), clock });
   // Signed decisions and receipts (issue 13): keys not configured here refuse when used (fail closed).
   const decisionSigner = opts.decisionSigner ?? decisionSignerFrom(config);
   const decisionPublicKeyPem = opts.decisionSigner && !config.decisionPublicKey ? () => decisionSigner.publicKeyPem() : decisionPublicKeyFrom(config);
@@ -154,24 +204,10 @@ export function buildDeps(
       ...(opts.routes ? { routes: opts.routes } : {}),
     },
   );
-  const sequencer = new Sequencer({
-    store: store.audit,
-    clock,
-    logger,
-    onSequenced: async (events) => {
-      await Promise.all([service.afterSequenced(events), opts.onSequenced?.(events)]);
-    },
-  });
-  const sealer = checkpointSealer(audit, logger, config.checkpointEverySeconds * 1000);
-  const sequencerLoop = new SequencerLoop(sequencer, { intervalMs: config.sequencerIntervalMs, logger, after: sealer });
-  nudge = () => sequencerLoop.nudge();
   return {
     config,
-    sequencer,
-    sequencerLoop,
     service,
     store,
-    audit,
     apiKeys,
     minter: opts.minter,
     logger,

@@ -1,7 +1,6 @@
 import type { Config } from './config.ts';
 import { AckdError } from './core/errors.ts';
 import type { SvidMinter } from './core/ports.ts';
-import { LocalCaMinter } from './adapters/local-ca/index.ts';
 import { remoteSpireMinterFromEnv } from '../spire/sidecar/client.ts';
 
 export type IssuerKind = 'local-ca' | 'spire-remote';
@@ -42,9 +41,12 @@ export function healthReport(issuer: IssuerHealth | undefined): HealthReport {
 export async function issuerFromConfig(config: Config, env: Record<string, string | undefined> = process.env): Promise<{ kind: IssuerKind; minter: SvidMinter }> {
   const kind = env.ACKD_MINTER?.trim() || (config.local ? 'local-ca' : '');
   switch (kind) {
-    case 'local-ca':
+    case 'local-ca': {
       if (!config.local) throw new AckdError('ERR_CONFIG', 'ACKD_MINTER: local-ca is allowed only in local mode (ACKD_STAGE=local)', { field: 'ACKD_MINTER' });
+      // Loaded only here (local mode): the in-process CA and @peculiar/x509 stay out of a Lambda's cold start.
+      const { LocalCaMinter } = await import('./adapters/local-ca/index.ts');
       return { kind, minter: await LocalCaMinter.create({ trustDomain: config.trustDomain, ...(env.ACKD_LOCAL_CA_DIR ? { dir: env.ACKD_LOCAL_CA_DIR } : {}) }) };
+    }
     case 'spire-remote':
       // On AWS: SPIRE on Fargate through the bridge sidecar (spire/sidecar). ACKD_SPIRE_BRIDGE_URL +
       // ACKD_SPIRE_BRIDGE_SECRET_ARN (a plain ACKD_SPIRE_BRIDGE_SECRET only in local mode).

@@ -94,6 +94,9 @@ async function bundle(which: Which, outRoot: string): Promise<{ dir: string; byt
  */
 const CHILD_ENV: Record<string, string> = {
   PATH: process.env.PATH ?? '',
+  // What Lambda sets: code that behaves differently inside Lambda (Powertools) does so here too.
+  AWS_LAMBDA_FUNCTION_NAME: 'ackd-bench-Mcp',
+  AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
   AWS_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'bundle-size',
   AWS_SECRET_ACCESS_KEY: 'bundle-size',
@@ -109,6 +112,9 @@ const CHILD_ENV: Record<string, string> = {
   ACKD_MINTER: 'spire-remote',
   ACKD_SPIRE_BRIDGE_URL: 'http://spire-bridge.ackd-bench.internal:8080',
   ACKD_SPIRE_BRIDGE_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
+  ACKD_DECISION_PUBLIC_KEY: 'kms:arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001',
+  ACKD_RECEIPT_KEY: 'kms:arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000002',
+  ACKD_PASSKEY_REQUIRED: 'none',
   TABLE_NAME: 'floor',
 };
 

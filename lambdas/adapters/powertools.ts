@@ -6,10 +6,14 @@
  * Metrics and tracing work only inside Lambda (AWS_LAMBDA_FUNCTION_NAME set): anywhere else
  * (tests, `npm start`, the CLI) they do nothing and print nothing, and nothing of Powertools'
  * metrics or tracer is even constructed. The logger works everywhere.
+ *
+ * The tracer (Powertools Tracer over the X-Ray SDK, cls-hooked and semver) is not even evaluated
+ * at import: the first invocation loads it (`observed`, `observeRequests`), so a cold start's
+ * init does not pay for it.
  */
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { Metrics, type MetricUnit } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { MiddlewareHandler } from 'hono';
 import type { ChainEvent } from '../core/audit/event.ts';
 import type { Logger } from '../core/ports.ts';
@@ -162,33 +166,50 @@ export function flushMetrics(): void {
 // ---------- tracing ----------
 
 let tracerInstance: Tracer | undefined;
-
-function tracer(): Tracer | undefined {
-  if (!inLambda()) return undefined;
-  // Tracer itself stays disabled outside a real Lambda runtime (AWS_EXECUTION_ENV unset) and under SAM.
-  tracerInstance ??= new Tracer({ serviceName: 'ackd' });
-  return tracerInstance;
-}
+let tracerLoading: Promise<Tracer> | undefined;
+/** Clients traced() was given before the tracer was loaded: instrumented when it is. */
+const awaitingTracer = new Set<object>();
 
 /**
  * An AWS SDK v3 client whose calls appear in X-Ray as subsegments (Powertools Tracer,
- * captureAWSv3Client). Outside Lambda: the very same client, untouched.
+ * captureAWSv3Client). Inside Lambda before the first invocation, the client is instrumented
+ * when startTracing() runs (the start of that invocation, before any call is made); outside
+ * Lambda: the very same client, untouched.
  */
 export function traced<C extends object>(client: C): C {
-  const t = tracer();
-  return t ? t.captureAWSv3Client(client) : client;
+  if (!inLambda()) return client;
+  if (tracerInstance) return tracerInstance.captureAWSv3Client(client);
+  awaitingTracer.add(client);
+  return client;
+}
+
+/**
+ * Loads the tracer (once per process, inside Lambda only, once a client was traced) and
+ * instruments the clients traced() was given so far. `observed` and `observeRequests` call it at the start of every invocation;
+ * after the first it costs nothing. Tracer itself stays disabled outside a real Lambda runtime
+ * (AWS_EXECUTION_ENV unset) and under SAM.
+ */
+export async function startTracing(): Promise<void> {
+  if (!inLambda() || awaitingTracer.size === 0) return;
+  if (!tracerInstance) {
+    tracerLoading ??= import('@aws-lambda-powertools/tracer').then(({ Tracer }) => new Tracer({ serviceName: 'ackd' }));
+    tracerInstance = await tracerLoading;
+  }
+  for (const client of awaitingTracer) tracerInstance.captureAWSv3Client(client);
+  awaitingTracer.clear();
 }
 
 // ---------- invocations ----------
 
 /**
- * A Lambda handler whose log lines carry the invocation (request id, cold start) and whose stored
- * metrics are published when it ends, however it ends.
+ * A Lambda handler whose log lines carry the invocation (request id, cold start), whose AWS SDK
+ * calls are traced, and whose stored metrics are published when it ends, however it ends.
  */
 export function observed<E, R>(logger: LambdaLogger, handler: (event: E, context: LambdaContext) => Promise<R>): (event: E, context: LambdaContext) => Promise<R> {
   return async (event, context) => {
     if (context) logger.addContext(context);
     try {
+      await startTracing();
       return await handler(event, context);
     } finally {
       flushMetrics();
@@ -207,6 +228,7 @@ export function observeRequests(logger: LambdaLogger): MiddlewareHandler {
     const context = env?.lambdaContext ?? env?.context;
     if (context) logger.addContext(context);
     try {
+      await startTracing();
       await next();
     } finally {
       flushMetrics();

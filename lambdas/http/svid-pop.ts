@@ -16,7 +16,7 @@ import { CompactSign, compactVerify, decodeProtectedHeader, errors as joseErrors
 import { AckdError } from '../core/errors.ts';
 import { parseRequestId, type RequestId } from '../core/ids.ts';
 import type { PresentedSvid } from '../core/aws-broker.ts';
-import { SvidVerifyError, verifySvid } from '../verify/index.ts';
+import { SvidVerifyError } from '../verify/errors.ts';
 
 export const POP_SCHEME = 'SVID-PoP';
 export const POP_TYP = 'ackd-svid-pop+jwt';
@@ -96,6 +96,8 @@ export async function verifySvidProof(jws: string, opts: { readonly bundlePem: s
   const der = x5c.map((c) => new Uint8Array(Buffer.from(c, 'base64')));
   let svid;
   try {
+    // Loaded on the first proof: the X.509 path validation (and @peculiar/x509 under it) is not evaluated at a cold start.
+    const { verifySvid } = await import('./svid-chain.ts');
     svid = await verifySvid(der, { bundle: opts.bundlePem, trustDomain: opts.trustDomain, at: opts.now });
   } catch (e) {
     if (e instanceof SvidVerifyError) throw unauthenticated(`the SVID is not accepted: ${e.code}: ${e.message}`, e);

@@ -23,6 +23,7 @@ import { consentUiRoutes } from './consent-ui.ts';
 import { consentApi } from '../consent-api/app.ts';
 import { routesFromEnv } from '../consent-api/deps.ts';
 import { CognitoVerifier } from '../adapters/cognito/verifier.ts';
+import { SimpleWebAuthnVerifier } from '../adapters/webauthn/simplewebauthn.ts';
 import { buildConsentUi } from '../../consent-ui/build.ts';
 import { startIssuer } from '../../spire/issuer.ts';
 import { healthReport, type IssuerHealth } from '../issuer.ts';
@@ -244,6 +245,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       notifier,
       ...(routes ? { routes } : {}),
       signer,
+      passkeyVerifier: new SimpleWebAuthnVerifier(config.consentUrl),
       ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.waiting ? { waiting: opts.waiting } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),

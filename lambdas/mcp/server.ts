@@ -1,6 +1,6 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { ErrorCode, ListToolsRequestSchema, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { AgentId } from '../core/ids.ts';
 import type { Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
@@ -35,11 +35,14 @@ const TOOL_LIST = TOOLS.map(describeTool);
 
 /**
  * The SDK's Server builds a JSON-schema validator (a new Ajv with its formats) in its constructor
- * unless it is given one; a new server per request would pay for that on every call. ackd's tools
- * validate with their zod schemas (tool.ts), so this one, shared by every server of the process,
- * is only there for what the SDK itself would validate (elicitation answers, which ackd never asks for).
+ * unless it is given one. ackd's tools validate with their zod schemas (tool.ts), and the only
+ * thing the SDK itself would validate with it is a client's answer to elicitation, which ackd
+ * never asks for: so this validator, shared by every server of the process, compiles nothing and
+ * refuses whatever it is asked (fail closed). No Ajv instance is built at start (cold import).
  */
-const SHARED_VALIDATOR = new AjvJsonSchemaValidator();
+const SHARED_VALIDATOR: jsonSchemaValidator = {
+  getValidator: () => () => ({ valid: false, data: undefined, errorMessage: 'ackd validates no JSON schema through the MCP SDK (it never asks a client for elicitation)' }),
+};
 
 const INSTRUCTIONS =
   'ackd gates risky actions behind human approval. Call request_authorization before acting, show the consent_url to your user if useful, ' +

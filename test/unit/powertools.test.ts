@@ -240,14 +240,19 @@ describe('powertoolsLogger: ackd\'s Logger port as Powertools structured JSON', 
 });
 
 describe('traced() in a Lambda runtime: the client reports its calls to X-Ray', () => {
-  it('adds the X-Ray SDK instrumentation to the client\'s middleware', () => {
+  it('adds the X-Ray SDK instrumentation to the client\'s middleware when the first invocation starts (the tracer is loaded then, not at import)', async () => {
     process.env.AWS_LAMBDA_FUNCTION_NAME = 'ackd-test-Mcp';
     process.env.AWS_EXECUTION_ENV = 'AWS_Lambda_nodejs24.x';
     try {
       const client = new DynamoDBClient({ region: 'us-east-1' });
       expect(client.middlewareStack.identify().join(' ')).not.toContain('XRaySDKInstrumentation');
       expect(traced(client)).toBe(client);
-      expect(client.middlewareStack.identify().join(' ')).toContain('XRaySDKInstrumentation');
+      const seen: string[] = [];
+      await observed(powertoolsLogger('mcp', { level: 'error' }), async () => void seen.push(client.middlewareStack.identify().join(' ')))({}, undefined as never);
+      expect(seen[0]).toContain('XRaySDKInstrumentation');
+      // A client traced once the tracer is loaded is instrumented at once.
+      const later = new DynamoDBClient({ region: 'us-east-1' });
+      expect(traced(later).middlewareStack.identify().join(' ')).toContain('XRaySDKInstrumentation');
     } finally {
       delete process.env.AWS_EXECUTION_ENV;
       delete process.env.AWS_LAMBDA_FUNCTION_NAME;

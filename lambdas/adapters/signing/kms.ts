@@ -14,6 +14,18 @@ export interface KmsSignerOptions {
   readonly messageType?: 'RAW' | 'DIGEST';
 }
 
+/** The part of the KMS client the signers use. */
+export type KmsSend = Pick<KMSClient, 'send'>;
+
+/**
+ * A KMS client made on its first call: the functions that only may sign or read a public key
+ * (the MCP function: receipts, the decision public key) build none at a cold start.
+ */
+export function lazyKmsClient(region: string): KmsSend {
+  let client: KMSClient | undefined;
+  return { send: ((command: Parameters<KMSClient['send']>[0], options?: Parameters<KMSClient['send']>[1]) => (client ??= new KMSClient({ region })).send(command, options)) as KMSClient['send'] };
+}
+
 /**
  * Signs with an AWS KMS asymmetric key (key spec ECC_NIST_P256, usage SIGN_VERIFY): audit
  * checkpoints, decisions. The private key never leaves KMS; KMS returns DER ECDSA signatures,
@@ -25,7 +37,7 @@ export class KmsSigner implements CheckpointSigner {
   private readonly messageType: 'RAW' | 'DIGEST';
 
   constructor(
-    private readonly client: KMSClient,
+    private readonly client: KmsSend,
     private readonly keyId: string,
     opts: KmsSignerOptions = {},
   ) {
@@ -34,7 +46,7 @@ export class KmsSigner implements CheckpointSigner {
   }
 
   static forKey(keyId: string, region: string, opts: KmsSignerOptions = {}): KmsSigner {
-    return new KmsSigner(new KMSClient({ region }), keyId, opts);
+    return new KmsSigner(lazyKmsClient(region), keyId, opts);
   }
 
   publicKeyPem(): Promise<string> {

@@ -1,9 +1,10 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { GetPublicKeyCommand, SignCommand } from '@aws-sdk/client-kms';
 import { base64url, calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import { derToJose } from 'ecdsa-sig-formatter';
 import { AckdError } from '../../core/errors.ts';
 import { receiptHeader, RECEIPT_ALG, type ReceiptClaims, type ReceiptJwk, type ReceiptSigner } from '../../core/receipt.ts';
+import { lazyKmsClient, type KmsSend } from './kms.ts';
 import { createKeyFileOnce, readPrivateKeyFile } from './local.ts';
 
 const SETTING = 'ACKD_RECEIPT_KEY';
@@ -60,14 +61,14 @@ export class KmsReceiptSigner implements ReceiptSigner {
   private jwk: Promise<ReceiptJwk> | undefined;
 
   constructor(
-    private readonly client: KMSClient,
+    private readonly client: KmsSend,
     private readonly keyId: string,
     /** DIGEST (default; what the key policy allows); RAW only where an emulator lacks DIGEST (moto signs every message as RAW). */
     private readonly messageType: 'RAW' | 'DIGEST' = 'DIGEST',
   ) {}
 
   static forKey(keyId: string, region: string): KmsReceiptSigner {
-    return new KmsReceiptSigner(new KMSClient({ region }), keyId);
+    return new KmsReceiptSigner(lazyKmsClient(region), keyId);
   }
 
   publicJwk(): Promise<ReceiptJwk> {
