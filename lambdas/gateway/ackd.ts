@@ -89,7 +89,7 @@ export class AckdMcpClient implements AckdPort, CallRecorder {
     try {
       r = await client.callTool({ name: 'record_tool_calls', arguments: { calls } }, undefined, { signal: AbortSignal.any([this.life.signal, AbortSignal.timeout(30_000)]) });
     } catch (e) {
-      throw new Error(`record_tool_calls: ackd did not answer: ${message(e)}`);
+      throw new Error(`record_tool_calls: ackd did not answer: ${message(e)}`, { cause: e });
     }
     const results = (r.structuredContent as { results?: RecordResult[] } | undefined)?.results;
     if (!Array.isArray(results) || results.length !== calls.length) {
@@ -114,7 +114,7 @@ export async function whoami(ackdUrl: URL, apiKey: string, signal?: AbortSignal)
   try {
     res = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` }, signal: signal ?? AbortSignal.timeout(10_000) });
   } catch (e) {
-    throw new Error(`cannot reach ackd at ${url.href}: ${message(e)}`);
+    throw new Error(`cannot reach ackd at ${url.href}: ${message(e)}`, { cause: e });
   }
   if (res.status === 401 || res.status === 403) {
     await res.body?.cancel();
