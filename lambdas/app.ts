@@ -3,7 +3,8 @@ import type { ApiKeyStore, BundleStore, Clock, Logger, SvidMinter } from './core
 import type { AuthorizationService } from './core/service.ts';
 import type { HealthReport } from './issuer.ts';
 import { svidRoutes } from './http/svid-routes.ts';
-import { mcpHandler } from './mcp/http.ts';
+import { mcpHandler, whoamiHandler } from './mcp/http.ts';
+import type { ToolCallRecorder } from './core/tool-calls.ts';
 import { awsRoutes } from './http/aws-routes.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { evidenceKeyRoutes } from './http/evidence-keys.ts';
@@ -30,6 +31,8 @@ export interface AppDeps {
   readonly receipts?: ReceiptSigner;
   /** The decision public key, served as PEM (/.well-known/ackd-decision-key.pem). */
   readonly decisionPublicKeyPem?: () => Promise<string>;
+  /** Records tool calls made through a gateway (the MCP tool record_tool_calls). */
+  readonly toolCalls?: ToolCallRecorder;
 }
 
 /**
@@ -40,6 +43,8 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
   const app = new Hono();
   const mcp = mcpHandler(deps);
   app.all('/mcp', (c) => mcp(c.req.raw));
+  const whoami = whoamiHandler(deps);
+  app.get('/v1/whoami', (c) => whoami(c.req.raw));
   app.get('/healthz', (c) => {
     const h = deps.health?.() ?? { ok: true };
     return c.json(h, h.ok ? 200 : 503, { 'cache-control': 'no-store' });

@@ -11,6 +11,7 @@ import { KmsSigner } from './adapters/signing/kms.ts';
 import { LocalKeySigner } from './adapters/signing/local.ts';
 import { AuditService } from './core/audit/service.ts';
 import { ChainAdminAudit } from './core/audit/admin-audit.ts';
+import { ToolCallRecorder } from './core/tool-calls.ts';
 import { Sequencer, SequencerLoop, type SequencerRun } from './core/audit/sequencer.ts';
 import type { ChainEvent } from './core/audit/event.ts';
 import type { CheckpointSigner } from './core/audit/signing.ts';
@@ -65,6 +66,8 @@ export interface Deps {
   readonly receipts: ReceiptSigner;
   /** The PEM public key decisions are verified with (ACKD_DECISION_PUBLIC_KEY, else ACKD_DECISION_KEY's); served for auditors. */
   readonly decisionPublicKeyPem: () => Promise<string>;
+  /** Records tool calls made through a gateway (record_tool_calls, core/tool-calls.ts). */
+  readonly toolCalls: ToolCallRecorder;
 }
 
 /** A minter for processes that never issue (the CLI): any attempt fails closed. */
@@ -184,6 +187,7 @@ export function buildDeps(
     ...(awsBroker ? { awsBroker } : {}),
     receipts,
     decisionPublicKeyPem,
+    toolCalls: new ToolCallRecorder({ store, log: store.audit, clock, nudge: () => nudge() }),
   };
 }
 

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   ERR_PASSKEY_REQUIRED: 'this decision must be signed with a passkey',
   ERR_PASSKEY_INVALID: 'the passkey assertion does not verify for this decision',
   ERR_DECISION_UNSIGNED: 'the decision carries no valid signature of the decision service',
+  ERR_PAYLOAD_MISMATCH: 'the payload digest is not the one of the request',
+  ERR_ALREADY_EXECUTED: 'the approved call of this request was already started; an approval runs one call',
   ERR_INTERNAL: 'internal error',
 } as const;
 

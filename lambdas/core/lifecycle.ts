@@ -24,7 +24,7 @@ export const STATES = ['pending', 'approved', 'issued', 'revoked', 'denied', 'ex
 export type StateFields = Pick<AuthorizationRecord, 'decision' | 'svid_id' | 'revoked'>;
 
 /** Bookkeeping fields a transition may guard or set besides the record's own. */
-export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts' | 'voters' | 'escalated_at' | 'decision_seq' | 'audit_outbox';
+export type BookkeepingField = 'issuing_claim' | 'issuing_until' | 'refused_attempts' | 'voters' | 'escalated_at' | 'decision_seq' | 'audit_outbox' | 'call_status';
 export type Field = keyof AuthorizationRecord | BookkeepingField;
 
 export type Scalar = string | number | boolean | null;
@@ -311,6 +311,47 @@ export const TRANSITIONS = {
     ],
     updates: [],
     events: ['aws_credentials_issued'],
+  },
+  /**
+   * The one call an approval allows starts (the ackd gateway, core/tool-calls.ts): claimed before
+   * it runs, so an approval never runs a second call. Only while issued, for the SVID issued, its
+   * payload, before the SVID ends. Params: now, svidId, payloadSha256, call (the ToolCall).
+   */
+  startCall: {
+    from: ['issued'],
+    wrongState: {
+      revoked: refuse('ERR_NOT_APPROVED', (r) => `request ${r.request_id} was revoked; its call may not run`),
+      otherwise: refuse('ERR_NOT_ISSUED', (r) => `request ${r.request_id} is ${r.decision} without an issued SVID; its call may not run`),
+    },
+    guards: [
+      { holds: { field: 'svid_id', op: '=', to: p('svidId') }, else: refuse('ERR_SVID_MISMATCH', (r, q) => `svid_id: ${String(q.svidId)} is not the SVID issued for request ${r.request_id}`) },
+      { holds: { field: 'svid_not_after', op: '>', to: p('now') }, else: refuse('ERR_EXPIRED', (r) => `the SVID of request ${r.request_id} ended at ${r.svid_not_after}; its call may not run`) },
+      {
+        holds: { field: 'payload_sha256', op: '=', to: p('payloadSha256') },
+        else: refuse('ERR_PAYLOAD_MISMATCH', (r, q) => `payload_sha256: ${String(q.payloadSha256)} is not the payload digest of request ${r.request_id}`),
+      },
+      { holds: { field: 'call_status', op: 'absent' }, else: refuse('ERR_ALREADY_EXECUTED', (r) => `the approved call of request ${r.request_id} was already started; an approval runs one call`) },
+    ],
+    updates: [
+      { set: 'call_status', to: v('started') },
+      { set: 'call', to: p('call') },
+    ],
+    events: ['call_started'],
+  },
+  /** The started call ended: executed (with its result's digest) or failed. Once. Params: svidId, status, call. */
+  finishCall: {
+    from: ['issued', 'revoked'],
+    wrongState: { otherwise: refuse('ERR_NOT_ISSUED', (r) => `request ${r.request_id} has no issued SVID, so no call`) },
+    guards: [
+      { holds: { field: 'svid_id', op: '=', to: p('svidId') }, else: refuse('ERR_SVID_MISMATCH', (r, q) => `svid_id: ${String(q.svidId)} is not the SVID issued for request ${r.request_id}`) },
+      { holds: { field: 'call_status', op: 'notNull' }, else: refuse('ERR_CONFLICT', (r) => `outcome: no call of request ${r.request_id} was started`) },
+      { holds: { field: 'call_status', op: '=', to: v('started') }, else: refuse('ERR_ALREADY_EXECUTED', (r) => `the call of request ${r.request_id} was already recorded as finished`) },
+    ],
+    updates: [
+      { set: 'call_status', to: p('status') },
+      { set: 'call', to: p('call') },
+    ],
+    events: ['call_finished'],
   },
 } as const satisfies Record<string, Transition>;
 

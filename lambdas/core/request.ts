@@ -3,6 +3,7 @@ import { SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain }
 import type { CastVote, Quorum } from './quorum.ts';
 import { payloadSha256, type Payload } from './payload.ts';
 import type { SignedDecision } from './evidence.ts';
+import type { ToolCall } from './tool-call.ts';
 
 /** Limits on agent-supplied input. Everything an agent sends is bounded. */
 export const LIMITS = {
@@ -56,6 +57,8 @@ export interface AuthorizationRecord {
   readonly payload_sha256?: string | null;
   /** The decision service's signature over the decision (core/evidence.ts), set by the deciding write; absent before a decision and on older requests. */
   readonly decision_signature?: SignedDecision | null;
+  /** The one call the approval ran through the ackd gateway (core/tool-calls.ts); absent until it starts. */
+  readonly call?: ToolCall | null;
   // lifecycle
   readonly ttl_minutes: number;
   /** When a pending request expires: requested_at + ttl_minutes. */

@@ -4,6 +4,7 @@ import { ApiKeyCache } from '../core/apikeys.ts';
 import { AckdError, isAckdError } from '../core/errors.ts';
 import type { ApiKeyStore, Clock, Logger } from '../core/ports.ts';
 import type { AuthorizationService } from '../core/service.ts';
+import type { ToolCallRecorder } from '../core/tool-calls.ts';
 import { createMcpServer } from './server.ts';
 
 export interface McpHttpDeps {
@@ -19,6 +20,8 @@ export interface McpHttpDeps {
   readonly apiKeyCacheMs?: number;
   /** Times the key cache (default: the system clock). */
   readonly clock?: Clock;
+  /** Records tool calls made through a gateway (record_tool_calls). */
+  readonly toolCalls?: ToolCallRecorder;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -116,7 +119,7 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
       });
       if (again !== agentId) throw new AckdError('ERR_UNAUTHENTICATED', 'the API key was revoked');
     };
-    const server = createMcpServer({ service: deps.service, logger: deps.logger, agentId, sleep, signal: req.signal, reauthorize });
+    const server = createMcpServer({ service: deps.service, logger: deps.logger, agentId, sleep, signal: req.signal, reauthorize, ...(deps.toolCalls ? { toolCalls: deps.toolCalls } : {}) });
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: true,
@@ -129,6 +132,34 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
       return res;
     } finally {
       await server.close().catch(() => undefined);
+    }
+  };
+}
+
+/**
+ * GET /v1/whoami: the agent an API key belongs to (`{"agent_id": …}`), 401 for a key that does
+ * not authenticate. What an enforcement point in front of agents (the ackd gateway) asks before
+ * it lets a caller's key through, without creating anything.
+ */
+export function whoamiHandler(deps: Pick<McpHttpDeps, 'apiKeys' | 'logger' | 'apiKeyCacheMs' | 'clock'>): (req: Request) => Promise<Response> {
+  const clock = deps.clock;
+  const keys = new ApiKeyCache(deps.apiKeys, {
+    ...(deps.apiKeyCacheMs === undefined ? {} : { ttlMs: deps.apiKeyCacheMs }),
+    ...(clock ? { now: () => clock.now().getTime() } : {}),
+  });
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers } });
+  return async (req) => {
+    const token = bearer(req);
+    try {
+      return json(200, { agent_id: await keys.authenticate(token) });
+    } catch (e) {
+      if (!isAckdError(e, 'ERR_UNAUTHENTICATED')) {
+        deps.logger.error('api key lookup failed', { error: e instanceof Error ? e.message : String(e) });
+        return json(503, { error: { code: 'ERR_STORE_UNAVAILABLE', message: 'the key store is unavailable' } });
+      }
+      const challenge = token ? 'Bearer realm="ackd", error="invalid_token"' : 'Bearer realm="ackd"';
+      return json(401, { error: { code: 'ERR_UNAUTHENTICATED', message: 'send "Authorization: Bearer <agent API key>"' } }, { 'www-authenticate': challenge });
     }
   };
 }

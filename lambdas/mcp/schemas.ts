@@ -1,9 +1,10 @@
 import * as z from 'zod';
 import { LIMITS } from '../core/request.ts';
 import { PAYLOAD_LIMITS } from '../core/payload.ts';
+import { CALL_OUTCOMES, EFFECTS } from '../core/tool-call.ts';
 
 /**
- * Input and output schemas of the three MCP tools: the one place where the rules for what an
+ * Input and output schemas of the MCP tools: the one place where the rules for what an
  * agent may send live. `tools/list` advertises them as JSON Schema and `tools/call` validates
  * with them (see server.ts); a failure becomes `ERR_INVALID_INPUT: <field>: <rule>`, where field
  * is the argument's path (`ttl_minutes`, `permissions[3]`) and every message below is the rule,
@@ -156,4 +157,44 @@ export const revokeAuthorizationInput = z.strictObject({
 export const revokeAuthorizationOutput = z.object({
   revoked: z.literal(true),
   revoked_at: z.string(),
+});
+
+const HEX64_RULE = 'must be 64 lowercase hex characters (a SHA-256 digest)';
+const hex64Schema = z.string({ error: required(HEX64_RULE) }).regex(/^[0-9a-f]{64}$/, HEX64_RULE);
+/** A downstream MCP server's name or tool name, as the gateway exposes it: 1-128 characters of A-Z a-z 0-9 _ - . / */
+const callNameSchema = z
+  .string({ error: required('must be a string of 1-128 characters of A-Z a-z 0-9 _ - . /') })
+  .regex(/^[A-Za-z0-9_./-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 _ - . /');
+/** At most this many calls per record_tool_calls. */
+export const MAX_CALL_REPORTS = 100;
+
+export const recordToolCallsInput = z.strictObject({
+  calls: z
+    .array(
+      z.strictObject({
+        server: callNameSchema.describe('The downstream MCP server, as named in the gateway config.'),
+        tool: callNameSchema.describe('The downstream tool name.'),
+        effect: z.enum(EFFECTS, { error: `must be one of ${EFFECTS.join(', ')}` }),
+        outcome: z.enum(CALL_OUTCOMES, { error: `must be one of ${CALL_OUTCOMES.join(', ')}` }),
+        payload_sha256: hex64Schema.describe('SHA-256 of {server, tool, arguments} as RFC 8785 canonical JSON.'),
+        caller: agentIdSchema.optional().describe('The agent the gateway made the call for.'),
+        request_id: requestIdSchema.optional().describe('The request that gated the call (started, executed, failed, denied, expired).'),
+        svid_id: svidIdSchema.optional().describe('The SVID issued for that request (started, executed, failed).'),
+        result_sha256: hex64Schema.optional().describe('SHA-256 of the downstream CallToolResult as canonical JSON (executed; optional for allowed).'),
+        reason: z
+          .string({ error: 'must be a string' })
+          .max(500, 'must be at most 500 characters')
+          .refine((s) => !TEXT_NOT_ALLOWED.test(s), 'contains a control character or unpaired surrogate, which is not allowed')
+          .optional(),
+      }),
+      { error: required(`must be an array of 1-${MAX_CALL_REPORTS} calls`) },
+    )
+    .min(1, 'must list at least 1 call')
+    .max(MAX_CALL_REPORTS, `must list at most ${MAX_CALL_REPORTS} calls`),
+});
+
+export const recordToolCallsOutput = z.object({
+  results: z.array(
+    z.union([z.object({ ok: z.literal(true), event_id: z.string() }), z.object({ ok: z.literal(false), code: z.string(), message: z.string() })]),
+  ),
 });

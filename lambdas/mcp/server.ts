@@ -8,6 +8,8 @@ import { callTool, describeTool, quoted, type ToolDefinition } from './tool.ts';
 import { checkAuthorization } from './tools/check-authorization.ts';
 import { requestAuthorization } from './tools/request-authorization.ts';
 import { revokeAuthorization } from './tools/revoke-authorization.ts';
+import { recordToolCalls } from './tools/record-tool-calls.ts';
+import type { ToolCallRecorder } from '../core/tool-calls.ts';
 
 export interface ToolContext {
   readonly service: AuthorizationService;
@@ -20,11 +22,13 @@ export interface ToolContext {
   readonly signal: AbortSignal;
   /** Checks the caller's API key again; throws ERR_UNAUTHENTICATED once it no longer authenticates. */
   readonly reauthorize: () => Promise<void>;
+  /** Records tool calls made through a gateway (record_tool_calls); absent: that tool refuses. */
+  readonly toolCalls?: ToolCallRecorder;
 }
 
 export const SERVER_INFO = { name: 'ackd', version: '0.1.0' } as const;
 
-const TOOLS: readonly ToolDefinition[] = [requestAuthorization, checkAuthorization, revokeAuthorization];
+const TOOLS: readonly ToolDefinition[] = [requestAuthorization, checkAuthorization, revokeAuthorization, recordToolCalls];
 const BY_NAME = new Map(TOOLS.map((t) => [t.name, t]));
 /** The tools/list answer, computed once per process. */
 const TOOL_LIST = TOOLS.map(describeTool);

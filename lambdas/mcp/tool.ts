@@ -17,6 +17,8 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
   readonly input: I;
   readonly output: O;
   readonly annotations: ToolAnnotations;
+  /** Whether a result that matches the output schema still reports a failure (isError: true), e.g. some of a batch refused. */
+  readonly failed?: (output: z.output<O>) => boolean;
   run(args: z.output<I>, ctx: ToolContext): Promise<z.input<O>>;
 }
 
@@ -95,7 +97,9 @@ export async function callTool(tool: ToolDefinition, args: unknown, ctx: ToolCon
       const issue = result.error.issues[0];
       throw new Error(`output of ${tool.name} does not match its outputSchema at ${fieldPath(issue?.path ?? [])} (${issue?.code})`);
     }
-    return ok(result.data as Record<string, unknown>);
+    const answer: CallToolResult = ok(result.data as Record<string, unknown>);
+    if (tool.failed?.(result.data)) answer.isError = true;
+    return answer;
   } catch (e) {
     return toolError(e, ctx.logger, tool.name);
   }

@@ -138,12 +138,12 @@ describe('every invalid call gets ERR_INVALID_INPUT: <field>: <rule>, as a tool 
     );
     expect(err).toBeInstanceOf(McpError);
     expect((err as McpError).code).toBe(-32602);
-    expect((err as McpError).message).toContain('Unknown tool: "approve_everything"; this server has request_authorization, check_authorization, revoke_authorization');
+    expect((err as McpError).message).toContain('Unknown tool: "approve_everything"; this server has request_authorization, check_authorization, revoke_authorization, record_tool_calls');
   });
 
   it('a tools/call without a tool name, and methods this server does not have, are JSON-RPC errors', async () => {
     const noName = (await (await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { arguments: base } })).json()) as { error: { code: number; message: string } };
-    expect(noName.error).toEqual({ code: -32602, message: 'tools/call needs params.name, the name of a tool: request_authorization, check_authorization, revoke_authorization' });
+    expect(noName.error).toEqual({ code: -32602, message: 'tools/call needs params.name, the name of a tool: request_authorization, check_authorization, revoke_authorization, record_tool_calls' });
     const other = (await (await post({ jsonrpc: '2.0', id: 2, method: 'resources/list', params: {} })).json()) as { error: { code: number } };
     expect(other.error.code).toBe(-32601);
   });

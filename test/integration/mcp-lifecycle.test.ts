@@ -30,9 +30,9 @@ afterAll(async () => {
 });
 
 describe('tools', () => {
-  it('lists the three tools with input and output schemas and annotations', async () => {
+  it('lists the four tools with input and output schemas and annotations', async () => {
     const { tools } = await mcp.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['check_authorization', 'request_authorization', 'revoke_authorization']);
+    expect(tools.map((t) => t.name).sort()).toEqual(['check_authorization', 'record_tool_calls', 'request_authorization', 'revoke_authorization']);
     for (const t of tools) {
       expect(t.outputSchema?.type).toBe('object');
       expect(t.annotations).toBeDefined();

@@ -3,6 +3,7 @@ import type { AuthorizationRecord } from '../request.ts';
 import { quorumProblem, type CastVote, type Quorum } from '../quorum.ts';
 import type { Policy } from '../policy.ts';
 import type { SignedDecision } from '../evidence.ts';
+import type { ToolCall } from '../tool-call.ts';
 
 import { canonicalJson, sha256Hex } from '../jcs.ts';
 
@@ -47,6 +48,8 @@ export type AuditSnapshot = Pick<AuthorizationRecord, (typeof AUDIT_FIELDS)[numb
   readonly payload_sha256?: string | null;
   /** The decision service's signed decision, from the deciding event on (absent before it, and on events of older requests). */
   readonly decision_signature?: SignedDecision | null;
+  /** The one call the approval ran through the ackd gateway (core/tool-calls.ts), from its start on; absent before. */
+  readonly call?: ToolCall | null;
 };
 
 /** The quorum fields of a snapshot, after the 13. */
@@ -55,8 +58,10 @@ export const QUORUM_FIELDS = ['quorum', 'votes'] as const;
 export const PAYLOAD_FIELDS = ['payload_sha256'] as const;
 /** The evidence fields of a snapshot, after the payload field: what binds a decision to the decision service. */
 export const EVIDENCE_FIELDS = ['decision_signature'] as const;
+/** The call field of a snapshot, last: the gateway call an approval ran. */
+export const CALL_FIELDS = ['call'] as const;
 /** Every field a snapshot may hold. */
-export const SNAPSHOT_FIELDS = [...AUDIT_FIELDS, ...QUORUM_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS] as const;
+export const SNAPSHOT_FIELDS = [...AUDIT_FIELDS, ...QUORUM_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS, ...CALL_FIELDS] as const;
 
 /** Every kind of event: the state changes of a request, and refused attempts to change it. */
 export const EVENT_TYPES = [
@@ -74,10 +79,15 @@ export const EVENT_TYPES = [
   'revoked',
   'refused',
   'aws_credentials_issued',
+  'call_started',
+  'call_finished',
 ] as const;
 export type AuditEventType = (typeof EVENT_TYPES)[number];
-/** Events of no request, by operators: an approval policy set or removed, an agent's owner set. */
-export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set'] as const;
+/**
+ * Events of no request's lifecycle: by operators, an approval policy set or removed, an agent's
+ * owner set; by an agent (the ackd gateway), a tool call it let through or refused.
+ */
+export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set', 'tool_call'] as const;
 export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number];
 
 /** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */
@@ -142,6 +152,7 @@ export const EVENT_COLUMNS = [
   ...QUORUM_FIELDS,
   ...PAYLOAD_FIELDS,
   ...EVIDENCE_FIELDS,
+  ...CALL_FIELDS,
   'policy',
   'previous',
   'owner',
@@ -162,8 +173,11 @@ export interface AuditEvent extends PendingEvent, AuditSnapshot {
   readonly hash: string;
 }
 
-/** What an operator's change records: a policy as set (or as it was when removed) and what it replaced, or an agent's new owner and the one before. */
-export type AdminChange = { readonly policy: Policy; readonly previous: Policy | null } | { readonly agent_id: string; readonly owner: string | null; readonly previous_owner: string | null };
+/** What an operator's change records: a policy as set (or as it was when removed) and what it replaced, or an agent's new owner and the one before; or a gateway's tool call. */
+export type AdminChange =
+  | { readonly policy: Policy; readonly previous: Policy | null }
+  | { readonly agent_id: string; readonly owner: string | null; readonly previous_owner: string | null }
+  | { readonly call: ToolCall };
 
 /**
  * One event of the chain about an operator's change. It has no request fields; it shares the
@@ -215,6 +229,7 @@ export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
     ...(r.votes === undefined ? {} : { votes: r.votes.map((v) => ({ ...v, groups: [...v.groups] })) }),
     ...(r.payload_sha256 === undefined ? {} : { payload_sha256: r.payload_sha256 }),
     ...(r.decision_signature === undefined ? {} : { decision_signature: r.decision_signature }),
+    ...(r.call === undefined ? {} : { call: r.call }),
   };
 }
 

@@ -6,6 +6,7 @@ import { appendLeaves, leafHash, rootOf, verifyConsistency } from './merkle.ts';
 import { DECISION_EVENTS, fieldsChangedBy, stateOf, statesBefore, VOTE_EVENTS } from '../lifecycle.ts';
 import { quorumProblem, type CastVote } from '../quorum.ts';
 import { DECISION_ALG, decisionProblem } from '../evidence.ts';
+import { CALL_OUTCOMES, EFFECTS } from '../tool-call.ts';
 
 /**
  * Verifies an audit log, streaming: events in chain order, with checkpoints anywhere after the
@@ -23,6 +24,21 @@ const votePasskeySchema = z
   .object({
     assertion: z.object({ credential_id: b64url, authenticator_data: b64url, client_data_json: b64url, signature: b64url, user_handle: b64url.nullable(), nonce: b64url }).strict(),
     view_sha256: hex64.nullable(),
+  })
+  .strict();
+
+/** A tool call through the ackd gateway (core/tool-calls.ts ToolCall). */
+const toolCallSchema = z
+  .object({
+    server: z.string().min(1),
+    tool: z.string().min(1),
+    effect: z.enum(EFFECTS),
+    outcome: z.enum(CALL_OUTCOMES),
+    payload_sha256: hex64,
+    caller: z.string().nullable(),
+    request_id: z.string().nullable(),
+    result_sha256: hex64.nullable(),
+    reason: z.string().nullable(),
   })
   .strict();
 
@@ -100,6 +116,8 @@ const eventSchema = z
       .strict()
       .nullable()
       .optional(),
+    // The one call an approval ran through the ackd gateway, from its start on; absent before and on older events.
+    call: toolCallSchema.nullable().optional(),
     prev_hash: hex64,
     hash: hex64,
   })
@@ -122,6 +140,7 @@ const policySchema = z.record(z.string(), z.unknown());
 const adminEventSchema = z.union([
   z.object({ ...adminFields, type: z.enum(['policy_set', 'policy_removed']), policy: policySchema, previous: policySchema.nullable() }).strict(),
   z.object({ ...adminFields, type: z.literal('owner_set'), agent_id: z.string().min(1), owner: z.string().nullable(), previous_owner: z.string().nullable() }).strict(),
+  z.object({ ...adminFields, type: z.literal('tool_call'), call: toolCallSchema }).strict(),
 ]);
 
 const checkpointSchema = z
@@ -221,8 +240,8 @@ interface RequestState {
 /** Fields that never change after `requested`. */
 const FIXED_FIELDS = ['request_id', 'agent_id', 'action', 'permissions', 'justification', 'requested_at', 'quorum', 'payload_sha256'] as const satisfies readonly (keyof AuditSnapshot)[];
 /** Fields the lifecycle changes (which event may change which, and from which state, is the lifecycle table's). */
-type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at' | 'votes' | 'decision_signature';
-const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at', 'votes', 'decision_signature'] as const satisfies readonly LifecycleField[];
+type LifecycleField = 'approver_identity' | 'decision_at' | 'decision' | 'svid_id' | 'svid_expires_at' | 'revoked' | 'revoked_at' | 'votes' | 'decision_signature' | 'call';
+const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_id', 'svid_expires_at', 'revoked', 'revoked_at', 'votes', 'decision_signature', 'call'] as const satisfies readonly LifecycleField[];
 /** A request whose requested_at is this far after the file's first event must have its whole history in the file (linking may lag the change it records). */
 const SCOPE_MARGIN_MS = 5 * 60_000;
 /** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
@@ -376,7 +395,9 @@ export class ChainVerifier {
       this.problem({ kind: 'time', seq: e.seq, line, message: `event ${e.seq}: logged_at ${e.logged_at} is before the previous event's ${this.lastLoggedAt}` });
     }
     if (isAdminEvent(e)) {
-      if (e.actor_type !== 'operator') this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): made by an operator, not by ${e.actor_type} ${e.actor_id}` });
+      // A gateway's tool call is an agent's record; every other change of no request is an operator's.
+      const by = e.type === 'tool_call' ? 'agent' : 'operator';
+      if (e.actor_type !== by) this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): made by an ${by}, not by ${e.actor_type} ${e.actor_id}` });
     } else {
       this.checkMeaning(e, line);
     }
@@ -649,6 +670,18 @@ export class ChainVerifier {
       case 'expired':
         if (e.decision !== e.type || !e.decision_at) bad('lifecycle', `must record decision "${e.type}" and decision_at`);
         break;
+      case 'call_started':
+      case 'call_finished': {
+        // The call an approval runs is that request's own, by the agent the request is for.
+        const c = e.call;
+        const outcomes = e.type === 'call_started' ? ['started'] : ['executed', 'failed'];
+        if (!c || !outcomes.includes(c.outcome)) bad('lifecycle', `must record the call with outcome ${outcomes.join(' or ')}`);
+        else if (c.request_id !== e.request_id || c.payload_sha256 !== e.payload_sha256) bad('lifecycle', 'the call it records is not the one of its request (request_id or payload_sha256 differ)');
+        else if (e.actor_type !== 'agent' || e.actor_id !== e.agent_id) bad('lifecycle', `a call is recorded by the request's agent ${e.agent_id}, not by ${e.actor_type} ${e.actor_id}`);
+        else if (e.type === 'call_started' && req?.state.call) bad('lifecycle', 'the request already started a call: an approval runs one call');
+        else if (e.type === 'call_finished' && req && req.state.call?.outcome !== 'started') bad('lifecycle', 'no started call of the request is left to finish');
+        break;
+      }
       case 'revoked':
         if (!e.revoked || !e.revoked_at) bad('lifecycle', 'a revocation must record revoked and revoked_at');
         else if (!e.svid_id && e.actor_type !== 'approver' && e.actor_type !== 'operator') bad('lifecycle', 'only a human revokes an approval whose SVID was not issued');
@@ -753,6 +786,7 @@ function pickLifecycle(e: AuditEvent): Pick<AuditSnapshot, LifecycleField> {
     revoked_at: e.revoked_at,
     votes: e.votes,
     decision_signature: e.decision_signature,
+    call: e.call,
   };
 }
 
