@@ -6,6 +6,7 @@
  * no decision moves it by its wait).
  */
 import { payloadSha256, type Payload } from '../core/payload.ts';
+import { reportProblem } from '../core/tool-call.ts';
 import type { AckdPort, Approved, CallEvent, CallRecorder, Check, DownstreamPort, RecordResult, ToolResult } from '../core/gateway/ports.ts';
 
 interface Req {
@@ -77,6 +78,8 @@ export class InMemoryAckd implements AckdPort, CallRecorder {
   async record(calls: readonly CallEvent[]): Promise<readonly RecordResult[]> {
     if (this.down) throw new Error('connect ECONNREFUSED');
     return calls.map((c) => {
+      const bad = reportProblem(c as Parameters<typeof reportProblem>[0]);
+      if (bad) return { ok: false, code: 'ERR_INVALID_INPUT', message: `${bad.field}: ${bad.rule}` };
       if (c.outcome === 'started' || c.outcome === 'executed' || c.outcome === 'failed') {
         const r = c.request_id ? this.requests.get(c.request_id) : undefined;
         if (!r || !r.svidId) return { ok: false, code: 'ERR_NOT_ISSUED', message: 'no SVID issued for this request' };

@@ -18,6 +18,8 @@ const BASE = {
   waitSeconds: 25,
 };
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- configurations edited freely, as a user's file would be
+type Loose = Record<string, any>;
 function refusal(raw: unknown, env: Record<string, string | undefined> = ENV): string {
   try {
     parseGatewayConfig(raw, env);
@@ -43,7 +45,7 @@ describe('gateway configuration', () => {
   });
 
   it('refuses, naming the field', () => {
-    const cases: [(c: Record<string, any>) => void, string, Record<string, string | undefined>?][] = [
+    const cases: [(c: Loose) => void, string, Record<string, string | undefined>?][] = [
       [(c) => (c.mcpServers.remote.headers.Authorization = 'Bearer ${MISSING}'), 'mcpServers.remote.headers.Authorization: uses ${MISSING}, but the environment variable MISSING is not set'],
       [(c) => (c.extra = 1), 'extra: is not a known setting'],
       [(c) => (c.mcpServers.fs.cmd = 'x'), 'mcpServers.fs.cmd: is not a known setting'],
@@ -66,7 +68,7 @@ describe('gateway configuration', () => {
       [(c) => (c.mcpServers.fs.timeoutSeconds = 0), 'mcpServers.fs.timeoutSeconds: must be at least 1'],
     ];
     for (const [edit, expected, env] of cases) {
-      const c = clone(BASE) as Record<string, any>;
+      const c = clone(BASE) as Loose;
       edit(c);
       expect(refusal(c, env)).toContain(expected);
     }
@@ -74,7 +76,7 @@ describe('gateway configuration', () => {
   });
 
   it('$${ writes a literal ${', () => {
-    const c = clone(BASE) as Record<string, any>;
+    const c = clone(BASE) as Loose;
     c.mcpServers.fs.args = ['$${HOME}'];
     const s = parseGatewayConfig(c, ENV).servers[0]!;
     expect(s.kind === 'stdio' && s.args).toEqual(['${HOME}']);

@@ -6,8 +6,10 @@
  * else mutating. When a name holds keywords of several classes, the most severe wins
  * (admin > destructive > mutating > read), so `list_and_delete` is destructive.
  */
-export const EFFECTS = ['read', 'mutating', 'destructive', 'admin'] as const;
-export type Effect = (typeof EFFECTS)[number];
+import { EFFECTS, type Effect } from '../tool-call.ts';
+
+/** The classes, as ackd's audit log records them (core/tool-call.ts). */
+export { EFFECTS, type Effect };
 
 /** Where a tool's effect class came from (shown in docs and logs). */
 export type EffectSource = 'policy' | 'annotations' | 'name' | 'default';

@@ -172,7 +172,8 @@ export class GatewayFlow {
         await this.d.ackd.verifyApproval(approved, payload, sha);
       } catch (e) {
         const reason = `the approval does not hold: ${exposeMessage(e)}`;
-        this.d.queue.push({ event: { ...this.base(c), outcome: 'refused', ...ids, reason: reason.slice(0, 500) } });
+        // a refused call has no request in ackd's record; the reason names it
+        this.d.queue.push({ event: { ...this.base(c), outcome: 'refused', payload_sha256: sha, reason: `request ${requestId}: ${reason}`.slice(0, 500) } });
         return stopped('error', `${name} was not called: ${reason}`);
       }
       // The exactly-once guard: ackd records one start per request and refuses a second.

@@ -3,9 +3,9 @@
  * downstream MCP clients); in-memory ones beside the flow's unit tests.
  */
 import type { Payload } from '../payload.ts';
-import type { Effect } from './effects.ts';
+import type { CallOutcome, Effect } from '../tool-call.ts';
 
-export type CallOutcome = 'allowed' | 'refused' | 'denied' | 'expired' | 'started' | 'executed' | 'failed';
+export type { CallOutcome };
 
 /** One call as ackd's `record_tool_calls` records it. */
 export interface CallEvent {
