@@ -29,7 +29,6 @@ export interface CatalogTool {
   readonly policy: ToolPolicy;
   /** As listed upstream: the downstream's tool, renamed, its description with the effect class. */
   readonly listed: Tool;
-  readonly hasOutputSchema: boolean;
   validate?: JsonSchemaValidator<unknown>;
   readonly inputSchema: Tool['inputSchema'];
 }
@@ -63,9 +62,12 @@ export class Catalog {
         }
         const policy = resolveToolPolicy(this.policy, qualified, t.name, t.annotations);
         if (policy.note) this.note(`note:${qualified}`, policy.note);
-        const listed: Tool = { ...t, name: qualified, description: `${t.description ?? ''}${describePolicy(policy)}`.trimStart() };
+        // Not the downstream's outputSchema: the gateway's own results (pending, denied …) carry a
+        // structuredContent of their own, which a client would check against it. Results pass through unchanged.
+        const { outputSchema: _outputSchema, ...rest } = t;
+        const listed: Tool = { ...rest, name: qualified, description: `${t.description ?? ''}${describePolicy(policy)}`.trimStart() };
         if (t.title) listed.title = `${t.title} (${server})`;
-        byName.set(qualified, { qualified, server, tool: t.name, policy, listed, hasOutputSchema: t.outputSchema !== undefined, inputSchema: t.inputSchema });
+        byName.set(qualified, { qualified, server, tool: t.name, policy, listed, inputSchema: t.inputSchema });
         list.push(listed);
       }
     }
@@ -113,13 +115,8 @@ const INSTRUCTIONS =
   'may answer "pending" with a consent URL: show it to your user, then call the same tool with exactly the same arguments again. ' +
   'An approval runs exactly one call with exactly the approved arguments.';
 
-function toolError(text: string, status: Record<string, unknown>, withStructured: boolean): CallToolResult {
-  return {
-    isError: true,
-    content: [{ type: 'text', text }],
-    ...(withStructured ? { structuredContent: status } : {}),
-    _meta: { 'io.ackd/gateway': status },
-  };
+function toolError(text: string, status: Record<string, unknown>): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text }], structuredContent: status };
 }
 
 /** The flow's outcome as MCP answers it. */
@@ -135,10 +132,10 @@ export function toResult(t: CatalogTool, o: FlowOutcome, urlElicitation: boolean
       if (urlElicitation) {
         throw new UrlElicitationRequiredError([{ mode: 'url', message: `Approve ${t.qualified} in ackd (request ${o.request_id}), then call it again with the same arguments.`, url: o.consent_url, elicitationId: o.request_id }], text);
       }
-      return toolError(text, { status: 'pending', request_id: o.request_id, consent_url: o.consent_url, payload_sha256: o.payload_sha256 }, !t.hasOutputSchema);
+      return toolError(text, { status: 'pending', request_id: o.request_id, consent_url: o.consent_url, payload_sha256: o.payload_sha256 });
     }
     case 'stopped':
-      return toolError(o.message, { status: o.status, ...(o.request_id ? { request_id: o.request_id } : {}), ...(o.payload_sha256 ? { payload_sha256: o.payload_sha256 } : {}) }, !t.hasOutputSchema);
+      return toolError(o.message, { status: o.status, ...(o.request_id ? { request_id: o.request_id } : {}), ...(o.payload_sha256 ? { payload_sha256: o.payload_sha256 } : {}) });
   }
 }
 
@@ -170,7 +167,7 @@ export function createUpstreamServer(ctx: UpstreamContext): Server {
     const args = (request.params.arguments ?? {}) as Record<string, unknown>;
     if (t.policy.decision === 'approve') {
       const bad = ctx.catalog.check(t, args);
-      if (bad) return toolError(`${name} was not called and no approval was asked: its arguments do not fit its input schema: ${bad}`, { status: 'invalid' }, !t.hasOutputSchema);
+      if (bad) return toolError(`${name} was not called and no approval was asked: its arguments do not fit its input schema: ${bad}`, { status: 'invalid' });
     }
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, extra.signal]) : extra.signal;
     const outcome = await ctx.flow.call({ server: t.server, tool: t.tool, arguments: args, effect: t.policy.effect, decision: t.policy.decision, ...(ctx.caller ? { caller: ctx.caller } : {}), signal });
