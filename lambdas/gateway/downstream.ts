@@ -7,7 +7,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ResultSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { DownstreamServer } from '../core/gateway/config.ts';
 import type { DownstreamPort, ToolResult } from '../core/gateway/ports.ts';
 import { exposeMessage } from '../core/gateway/messages.ts';
@@ -138,8 +138,9 @@ export class Downstreams implements DownstreamPort {
     if (!c.client) await this.refresh();
     const client = c.client;
     if (!client) throw new Error(`downstream server "${server}" is not available (${c.error ?? 'not connected'})`);
-    // The raw request: the result passes through as the server sent it (the caller's client validates it).
-    return (await client.request({ method: 'tools/call', params: { name: tool, arguments: args } }, CallToolResultSchema, { timeout: c.server.timeoutMs, ...(signal ? { signal } : {}) })) as ToolResult;
+    // The raw request: the result passes through as the server sent it, checked once, as a
+    // CallToolResult, by the upstream server's own handler (not twice: ResultSchema here).
+    return (await client.request({ method: 'tools/call', params: { name: tool, arguments: args } }, ResultSchema, { timeout: c.server.timeoutMs, ...(signal ? { signal } : {}) })) as ToolResult;
   }
 
   async close(): Promise<void> {
