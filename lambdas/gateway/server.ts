@@ -6,7 +6,7 @@
  * MCP API; callers present an ackd agent key) or over stdio (one Server for the process).
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, UrlElicitationRequiredError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, CallToolResultSchema, ErrorCode, ListToolsRequestSchema, SUPPORTED_PROTOCOL_VERSIONS, UrlElicitationRequiredError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import { SEP, type GatewayConfig } from '../core/gateway/config.ts';
@@ -144,7 +144,34 @@ function rpcError(code: ErrorCode, message: string): Error & { code: number } {
   return Object.assign(new Error(message), { code });
 }
 
-/** A new MCP server over the gateway (per HTTP request, or one for a stdio session). */
+/**
+ * One tools/call through the gateway: the tool looked up (a missing server tried again), a gated
+ * call's arguments checked against its schema, the flow run, its outcome as MCP answers it.
+ * Throws a JSON-RPC error (`code`, `message`) for an unknown tool.
+ */
+export async function callGatewayTool(ctx: UpstreamContext, params: { name: string; arguments?: Record<string, unknown> | undefined }, signal: AbortSignal, urlElicitation: boolean): Promise<CallToolResult> {
+  const name = params.name;
+  let t = ctx.catalog.get(name);
+  if (!t) {
+    await ctx.downstreams.refresh();
+    t = ctx.catalog.get(name);
+  }
+  if (!t) {
+    const i = name.indexOf(SEP);
+    const down = i > 0 ? ctx.downstreams.problem(name.slice(0, i)) : undefined;
+    if (down) return { isError: true, content: [{ type: 'text', text: `${name} is not available: downstream server "${name.slice(0, i)}" is down (${down}); the gateway tries it again at most every 30 s` }] };
+    throw rpcError(ErrorCode.InvalidParams, `Unknown tool: ${JSON.stringify(name)}`);
+  }
+  const args = params.arguments ?? {};
+  if (t.policy.decision === 'approve') {
+    const bad = ctx.catalog.check(t, args);
+    if (bad) return toolError(`${name} was not called and no approval was asked: its arguments do not fit its input schema: ${bad}`, { status: 'invalid' });
+  }
+  const outcome = await ctx.flow.call({ server: t.server, tool: t.tool, arguments: args, effect: t.policy.effect, decision: t.policy.decision, ...(ctx.caller ? { caller: ctx.caller } : {}), signal });
+  return toResult(t, outcome, urlElicitation);
+}
+
+/** A new MCP server over the gateway (per HTTP request that is not a plain tools/call, or one for a stdio session). */
 export function createUpstreamServer(ctx: UpstreamContext): Server {
   const server = new Server(GATEWAY_INFO, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS, jsonSchemaValidator: SHARED_VALIDATOR });
   server.setRequestHandler(ListToolsRequestSchema, async () => {
@@ -152,27 +179,36 @@ export function createUpstreamServer(ctx: UpstreamContext): Server {
     return { tools: ctx.catalog.tools() };
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const name = request.params.name;
-    let t = ctx.catalog.get(name);
-    if (!t) {
-      await ctx.downstreams.refresh();
-      t = ctx.catalog.get(name);
-    }
-    if (!t) {
-      const i = name.indexOf(SEP);
-      const down = i > 0 ? ctx.downstreams.problem(name.slice(0, i)) : undefined;
-      if (down) return { isError: true, content: [{ type: 'text', text: `${name} is not available: downstream server "${name.slice(0, i)}" is down (${down}); the gateway tries it again at most every 30 s` }] };
-      throw rpcError(ErrorCode.InvalidParams, `Unknown tool: ${JSON.stringify(name)}`);
-    }
-    const args = (request.params.arguments ?? {}) as Record<string, unknown>;
-    if (t.policy.decision === 'approve') {
-      const bad = ctx.catalog.check(t, args);
-      if (bad) return toolError(`${name} was not called and no approval was asked: its arguments do not fit its input schema: ${bad}`, { status: 'invalid' });
-    }
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, extra.signal]) : extra.signal;
-    const outcome = await ctx.flow.call({ server: t.server, tool: t.tool, arguments: args, effect: t.policy.effect, decision: t.policy.decision, ...(ctx.caller ? { caller: ctx.caller } : {}), signal });
-    return toResult(t, outcome, server.getClientCapabilities()?.elicitation?.url !== undefined);
+    return callGatewayTool(ctx, request.params, signal, server.getClientCapabilities()?.elicitation?.url !== undefined);
   });
   return server;
 }
 
+/**
+ * The hot path of stateless HTTP: a POST that is one well-formed `tools/call` is answered here,
+ * without building an SDK Server and transport for it (that costs about as much as the rest of the
+ * gateway's hop). Anything else (initialize, tools/list, notifications, batches, a request the
+ * checks below do not pass) returns undefined and goes to the SDK, which answers it as ever,
+ * errors included. The checks are the SDK transport's own: Accept, the protocol version header.
+ */
+export async function fastToolCall(ctx: UpstreamContext, req: Request, body: unknown): Promise<Response | undefined> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || (body as { method?: unknown }).method !== 'tools/call') return undefined;
+  const accept = req.headers.get('accept') ?? '';
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return undefined;
+  const version = req.headers.get('mcp-protocol-version');
+  if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined;
+  const parsed = CallToolRequestSchema.safeParse(body);
+  const id = (body as { id?: unknown }).id;
+  if (!parsed.success || (typeof id !== 'string' && typeof id !== 'number') || (parsed.data.params as { task?: unknown }).task !== undefined) return undefined;
+  let message: Record<string, unknown>;
+  try {
+    const result = CallToolResultSchema.safeParse(await callGatewayTool(ctx, parsed.data.params, ctx.signal ?? new AbortController().signal, false));
+    message = result.success ? { result: result.data } : { error: { code: ErrorCode.InternalError, message: `Invalid tools/call result: ${result.error.message}` } };
+  } catch (e) {
+    // as the SDK's Protocol answers a handler's error
+    const err = e as { code?: unknown; message?: unknown; data?: unknown };
+    message = { error: { code: Number.isSafeInteger(err.code) ? err.code : ErrorCode.InternalError, message: typeof err.message === 'string' ? err.message : 'Internal error', ...(err.data === undefined ? {} : { data: err.data }) } };
+  }
+  return new Response(JSON.stringify({ jsonrpc: '2.0', id, ...message }), { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+}

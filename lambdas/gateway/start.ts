@@ -17,7 +17,7 @@ import type { AckdPort, CallRecorder } from '../core/gateway/ports.ts';
 import { bearer } from '../mcp/http.ts';
 import { AckdMcpClient, CallerKeys, whoami } from './ackd.ts';
 import { Downstreams } from './downstream.ts';
-import { Catalog, createUpstreamServer } from './server.ts';
+import { Catalog, createUpstreamServer, fastToolCall } from './server.ts';
 
 export interface GatewayOptions {
   readonly mode: 'http' | 'stdio';
@@ -117,7 +117,10 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     } catch {
       return jsonRpcError(400, -32700, 'Parse error: Invalid JSON');
     }
-    const server = createUpstreamServer({ catalog, downstreams, flow, caller, signal: req.signal });
+    const ctx = { catalog, downstreams, flow, caller, signal: req.signal };
+    const fast = await fastToolCall(ctx, req, parsedBody);
+    if (fast) return fast;
+    const server = createUpstreamServer(ctx);
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     try {
       await server.connect(transport);
