@@ -1,4 +1,5 @@
 /** The gateway's pure parts: configuration, effect classes, policy, the pending memo, the audit queue. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AuditQueue } from '../../lambdas/core/gateway/audit-queue.ts';
 import { GatewayConfigError, parseGatewayConfig } from '../../lambdas/core/gateway/config.ts';
@@ -73,6 +74,14 @@ describe('gateway configuration', () => {
       expect(refusal(c, env)).toContain(expected);
     }
     expect(refusal([])).toBe('(the configuration): must be a JSON object');
+  });
+
+  it('the shipped example parses', () => {
+    const raw = JSON.parse(readFileSync(new URL('../../examples/gateway/gateway.json', import.meta.url), 'utf8')) as unknown;
+    expect(refusal(raw, {})).toBe('mcpServers.fs.args[2]: uses ${GATEWAY_DATA_DIR}, but the environment variable GATEWAY_DATA_DIR is not set');
+    const c = parseGatewayConfig(raw, { ACKD_GATEWAY_KEY: 'k', GATEWAY_DATA_DIR: '/srv/data' });
+    expect(c.servers[0]).toMatchObject({ kind: 'stdio', command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/srv/data'] });
+    expect(c.policy.tools.get('fs__move_file')).toEqual({ decision: 'deny' });
   });
 
   it('$${ writes a literal ${', () => {
