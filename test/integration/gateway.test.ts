@@ -239,6 +239,47 @@ describe('ackd gateway', { timeout: 120_000 }, () => {
     expect(after.structuredContent?.request_id ?? null).not.toBe(p.request_id);
   });
 
+  it('an unknown tool is a JSON-RPC error; a gated call whose arguments do not fit its schema asks nobody', async () => {
+    await expect(call('fs__no_such_tool', {})).rejects.toMatchObject({ code: -32602, message: expect.stringContaining('Unknown tool: "fs__no_such_tool"') });
+    const before = (await stack.deps.store.audit.treeHead()).size;
+    const r = await call('fs__write_file', { path: join(dir, 'x.txt') });
+    expect(r.structuredContent).toMatchObject({ status: 'invalid' });
+    expect(text(r)).toContain('no approval was asked');
+    expect((await stack.deps.store.audit.treeHead()).size).toBe(before);
+  });
+
+  it('a downstream server that fails to start is reported on stderr; its tools are absent, the rest work', async () => {
+    const said: string[] = [];
+    const raw = rawConfig();
+    const config = parseGatewayConfig({ ...raw, mcpServers: { fs: raw.mcpServers.fs, broken: { command: join(dir, 'no-such-server') } }, policy: { default: raw.policy.default } }, { GW_ACKD_KEY: stack.agentApiKey });
+    const other = await startGateway(config, { mode: 'http', port: 0, downstreamStderr: 'ignore', warn: (l) => said.push(l) });
+    const c = new Client({ name: 'agent2', version: '1.0.0' });
+    try {
+      await c.connect(new StreamableHTTPClientTransport(new URL(other.url!), { requestInit: { headers: { authorization: `Bearer ${callerKey}` } } }));
+      expect(said.join('\n')).toMatch(/downstream server "broken" \(.*no-such-server\) is not available: .+; its tools are absent/);
+      const { tools } = await c.listTools();
+      expect(tools.some((t) => t.name.startsWith('broken__'))).toBe(false);
+      expect(tools.some((t) => t.name === 'fs__read_text_file')).toBe(true);
+      const r = (await c.callTool({ name: 'fs__read_text_file', arguments: { path: join(dir, 'hello.txt') } })) as Result;
+      expect(text(r)).toBe('hi there');
+    } finally {
+      await c.close();
+      await other.close();
+    }
+  });
+
+  it('the CLI refuses a bad configuration with exit 2, naming the field', async () => {
+    const cfgFile = join(dir, '..', `gw-bad-${Date.now()}.json`);
+    await writeFile(cfgFile, JSON.stringify({ ...rawConfig(), waitSeconds: 301 }));
+    const proc = spawn(process.execPath, [resolve('bin/ackd.js'), 'gateway', '--config', cfgFile], { env: { PATH: process.env.PATH, HOME: process.env.HOME, GW_ACKD_KEY: 'x', NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    await rm(cfgFile, { force: true });
+    expect(code).toBe(2);
+    expect(err.trim()).toBe('ackd gateway: waitSeconds: must be from 0 to 300');
+  });
+
   it('audit verify stays OK with the gateway events in the chain', async () => {
     await gw.queue.flush();
     await stack.settled();
