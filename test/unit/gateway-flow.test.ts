@@ -173,3 +173,23 @@ describe('gateway call flow', () => {
     expect(s.ackd.requests.size).toBe(0);
   });
 });
+
+describe('the flow as MCP answers it', () => {
+  it('pending: a tool error with the status, or the URL-elicitation error for clients that declared it', async () => {
+    const { toResult } = await import('../../lambdas/gateway/server.ts');
+    const { UrlElicitationRequiredError } = await import('@modelcontextprotocol/sdk/types.js');
+    const t = { qualified: 'fs__write_file' } as Parameters<typeof toResult>[0];
+    const pending = { kind: 'pending', request_id: 'req_1', consent_url: 'https://ackd.test/c/req_1', payload_sha256: 'ab'.repeat(32), reused: false } as const;
+    const r = toResult(t, pending, false);
+    expect(r).toMatchObject({ isError: true, structuredContent: { status: 'pending', request_id: 'req_1', consent_url: 'https://ackd.test/c/req_1', payload_sha256: 'ab'.repeat(32) } });
+    let thrown: unknown;
+    try {
+      toResult(t, pending, true);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(UrlElicitationRequiredError);
+    expect((thrown as InstanceType<typeof UrlElicitationRequiredError>).code).toBe(-32042);
+    expect((thrown as InstanceType<typeof UrlElicitationRequiredError>).elicitations).toEqual([expect.objectContaining({ mode: 'url', url: 'https://ackd.test/c/req_1', elicitationId: 'req_1' })]);
+  });
+});

@@ -125,7 +125,7 @@ export class GatewayFlow {
 
     // wait for a decision, up to waitSeconds (a wait of 0 still looks once)
     const deadline = this.d.now() + this.d.waitSeconds * 1000;
-    let approved: Approved | undefined;
+    let approved: Approved;
     for (let first = true; ; first = false) {
       const left = deadline - this.d.now();
       if ((!first && left <= 0) || c.signal?.aborted) return pending;
@@ -138,25 +138,18 @@ export class GatewayFlow {
       }
       if (check.status === 'pending') continue;
       this.d.memo.resolve(sha, entry.request_id);
-      if (check.status === 'denied' || check.status === 'expired') {
-        this.d.queue.push({ event: { ...this.base(c), outcome: check.status, request_id: entry.request_id, payload_sha256: sha } });
-        const why = check.status === 'denied' ? 'denied by the approver' : 'expired: nobody decided in time';
-        return { kind: 'stopped', status: check.status, message: `${name} was not called: request ${entry.request_id} was ${why}`, request_id: entry.request_id, payload_sha256: sha };
+      const stopped = (status: 'denied' | 'expired' | 'revoked' | 'error', why: string): FlowOutcome => ({ kind: 'stopped', status, message: `${name} was not called: ${why}`, request_id: entry.request_id, payload_sha256: sha });
+      switch (check.status) {
+        case 'denied':
+        case 'expired':
+          this.d.queue.push({ event: { ...this.base(c), outcome: check.status, request_id: entry.request_id, payload_sha256: sha } });
+          return stopped(check.status, `request ${entry.request_id} was ${check.status === 'denied' ? 'denied by the approver' : 'expired: nobody decided in time'}`);
+        case 'revoked':
+          return stopped('revoked', `request ${entry.request_id} was revoked`);
+        case 'approved':
+          if (!check.svid) return stopped('error', `the approval of request ${entry.request_id} was already used by another identical call (one approval runs one call); call again to ask for a new approval`);
+          approved = { ...check, svid: check.svid };
       }
-      if (check.status === 'revoked') {
-        return { kind: 'stopped', status: 'revoked', message: `${name} was not called: request ${entry.request_id} was revoked`, request_id: entry.request_id, payload_sha256: sha };
-      }
-      if (check.status !== 'approved') throw new Error('unreachable');
-      if (!check.svid) {
-        return {
-          kind: 'stopped',
-          status: 'error',
-          message: `${name} was not called: the approval of request ${entry.request_id} was already used by another identical call (one approval runs one call); call again to ask for a new approval`,
-          request_id: entry.request_id,
-          payload_sha256: sha,
-        };
-      }
-      approved = check as Approved;
       break;
     }
     return this.execute(c, payload, sha, entry.request_id, approved);
