@@ -9,21 +9,19 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AckdError } from '../core/errors.ts';
 import { svidIdFromSerial } from '../core/ids.ts';
+import { POLL_SECONDS } from '../core/gateway/flow.ts';
+import type { Approved, Check } from '../core/gateway/ports.ts';
 import type { Payload } from '../core/payload.ts';
 import { SvidVerifyError, verifyReceipt, type ReceiptKeys } from '../verify/index.ts';
 
 /** A check_authorization long-poll holds at most this long (the tool's limit). */
-export const POLL_SECONDS = 25;
+export { POLL_SECONDS };
 
 /** Tool errors that a later call may not get (ackd says to retry them). */
 export const RETRYABLE = new Set(['ERR_ISSUER_UNAVAILABLE', 'ERR_ISSUANCE_IN_PROGRESS', 'ERR_RATE_LIMITED', 'ERR_INTERNAL']);
 
-export type Check =
-  | { status: 'pending'; approvals?: { have: number; need: number } }
-  | { status: 'approved'; svid?: string; svid_id: string; spiffe_id: string; expires_at: string; svid_delivered?: boolean; payload_sha256?: string | null; receipt?: string }
-  | { status: 'denied' | 'expired' }
-  | { status: 'revoked'; revoked_at?: string };
-export type Approved = Extract<Check, { status: 'approved' }> & { svid: string };
+/** check_authorization's answer: one definition, the gateway's port (core/gateway/ports.ts). */
+export type { Approved, Check };
 
 export class ToolFailure extends Error {
   constructor(

@@ -76,7 +76,7 @@ export class AckdMcpClient implements AckdPort, CallRecorder {
   }
 
   async verifyApproval(approved: Approved, payload: Payload, payloadSha256: string): Promise<void> {
-    await checkApproval({ ...approved }, { payload, payloadSha256, keys: this.keys, requireReceipt: true });
+    await checkApproval(approved, { payload, payloadSha256, keys: this.keys, requireReceipt: true });
   }
 
   async revoke(requestId: string, svidId: string): Promise<void> {

@@ -18,7 +18,7 @@ import type { PendingMemo } from './memo.ts';
 import type { AckdPort, Approved, CallEvent, CallRecorder, Check, DownstreamPort, ToolResult } from './ports.ts';
 import { parsePayload, payloadSha256, type JsonValue, type Payload } from '../payload.ts';
 
-/** ackd holds one long-poll at most this long. */
+/** ackd holds one check_authorization long-poll at most this long (its wait_seconds limit). */
 export const POLL_SECONDS = 25;
 
 export interface FlowDeps {

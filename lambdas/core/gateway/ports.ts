@@ -28,14 +28,17 @@ export interface CallRecorder {
   record(calls: readonly CallEvent[]): Promise<readonly RecordResult[]>;
 }
 
+/** check_authorization's answer, as ackd sends it (the seed's shape and its extensions). */
 export type Check =
-  | { readonly status: 'pending' }
+  | { readonly status: 'pending'; readonly approvals?: { readonly have: number; readonly need: number } }
   | {
       readonly status: 'approved';
+      /** Present on the first check after approval only (the private key is not kept). */
       readonly svid?: string;
       readonly svid_id: string;
       readonly spiffe_id: string;
       readonly expires_at: string;
+      readonly svid_delivered?: boolean;
       readonly payload_sha256?: string | null;
       readonly receipt?: string;
     }
