@@ -132,7 +132,8 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     }
   });
   app.all('/mcp', () => jsonRpcError(405, -32000, 'Method not allowed: this MCP server is stateless; use POST', { allow: 'POST' }));
-  app.get('/healthz', () => Response.json({ ok: true, servers: downstreams.tools().map((s) => s.server) }));
+  // unauthenticated: counts only, no names
+  app.get('/healthz', () => Response.json({ ok: true, servers_up: downstreams.tools().length, servers: config.servers.length }, { headers: { 'cache-control': 'no-store' } }));
 
   const host = opts.host ?? '127.0.0.1';
   const http: ServerType = await new Promise((resolve, reject) => {
