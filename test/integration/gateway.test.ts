@@ -288,26 +288,51 @@ describe('ackd gateway', { timeout: 120_000 }, () => {
     expect(warnings.filter((w) => /refused to record|cannot record/.test(w))).toEqual([]);
   });
 
-  it('the real CLI over --stdio: a read passes, a write waits for approval', async () => {
-    const cfgFile = join(dir, '..', `gw-${Date.now()}.json`);
+  /** The real CLI over --stdio (fs only), with an MCP client of the given capabilities. */
+  async function stdioGateway(capabilities: Record<string, unknown> = {}): Promise<{ client: Client; stderr: () => string; close: () => Promise<void> }> {
+    const cfgFile = join(dir, '..', `gw-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
     const cfg = rawConfig();
     await writeFile(cfgFile, JSON.stringify({ ...cfg, mcpServers: { fs: cfg.mcpServers.fs }, policy: { default: cfg.policy.default } }));
-    const client = new Client({ name: 'stdio-agent', version: '1.0.0' });
+    const client = new Client({ name: 'stdio-agent', version: '1.0.0' }, { capabilities });
     const transport = new StdioClientTransport({ command: process.execPath, args: [resolve('bin/ackd.js'), 'gateway', '--config', cfgFile, '--stdio'], env: { PATH: process.env.PATH!, HOME: process.env.HOME!, GW_ACKD_KEY: stack.agentApiKey, NODE_NO_WARNINGS: '1' }, stderr: 'pipe' });
     let err = '';
     transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const close = async () => {
+      await client.close();
+      await rm(cfgFile, { force: true });
+    };
     try {
-      await client.connect(transport).catch((e: unknown) => Promise.reject(new Error(`${String(e)}; the gateway said: ${err}`)));
+      await client.connect(transport);
+    } catch (e) {
+      await close();
+      throw new Error(`${String(e)}; the gateway said: ${err}`, { cause: e });
+    }
+    return { client, stderr: () => err, close };
+  }
+
+  it('the real CLI over --stdio: a read passes, a write waits for approval', async () => {
+    const { client, stderr, close } = await stdioGateway();
+    try {
       const r = (await client.callTool({ name: 'fs__read_text_file', arguments: { path: join(dir, 'approved.txt') } })) as Result;
-      expect(text(r), err).toBe('exactly this\n');
+      expect(text(r), stderr()).toBe('exactly this\n');
       const w = (await client.callTool({ name: 'fs__write_file', arguments: { path: join(dir, 'stdio.txt'), content: 's' } })) as Result;
-      expect(w.structuredContent, err).toMatchObject({ status: 'pending' });
+      expect(w.structuredContent, stderr()).toMatchObject({ status: 'pending' });
       const req = await stack.deps.service.get(parseRequestId((w.structuredContent as { request_id: string }).request_id));
       expect(req.justification).toBe("the gateway's own user (stdio) called fs__write_file through the ackd gateway");
     } finally {
-      await client.close();
-      await rm(cfgFile, { force: true });
+      await close();
     }
     expect(existsSync(join(dir, 'stdio.txt'))).toBe(false);
+  });
+
+  it('over --stdio, a client that declared URL elicitation gets -32042 with the consent URL', async () => {
+    const { client, close } = await stdioGateway({ elicitation: { url: {} } });
+    try {
+      const call = client.callTool({ name: 'fs__write_file', arguments: { path: join(dir, 'elicit.txt'), content: 'e' } });
+      await expect(call).rejects.toMatchObject({ code: -32042, elicitations: [expect.objectContaining({ mode: 'url', url: expect.stringMatching(/^https?:\/\//), elicitationId: expect.stringMatching(/^req_/) })] });
+    } finally {
+      await close();
+    }
+    expect(existsSync(join(dir, 'elicit.txt'))).toBe(false);
   });
 });
