@@ -16,18 +16,16 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { AckdError } from '../core/errors.ts';
-import { parseAgentId, svidIdFromSerial } from '../core/ids.ts';
+import { parseAgentId } from '../core/ids.ts';
 import { groupedHex, parsePayload, payloadSha256, type Payload } from '../core/payload.ts';
-import { receiptKeysUrl, SvidVerifyError, verifyReceipt } from '../verify/index.ts';
+import { receiptKeysUrl } from '../verify/index.ts';
+import { ApprovalMismatch, checkApproval as checkApproved, connectAckd, message, POLL_SECONDS, ToolFailure, toolCaller, type Approved, type Check, type ToolCaller } from './ackd-client.ts';
 import { ExitCode } from './audit.ts';
 import { readLocalInfo } from './context.ts';
 
@@ -36,9 +34,6 @@ export const GATE_EXIT = { usage: 2, denied: 3, expired: 4, timedOut: 5, error: 
 
 /** Signals forwarded to the command (and that end the wait before it runs). */
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/** A check_authorization long-poll holds at most this long (the tool's limit). */
-const POLL_SECONDS = 25;
 
 export interface GateOptions {
   readonly action: string;
@@ -111,14 +106,12 @@ export async function gate(command: string[], opts: GateOptions, env: NodeJS.Pro
     say(`payload ${opts.payload}: sha256 ${groupedHex(input.payloadSha256)}`);
 
     // the MCP client is loaded here, not when the CLI starts: other commands do not pay for it
-    const [{ Client: McpClient }, { StreamableHTTPClientTransport }] = await Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js')]);
-    client = new McpClient({ name: 'ackd-gate', version: '1.0.0' });
     try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(input.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${input.apiKey}` } } }), { signal: stop.signal });
+      client = await connectAckd(input.mcpUrl, input.apiKey, { name: 'ackd-gate', signal: stop.signal });
     } catch (e) {
       throw stop.signal.aborted ? (stop.signal.reason as GateExit) : failure(`cannot reach ackd at ${input.mcpUrl}: ${message(e)}`);
     }
-    const call = callTool(client, stop.signal);
+    const call = toolCaller(client, stop.signal);
 
     const requested = await call<{ request_id: string; consent_url: string; payload_sha256?: string | null }>('request_authorization', {
       agent_id: input.agentId,
@@ -240,16 +233,6 @@ async function prepare(command: string[], opts: GateOptions, env: NodeJS.Process
   return { mcpUrl, apiKey, agentId: agent, payload, payloadSha256: payloadSha256(payload), ttl, waitMs: wait * 1000, justification, commandLine };
 }
 
-type Check =
-  | { status: 'pending'; approvals?: { have: number; need: number } }
-  | { status: 'approved'; svid?: string; svid_id: string; spiffe_id: string; expires_at: string; svid_delivered?: boolean; payload_sha256?: string | null; receipt?: string }
-  | { status: 'denied' | 'expired' }
-  | { status: 'revoked'; revoked_at?: string };
-type Approved = Extract<Check, { status: 'approved' }> & { svid: string };
-
-/** Tool errors that a later check may not get (ackd says to retry them). */
-const RETRYABLE = new Set(['ERR_ISSUER_UNAVAILABLE', 'ERR_ISSUANCE_IN_PROGRESS', 'ERR_RATE_LIMITED', 'ERR_INTERNAL']);
-
 /** Polls until decided; an approval with its SVID, or a GateExit. */
 async function waitForDecision(call: ToolCaller, requestId: string, waitMs: number, signal: AbortSignal): Promise<Approved> {
   const deadline = Date.now() + waitMs;
@@ -294,70 +277,24 @@ async function waitForDecision(call: ToolCaller, requestId: string, waitMs: numb
 
 /** What was approved must be what was asked: the payload digest, the SVID, the receipt (when ackd sends one). */
 async function checkApproval(a: Approved, input: Prepared, env: NodeJS.ProcessEnv): Promise<void> {
-  if (a.payload_sha256 !== undefined && a.payload_sha256 !== input.payloadSha256) {
-    throw failure(`ackd approved payload sha256 ${a.payload_sha256 ?? 'none'}, not ${input.payloadSha256} — nothing was run`);
-  }
-  let leafSerial: string;
   try {
-    leafSerial = svidIdFromSerial(new X509Certificate(a.svid).serialNumber);
+    await checkApproved(a, { payload: input.payload, payloadSha256: input.payloadSha256, keys: env.ACKD_RECEIPT_KEYS_URL ? new URL(env.ACKD_RECEIPT_KEYS_URL) : receiptKeysUrl(input.mcpUrl) });
   } catch (e) {
-    throw failure(`the SVID ackd sent cannot be read: ${message(e)}`);
-  }
-  if (leafSerial !== a.svid_id) throw failure(`the SVID's serial ${leafSerial} is not the svid_id ${a.svid_id} ackd reported`);
-  if (!a.receipt) return;
-  try {
-    await verifyReceipt(a.receipt, { keys: env.ACKD_RECEIPT_KEYS_URL ? new URL(env.ACKD_RECEIPT_KEYS_URL) : receiptKeysUrl(input.mcpUrl), svid: { svid_id: a.svid_id, spiffe_id: a.spiffe_id }, payload: input.payload });
-  } catch (e) {
-    if (e instanceof SvidVerifyError) throw failure(`the receipt does not hold: ${e.code}: ${e.message} — nothing was run`);
+    if (e instanceof ApprovalMismatch) throw failure(`${e.message} — nothing was run`);
     throw e;
   }
 }
 
 async function revoke(client: Client, issued: { requestId: string; svidId: string }): Promise<void> {
   try {
-    const r = await callTool(client, AbortSignal.timeout(30_000))<{ revoked_at: string }>('revoke_authorization', { request_id: issued.requestId, svid_id: issued.svidId });
+    const r = await toolCaller(client, AbortSignal.timeout(30_000))<{ revoked_at: string }>('revoke_authorization', { request_id: issued.requestId, svid_id: issued.svidId });
     say(`revoked svid ${issued.svidId} at ${r.revoked_at}`);
   } catch (e) {
     say(`WARNING: could not revoke svid ${issued.svidId} of request ${issued.requestId}: ${message(e)} (it stays valid until it expires; revoke it with revoke_authorization)`);
   }
 }
 
-class ToolFailure extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-  ) {
-    super(message);
-  }
-}
-
-type ToolCaller = <T>(name: string, args: Record<string, unknown>) => Promise<T>;
-
-/** A tool's structured result; a tool error or a transport failure becomes a ToolFailure naming it. */
-function callTool(client: Client, signal: AbortSignal): ToolCaller {
-  return async <T>(name: string, args: Record<string, unknown>): Promise<T> => {
-    let r: CallToolResult;
-    try {
-      r = (await client.callTool({ name, arguments: args }, undefined, { signal, timeout: (POLL_SECONDS + 35) * 1000 })) as CallToolResult;
-    } catch (e) {
-      if (signal.aborted && signal.reason instanceof GateExit) throw signal.reason;
-      throw new ToolFailure(`${name}: ackd did not answer: ${message(e)}`, true);
-    }
-    if (r.isError) {
-      const text = r.content.map((c) => (c.type === 'text' ? c.text : '')).join(' ');
-      const code = /^(ERR_[A-Z_]+)/.exec(text)?.[1];
-      throw new ToolFailure(`${name} refused: ${text}`, code !== undefined && RETRYABLE.has(code));
-    }
-    return r.structuredContent as T;
-  };
-}
-
 /** A GitHub Actions workflow command's data, escaped as the runner expects. */
 function workflowData(s: string): string {
   return s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-}
-
-function message(e: unknown): string {
-  if (e instanceof AckdError) return `${e.code}: ${e.message}`;
-  return e instanceof Error ? e.message : String(e);
 }

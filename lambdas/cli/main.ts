@@ -16,6 +16,7 @@ import { registerApproverCommands } from './approvers.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { registerAwsCommands } from './aws.ts';
 import { registerGateCommand } from './gate.ts';
+import { registerGatewayCommand } from './gateway.ts';
 import { registerReceiptCommands } from './receipt.ts';
 
 export function buildProgram(): Command {
@@ -111,6 +112,7 @@ export function buildProgram(): Command {
   registerPolicyCommands(program);
   registerAwsCommands(program);
   registerGateCommand(program);
+  registerGatewayCommand(program);
   registerReceiptCommands(program);
   return program;
 }

@@ -9,7 +9,7 @@
  * MintX509SVID on the same spire-server. Store calls are counted at dynalite (store-calls.ts).
  *
  * BENCH_QUICK=1: few samples per row (a smoke run). BENCH_ONLY=longpoll,svid,…: only those groups
- * (check, request, throughput, svid, longpoll, merge, extras, verify, bundle). BENCH_SWEEP_MS: run the stack's periodic
+ * (check, request, throughput, svid, longpoll, merge, extras, verify, bundle, gateway). BENCH_SWEEP_MS: run the stack's periodic
  * work (sweeper) this often during the run (default 0: off, as in the tests).
  * Writes test-output/bench.json.
  */
@@ -35,6 +35,7 @@ import { WindowSkippingClock } from './clock.ts';
 import { startFloorServer } from './floor.ts';
 import { absentRow, describeMachine, latencyRow, machine, rateRow, table, valueRow, writeJson, type Row } from './report.ts';
 import { bundleRows, verifyRow } from './optional-rows.ts';
+import { gatewayRows } from './gateway.ts';
 import { BareSpireMinter } from './spire-floor.ts';
 import { StoreCallCounter, tagAsBench, type StoreCalls } from './store-calls.ts';
 import { closedLoop, interleaved, nowMs, p50, percentile, pool, sleep, timed } from './stats.ts';
@@ -45,7 +46,7 @@ const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).d
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const QUICK = process.env.BENCH_QUICK === '1';
 /** BENCH_ONLY=<groups, comma-separated>: run only these groups of rows. */
-const GROUPS = ['check', 'request', 'throughput', 'svid', 'longpoll', 'merge', 'extras', 'verify', 'bundle'];
+const GROUPS = ['check', 'request', 'throughput', 'svid', 'longpoll', 'merge', 'extras', 'verify', 'bundle', 'gateway'];
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
 const unknownGroups = [...(ONLY ?? [])].filter((g) => !GROUPS.includes(g));
 if (unknownGroups.length > 0) throw new Error(`BENCH_ONLY: unknown group ${unknownGroups.join(', ')}; the groups are ${GROUPS.join(', ')}`);
@@ -638,6 +639,8 @@ async function main(): Promise<void> {
   // In-process and child-process rows run once the stack is down (nothing else competing).
   if (want('verify')) await phase('verifyAckdSvid', async () => rows.push(await verifyRow(ROOT, CFG.verifySeconds)));
   if (want('bundle')) await phase('bundle', async () => rows.push(...(await bundleRows(ROOT))));
+  // The gateway's hop (issue 14): its own stack and child processes, once the others are done.
+  if (want('gateway')) await phase('gateway', async () => rows.push(...(await gatewayRows(ROOT, QUICK ? { n: 100, warm: 20 } : { n: 500, warm: 50 }))));
 
   const seconds = (nowMs() - started) / 1000;
   process.stdout.write(`\nackd benchmark (issue 12): ackd ÷ floor, measured in the same run${QUICK ? ' (BENCH_QUICK: few samples)' : ''}\n\n`);
