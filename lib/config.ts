@@ -43,6 +43,13 @@ export interface DeployConfig {
    */
   readonly auditKeyArn: string | undefined;
   /**
+   * An existing KMS key (ECC_NIST_P256, SIGN_VERIFY, in the stack's region) that signs decisions
+   * (the consent function signs, the MCP function reads its public key); undefined: the stack creates one.
+   */
+  readonly decisionKeyArn: string | undefined;
+  /** An existing KMS key (ECC_NIST_P256, SIGN_VERIFY, in the stack's region) that signs approval receipts (the MCP function); undefined: the stack creates one. */
+  readonly receiptKeyArn: string | undefined;
+  /**
    * Flood limits the functions enforce (lambdas/core/limits.ts), only those set: the others keep
    * the functions' defaults (DEFAULT_LIMITS). Each within LIMIT_RANGES.
    */
@@ -166,6 +173,8 @@ export const SETTINGS = {
   natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image, by digest in prod (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
+  decisionKeyArn: { env: 'ACKD_DEPLOY_DECISION_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs decisions (default: the stack creates one; its key policy is yours: docs/aws.md)' },
+  receiptKeyArn: { env: 'ACKD_DEPLOY_RECEIPT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs approval receipts (default: the stack creates one; its key policy is yours: docs/aws.md)' },
   limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour (default: the functions\' defaults)' },
   routes: {
     env: 'ACKD_DEPLOY_ROUTES',
@@ -518,9 +527,16 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
 
   const spireServerImage = imageSetting(src, 'spireServerImage', DEFAULT_SPIRE_IMAGE, production);
 
-  const auditKeyArn = str(src, 'auditKeyArn') || undefined;
-  if (auditKeyArn !== undefined && !KMS_KEY_ARN.test(auditKeyArn)) {
-    throw new DeployConfigError('auditKeyArn', 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; not an alias)');
+  const auditKeyArn = keyArnSetting(src, 'auditKeyArn');
+  const decisionKeyArn = keyArnSetting(src, 'decisionKeyArn');
+  const receiptKeyArn = keyArnSetting(src, 'receiptKeyArn');
+  // One key, one role: a key that signed both would let a receipt pass for a decision (and the
+  // audit key's policy must name the sweeper alone).
+  const keyUses = [['auditKeyArn', auditKeyArn], ['decisionKeyArn', decisionKeyArn], ['receiptKeyArn', receiptKeyArn]] as const;
+  for (const [i, [a, arnA]] of keyUses.entries()) {
+    for (const [b, arnB] of keyUses.slice(i + 1)) {
+      if (arnA !== undefined && arnA === arnB) throw new DeployConfigError(b, `names the same key as ${a}; each kind of evidence needs its own key`);
+    }
   }
 
   const limits = limitsSetting(src);
@@ -556,6 +572,8 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     natGateways,
     spireServerImage,
     auditKeyArn,
+    decisionKeyArn,
+    receiptKeyArn,
     limits,
     routes,
     mcpThrottle,
@@ -570,6 +588,15 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     awsRoles: awsRolesSetting(src),
     passkeyRequired,
   };
+}
+
+/** An existing KMS key named by its key ARN (not an alias: IAM statements and key policies need the key's ARN). */
+function keyArnSetting(src: ConfigSource, name: 'auditKeyArn' | 'decisionKeyArn' | 'receiptKeyArn'): string | undefined {
+  const v = str(src, name) || undefined;
+  if (v !== undefined && !KMS_KEY_ARN.test(v)) {
+    throw new DeployConfigError(name, 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; not an alias)');
+  }
+  return v;
 }
 
 const IMAGE_REF = /^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/;

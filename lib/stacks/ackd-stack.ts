@@ -6,7 +6,7 @@ import { LIMIT_ENV } from '../../lambdas/config.ts';
 import type { DeployConfig } from '../config.ts';
 import { Api, AUDIT_EXPORT_STAGE, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
 import { AuditKey } from '../constructs/audit.ts';
-import { EvidenceKey } from '../constructs/evidence-keys.ts';
+import { EVIDENCE_SIGNER_OUTPUT, EvidenceKey } from '../constructs/evidence-keys.ts';
 import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
@@ -116,8 +116,15 @@ export class AckdStack extends Stack {
     // Signed decisions and receipts (issue 13): the consent API alone signs decisions (the CLI's
     // operator decisions sign with an operator's own IAM permission, ACKD_DECISION_KEY=kms:<arn>);
     // the MCP function only reads the decision key's public key, and alone signs receipts.
-    this.decisionKey = new EvidenceKey(this, 'DecisionKey', { stage: config.stage, name: 'decisions', description: 'signs approvers\' decisions (ECDSA P-256); the MCP function verifies them before minting an SVID' });
-    this.receiptKey = new EvidenceKey(this, 'ReceiptKey', { stage: config.stage, name: 'receipts', description: 'signs the approval receipts delivered with SVIDs (ES256)' });
+    // With decisionKeyArn / receiptKeyArn the stack uses that key and grants through IAM only (the
+    // owner's key policy must name the signer: output DecisionSignerRoleArn / ReceiptSignerRoleArn).
+    this.decisionKey = new EvidenceKey(this, 'DecisionKey', {
+      stage: config.stage,
+      name: 'decisions',
+      description: 'signs approvers\' decisions (ECDSA P-256); the MCP function verifies them before minting an SVID',
+      existingKeyArn: config.decisionKeyArn,
+    });
+    this.receiptKey = new EvidenceKey(this, 'ReceiptKey', { stage: config.stage, name: 'receipts', description: 'signs the approval receipts delivered with SVIDs (ES256)', existingKeyArn: config.receiptKeyArn });
     this.decisionKey.allowSigningOnlyBy(this.api.consentFunction, 'SignDecisions');
     this.decisionKey.allowReadingPublicKey(this.api.mcpFunction, 'ReadDecisionPublicKey');
     this.receiptKey.allowSigningOnlyBy(this.api.mcpFunction, 'SignReceipts');
@@ -189,6 +196,13 @@ export class AckdStack extends Stack {
     });
     new CfnOutput(this, 'DecisionKeyArn', { description: 'KMS key that signs decisions (ACKD_DECISION_KEY for `ackd requests approve|deny`; its public key verifies them: `ackd audit decision-key`); retained', value: this.decisionKey.keyArn });
     new CfnOutput(this, 'ReceiptKeyArn', { description: 'KMS key that signs approval receipts (JWKS: GET <McpUrl origin>/.well-known/ackd-receipt-keys.json); retained', value: this.receiptKey.keyArn });
+    for (const k of [this.decisionKey, this.receiptKey]) {
+      if (k.key || !k.signerRole) continue;
+      new CfnOutput(this, EVIDENCE_SIGNER_OUTPUT[k.kind], {
+        description: `The one role that signs with the existing ${k.kind} key: name it in that key's policy (docs/aws.md, "Existing keys for decisions and receipts")`,
+        value: k.signerRole.roleArn,
+      });
+    }
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (ACKD_TABLE_NAME for the ackd CLI)', value: this.data.table.tableName });
     new CfnOutput(this, 'UserPoolId', { description: 'Cognito user pool (ACKD_COGNITO_USER_POOL_ID for `ackd approvers`)', value: this.consent.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { description: 'Cognito app client of the consent UI', value: this.consent.userPoolClient.userPoolClientId });

@@ -59,6 +59,14 @@ describe('loadDeployConfig', () => {
     expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_AUDIT_KEY_ARN: ` ${mrk} ` })).auditKeyArn).toBe(mrk);
   });
 
+  it('takes existing KMS keys for decisions and receipts by ARN, from context or environment (default: the stack creates them)', () => {
+    const arn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const mrk = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab';
+    expect(loadDeployConfig(src(BASE))).toMatchObject({ decisionKeyArn: undefined, receiptKeyArn: undefined });
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:decisionKeyArn': arn, 'ackd:receiptKeyArn': mrk }))).toMatchObject({ decisionKeyArn: arn, receiptKeyArn: mrk });
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_DECISION_KEY_ARN: arn, ACKD_DEPLOY_RECEIPT_KEY_ARN: ` ${mrk} ` }))).toMatchObject({ decisionKeyArn: arn, receiptKeyArn: mrk });
+  });
+
   it('passkeyRequired: all, payload or none (default none); anything else stops the synth naming the setting', () => {
     expect(loadDeployConfig(src(BASE)).passkeyRequired).toBe('none');
     expect(loadDeployConfig(src({ ...BASE, 'ackd:passkeyRequired': 'payload' })).passkeyRequired).toBe('payload');
@@ -189,6 +197,18 @@ describe('loadDeployConfig', () => {
     [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:alias/ackd-audit' }, 'auditKeyArn', /not an alias/],
     [{ 'ackd:auditKeyArn': '1234abcd-12ab-34cd-56ef-1234567890ab' }, 'auditKeyArn', /KMS key ARN/],
     [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/not-a-key-id' }, 'auditKeyArn', /KMS key ARN/],
+    [{ 'ackd:decisionKeyArn': 'arn:aws:kms:eu-west-1:123456789012:alias/ackd-decisions' }, 'decisionKeyArn', /not an alias/],
+    [{ 'ackd:receiptKeyArn': 'receipts' }, 'receiptKeyArn', /KMS key ARN/],
+    [
+      { 'ackd:decisionKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', 'ackd:receiptKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+      'receiptKeyArn',
+      /same key as decisionKeyArn/,
+    ],
+    [
+      { 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', 'ackd:decisionKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+      'decisionKeyArn',
+      /same key as auditKeyArn/,
+    ],
   ])('refuses %j naming %s', (override, setting, rule) => {
     const ctx: Record<string, unknown> = { ...BASE, ...override };
     const e = refusal(ctx);
