@@ -33,8 +33,12 @@ export interface DeployConfig {
   readonly cognitoDomainPrefix: string | undefined;
   /** Optional custom domain for the consent UI (CloudFront), with an ACM certificate in us-east-1. */
   readonly consentDomain: { readonly name: string; readonly certificateArn: string } | undefined;
-  /** NAT gateways of the VPC (Lambda → AWS APIs, Fargate → image registry). */
+  /** NAT gateways (or instances) of the VPC (Lambda → AWS APIs, Fargate → image registry): one per AZ used, up to 2. */
   readonly natGateways: number;
+  /** What does the NAT: managed NAT gateways, or NAT instances (cheaper, yours to keep running; docs/operations.md, "Cost at idle"). */
+  readonly natProvider: 'gateway' | 'instance';
+  /** The EC2 instance type of NAT instances (natProvider instance); a Graviton type by default. */
+  readonly natInstanceType: string;
   /** The SPIRE server image; the version the project tests against, pinned by digest (required in prod). */
   readonly spireServerImage: string;
   /**
@@ -159,6 +163,9 @@ export const DEFAULT_SIDECAR_BASE_IMAGE = 'public.ecr.aws/docker/library/node:22
 export const DEFAULT_ARCHIVE_RETENTION_YEARS = { production: 6, other: 1 } as const;
 export const ARCHIVE_RETENTION_YEARS_RANGE = [1, 100] as const;
 
+/** NAT instance type by default: the smallest Graviton burstable (2 vCPU, 0.5 GiB, up to 5 Gbit/s), ample for ackd's egress. */
+export const DEFAULT_NAT_INSTANCE_TYPE = 't4g.nano';
+
 /** Every setting: its context key, its environment variable, and what it means. */
 export const SETTINGS = {
   stage: { env: 'ACKD_DEPLOY_STAGE', doc: 'deployment stage, e.g. dev or prod (lowercase, digits, dashes; not "local")' },
@@ -170,7 +177,9 @@ export const SETTINGS = {
   cognitoDomainPrefix: { env: 'ACKD_DEPLOY_COGNITO_DOMAIN_PREFIX', doc: 'Cognito login domain prefix (default ackd-<stage>-<account>)' },
   consentDomainName: { env: 'ACKD_DEPLOY_CONSENT_DOMAIN_NAME', doc: 'custom domain of the consent UI (optional)' },
   consentCertificateArn: { env: 'ACKD_DEPLOY_CONSENT_CERTIFICATE_ARN', doc: 'ACM certificate (us-east-1) for that domain' },
-  natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
+  natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways (or NAT instances), 1-3 (default 2 in prod, 1 elsewhere)' },
+  natProvider: { env: 'ACKD_DEPLOY_NAT_PROVIDER', doc: 'gateway (managed NAT gateways, default) or instance (EC2 NAT instances: about $29 a month less each, patched by redeploying)' },
+  natInstanceType: { env: 'ACKD_DEPLOY_NAT_INSTANCE_TYPE', doc: `EC2 instance type of the NAT instances with natProvider instance (default ${DEFAULT_NAT_INSTANCE_TYPE})` },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image, by digest in prod (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
   decisionKeyArn: { env: 'ACKD_DEPLOY_DECISION_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs decisions (default: the stack creates one; its key policy is yours: docs/aws.md)' },
@@ -524,6 +533,12 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
   }
 
   const natGateways = intSetting(src, 'natGateways', production ? 2 : 1, 1, 3);
+  const natProvider = str(src, 'natProvider') || 'gateway';
+  if (natProvider !== 'gateway' && natProvider !== 'instance') throw new DeployConfigError('natProvider', `must be gateway or instance (got "${natProvider}")`);
+  const natInstanceTypeSet = str(src, 'natInstanceType') || undefined;
+  if (natInstanceTypeSet !== undefined && natProvider !== 'instance') throw new DeployConfigError('natInstanceType', 'is used only with natProvider instance (set natProvider too, or leave natInstanceType unset)');
+  const natInstanceType = natInstanceTypeSet ?? DEFAULT_NAT_INSTANCE_TYPE;
+  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(natInstanceType)) throw new DeployConfigError('natInstanceType', `must be an EC2 instance type like ${DEFAULT_NAT_INSTANCE_TYPE} (got "${natInstanceType}")`);
 
   const spireServerImage = imageSetting(src, 'spireServerImage', DEFAULT_SPIRE_IMAGE, production);
 
@@ -570,6 +585,8 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     cognitoDomainPrefix,
     consentDomain,
     natGateways,
+    natProvider,
+    natInstanceType,
     spireServerImage,
     auditKeyArn,
     decisionKeyArn,

@@ -47,6 +47,8 @@ export interface ObservabilityProps {
   readonly sweepEvery: Duration;
   /** AuditSequencerLagMs above this alarms (milliseconds). */
   readonly sequencerLagAlarmMs: number;
+  /** The NAT instances (setting natProvider instance); none with NAT gateways, which AWS keeps running. */
+  readonly natInstances?: readonly { readonly instanceId: string }[];
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -245,6 +247,19 @@ export class Observability extends Construct {
       description:
         'The SPIRE server task is not running (or keeps failing its health check and being replaced) in 3 of the last 5 minutes: no SVID can be minted, agents get ERR_ISSUER_UNAVAILABLE. ' +
         'Open the SPIRE service in ECS: its events and stopped tasks say why (health check of spire-server or the bridge, image pull, EFS mount, KMS); the task\'s log group has the server\'s own log. Right after the first deploy, it may alarm once until Container Insights reports.',
+    });
+
+    // --- NAT instances (natProvider instance): a failed status check means no egress from that AZ ---
+    (props.natInstances ?? []).forEach((instance, i) => {
+      this.alarm(`NatInstance${i + 1}StatusCheck`, new cw.Metric({ namespace: 'AWS/EC2', metricName: 'StatusCheckFailed', dimensionsMap: { InstanceId: instance.instanceId }, statistic: 'Maximum', period: FIVE_MINUTES }), {
+        threshold: 1,
+        evaluationPeriods: 2,
+        // EC2 reports status checks of a running instance every period: silence means it is stopped or gone.
+        treatMissingData: cw.TreatMissingData.BREACHING,
+        description:
+          `NAT instance ${i + 1} fails its EC2 status checks (or reports nothing): the private subnets routed through it have no egress, so SVID issuance (the SPIRE task's KMS calls), consent emails and webhooks fail in that AZ. ` +
+          'EC2 recovers a t4g instance on a failed system check by itself; if it does not, reboot it, or redeploy (a newer AMI replaces it); for an outage-free egress use natProvider gateway (docs/operations.md, "NAT instances").',
+      });
     });
 
     // --- the dashboard ---

@@ -15,6 +15,7 @@ import { Archive } from '../constructs/archive.ts';
 import { McpDomain } from '../constructs/domain.ts';
 import { acknowledgeCompliancePacks } from '../nag-compliance.ts';
 import { AwsBroker } from '../constructs/aws-broker.ts';
+import { finishNat, natProviderFor, VPC_CIDR } from '../constructs/nat.ts';
 
 export interface AckdStackProps extends StackProps {
   readonly config: DeployConfig;
@@ -49,9 +50,12 @@ export class AckdStack extends Stack {
     const logRetention = config.production ? logs.RetentionDays.ONE_YEAR : logs.RetentionDays.ONE_MONTH;
 
     const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    const natGatewayProvider = natProviderFor(config);
     const vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
+      ipAddresses: ec2.IpAddresses.cidr(VPC_CIDR),
       natGateways: config.natGateways,
+      natGatewayProvider,
       subnetConfiguration: [
         // Only the NAT gateways live here, with their Elastic IPs: nothing gets a public IP by default.
         { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
@@ -61,6 +65,7 @@ export class AckdStack extends Stack {
         all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.ALL },
       },
     });
+    const natInstances = finishNat(natGatewayProvider, vpc);
     // DynamoDB traffic from the MCP function stays on the AWS network (and off the NAT bill).
     vpc.addGatewayEndpoint('DynamoDbEndpoint', { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB });
 
@@ -176,6 +181,7 @@ export class AckdStack extends Stack {
       spireService: this.spire.service,
       sweepEvery: SWEEP_EVERY,
       sequencerLagAlarmMs: config.sequencerLagAlarmMs,
+      natInstances,
     });
     // A stable MCP host name, when configured.
     this.mcpDomain = config.customDomain
