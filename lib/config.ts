@@ -39,6 +39,8 @@ export interface DeployConfig {
   readonly natProvider: 'gateway' | 'instance';
   /** The EC2 instance type of NAT instances (natProvider instance); a Graviton type by default. */
   readonly natInstanceType: string;
+  /** SPIRE servers: 1 (SQLite on EFS, one task) or 2 (HA: two tasks on a shared Aurora PostgreSQL datastore). */
+  readonly spireServers: 1 | 2;
   /** The SPIRE server image; the version the project tests against, pinned by digest (required in prod). */
   readonly spireServerImage: string;
   /**
@@ -180,6 +182,7 @@ export const SETTINGS = {
   natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways (or NAT instances), 1-3 (default 2 in prod, 1 elsewhere)' },
   natProvider: { env: 'ACKD_DEPLOY_NAT_PROVIDER', doc: 'gateway (managed NAT gateways, default) or instance (EC2 NAT instances: about $29 a month less each, patched by redeploying)' },
   natInstanceType: { env: 'ACKD_DEPLOY_NAT_INSTANCE_TYPE', doc: `EC2 instance type of the NAT instances with natProvider instance (default ${DEFAULT_NAT_INSTANCE_TYPE})` },
+  spireServers: { env: 'ACKD_DEPLOY_SPIRE_SERVERS', doc: '1 (one SPIRE task, SQLite on EFS; default) or 2 (HA: two tasks in two AZs sharing an Aurora PostgreSQL Serverless v2 datastore; docs/spire.md, "Availability")' },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image, by digest in prod (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
   decisionKeyArn: { env: 'ACKD_DEPLOY_DECISION_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs decisions (default: the stack creates one; its key policy is yours: docs/aws.md)' },
@@ -540,6 +543,7 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
   const natInstanceType = natInstanceTypeSet ?? DEFAULT_NAT_INSTANCE_TYPE;
   if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(natInstanceType)) throw new DeployConfigError('natInstanceType', `must be an EC2 instance type like ${DEFAULT_NAT_INSTANCE_TYPE} (got "${natInstanceType}")`);
 
+  const spireServers = intSetting(src, 'spireServers', 1, 1, 2) as 1 | 2;
   const spireServerImage = imageSetting(src, 'spireServerImage', DEFAULT_SPIRE_IMAGE, production);
 
   const auditKeyArn = keyArnSetting(src, 'auditKeyArn');
@@ -587,6 +591,7 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     natGateways,
     natProvider,
     natInstanceType,
+    spireServers,
     spireServerImage,
     auditKeyArn,
     decisionKeyArn,

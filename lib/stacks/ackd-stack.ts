@@ -80,6 +80,7 @@ export class AckdStack extends Stack {
       logRetention,
       retainData: config.production,
       sidecarBaseImage: config.sidecarBaseImage,
+      servers: config.spireServers,
     });
 
     const environment: Record<string, string> = {
@@ -224,9 +225,17 @@ export class AckdStack extends Stack {
       description: `Daily audit archive (audit/YYYY/MM/DD.jsonl, Object Lock compliance ${config.archiveRetentionYears} years); retained when the stack is deleted`,
       value: this.archive.bucket.bucketName,
     });
-    new CfnOutput(this, 'SpireDatastoreArn', { description: 'EFS file system of the SPIRE datastore (back it up before a SPIRE upgrade)', value: this.spire.fileSystem.fileSystemArn });
-    new CfnOutput(this, 'SpireBackupVault', { description: 'AWS Backup vault of the SPIRE datastore', value: this.spire.backupVault.backupVaultName });
-    new CfnOutput(this, 'SpireBackupRoleArn', { description: 'Role for on-demand backups of the SPIRE datastore (aws backup start-backup-job --iam-role-arn)', value: this.spire.backupRole.roleArn });
+    if (this.spire.fileSystem && this.spire.backupVault && this.spire.backupRole) {
+      new CfnOutput(this, 'SpireDatastoreArn', { description: 'EFS file system of the SPIRE datastore (back it up before a SPIRE upgrade)', value: this.spire.fileSystem.fileSystemArn });
+      new CfnOutput(this, 'SpireBackupVault', { description: 'AWS Backup vault of the SPIRE datastore', value: this.spire.backupVault.backupVaultName });
+      new CfnOutput(this, 'SpireBackupRoleArn', { description: 'Role for on-demand backups of the SPIRE datastore (aws backup start-backup-job --iam-role-arn)', value: this.spire.backupRole.roleArn });
+    }
+    if (this.spire.database) {
+      new CfnOutput(this, 'SpireDatabaseCluster', {
+        description: 'Aurora PostgreSQL cluster of the SPIRE datastore (HA); snapshot it before a SPIRE upgrade: aws rds create-db-cluster-snapshot --db-cluster-identifier <this>',
+        value: this.spire.database.clusterIdentifier,
+      });
+    }
     new CfnOutput(this, 'SesIdentity', { description: 'SES identity to verify before consent emails can be sent', value: config.senderIdentity.value });
 
     // HIPAA Security and NIST 800-53 rev 5 findings accepted, each with its reason (lib/nag-compliance.ts).
