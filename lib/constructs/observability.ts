@@ -245,8 +245,8 @@ export class Observability extends Construct {
       // Container Insights reports the service every minute: silence means something is wrong.
       treatMissingData: cw.TreatMissingData.BREACHING,
       description:
-        'The SPIRE server task is not running (or keeps failing its health check and being replaced) in 3 of the last 5 minutes: no SVID can be minted, agents get ERR_ISSUER_UNAVAILABLE. ' +
-        'Open the SPIRE service in ECS: its events and stopped tasks say why (health check of spire-server or the bridge, image pull, EFS mount, KMS); the task\'s log group has the server\'s own log. Right after the first deploy, it may alarm once until Container Insights reports.',
+        'A SPIRE server task is not running (or keeps failing its health check and being replaced) in 3 of the last 5 minutes: with one server no SVID can be minted and agents get ERR_ISSUER_UNAVAILABLE; with two (spireServers 2) the other keeps issuing alone. ' +
+        'Open the SPIRE service in ECS: its events and stopped tasks say why (health check of spire-server or the bridge, image pull, EFS mount or database connection, KMS); the task\'s log group has the server\'s own log. Right after the first deploy, it may alarm once until Container Insights reports.',
     });
 
     // --- NAT instances (natProvider instance): a failed status check means no egress from that AZ ---
