@@ -361,6 +361,12 @@ export class Spire extends Construct {
       { sourceVolume: 'spire-conf', containerPath: p.conf, readOnly: false },
       { sourceVolume: 'spire-sockets', containerPath: p.sockets, readOnly: false },
     );
+    if (servers === 2) {
+      // Task storage is root's when the task starts (EFS's access point sets the owner in the
+      // one-server shape): init hands data_dir to SPIRE_UID, mode 0700.
+      init.addMountPoints({ sourceVolume: 'spire-data', containerPath: p.data, readOnly: false });
+      init.addEnvironment('SPIRE_DATA_DIR', p.data);
+    }
 
     const server = this.taskDefinition.addContainer('spire-server', {
       image: ecs.ContainerImage.fromRegistry(props.image),

@@ -6,6 +6,7 @@
  * With SPIRE_CONF_TASK_ID_MARKER (two SPIRE servers, lib/constructs/spire.ts) every occurrence of
  * that marker in the configuration becomes this task's ECS task id, read from the task metadata
  * endpoint (ECS_CONTAINER_METADATA_URI_V4): each server's KMS key identifier names its own task.
+ * With SPIRE_DATA_DIR it also hands that directory (task storage) to SPIRE_UID, mode 0700.
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -49,4 +50,11 @@ writeFileSync(confFile, conf, { mode: 0o644 });
 mkdirSync(socketDir, { recursive: true });
 chownSync(socketDir, uid, uid);
 chmodSync(socketDir, 0o770);
+// SPIRE_DATA_DIR (two SPIRE servers: data_dir is task storage, root's at start): SPIRE_UID's alone.
+const dataDir = process.env.SPIRE_DATA_DIR;
+if (dataDir) {
+  mkdirSync(dataDir, { recursive: true });
+  chownSync(dataDir, uid, uid);
+  chmodSync(dataDir, 0o700);
+}
 console.log(JSON.stringify({ msg: 'spire init done', confFile, socketDir }));

@@ -9,7 +9,7 @@
  * endpoint (a test double: there is no ECS here).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,7 +76,9 @@ describe('the shared datastore: Aurora PostgreSQL, no SQLite, no EFS', () => {
     expect(server.Secrets).toEqual([{ Name: 'SPIRE_DB_PASSWORD', ValueFrom: { 'Fn::Join': ['', [{ Ref: secretId }, ':password::']] } }]);
   });
 
-  it('no EFS and no EFS backup: data_dir is task storage', () => {
+  it('no EFS and no EFS backup: data_dir is task storage, handed to SPIRE\'s user by init', () => {
+    expect(container('init').MountPoints).toContainEqual({ SourceVolume: 'spire-data', ContainerPath: '/run/spire/data', ReadOnly: false });
+    expect(env(container('init'), 'SPIRE_DATA_DIR')).toBe('/run/spire/data');
     expect(resourcesOf(t, 'AWS::EFS::FileSystem')).toHaveLength(0);
     expect(resourcesOf(t, 'AWS::Backup::BackupPlan')).toHaveLength(0);
     const volumes = one('AWS::ECS::TaskDefinition')[1].Properties.Volumes as Json[];
@@ -158,6 +160,7 @@ describe('each server its own CA keys in KMS', () => {
             SPIRE_SOCKET_DIR: join(dir, 'sockets'),
             SPIRE_UID: String(process.getuid!()),
             SPIRE_CONF_TASK_ID_MARKER: SPIRE_TASK_ID_MARKER,
+            SPIRE_DATA_DIR: join(dir, 'data'),
             ECS_CONTAINER_METADATA_URI_V4: `http://127.0.0.1:${(metadata.address() as AddressInfo).port}/v4/abc`,
           },
           stdio: 'ignore',
@@ -166,6 +169,7 @@ describe('each server its own CA keys in KMS', () => {
     try {
       expect(await run()).toBe(0);
       expect(readFileSync(join(dir, 'conf/server.conf'), 'utf8')).toBe('key_identifier_value = "ackd-ci_0123456789abcdef0123456789abcdef"\n');
+      expect(statSync(join(dir, 'data')).mode & 0o777).toBe(0o700);
       taskArn = undefined;
       rmSync(join(dir, 'conf'), { recursive: true });
       expect(await run()).toBe(2);
