@@ -155,6 +155,24 @@ export class Observability extends Construct {
         `Audit events are waiting more than ${props.sequencerLagAlarmMs} ms (setting sequencerLagAlarmMs) to enter the chain and its checkpoints, and approvals wait with them (no SVID is handed out before its approval is in the chain). ` +
         'Check the sweeper: its errors and throttles, the SweeperDeadLetters alarm, and that the table stream\'s trigger (AuditSequencerTrigger) is enabled. No data (no events) is not an alarm.',
     });
+    // Checkpoints are signed only when there are new events (none at idle), so "too long without a
+    // checkpoint" means: events entered the chain in the last hour and not one checkpoint was signed.
+    const ONE_HOUR = Duration.hours(1);
+    this.alarm(
+      'AuditCheckpointsMissing',
+      new cw.MathExpression({
+        expression: 'IF(sequenced > 0 AND FILL(signed, 0) == 0, 1, 0)',
+        usingMetrics: { sequenced: this.ackd('AuditEventsSequenced', 'Sum').with({ period: ONE_HOUR }), signed: this.ackd('AuditCheckpointsSigned', 'Sum').with({ period: ONE_HOUR }) },
+        label: 'events sequenced, no checkpoint signed (1 = true)',
+        period: ONE_HOUR,
+      }),
+      {
+        threshold: 1,
+        description:
+          'Audit events entered the chain in the last hour but no checkpoint was signed: the newest evidence is not anchored by a signature, and exports of that hour end in an unsigned tail. ' +
+          'Read the sweeper\'s log for "audit tree head not signed" (KMS access to the audit key, the key disabled or pending deletion, ACKD_AUDIT_KEY missing) and check AuditVerifyFailures; once signing works, the next sweep signs a checkpoint over everything since.',
+      },
+    );
     const notRunningPeriod = Duration.minutes(Math.max(15, props.sweepEvery.toMinutes() * 3));
     this.alarm('SweeperNotRunning', fns.sweeper.metricInvocations({ statistic: 'Sum', period: notRunningPeriod }), {
       threshold: 1,
