@@ -505,8 +505,9 @@ export class Spire extends Construct {
       port: SPIRE_DB_PORT,
       defaultDatabaseName: SPIRE_DB_NAME,
       credentials: rds.Credentials.fromGeneratedSecret(SPIRE_DB_NAME, { excludeCharacters: ' %+~`#$&*()|[]{}:;<>?!\'/@"\\,=^.-_' }),
-      writer: rds.ClusterInstance.serverlessV2('Writer', { autoMinorVersionUpgrade: true, enablePerformanceInsights: false }),
-      readers: [rds.ClusterInstance.serverlessV2('Reader', { scaleWithWriter: true, autoMinorVersionUpgrade: true, enablePerformanceInsights: false })],
+      // One instance per AZ, so losing an AZ promotes the reader instead of waiting for a new writer.
+      writer: rds.ClusterInstance.serverlessV2('Writer', { availabilityZone: vpc.availabilityZones[0], autoMinorVersionUpgrade: true, enablePerformanceInsights: false }),
+      readers: [rds.ClusterInstance.serverlessV2('Reader', { availabilityZone: vpc.availabilityZones[1], scaleWithWriter: true, autoMinorVersionUpgrade: true, enablePerformanceInsights: false })],
       serverlessV2MinCapacity: 0.5,
       serverlessV2MaxCapacity: 4,
       storageEncrypted: true,
@@ -541,17 +542,15 @@ export class Spire extends Construct {
         ...['HIPAA.Security', 'NIST.800.53.R5'].flatMap((pack) => [`${pack}-RDSInBackupPlan`, `${pack}-RDSEnhancedMonitoringEnabled`]),
       );
     }
-    {
-      acknowledge(
-        cluster.node.findChild('Secret'),
-        'The datastore password is read by spire-server only when a task starts, so an automatic rotation would break the running servers\' new connections until they restart; it is rotated by hand (docs/spire.md, "Availability": change the secret, then force a new deployment of the SPIRE service). Encrypted by Secrets Manager with the AWS-managed key; only the SPIRE task execution role may read it.',
-        'AwsSolutions-SMG4',
-        'HIPAA.Security-SecretsManagerRotationEnabled',
-        'NIST.800.53.R5-SecretsManagerRotationEnabled',
-        'HIPAA.Security-SecretsManagerUsingKMSKey',
-        'NIST.800.53.R5-SecretsManagerUsingKMSKey',
-      );
-    }
+    acknowledge(
+      cluster.node.findChild('Secret'),
+      'The datastore password is read by spire-server only when a task starts, so an automatic rotation would break the running servers\' new connections until they restart; it is rotated by hand (docs/spire.md, "Availability": change the secret, then force a new deployment of the SPIRE service). Encrypted by Secrets Manager with the AWS-managed key; only the SPIRE task execution role may read it.',
+      'AwsSolutions-SMG4',
+      'HIPAA.Security-SecretsManagerRotationEnabled',
+      'NIST.800.53.R5-SecretsManagerRotationEnabled',
+      'HIPAA.Security-SecretsManagerUsingKMSKey',
+      'NIST.800.53.R5-SecretsManagerUsingKMSKey',
+    );
     return { cluster, securityGroup };
   }
 

@@ -102,6 +102,9 @@ describe('the shared datastore: Aurora PostgreSQL, no SQLite, no EFS', () => {
     const instances = resourcesOf(t, 'AWS::RDS::DBInstance');
     expect(instances).toHaveLength(2);
     for (const [, i] of instances) expect(i.Properties).toMatchObject({ DBInstanceClass: 'db.serverless', PubliclyAccessible: false });
+    // The writer and the reader in different AZs.
+    expect(new Set(instances.map(([, i]) => JSON.stringify(i.Properties.AvailabilityZone))).size).toBe(2);
+    expect(instances.every(([, i]) => i.Properties.AvailabilityZone !== undefined)).toBe(true);
     const [, subnetGroup] = one('AWS::RDS::DBSubnetGroup');
     const privateIds = stack.node.findAll().filter((c) => c.node.path.includes('/Vpc/privateSubnet') && c.node.path.endsWith('/Subnet')).map((c) => stack.resolve(stack.getLogicalId(c as never)) as string);
     expect((subnetGroup.Properties.SubnetIds as Json[]).map((s) => s.Ref).sort()).toEqual(privateIds.sort());
