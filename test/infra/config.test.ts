@@ -59,6 +59,12 @@ describe('loadDeployConfig', () => {
     expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_AUDIT_KEY_ARN: ` ${mrk} ` })).auditKeyArn).toBe(mrk);
   });
 
+  it('spireServers: 1 by default, 2 for HA, from context or environment', () => {
+    expect(loadDeployConfig(src(BASE)).spireServers).toBe(1);
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:spireServers': 2 })).spireServers).toBe(2);
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_SPIRE_SERVERS: '2' })).spireServers).toBe(2);
+  });
+
   it('takes existing KMS keys for decisions and receipts by ARN, from context or environment (default: the stack creates them)', () => {
     const arn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     const mrk = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab';
@@ -193,6 +199,8 @@ describe('loadDeployConfig', () => {
       /us-east-1/,
     ],
     [{ 'ackd:natGateways': '0' }, 'natGateways', /1 to 3/],
+    [{ 'ackd:spireServers': '3' }, 'spireServers', /1 to 2/],
+    [{ 'ackd:spireServers': 'ha' }, 'spireServers', /1 to 2/],
     [{ 'ackd:spireServerImage': 'ghcr.io/spiffe/spire-server:latest' }, 'spireServerImage', /pinned/],
     [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:alias/ackd-audit' }, 'auditKeyArn', /not an alias/],
     [{ 'ackd:auditKeyArn': '1234abcd-12ab-34cd-56ef-1234567890ab' }, 'auditKeyArn', /KMS key ARN/],
