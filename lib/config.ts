@@ -33,8 +33,14 @@ export interface DeployConfig {
   readonly cognitoDomainPrefix: string | undefined;
   /** Optional custom domain for the consent UI (CloudFront), with an ACM certificate in us-east-1. */
   readonly consentDomain: { readonly name: string; readonly certificateArn: string } | undefined;
-  /** NAT gateways of the VPC (Lambda → AWS APIs, Fargate → image registry). */
+  /** NAT gateways (or instances) of the VPC (Lambda → AWS APIs, Fargate → image registry): one per AZ used, up to 2. */
   readonly natGateways: number;
+  /** What does the NAT: managed NAT gateways, or NAT instances (cheaper, yours to keep running; docs/operations.md, "Cost at idle"). */
+  readonly natProvider: 'gateway' | 'instance';
+  /** The EC2 instance type of NAT instances (natProvider instance); a Graviton type by default. */
+  readonly natInstanceType: string;
+  /** SPIRE servers: 1 (SQLite on EFS, one task) or 2 (HA: two tasks on a shared Aurora PostgreSQL datastore). */
+  readonly spireServers: 1 | 2;
   /** The SPIRE server image; the version the project tests against, pinned by digest (required in prod). */
   readonly spireServerImage: string;
   /**
@@ -42,6 +48,13 @@ export interface DeployConfig {
    * checkpoints, e.g. the key a deleted stack left behind; undefined: the stack creates one.
    */
   readonly auditKeyArn: string | undefined;
+  /**
+   * An existing KMS key (ECC_NIST_P256, SIGN_VERIFY, in the stack's region) that signs decisions
+   * (the consent function signs, the MCP function reads its public key); undefined: the stack creates one.
+   */
+  readonly decisionKeyArn: string | undefined;
+  /** An existing KMS key (ECC_NIST_P256, SIGN_VERIFY, in the stack's region) that signs approval receipts (the MCP function); undefined: the stack creates one. */
+  readonly receiptKeyArn: string | undefined;
   /**
    * Flood limits the functions enforce (lambdas/core/limits.ts), only those set: the others keep
    * the functions' defaults (DEFAULT_LIMITS). Each within LIMIT_RANGES.
@@ -152,6 +165,9 @@ export const DEFAULT_SIDECAR_BASE_IMAGE = 'public.ecr.aws/docker/library/node:22
 export const DEFAULT_ARCHIVE_RETENTION_YEARS = { production: 6, other: 1 } as const;
 export const ARCHIVE_RETENTION_YEARS_RANGE = [1, 100] as const;
 
+/** NAT instance type by default: the smallest Graviton burstable (2 vCPU, 0.5 GiB, up to 5 Gbit/s), ample for ackd's egress. */
+export const DEFAULT_NAT_INSTANCE_TYPE = 't4g.nano';
+
 /** Every setting: its context key, its environment variable, and what it means. */
 export const SETTINGS = {
   stage: { env: 'ACKD_DEPLOY_STAGE', doc: 'deployment stage, e.g. dev or prod (lowercase, digits, dashes; not "local")' },
@@ -163,9 +179,14 @@ export const SETTINGS = {
   cognitoDomainPrefix: { env: 'ACKD_DEPLOY_COGNITO_DOMAIN_PREFIX', doc: 'Cognito login domain prefix (default ackd-<stage>-<account>)' },
   consentDomainName: { env: 'ACKD_DEPLOY_CONSENT_DOMAIN_NAME', doc: 'custom domain of the consent UI (optional)' },
   consentCertificateArn: { env: 'ACKD_DEPLOY_CONSENT_CERTIFICATE_ARN', doc: 'ACM certificate (us-east-1) for that domain' },
-  natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways, 1-3 (default 2 in prod, 1 elsewhere)' },
+  natGateways: { env: 'ACKD_DEPLOY_NAT_GATEWAYS', doc: 'NAT gateways (or NAT instances), 1-3 (default 2 in prod, 1 elsewhere)' },
+  natProvider: { env: 'ACKD_DEPLOY_NAT_PROVIDER', doc: 'gateway (managed NAT gateways, default) or instance (EC2 NAT instances: about $29 a month less each, patched by redeploying)' },
+  natInstanceType: { env: 'ACKD_DEPLOY_NAT_INSTANCE_TYPE', doc: `EC2 instance type of the NAT instances with natProvider instance (default ${DEFAULT_NAT_INSTANCE_TYPE})` },
+  spireServers: { env: 'ACKD_DEPLOY_SPIRE_SERVERS', doc: '1 (one SPIRE task, SQLite on EFS; default) or 2 (HA: two tasks in two AZs sharing an Aurora PostgreSQL Serverless v2 datastore; docs/spire.md, "Availability")' },
   spireServerImage: { env: 'ACKD_DEPLOY_SPIRE_SERVER_IMAGE', doc: `SPIRE server image, by digest in prod (default ${DEFAULT_SPIRE_IMAGE})` },
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
+  decisionKeyArn: { env: 'ACKD_DEPLOY_DECISION_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs decisions (default: the stack creates one; its key policy is yours: docs/aws.md)' },
+  receiptKeyArn: { env: 'ACKD_DEPLOY_RECEIPT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs approval receipts (default: the stack creates one; its key policy is yours: docs/aws.md)' },
   limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour (default: the functions\' defaults)' },
   routes: {
     env: 'ACKD_DEPLOY_ROUTES',
@@ -515,12 +536,26 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
   }
 
   const natGateways = intSetting(src, 'natGateways', production ? 2 : 1, 1, 3);
+  const natProvider = str(src, 'natProvider') || 'gateway';
+  if (natProvider !== 'gateway' && natProvider !== 'instance') throw new DeployConfigError('natProvider', `must be gateway or instance (got "${natProvider}")`);
+  const natInstanceTypeSet = str(src, 'natInstanceType') || undefined;
+  if (natInstanceTypeSet !== undefined && natProvider !== 'instance') throw new DeployConfigError('natInstanceType', 'is used only with natProvider instance (set natProvider too, or leave natInstanceType unset)');
+  const natInstanceType = natInstanceTypeSet ?? DEFAULT_NAT_INSTANCE_TYPE;
+  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(natInstanceType)) throw new DeployConfigError('natInstanceType', `must be an EC2 instance type like ${DEFAULT_NAT_INSTANCE_TYPE} (got "${natInstanceType}")`);
 
+  const spireServers = intSetting(src, 'spireServers', 1, 1, 2) as 1 | 2;
   const spireServerImage = imageSetting(src, 'spireServerImage', DEFAULT_SPIRE_IMAGE, production);
 
-  const auditKeyArn = str(src, 'auditKeyArn') || undefined;
-  if (auditKeyArn !== undefined && !KMS_KEY_ARN.test(auditKeyArn)) {
-    throw new DeployConfigError('auditKeyArn', 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; not an alias)');
+  const auditKeyArn = keyArnSetting(src, 'auditKeyArn');
+  const decisionKeyArn = keyArnSetting(src, 'decisionKeyArn');
+  const receiptKeyArn = keyArnSetting(src, 'receiptKeyArn');
+  // One key, one role: a key that signed both would let a receipt pass for a decision (and the
+  // audit key's policy must name the sweeper alone).
+  const keyUses = [['auditKeyArn', auditKeyArn], ['decisionKeyArn', decisionKeyArn], ['receiptKeyArn', receiptKeyArn]] as const;
+  for (const [i, [a, arnA]] of keyUses.entries()) {
+    for (const [b, arnB] of keyUses.slice(i + 1)) {
+      if (arnA !== undefined && arnA === arnB) throw new DeployConfigError(b, `names the same key as ${a}; each kind of evidence needs its own key`);
+    }
   }
 
   const limits = limitsSetting(src);
@@ -554,8 +589,13 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     cognitoDomainPrefix,
     consentDomain,
     natGateways,
+    natProvider,
+    natInstanceType,
+    spireServers,
     spireServerImage,
     auditKeyArn,
+    decisionKeyArn,
+    receiptKeyArn,
     limits,
     routes,
     mcpThrottle,
@@ -570,6 +610,15 @@ export function loadDeployConfig(src: ConfigSource): DeployConfig {
     awsRoles: awsRolesSetting(src),
     passkeyRequired,
   };
+}
+
+/** An existing KMS key named by its key ARN (not an alias: IAM statements and key policies need the key's ARN). */
+function keyArnSetting(src: ConfigSource, name: 'auditKeyArn' | 'decisionKeyArn' | 'receiptKeyArn'): string | undefined {
+  const v = str(src, name) || undefined;
+  if (v !== undefined && !KMS_KEY_ARN.test(v)) {
+    throw new DeployConfigError(name, 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; not an alias)');
+  }
+  return v;
 }
 
 const IMAGE_REF = /^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/;

@@ -33,6 +33,8 @@ function bucketDeploymentFn(stack: Stack): IConstruct | undefined {
 
 export function acknowledgeCompliancePacks(stack: Stack): void {
   const logGroups = ['VpcFlowLogs', 'Spire/Logs', 'Api/McpLogs', 'Api/ConsentLogs', 'Api/SweeperLogs', 'Api/AuditExportLogs', 'Api/AccessLogs', 'Api/AuditExportAccessLogs', 'Archive/FnLogs'];
+  // The HA SPIRE datastore's PostgreSQL log (spireServers 2): connections only, no data.
+  if (stack.node.tryFindChild('Spire')?.node.tryFindChild('DatabaseLogs')) logGroups.push('Spire/DatabaseLogs');
   for (const p of logGroups) {
     acknowledge(
       at(stack, p),

@@ -31,6 +31,19 @@ export const AUDIT_KEY_ADMIN_ACTIONS = [
   'kms:CancelKeyDeletion',
 ];
 
+/**
+ * An existing key (settings auditKeyArn, decisionKeyArn, receiptKeyArn) must be in the stack's
+ * region: the functions call KMS in their own region, and a key elsewhere cannot be used by ARN
+ * from there. Refuses it naming the setting (when the region is known at synth time).
+ */
+export function checkKeyRegion(scope: Construct, keyArn: string, setting: 'auditKeyArn' | 'decisionKeyArn' | 'receiptKeyArn'): void {
+  const region = Stack.of(scope).region;
+  const keyRegion = keyArn.split(':')[3];
+  if (!Token.isUnresolved(region) && keyRegion !== region) {
+    throw new DeployConfigError(setting, `names a key in ${keyRegion}, but the stack deploys to ${region}; use a key in ${region}`);
+  }
+}
+
 export interface AuditKeyProps {
   /** Deployment stage: names the alias (`alias/ackd/<stage>/audit-checkpoints`). */
   readonly stage: string;
@@ -74,12 +87,7 @@ export class AuditKey extends Construct {
       this.keyArn = props.existingKeyArn;
       this.key = undefined;
       this.alias = undefined;
-      const region = Stack.of(this).region;
-      const keyRegion = props.existingKeyArn.split(':')[3];
-      // The sweeper calls KMS in its own region; a key elsewhere cannot be used by ARN from there.
-      if (!Token.isUnresolved(region) && keyRegion !== region) {
-        throw new DeployConfigError('auditKeyArn', `names a key in ${keyRegion}, but the stack deploys to ${region}; use a key in ${region}`);
-      }
+      checkKeyRegion(this, props.existingKeyArn, 'auditKeyArn');
       Annotations.of(this).addInfo(
         `Audit checkpoints are signed with the existing KMS key ${props.existingKeyArn}; it must be ECC_NIST_P256 with key usage SIGN_VERIFY. Its key policy is yours: let only the sweeper's role kms:Sign (the stack cannot change it).`,
       );

@@ -47,6 +47,8 @@ export interface ObservabilityProps {
   readonly sweepEvery: Duration;
   /** AuditSequencerLagMs above this alarms (milliseconds). */
   readonly sequencerLagAlarmMs: number;
+  /** The NAT instances (setting natProvider instance); none with NAT gateways, which AWS keeps running. */
+  readonly natInstances?: readonly { readonly instanceId: string }[];
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -153,6 +155,24 @@ export class Observability extends Construct {
         `Audit events are waiting more than ${props.sequencerLagAlarmMs} ms (setting sequencerLagAlarmMs) to enter the chain and its checkpoints, and approvals wait with them (no SVID is handed out before its approval is in the chain). ` +
         'Check the sweeper: its errors and throttles, the SweeperDeadLetters alarm, and that the table stream\'s trigger (AuditSequencerTrigger) is enabled. No data (no events) is not an alarm.',
     });
+    // Checkpoints are signed only when there are new events (none at idle), so "too long without a
+    // checkpoint" means: events entered the chain in the last hour and not one checkpoint was signed.
+    const ONE_HOUR = Duration.hours(1);
+    this.alarm(
+      'AuditCheckpointsMissing',
+      new cw.MathExpression({
+        expression: 'IF(sequenced > 0 AND FILL(signed, 0) == 0, 1, 0)',
+        usingMetrics: { sequenced: this.ackd('AuditEventsSequenced', 'Sum').with({ period: ONE_HOUR }), signed: this.ackd('AuditCheckpointsSigned', 'Sum').with({ period: ONE_HOUR }) },
+        label: 'events sequenced, no checkpoint signed (1 = true)',
+        period: ONE_HOUR,
+      }),
+      {
+        threshold: 1,
+        description:
+          'Audit events entered the chain in the last hour but no checkpoint was signed: the newest evidence is not anchored by a signature, and exports of that hour end in an unsigned tail. ' +
+          'Read the sweeper\'s log for "audit tree head not signed" (KMS access to the audit key, the key disabled or pending deletion, ACKD_AUDIT_KEY missing) and check AuditVerifyFailures; once signing works, the next sweep signs a checkpoint over everything since.',
+      },
+    );
     const notRunningPeriod = Duration.minutes(Math.max(15, props.sweepEvery.toMinutes() * 3));
     this.alarm('SweeperNotRunning', fns.sweeper.metricInvocations({ statistic: 'Sum', period: notRunningPeriod }), {
       threshold: 1,
@@ -243,8 +263,21 @@ export class Observability extends Construct {
       // Container Insights reports the service every minute: silence means something is wrong.
       treatMissingData: cw.TreatMissingData.BREACHING,
       description:
-        'The SPIRE server task is not running (or keeps failing its health check and being replaced) in 3 of the last 5 minutes: no SVID can be minted, agents get ERR_ISSUER_UNAVAILABLE. ' +
-        'Open the SPIRE service in ECS: its events and stopped tasks say why (health check of spire-server or the bridge, image pull, EFS mount, KMS); the task\'s log group has the server\'s own log. Right after the first deploy, it may alarm once until Container Insights reports.',
+        'A SPIRE server task is not running (or keeps failing its health check and being replaced) in 3 of the last 5 minutes: with one server no SVID can be minted and agents get ERR_ISSUER_UNAVAILABLE; with two (spireServers 2) the other keeps issuing alone. ' +
+        'Open the SPIRE service in ECS: its events and stopped tasks say why (health check of spire-server or the bridge, image pull, EFS mount or database connection, KMS); the task\'s log group has the server\'s own log. Right after the first deploy, it may alarm once until Container Insights reports.',
+    });
+
+    // --- NAT instances (natProvider instance): a failed status check means no egress from that AZ ---
+    (props.natInstances ?? []).forEach((instance, i) => {
+      this.alarm(`NatInstance${i + 1}StatusCheck`, new cw.Metric({ namespace: 'AWS/EC2', metricName: 'StatusCheckFailed', dimensionsMap: { InstanceId: instance.instanceId }, statistic: 'Maximum', period: FIVE_MINUTES }), {
+        threshold: 1,
+        evaluationPeriods: 2,
+        // EC2 reports status checks of a running instance every period: silence means it is stopped or gone.
+        treatMissingData: cw.TreatMissingData.BREACHING,
+        description:
+          `NAT instance ${i + 1} fails its EC2 status checks (or reports nothing): the private subnets routed through it have no egress, so SVID issuance (the SPIRE task's KMS calls), consent emails and webhooks fail in that AZ. ` +
+          'EC2 recovers a t4g instance on a failed system check by itself; if it does not, reboot it, or redeploy (a newer AMI replaces it); for an outage-free egress use natProvider gateway (docs/operations.md, "NAT instances").',
+      });
     });
 
     // --- the dashboard ---

@@ -6,7 +6,7 @@ import { LIMIT_ENV } from '../../lambdas/config.ts';
 import type { DeployConfig } from '../config.ts';
 import { Api, AUDIT_EXPORT_STAGE, TRUST_BUNDLE_PATH } from '../constructs/api.ts';
 import { AuditKey } from '../constructs/audit.ts';
-import { EvidenceKey } from '../constructs/evidence-keys.ts';
+import { EVIDENCE_SIGNER_OUTPUT, EvidenceKey } from '../constructs/evidence-keys.ts';
 import { BRIDGE_PORT, Spire } from '../constructs/spire.ts';
 import { Consent } from '../constructs/consent.ts';
 import { Data } from '../constructs/data.ts';
@@ -15,6 +15,7 @@ import { Archive } from '../constructs/archive.ts';
 import { McpDomain } from '../constructs/domain.ts';
 import { acknowledgeCompliancePacks } from '../nag-compliance.ts';
 import { AwsBroker } from '../constructs/aws-broker.ts';
+import { finishNat, natProviderFor, VPC_CIDR } from '../constructs/nat.ts';
 
 export interface AckdStackProps extends StackProps {
   readonly config: DeployConfig;
@@ -49,9 +50,12 @@ export class AckdStack extends Stack {
     const logRetention = config.production ? logs.RetentionDays.ONE_YEAR : logs.RetentionDays.ONE_MONTH;
 
     const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    const natGatewayProvider = natProviderFor(config);
     const vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
+      ipAddresses: ec2.IpAddresses.cidr(VPC_CIDR),
       natGateways: config.natGateways,
+      natGatewayProvider,
       subnetConfiguration: [
         // Only the NAT gateways live here, with their Elastic IPs: nothing gets a public IP by default.
         { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
@@ -61,6 +65,7 @@ export class AckdStack extends Stack {
         all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.ALL },
       },
     });
+    const natInstances = finishNat(natGatewayProvider, vpc);
     // DynamoDB traffic from the MCP function stays on the AWS network (and off the NAT bill).
     vpc.addGatewayEndpoint('DynamoDbEndpoint', { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB });
 
@@ -75,6 +80,7 @@ export class AckdStack extends Stack {
       logRetention,
       retainData: config.production,
       sidecarBaseImage: config.sidecarBaseImage,
+      servers: config.spireServers,
     });
 
     const environment: Record<string, string> = {
@@ -116,8 +122,15 @@ export class AckdStack extends Stack {
     // Signed decisions and receipts (issue 13): the consent API alone signs decisions (the CLI's
     // operator decisions sign with an operator's own IAM permission, ACKD_DECISION_KEY=kms:<arn>);
     // the MCP function only reads the decision key's public key, and alone signs receipts.
-    this.decisionKey = new EvidenceKey(this, 'DecisionKey', { stage: config.stage, name: 'decisions', description: 'signs approvers\' decisions (ECDSA P-256); the MCP function verifies them before minting an SVID' });
-    this.receiptKey = new EvidenceKey(this, 'ReceiptKey', { stage: config.stage, name: 'receipts', description: 'signs the approval receipts delivered with SVIDs (ES256)' });
+    // With decisionKeyArn / receiptKeyArn the stack uses that key and grants through IAM only (the
+    // owner's key policy must name the signer: output DecisionSignerRoleArn / ReceiptSignerRoleArn).
+    this.decisionKey = new EvidenceKey(this, 'DecisionKey', {
+      stage: config.stage,
+      name: 'decisions',
+      description: 'signs approvers\' decisions (ECDSA P-256); the MCP function verifies them before minting an SVID',
+      existingKeyArn: config.decisionKeyArn,
+    });
+    this.receiptKey = new EvidenceKey(this, 'ReceiptKey', { stage: config.stage, name: 'receipts', description: 'signs the approval receipts delivered with SVIDs (ES256)', existingKeyArn: config.receiptKeyArn });
     this.decisionKey.allowSigningOnlyBy(this.api.consentFunction, 'SignDecisions');
     this.decisionKey.allowReadingPublicKey(this.api.mcpFunction, 'ReadDecisionPublicKey');
     this.receiptKey.allowSigningOnlyBy(this.api.mcpFunction, 'SignReceipts');
@@ -169,6 +182,7 @@ export class AckdStack extends Stack {
       spireService: this.spire.service,
       sweepEvery: SWEEP_EVERY,
       sequencerLagAlarmMs: config.sequencerLagAlarmMs,
+      natInstances,
     });
     // A stable MCP host name, when configured.
     this.mcpDomain = config.customDomain
@@ -189,6 +203,13 @@ export class AckdStack extends Stack {
     });
     new CfnOutput(this, 'DecisionKeyArn', { description: 'KMS key that signs decisions (ACKD_DECISION_KEY for `ackd requests approve|deny`; its public key verifies them: `ackd audit decision-key`); retained', value: this.decisionKey.keyArn });
     new CfnOutput(this, 'ReceiptKeyArn', { description: 'KMS key that signs approval receipts (JWKS: GET <McpUrl origin>/.well-known/ackd-receipt-keys.json); retained', value: this.receiptKey.keyArn });
+    for (const k of [this.decisionKey, this.receiptKey]) {
+      if (k.key || !k.signerRole) continue;
+      new CfnOutput(this, EVIDENCE_SIGNER_OUTPUT[k.kind], {
+        description: `The one role that signs with the existing ${k.kind} key: name it in that key's policy (docs/aws.md, "Existing keys for decisions and receipts")`,
+        value: k.signerRole.roleArn,
+      });
+    }
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (ACKD_TABLE_NAME for the ackd CLI)', value: this.data.table.tableName });
     new CfnOutput(this, 'UserPoolId', { description: 'Cognito user pool (ACKD_COGNITO_USER_POOL_ID for `ackd approvers`)', value: this.consent.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { description: 'Cognito app client of the consent UI', value: this.consent.userPoolClient.userPoolClientId });
@@ -204,9 +225,17 @@ export class AckdStack extends Stack {
       description: `Daily audit archive (audit/YYYY/MM/DD.jsonl, Object Lock compliance ${config.archiveRetentionYears} years); retained when the stack is deleted`,
       value: this.archive.bucket.bucketName,
     });
-    new CfnOutput(this, 'SpireDatastoreArn', { description: 'EFS file system of the SPIRE datastore (back it up before a SPIRE upgrade)', value: this.spire.fileSystem.fileSystemArn });
-    new CfnOutput(this, 'SpireBackupVault', { description: 'AWS Backup vault of the SPIRE datastore', value: this.spire.backupVault.backupVaultName });
-    new CfnOutput(this, 'SpireBackupRoleArn', { description: 'Role for on-demand backups of the SPIRE datastore (aws backup start-backup-job --iam-role-arn)', value: this.spire.backupRole.roleArn });
+    if (this.spire.fileSystem && this.spire.backupVault && this.spire.backupRole) {
+      new CfnOutput(this, 'SpireDatastoreArn', { description: 'EFS file system of the SPIRE datastore (back it up before a SPIRE upgrade)', value: this.spire.fileSystem.fileSystemArn });
+      new CfnOutput(this, 'SpireBackupVault', { description: 'AWS Backup vault of the SPIRE datastore', value: this.spire.backupVault.backupVaultName });
+      new CfnOutput(this, 'SpireBackupRoleArn', { description: 'Role for on-demand backups of the SPIRE datastore (aws backup start-backup-job --iam-role-arn)', value: this.spire.backupRole.roleArn });
+    }
+    if (this.spire.database) {
+      new CfnOutput(this, 'SpireDatabaseCluster', {
+        description: 'Aurora PostgreSQL cluster of the SPIRE datastore (HA); snapshot it before a SPIRE upgrade: aws rds create-db-cluster-snapshot --db-cluster-identifier <this>',
+        value: this.spire.database.clusterIdentifier,
+      });
+    }
     new CfnOutput(this, 'SesIdentity', { description: 'SES identity to verify before consent emails can be sent', value: config.senderIdentity.value });
 
     // HIPAA Security and NIST 800-53 rev 5 findings accepted, each with its reason (lib/nag-compliance.ts).

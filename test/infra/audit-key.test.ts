@@ -38,8 +38,8 @@ describe('AuditKey with an existing key', () => {
     // No audit key is created (the keys left encrypt the alarm topic, constructs/observability.ts, and
     // sign decisions and receipts, constructs/evidence-keys.ts).
     const idOf = (c: { node: { defaultChild?: unknown } }) => stack.resolve(stack.getLogicalId(c.node.defaultChild as never)) as string;
-    expect(of('AWS::KMS::Key').map(([id]) => id).sort()).toEqual([idOf(stack.observability.topicKey), idOf(stack.decisionKey.key), idOf(stack.receiptKey.key)].sort());
-    expect(of('AWS::KMS::Alias').map(([id]) => id).sort()).toEqual([idOf(stack.decisionKey.alias), idOf(stack.receiptKey.alias)].sort());
+    expect(of('AWS::KMS::Key').map(([id]) => id).sort()).toEqual([idOf(stack.observability.topicKey), idOf(stack.decisionKey.key!), idOf(stack.receiptKey.key!)].sort());
+    expect(of('AWS::KMS::Alias').map(([id]) => id).sort()).toEqual([idOf(stack.decisionKey.alias!), idOf(stack.receiptKey.alias!)].sort());
     expect(stack.auditKey.keyArn).toBe(KEY_ARN);
     expect(t.Outputs.AuditKeyArn.Value).toBe(KEY_ARN);
 

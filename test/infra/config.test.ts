@@ -59,6 +59,20 @@ describe('loadDeployConfig', () => {
     expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_AUDIT_KEY_ARN: ` ${mrk} ` })).auditKeyArn).toBe(mrk);
   });
 
+  it('spireServers: 1 by default, 2 for HA, from context or environment', () => {
+    expect(loadDeployConfig(src(BASE)).spireServers).toBe(1);
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:spireServers': 2 })).spireServers).toBe(2);
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_SPIRE_SERVERS: '2' })).spireServers).toBe(2);
+  });
+
+  it('takes existing KMS keys for decisions and receipts by ARN, from context or environment (default: the stack creates them)', () => {
+    const arn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const mrk = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab';
+    expect(loadDeployConfig(src(BASE))).toMatchObject({ decisionKeyArn: undefined, receiptKeyArn: undefined });
+    expect(loadDeployConfig(src({ ...BASE, 'ackd:decisionKeyArn': arn, 'ackd:receiptKeyArn': mrk }))).toMatchObject({ decisionKeyArn: arn, receiptKeyArn: mrk });
+    expect(loadDeployConfig(src(BASE, { ACKD_DEPLOY_DECISION_KEY_ARN: arn, ACKD_DEPLOY_RECEIPT_KEY_ARN: ` ${mrk} ` }))).toMatchObject({ decisionKeyArn: arn, receiptKeyArn: mrk });
+  });
+
   it('passkeyRequired: all, payload or none (default none); anything else stops the synth naming the setting', () => {
     expect(loadDeployConfig(src(BASE)).passkeyRequired).toBe('none');
     expect(loadDeployConfig(src({ ...BASE, 'ackd:passkeyRequired': 'payload' })).passkeyRequired).toBe('payload');
@@ -185,10 +199,24 @@ describe('loadDeployConfig', () => {
       /us-east-1/,
     ],
     [{ 'ackd:natGateways': '0' }, 'natGateways', /1 to 3/],
+    [{ 'ackd:spireServers': '3' }, 'spireServers', /1 to 2/],
+    [{ 'ackd:spireServers': 'ha' }, 'spireServers', /1 to 2/],
     [{ 'ackd:spireServerImage': 'ghcr.io/spiffe/spire-server:latest' }, 'spireServerImage', /pinned/],
     [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:alias/ackd-audit' }, 'auditKeyArn', /not an alias/],
     [{ 'ackd:auditKeyArn': '1234abcd-12ab-34cd-56ef-1234567890ab' }, 'auditKeyArn', /KMS key ARN/],
     [{ 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/not-a-key-id' }, 'auditKeyArn', /KMS key ARN/],
+    [{ 'ackd:decisionKeyArn': 'arn:aws:kms:eu-west-1:123456789012:alias/ackd-decisions' }, 'decisionKeyArn', /not an alias/],
+    [{ 'ackd:receiptKeyArn': 'receipts' }, 'receiptKeyArn', /KMS key ARN/],
+    [
+      { 'ackd:decisionKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', 'ackd:receiptKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+      'receiptKeyArn',
+      /same key as decisionKeyArn/,
+    ],
+    [
+      { 'ackd:auditKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', 'ackd:decisionKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+      'decisionKeyArn',
+      /same key as auditKeyArn/,
+    ],
   ])('refuses %j naming %s', (override, setting, rule) => {
     const ctx: Record<string, unknown> = { ...BASE, ...override };
     const e = refusal(ctx);

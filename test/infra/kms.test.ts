@@ -15,13 +15,14 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../bin/cdk.ts';
-import { SPIRE_ALIAS_PATTERN } from '../../lib/constructs/spire.ts';
 import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const REPO = join(import.meta.dirname, '..', '..');
-const SPIRE_CONDITION = { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': SPIRE_ALIAS_PATTERN } };
+/** The aliases SPIRE's aws_kms key manager gives this stage's servers (trust domain agents.acme-corp.io, `.` → `_`): the single server's, and the HA servers' (`ackd-ci_<task id>`). */
+const SPIRE_ALIASES = ['alias/SPIRE_SERVER/agents_acme-corp_io/ackd-ci/*', 'alias/SPIRE_SERVER/agents_acme-corp_io/ackd-ci_*/*'];
+const SPIRE_CONDITION = { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': SPIRE_ALIASES } };
 /** Actions that would let a principal sign with a key, or get others to (grants), or destroy it. */
 const DANGEROUS = ['kms:Sign', 'kms:CreateGrant', 'kms:ScheduleKeyDeletion'];
 
@@ -190,11 +191,11 @@ describe("SPIRE's task role: its own KMS keys only", () => {
     }
   });
 
-  it('aliases only under alias/SPIRE_SERVER/', () => {
+  it("aliases only under this stage's SPIRE server ids in this trust domain", () => {
     const aliasStmts = spireStatements().filter((st) => grantsAction(st.statement, 'kms:CreateAlias'));
     expect(aliasStmts).toHaveLength(1);
-    expect(asList(aliasStmts[0]!.statement.Resource).map((r) => JSON.stringify(r))).toEqual([
-      JSON.stringify({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alias/SPIRE_SERVER/*']] }),
-    ]);
+    expect(asList(aliasStmts[0]!.statement.Resource).map((r) => JSON.stringify(r))).toEqual(
+      SPIRE_ALIASES.map((a) => JSON.stringify({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:${a}`]] })),
+    );
   });
 });

@@ -16,9 +16,20 @@ describe('cdk-nag packs on every synth', () => {
     expect([...NAG_PACKS]).toEqual(['AwsSolutions', 'HIPAA.Security', 'NIST.800.53.R5']);
   });
 
-  it('the app passes all three (ci stage; prod with a custom domain)', () => {
+  it('the app passes all three (ci stage; prod with a custom domain; NAT instances and HA SPIRE, with existing evidence keys)', () => {
     expect(() => synthStack().app.synth()).not.toThrow();
     expect(() => synthStack({ stage: 'prod', customDomain: { name: 'mcp.acme-corp.io', hostedZoneId: 'Z0123456789ABCDEFGHIJ' } }).app.synth()).not.toThrow();
+    // The other shapes: NAT instances and HA SPIRE, together, in a stage and in prod; existing evidence keys.
+    expect(() => synthStack({ natProvider: 'instance', spireServers: 2 }).app.synth()).not.toThrow();
+    expect(() =>
+      synthStack({
+        stage: 'prod',
+        natProvider: 'instance',
+        spireServers: 2,
+        decisionKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        receiptKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef',
+      }).app.synth(),
+    ).not.toThrow();
   }, 240_000);
 
   it('a new unreviewed resource fails the synth in each compliance pack (the packs really run)', () => {

@@ -128,6 +128,7 @@ describe('the alarms', () => {
         'NotificationFailures',
         'AuditVerifyFailures',
         'AuditSequencerLag',
+        'AuditCheckpointsMissing',
         'SweeperNotRunning',
         'SweeperDeadLetters',
         'ArchiveDeadLetters',
@@ -177,6 +178,15 @@ describe('the alarms', () => {
     expect(metricsOf(lag)).toEqual(ackd('AuditSequencerLagMs', 'Maximum'));
     expect(lag).toMatchObject({ Threshold: DEFAULT_SEQUENCER_LAG_ALARM_MS, ComparisonOperator: 'GreaterThanThreshold', Period: 300, TreatMissingData: 'notBreaching' });
     expect(DEFAULT_SEQUENCER_LAG_ALARM_MS).toBe(120_000);
+  });
+
+  it('audit chain: events sequenced in an hour without one checkpoint signed alarms (no events, no checkpoints: not an alarm)', () => {
+    const a = alarms().AuditCheckpointsMissing!;
+    expect(metricsOf(a).sort((x, y) => x.name.localeCompare(y.name))).toEqual([...ackd('AuditCheckpointsSigned', 'Sum'), ...ackd('AuditEventsSequenced', 'Sum')]);
+    const expr = (a.Metrics as Json[]).find((m) => m.Expression)!;
+    expect(expr.Expression).toBe('IF(sequenced > 0 AND FILL(signed, 0) == 0, 1, 0)');
+    expect((a.Metrics as Json[]).filter((m) => m.MetricStat).every((m) => m.MetricStat.Period === 3600)).toBe(true);
+    expect(a).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1, TreatMissingData: 'notBreaching' });
   });
 
   it('sweeper: a dead letter alarms; so does a sweeper that has not run for three schedules (missing data = breaching)', () => {

@@ -82,7 +82,7 @@ describe('upgrade path: the datastore is backed up', () => {
 
   it('the outputs the runbook names exist: datastore ARN, vault, backup role', () => {
     expect(Object.keys(t.Outputs)).toEqual(expect.arrayContaining(['SpireDatastoreArn', 'SpireBackupVault', 'SpireBackupRoleArn']));
-    expect(t.Outputs.SpireBackupRoleArn.Value).toEqual(stack.resolve(stack.spire.backupRole.roleArn));
+    expect(t.Outputs.SpireBackupRoleArn.Value).toEqual(stack.resolve(stack.spire.backupRole!.roleArn));
   });
 
   it('docs/spire.md documents the upgrade: on-demand backup first (with those outputs), then the new digest, then the check', () => {

@@ -305,8 +305,8 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     );
     for (const a of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a)).toEqual([tableArn()]);
     // Signed decisions and receipts (issue 13): it reads the decision key's public key, and signs receipts with its own key.
-    expect(g.get('kms:GetPublicKey')!.sort()).toEqual([keyArnOf(stack.decisionKey.key), keyArnOf(stack.receiptKey.key)].sort());
-    expect(g.get('kms:Sign')).toEqual([keyArnOf(stack.receiptKey.key)]);
+    expect(g.get('kms:GetPublicKey')!.sort()).toEqual([keyArnOf(stack.decisionKey.key!), keyArnOf(stack.receiptKey.key!)].sort());
+    expect(g.get('kms:Sign')).toEqual([keyArnOf(stack.receiptKey.key!)]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([tableArn(), indexArn('by-agent'), indexArn('pending-by-expiry')].sort());
     expect(g.get('secretsmanager:GetSecretValue')).toEqual([JSON.stringify({ Ref: logicalIdOf(stack.spire.bridgeSecret as never) })]);
     const ses = statementsOfRole(roleOfFunction(fnIds().mcp)).find((s) => asList(s.Action).includes('ses:SendEmail'))!;
@@ -316,7 +316,7 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
   it('consent API function: GetItem, PutItem (audit event slots), UpdateItem and BatchGetItem on the table, Query on the two indexes the dashboard reads, the decision key; no SES, no secrets', () => {
     const g = grants(roleOfFunction(fnIds().consent));
     expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', ...XRAY].sort());
-    for (const a of ['kms:Sign', 'kms:GetPublicKey']) expect(g.get(a), a).toEqual([keyArnOf(stack.decisionKey.key)]);
+    for (const a of ['kms:Sign', 'kms:GetPublicKey']) expect(g.get(a), a).toEqual([keyArnOf(stack.decisionKey.key!)]);
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
   });
