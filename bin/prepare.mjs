@@ -2,10 +2,11 @@
 // `npm start` and `npm test` run this first (prestart / pretest), so the quick start is exactly
 // those two commands on a fresh clone: it installs the npm dependencies when node_modules is
 // missing or was installed from another package-lock.json, and, for the tests, Chromium from
-// Debian's packages when it is missing and this user can install it. spire-server is built on
+// Debian's packages when it is missing and this user can install it, and PostgreSQL (the SPIRE HA
+// test's datastore) the same way. spire-server is built on
 // demand by `npm start` and the tests themselves (spire/build.ts). Plain Node: no dependencies.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,22 +35,35 @@ else if (!existsSync(join(root, 'node_modules')) || installed !== lock) {
   writeFileSync(stamp, `${lock}\n`);
 }
 
-if (process.argv.includes('--test')) {
-  const chromium = process.env.ACKD_CHROMIUM ?? '/usr/bin/chromium';
-  if (!existsSync(chromium)) {
-    const canInstall = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
-    if (!canInstall) {
-      console.error(`ackd: the browser tests need Chromium at ${chromium} (Debian: apt-get install chromium); they will fail without it`);
-    } else {
-      console.error('ackd: installing Chromium for the browser tests (apt-get install chromium) …');
-      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-      for (const args of [['update', '-qq'], ['install', '-y', '-qq', 'chromium']]) {
-        const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
-        if (r.status !== 0) {
-          console.error(`ackd: apt-get ${args.join(' ')} failed; the browser tests will fail`);
-          break;
-        }
-      }
+/** Whether PostgreSQL's server binaries are here (on PATH, or where Debian's packages put them). */
+function hasPostgres() {
+  if (spawnSync('sh', ['-c', 'command -v initdb && command -v postgres'], { stdio: 'ignore' }).status === 0) return true;
+  const base = '/usr/lib/postgresql';
+  return existsSync(base) && readdirSync(base).some((v) => existsSync(join(base, v, 'bin', 'initdb')) && existsSync(join(base, v, 'bin', 'postgres')));
+}
+
+/** Installs Debian packages the tests need when they are missing and this user can (root with apt-get); says what fails otherwise. */
+function ensurePackage(what, present, pkg) {
+  if (present) return;
+  const canInstall = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
+  if (!canInstall) {
+    console.error(`ackd: ${what} (Debian: apt-get install ${pkg}); they will fail without it`);
+    return;
+  }
+  console.error(`ackd: installing ${pkg} for the tests (apt-get install ${pkg}) …`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', pkg]]) {
+    const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (r.status !== 0) {
+      console.error(`ackd: apt-get ${args.join(' ')} failed; the tests that need ${pkg} will fail`);
+      break;
     }
   }
+}
+
+if (process.argv.includes('--test')) {
+  const chromium = process.env.ACKD_CHROMIUM ?? '/usr/bin/chromium';
+  ensurePackage(`the browser tests need Chromium at ${chromium}`, existsSync(chromium), 'chromium');
+  // The SPIRE HA test runs two spire-servers on one real PostgreSQL (test/infra/spire-ha-local.test.ts).
+  ensurePackage('the SPIRE HA test needs a PostgreSQL server', hasPostgres(), 'postgresql');
 }
