@@ -316,8 +316,9 @@ describe('polish', () => {
       } else for (const sub of c.commands) walk(sub, `${path} ${sub.name()}`.trim());
     };
     walk(buildProgram(), '');
-    // `gate` runs a command: its output is the command's own (gate speaks on stderr), so it has no --json.
-    expect(leaves).toEqual(['gate']);
+    // `gate` runs a command: its output is the command's own (gate speaks on stderr), so it has no --json;
+    // `gateway` is a server: it answers MCP on its port or stdio and logs on stderr.
+    expect(leaves).toEqual(['gate', 'gateway']);
   });
 
   it('audit public-key --json: the PEM and its key id, the one checkpoints name', async () => {
