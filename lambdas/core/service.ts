@@ -186,20 +186,31 @@ export class AuthorizationService {
   /**
    * The follow-up of sequenced audit events (the sequencer calls it after each batch): with
    * `notifyAfterSequencing`, each new request is announced now that its event is in the log, at
-   * most 8 at a time. A request already decided, or whose notification was already attempted,
-   * is left alone (the sweep retries failures).
+   * most 8 at a time; their requests are read in one batch. A request already decided, or whose
+   * notification was already attempted, is left alone (the sweep retries failures).
    */
   async afterSequenced(events: readonly { readonly type: string; readonly request_id?: string }[]): Promise<void> {
     if (!this.deps.notifyAfterSequencing) return;
-    const ids = events.flatMap((e) => (e.type === 'requested' && e.request_id ? [e.request_id as RequestId] : []));
-    for (let i = 0; i < ids.length; i += 8) {
+    const ids = [...new Set(events.flatMap((e) => (e.type === 'requested' && e.request_id ? [e.request_id as RequestId] : [])))];
+    if (ids.length === 0) return;
+    let records: Map<RequestId, AuthorizationRecord>;
+    try {
+      records = await this.deps.store.getMany(ids);
+    } catch (e) {
+      this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { requests: ids.length, error: describe(e) });
+      return;
+    }
+    const due = ids.flatMap((id) => {
+      const r = records.get(id);
+      return r && r.decision === 'pending' && r.notify_status === 'pending' && r.notify_attempts === 0 ? [r] : [];
+    });
+    for (let i = 0; i < due.length; i += 8) {
       await Promise.all(
-        ids.slice(i, i + 8).map(async (id) => {
+        due.slice(i, i + 8).map(async (r) => {
           try {
-            const r = await this.deps.store.get(id);
-            if (r && r.decision === 'pending' && r.notify_status === 'pending' && r.notify_attempts === 0) await this.notify(r);
+            await this.notify(r);
           } catch (e) {
-            this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { request_id: id, error: describe(e) });
+            this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { request_id: r.request_id, error: describe(e) });
           }
         }),
       );

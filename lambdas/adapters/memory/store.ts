@@ -202,9 +202,10 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve();
   }
 
-  advance(owner: string, from: number, to: TreeHead): Promise<boolean> {
+  advance(owner: string, from: number, to: TreeHead, opts: { readonly release?: boolean } = {}): Promise<boolean> {
     if (this.lease?.owner !== owner || this.headState.size !== from) return Promise.resolve(false);
     this.headState = { ...to, frontier: [...to.frontier] };
+    if (opts.release) this.lease = null;
     return Promise.resolve(true);
   }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { RequestId } from '../ids.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { applyUpdates, DECISION_EVENTS, TRANSITIONS, VOTE_EVENTS, type Params, type TransitionName } from '../lifecycle.ts';
@@ -98,14 +99,18 @@ export interface SequencerStore {
   /** Writes each event into its slot, only where the slot is empty; false when any slot was taken. */
   putEvents(events: readonly ChainEvent[]): Promise<boolean>;
   putNodes(nodes: readonly TreeNode[]): Promise<void>;
-  /** Moves the head from size `from` to `to`, only while `owner` holds the lease; false otherwise. */
-  advance(owner: string, from: number, to: TreeHead): Promise<boolean>;
+  /**
+   * Moves the head from size `from` to `to`, only while `owner` holds the lease; false otherwise.
+   * With `release`, the same write gives the lease back (a run's last write).
+   */
+  advance(owner: string, from: number, to: TreeHead, opts?: { readonly release?: boolean }): Promise<boolean>;
   /**
    * Settles sequenced events on their sources: a request's are removed from its outbox (by
    * event_id; those already gone are skipped) and its pointers moved; an operator change's
-   * pending item is deleted. Idempotent.
+   * pending item is deleted. Idempotent. `item`: the request's item as `pending` read it, so the
+   * first attempt needs no read (its write is conditional on the outbox being as read).
    */
-  settleRequest(requestId: RequestId, eventIds: readonly string[], pointers: Pointers): Promise<void>;
+  settleRequest(requestId: RequestId, eventIds: readonly string[], pointers: Pointers, item?: Readonly<Record<string, unknown>>): Promise<void>;
   settleAdmin(eventId: string): Promise<void>;
 }
 
@@ -137,38 +142,72 @@ export interface SequencerOptions {
 export class Sequencer {
   constructor(private readonly opts: SequencerOptions) {}
 
-  /** Sequences what is waiting, as one lease holder. */
-  async run(): Promise<SequencerRun> {
+  /**
+   * Sequences what is waiting, as one lease holder. A run costs, besides one conditional put per
+   * event and one settling write per request: the lease (one write), the waiting sources (one
+   * query and one batched read per batch), the base events of requests seen before (one batched
+   * read), the tree nodes (one batched write), the head (one write per batch, the last also
+   * giving the lease back). Slots a stopped run left beyond the head are found when a put meets
+   * one (the put is conditional), not read ahead on every run.
+   *
+   * `nudged`: a write just left an event waiting (the local loop's nudge, a stream record), so
+   * the check whether anything waits is skipped. Without it (a timer), nothing waiting and
+   * nothing half done costs two reads and no write.
+   */
+  async run(opts: { readonly nudged?: boolean } = {}): Promise<SequencerRun> {
     const { store, clock } = this.opts;
-    // Nothing waits and nothing is half done: no lease taken, nothing written.
-    const [waiting, stored] = await Promise.all([store.pending(1), store.peekHead()]);
-    if (waiting.length === 0 && stored.settled >= stored.size) return { busy: false, sequenced: 0, recovered: 0, head: stored, maxLagMs: 0 };
+    if (!opts.nudged) {
+      // Nothing waits and nothing is half done: no lease taken, nothing written.
+      const [waiting, stored] = await Promise.all([store.pending(1), store.peekHead()]);
+      if (waiting.length === 0 && stored.settled >= stored.size) return { busy: false, sequenced: 0, recovered: 0, head: stored, maxLagMs: 0 };
+    }
     const owner = randomUUID();
     const startMs = clock.now().getTime();
     let head = await store.acquire(owner, startMs, startMs + (this.opts.leaseMs ?? 60_000));
     if (!head) return { busy: true, sequenced: 0, recovered: 0, head: null, maxLagMs: 0 };
     let sequenced = 0;
     let maxLagMs = 0;
-    let recovered: number;
+    let recovered = 0;
+    let released = false;
     const done: ChainEvent[] = [];
     try {
-      ({ head, recovered } = await this.recover(owner, head));
+      if (head.settled < head.size) {
+        const r = await this.settleBehind(owner, head);
+        head = r.head;
+        recovered += r.recovered;
+      }
       const max = this.opts.maxEventsPerRun ?? 5000;
+      const batch = this.opts.batch ?? 100;
+      let adopted = false;
       while (sequenced < max) {
-        const sources = await store.pending(this.opts.batch ?? 100);
+        const sources = await store.pending(batch);
         if (sources.length === 0) break;
         const now = clock.now();
         const events = await this.link(sources, head, now);
         if (events.length === 0) break;
-        head = await this.append(owner, head, events);
-        await this.settle(events);
-        head = await this.markSettled(owner, head);
+        const appended = await this.append(owner, head, events);
+        if (appended === 'taken') {
+          // A stopped run's slots beyond the head (or a stale lease holder's): adopted or removed once, then the batch is read again.
+          if (adopted) throw new Error(`audit sequencer: slot ${head.size + 1} or after is already taken: another sequencer wrote there; this run stops`);
+          adopted = true;
+          const r = await this.adoptBeyond(owner, head);
+          head = r.head;
+          recovered += r.recovered;
+          continue;
+        }
+        head = appended;
+        await this.settle(events, sources);
+        // A short batch was all there was: the head's last write of the run also gives the lease back.
+        const last = sources.length < batch || sequenced + events.length >= max;
+        head = await this.markSettled(owner, head, last);
+        released = last;
         sequenced += events.length;
         for (const e of events) maxLagMs = Math.max(maxLagMs, now.getTime() - Date.parse(e.at));
         done.push(...events);
+        if (last) break;
       }
     } finally {
-      await store.release(owner).catch((e: unknown) => this.opts.logger.warn('audit sequencer: could not release its lease (it expires by itself)', { error: String(e) }));
+      if (!released) await store.release(owner).catch((e: unknown) => this.opts.logger.warn('audit sequencer: could not release its lease (it expires by itself)', { error: String(e) }));
     }
     // Follow-ups (notifications, metrics) after the lease is given back: a slow webhook never holds up sequencing.
     if (done.length > 0) await this.notify(done);
@@ -205,8 +244,8 @@ export class Sequencer {
     return out;
   }
 
-  /** Writes the events, their tree nodes, then moves the head over them. */
-  private async append(owner: string, head: TreeHead, events: readonly ChainEvent[]): Promise<TreeHead> {
+  /** Writes the events, their tree nodes, then moves the head over them; 'taken' (nothing moved) when a slot was not empty. */
+  private async append(owner: string, head: TreeHead, events: readonly ChainEvent[]): Promise<TreeHead | 'taken'> {
     const { store } = this.opts;
     const { frontier, nodes } = appendLeaves(head.frontier, head.size, events.map((e) => leafHash(e.hash)));
     const last = events.at(-1)!;
@@ -219,14 +258,15 @@ export class Sequencer {
       settled: head.settled,
       first_logged_at: head.first_logged_at ?? events[0]!.logged_at,
     };
-    if (!(await store.putEvents(events))) throw new Error(`audit sequencer: slot ${head.size + 1} or after is already taken: another sequencer wrote there; this run stops`);
+    if (!(await store.putEvents(events))) return 'taken';
     await store.putNodes(nodes);
     if (!(await store.advance(owner, head.size, next))) throw new Error('audit sequencer: the head moved or the lease was lost; this run stops (the next run adopts what it wrote)');
     return next;
   }
 
-  /** Settles events on their sources (grouped by request, in order). */
-  private async settle(events: readonly ChainEvent[]): Promise<void> {
+  /** Settles events on their sources (grouped by request, in order); `sources`: the items as read, when they were. */
+  private async settle(events: readonly ChainEvent[], sources: readonly PendingSource[] = []): Promise<void> {
+    const items = new Map(sources.flatMap((s) => (s.kind === 'request' ? [[s.requestId, s.item] as const] : [])));
     const byRequest = new Map<RequestId, ChainEvent[]>();
     const admin: string[] = [];
     for (const e of events) {
@@ -237,23 +277,23 @@ export class Sequencer {
       }
     }
     const work = [
-      ...[...byRequest].map(([id, es]) => () => this.opts.store.settleRequest(id, es.map((e) => e.event_id), pointersOf(es))),
+      ...[...byRequest].map(([id, es]) => () => this.opts.store.settleRequest(id, es.map((e) => e.event_id), pointersOf(es), items.get(id))),
       ...admin.map((id) => () => this.opts.store.settleAdmin(id)),
     ];
     await inBatches(work, 16);
   }
 
-  private async markSettled(owner: string, head: TreeHead): Promise<TreeHead> {
+  private async markSettled(owner: string, head: TreeHead, release = false): Promise<TreeHead> {
     const next = { ...head, settled: head.size };
-    if (!(await this.opts.store.advance(owner, head.size, next))) throw new Error('audit sequencer: lost the lease while settling; the next run finishes it');
+    if (!(await this.opts.store.advance(owner, head.size, next, { release }))) throw new Error('audit sequencer: lost the lease while settling; the next run finishes it');
     return next;
   }
 
   /**
    * After a run that stopped half way: adopts the events it wrote beyond the head that link onto
-   * it (removing any that do not), then settles what was sequenced but not settled.
+   * it (removing any that do not), and settles them. Called when a put met a taken slot.
    */
-  private async recover(owner: string, head: TreeHead): Promise<{ head: TreeHead; recovered: number }> {
+  private async adoptBeyond(owner: string, head: TreeHead): Promise<{ head: TreeHead; recovered: number }> {
     const { store, logger } = this.opts;
     let recovered = 0;
     const beyond = await store.beyondHead(head.size);
@@ -280,17 +320,23 @@ export class Sequencer {
         logger.warn('audit sequencer: adopted events an interrupted run had written', { from: adopt[0]!.seq, to: last.seq });
       }
     }
-    if (head.settled < head.size) {
-      const seqs: number[] = [];
-      for (let s = head.settled + 1; s <= head.size; s++) seqs.push(s);
-      for (let i = 0; i < seqs.length; i += 100) {
-        const events = await store.eventsAt(seqs.slice(i, i + 100));
-        await this.settle(events);
-        recovered += events.length;
-      }
-      head = await this.markSettled(owner, head);
+    const r = await this.settleBehind(owner, head);
+    return { head: r.head, recovered: recovered + r.recovered };
+  }
+
+  /** Settles what was sequenced but not settled (a run that stopped between the two). */
+  private async settleBehind(owner: string, head: TreeHead): Promise<{ head: TreeHead; recovered: number }> {
+    if (head.settled >= head.size) return { head, recovered: 0 };
+    const { store } = this.opts;
+    let recovered = 0;
+    const seqs: number[] = [];
+    for (let s = head.settled + 1; s <= head.size; s++) seqs.push(s);
+    for (let i = 0; i < seqs.length; i += 100) {
+      const events = await store.eventsAt(seqs.slice(i, i + 100));
+      await this.settle(events);
+      recovered += events.length;
     }
-    return { head, recovered };
+    return { head: await this.markSettled(owner, head), recovered };
   }
 
   private async notify(events: readonly ChainEvent[]): Promise<void> {
@@ -336,9 +382,15 @@ async function inBatches(work: readonly (() => Promise<void>)[], width: number):
 }
 
 /**
- * Runs the sequencer in a process (the local server): on a timer, and at once when nudged
- * after a write (coalesced: one run at a time, one more if nudged meanwhile). `after` runs after
- * each run (e.g. signing a checkpoint when one is due).
+ * Runs the sequencer in a process (the local server): on a timer, and when nudged after a write
+ * (coalesced: one run at a time, one more if nudged meanwhile). Runs start at most every
+ * `batchWindowMs` (default 50 ms): writes nudging within that window share one run, so under load
+ * a run sequences many events for its fixed cost (the lease, the reads of what waits, the head)
+ * instead of one. A write's event is in the log at most about one window plus one run after it;
+ * the benchmark measures that delay (audit merge delay). The timer only looks for what other
+ * processes left waiting: it does not look while this loop has run within its interval, and looks
+ * less often (up to 8 intervals apart) while it keeps finding nothing. `after`
+ * runs after each run (e.g. signing a checkpoint when one is due).
  */
 export class SequencerLoop {
   private timer: NodeJS.Timeout | undefined;
@@ -346,57 +398,109 @@ export class SequencerLoop {
   private stopped = true;
   /** Callers waiting for the next run to end. */
   private waiters: (() => void)[] = [];
+  /** A run waiting for its batch window to open. */
+  private scheduled: NodeJS.Timeout | undefined;
+  private lastStartMs = Number.NEGATIVE_INFINITY;
+  /** Timer looks in a row that found nothing to do. */
+  private idleLooks = 0;
 
   constructor(
     private readonly sequencer: Sequencer,
-    private readonly opts: { intervalMs: number; logger: Logger; after?: (run: SequencerRun) => Promise<unknown> },
+    private readonly opts: { intervalMs: number; logger: Logger; after?: (run: SequencerRun) => Promise<unknown>; batchWindowMs?: number },
   ) {}
+
+  private get windowMs(): number {
+    return this.opts.batchWindowMs ?? 50;
+  }
 
   start(): void {
     this.stopped = false;
-    this.timer = setInterval(() => void this.nudge(), this.opts.intervalMs);
+    this.arm();
+  }
+
+  /** The next timer look: after the interval, doubled after each look that found nothing (up to 8 intervals); a nudge resets it. */
+  private arm(): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), this.opts.intervalMs * 2 ** Math.min(this.idleLooks, 3));
     this.timer.unref();
   }
 
+  /** The timer: a checked run (two reads when nothing waits), unless a run is due or was made within the interval. */
+  private tick(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    if (this.running || this.scheduled || performance.now() - this.lastStartMs < this.opts.intervalMs) {
+      this.arm();
+      return;
+    }
+    this.launch(false);
+  }
+
   /**
-   * Asks for a run now (a write just left an event waiting). Resolves when a run that started
-   * after this call has ended; undefined where the loop does not run (a Lambda function: there the
+   * Asks for a run (a write just left an event waiting). Resolves when a run that started after
+   * this call has ended; undefined where the loop does not run (a Lambda function: there the
    * table's stream wakes the sequencer).
    */
   nudge(): Promise<void> | undefined {
     if (this.stopped) return undefined;
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
-    // (while a run is in progress, the waiter is served by the run after it)
-    if (!this.running) this.launch();
+    if (this.idleLooks > 0) {
+      this.idleLooks = 0;
+      this.arm();
+    }
+    // (while a run is in progress or due, the waiter is served by the run after it / that run)
+    if (!this.running && !this.scheduled) this.schedule();
     return done;
   }
 
-  private launch(): void {
+  /** Starts a nudged run now, or when the batch window since the last run's start has passed. */
+  private schedule(): void {
+    const wait = this.lastStartMs + this.windowMs - performance.now();
+    if (wait <= 0) {
+      this.launch(true);
+      return;
+    }
+    this.scheduled = setTimeout(() => {
+      this.scheduled = undefined;
+      if (!this.stopped && !this.running) this.launch(true);
+    }, wait);
+  }
+
+  private launch(nudged: boolean): void {
     const waiting = this.waiters.splice(0);
-    this.running = this.once().finally(() => {
+    this.lastStartMs = performance.now();
+    this.running = this.once(nudged || waiting.length > 0).finally(() => {
       this.running = undefined;
+      if (!this.timer) this.arm();
       for (const w of waiting) w();
-      if (this.waiters.length > 0 && !this.stopped) this.launch();
+      if (this.waiters.length > 0 && !this.stopped) this.schedule();
       else for (const w of this.waiters.splice(0)) w();
     });
   }
 
-  /** Waits for the current run, if any. */
+  /** Waits for the current run, if any (and one due in its batch window). */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.scheduled) {
+      if (this.running) await this.running;
+      else await new Promise((r) => setTimeout(r, this.windowMs));
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.scheduled) clearTimeout(this.scheduled);
+    this.scheduled = undefined;
     await this.idle();
     for (const w of this.waiters.splice(0)) w();
   }
 
-  private async once(): Promise<void> {
+  private async once(nudged: boolean): Promise<void> {
     try {
-      const run = await this.sequencer.run();
+      const run = await this.sequencer.run({ nudged });
+      if (!nudged) this.idleLooks = run.sequenced === 0 && run.recovered === 0 && !run.busy ? this.idleLooks + 1 : 0;
       await this.opts.after?.(run);
     } catch (e) {
       const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : undefined;
