@@ -95,6 +95,11 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve(s ? recordOf(s.item) : undefined);
   }
 
+  getWithSeqs(requestId: RequestId): Promise<Applied | undefined> {
+    const s = this.items.get(requestId);
+    return Promise.resolve(s ? this.applied(s, false) : undefined);
+  }
+
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
     return this.eventsAt(seqs);
   }
