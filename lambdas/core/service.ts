@@ -170,17 +170,9 @@ export class AuthorizationService {
     return { request_id: requestId, consent_url: consentUrl, record };
   }
 
-  /**
-   * The agent's request rate, then an open-request slot (each one write in the common case). In
-   * this order, not in parallel: taken together, under a burst the slots would go to callers the
-   * rate then refuses (they give them back, but only after others were turned away), and fewer
-   * requests than openPending would be created (test/integration/limits.test.ts).
-   */
+  /** The agent's request rate and an open-request slot, in one conditional write in the common case (Limits.admitRequest). */
   private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
-    const limits = this.deps.limits;
-    if (!limits) return undefined;
-    await limits.takeRequest(agentId);
-    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
+    return this.deps.limits?.admitRequest(agentId, requestId, expiresAt, this.deps.store);
   }
 
   /**
