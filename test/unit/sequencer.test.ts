@@ -47,12 +47,31 @@ describe('Sequencer', () => {
     const { store, calls } = counted(mem);
     const run = await new Sequencer({ store, clock, logger: quiet }).run({ nudged: true });
     expect(run.sequenced).toBe(5);
-    expect(calls.filter((c) => c !== 'settleRequest')).toEqual(['acquire', 'pending', 'eventsAt', 'putEvents', 'putNodes', 'advance', 'advance']);
+    expect(calls.filter((c) => c !== 'settleRequest')).toEqual(['acquire', 'pending', 'putEvents', 'putNodes', 'advance', 'advance']);
     expect(calls.filter((c) => c === 'settleRequest')).toHaveLength(5);
     // The lease is free again: another run can take it at once.
     expect(await mem.acquire('other', Date.now(), Date.now() + 1000)).not.toBeNull();
     await mem.release('other');
     expect(await verified(mem)).toBe(5);
+  });
+
+  it("a request's next event replays from the snapshot this sequencer logged last, without reading it back; another sequencer reads it", async () => {
+    const mem = new MemoryRequestStore(clock, { autoSequence: false });
+    await create(mem, 1);
+    const { store, calls } = counted(mem);
+    const sequencer = new Sequencer({ store, clock, logger: quiet });
+    await sequencer.run({ nudged: true });
+    const now = clock.now();
+    await mem.apply('deny', id(1), { now: now.toISOString(), approver: 'sub-alice', email: null, svidExpiresAt: null, vote: { voter: 'sub-alice', email: null, vote: 'deny', at: now.toISOString(), groups: [] }, seen: 0 }, auditEvent('denied', { type: 'approver', id: 'sub-alice' }, now));
+    calls.length = 0;
+    await sequencer.run({ nudged: true });
+    expect(calls).not.toContain('eventsAt');
+    expect(await verified(mem)).toBe(2);
+    await mem.apply('recordRefusal', id(1), {}, auditEvent('refused', { type: 'agent', id: 'deploy-bot' }, clock.now(), 'test'));
+    const other = counted(mem);
+    await new Sequencer({ store: other.store, clock, logger: quiet }).run({ nudged: true });
+    expect(other.calls).toContain('eventsAt');
+    expect(await verified(mem)).toBe(3);
   });
 
   it('an idle timer run reads twice and writes nothing', async () => {

@@ -139,8 +139,26 @@ export interface SequencerOptions {
   readonly onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
 }
 
+/** How many recently sequenced snapshots a sequencer keeps (the bases of the next events of their requests). */
+const RECENT_MAX = 4096;
+
 export class Sequencer {
   constructor(private readonly opts: SequencerOptions) {}
+
+  /**
+   * Snapshots of events this sequencer put in the log (the head moved over them, so they are the
+   * log's for good), by seq: a request's next event replays from its latest one, which is then
+   * not read again. Bounded; the oldest go first.
+   */
+  private readonly recent = new Map<number, AuditSnapshot>();
+
+  private remember(events: readonly ChainEvent[]): void {
+    for (const e of events) if (!isAdminEvent(e)) this.recent.set(e.seq, snapshotOf(e));
+    for (const seq of this.recent.keys()) {
+      if (this.recent.size <= RECENT_MAX) break;
+      this.recent.delete(seq);
+    }
+  }
 
   /**
    * Sequences what is waiting, as one lease holder. A run costs, besides one conditional put per
@@ -196,6 +214,7 @@ export class Sequencer {
           continue;
         }
         head = appended;
+        this.remember(events);
         await this.settle(events, sources);
         // A short batch was all there was: the head's last write of the run also gives the lease back.
         const last = sources.length < batch || sequenced + events.length >= max;
@@ -217,7 +236,13 @@ export class Sequencer {
   /** The waiting events of these sources, linked after `head` in order (pure but for the base events it reads). */
   private async link(sources: readonly PendingSource[], head: TreeHead, now: Date): Promise<ChainEvent[]> {
     const baseSeqs = sources.flatMap((s) => (s.kind === 'request' && s.latestSeq !== null && s.entries[0]?.row !== 'create' ? [s.latestSeq] : []));
-    const bases = new Map((await this.opts.store.eventsAt(baseSeqs)).map((e) => [e.seq, e]));
+    const bases = new Map<number, AuditSnapshot>();
+    const unknown = baseSeqs.filter((seq) => {
+      const known = this.recent.get(seq);
+      if (known) bases.set(seq, known);
+      return !known;
+    });
+    if (unknown.length > 0) for (const e of await this.opts.store.eventsAt(unknown)) if (!isAdminEvent(e)) bases.set(e.seq, snapshotOf(e));
     const out: ChainEvent[] = [];
     let prev = { seq: head.size, hash: head.hash, logged_at: head.logged_at };
     for (const s of sources) {
@@ -227,8 +252,7 @@ export class Sequencer {
         prev = { seq: e.seq, hash: e.hash, logged_at: e.logged_at };
         continue;
       }
-      const base = s.latestSeq === null ? undefined : bases.get(s.latestSeq);
-      let before: AuditSnapshot | undefined = base && !isAdminEvent(base) ? snapshotOf(base) : undefined;
+      let before: AuditSnapshot | undefined = s.latestSeq === null ? undefined : bases.get(s.latestSeq);
       for (const [i, entry] of s.entries.entries()) {
         const snapshot = snapshotAfter(entry, before, s.item, i === s.entries.length - 1);
         if (!snapshot) {
