@@ -408,7 +408,7 @@ async function inBatches(work: readonly (() => Promise<void>)[], width: number):
 /**
  * Runs the sequencer in a process (the local server): on a timer, and when nudged after a write
  * (coalesced: one run at a time, one more if nudged meanwhile). Runs start at most every
- * `batchWindowMs` (default 50 ms): writes nudging within that window share one run, so under load
+ * `batchWindowMs` (default 100 ms): writes nudging within that window share one run, so under load
  * a run sequences many events for its fixed cost (the lease, the reads of what waits, the head)
  * instead of one. A write's event is in the log at most about one window plus one run after it;
  * the benchmark measures that delay (audit merge delay). The timer only looks for what other
@@ -434,7 +434,7 @@ export class SequencerLoop {
   ) {}
 
   private get windowMs(): number {
-    return this.opts.batchWindowMs ?? 50;
+    return this.opts.batchWindowMs ?? 100;
   }
 
   start(): void {
