@@ -150,9 +150,10 @@ export class DynamoLimitStore implements LimitStore {
    * One UpdateItem: `ADD members :m` with the rate counted, in one of two forms, the window the
    * item holds (`rate_n + 1` under `rate_n < max`) or a new one (`rate_n = 1`); the form is
    * guessed from the last window this process saw or used on the item (so only the first write
-   * of a minute, or one racing another instance at the minute's turn, guesses wrong). A refusal is explained from the
-   * item (returned with the refusal by DynamoDB; read again consistently where, as on dynalite,
-   * it is not): the rate, the set full, or a race or a wrong guess, which is tried again.
+   * of a minute, or one racing another instance at the minute's turn, guesses wrong). A refusal
+   * is explained from the item (returned with the refusal by DynamoDB; read again consistently
+   * where, as on dynalite, it is not): the rate, the set full, or a race or a wrong guess, which
+   * is tried again.
    */
   admit(group: string, member: string, size: number, window: RateWindow, retainUntilMs: number): Promise<{ outcome: 'taken' | 'rate' | 'full'; count: number }> {
     return this.countOn(group, window, { member, size, retainUntilMs });
@@ -163,8 +164,14 @@ export class DynamoLimitStore implements LimitStore {
     return { taken: r.outcome === 'taken', count: r.count };
   }
 
-  /** The last rate window seen per set item (a guess of the write's form only; the condition decides). */
+  /** The last rate window seen per set item (a guess of the write's form only; the condition decides); the oldest entries go first. */
   private readonly windows = new Map<string, number>();
+
+  private rememberWindow(pk: string, start: number): void {
+    this.windows.delete(pk);
+    this.windows.set(pk, start);
+    if (this.windows.size > 10_000) this.windows.delete(this.windows.keys().next().value!);
+  }
 
   private async countOn(group: string, window: RateWindow, join: { member?: string; size?: number; retainUntilMs: number }): Promise<{ outcome: 'taken' | 'rate' | 'full'; count: number }> {
     const pk = this.setPk(group);
@@ -190,7 +197,7 @@ export class DynamoLimitStore implements LimitStore {
         conditions.push('(attribute_not_exists(members) OR size(members) < :size OR contains(members, :member))');
       }
       // (remembered before the write: concurrent attempts of this process then take the same form)
-      this.windows.set(pk, start);
+      this.rememberWindow(pk, start);
       try {
         const out = await send(() =>
           this.doc.send(
@@ -213,7 +220,7 @@ export class DynamoLimitStore implements LimitStore {
         // The window the attempt counts in: the item's when it is this one or later (another instance's clock ahead), else a new one.
         same = item.rate_start !== undefined && item.rate_start >= window.start;
         start = same ? item.rate_start! : window.start;
-        this.windows.set(pk, start);
+        this.rememberWindow(pk, start);
         const count = same ? (item.rate_n ?? 0) : 0;
         if (count >= window.max) return { outcome: 'rate', count };
         if (join.member !== undefined && item.members.length >= join.size! && !item.members.includes(join.member)) return { outcome: 'full', count };
