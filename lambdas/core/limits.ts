@@ -48,6 +48,12 @@ export const LIMIT_RANGES = {
   refusalsPerAgentPerHour: [0, 100_000],
 } as const satisfies Record<keyof LimitsConfig, readonly [number, number]>;
 
+/** A fixed window of a rate kept on a set's item: its start (epoch ms; a later one replaces the count) and its most attempts. */
+export interface RateWindow {
+  readonly start: number;
+  readonly max: number;
+}
+
 /** A slot as the store holds it: who holds it, until when (epoch ms), since when (epoch ms). */
 export interface SlotState {
   readonly slot: number;
@@ -92,6 +98,16 @@ export interface LimitStore {
   join(group: string, member: string, max: number, retainUntilMs: number): Promise<boolean>;
   /** The members of set `group` (consistent read). */
   members(group: string): Promise<string[]>;
+  /**
+   * Counts one attempt in the fixed window starting at `window.start` (epoch ms) on set `group`'s
+   * item, while that window's count is below `window.max`, AND adds `member` to the set, while it
+   * has fewer than `size` members (or holds it already): ONE conditional write, both or neither.
+   * `taken`: both done; `rate`: the window's count is at its max; `full`: the set is full (and the
+   * count below its max). `count`: the window's count after (taken) or as found.
+   */
+  admit(group: string, member: string, size: number, window: RateWindow, retainUntilMs: number): Promise<{ outcome: 'taken' | 'rate' | 'full'; count: number }>;
+  /** Counts one attempt in `window` on set `group`'s item (without joining it), while below its max. */
+  count(group: string, window: RateWindow, retainUntilMs: number): Promise<{ taken: boolean; count: number }>;
   /** Removes these members from set `group` (those not in it are ignored). */
   leave(group: string, members: readonly string[]): Promise<void>;
   /** Queues a request for `recipient`'s digest, due at `dueMs` unless an earlier due is set; false when the queue is full. */
@@ -181,11 +197,11 @@ function parseOpenMember(raw: string): OpenMember {
 
 /**
  * The limits, as policy over a LimitStore. Keys:
- * - `rate#<agent>#<minute start ms>`: request attempts in that minute.
  * - set `open#<agent>`: one member per request awaiting a decision (its deadline, when it was
  *   claimed, its request_id), so taking one is a single conditional write whatever the
  *   concurrency. A member whose request was decided (or lapsed) is taken back lazily, when the
- *   agent is at its limit.
+ *   agent is at its limit. The same item counts the agent's request attempts in the current
+ *   clock minute, so a request takes its rate and its slot in ONE conditional write.
  * - slot group `wait#<agent>`: one slot per long-poll (holder: a random token, until: the end of
  *   the wait plus a margin), released when the wait ends, or by time after a crash.
  * - `mail#<sha256(approver)>#<window start ms>`: individual consent mails in that window.
@@ -201,12 +217,41 @@ export class Limits {
   /** Counts one request attempt; ERR_RATE_LIMITED beyond requestsPerMinute in this clock minute. */
   async takeRequest(agentId: AgentId): Promise<void> {
     const now = this.deps.clock.now().getTime();
-    const { start, end } = windowOf(now, 60_000);
-    const max = this.config.requestsPerMinute;
-    const { taken, count } = await this.deps.store.take(`rate#${agentId}#${start}`, max, end + DAY_MS);
-    if (!taken) {
-      throw new AckdError('ERR_RATE_LIMITED', `agent ${agentId} made ${count} requests in the current minute (limit ${max} per minute); ${retryAfter(end, now)}`);
-    }
+    const window = this.requestWindow(now);
+    const { taken, count } = await this.deps.store.count(`open#${agentId}`, window, window.start + 60_000 + DAY_MS);
+    if (!taken) throw this.rateRefusal(agentId, count, now);
+  }
+
+  /**
+   * request_authorization's limits: one attempt of the agent's minute and one of its open-request
+   * slots for `requestId` until `expiresAt`, in ONE conditional write in the common case (both
+   * live on the agent's item), so under a burst no slot goes to a caller the rate refuses, and no
+   * attempt over the rate holds a slot even for a moment. The rate refusing: ERR_RATE_LIMITED,
+   * nothing changed. Every slot held: the attempt still counts against the minute (as one refused
+   * for any reason does), then slots whose requests were decided or lapsed are taken back
+   * (claimOpenSlot), else ERR_RATE_LIMITED naming the open requests.
+   */
+  async admitRequest(agentId: AgentId, requestId: RequestId, expiresAt: string, requests: Pick<RequestStore, 'getMany'>): Promise<Lease> {
+    const store = this.deps.store;
+    const now = this.deps.clock.now().getTime();
+    const group = `open#${agentId}`;
+    const until = Date.parse(expiresAt);
+    const member = openMember(until, now, requestId);
+    const window = this.requestWindow(now);
+    const admitted = await store.admit(group, member, this.config.openPending, window, until + DAY_MS);
+    if (admitted.outcome === 'taken') return { release: () => store.leave(group, [member]).catch(() => undefined) };
+    if (admitted.outcome === 'rate') throw this.rateRefusal(agentId, admitted.count, now);
+    await this.takeRequest(agentId);
+    return this.claimOpenSlot(agentId, requestId, expiresAt, requests);
+  }
+
+  private requestWindow(nowMs: number): RateWindow {
+    return { start: windowOf(nowMs, 60_000).start, max: this.config.requestsPerMinute };
+  }
+
+  private rateRefusal(agentId: AgentId, count: number, nowMs: number): AckdError {
+    const { end } = windowOf(nowMs, 60_000);
+    return new AckdError('ERR_RATE_LIMITED', `agent ${agentId} made ${count} requests in the current minute (limit ${this.config.requestsPerMinute} per minute); ${retryAfter(end, nowMs)}`);
   }
 
   /**

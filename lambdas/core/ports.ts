@@ -24,6 +24,12 @@ export interface RequestStore {
   create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void>;
   get(requestId: RequestId): Promise<AuthorizationRecord | undefined>;
   /**
+   * The request with where its item points in the audit chain (one consistent read), so an SVID
+   * pickup reads the approval's events beside its claim instead of after it. Optional: without
+   * it, the events are read after the claim, from the seqs the claim returns.
+   */
+  getWithSeqs?(requestId: RequestId): Promise<Applied | undefined>;
+  /**
    * An agent's requests, newest first, at most `limit` (default 50). `after`: the page starts just
    * after this request (the last of the previous page), in the store's order, which is total and
    * stable (requests made in the same millisecond included): paging never repeats or skips one.

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import { actorIdentity, approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
-import type { ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
+import type { Applied, ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
 import { AWAITING_LOG_MESSAGE, NOT_IN_LOG_MESSAGE, isPast, stateOf, statusAt, svidEnd } from './lifecycle.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
@@ -15,7 +15,7 @@ import { passkeyRequirement, withPasskeyRule, type PasskeyRule, type PasskeyServ
 import { parsePayload, payloadProblem } from './payload.ts';
 import { decisionProblem, decisionStatement, signDecision, type DecisionEvidence, type DecisionSigner, type SignedDecision } from './evidence.ts';
 import { receiptClaims, type ReceiptSigner } from './receipt.ts';
-import { checkpointPublicKey } from './audit/signing.ts';
+import { checkpointPublicKey, keyIdOf } from './audit/signing.ts';
 import type { Value } from './lifecycle.ts';
 
 export interface ServiceConfig {
@@ -170,36 +170,39 @@ export class AuthorizationService {
     return { request_id: requestId, consent_url: consentUrl, record };
   }
 
-  /**
-   * The agent's request rate, then an open-request slot (each one write in the common case). In
-   * this order, not in parallel: taken together, under a burst the slots would go to callers the
-   * rate then refuses (they give them back, but only after others were turned away), and fewer
-   * requests than openPending would be created (test/integration/limits.test.ts).
-   */
+  /** The agent's request rate and an open-request slot, in one conditional write in the common case (Limits.admitRequest). */
   private async takeLimits(agentId: AgentId, requestId: RequestId, expiresAt: string): Promise<Lease | undefined> {
-    const limits = this.deps.limits;
-    if (!limits) return undefined;
-    await limits.takeRequest(agentId);
-    return limits.claimOpenSlot(agentId, requestId, expiresAt, this.deps.store);
+    return this.deps.limits?.admitRequest(agentId, requestId, expiresAt, this.deps.store);
   }
 
   /**
    * The follow-up of sequenced audit events (the sequencer calls it after each batch): with
    * `notifyAfterSequencing`, each new request is announced now that its event is in the log, at
-   * most 8 at a time. A request already decided, or whose notification was already attempted,
-   * is left alone (the sweep retries failures).
+   * most 8 at a time; their requests are read in one batch. A request already decided, or whose
+   * notification was already attempted, is left alone (the sweep retries failures).
    */
   async afterSequenced(events: readonly { readonly type: string; readonly request_id?: string }[]): Promise<void> {
     if (!this.deps.notifyAfterSequencing) return;
-    const ids = events.flatMap((e) => (e.type === 'requested' && e.request_id ? [e.request_id as RequestId] : []));
-    for (let i = 0; i < ids.length; i += 8) {
+    const ids = [...new Set(events.flatMap((e) => (e.type === 'requested' && e.request_id ? [e.request_id as RequestId] : [])))];
+    if (ids.length === 0) return;
+    let records: Map<RequestId, AuthorizationRecord>;
+    try {
+      records = await this.deps.store.getMany(ids);
+    } catch (e) {
+      this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { requests: ids.length, error: describe(e) });
+      return;
+    }
+    const due = ids.flatMap((id) => {
+      const r = records.get(id);
+      return r && r.decision === 'pending' && r.notify_status === 'pending' && r.notify_attempts === 0 ? [r] : [];
+    });
+    for (let i = 0; i < due.length; i += 8) {
       await Promise.all(
-        ids.slice(i, i + 8).map(async (id) => {
+        due.slice(i, i + 8).map(async (r) => {
           try {
-            const r = await this.deps.store.get(id);
-            if (r && r.decision === 'pending' && r.notify_status === 'pending' && r.notify_attempts === 0) await this.notify(r);
+            await this.notify(r);
           } catch (e) {
-            this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { request_id: id, error: describe(e) });
+            this.deps.logger.warn('consent notification after sequencing failed; the sweep retries it', { request_id: r.request_id, error: describe(e) });
           }
         }),
       );
@@ -304,9 +307,16 @@ export class AuthorizationService {
 
   /** Reads a request for its agent. Another agent's request is reported as not found. */
   async getForAgent(agentId: AgentId, requestId: RequestId): Promise<AuthorizationRecord> {
-    const r = await this.deps.store.get(requestId);
+    return (await this.readForAgent(agentId, requestId)).record;
+  }
+
+  /** A request of its agent, with where its item points in the audit chain when the store tells (see RequestStore.getWithSeqs). */
+  private async readForAgent(agentId: AgentId, requestId: RequestId): Promise<{ record: AuthorizationRecord; seqs: ChainSeqs | undefined }> {
+    const store = this.deps.store;
+    const read = store.getWithSeqs ? await store.getWithSeqs(requestId) : undefined;
+    const r = store.getWithSeqs ? read?.record : await store.get(requestId);
     if (!r || r.agent_id !== agentId) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId} for agent ${agentId}`, { field: 'request_id' });
-    return r;
+    return { record: r, seqs: read };
   }
 
   /** Reads a request (operator / approver view), applying expiry on read. */
@@ -336,11 +346,12 @@ export class AuthorizationService {
    * failure marks nothing issued and throws, so a later check can retry).
    */
   async check(agentId: AgentId, requestId: RequestId, opts: CheckOptions = {}): Promise<CheckResult> {
-    const r = await this.expireIfDue(await this.getForAgent(agentId, requestId));
-    return { ...(await this.checkStatus(r, opts)), payload_sha256: r.payload_sha256 ?? null };
+    const read = await this.readForAgent(agentId, requestId);
+    const r = await this.expireIfDue(read.record);
+    return { ...(await this.checkStatus(r, opts, r === read.record ? read.seqs : undefined)), payload_sha256: r.payload_sha256 ?? null };
   }
 
-  private async checkStatus(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckStatus> {
+  private async checkStatus(r: AuthorizationRecord, opts: CheckOptions, seqs?: ChainSeqs): Promise<CheckStatus> {
     const s = statusAt(r, this.deps.clock.now());
     switch (s.status) {
       case 'pending':
@@ -355,7 +366,7 @@ export class AuthorizationService {
         if (s.issued) {
           return { status: 'approved', svid_id: s.svid_id, spiffe_id: r.spiffe_id, expires_at: s.svid_expires_at, svid_delivered: true };
         }
-        return this.issue(r, opts);
+        return this.issue(r, opts, seqs);
     }
   }
 
@@ -394,7 +405,14 @@ export class AuthorizationService {
     }
   }
 
-  private async issue(r: AuthorizationRecord, opts: CheckOptions): Promise<CheckStatus> {
+  /**
+   * Mints the SVID of an approved request: claim → the approval proved from the chain → the
+   * signed decision checked → mint → receipt → the issuance written. With the item's audit
+   * pointers from the read before (`seqs`), the approval's events and the caller's key are read
+   * while the claim is written (the events are immutable once sequenced, and are used only if
+   * the claimed item points at exactly these seqs); otherwise after it.
+   */
+  private async issue(r: AuthorizationRecord, opts: CheckOptions, seqs?: ChainSeqs): Promise<CheckStatus> {
     // No SVID before the approval is in the audit log: the claim requires the sequencer to have
     // put it there, and waits for that (a short, bounded wait: the sequencer runs seconds behind).
     const claim = randomUUID();
@@ -403,6 +421,8 @@ export class AuthorizationService {
     let decisionSeq: number | null;
     let requestedSeq: number | null;
     let voteSeqs: readonly number[];
+    const early = seqs && seqs.decisionSeq !== null ? { wanted: wantedSeqs(seqs), events: quiet(this.deps.store.auditEvents(wantedSeqs(seqs))), key: quiet(opts.reauthorize?.()) } : undefined;
+    let firstTry = true;
     const waitUntil = Date.now() + (this.config.auditWaitMs ?? 10_000);
     for (let pause = 20; ; pause = Math.min(500, pause * 2)) {
       try {
@@ -411,6 +431,7 @@ export class AuthorizationService {
         ({ record: claimed, decisionSeq, requestedSeq, voteSeqs } = await this.deps.store.apply('claimIssuance', r.request_id, { now: now.toISOString(), nowMs: now.getTime(), claim, until }));
         break;
       } catch (e) {
+        firstTry = false;
         if (isAckdError(e, 'ERR_ISSUANCE_IN_PROGRESS') && e.message.endsWith(AWAITING_LOG_MESSAGE) && Date.now() + pause < waitUntil && !opts.signal?.aborted) {
           // Where the sequencer runs here, its next run is awaited (bounded by the pause); elsewhere, the pause.
           const run = this.deps.auditNudge?.();
@@ -439,8 +460,10 @@ export class AuthorizationService {
       // The item alone proves nothing (anyone who can write the table can write "approved"): the
       // approval must be the chain's, of this request exactly as it stands. The caller's key is
       // checked again meanwhile.
-      const wanted = [decisionSeq, requestedSeq, ...voteSeqs].filter((s): s is number => s !== null);
-      const [events] = await Promise.all([this.deps.store.auditEvents(wanted), opts.reauthorize?.()]);
+      const wanted = wantedSeqs({ decisionSeq, requestedSeq, voteSeqs });
+      // (the key read before the claim counts only if the claim did not have to wait)
+      const sameSeqs = early !== undefined && early.wanted.join() === wanted.join();
+      const [events] = await Promise.all([sameSeqs ? early.events.then(unquiet) : this.deps.store.auditEvents(wanted), early && firstTry ? early.key.then(unquiet) : opts.reauthorize?.()]);
       const bySeq = new Map(events.map((e) => [e.seq, e]));
       const event = (seq: number | null) => (seq === null ? undefined : bySeq.get(seq));
       const [approval, requested, votes] = [event(decisionSeq), event(requestedSeq), voteSeqs.map(event)];
@@ -715,12 +738,24 @@ export class AuthorizationService {
       this.deps.logger.error('refusing to issue an SVID now: the decision or receipt key is unavailable', { request_id: r.request_id, error: describe(e) });
       throw new AckdError('ERR_SIGNER_UNAVAILABLE', 'the decision or receipt key is unavailable; no SVID was issued; try again later', { cause: e });
     }
-    const problem = decisionProblem(r, checkpointPublicKey(pem));
+    const problem = decisionProblem(r, ...this.decisionKey(pem));
     if (problem) {
       this.deps.logger.error('refusing to issue an SVID: the decision is not signed by the decision service', { request_id: r.request_id, problem });
       await this.recordRefusal(r.request_id, SYSTEM_ACTOR, `issuance refused: ERR_DECISION_UNSIGNED: ${problem}`);
       throw new AckdError('ERR_DECISION_UNSIGNED', `request ${r.request_id} has no valid signed decision (${problem}); no SVID is issued`);
     }
+  }
+
+  private lastDecisionKey: { readonly pem: string; readonly key: KeyObject; readonly keyId: string } | undefined;
+
+  /** The decision public key and its id, parsed once per PEM (the key a process verifies with rarely changes). */
+  private decisionKey(pem: string): [KeyObject, string] {
+    let k = this.lastDecisionKey;
+    if (k?.pem !== pem) {
+      const key = checkpointPublicKey(pem);
+      k = this.lastDecisionKey = { pem, key, keyId: keyIdOf(key) };
+    }
+    return [k.key, k.keyId];
   }
 
   /** The receipt of an SVID just minted (before its issuance is written: both leave together or neither). */
@@ -897,6 +932,27 @@ export class AuthorizationService {
     }
     return sent;
   }
+}
+
+/** Where a request's item points in the audit chain (RequestStore.getWithSeqs, or what a write returned). */
+type ChainSeqs = Pick<Applied, 'decisionSeq' | 'requestedSeq' | 'voteSeqs'>;
+
+/** The seqs of the events that prove an approval: the decision, the request, the votes. */
+function wantedSeqs(s: ChainSeqs): number[] {
+  return [s.decisionSeq, s.requestedSeq, ...s.voteSeqs].filter((x): x is number => x !== null);
+}
+
+/** A promise started ahead of need whose failure must surface only where it is used (unquiet), never as an unhandled rejection. */
+function quiet<T>(p: Promise<T> | undefined): Promise<{ ok: true; value: T | undefined } | { ok: false; error: unknown }> {
+  return (p ?? Promise.resolve(undefined)).then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+function unquiet<T>(r: { ok: true; value: T | undefined } | { ok: false; error: unknown }): T {
+  if (!r.ok) throw r.error;
+  return r.value as T;
 }
 
 function delay(ms: number): Promise<void> {

@@ -58,7 +58,7 @@ function countSends(stack: TestStack): Send[] & { sequencerSends: number } {
   return sends;
 }
 
-/** The hot path's own calls, named: key lookup, rule read (policies + owner), rate, open-request slot, create. */
+/** The hot path's own calls, named: key lookup, rule read (policies + owner), rate, open-request slot (with the rate since they share one item), create. */
 function hotPath(sends: readonly Send[]): string[] {
   const out: string[] = [];
   for (const s of sends) {
@@ -101,12 +101,12 @@ async function agentWithKey(name: string): Promise<{ agentId: AgentId; apiKey: s
 }
 
 describe('request_authorization store calls', () => {
-  it('one key read (none while cached), one batched read of policies and owner, one write per limit, then the create; no item read twice', async () => {
+  it('one key read (none while cached), one batched read of policies and owner, one write for rate and slot together, then the create; no item read twice', async () => {
     const { agentId, mcp } = await agentWithKey('calls-agent');
     stack.clock.advance(5_001); // the key is no longer remembered from the client's initialize
     sends.length = 0;
     structured(await mcp.callTool({ name: 'request_authorization', arguments: ask(agentId) }));
-    expect(hotPath(sends)).toEqual(['BatchGetItem rules', 'GetItem key', 'PutItem create', 'UpdateItem open', 'UpdateItem rate']);
+    expect(hotPath(sends)).toEqual(['BatchGetItem rules', 'GetItem key', 'PutItem create', 'UpdateItem open']);
     const rules = sends.find((s) => s.command === 'BatchGetItem' && s.pks.includes(`agent#${agentId}`))!;
     expect(rules.pks).toEqual(expect.arrayContaining([`policyidx#${agentId}`, 'policyidx#*', `agent#${agentId}`]));
     // Before the create, nothing but the audit reads an item twice.
@@ -116,7 +116,7 @@ describe('request_authorization store calls', () => {
 
     sends.length = 0;
     structured(await mcp.callTool({ name: 'request_authorization', arguments: ask(agentId, 1) }));
-    expect(hotPath(sends)).toEqual(['BatchGetItem rules', 'PutItem create', 'UpdateItem open', 'UpdateItem rate']);
+    expect(hotPath(sends)).toEqual(['BatchGetItem rules', 'PutItem create', 'UpdateItem open']);
   });
 
   it('costs the same per request when 30 arrive at once from one agent', async () => {
@@ -126,7 +126,12 @@ describe('request_authorization store calls', () => {
     const results = await Promise.all(Array.from({ length: n }, (_, i) => mcp.callTool({ name: 'request_authorization', arguments: ask(agentId, i) })));
     for (const r of results) structured(r);
     const counts = hotPath(sends).reduce<Record<string, number>>((m, k) => ({ ...m, [k]: (m[k] ?? 0) + 1 }), {});
-    expect(counts).toEqual({ 'BatchGetItem rules': n, 'PutItem create': n, 'UpdateItem open': n, 'UpdateItem rate': n });
+    // (the rate and the slot share the agent's item: a write that lost a race to another is tried again, read-free on DynamoDB, after one read on dynalite)
+    expect(counts['BatchGetItem rules']).toBe(n);
+    expect(counts['PutItem create']).toBe(n);
+    expect(counts['UpdateItem open']).toBeGreaterThanOrEqual(n);
+    expect(counts['UpdateItem open']).toBeLessThanOrEqual(2 * n);
+    expect(counts['UpdateItem rate']).toBeUndefined();
   });
 
   it('a pattern policy adds one batched read (the patterns are known only from the first)', async () => {
@@ -134,7 +139,7 @@ describe('request_authorization store calls', () => {
     await stack.deps.policies.set({ agent: agentId, permission: 'deploy:*', approvals: 1 }, { type: 'operator', id: 'test' });
     sends.length = 0;
     const r = structured<{ request_id: string }>(await mcp.callTool({ name: 'request_authorization', arguments: ask(agentId) }));
-    expect(hotPath(sends)).toEqual(['BatchGetItem rules', 'BatchGetItem rules', 'PutItem create', 'UpdateItem open', 'UpdateItem rate']);
+    expect(hotPath(sends)).toEqual(['BatchGetItem rules', 'BatchGetItem rules', 'PutItem create', 'UpdateItem open']);
     expect((await stack.deps.service.get(parseRequestId(r.request_id))).quorum).toMatchObject({ policies: [`${agentId}#deploy:*`], owner: 'owner@example.com' });
   });
 });

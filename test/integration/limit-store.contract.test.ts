@@ -97,6 +97,34 @@ describe.each(impls)('%s', (_name, make) => {
     expect(await s.join('open#a', 'again', 1, T0)).toBe(true);
   });
 
+  it('admit counts an attempt and joins the set in one write, both or neither, also under concurrency; count counts alone', async () => {
+    const s = await make();
+    const w = { start: T0, max: 15 };
+    const ret = T0 + 86_400_000;
+    // 25 at once, 10 places: 10 taken (each counted), 15 find the set full and are not counted.
+    const burst = await Promise.all(Array.from({ length: 25 }, (_, i) => s.admit('open#r', `m${i}`, 10, w, ret)));
+    expect(burst.filter((r) => r.outcome === 'taken')).toHaveLength(10);
+    expect(burst.filter((r) => r.outcome === 'full')).toHaveLength(15);
+    expect(burst.filter((r) => r.outcome === 'taken').map((r) => r.count).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(await s.members('open#r')).toHaveLength(10);
+    // Counted alone, up to the window's max (concurrently too).
+    const counted = await Promise.all(Array.from({ length: 8 }, () => s.count('open#r', w, ret)));
+    expect(counted.filter((r) => r.taken)).toHaveLength(5);
+    expect(counted.filter((r) => !r.taken).every((r) => r.count === 15)).toBe(true);
+    // At the max: refused for the rate even where the set has room; nothing changes.
+    const members = await s.members('open#r');
+    await s.leave('open#r', [members[0]!]);
+    expect(await s.admit('open#r', 'late', 10, w, ret)).toEqual({ outcome: 'rate', count: 15 });
+    expect(await s.members('open#r')).toHaveLength(9);
+    // The next window starts from zero; an older window than the item's counts in the item's.
+    expect(await s.admit('open#r', 'late', 10, { start: T0 + 60_000, max: 15 }, ret)).toEqual({ outcome: 'taken', count: 1 });
+    expect(await s.count('open#r', w, ret)).toEqual({ taken: true, count: 2 });
+    expect(await s.admit('open#r', 'later', 10, { start: T0 + 60_000, max: 15 }, ret)).toEqual({ outcome: 'full', count: 2 });
+    // Another set's rate is its own; a member already joined joins again without a place.
+    expect(await s.admit('open#other', 'x', 1, w, ret)).toEqual({ outcome: 'taken', count: 1 });
+    expect(await s.admit('open#other', 'x', 1, w, ret)).toEqual({ outcome: 'taken', count: 2 });
+  });
+
   it('a digest queue is bounded, due once, claimed by one sender, and keeps what arrives while it is sent', async () => {
     const s = await make();
     const due = T0 + 600_000;

@@ -203,13 +203,13 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     );
   }
 
-  advance(owner: string, from: number, to: TreeHead): Promise<boolean> {
+  advance(owner: string, from: number, to: TreeHead, opts: { readonly release?: boolean } = {}): Promise<boolean> {
     return applied(() =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: AUDIT_PK.head },
-          UpdateExpression: 'SET seq = :size, #hash = :hash, logged_at = :at, root = :root, frontier = :frontier, settled = :settled, first_logged_at = :first',
+          UpdateExpression: `SET seq = :size, #hash = :hash, logged_at = :at, root = :root, frontier = :frontier, settled = :settled, first_logged_at = :first${opts.release ? ' REMOVE lease_owner, lease_until' : ''}`,
           ConditionExpression: `lease_owner = :o AND ${from === 0 ? '(attribute_not_exists(seq) OR seq = :from)' : 'seq = :from'}`,
           ExpressionAttributeNames: { '#hash': 'hash' },
           ExpressionAttributeValues: {
@@ -228,10 +228,11 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     );
   }
 
-  async settleRequest(requestId: RequestId, eventIds: readonly string[], p: Pointers): Promise<void> {
+  async settleRequest(requestId: RequestId, eventIds: readonly string[], p: Pointers, known?: Readonly<Record<string, unknown>>): Promise<void> {
     const ids = new Set(eventIds);
     for (let attempt = 0; attempt < 20; attempt++) {
-      const item = await this.getItem(REQ + requestId);
+      // The item as the run read it, first (the write's condition pins its outbox); after a lost race, read again.
+      const item = attempt === 0 && known ? known : await this.getItem(REQ + requestId);
       if (!item) return;
       const ob = (item[OUTBOX_ATTR] as OutboxEntry[] | undefined) ?? [];
       const gone = ob.flatMap((e, i) => (ids.has(e.event.event_id) ? [i] : []));

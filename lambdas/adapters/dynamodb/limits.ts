@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RequestId } from '../../core/ids.ts';
-import { recipientKey, type ClaimedDigest, type LimitStore, type SlotState } from '../../core/limits.ts';
+import { AckdError } from '../../core/errors.ts';
+import { recipientKey, type ClaimedDigest, type LimitStore, type RateWindow, type SlotState } from '../../core/limits.ts';
 import { applied, batchGet, documentClient, isConditionFailure, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -13,6 +14,11 @@ export const DIGEST_PARTITION = 'digest';
 
 const seconds = (ms: number) => Math.ceil(ms / 1000);
 
+function numberOf(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
 /**
  * The limits' state in the request table (single-table design; dynalite has no transactions, so
  * every change is one conditional write on one item). Items, all with `retain_until` for TTL:
@@ -22,7 +28,9 @@ const seconds = (ms: number) => Math.ceil(ms / 1000);
  *   conditional put that requires it absent, lapsed (`until_ms <= now`) or held by the exact
  *   holder being replaced; released by setting `until_ms` to 0, conditional on the holder.
  * - `limit#set#<group>`: a bounded set (`members`, a string set), joined by `ADD` under
- *   `size(members) < max` and left by `DELETE`: an agent's open requests, one write each.
+ *   `size(members) < max` and left by `DELETE`: an agent's open requests, one write each. It
+ *   also keeps a rate (`rate_start`: the window's start in epoch ms, `rate_n`: attempts in it),
+ *   so an attempt is counted and a member added in one conditional write (`admit`).
  * - `limit#digest#<sha256(approver)>`: the approver's digest queue (`request_ids` string set,
  *   `recipient`, `overflow`), and while it is due, `pending = "digest"` and `expires_at = <due>`,
  *   which put it into the sparse `pending-by-expiry` index under its own partition (request
@@ -136,6 +144,96 @@ export class DynamoLimitStore implements LimitStore {
         }),
       ),
     );
+  }
+
+  /**
+   * One UpdateItem: `ADD members :m` with the rate counted, in one of two forms, the window the
+   * item holds (`rate_n + 1` under `rate_n < max`) or a new one (`rate_n = 1`); the form is
+   * guessed from the last window this process saw or used on the item (so only the first write
+   * of a minute, or one racing another instance at the minute's turn, guesses wrong). A refusal
+   * is explained from the item (returned with the refusal by DynamoDB; read again consistently
+   * where, as on dynalite, it is not): the rate, the set full, or a race or a wrong guess, which
+   * is tried again.
+   */
+  admit(group: string, member: string, size: number, window: RateWindow, retainUntilMs: number): Promise<{ outcome: 'taken' | 'rate' | 'full'; count: number }> {
+    return this.countOn(group, window, { member, size, retainUntilMs });
+  }
+
+  async count(group: string, window: RateWindow, retainUntilMs: number): Promise<{ taken: boolean; count: number }> {
+    const r = await this.countOn(group, window, { retainUntilMs });
+    return { taken: r.outcome === 'taken', count: r.count };
+  }
+
+  /** The last rate window seen per set item (a guess of the write's form only; the condition decides); the oldest entries go first. */
+  private readonly windows = new Map<string, number>();
+
+  private rememberWindow(pk: string, start: number): void {
+    this.windows.delete(pk);
+    this.windows.set(pk, start);
+    if (this.windows.size > 10_000) this.windows.delete(this.windows.keys().next().value!);
+  }
+
+  private async countOn(group: string, window: RateWindow, join: { member?: string; size?: number; retainUntilMs: number }): Promise<{ outcome: 'taken' | 'rate' | 'full'; count: number }> {
+    const pk = this.setPk(group);
+    let start = window.start;
+    let same = (this.windows.get(pk) ?? 0) >= start;
+    if (same) start = this.windows.get(pk)!;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const values: Record<string, unknown> = { ':one': 1, ':start': start, ':kind': 'limit-set', ':ret': seconds(join.retainUntilMs) };
+      const sets = ['kind = :kind', join.member === undefined ? 'retain_until = if_not_exists(retain_until, :ret)' : 'retain_until = :ret'];
+      const adds: string[] = [];
+      const conditions = [same ? '(rate_start = :start AND rate_n < :max)' : '(attribute_not_exists(rate_start) OR rate_start < :start)'];
+      if (same) {
+        adds.push('rate_n :one');
+        values[':max'] = window.max;
+      } else {
+        sets.push('rate_start = :start', 'rate_n = :one');
+      }
+      if (join.member !== undefined) {
+        adds.push('members :m');
+        values[':m'] = new Set([join.member]);
+        values[':member'] = join.member;
+        values[':size'] = join.size;
+        conditions.push('(attribute_not_exists(members) OR size(members) < :size OR contains(members, :member))');
+      }
+      // (remembered before the write: concurrent attempts of this process then take the same form)
+      this.rememberWindow(pk, start);
+      try {
+        const out = await send(() =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { pk },
+              UpdateExpression: `SET ${sets.join(', ')}${adds.length > 0 ? ` ADD ${adds.join(', ')}` : ''}`,
+              ConditionExpression: conditions.join(' AND '),
+              ExpressionAttributeValues: values,
+              ReturnValues: 'UPDATED_NEW',
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+          ),
+        );
+        return { outcome: 'taken', count: Number(out.Attributes?.rate_n ?? 1) };
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        const raw = (e as { Item?: Record<string, { N?: string; SS?: string[] }> }).Item;
+        const item = raw ? { rate_start: numberOf(raw.rate_start?.N), rate_n: numberOf(raw.rate_n?.N), members: raw.members?.SS ?? [] } : await this.rateItem(pk);
+        // The window the attempt counts in: the item's when it is this one or later (another instance's clock ahead), else a new one.
+        same = item.rate_start !== undefined && item.rate_start >= window.start;
+        start = same ? item.rate_start! : window.start;
+        this.rememberWindow(pk, start);
+        const count = same ? (item.rate_n ?? 0) : 0;
+        if (count >= window.max) return { outcome: 'rate', count };
+        if (join.member !== undefined && item.members.length >= join.size! && !item.members.includes(join.member)) return { outcome: 'full', count };
+        // Lost a race, or guessed the wrong window: again, with the form the item calls for now.
+      }
+    }
+    throw new AckdError('ERR_STORE_UNAVAILABLE', `limits: the item of ${group} keeps changing under this write; try again`);
+  }
+
+  private async rateItem(pk: string): Promise<{ rate_start: number | undefined; rate_n: number | undefined; members: string[] }> {
+    const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true })));
+    const it = out.Item ?? {};
+    return { rate_start: numberOf(it.rate_start), rate_n: numberOf(it.rate_n), members: it.members instanceof Set ? [...(it.members as Set<string>)] : [] };
   }
 
   async members(group: string): Promise<string[]> {

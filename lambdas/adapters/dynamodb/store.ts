@@ -189,8 +189,12 @@ export class DynamoRequestStore implements RequestStore {
   }
 
   async get(requestId: RequestId): Promise<AuthorizationRecord | undefined> {
+    return (await this.getWithSeqs(requestId))?.record;
+  }
+
+  async getWithSeqs(requestId: RequestId): Promise<Applied | undefined> {
     const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ConsistentRead: true })));
-    return out.Item ? toRecord(out.Item) : undefined;
+    return out.Item ? applied(out.Item, false) : undefined;
   }
 
   /**

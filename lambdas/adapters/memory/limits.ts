@@ -1,5 +1,5 @@
 import type { RequestId } from '../../core/ids.ts';
-import type { ClaimedDigest, LimitStore, SlotState } from '../../core/limits.ts';
+import type { ClaimedDigest, LimitStore, RateWindow, SlotState } from '../../core/limits.ts';
 import { randomUUID } from 'node:crypto';
 
 interface Digest {
@@ -22,6 +22,8 @@ export class MemoryLimitStore implements LimitStore {
   readonly slots = new Map<string, SlotState>();
   readonly digests = new Map<string, Digest>();
   readonly sets = new Map<string, Set<string>>();
+  /** The rate kept on a set's item: its window's start and count. */
+  readonly rates = new Map<string, { start: number; n: number }>();
 
   take(key: string, max: number): Promise<{ taken: boolean; count: number }> {
     const n = this.counters.get(key) ?? 0;
@@ -66,6 +68,30 @@ export class MemoryLimitStore implements LimitStore {
     set.add(member);
     this.sets.set(group, set);
     return Promise.resolve(true);
+  }
+
+  admit(group: string, member: string, size: number, window: RateWindow): Promise<{ outcome: 'taken' | 'rate' | 'full'; count: number }> {
+    const rate = this.windowOf(group, window);
+    if (rate.n >= window.max) return Promise.resolve({ outcome: 'rate', count: rate.n });
+    const set = this.sets.get(group) ?? new Set<string>();
+    if (!set.has(member) && set.size >= size) return Promise.resolve({ outcome: 'full', count: rate.n });
+    set.add(member);
+    this.sets.set(group, set);
+    this.rates.set(group, { start: rate.start, n: rate.n + 1 });
+    return Promise.resolve({ outcome: 'taken', count: rate.n + 1 });
+  }
+
+  count(group: string, window: RateWindow): Promise<{ taken: boolean; count: number }> {
+    const rate = this.windowOf(group, window);
+    if (rate.n >= window.max) return Promise.resolve({ taken: false, count: rate.n });
+    this.rates.set(group, { start: rate.start, n: rate.n + 1 });
+    return Promise.resolve({ taken: true, count: rate.n + 1 });
+  }
+
+  /** The window an attempt counts in: the stored one when it is this one or later, else a new one. */
+  private windowOf(group: string, window: RateWindow): { start: number; n: number } {
+    const r = this.rates.get(group);
+    return r && r.start >= window.start ? r : { start: window.start, n: 0 };
   }
 
   members(group: string): Promise<string[]> {

@@ -95,6 +95,11 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve(s ? recordOf(s.item) : undefined);
   }
 
+  getWithSeqs(requestId: RequestId): Promise<Applied | undefined> {
+    const s = this.items.get(requestId);
+    return Promise.resolve(s ? this.applied(s, false) : undefined);
+  }
+
   auditEvents(seqs: readonly number[]): Promise<AuditEvent[]> {
     return this.eventsAt(seqs);
   }
@@ -202,9 +207,10 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve();
   }
 
-  advance(owner: string, from: number, to: TreeHead): Promise<boolean> {
+  advance(owner: string, from: number, to: TreeHead, opts: { readonly release?: boolean } = {}): Promise<boolean> {
     if (this.lease?.owner !== owner || this.headState.size !== from) return Promise.resolve(false);
     this.headState = { ...to, frontier: [...to.frontier] };
+    if (opts.release) this.lease = null;
     return Promise.resolve(true);
   }
 
