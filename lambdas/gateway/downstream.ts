@@ -11,6 +11,7 @@ import { ResultSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { DownstreamServer } from '../core/gateway/config.ts';
 import type { DownstreamPort, ToolResult } from '../core/gateway/ports.ts';
 import { exposeMessage } from '../core/gateway/messages.ts';
+import { nodeFetch } from './node-fetch.ts';
 
 export const RECONNECT_MS = 30_000;
 
@@ -90,10 +91,13 @@ export class Downstreams implements DownstreamPort {
         },
       },
     );
+    const http = s.kind === 'http' ? nodeFetch() : undefined;
     const transport =
       s.kind === 'stdio'
         ? new StdioClientTransport({ command: s.command, args: [...s.args], env: { ...getDefaultEnvironment(), ...s.env }, ...(s.cwd ? { cwd: s.cwd } : {}), stderr: this.o.stderr ?? 'inherit' })
-        : new StreamableHTTPClientTransport(s.url, { requestInit: { headers: { ...s.headers } } });
+        : new StreamableHTTPClientTransport(s.url, { requestInit: { headers: { ...s.headers } }, fetch: http!.fetch });
+    // its kept-alive connections end with the client
+    if (http) transport.onclose = http.close;
     try {
       await client.connect(transport, { timeout: s.timeoutMs });
       const tools: Tool[] = [];
