@@ -15,10 +15,20 @@ import { Readable } from 'node:stream';
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
-/** The fetch, and `close` to end its kept-alive connections. */
-export function nodeFetch(): { fetch: typeof fetch; close: () => void } {
+export interface NodeFetch {
+  readonly fetch: typeof fetch;
+  /** Ends the kept-alive connections. */
+  readonly close: () => void;
+  /** The keep-alive agent for a URL's protocol (for other requests on the same connections). */
+  readonly agentFor: (url: URL) => HttpAgent | HttpsAgent;
+  /** Whether any response was a redirect (which the SDK transport may follow, within the origin). */
+  readonly redirected: () => boolean;
+}
+
+export function nodeFetch(): NodeFetch {
   const http = new HttpAgent({ keepAlive: true });
   const https = new HttpsAgent({ keepAlive: true });
+  let redirected = false;
   const close = () => {
     http.destroy();
     https.destroy();
@@ -42,6 +52,7 @@ export function nodeFetch(): { fetch: typeof fetch; close: () => void } {
         const raw = res.rawHeaders;
         for (let i = 0; i + 1 < raw.length; i += 2) h.append(raw[i]!, raw[i + 1]!);
         const status = res.statusCode ?? 0;
+        if (status >= 300 && status < 400) redirected = true;
         const empty = NULL_BODY.has(status) || method === 'HEAD';
         if (empty) res.resume();
         try {
@@ -54,5 +65,5 @@ export function nodeFetch(): { fetch: typeof fetch; close: () => void } {
       req.end(body ?? undefined);
     });
   };
-  return { fetch: f, close };
+  return { fetch: f, close, agentFor: (url) => (url.protocol === 'https:' ? https : http), redirected: () => redirected };
 }
