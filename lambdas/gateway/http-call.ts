@@ -66,7 +66,9 @@ export class SseReader {
   private line(line: string): void {
     if (line === '') {
       if (this.id !== undefined) this.lastEventId = this.id;
-      if (this.data.length > 0) this.onEvent({ event: this.event || 'message', data: this.data.join('\n'), id: this.id });
+      const data = this.data.join('\n');
+      // no data (a priming event, a keep-alive): nothing dispatched, as the spec says
+      if (data !== '') this.onEvent({ event: this.event || 'message', data, id: this.id });
       this.data = [];
       this.event = '';
       this.id = undefined;
