@@ -150,7 +150,7 @@ export function httpToolCall(t: HttpCallTarget, tool: string, args: Record<strin
       const options = { method: resuming ? 'GET' : 'POST', headers, agent: t.agent };
       const req = t.url.protocol === 'https:' ? httpsRequest(t.url, options) : httpRequest(t.url, options);
       current = req;
-      req.once('error', (e) => finish(e));
+      req.on('error', (e) => finish(e));
       req.once('response', (res: IncomingMessage) => {
         if (done) return void res.destroy();
         res.setEncoding('utf8');
@@ -159,7 +159,7 @@ export function httpToolCall(t: HttpCallTarget, tool: string, args: Record<strin
           let text = '';
           res.on('data', (d: string) => (text += d.length + text.length <= 64 * 1024 ? d : ''));
           res.once('end', () => finish(new StreamableHTTPError(status, `${resuming ? 'Failed to open SSE stream' : 'Error POSTing to endpoint'}: ${status >= 300 && status < 400 ? `redirect (${status}) not followed` : text || res.statusMessage}`)));
-          res.once('error', (e) => finish(e));
+          res.on('error', (e) => finish(e));
           return;
         }
         const type = mediaTypeEssence(res.headers['content-type']);
@@ -187,7 +187,7 @@ export function httpToolCall(t: HttpCallTarget, tool: string, args: Record<strin
             }
             finish(new Error(`the downstream server closed its answer to tools/call ${tool} before answering`));
           });
-          res.once('error', (e) => finish(e));
+          res.on('error', (e) => finish(e));
         } else if (type === 'application/json' && !resuming) {
           let text = '';
           res.on('data', (d: string) => (text += d));
@@ -201,7 +201,7 @@ export function httpToolCall(t: HttpCallTarget, tool: string, args: Record<strin
             for (const m of Array.isArray(data) ? data : [data]) take(m, false);
             finish(new Error(`the downstream server's JSON answer to tools/call ${tool} has no response to it`));
           });
-          res.once('error', (e) => finish(e));
+          res.on('error', (e) => finish(e));
         } else {
           res.resume();
           finish(new StreamableHTTPError(-1, `Unexpected content type: ${res.headers['content-type'] ?? '(none)'}`));

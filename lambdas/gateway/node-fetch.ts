@@ -46,7 +46,7 @@ export function nodeFetch(): NodeFetch {
     return new Promise<Response>((resolve, reject) => {
       const options = { method, headers, agent: url.protocol === 'https:' ? https : http, ...(init.signal ? { signal: init.signal } : {}) };
       const req = url.protocol === 'https:' ? httpsRequest(url, options) : httpRequest(url, options);
-      req.once('error', reject);
+      req.on('error', reject);
       req.once('response', (res: IncomingMessage) => {
         const h = new Headers();
         const raw = res.rawHeaders;

@@ -9,8 +9,12 @@
  *   streamableHttp`, `remote__echo`; vs client → the same everything server, `echo` (the
  *   filesystem server speaks stdio only).
  *
- * The ackd side is a real local stack (in this process): the gateway checks the caller's key there
- * (GET /v1/whoami, kept 30 s) and records the allowed calls there, off the call's path.
+ * The ackd side is a real local stack in a child process (this file, `--stack`), at the lowest CPU
+ * priority: the gateway checks the caller's key there (GET /v1/whoami, kept 30 s) and records the
+ * allowed calls there, off the call's path. Recording and sequencing cost the local stack 5-15 ms
+ * of CPU per call; on the timing thread (as before) that work landed in whichever samples it
+ * overlapped, and at normal priority it competes with the three processes timed. A deployed ackd
+ * runs elsewhere. Both sides run while it works, interleaved, so what remains of it hits both.
  *
  * Alone: `npx tsx test/bench/gateway.ts` (BENCH_QUICK=1: few samples). In the suite: the `gateway`
  * group of test/bench/run.ts.
@@ -18,7 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { setPriority, tmpdir } from 'node:os';
+import { loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -148,7 +152,7 @@ export async function gatewayRows(root: string, opts: { n: number; warm: number 
       () => viaStdio.callTool({ name: 'fs__read_text_file', arguments: { path: file } }),
       () => direct.callTool({ name: 'read_text_file', arguments: { path: file } }),
     );
-    rows.push(latencyRow('gateway.allowed.stdio.p50', 'gateway, allowed call over stdio (fs read_text_file), p50', p50(s.a), p50(s.b), `${s.a.length} + ${s.b.length}`, 1.3, `floor: the same call straight to mcp-server-filesystem over stdio; p95 ${percentile(s.a, 95).toFixed(2)} vs ${percentile(s.b, 95).toFixed(2)} ms`));
+    rows.push(latencyRow('gateway.allowed.stdio.p50', 'gateway, allowed call over stdio (fs read_text_file), p50', p50(s.a), p50(s.b), `${s.a.length} + ${s.b.length}`, 1.3, `floor: the same call straight to mcp-server-filesystem over stdio; p95 ${percentile(s.a, 95).toFixed(2)} vs ${percentile(s.b, 95).toFixed(2)} ms; load average ${loadavg()[0]!.toFixed(1)}`));
 
     // streamable HTTP on both sides
     const gwPort = await freePort();
@@ -162,7 +166,7 @@ export async function gatewayRows(root: string, opts: { n: number; warm: number 
       () => viaHttp.callTool({ name: 'remote__echo', arguments: { message: 'hello' } }),
       () => directHttp.callTool({ name: 'echo', arguments: { message: 'hello' } }),
     );
-    rows.push(latencyRow('gateway.allowed.http.p50', 'gateway, allowed call over streamable HTTP (everything echo), p50', p50(h.a), p50(h.b), `${h.a.length} + ${h.b.length}`, 1.3, `floor: the same call straight to mcp-server-everything over streamable HTTP; p95 ${percentile(h.a, 95).toFixed(2)} vs ${percentile(h.b, 95).toFixed(2)} ms`));
+    rows.push(latencyRow('gateway.allowed.http.p50', 'gateway, allowed call over streamable HTTP (everything echo), p50', p50(h.a), p50(h.b), `${h.a.length} + ${h.b.length}`, 1.3, `floor: the same call straight to mcp-server-everything over streamable HTTP; p95 ${percentile(h.a, 95).toFixed(2)} vs ${percentile(h.b, 95).toFixed(2)} ms; load average ${loadavg()[0]!.toFixed(1)}`));
   } catch (e) {
     rows.push(absentRow('gateway.failed', 'gateway, allowed call', `FAILED: ${e instanceof Error ? e.message : String(e)}`));
   } finally {
