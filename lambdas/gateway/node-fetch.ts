@@ -26,8 +26,8 @@ export interface NodeFetch {
 }
 
 export function nodeFetch(): NodeFetch {
-  const http = new HttpAgent({ keepAlive: true });
-  const https = new HttpsAgent({ keepAlive: true });
+  const http = new HttpAgent({ keepAlive: true, noDelay: true });
+  const https = new HttpsAgent({ keepAlive: true, noDelay: true });
   let redirected = false;
   const close = () => {
     http.destroy();
