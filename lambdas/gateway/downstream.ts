@@ -11,6 +11,8 @@ import { ResultSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { DownstreamServer } from '../core/gateway/config.ts';
 import type { DownstreamPort, ToolResult } from '../core/gateway/ports.ts';
 import { exposeMessage } from '../core/gateway/messages.ts';
+import { httpToolCall, type HttpCallTarget } from './http-call.ts';
+import { nodeFetch, type NodeFetch } from './node-fetch.ts';
 
 export const RECONNECT_MS = 30_000;
 
@@ -21,6 +23,8 @@ interface Conn {
   lastAttempt: number;
   connecting?: Promise<void>;
   error?: string;
+  /** HTTP: where a tools/call is sent directly (http-call.ts), and the fetch under the SDK transport. */
+  direct?: HttpCallTarget & { readonly http: NodeFetch };
 }
 
 export interface DownstreamOptions {
@@ -90,10 +94,13 @@ export class Downstreams implements DownstreamPort {
         },
       },
     );
+    const http = s.kind === 'http' ? nodeFetch() : undefined;
     const transport =
       s.kind === 'stdio'
         ? new StdioClientTransport({ command: s.command, args: [...s.args], env: { ...getDefaultEnvironment(), ...s.env }, ...(s.cwd ? { cwd: s.cwd } : {}), stderr: this.o.stderr ?? 'inherit' })
-        : new StreamableHTTPClientTransport(s.url, { requestInit: { headers: { ...s.headers } } });
+        : new StreamableHTTPClientTransport(s.url, { requestInit: { headers: { ...s.headers } }, fetch: http!.fetch });
+    // its kept-alive connections end with the client
+    if (http) transport.onclose = http.close;
     try {
       await client.connect(transport, { timeout: s.timeoutMs });
       const tools: Tool[] = [];
@@ -116,6 +123,7 @@ export class Downstreams implements DownstreamPort {
         this.o.onChange?.();
       };
       c.client = client;
+      c.direct = http && transport instanceof StreamableHTTPClientTransport && s.kind === 'http' ? { url: s.url, headers: s.headers, agent: http.agentFor(s.url), client, transport, http } : undefined;
       c.tools = tools;
       c.error = undefined;
       this.o.onChange?.();
@@ -138,8 +146,11 @@ export class Downstreams implements DownstreamPort {
     if (!c.client) await this.refresh();
     const client = c.client;
     if (!client) throw new Error(`downstream server "${server}" is not available (${c.error ?? 'not connected'})`);
-    // The raw request: the result passes through as the server sent it, checked once, as a
-    // CallToolResult, by the upstream server's own handler (not twice: ResultSchema here).
+    // The result passes through as the server sent it, checked once, as a CallToolResult, by the
+    // upstream server's own handler. Over HTTP sent directly (http-call.ts) unless the server
+    // redirected the SDK transport (which follows a redirect within the origin; http-call does not).
+    const direct = c.direct;
+    if (direct && direct.client === client && !direct.http.redirected()) return httpToolCall(direct, tool, args, { timeoutMs: c.server.timeoutMs, ...(signal ? { signal } : {}) });
     return (await client.request({ method: 'tools/call', params: { name: tool, arguments: args } }, ResultSchema, { timeout: c.server.timeoutMs, ...(signal ? { signal } : {}) })) as ToolResult;
   }
 

@@ -123,6 +123,26 @@ describe('ackd gateway', { timeout: 120_000 }, () => {
     }
   });
 
+  it('a body over 4 MiB is refused with 413 (declared or streamed), bad JSON with a parse error; the next call works', async () => {
+    const post = (body: BodyInit, extra: Record<string, string> = {}) =>
+      fetch(gw.url!, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${callerKey}`, ...extra }, body, ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fs__read_text_file', arguments: { path: 'x'.repeat(4 * 1024 * 1024) } } });
+    const declared = await post(big);
+    expect(declared.status).toBe(413);
+    await declared.body?.cancel();
+    // no content-length: chunked, the limit found while reading
+    const chunk = new TextEncoder().encode(big);
+    const streamed = await post(new ReadableStream({ start: (c) => (c.enqueue(chunk.subarray(0, 1024 * 1024)), c.enqueue(chunk.subarray(1024 * 1024)), c.close()) }));
+    expect(streamed.status).toBe(413);
+    await streamed.body?.cancel();
+    const bad = await post('{"jsonrpc":');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: number } }).error.code).toBe(-32700);
+    const ok = await post(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'fs__list_allowed_directories', arguments: {} } }));
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { id: number; result: unknown }).id).toBe(2);
+  });
+
   it('lists every downstream tool as <server>__<tool> with its effect class', async () => {
     const { tools } = await agent.listTools();
     const by = new Map(tools.map((t) => [t.name, t]));
