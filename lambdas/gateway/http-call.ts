@@ -19,6 +19,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPError, type StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { mediaTypeEssence } from '@modelcontextprotocol/sdk/shared/mediaType.js';
+import { createParser, type EventSourceParser } from 'eventsource-parser';
 import { ErrorCode, JSONRPCMessageSchema, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ToolResult } from '../core/gateway/ports.ts';
 
@@ -35,54 +36,30 @@ export interface HttpCallTarget {
 }
 
 /**
- * Server-sent events (the WHATWG grammar): `feed` text as it arrives, `onEvent` gets each
- * dispatched event. Comments and unknown fields are ignored; `retry` is kept.
+ * Server-sent events, parsed by eventsource-parser (the parser the MCP SDK's transport uses, so
+ * the stream is read exactly as the SDK reads it): `feed` text as it arrives, `onEvent` gets each
+ * event with data (an event with an empty data line, a priming event, is not passed on, but its id
+ * is kept as `lastEventId`); `retry` is kept.
  */
 export class SseReader {
-  private buf = '';
-  private data: string[] = [];
-  private event = '';
-  private id: string | undefined;
+  private readonly parser: EventSourceParser;
   lastEventId: string | undefined;
   retryMs: number | undefined;
 
-  constructor(private readonly onEvent: (e: { event: string; data: string; id: string | undefined }) => void) {}
-
-  feed(chunk: string): void {
-    this.buf += chunk;
-    let start = 0;
-    for (;;) {
-      const nl = this.buf.slice(start).search(/\r\n|\r|\n/);
-      if (nl < 0) break;
-      const end = start + nl;
-      // a lone \r at the end of the buffer may be the first half of \r\n: wait for more
-      if (this.buf[end] === '\r' && end + 1 === this.buf.length) break;
-      this.line(this.buf.slice(start, end));
-      start = end + (this.buf.startsWith('\r\n', end) ? 2 : 1);
-    }
-    this.buf = this.buf.slice(start);
+  constructor(onEvent: (e: { event: string; data: string; id: string | undefined }) => void) {
+    this.parser = createParser({
+      onEvent: (e) => {
+        if (e.id !== undefined) this.lastEventId = e.id;
+        if (e.data !== '') onEvent({ event: e.event ?? 'message', data: e.data, id: e.id });
+      },
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+    });
   }
 
-  private line(line: string): void {
-    if (line === '') {
-      if (this.id !== undefined) this.lastEventId = this.id;
-      const data = this.data.join('\n');
-      // no data (a priming event, a keep-alive): nothing dispatched, as the spec says
-      if (data !== '') this.onEvent({ event: this.event || 'message', data, id: this.id });
-      this.data = [];
-      this.event = '';
-      this.id = undefined;
-      return;
-    }
-    if (line.startsWith(':')) return;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'event') this.event = value;
-    else if (field === 'id' && !value.includes('\0')) this.id = value;
-    else if (field === 'retry' && /^\d+$/.test(value)) this.retryMs = Number(value);
+  feed(chunk: string): void {
+    this.parser.feed(chunk);
   }
 }
 
