@@ -21,7 +21,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,19 +32,8 @@ import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { startTestStack } from '../helpers/local-stack.ts';
 import { absentRow, latencyRow, type Row } from './report.ts';
 import { interleaved, p50, percentile } from './stats.ts';
+import { freePort, LOOPBACK_ONLY } from '../helpers/downstreams.ts';
 
-/** Makes a server that listens on a bare port listen on 127.0.0.1 only (the everything server has no host setting). */
-const LOOPBACK_ONLY = `data:text/javascript,${encodeURIComponent(
-  "import net from 'node:net'; const listen = net.Server.prototype.listen; net.Server.prototype.listen = function (...a) { if (/^\\d+$/.test(String(a[0]))) return listen.call(this, Number(a[0]), '127.0.0.1', ...a.filter((x) => typeof x === 'function')); return listen.apply(this, a); };",
-)}`;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Starts a child and waits until its stderr says `ready`. */
 async function child(args: string[], env: NodeJS.ProcessEnv, ready: string, root: string): Promise<ChildProcess> {

@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -25,20 +24,9 @@ import { canonicalJson, sha256Hex } from '../../lambdas/core/jcs.ts';
 import { payloadSha256 } from '../../lambdas/core/payload.ts';
 import { startGateway, type GatewayHandle } from '../../lambdas/gateway/start.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { freePort, LOOPBACK_ONLY } from '../helpers/downstreams.ts';
 
 const BIN = (name: string) => resolve('node_modules/.bin', name);
-/** Makes a server that listens on a bare port listen on 127.0.0.1 only (the everything server has no host setting). */
-const LOOPBACK_ONLY = `data:text/javascript,${encodeURIComponent(
-  "import net from 'node:net'; const listen = net.Server.prototype.listen; net.Server.prototype.listen = function (...a) { if (/^\\d+$/.test(String(a[0]))) return listen.call(this, Number(a[0]), '127.0.0.1', ...a.filter((x) => typeof x === 'function')); return listen.apply(this, a); };",
-)}`;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** `mcp-server-everything streamableHttp` on 127.0.0.1:<port>, as shipped. */
 async function startEverythingHttp(): Promise<{ url: string; proc: ChildProcess }> {
