@@ -59,6 +59,7 @@ export const LIMIT_ENV = {
   mailWindowMinutes: 'ACKD_LIMIT_MAIL_WINDOW_MINUTES',
   refusalsPerRequest: 'ACKD_LIMIT_REFUSALS_PER_REQUEST',
   refusalsPerAgentPerHour: 'ACKD_LIMIT_REFUSALS_PER_AGENT_PER_HOUR',
+  toolCallsPerMinute: 'ACKD_LIMIT_TOOL_CALLS_PER_MINUTE',
 } as const satisfies Record<keyof LimitsConfig, string>;
 
 /** The ACKD_LIMIT_* variables, each an integer in its range, defaulting to DEFAULT_LIMITS. */

@@ -223,7 +223,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     ...(awsBroker ? { awsBroker } : {}),
     receipts,
     decisionPublicKeyPem,
-    toolCalls: new ToolCallRecorder({ store, log: store.audit, clock, nudge: () => nudge() }),
+    toolCalls: new ToolCallRecorder({ store, log: store.audit, clock, nudge: () => nudge(), limits }),
   };
 }
 

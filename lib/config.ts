@@ -187,7 +187,7 @@ export const SETTINGS = {
   auditKeyArn: { env: 'ACKD_DEPLOY_AUDIT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) for audit checkpoints (default: the stack creates one)' },
   decisionKeyArn: { env: 'ACKD_DEPLOY_DECISION_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs decisions (default: the stack creates one; its key policy is yours: docs/aws.md)' },
   receiptKeyArn: { env: 'ACKD_DEPLOY_RECEIPT_KEY_ARN', doc: 'existing KMS key ARN (ECC_NIST_P256, SIGN_VERIFY) that signs approval receipts (default: the stack creates one; its key policy is yours: docs/aws.md)' },
-  limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour (default: the functions\' defaults)' },
+  limits: { env: 'ACKD_DEPLOY_LIMITS', doc: 'JSON object of flood limits, any of requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour, toolCallsPerMinute (default: the functions\' defaults)' },
   routes: {
     env: 'ACKD_DEPLOY_ROUTES',
     doc: 'JSON object of notification routes, route → {email, webhooks, slack} (ACKD_ROUTES); webhook secrets and Slack URLs by Secrets Manager ARN only (secret_arn, url_secret_arn: the complete ARN; a secret encrypted with your own KMS key also needs kms:Decrypt granted by its key policy) (optional)',

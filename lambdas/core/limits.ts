@@ -25,6 +25,8 @@ export interface LimitsConfig {
   readonly refusalsPerRequest: number;
   /** Refused attempts of one agent recorded as audit events per clock hour, over all its requests; beyond, only counted. */
   readonly refusalsPerAgentPerHour: number;
+  /** Tool calls one agent (a gateway) may record per clock minute as tool_call events (record_tool_calls). */
+  readonly toolCallsPerMinute: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -35,6 +37,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   mailWindowMinutes: 10,
   refusalsPerRequest: 10,
   refusalsPerAgentPerHour: 60,
+  toolCallsPerMinute: 6000,
 };
 
 /** Ranges of the settings. */
@@ -46,6 +49,7 @@ export const LIMIT_RANGES = {
   mailWindowMinutes: [1, 1440],
   refusalsPerRequest: [0, 1000],
   refusalsPerAgentPerHour: [0, 100_000],
+  toolCallsPerMinute: [1, 1_000_000],
 } as const satisfies Record<keyof LimitsConfig, readonly [number, number]>;
 
 /** A fixed window of a rate kept on a set's item: its start (epoch ms; a later one replaces the count) and its most attempts. */
@@ -207,6 +211,7 @@ function parseOpenMember(raw: string): OpenMember {
  * - `mail#<sha256(approver)>#<window start ms>`: individual consent mails in that window.
  * - `refused#<request_id>#<actor type>`: refused attempts on a request.
  * - `refused-by#<agent>#<hour start ms>`: an agent's own refused attempts in that hour.
+ * - `calls#<agent>#<minute start ms>`: tool calls the agent recorded in that minute.
  */
 export class Limits {
   constructor(
@@ -402,6 +407,21 @@ export class Limits {
    * (so making more requests buys no more events); the rest are counted (`suppressed`) and
    * logged, not recorded.
    */
+  /**
+   * Counts `n` tool calls an agent (a gateway) records as tool_call events in this clock minute;
+   * ERR_RATE_LIMITED, with nothing recorded, once that would pass toolCallsPerMinute. One write
+   * per batch: a refused batch still counts, so a flood stays refused until the minute ends.
+   */
+  async takeToolCalls(agentId: AgentId, n: number): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    const minute = windowOf(now, 60_000);
+    const count = await this.deps.store.add(`calls#${agentId}#${minute.start}`, n, minute.end + DAY_MS);
+    if (count > this.config.toolCallsPerMinute) {
+      const retry = Math.ceil((minute.end - now) / 1000);
+      throw new AckdError('ERR_RATE_LIMITED', `calls: agent ${agentId} may record at most ${this.config.toolCallsPerMinute} tool calls per minute; retry in ${retry} s`, { field: 'calls' });
+    }
+  }
+
   async admitRefusal(requestId: RequestId, actor: { type: ActorType; id: string }): Promise<{ record: boolean; suppressed: number }> {
     const now = this.deps.clock.now().getTime();
     const retain = now + this.deps.retentionDays * DAY_MS;

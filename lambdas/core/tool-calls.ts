@@ -2,8 +2,9 @@ import { auditEvent, type Actor } from './audit/event.ts';
 import type { AuditLog } from './audit/ports.ts';
 import { AckdError, isAckdError } from './errors.ts';
 import type { AgentId } from './ids.ts';
-import { reportProblem, type CallOutcome, type CallReport, type CallResult, type ToolCall } from './tool-call.ts';
+import { CALL_LIFECYCLE_OUTCOMES, reportProblem, type CallOutcome, type CallReport, type CallResult, type ToolCall } from './tool-call.ts';
 import type { Clock, RequestStore } from './ports.ts';
+import type { Limits } from './limits.ts';
 import type { AuthorizationRecord } from './request.ts';
 
 /**
@@ -26,6 +27,8 @@ export interface ToolCallDeps {
   readonly clock: Clock;
   /** Tells the sequencer that events wait (it links them soon after). */
   readonly nudge?: () => unknown;
+  /** Bounds the tool_call events one agent records per minute (a flood of reports would otherwise fill the log). */
+  readonly limits?: Pick<Limits, 'takeToolCalls'>;
 }
 
 function toolCall(r: CallReport, outcome: CallOutcome = r.outcome): ToolCall {
@@ -51,6 +54,9 @@ export class ToolCallRecorder {
    * the only one whose requests it may report on.
    */
   async record(agentId: AgentId, reports: readonly CallReport[]): Promise<CallResult[]> {
+    // Calls of an approved request are bounded by its approvals; the others only by this.
+    const unbounded = reports.filter((r) => !(CALL_LIFECYCLE_OUTCOMES as readonly string[]).includes(r.outcome)).length;
+    if (unbounded > 0) await this.deps.limits?.takeToolCalls(agentId, unbounded);
     const out: CallResult[] = [];
     for (const r of reports) {
       try {

@@ -14,6 +14,9 @@ import type { AckdPort, Approved, CallEvent, CallRecorder, Check, RecordResult }
 import { receiptKeysUrl } from '../verify/index.ts';
 import { checkApproval, connectAckd, message, toolCaller, type ToolCaller } from '../cli/ackd-client.ts';
 
+/** ackd's refusals of a whole record_tool_calls batch that pass: the batch is sent again later. */
+const RETRY_LATER: ReadonlySet<string> = new Set(['ERR_RATE_LIMITED', 'ERR_STORE_UNAVAILABLE', 'ERR_INTERNAL']);
+
 export interface AckdClientOptions {
   readonly url: URL;
   readonly apiKey: string;
@@ -94,8 +97,12 @@ export class AckdMcpClient implements AckdPort, CallRecorder {
     const results = (r.structuredContent as { results?: RecordResult[] } | undefined)?.results;
     if (!Array.isArray(results) || results.length !== calls.length) {
       const text = Array.isArray(r.content) ? r.content.map((c) => (c.type === 'text' ? c.text : '')).join(' ') : '';
-      // a refusal of the whole batch (bad input, unknown tool, key revoked): the same answer for every call
-      return calls.map(() => ({ ok: false as const, code: /^(ERR_[A-Z_]+)/.exec(text)?.[1] ?? 'ERR_REFUSED', message: text.slice(0, 500) || 'ackd did not return a result per call' }));
+      const code = /^(ERR_[A-Z_]+)/.exec(text)?.[1] ?? 'ERR_REFUSED';
+      // Refused for now, not for good (the agent's minute of records used up, the store down): the
+      // batch stays queued and is sent again with backoff, so no allowed call goes unrecorded.
+      if (RETRY_LATER.has(code)) throw new Error(`record_tool_calls: ${text.slice(0, 500)}`);
+      // a refusal of the whole batch for good (bad input, unknown tool, key revoked): the same answer for every call
+      return calls.map(() => ({ ok: false as const, code, message: text.slice(0, 500) || 'ackd did not return a result per call' }));
     }
     return results;
   }

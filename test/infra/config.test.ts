@@ -123,7 +123,7 @@ describe('loadDeployConfig', () => {
     ['{"concurrentWaits":"5"}', /key "concurrentWaits" must be an integer from 1 to 100 \(got "5"\)/],
     ['{"mailsPerApprover":null}', /key "mailsPerApprover" must be an integer from 1 to 1000 \(got null\)/],
     ['{"mailsPerApprover":true}', /key "mailsPerApprover" must be an integer/],
-    ['{"maxRequests":5}', /unknown key "maxRequests" \(allowed: requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour\)/],
+    ['{"maxRequests":5}', /unknown key "maxRequests" \(allowed: requestsPerMinute, openPending, concurrentWaits, mailsPerApprover, mailWindowMinutes, refusalsPerRequest, refusalsPerAgentPerHour, toolCallsPerMinute\)/],
     ['{"__proto__":{"openPending":5}}', /unknown key "__proto__"/],
     ['{"openPending":5', /must be a JSON object/],
     ['[5]', /must be a JSON object/],

@@ -7,6 +7,7 @@ import { parseAgentId, parseRequestId, type RequestId } from '../../lambdas/core
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
+import { AckdMcpClient } from '../../lambdas/gateway/ackd.ts';
 import { errorText, readItem, startTestStack, structured, VALID_REQUEST, type TestStack } from '../helpers/local-stack.ts';
 
 // Issue 14, ackd's side of the gateway: record_tool_calls over the real MCP client, the real
@@ -200,3 +201,35 @@ describe('GET /v1/whoami', () => {
     }
   });
 });
+
+describe('record_tool_calls flood limit', () => {
+  it('refuses a batch past toolCallsPerMinute with nothing recorded; approved calls are not counted', async () => {
+    const limited = await startTestStack({ limits: { toolCallsPerMinute: 3 } });
+    try {
+      const client = await limited.client();
+      const payload_sha256 = sha256Hex('p');
+      const allowed = call({ tool: 'read_text_file', effect: 'read', outcome: 'allowed', payload_sha256 });
+      const first = (await client.callTool({ name: 'record_tool_calls', arguments: { calls: [allowed, allowed] } })) as { isError?: boolean };
+      expect(first.isError).toBeFalsy();
+      const text = errorText(await client.callTool({ name: 'record_tool_calls', arguments: { calls: [allowed, allowed] } }));
+      expect(text).toMatch(/^ERR_RATE_LIMITED: calls: agent demo-agent may record at most 3 tool calls per minute; retry in \d+ s$/);
+      await limited.settled();
+      let recorded = 0;
+      for await (const line of limited.deps.audit.export()) if (line.kind === 'event' && (line as { type: string }).type === 'tool_call') recorded++;
+      expect(recorded).toBe(2);
+      // The gateway's client keeps a batch refused for now (it throws, so its queue sends it again later) …
+      const gateway = new AckdMcpClient({ url: new URL(limited.mcpUrl), apiKey: limited.agentApiKey, agentId: limited.agentId, ttlMinutes: 15 });
+      try {
+        await expect(gateway.record([allowed as never])).rejects.toThrow(/ERR_RATE_LIMITED/);
+        // … and once a new minute gives the budget back, it is recorded.
+        limited.clock.advance(60_000);
+        expect(await gateway.record([allowed as never])).toMatchObject([{ ok: true }]);
+      } finally {
+        await gateway.close();
+      }
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+

@@ -286,7 +286,7 @@ describe('concurrent waits', () => {
 
 describe('limits configuration', () => {
   it('has documented defaults and refuses values out of range, naming the variable', () => {
-    expect(loadConfig({}).limits).toEqual({ requestsPerMinute: 30, openPending: 20, concurrentWaits: 10, mailsPerApprover: 10, mailWindowMinutes: 10, refusalsPerRequest: 10, refusalsPerAgentPerHour: 60 });
+    expect(loadConfig({}).limits).toEqual({ requestsPerMinute: 30, openPending: 20, concurrentWaits: 10, mailsPerApprover: 10, mailWindowMinutes: 10, refusalsPerRequest: 10, refusalsPerAgentPerHour: 60, toolCallsPerMinute: 6000 });
     expect(loadConfig({ ACKD_LIMIT_REQUESTS_PER_MINUTE: '120', ACKD_LIMIT_OPEN_PENDING: '5' }).limits).toMatchObject({ requestsPerMinute: 120, openPending: 5 });
     expect(() => loadConfig({ ACKD_LIMIT_OPEN_PENDING: '1001' })).toThrow(/ACKD_LIMIT_OPEN_PENDING: must be an integer from 1 to 1000/);
     expect(() => loadConfig({ ACKD_LIMIT_REQUESTS_PER_MINUTE: '0' })).toThrow(/ACKD_LIMIT_REQUESTS_PER_MINUTE/);
