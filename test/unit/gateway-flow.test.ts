@@ -55,6 +55,20 @@ describe('gateway call flow', () => {
     expect(s.files.get('/d/b.txt')).toBe('x');
   });
 
+  it('another caller’s identical call gets a request of its own: it never learns of, nor runs, the first caller’s', async () => {
+    const s = setup({ waitSeconds: 0 });
+    const args = { path: '/d/shared.txt', content: 'same' };
+    expect(await s.flow.call(s.write(args))).toMatchObject({ kind: 'pending', request_id: 'req_1', reused: false });
+    expect(await s.flow.call(s.write(args, { caller: 'agent-2' }))).toMatchObject({ kind: 'pending', request_id: 'req_2', reused: false });
+    expect(s.ackd.requests.get('req_2')).toMatchObject({ justification: 'agent-2 called fs__write_file through the ackd gateway' });
+    s.ackd.decide('req_1', 'approved');
+    // agent-2's repeat waits on its own request; only agent-1's repeat runs the approval
+    expect(await s.flow.call(s.write(args, { caller: 'agent-2' }))).toMatchObject({ kind: 'pending', request_id: 'req_2', reused: true });
+    expect(s.files.size).toBe(0);
+    expect(await s.flow.call(s.write(args))).toMatchObject({ kind: 'result' });
+    expect(s.files.get('/d/shared.txt')).toBe('same');
+  });
+
   it('changed arguments need a new approval; a second call after one approval needs a new one', async () => {
     const s = setup({ waitSeconds: 0 });
     await s.flow.call(s.write({ path: '/d/c.txt', content: 'one' }));

@@ -108,9 +108,12 @@ export class GatewayFlow {
       return { kind: 'stopped', status: 'error', message: `${name} was not called: its arguments cannot be put before an approver (${exposeMessage(e).replace(/^payload\.arguments/, 'arguments')})` };
     }
     const sha = payloadSha256(payload);
+    // A repeat reuses the pending request of the same call by the same caller only: the approver
+    // approves "<caller> called <tool>", and another caller never learns of that request or runs it.
+    const memoKey = `${c.caller ?? ''}\n${sha}`;
     let entry, created;
     try {
-      ({ entry, created } = await this.d.memo.getOrCreate(sha, () =>
+      ({ entry, created } = await this.d.memo.getOrCreate(memoKey, () =>
         this.d.ackd.requestAuthorization({
           action: `call ${name}`,
           permissions: [`mcp:${c.server}:${c.tool}`],
@@ -137,7 +140,7 @@ export class GatewayFlow {
         return { kind: 'stopped', status: 'error', message: `${name} was not called: could not learn the decision on request ${entry.request_id} from ackd: ${exposeMessage(e)}; call again with the same arguments to keep waiting`, request_id: entry.request_id, payload_sha256: sha };
       }
       if (check.status === 'pending') continue;
-      this.d.memo.resolve(sha, entry.request_id);
+      this.d.memo.resolve(memoKey, entry.request_id);
       const stopped = (status: 'denied' | 'expired' | 'revoked' | 'error', why: string): FlowOutcome => ({ kind: 'stopped', status, message: `${name} was not called: ${why}`, request_id: entry.request_id, payload_sha256: sha });
       switch (check.status) {
         case 'denied':

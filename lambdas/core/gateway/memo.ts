@@ -1,7 +1,7 @@
 /**
- * Pending gated calls, by the payload's SHA-256 (server, tool and arguments, canonical JSON): a
- * repeat of the same call while its request is pending reuses that request instead of asking
- * again. An entry is dropped once the request resolves (approved and picked up, denied, expired)
+ * Pending gated calls, by caller and the payload's SHA-256 (server, tool and arguments, canonical
+ * JSON; the flow makes the key): a repeat of the same call by the same caller while its request is
+ * pending reuses that request instead of asking again. An entry is dropped once the request resolves (approved and picked up, denied, expired)
  * or when its ttl has passed. Per process: a restarted gateway asks again.
  */
 export interface PendingEntry {
