@@ -2,7 +2,7 @@ import { auditEvent, type Actor } from './audit/event.ts';
 import type { AuditLog } from './audit/ports.ts';
 import { AckdError, isAckdError } from './errors.ts';
 import type { AgentId } from './ids.ts';
-import { CALL_LIFECYCLE_OUTCOMES, reportProblem, type CallOutcome, type CallReport, type CallResult, type ToolCall } from './tool-call.ts';
+import { CALL_LIFECYCLE_OUTCOMES, reportProblem, type CallReport, type CallResult, type ToolCall } from './tool-call.ts';
 import type { Clock, RequestStore } from './ports.ts';
 import type { Limits } from './limits.ts';
 import type { AuthorizationRecord } from './request.ts';
@@ -31,12 +31,12 @@ export interface ToolCallDeps {
   readonly limits?: Pick<Limits, 'takeToolCalls'>;
 }
 
-function toolCall(r: CallReport, outcome: CallOutcome = r.outcome): ToolCall {
+function toolCall(r: CallReport): ToolCall {
   return {
     server: r.server,
     tool: r.tool,
     effect: r.effect,
-    outcome,
+    outcome: r.outcome,
     payload_sha256: r.payload_sha256,
     caller: r.caller ?? null,
     request_id: r.request_id ?? null,
