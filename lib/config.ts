@@ -137,12 +137,10 @@ export const DEFAULT_SEQUENCER_LAG_ALARM_MS = 120_000;
 export const SEQUENCER_LAG_ALARM_RANGE = [10_000, 86_400_000] as const;
 
 export interface DeployRoutes {
-  /** ACKD_ROUTES as the notifying functions receive it (compact JSON). */
+  /** ACKD_ROUTES as the notifying function (the sweeper) receives it (compact JSON). */
   readonly json: string;
-  /** Every secret the routes name: the notifying functions may read exactly these. */
+  /** Every secret the routes name: the notifying function may read exactly these. */
   readonly secretArns: readonly string[];
-  /** Ports other than 443 that webhook URLs name: the MCP function's security group must allow them out. */
-  readonly egressPorts: readonly number[];
 }
 
 /**
@@ -439,14 +437,7 @@ function routesSetting(src: ConfigSource): DeployRoutes | undefined {
   if (json.length > ROUTES_MAX_CHARS) {
     throw new DeployConfigError('routes', `is ${json.length} characters as JSON; at most ${ROUTES_MAX_CHARS} fit the functions' environment`);
   }
-  const egressPorts = new Set<number>();
-  for (const r of routes.values()) {
-    for (const w of r.webhooks) {
-      const port = new URL(w.url).port;
-      if (port !== '' && port !== '443') egressPorts.add(Number(port));
-    }
-  }
-  return { json, secretArns: routeSecretArns(routes), egressPorts: [...egressPorts].sort((a, b) => a - b) };
+  return { json, secretArns: routeSecretArns(routes) };
 }
 
 export function loadDeployConfig(src: ConfigSource): DeployConfig {

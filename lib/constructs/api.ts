@@ -127,7 +127,7 @@ export interface ApiProps {
   /** Environment of the consent API only (Cognito verifier). */
   readonly consentEnvironment: Record<string, string>;
   readonly spire: { readonly bridgeUrl: string; readonly bridgeSecret: secretsmanager.ISecret };
-  /** SES: the identity the MCP function sends from, and the From address it may use. */
+  /** SES: the identity the sweeper sends consent mail from, and the From address it may use. */
   readonly ses: { readonly identityName: string; readonly fromAddress: string };
   readonly sweepEvery: Duration;
   /** ARN of the KMS key that signs audit checkpoints (constructs/audit.ts). */
@@ -188,7 +188,7 @@ export class Api extends Construct {
       description: 'ackd MCP function: HTTPS to AWS APIs, HTTP to the SPIRE bridge',
       allowAllOutbound: false,
     });
-    this.mcpSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (DynamoDB, SES, Secrets Manager)');
+    this.mcpSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (DynamoDB, KMS, Secrets Manager)');
 
     this.mcpFunction = this.fn('Mcp', HANDLERS.mcp, props, {
       ...props.environment,
@@ -254,9 +254,12 @@ export class Api extends Construct {
         resources: [indexArn(TABLE.byAgent.name), indexArn(TABLE.pendingByExpiry.name)],
       }),
     );
-    // Consent emails: sent by the MCP function when a request is made, and re-sent by the sweeper
-    // when a send failed (AuthorizationService.sweep).
-    for (const f of [this.mcpFunction, this.sweeperFunction]) {
+    // Consent emails and notification routes: a request is announced once its event is in the audit
+    // log, by the sequencer's follow-up, and the sequencer runs in the sweeper only (never in the
+    // MCP function, whose composition root has no mailer and no routes: test/infra/bundle-mcp.test.ts).
+    // The sweeper also re-sends what failed (AuthorizationService.sweep). So only the sweeper may send.
+    {
+      const f = this.sweeperFunction;
       f.addToRolePolicy(
         new iam.PolicyStatement({
           sid: 'SendConsentEmail',
@@ -268,11 +271,12 @@ export class Api extends Construct {
         }),
       );
     }
-    // Notification routes: the functions that notify (the MCP function when a request is made, the
-    // sweeper when it re-sends) get ACKD_ROUTES and may read exactly the secrets it names (webhook
-    // signing keys, Slack URLs), nothing else of Secrets Manager.
+    // Notification routes: the function that notifies (the sweeper, as above) gets ACKD_ROUTES and
+    // may read exactly the secrets it names (webhook signing keys, Slack URLs), nothing else of
+    // Secrets Manager. It runs outside the VPC, so a webhook on any port is reachable.
     if (props.routes) {
-      for (const f of [this.mcpFunction, this.sweeperFunction]) {
+      {
+        const f = this.sweeperFunction;
         f.addEnvironment('ACKD_ROUTES', props.routes.json);
         if (props.routes.secretArns.length > 0) {
           f.addToRolePolicy(
@@ -283,10 +287,6 @@ export class Api extends Construct {
             }),
           );
         }
-      }
-      // The MCP function's egress is HTTPS on 443 only: a webhook URL that names another port needs it opened.
-      for (const port of props.routes.egressPorts) {
-        this.mcpSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), `HTTPS to a notification webhook on port ${port}`);
       }
     }
     this.mcpFunction.addToRolePolicy(
@@ -366,7 +366,7 @@ export class Api extends Construct {
         }),
       );
     }
-    for (const f of [this.mcpFunction, this.sweeperFunction]) {
+    for (const f of [this.sweeperFunction]) {
       acknowledge(
         f,
         "ses:SendEmail on identity/* of this account and region only, and the ses:FromAddress condition pins the sender to ackd's own address: SES authorizes the recipients' identities too while the account is in the SES sandbox, so the sender identity alone is not enough.",

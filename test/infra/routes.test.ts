@@ -55,7 +55,6 @@ describe('deploy setting routes', () => {
     expect(fromEnv).toEqual(fromObject);
     expect(fromObject.json).toBe(JSON.stringify(ROUTES));
     expect(fromObject.secretArns).toEqual([SLACK_ARN, HOOK_ARN]); // sorted, each once
-    expect(fromObject.egressPorts).toEqual([8443]);
     expect([...parseRoutes(fromObject.json, { local: false }).keys()]).toEqual(['default', 'oncall']);
   });
 
@@ -97,27 +96,24 @@ describe('stack with routes', () => {
       .filter((s) => s.Sid === 'ReadNotificationSecrets');
   };
 
-  it('passes ACKD_ROUTES to the functions that notify (MCP, sweeper), and to no other', () => {
+  it('passes ACKD_ROUTES to the function that notifies (the sweeper, where the sequencer announces requests), and to no other', () => {
     const withRoutes = Object.entries(fns).filter(([, f]) => env(f).ACKD_ROUTES !== undefined).map(([n]) => n);
-    expect(withRoutes.sort()).toEqual(['mcp', 'sweeper']);
-    expect(env(fns.mcp).ACKD_ROUTES).toBe(JSON.stringify(ROUTES));
+    expect(withRoutes).toEqual(['sweeper']);
+    expect(env(fns.sweeper).ACKD_ROUTES).toBe(JSON.stringify(ROUTES));
   });
 
-  it('grants GetSecretValue on exactly the secrets the routes name, to those functions only', () => {
-    for (const f of [fns.mcp, fns.sweeper]) {
-      expect(secretGrants(f)).toEqual([{ Sid: 'ReadNotificationSecrets', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: [SLACK_ARN, HOOK_ARN] }]);
-    }
-    for (const f of [fns.consent, fns.auditExport]) expect(secretGrants(f)).toEqual([]);
+  it('grants GetSecretValue on exactly the secrets the routes name, to that function only', () => {
+    expect(secretGrants(fns.sweeper)).toEqual([{ Sid: 'ReadNotificationSecrets', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: [SLACK_ARN, HOOK_ARN] }]);
+    for (const f of [fns.mcp, fns.consent, fns.auditExport]) expect(secretGrants(f)).toEqual([]);
   });
 
   it('passes cdk-nag AWS Solutions (the synth fails on any unacknowledged finding)', () => {
     expect(() => app.synth()).not.toThrow();
   });
 
-  it('opens the MCP function\'s egress to a webhook port other than 443', () => {
+  it('leaves the MCP function\'s egress at HTTPS 443 even with a webhook on another port (it sends no notification)', () => {
     const sg = (t.Resources[fnId(stack.api.mcpSecurityGroup)] as Json).Properties;
     const ports = (sg.SecurityGroupEgress as Json[]).map((e) => [e.FromPort, e.ToPort, e.CidrIp]);
-    expect(ports).toEqual(expect.arrayContaining([[443, 443, '0.0.0.0/0'], [8443, 8443, '0.0.0.0/0']]));
-    expect(ports).toHaveLength(2);
+    expect(ports).toEqual([[443, 443, '0.0.0.0/0']]);
   });
 });
