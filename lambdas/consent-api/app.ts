@@ -10,8 +10,8 @@ import { formatExport, parseFormat } from '../core/audit/format.ts';
 import { textStream } from '../http/stream.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM } from '../core/quorum.ts';
 import { voterEligibility } from '../core/policy.ts';
-import { payloadSha256, type Payload } from '../core/payload.ts';
-import { approvalView, viewSha256 } from '../core/view.ts';
+import { payloadSha256 } from '../core/payload.ts';
+import { approvalView, viewSha256, type ApprovalView } from '../core/view.ts';
 import { decisionEvidence } from './decision.ts';
 import type { PasskeyService } from '../core/passkeys.ts';
 import { passkeyRoutes } from './passkeys.ts';
@@ -35,15 +35,12 @@ export interface ConsentApiDeps {
   readonly passkeys?: PasskeyService;
 }
 
-/** What the consent page shows. Only fields an approver needs; nothing secret exists on a record. */
-export interface RequestView {
-  readonly request_id: string;
-  readonly agent_id: string;
-  readonly action: string;
-  readonly permissions: readonly string[];
-  readonly justification: string;
-  /** The operation's exact parameters (a JSON object), or null when the agent sent none. */
-  readonly payload: Payload | null;
+/**
+ * What the consent page shows: the approval view (core/view-fields.ts: what the approver decides
+ * on, and what view_sha256 covers) and the state around it. Only fields an approver needs; nothing
+ * secret exists on a record.
+ */
+export interface RequestView extends ApprovalView {
   /** Lowercase hex SHA-256 of the payload's canonical JSON (RFC 8785); null without a payload. */
   readonly payload_sha256: string | null;
   /**
@@ -51,9 +48,7 @@ export interface RequestView {
    * computation over the fields it rendered must equal for a decision to be accepted.
    */
   readonly view_sha256: string;
-  readonly ttl_minutes: number;
   readonly requested_at: string;
-  readonly expires_at: string;
   /** The status now: pending | approved | denied | expired | revoked. */
   readonly status: RequestStatus['status'];
   readonly decision_at: string | null;
@@ -280,18 +275,12 @@ export function view(service: AuthorizationService, r: AuthorizationRecord, now:
   const votes = r.votes ?? [];
   const mine = votes.find((v) => v.voter === approver.sub) ?? null;
   const eligibility = voterEligibility(quorum, { kind: 'approver', id: approver.sub, email: approver.email, groups: approver.groups }, quorum.owner);
+  const shown = approvalView(r);
   return {
-    request_id: r.request_id,
-    agent_id: r.agent_id,
-    action: r.action,
-    permissions: r.permissions,
-    justification: r.justification,
-    payload: r.payload ?? null,
+    ...shown,
     payload_sha256: r.payload_sha256 ?? (r.payload ? payloadSha256(r.payload) : null),
-    view_sha256: viewSha256(approvalView(r)),
-    ttl_minutes: r.ttl_minutes,
+    view_sha256: viewSha256(shown),
     requested_at: r.requested_at,
-    expires_at: r.expires_at,
     status: s.status,
     decision_at: r.decision_at,
     approver_email: r.approver_email,

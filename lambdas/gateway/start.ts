@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import { serve, type HttpBindings, type ServerType } from '@hono/node-server';
 import { readRequestBody } from '@modelcontextprotocol/sdk/server/requestBody.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { Hono } from 'hono';
 import { AuditQueue } from '../core/gateway/audit-queue.ts';
 import type { GatewayConfig } from '../core/gateway/config.ts';
@@ -15,7 +14,7 @@ import { GatewayFlow } from '../core/gateway/flow.ts';
 import { PendingMemo } from '../core/gateway/memo.ts';
 import { exposeMessage } from '../core/gateway/messages.ts';
 import type { AckdPort, CallRecorder } from '../core/gateway/ports.ts';
-import { bearer } from '../mcp/http.ts';
+import { bearer, jsonRpcError, serveStateless } from '../mcp/http.ts';
 import { AckdMcpClient, CallerKeys, whoami } from './ackd.ts';
 import { Downstreams } from './downstream.ts';
 import { Catalog, createUpstreamServer, fastToolCall } from './server.ts';
@@ -49,10 +48,6 @@ export interface GatewayHandle {
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
-
-function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers } });
-}
 
 type Body = { tooLarge: true } | { tooLarge: false; text: string };
 
@@ -157,16 +152,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     const ctx = { catalog, downstreams, flow, caller, signal: req.signal };
     const fast = await fastToolCall(ctx, req, parsedBody);
     if (fast) return fast;
-    const server = createUpstreamServer(ctx);
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    try {
-      await server.connect(transport);
-      const res = await transport.handleRequest(req, { parsedBody });
-      res.headers.set('cache-control', 'no-store');
-      return res;
-    } finally {
-      await server.close().catch(() => undefined);
-    }
+    return serveStateless(createUpstreamServer(ctx), req, parsedBody, MAX_BODY);
   });
   app.all('/mcp', () => jsonRpcError(405, -32000, 'Method not allowed: this MCP server is stateless; use POST', { allow: 'POST' }));
   // unauthenticated: counts only, no names

@@ -1,4 +1,5 @@
 import { readRequestBody } from '@modelcontextprotocol/sdk/server/requestBody.js';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { ApiKeyCache } from '../core/apikeys.ts';
 import { AckdError, isAckdError } from '../core/errors.ts';
@@ -32,7 +33,8 @@ const MAX_BODY = 64 * 1024;
  */
 export const MAX_BATCH = 10;
 
-function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+/** A JSON-RPC error answered before any MCP server saw the request (never cached). */
+export function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
     status,
     headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
@@ -120,20 +122,24 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
       if (again !== agentId) throw new AckdError('ERR_UNAUTHENTICATED', 'the API key was revoked');
     };
     const server = createMcpServer({ service: deps.service, logger: deps.logger, agentId, sleep, signal: req.signal, reauthorize, ...(deps.toolCalls ? { toolCalls: deps.toolCalls } : {}) });
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      enableJsonResponse: true,
-      maxRequestBodySize: MAX_BODY,
-    });
-    try {
-      await server.connect(transport);
-      const res = await transport.handleRequest(req, { parsedBody });
-      res.headers.set('cache-control', 'no-store');
-      return res;
-    } finally {
-      await server.close().catch(() => undefined);
-    }
+    return serveStateless(server, req, parsedBody, MAX_BODY);
   };
+}
+
+/**
+ * One request of stateless streamable HTTP on a server made for it: no session, a JSON answer,
+ * never cached; the server is closed after. ackd's MCP API and the gateway's upstream both serve so.
+ */
+export async function serveStateless(server: Server, req: Request, parsedBody: unknown, maxBodyBytes: number): Promise<Response> {
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true, maxRequestBodySize: maxBodyBytes });
+  try {
+    await server.connect(transport);
+    const res = await transport.handleRequest(req, { parsedBody });
+    res.headers.set('cache-control', 'no-store');
+    return res;
+  } finally {
+    await server.close().catch(() => undefined);
+  }
 }
 
 /**
