@@ -902,8 +902,11 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
       'lambdas/handlers/mcp.ts',
       'lambdas/handlers/consent-api.ts',
       'lambdas/handlers/sweeper.ts',
+      'lambdas/handlers/aws-credentials.ts',
       'lambdas/handlers/audit-export.ts',
     ]);
+    // The AWS credentials function exists only with awsRoles (not set here: test/infra/aws-broker.test.ts).
+    expect(stack.api.awsCredentialsFunction).toBeUndefined();
   });
 
   it('MCP bundle: an unauthenticated POST /mcp gets 401 with WWW-Authenticate', async () => {
