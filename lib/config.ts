@@ -123,7 +123,8 @@ export const THROTTLE_RANGES = { rateLimit: [1, 10000], burstLimit: [1, 5000] } 
  * Reserved concurrency: the MCP function (long-polls hold an execution up to 25 s) may take at
  * most 200 executions, so it can never starve the consent function (20 reserved for it alone), the
  * audit export (5: exports are occasional and long) or the sweeper; 226 in all, leaving 774 of the
- * default account quota of 1,000 (Lambda requires 100 to stay unreserved).
+ * default account quota of 1,000 (Lambda requires 100 to stay unreserved). With awsRoles, the AWS
+ * credentials function (one short call per credential_process run) gets 10 more: 236.
  */
 export const DEFAULT_RESERVED_CONCURRENCY: ReservedConcurrencyConfig = { mcp: 200, consent: 20, auditExport: 5, awsCredentials: 10 };
 export const RESERVED_CONCURRENCY_RANGE = [1, 10000] as const;
