@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { AckdError } from '../../core/errors.ts';
-import { AwsCredentialBroker, type AwsBrokerDeps, type OnceStore, type RoleAssumer } from '../../core/aws-broker.ts';
+import { AwsCredentialBroker, type AwsBrokerDeps, type OnceStore, type RoleAssumer, type RoleDenies } from '../../core/aws-broker.ts';
 import { parseAwsRoles, type AwsRoleMap } from '../../core/aws-roles.ts';
 import type { Clock, Logger } from '../../core/ports.ts';
 import { DynamoOnceStore } from '../dynamodb/once.ts';
@@ -46,7 +46,18 @@ export function buildAwsBroker(config: AwsBrokerConfig, d: { readonly store: Aws
   });
 }
 
-const notHere = (): Promise<never> => Promise.reject(new AckdError('ERR_INTERNAL', 'this function does not issue AWS credentials (POST /v1/aws/credentials is served by the AWS credentials function)'));
+const refuse = (why: string) => (): Promise<never> => Promise.reject(new AckdError('ERR_INTERNAL', why));
+
+/**
+ * The broker's issuing side only, on STS and the request table (the AWS credentials function, which
+ * never revokes): `issue` works; `revoked` and `sweep` are refused. No IAM client, as its role has
+ * no IAM permission (lib/constructs/aws-broker.ts).
+ */
+export function buildAwsIssuer(config: AwsBrokerConfig, d: { readonly store: AwsBrokerDeps['store']; readonly ddb: DynamoDBClient; readonly tableName: string; readonly clock: Clock; readonly logger: Logger }): AwsCredentialBroker {
+  const notHere = refuse('this function does not deny revoked requests on AWS roles (the MCP, consent and sweeper functions do)');
+  const denies: RoleDenies = { put: notHere, list: notHere, remove: notHere };
+  return new AwsCredentialBroker({ roles: config.roles, sts: new StsRoleAssumer(config.client), denies, once: new DynamoOnceStore(d.ddb, d.tableName, d.clock), store: d.store, clock: d.clock, logger: d.logger });
+}
 
 /**
  * The broker's revocation side only, on IAM (the MCP function, whose revoke_authorization denies a
@@ -54,6 +65,7 @@ const notHere = (): Promise<never> => Promise.reject(new AckdError('ERR_INTERNAL
  * client, so the MCP function's bundle carries none (test/infra/bundle-mcp.test.ts).
  */
 export function buildAwsRevoker(config: AwsBrokerConfig, d: { readonly store: AwsBrokerDeps['store']; readonly clock: Clock; readonly logger: Logger }): AwsCredentialBroker {
+  const notHere = refuse('this function does not issue AWS credentials (POST /v1/aws/credentials is served by the AWS credentials function)');
   const sts: RoleAssumer = { assumeRole: notHere };
   const once: OnceStore = { claim: notHere };
   return new AwsCredentialBroker({ roles: config.roles, sts, denies: new IamRoleDenies(config.client), once, store: d.store, clock: d.clock, logger: d.logger });

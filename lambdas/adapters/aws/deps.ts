@@ -6,7 +6,7 @@ import { dynamoClient } from '../dynamodb/client.ts';
 import { DynamoRequestStore } from '../dynamodb/store.ts';
 import { DynamoBundleStore } from '../dynamodb/bundle.ts';
 import { jsonLogger } from '../log.ts';
-import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './config.ts';
+import { awsBrokerConfigFromEnv, buildAwsIssuer, type AwsBrokerConfig } from './config.ts';
 
 /** What the AWS credentials function serves POST /v1/aws/credentials with (lambdas/http/aws-routes.ts). */
 export interface AwsCredentialsDeps {
@@ -35,7 +35,7 @@ export interface AwsCredentialsOptions {
  * The composition root of the AWS credentials function (lambdas/handlers/aws-credentials.ts):
  * config → the AWS credential broker and only what it needs: the request table (the request's
  * state, single-use proofs, the `aws_credentials_issued` event, the last known trust bundle) and
- * STS. Apart from lambdas/deps.ts (everyone else's), so its bundle carries none of the service,
+ * STS (buildAwsIssuer: it never revokes, so no IAM). Apart from lambdas/deps.ts (everyone else's), so its bundle carries none of the service,
  * the MCP server or the signers. ACKD_AWS_ROLES must name a role: the function exists only when
  * roles are configured. Locally the one app serves the route instead (lambdas/app.ts createApp).
  */
@@ -48,7 +48,7 @@ export function buildAwsCredentialsDeps(config: Config, opts: AwsCredentialsOpti
   const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
   return {
     config,
-    broker: buildAwsBroker(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }),
+    broker: buildAwsIssuer(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }),
     minter: opts.minter,
     bundles: new DynamoBundleStore(ddb, config.tableName),
     trustDomain: config.trustDomain,
