@@ -8,6 +8,7 @@ import type { ToolCallRecorder } from './core/tool-calls.ts';
 import { awsRoutes } from './http/aws-routes.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { evidenceKeyRoutes } from './http/evidence-keys.ts';
+import { withFallbacks } from './http/fallbacks.ts';
 import type { ReceiptSigner } from './core/receipt.ts';
 
 export interface AppDeps {
@@ -36,10 +37,21 @@ export interface AppDeps {
 }
 
 /**
- * The HTTP surface of ackd as one web-standard `fetch` app. The local server, the Lambda
- * handlers and the tests all call the same app.
+ * The HTTP surface of ackd as one web-standard `fetch` app. The local server and the tests call
+ * the same app; on AWS it is split between two functions: the MCP function serves
+ * createServiceApp (everything but the AWS credential broker), and POST /v1/aws/credentials has its
+ * own function (lambdas/handlers/aws-credentials.ts), so the MCP function's bundle carries neither
+ * STS nor the X.509 path validation of SVID proofs (test/infra/bundle-mcp.test.ts).
  */
 export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => undefined): Hono {
+  return createServiceApp(deps, (app) => {
+    if (deps.awsBroker) app.route('/', awsRoutes({ ...deps, broker: deps.awsBroker, trustDomain: deps.service.trustDomain }));
+    mount(app);
+  });
+}
+
+/** createApp without the AWS credential broker's route (the MCP function; the broker is its own function on AWS). */
+export function createServiceApp(deps: AppDeps, mount: (app: Hono) => void = () => undefined): Hono {
   const app = new Hono();
   const mcp = mcpHandler(deps);
   app.all('/mcp', (c) => mcp(c.req.raw));
@@ -61,12 +73,6 @@ export function createApp(deps: AppDeps, mount: (app: Hono) => void = () => unde
     }),
   );
   app.route('/', evidenceKeyRoutes({ logger: deps.logger, ...(deps.receipts ? { receipts: deps.receipts } : {}), ...(deps.decisionPublicKeyPem ? { decisionPublicKeyPem: deps.decisionPublicKeyPem } : {}) }));
-  if (deps.awsBroker) app.route('/', awsRoutes({ ...deps, broker: deps.awsBroker, trustDomain: deps.service.trustDomain }));
   mount(app);
-  app.notFound((c) => c.json({ error: { code: 'ERR_NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
-  app.onError((err, c) => {
-    deps.logger.error('unhandled error', { path: c.req.path, error: err.message });
-    return c.json({ error: { code: 'ERR_INTERNAL', message: 'internal error' } }, 500);
-  });
-  return app;
+  return withFallbacks(app, deps.logger);
 }

@@ -24,7 +24,7 @@ import { Waiting, type WaitingOptions } from './core/waiting.ts';
 import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
-import { awsBrokerConfigFromEnv, buildAwsBroker, type AwsBrokerConfig } from './adapters/aws/config.ts';
+import { awsBrokerConfigFromEnv, buildAwsBroker, buildAwsRevoker, type AwsBrokerConfig } from './adapters/aws/config.ts';
 import { PasskeyService, type PasskeyVerifier } from './core/passkeys.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
@@ -130,9 +130,12 @@ export interface DepsOptions extends ServiceOptions {
  * config → what serves requests, for a function that neither sequences nor reads the audit log
  * (the MCP function): its composition root then carries no AuditService, sequencer or checkpoint
  * signer (bundle and cold start). The service still writes its audit events; the sweeper sequences them.
+ * Nor does it issue AWS credentials (the AWS credentials function does: adapters/aws/deps.ts):
+ * with roles configured it only denies a revoked request's sessions (IAM), so it has no `awsBroker`
+ * and no STS client.
  */
 export function buildServiceDeps(config: Config, opts: ServiceOptions): ServiceDeps {
-  return composeService(config, opts, () => undefined);
+  return composeService(config, opts, () => undefined, { build: buildAwsRevoker, serves: false });
 }
 
 /** config → dependencies. Adapters are chosen here and nowhere else. */
@@ -140,7 +143,7 @@ export function buildDeps(config: Config, opts: DepsOptions): Deps {
   // The sequencer and the service refer to each other (the service nudges it, its follow-up
   // notifies through the service): bound once both exist.
   let nudge: () => Promise<void> | undefined = () => undefined;
-  const deps = composeService(config, opts, () => nudge());
+  const deps = composeService(config, opts, () => nudge(), { build: buildAwsBroker, serves: true });
   const { store, clock, logger, service } = deps;
   const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
   const sequencer = new Sequencer({
@@ -157,7 +160,17 @@ export function buildDeps(config: Config, opts: DepsOptions): Deps {
   return { ...deps, sequencer, sequencerLoop, audit };
 }
 
-function composeService(config: Config, opts: ServiceOptions, nudge: () => Promise<void> | undefined): ServiceDeps {
+/**
+ * How the AWS credential broker is made: buildAwsBroker (issues and revokes; `serves`: it is
+ * `awsBroker` of the result) or buildAwsRevoker (its revocation side only). Passed in, not chosen
+ * here, so a bundle of buildServiceDeps never references STS.
+ */
+interface AwsBrokerChoice {
+  readonly build: (config: AwsBrokerConfig, d: Parameters<typeof buildAwsBroker>[1]) => AwsCredentialBroker;
+  readonly serves: boolean;
+}
+
+function composeService(config: Config, opts: ServiceOptions, nudge: () => Promise<void> | undefined, aws: AwsBrokerChoice): ServiceDeps {
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
   const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
@@ -170,10 +183,10 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
   const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
   const awsConfig = opts.aws ?? awsBrokerConfigFromEnv(process.env, config);
-  const awsBroker = awsConfig ? buildAwsBroker(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }) : undefined;
+  const awsBroker = awsConfig ? aws.build(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }) : undefined;
   // aws:role/<name> must name a configured role (none configured: every one is refused); a revocation denies the request's AWS sessions.
   const awsRoles = awsConfig?.roles ?? new Map();
-  const aws = {
+  const awsRules = {
     permissionRules: (input: NewRequest) => checkAwsRolePermissions(input, awsRoles),
     ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
   };
@@ -199,7 +212,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
       passkeys,
       decisions: { signer: decisionSigner, publicKeyPem: decisionPublicKeyPem },
       receipts,
-      ...aws,
+      ...awsRules,
       ...(opts.notifier ? { notifier: opts.notifier } : {}),
       ...(opts.routes ? { routes: opts.routes } : {}),
     },
@@ -220,7 +233,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,
     passkeys,
-    ...(awsBroker ? { awsBroker } : {}),
+    ...(awsBroker && aws.serves ? { awsBroker } : {}),
     receipts,
     decisionPublicKeyPem,
     toolCalls: new ToolCallRecorder({ store, log: store.audit, clock, nudge: () => nudge(), limits }),

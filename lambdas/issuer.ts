@@ -3,7 +3,8 @@ import { AckdError } from './core/errors.ts';
 import type { SvidMinter } from './core/ports.ts';
 import { remoteSpireMinterFromEnv } from '../spire/sidecar/client.ts';
 
-export type IssuerKind = 'local-ca' | 'spire-remote';
+/** The issuers of a Lambda function (ACKD_MINTER). */
+export type IssuerKind = 'spire-remote';
 
 /**
  * What `/healthz` says about the SVID issuer. Only `ready` is healthy (HTTP 200); every other state
@@ -35,25 +36,24 @@ export function healthReport(issuer: IssuerHealth | undefined): HealthReport {
 }
 
 /**
- * The SVID issuer named by ACKD_MINTER. The in-process CA is for local mode only: it is refused
- * anywhere else, so a deployment can never silently issue from a CA without SPIRE.
+ * The SVID issuer of a Lambda function (ACKD_MINTER): always SPIRE, through the bridge sidecar
+ * (`spire-remote`, the default). Which issuer is used where, in one place: a Lambda function mints
+ * through SPIRE only (here); the in-process CA is the local server's alone (spire/issuer.ts
+ * `startIssuer`, local mode), so it is not even in a function's bundle and a deployment can never
+ * issue from a CA without SPIRE.
  */
-export async function issuerFromConfig(config: Config, env: Record<string, string | undefined> = process.env): Promise<{ kind: IssuerKind; minter: SvidMinter }> {
-  const kind = env.ACKD_MINTER?.trim() || (config.local ? 'local-ca' : '');
+export function issuerFromConfig(config: Config, env: Record<string, string | undefined> = process.env): { kind: IssuerKind; minter: SvidMinter } {
+  const kind = env.ACKD_MINTER?.trim() || 'spire-remote';
   switch (kind) {
-    case 'local-ca': {
-      if (!config.local) throw new AckdError('ERR_CONFIG', 'ACKD_MINTER: local-ca is allowed only in local mode (ACKD_STAGE=local)', { field: 'ACKD_MINTER' });
-      // Loaded only here (local mode): the in-process CA and @peculiar/x509 stay out of a Lambda's cold start.
-      const { LocalCaMinter } = await import('./adapters/local-ca/index.ts');
-      return { kind, minter: await LocalCaMinter.create({ trustDomain: config.trustDomain, ...(env.ACKD_LOCAL_CA_DIR ? { dir: env.ACKD_LOCAL_CA_DIR } : {}) }) };
-    }
     case 'spire-remote':
       // On AWS: SPIRE on Fargate through the bridge sidecar (spire/sidecar). ACKD_SPIRE_BRIDGE_URL +
       // ACKD_SPIRE_BRIDGE_SECRET_ARN (a plain ACKD_SPIRE_BRIDGE_SECRET only in local mode).
       // Its health is not reported on the public /healthz (see docs/spire.md, "Health"): ECS checks
       // spire-server and the bridge in their task and replaces it when either fails.
       return { kind, minter: remoteSpireMinterFromEnv(env, { local: config.local, region: config.region }) };
+    case 'local-ca':
+      throw new AckdError('ERR_CONFIG', 'ACKD_MINTER: local-ca is the local server\'s issuer (npm start); a Lambda function mints through SPIRE (spire-remote)', { field: 'ACKD_MINTER' });
     default:
-      throw new AckdError('ERR_CONFIG', `ACKD_MINTER: unknown issuer "${kind}" (expected local-ca or spire-remote)`, { field: 'ACKD_MINTER' });
+      throw new AckdError('ERR_CONFIG', `ACKD_MINTER: unknown issuer "${kind}" (a Lambda function mints through SPIRE: spire-remote)`, { field: 'ACKD_MINTER' });
   }
 }

@@ -109,6 +109,8 @@ export interface ReservedConcurrencyConfig {
   readonly mcp: number;
   readonly consent: number;
   readonly auditExport: number;
+  /** The AWS credential broker's function (only with awsRoles). */
+  readonly awsCredentials: number;
 }
 
 /** Agents: 50 requests per second, bursts of 100 (what the single stage throttle allowed before). */
@@ -121,9 +123,10 @@ export const THROTTLE_RANGES = { rateLimit: [1, 10000], burstLimit: [1, 5000] } 
  * Reserved concurrency: the MCP function (long-polls hold an execution up to 25 s) may take at
  * most 200 executions, so it can never starve the consent function (20 reserved for it alone), the
  * audit export (5: exports are occasional and long) or the sweeper; 226 in all, leaving 774 of the
- * default account quota of 1,000 (Lambda requires 100 to stay unreserved).
+ * default account quota of 1,000 (Lambda requires 100 to stay unreserved). With awsRoles, the AWS
+ * credentials function (one short call per credential_process run) gets 10 more: 236.
  */
-export const DEFAULT_RESERVED_CONCURRENCY: ReservedConcurrencyConfig = { mcp: 200, consent: 20, auditExport: 5 };
+export const DEFAULT_RESERVED_CONCURRENCY: ReservedConcurrencyConfig = { mcp: 200, consent: 20, auditExport: 5, awsCredentials: 10 };
 export const RESERVED_CONCURRENCY_RANGE = [1, 10000] as const;
 /** The sweeper runs one at a time: two sweeps would sign audit checkpoints concurrently. Not configurable. */
 export const SWEEPER_RESERVED_CONCURRENCY = 1;
@@ -200,7 +203,7 @@ export const SETTINGS = {
   },
   reservedConcurrency: {
     env: 'ACKD_DEPLOY_RESERVED_CONCURRENCY',
-    doc: `JSON object of reserved concurrency, any of mcp, consent, auditExport (default ${JSON.stringify(DEFAULT_RESERVED_CONCURRENCY)}; the sweeper's is always 1)`,
+    doc: `JSON object of reserved concurrency, any of mcp, consent, auditExport, awsCredentials (default ${JSON.stringify(DEFAULT_RESERVED_CONCURRENCY)}; awsCredentials only with awsRoles; the sweeper's is always 1)`,
   },
   alarmEmails: { env: 'ACKD_DEPLOY_ALARM_EMAILS', doc: 'comma-separated emails subscribed to the CloudWatch alarm topic (optional; each must confirm the subscription mail)' },
   sequencerBatchWindowSeconds: {

@@ -35,6 +35,9 @@ export function acknowledgeCompliancePacks(stack: Stack): void {
   const logGroups = ['VpcFlowLogs', 'Spire/Logs', 'Api/McpLogs', 'Api/ConsentLogs', 'Api/SweeperLogs', 'Api/AuditExportLogs', 'Api/AccessLogs', 'Api/AuditExportAccessLogs', 'Archive/FnLogs'];
   // The HA SPIRE datastore's PostgreSQL log (spireServers 2): connections only, no data.
   if (stack.node.tryFindChild('Spire')?.node.tryFindChild('DatabaseLogs')) logGroups.push('Spire/DatabaseLogs');
+  // The AWS credential broker's function exists only with awsRoles (constructs/api.ts).
+  const awsCredentials = stack.node.tryFindChild('Api')?.node.tryFindChild('AwsCredentials') !== undefined;
+  if (awsCredentials) logGroups.push('Api/AwsCredentialsLogs');
   for (const p of logGroups) {
     acknowledge(
       at(stack, p),
@@ -44,6 +47,7 @@ export function acknowledgeCompliancePacks(stack: Stack): void {
   }
 
   const lambdaRoles = ['Api/Mcp/ServiceRole', 'Api/Consent/ServiceRole', 'Api/Sweeper/ServiceRole', 'Api/AuditExport/ServiceRole', 'Spire/Task/TaskRole', 'Spire/Task/ExecutionRole', 'Vpc/all/IAMRole', 'Archive/Fn/ServiceRole'];
+  if (awsCredentials) lambdaRoles.push('Api/AwsCredentials/ServiceRole');
   for (const p of lambdaRoles) {
     acknowledge(
       at(stack, p),
@@ -62,13 +66,13 @@ export function acknowledgeCompliancePacks(stack: Stack): void {
   for (const p of outsideVpc) {
     acknowledge(
       at(stack, p),
-      'This function reaches only AWS APIs (DynamoDB, SES, KMS, Cognito JWKS, S3) over TLS with IAM authentication and nothing in the VPC; in the VPC it would only add NAT traffic and ENI cold starts. Only the MCP function, which calls the SPIRE bridge, runs in the VPC.',
+      'This function reaches only AWS APIs (DynamoDB, SES, KMS, Cognito JWKS, S3) over TLS with IAM authentication and nothing in the VPC; in the VPC it would only add NAT traffic and ENI cold starts. Only the MCP and AWS credentials functions, which call the SPIRE bridge, run in the VPC.',
       ...both('LambdaInsideVPC'),
     );
   }
   // The sweeper and the archive, invoked asynchronously (EventBridge, and the table stream for the
-  // sweeper), have dead-letter queues (constructs/api.ts, archive.ts) that alarm. These three do not:
-  for (const p of ['Api/Mcp', 'Api/Consent', 'Api/AuditExport']) {
+  // sweeper), have dead-letter queues (constructs/api.ts, archive.ts) that alarm. These do not:
+  for (const p of ['Api/Mcp', 'Api/Consent', 'Api/AuditExport', ...(awsCredentials ? ['Api/AwsCredentials'] : [])]) {
     acknowledge(
       at(stack, p),
       'A Lambda DLQ receives only failed asynchronous invocations; this function is only ever invoked synchronously, by API Gateway (a failure is the HTTP response the caller sees, and its Errors alarm fires), so a DLQ would never receive anything.',
@@ -124,7 +128,7 @@ export function acknowledgeCompliancePacks(stack: Stack): void {
 
   acknowledge(
     at(stack, 'Spire/BridgeSecret'),
-    'The bridge HMAC key is encrypted by Secrets Manager with the AWS-managed key; only the MCP function and the SPIRE task may read it (IAM), and the key policy of a customer-managed key would restate exactly that. Rotation is manual (README.md, "Rotating the bridge key"): both ends must change together, which a rotation Lambda cannot do without an outage.',
+    'The bridge HMAC key is encrypted by Secrets Manager with the AWS-managed key; only the functions that call the bridge (MCP, AWS credentials) and the SPIRE task may read it (IAM), and the key policy of a customer-managed key would restate exactly that. Rotation is manual (README.md, "Rotating the bridge key"): both ends must change together, which a rotation Lambda cannot do without an outage.',
     ...both('SecretsManagerUsingKMSKey'),
     ...both('SecretsManagerRotationEnabled'),
   );

@@ -9,7 +9,8 @@
  *
  * The tracer (Powertools Tracer over the X-Ray SDK, cls-hooked and semver) is not even evaluated
  * at import: the first invocation loads it (`observed`, `observeRequests`), so a cold start's
- * init does not pay for it.
+ * init does not pay for it. A function built with `observedUntraced` and without `traced` does
+ * not carry it at all (the MCP function): Lambda's active tracing still traces its invocations.
  */
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { Metrics, type MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -206,10 +207,22 @@ export async function startTracing(): Promise<void> {
  * calls are traced, and whose stored metrics are published when it ends, however it ends.
  */
 export function observed<E, R>(logger: LambdaLogger, handler: (event: E, context: LambdaContext) => Promise<R>): (event: E, context: LambdaContext) => Promise<R> {
+  return observedUntraced(logger, async (event, context) => {
+    await startTracing();
+    return handler(event, context);
+  });
+}
+
+/**
+ * observed() without the in-code tracer: no AWS SDK subsegments, and no Powertools Tracer, X-Ray
+ * SDK, cls-hooked or semver in the bundle (the MCP function: test/infra/bundle-mcp.test.ts).
+ * With Lambda's active tracing the invocation is still traced: X-Ray gets the Lambda service's
+ * segment and the function's (init, invocation, overhead) without any SDK in the function.
+ */
+export function observedUntraced<E, R>(logger: LambdaLogger, handler: (event: E, context: LambdaContext) => Promise<R>): (event: E, context: LambdaContext) => Promise<R> {
   return async (event, context) => {
     if (context) logger.addContext(context);
     try {
-      await startTracing();
       return await handler(event, context);
     } finally {
       flushMetrics();

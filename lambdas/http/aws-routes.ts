@@ -16,6 +16,7 @@ import { parseRequestId } from '../core/ids.ts';
 import { systemClock, type BundleStore, type Clock, type Logger, type SvidMinter } from '../core/ports.ts';
 import type { AwsCredentialBroker } from '../core/aws-broker.ts';
 import { POP_SCHEME, verifySvidProof } from './svid-pop.ts';
+import { withFallbacks } from './fallbacks.ts';
 
 export const AWS_CREDENTIALS_PATH = '/v1/aws/credentials';
 
@@ -82,6 +83,14 @@ export function awsRoutes(deps: AwsRoutesDeps): Hono {
     }
   });
   return app;
+}
+
+/**
+ * The AWS credentials function's whole app (lambdas/handlers/aws-credentials.ts): the broker's
+ * route and the fallbacks every ackd app answers with. API Gateway routes /v1/aws/* here.
+ */
+export function awsCredentialsApp(deps: AwsRoutesDeps): Hono {
+  return withFallbacks(new Hono().route('/', awsRoutes(deps)), deps.logger);
 }
 
 async function readBody(c: Context): Promise<{ request_id?: unknown; role?: unknown }> {

@@ -1,5 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { ErrorCode, ListToolsRequestSchema, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, ListToolsRequestSchema, type JSONRPCRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { AgentId } from '../core/ids.ts';
 import type { Logger } from '../core/ports.ts';
@@ -30,8 +30,8 @@ export const SERVER_INFO = { name: 'ackd', version: '0.1.0' } as const;
 
 const TOOLS: readonly ToolDefinition[] = [requestAuthorization, checkAuthorization, revokeAuthorization, recordToolCalls];
 const BY_NAME = new Map(TOOLS.map((t) => [t.name, t]));
-/** The tools/list answer, computed once per process. */
-const TOOL_LIST = TOOLS.map(describeTool);
+/** The tools/list answer, computed once per process, at its first tools/list (not at a cold start: most instances only serve calls). */
+let toolList: Tool[] | undefined;
 
 /**
  * The SDK's Server builds a JSON-schema validator (a new Ajv with its formats) in its constructor
@@ -74,7 +74,7 @@ function unknownTool(name: unknown): Error {
  */
 export function createMcpServer(ctx: ToolContext): Server {
   const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS, jsonSchemaValidator: SHARED_VALIDATOR });
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_LIST }));
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: (toolList ??= TOOLS.map(describeTool)) }));
   server.fallbackRequestHandler = async (request: JSONRPCRequest, extra) => {
     if (request.method !== 'tools/call') throw rpcError(ErrorCode.MethodNotFound, `Method not found: ${quoted(request.method)}`);
     const params = (request.params ?? {}) as { name?: unknown; arguments?: unknown };

@@ -40,6 +40,8 @@ const ACCESS_LOG_FIELDS = {
 /** Route keys of the HTTP API: everything not under /api (MCP, /healthz, trust bundle), and the consent API. */
 export const MCP_ROUTE_KEY = '$default';
 export const CONSENT_ROUTE_KEY = 'ANY /api/{proxy+}';
+/** The AWS credential broker's route (POST /v1/aws/credentials), to its own function, when AWS roles are configured. */
+export const AWS_CREDENTIALS_ROUTE_KEY = 'ANY /v1/aws/{proxy+}';
 
 /**
  * The only stream records that trigger the audit sequencer: items written with audit events not
@@ -108,6 +110,13 @@ export const HANDLERS = {
     memorySize: 512,
     timeout: Duration.minutes(2),
   },
+  awsCredentials: {
+    entry: 'lambdas/handlers/aws-credentials.ts',
+    description: 'ackd AWS credential broker (POST /v1/aws/credentials: SVID proof → STS AssumeRole)',
+    memorySize: 512,
+    // One proof check, a trust bundle read, a few DynamoDB writes and one STS call.
+    timeout: Duration.seconds(10),
+  },
   auditExport: {
     entry: 'lambdas/handlers/audit-export.ts',
     description: 'ackd audit export (approver downloads the audit log, streamed) and the checkpoint public key',
@@ -140,6 +149,12 @@ export interface ApiProps {
   readonly reservedConcurrency: ReservedConcurrencyConfig;
   /** How long the table stream's trigger of the audit sequencer (the sweeper) gathers records per batch (0-10 s). */
   readonly sequencerBatchWindow: Duration;
+  /**
+   * AWS roles are configured (deploy setting awsRoles): the AWS credential broker gets its own
+   * function (awsCredentialsFunction) and the HTTP API routes /v1/aws/* to it. Its role map and
+   * sts:AssumeRole come from constructs/aws-broker.ts.
+   */
+  readonly awsCredentials?: boolean;
 }
 
 /**
@@ -156,6 +171,10 @@ export class Api extends Construct {
   readonly consentFunction: NodejsFunction;
   readonly sweeperFunction: NodejsFunction;
   readonly auditExportFunction: NodejsFunction;
+  /** The AWS credential broker (POST /v1/aws/credentials), only when AWS roles are configured (props.awsCredentials). */
+  readonly awsCredentialsFunction?: NodejsFunction;
+  /** Its security group (HTTPS out, the bridge port to SPIRE), with the function. */
+  readonly awsCredentialsSecurityGroup?: ec2.SecurityGroup;
   /**
    * The audit export's own API: a regional REST API whose Lambda integration streams the
    * response (HTTP APIs cannot stream). CloudFront routes /api/audit/* to it.
@@ -203,6 +222,29 @@ export class Api extends Construct {
       // agents call, the MCP function cannot take the executions the consent API and the sweeper need.
       reservedConcurrentExecutions: props.reservedConcurrency.mcp,
     });
+    // The AWS credential broker: its own function, so STS and the X.509 path validation of SVID
+    // proofs stay out of the MCP function (issue 15), and only its role may assume the configured
+    // roles (constructs/aws-broker.ts). In the VPC like the MCP function: it reads the trust bundle
+    // from SPIRE through the bridge (else the last known one, from the table).
+    if (props.awsCredentials) {
+      this.awsCredentialsSecurityGroup = new ec2.SecurityGroup(this, 'AwsCredentialsSg', {
+        vpc: props.vpc,
+        description: 'ackd AWS credentials function: HTTPS to AWS APIs, HTTP to the SPIRE bridge',
+        allowAllOutbound: false,
+      });
+      this.awsCredentialsSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (DynamoDB, STS, Secrets Manager)');
+      this.awsCredentialsFunction = this.fn('AwsCredentials', HANDLERS.awsCredentials, props, {
+        ...props.environment,
+        ACKD_MINTER: 'spire-remote',
+        ACKD_SPIRE_BRIDGE_URL: props.spire.bridgeUrl,
+        ACKD_SPIRE_BRIDGE_SECRET_ARN: props.spire.bridgeSecret.secretArn,
+      }, {
+        vpc: props.vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        securityGroups: [this.awsCredentialsSecurityGroup],
+        reservedConcurrentExecutions: props.reservedConcurrency.awsCredentials,
+      });
+    }
     this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment }, {
       reservedConcurrentExecutions: props.reservedConcurrency.consent,
     });
@@ -289,11 +331,23 @@ export class Api extends Construct {
         }
       }
     }
-    this.mcpFunction.addToRolePolicy(
+    for (const f of [this.mcpFunction, this.awsCredentialsFunction]) {
+      f?.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadBridgeKey',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [props.spire.bridgeSecret.secretArn],
+        }),
+      );
+    }
+    // The AWS credential broker reads the request (GetItem), claims the proof's jti once (PutItem),
+    // records `aws_credentials_issued` on the request (UpdateItem) and reads the last known trust
+    // bundle (GetItem). Nothing else of the table.
+    this.awsCredentialsFunction?.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'ReadBridgeKey',
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [props.spire.bridgeSecret.secretArn],
+        sid: 'IssueAwsCredentials',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        resources: [tableArn],
       }),
     );
     // Deciding is one UpdateItem; linking the decision's audit event into the chain reads the
@@ -373,11 +427,14 @@ export class Api extends Construct {
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*]',
       );
     }
-    acknowledge(
-      this.mcpFunction,
-      'AWSLambdaVPCAccessExecutionRole is the AWS-maintained minimal policy for a function in a VPC to manage its network interfaces (those EC2 actions support no resource scoping).',
-      MANAGED_POLICY.lambdaVpc,
-    );
+    for (const f of [this.mcpFunction, this.awsCredentialsFunction]) {
+      if (!f) continue;
+      acknowledge(
+        f,
+        'AWSLambdaVPCAccessExecutionRole is the AWS-maintained minimal policy for a function in a VPC to manage its network interfaces (those EC2 actions support no resource scoping).',
+        MANAGED_POLICY.lambdaVpc,
+      );
+    }
 
     this.sweepSchedule = new events.Rule(this, 'SweepSchedule', {
       description: 'ackd: record expiry of overdue pending requests',
@@ -438,6 +495,15 @@ export class Api extends Construct {
         payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       }),
     });
+    if (this.awsCredentialsFunction) {
+      this.httpApi.addRoutes({
+        path: '/v1/aws/{proxy+}', // AWS_CREDENTIALS_ROUTE_KEY
+        methods: [apigw.HttpMethod.ANY],
+        integration: new HttpLambdaIntegration('AwsCredentialsIntegration', this.awsCredentialsFunction, {
+          payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+        }),
+      });
+    }
     const stage = new apigw.HttpStage(this, 'DefaultStage', {
       httpApi: this.httpApi,
       stageName: '$default',
@@ -453,14 +519,16 @@ export class Api extends Construct {
     // Route-level throttles: the MCP routes (agents) and the consent API (approvers) each have their
     // own token bucket, so no number of agent requests can use up the approvers' (issue 15).
     const routeThrottle = (t: ThrottleConfig) => ({ ThrottlingRateLimit: t.rateLimit, ThrottlingBurstLimit: t.burstLimit });
+    // The AWS credential broker is called by agents too: the MCP throttle (its own bucket).
     (stage.node.defaultChild as apigw.CfnStage).routeSettings = {
       [MCP_ROUTE_KEY]: routeThrottle(props.throttles.mcp),
       [CONSENT_ROUTE_KEY]: routeThrottle(props.throttles.consent),
+      ...(this.awsCredentialsFunction ? { [AWS_CREDENTIALS_ROUTE_KEY]: routeThrottle(props.throttles.mcp) } : {}),
     };
 
     acknowledge(
       this.httpApi,
-      'Authorization is enforced inside the functions on every request, where API Gateway authorizers cannot express it: /mcp requires an agent API key (stored as a hash, constant-time compare, 401 + WWW-Authenticate); /api/* requires a verified Cognito ID token (issuer, audience, signature) of a user in the approvers group. /healthz and the trust bundle are public by design.',
+      'Authorization is enforced inside the functions on every request, where API Gateway authorizers cannot express it: /mcp requires an agent API key (stored as a hash, constant-time compare, 401 + WWW-Authenticate); /api/* requires a verified Cognito ID token (issuer, audience, signature) of a user in the approvers group; /v1/aws/* requires a single-use proof signed with an approved SVID\'s key (chain verified against the trust bundle). /healthz and the trust bundle are public by design.',
       'AwsSolutions-APIG4',
     );
 
@@ -545,8 +613,10 @@ export class Api extends Construct {
       bundling: BUNDLING,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      // Active X-Ray tracing: Powertools Tracer (lambdas/adapters/powertools.ts) adds the AWS SDK
-      // and HTTP calls as subsegments.
+      // Active X-Ray tracing of every function: each invocation's segment (init, invocation,
+      // overhead) comes from the Lambda service. Where the handler uses Powertools Tracer
+      // (lambdas/adapters/powertools.ts `observed` + `traced`: every function but MCP's) its AWS SDK
+      // calls are subsegments too (docs/operations.md, "Tracing").
       tracing: lambda.Tracing.ACTIVE,
       environment,
       ...extra,

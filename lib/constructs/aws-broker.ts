@@ -13,9 +13,9 @@ export const AWS_CUSTOM_RESOURCE_PROVIDER = 'AWS679f53fac002430cb0da5b7982bd2287
 export interface AwsBrokerProps {
   /** The roles an approval may open (deploy setting `awsRoles`). */
   readonly roles: AwsRoleMap;
-  /** The function that serves POST /v1/aws/credentials (the MCP function): the only one that may assume the roles. */
+  /** The function that serves POST /v1/aws/credentials (the AWS credentials function): the only one that may assume the roles. */
   readonly broker: lambda.IFunction;
-  /** Functions that revoke requests (their revocation denies the request's sessions on its roles). */
+  /** Functions that revoke requests (the MCP and consent functions): their revocation denies the request's sessions on its roles. */
   readonly revokers: readonly lambda.IFunction[];
   /** The function that reconciles and removes revocation denies (the sweeper). */
   readonly sweeper: lambda.IFunction;
@@ -37,8 +37,8 @@ export function awsRolesEnv(roles: AwsRoleMap): string {
  *   `iam:UpdateAssumeRolePolicy` on every deploy (the role itself is the operator's; its trust
  *   policy is replaced, so use roles dedicated to ackd);
  * - revoking functions may put inline deny policies on those roles (`iam:PutRolePolicy`), the
- *   sweeper may also list and delete them.
- * Every function that builds the service gets the role map (ACKD_AWS_ROLES): the MCP function
+ *   sweeper may also list and delete them; the broker, which never revokes, may not.
+ * The broker, the revokers and the sweeper get the role map (ACKD_AWS_ROLES): the MCP function
  * refuses unknown `aws:role/` permissions at request time with it.
  */
 export class AwsBroker extends Construct {
@@ -50,7 +50,7 @@ export class AwsBroker extends Construct {
     for (const f of fns) (f as lambda.Function).addEnvironment('ACKD_AWS_ROLES', env);
 
     props.broker.addToRolePolicy(new iam.PolicyStatement({ sid: 'AssumeOnlyConfiguredRoles', actions: ['sts:AssumeRole', 'sts:TagSession'], resources: arns }));
-    for (const f of new Set([props.broker, ...props.revokers])) {
+    for (const f of new Set(props.revokers)) {
       f.addToRolePolicy(new iam.PolicyStatement({ sid: 'DenyRevokedSessions', actions: ['iam:PutRolePolicy'], resources: arns }));
     }
     props.sweeper.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReconcileRevocationDenies', actions: ['iam:PutRolePolicy', 'iam:ListRolePolicies', 'iam:DeleteRolePolicy'], resources: arns }));

@@ -27,6 +27,8 @@ export interface WatchedFunctions {
   readonly auditExport: lambda.IFunction;
   /** The daily audit archive (constructs/archive.ts). */
   readonly archive: lambda.IFunction;
+  /** The AWS credential broker (only with awsRoles: constructs/api.ts). */
+  readonly awsCredentials?: lambda.IFunction;
 }
 
 export interface ObservabilityProps {
@@ -61,9 +63,10 @@ const FUNCTION_LABELS: Record<keyof WatchedFunctions, string> = {
   sweeper: 'Sweeper',
   auditExport: 'Audit export',
   archive: 'Audit archive',
+  awsCredentials: 'AWS credentials',
 };
 /** Alarm id prefixes of the watched functions. */
-const FUNCTION_IDS: Record<keyof WatchedFunctions, string> = { mcp: 'Mcp', consent: 'Consent', sweeper: 'Sweeper', auditExport: 'AuditExport', archive: 'AuditArchive' };
+const FUNCTION_IDS: Record<keyof WatchedFunctions, string> = { mcp: 'Mcp', consent: 'Consent', sweeper: 'Sweeper', auditExport: 'AuditExport', archive: 'AuditArchive', awsCredentials: 'AwsCredentials' };
 
 /**
  * What watches ackd on AWS (issue 15): an SNS topic for alarms (KMS-encrypted, TLS only, email
@@ -199,6 +202,7 @@ export class Observability extends Construct {
     // --- every function: errors; throttles of those that serve people ---
     for (const key of Object.keys(fns) as (keyof WatchedFunctions)[]) {
       const f = fns[key];
+      if (!f) continue;
       const label = FUNCTION_LABELS[key];
       this.alarm(`${FUNCTION_IDS[key]}Errors`, f.metricErrors({ statistic: 'Sum', period: FIVE_MINUTES }), {
         threshold: 1,
@@ -290,7 +294,10 @@ export class Observability extends Construct {
     const perFunction = (title: string, metric: (f: lambda.IFunction) => cw.Metric) =>
       graph(
         title,
-        (Object.keys(fns) as (keyof WatchedFunctions)[]).map((k) => metric(fns[k]).with({ label: FUNCTION_LABELS[k] })),
+        (Object.keys(fns) as (keyof WatchedFunctions)[]).flatMap((k) => {
+          const f = fns[k];
+          return f ? [metric(f).with({ label: FUNCTION_LABELS[k] })] : [];
+        }),
       );
     const count = (name: MetricName, label: string) => this.ackd(name, 'Sum').with({ label });
     this.dashboard.addWidgets(

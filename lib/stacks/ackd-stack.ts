@@ -99,6 +99,8 @@ export class AckdStack extends Stack {
     // and so enforces them. Unset limits keep the functions' defaults.
     for (const [k, v] of Object.entries(config.limits) as [keyof typeof LIMIT_ENV, number][]) environment[LIMIT_ENV[k]] = String(v);
 
+    // AWS roles an approval may open (deploy setting awsRoles): the AWS credential broker's function exists only with them.
+    const awsRoles = config.awsRoles && config.awsRoles.size > 0 ? config.awsRoles : undefined;
     this.api = new Api(this, 'Api', {
       vpc,
       table: this.data.table,
@@ -116,6 +118,7 @@ export class AckdStack extends Stack {
       throttles: { mcp: config.mcpThrottle, consent: config.consentThrottle },
       reservedConcurrency: config.reservedConcurrency,
       sequencerBatchWindow: Duration.seconds(config.sequencerBatchWindowSeconds),
+      awsCredentials: awsRoles !== undefined,
     });
     // The audit key's policy names the sweeper as its only signer (constructs/audit.ts).
     this.auditKey.allowSigningOnlyBy(this.api.sweeperFunction.role!);
@@ -137,8 +140,11 @@ export class AckdStack extends Stack {
     this.api.consentFunction.addEnvironment('ACKD_DECISION_KEY', this.decisionKey.envValue);
     this.api.mcpFunction.addEnvironment('ACKD_DECISION_PUBLIC_KEY', this.decisionKey.envValue);
     this.api.mcpFunction.addEnvironment('ACKD_RECEIPT_KEY', this.receiptKey.envValue);
-    this.api.mcpSecurityGroup.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
-    this.spire.allowBridgeFrom(this.api.mcpSecurityGroup);
+    for (const sg of [this.api.mcpSecurityGroup, this.api.awsCredentialsSecurityGroup]) {
+      if (!sg) continue;
+      sg.addEgressRule(this.spire.securityGroup, ec2.Port.tcp(BRIDGE_PORT), 'SPIRE bridge');
+      this.spire.allowBridgeFrom(sg);
+    }
 
     this.consent = new Consent(this, 'Consent', {
       config,
@@ -155,8 +161,8 @@ export class AckdStack extends Stack {
       ACKD_COGNITO_USER_POOL_ID: this.consent.userPool.userPoolId,
       ACKD_COGNITO_DOMAIN: this.consent.cognitoDomainUrl,
     };
-    for (const f of [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction, this.api.auditExportFunction]) {
-      f.addEnvironment('ACKD_CONSENT_URL', consentUrl);
+    for (const f of [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction, this.api.auditExportFunction, this.api.awsCredentialsFunction]) {
+      f?.addEnvironment('ACKD_CONSENT_URL', consentUrl);
     }
     // The audit export authenticates approvers exactly as the consent API does.
     for (const f of [this.api.consentFunction, this.api.auditExportFunction]) {
@@ -174,7 +180,14 @@ export class AckdStack extends Stack {
     this.observability = new Observability(this, 'Observability', {
       stage: config.stage,
       alarmEmails: config.alarmEmails,
-      functions: { mcp: this.api.mcpFunction, consent: this.api.consentFunction, sweeper: this.api.sweeperFunction, auditExport: this.api.auditExportFunction, archive: this.archive.fn },
+      functions: {
+        mcp: this.api.mcpFunction,
+        consent: this.api.consentFunction,
+        sweeper: this.api.sweeperFunction,
+        auditExport: this.api.auditExportFunction,
+        archive: this.archive.fn,
+        ...(this.api.awsCredentialsFunction ? { awsCredentials: this.api.awsCredentialsFunction } : {}),
+      },
       mcpLogGroup: this.api.mcpFunction.logGroup,
       tableName: this.data.table.tableName,
       sweeperDeadLetterQueue: this.api.sweeperDeadLetterQueue,
@@ -188,7 +201,10 @@ export class AckdStack extends Stack {
     this.mcpDomain = config.customDomain
       ? new McpDomain(this, 'McpDomain', { config: config.customDomain, httpApi: this.api.httpApi, stage: this.api.httpStage })
       : undefined;
-    if (config.awsRoles && config.awsRoles.size > 0) new AwsBroker(this, 'AwsBroker', { roles: config.awsRoles, broker: this.api.mcpFunction, revokers: [this.api.consentFunction], sweeper: this.api.sweeperFunction });
+    // The broker is its own function; the MCP function (revoke_authorization) and the consent API revoke.
+    if (awsRoles && this.api.awsCredentialsFunction) {
+      new AwsBroker(this, 'AwsBroker', { roles: awsRoles, broker: this.api.awsCredentialsFunction, revokers: [this.api.mcpFunction, this.api.consentFunction], sweeper: this.api.sweeperFunction });
+    }
 
     new CfnOutput(this, 'McpUrl', { description: 'MCP endpoint for agents (streamable HTTP)', value: `${this.api.endpoint}/mcp` });
     new CfnOutput(this, 'ConsentUiUrl', { description: 'Consent UI for approvers', value: consentUrl });

@@ -19,21 +19,26 @@ const ABSENT: Record<string, string> = {
   '@aws-sdk/client-cognito-identity-provider': 'approver administration is the CLI\'s',
   'lambdas/core/audit/service.ts': 'the audit log is exported, verified and signed by the sweeper and the audit functions (buildServiceDeps)',
   'lambdas/core/audit/sequencer.ts': 'the audit log is sequenced by the sweeper (buildServiceDeps)',
-};
-
-/** In the MCP bundle, but evaluated only when first used (await import), not at a cold start. */
-const FIRST_USE: Record<string, string> = {
-  '@aws-lambda-powertools/tracer': 'loaded by startTracing() at the first invocation',
-  'aws-xray-sdk-core': 'under the Powertools tracer',
-  'cls-hooked': 'under the X-Ray SDK',
-  'node_modules/semver/': 'under the X-Ray SDK',
-  '@peculiar/x509': 'X.509 path validation runs at the first SVID proof; the in-process CA is local only',
+  // Issue 15: the AWS credential broker is its own function (lambdas/handlers/aws-credentials.ts).
+  '@aws-sdk/client-sts': 'AWS credentials are issued by the AWS credentials function (the MCP function only revokes, through IAM)',
+  'lambdas/adapters/aws/sts.ts': 'AWS credentials are issued by the AWS credentials function',
+  'lambdas/http/aws-routes.ts': 'POST /v1/aws/credentials is the AWS credentials function\'s (createServiceApp)',
+  'lambdas/http/svid-pop.ts': 'SVID proofs are verified by the AWS credentials function',
+  'lambdas/http/svid-chain.ts': 'SVID proofs are verified by the AWS credentials function',
+  'lambdas/verify/path.ts': 'X.509 path validation of SVID proofs is the AWS credentials function\'s',
+  // The X.509 family: reached only through the SVID proofs and the in-process CA, neither here.
+  '@peculiar/': 'no X.509 library: SVID proofs are the AWS credentials function\'s, the in-process CA the local server\'s, and the CSR is hand-written DER (spire/bridge/csr.ts)',
   'node_modules/asn1js/': 'under @peculiar/x509',
   'reflect-metadata': 'under @peculiar/x509',
   'node_modules/tsyringe/': 'under @peculiar/x509',
-  'lambdas/verify/path.ts': 'X.509 path validation runs at the first SVID proof',
-  'lambdas/adapters/local-ca/': 'the in-process CA is for local mode only',
+  'lambdas/adapters/local-ca/': 'a Lambda function mints through SPIRE only (lambdas/issuer.ts); the in-process CA is the local server\'s',
+  // The in-code tracer: Lambda's active tracing traces the MCP function's invocations without it.
+  '@aws-lambda-powertools/tracer': 'the MCP function uses observedUntraced (docs/operations.md, "Tracing")',
+  'aws-xray-sdk-core': 'under the Powertools tracer',
+  'cls-hooked': 'under the X-Ray SDK',
+  'node_modules/semver/': 'under the X-Ray SDK',
 };
+
 
 /** What an imported, unused module may leave in the output (see ABSENT's test). */
 const RESIDUE_BYTES = 256;
@@ -52,14 +57,31 @@ describe('the MCP function\'s bundle (lambdas/handlers/mcp.ts, built with BUNDLI
     expect(mcp.bytesOf(needle), `${needle} is in the MCP bundle through ${chainText(mcp.why(needle))}`).toBeLessThan(RESIDUE_BYTES);
   });
 
-  it.each(Object.entries(FIRST_USE))('contains %s but does not evaluate it at a cold start (%s)', (needle) => {
-    expect(mcp.why(needle), `${needle} is no longer in the MCP bundle at all: update FIRST_USE`).toBeDefined();
-    expect(chainText(mcp.why(needle, { atInit: true })), `${needle} is evaluated at init through this chain of static imports`).toBe('');
-  });
-
   it('still evaluates at init what every request needs: the MCP SDK, DynamoDB, the service', () => {
     for (const needle of ['@modelcontextprotocol/sdk/dist/esm/server/index.js', '@aws-sdk/client-dynamodb', 'lambdas/core/service.ts', 'lambdas/mcp/server.ts']) {
       expect(mcp.why(needle, { atInit: true }), needle).toBeDefined();
+    }
+  });
+
+  it('still denies a revoked request\'s AWS sessions itself (revoke_authorization): IAM and the broker\'s revocation side are in it', () => {
+    for (const needle of ['@aws-sdk/client-iam', 'lambdas/adapters/aws/iam.ts', 'lambdas/core/aws-broker.ts']) expect(mcp.bytesOf(needle), needle).toBeGreaterThan(RESIDUE_BYTES);
+  });
+});
+
+describe('the AWS credentials function\'s bundle (lambdas/handlers/aws-credentials.ts)', () => {
+  let broker: BundleGraph;
+  beforeAll(async () => {
+    broker = await bundleGraph(HANDLERS.awsCredentials.entry);
+  });
+
+  it('carries what the broker needs: STS, the SVID proof check (X.509 path validation evaluated at the first proof), the SPIRE bridge client', () => {
+    for (const needle of ['@aws-sdk/client-sts', 'lambdas/http/svid-pop.ts', 'spire/sidecar/client.ts', '@peculiar/x509']) expect(broker.bytesOf(needle), needle).toBeGreaterThan(RESIDUE_BYTES);
+    expect(chainText(broker.why('@peculiar/x509', { atInit: true })), '@peculiar/x509 is evaluated at init through this chain').toBe('');
+  });
+
+  it('carries none of the service: no MCP server, no authorization service, no signers, no passkeys, no mail, no IAM (it never revokes)', () => {
+    for (const needle of ['@modelcontextprotocol/sdk', 'lambdas/core/service.ts', 'lambdas/mcp/server.ts', 'lambdas/mcp/http.ts', '@aws-sdk/client-kms', '@simplewebauthn/server', '@aws-sdk/client-sesv2', 'lambdas/adapters/local-ca/', '@aws-sdk/client-iam']) {
+      expect(broker.bytesOf(needle), `${needle} through ${chainText(broker.why(needle))}`).toBeLessThan(RESIDUE_BYTES);
     }
   });
 });
@@ -68,6 +90,11 @@ describe('the checks above can fail', () => {
   it('the sweeper\'s bundle does carry the audit service, SES and the channels', async () => {
     const sweeper = await bundleGraph(HANDLERS.sweeper.entry);
     for (const needle of ['lambdas/core/audit/service.ts', 'lambdas/core/audit/sequencer.ts', '@aws-sdk/client-sesv2', 'lambdas/adapters/channels/']) expect(sweeper.bytesOf(needle), needle).toBeGreaterThan(RESIDUE_BYTES);
+  });
+
+  it('the sweeper\'s bundle does carry the Powertools tracer (it uses observed and traced)', async () => {
+    const sweeper = await bundleGraph(HANDLERS.sweeper.entry);
+    expect(sweeper.bytesOf('@aws-lambda-powertools/tracer')).toBeGreaterThan(RESIDUE_BYTES);
   });
 
   it('the consent API function\'s bundle does carry @simplewebauthn/server, at init', async () => {

@@ -33,7 +33,11 @@ import { checkpointSignatureProblem } from '../../lambdas/core/audit/signing.ts'
 import { createApiKey } from '../../lambdas/core/apikeys.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
-import { AUDIT_EXPORT_STAGE, HANDLERS } from '../../lib/constructs/api.ts';
+import { AUDIT_EXPORT_STAGE, BUNDLING, HANDLERS } from '../../lib/constructs/api.ts';
+import { build } from 'esbuild';
+import { esbuildOptionsOf } from '../../scripts/bundle-size.ts';
+import { POP_SCHEME, signSvidProof } from '../../lambdas/http/svid-pop.ts';
+import { AWS_CREDENTIALS_PATH } from '../../lambdas/http/aws-routes.ts';
 import { tableIndexes } from '../../lib/constructs/data.ts';
 import { buildSidecarContext } from '../../lib/constructs/sidecar-image.ts';
 import { DEFAULT_SPIRE_IMAGE, DeployConfigError } from '../../lib/config.ts';
@@ -807,6 +811,8 @@ function rpc(id: number, method: string, params: Json): string {
 }
 type Handler = (event: Json, context?: Json) => Promise<Json>;
 const lambdaContext = { awsRequestId: 'test', functionName: 'test', getRemainingTimeInMillis: () => 29_000 };
+/** The SVID the MCP bundle issued (its test below), for the AWS credentials bundle's test after it. */
+let issued: { requestId: string; svid: string } | undefined;
 
 describe('Lambda bundles (imported from cdk.out, invoked with events of their trigger types)', () => {
   let ddb: Server;
@@ -902,8 +908,11 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
       'lambdas/handlers/mcp.ts',
       'lambdas/handlers/consent-api.ts',
       'lambdas/handlers/sweeper.ts',
+      'lambdas/handlers/aws-credentials.ts',
       'lambdas/handlers/audit-export.ts',
     ]);
+    // The AWS credentials function exists only with awsRoles (not set here: test/infra/aws-broker.test.ts).
+    expect(stack.api.awsCredentialsFunction).toBeUndefined();
   });
 
   it('MCP bundle: an unauthenticated POST /mcp gets 401 with WWW-Authenticate', async () => {
@@ -971,9 +980,47 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     const roots = bundle.x509Authorities.map((d) => new X509Certificate(Buffer.from(d)));
     expect(roots.some((r) => leaf.checkIssued(r) && leaf.verify(r.publicKey))).toBe(true);
     expect((await store.get(req.request_id as never))?.svid_id).toBe(approved.svid_id);
+    issued = { requestId: req.request_id as string, svid: approved.svid as string };
     // With its receipt, signed by the receipt key, naming this SVID.
     const [, claims] = (approved.receipt as string).split('.');
     expect(JSON.parse(Buffer.from(claims!, 'base64url').toString())).toMatchObject({ request_id: req.request_id, svid_id: approved.svid_id, spiffe_id: approved.spiffe_id, approver: 'sub-alice' });
+  }, 60_000);
+
+  it('AWS credentials bundle (built with BUNDLING; CDK creates the function only with awsRoles): checks an SVID proof against SPIRE\'s bundle through the bridge, once, then the request', async () => {
+    expect(issued, 'the MCP bundle test above issued an SVID').toBeDefined();
+    const { requestId, svid } = issued!;
+    const dir = mkdtempSync(join(tmpdir(), 'ackd-aws-credentials-bundle-'));
+    try {
+      await build({ ...esbuildOptionsOf(BUNDLING), absWorkingDir: REPO, entryPoints: [join(REPO, HANDLERS.awsCredentials.entry)], outfile: join(dir, 'index.mjs') });
+      // What AwsBroker sets (constructs/aws-broker.ts). The MCP bundle was built before this, without it.
+      process.env.ACKD_AWS_ROLES = JSON.stringify({ deploy: { roleArn: 'arn:aws:iam::111122223333:role/ackd/deploy' } });
+      const { handler } = (await import(pathToFileURL(join(dir, 'index.mjs')).href)) as { handler: Handler };
+      const url = `https://abc123.execute-api.us-east-1.amazonaws.com${AWS_CREDENTIALS_PATH}`;
+      const post = async (headers: Record<string, string>) => {
+        const res = await handler(httpEvent('POST', AWS_CREDENTIALS_PATH, { headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ request_id: requestId, role: 'deploy' }) }), lambdaContext);
+        return { status: res.statusCode as number, error: (JSON.parse(res.body as string) as { error?: { code: string; message: string } }).error };
+      };
+      expect((await post({})).status).toBe(401);
+      // A proof signed with another key than the SVID's: the chain verifies, the signature does not.
+      const other = `${svid.replace(/-----BEGIN PRIVATE KEY-----[\s\S]+$/, '')}${generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()}`;
+      const forged = await post({ authorization: `${POP_SCHEME} ${await signSvidProof(other, { requestId, role: 'deploy', aud: url })}` });
+      expect(forged.status).toBe(401);
+      expect(forged.error?.message).toMatch(/signature/);
+      // The real proof: path-validated against the trust bundle SPIRE gave through the bridge, its
+      // jti claimed once in the table; then the request, approved for deploy:prod only, is refused the role.
+      const proof = await signSvidProof(svid, { requestId, role: 'deploy', aud: url });
+      const first = await post({ authorization: `${POP_SCHEME} ${proof}` });
+      expect(first.status, JSON.stringify(first.error)).toBe(403);
+      expect(first.error?.message).toBe(`request ${requestId} was not approved for aws:role/deploy`);
+      const replay = await post({ authorization: `${POP_SCHEME} ${proof}` });
+      expect(replay.status).toBe(403);
+      expect(replay.error?.message).toMatch(/used before/);
+      // It serves nothing else.
+      expect((await handler(httpEvent('POST', '/mcp', { headers: MCP_HEADERS, body: '{}' }), lambdaContext)).statusCode).toBe(404);
+    } finally {
+      delete process.env.ACKD_AWS_ROLES;
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('consent API bundle: no token → 401; an agent API key → 401', async () => {

@@ -64,7 +64,8 @@ describe('defaults', () => {
 
   it('every function has its reserved concurrency; the sweeper exactly 1', () => {
     expect(reserved).toEqual({ mcp: 200, consent: 20, auditExport: 5, sweeper: 1 });
-    expect(DEFAULT_RESERVED_CONCURRENCY).toEqual({ mcp: 200, consent: 20, auditExport: 5 });
+    // awsCredentials: the AWS credential broker's function, only with awsRoles (test/infra/aws-broker.test.ts).
+    expect(DEFAULT_RESERVED_CONCURRENCY).toEqual({ mcp: 200, consent: 20, auditExport: 5, awsCredentials: 10 });
     expect(SWEEPER_RESERVED_CONCURRENCY).toBe(1);
     // Lambda keeps 100 of the account's executions unreserved: the defaults fit the default quota of 1,000.
     expect(Object.values(reserved).reduce((a, b) => a + b, 0) + 100).toBeLessThanOrEqual(1000);
@@ -116,8 +117,8 @@ describe('bad settings are refused before anything is built, naming the setting'
     ['reservedConcurrency', '{"mcp":0}', /key "mcp" must be an integer from 1 to 10000 \(got 0\)/],
     ['reservedConcurrency', '{"consent":-5}', /key "consent" must be an integer from 1 to 10000/],
     ['reservedConcurrency', '{"sweeper":2}', /may not set "sweeper": its reserved concurrency is always 1/],
-    ['reservedConcurrency', '{"spire":2}', /unknown key "spire" \(allowed: mcp, consent, auditExport\)/],
-    ['reservedConcurrency', '5', /must be a JSON object with any of the keys mcp, consent, auditExport/],
+    ['reservedConcurrency', '{"spire":2}', /unknown key "spire" \(allowed: mcp, consent, auditExport, awsCredentials\)/],
+    ['reservedConcurrency', '5', /must be a JSON object with any of the keys mcp, consent, auditExport, awsCredentials/],
   ])('%s = %s', (setting, value, rule) => {
     let error: unknown;
     try {

@@ -19,10 +19,13 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { IAMClient, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { createApiKey } from '../../lambdas/core/apikeys.ts';
-import { parseAgentId, parseRequestId } from '../../lambdas/core/ids.ts';
+import { parseAgentId, parseRequestId, parseSvidId } from '../../lambdas/core/ids.ts';
 import { fetchAwsCredentials, type CredentialProcessOutput } from '../../lambdas/cli/aws.ts';
 import { signSvidProof, POP_SCHEME } from '../../lambdas/http/svid-pop.ts';
-import { AWS_CREDENTIALS_PATH } from '../../lambdas/http/aws-routes.ts';
+import { AWS_CREDENTIALS_PATH, awsCredentialsApp } from '../../lambdas/http/aws-routes.ts';
+import { buildAwsCredentialsDeps } from '../../lambdas/adapters/aws/deps.ts';
+import { buildServiceDeps } from '../../lambdas/deps.ts';
+import { createServiceApp } from '../../lambdas/app.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { startTestStack, structured, errorText, type TestStack } from '../helpers/local-stack.ts';
 import { startTestMoto, MOTO_INSTALL_TIMEOUT_MS, type TestMoto } from '../helpers/moto.ts';
@@ -267,5 +270,45 @@ describe('revocation bites on AWS', () => {
     const swept = await stack.deps.awsBroker!.sweep();
     expect(swept.denied).toBe(1);
     expect((await denies()).some((n) => n.startsWith(`ackd-revoked-${requestId}-`))).toBe(true);
+  });
+});
+
+// Runs last: its revocation puts a deny that, in moto, refuses every session of the role.
+describe('on AWS the broker is its own function (issue 15): both composition roots on this table and emulator', () => {
+  const BROKER_URL = 'https://broker.ackd.test';
+  const brokerApp = () => awsCredentialsApp(buildAwsCredentialsDeps(stack.deps.config, { minter: stack.deps.minter, logger: stack.deps.logger, clock: stack.clock, aws: moto.config }));
+  const viaApp = (app: { fetch: (r: Request) => Response | Promise<Response> }): typeof fetch => (async (url: string | URL | Request, init?: RequestInit) => app.fetch(new Request(url, init))) as typeof fetch;
+
+  it('the AWS credentials function issues credentials for an approved SVID (STS on the emulator), once per proof, and serves nothing else', async () => {
+    const app = brokerApp();
+    const { requestId, svid } = await approvedSvid();
+    const creds = await fetchAwsCredentials({ svidPem: svid, requestId, role: ROLE, baseUrl: BROKER_URL, now: stack.clock.now(), fetch: viaApp(app) });
+    expect(creds.AccessKeyId).toMatch(/^[A-Z0-9]{16,128}$/);
+    expect((await moto.recorded()).some((r) => r.body.includes('Action=AssumeRole') && r.body.includes(`RoleSessionName=${requestId}`))).toBe(true);
+    // (The role is denied by the revocations above, which in moto refuses every session: no S3 call here.)
+    // The same proof twice: the second is a replay.
+    const proof = await signSvidProof(svid, { requestId, role: ROLE, aud: `${BROKER_URL}${AWS_CREDENTIALS_PATH}`, now: stack.clock.now() });
+    const send = () => app.fetch(new Request(`${BROKER_URL}${AWS_CREDENTIALS_PATH}`, { method: 'POST', headers: { authorization: `${POP_SCHEME} ${proof}`, 'content-type': 'application/json' }, body: JSON.stringify({ request_id: requestId, role: ROLE }) }));
+    expect((await send()).status).toBe(200);
+    const replay = await send();
+    expect(replay.status).toBe(403);
+    expect(((await replay.json()) as { error: { code: string } }).error.code).toBe('ERR_FORBIDDEN');
+    // It serves nothing else.
+    const other = await app.fetch(new Request(`${BROKER_URL}/mcp`, { method: 'POST' }));
+    expect(other.status).toBe(404);
+    expect(((await other.json()) as { error: { code: string } }).error.code).toBe('ERR_NOT_FOUND');
+  });
+
+  it('the MCP function has no broker and no /v1/aws route, and its revoke_authorization still denies the request on the role (IAM)', async () => {
+    const mcpDeps = buildServiceDeps(stack.deps.config, { minter: stack.deps.minter, logger: stack.deps.logger, clock: stack.clock, aws: moto.config });
+    expect(mcpDeps.awsBroker).toBeUndefined();
+    const res = await createServiceApp(mcpDeps).fetch(new Request(`${BROKER_URL}${AWS_CREDENTIALS_PATH}`, { method: 'POST', body: '{}' }));
+    expect(res.status).toBe(404);
+    const { requestId, svid, svidId } = await approvedSvid();
+    await fetchAwsCredentials({ svidPem: svid, requestId, role: ROLE, baseUrl: BROKER_URL, now: stack.clock.now(), fetch: viaApp(brokerApp()) });
+    await mcpDeps.service.revoke(parseAgentId(stack.agentId), parseRequestId(requestId), parseSvidId(svidId));
+    const denies = (await new IAMClient({ region: moto.demo.region, endpoint: moto.demo.endpoint, credentials: moto.demo.admin }).send(new ListRolePoliciesCommand({ RoleName: ROLE }))).PolicyNames ?? [];
+    expect(denies.some((n) => n.startsWith(`ackd-revoked-${requestId}-`))).toBe(true);
+    expect(await refusal(fetchAwsCredentials({ svidPem: svid, requestId, role: ROLE, baseUrl: BROKER_URL, now: stack.clock.now(), fetch: viaApp(brokerApp()) }))).toBe('ERR_NOT_APPROVED');
   });
 });

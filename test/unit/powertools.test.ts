@@ -9,7 +9,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ChainEvent } from '../../lambdas/core/audit/event.ts';
-import { flushMetrics, observed, powertoolsLogger, recordEventMetrics, recordSequencerMetrics, traced } from '../../lambdas/adapters/powertools.ts';
+import { flushMetrics, observed, observedUntraced, powertoolsLogger, recordEventMetrics, recordSequencerMetrics, traced } from '../../lambdas/adapters/powertools.ts';
 import { METRICS, METRICS_NAMESPACE } from '../../lambdas/adapters/metric-names.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -191,6 +191,36 @@ describe('inside Lambda: EMF metrics in namespace ackd, dimension stage', () => 
     });
     expect((thrown as Error).message).toBe('boom');
     expect(emfLines(failed)[0]).toMatchObject({ Requests: 1 });
+  });
+
+  it('observedUntraced() (the MCP function): the same, its log lines carry the invocation, and nothing is instrumented for X-Ray', async () => {
+    // As in a real Lambda runtime (Powertools Tracer is disabled without AWS_EXECUTION_ENV).
+    process.env.AWS_EXECUTION_ENV = 'AWS_Lambda_nodejs24.x';
+    try {
+      const logger = powertoolsLogger('test');
+      // A client handed to traced() is instrumented when observed() starts an invocation; observedUntraced() never loads the tracer.
+      const client = traced(new DynamoDBClient({ region: 'us-east-1' }));
+      const handler = observedUntraced(logger, async (e: { n: number }) => {
+        logger.warn('inside', { n: e.n });
+        recordEventMetrics([event('requested', 0)]);
+        if (e.n < 0) throw new Error('boom');
+        return client.middlewareStack.identify().join(' ');
+      });
+      const context = { awsRequestId: 'req-untraced', functionName: 'ackd-test-Mcp', memoryLimitInMB: '1024', invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:x' } as never;
+      let stack = '';
+      const lines = await captured(async () => {
+        stack = await handler({ n: 1 }, context);
+      });
+      expect(stack).not.toContain('XRaySDKInstrumentation');
+      expect(lines.map((l) => JSON.parse(l) as Json).find((l) => l.message === 'inside')).toMatchObject({ function_request_id: 'req-untraced', n: 1 });
+      expect(emfLines(lines)[0]).toMatchObject({ Requests: 1 });
+      const failed = await captured(async () => {
+        await handler({ n: -1 }, context).catch(() => undefined);
+      });
+      expect(emfLines(failed)[0]).toMatchObject({ Requests: 1 });
+    } finally {
+      delete process.env.AWS_EXECUTION_ENV;
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { DeleteRolePolicyCommand, IAMClient, ListRolePoliciesCommand, NoSuchEntityException, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import type { RoleDenies } from '../../core/aws-broker.ts';
-import { clientOptions, type AwsClientConfig } from './sts.ts';
+import { clientOptions, type AwsClientConfig } from './client.ts';
 
 /** The role's name from its ARN (IAM's role APIs take the name; a path is not part of it). */
 export function roleNameOf(roleArn: string): string {

@@ -1,19 +1,7 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { AckdError } from '../../core/errors.ts';
 import type { AssumeRoleParams, AwsSessionCredentials, RoleAssumer } from '../../core/aws-broker.ts';
-
-/** Where the AWS clients of the broker go: the region, and locally the emulator's endpoint (with its credentials). */
-export interface AwsClientConfig {
-  readonly region: string;
-  /** Local only: an AWS API emulator (moto). */
-  readonly endpoint?: string;
-  /** Local only: the emulator's credentials for the broker; on AWS the function's role. */
-  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
-}
-
-export function clientOptions(c: AwsClientConfig): { region: string; endpoint?: string; credentials?: { accessKeyId: string; secretAccessKey: string }; maxAttempts: number } {
-  return { region: c.region, maxAttempts: 3, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.credentials ? { credentials: { ...c.credentials } } : {}) };
-}
+import { clientOptions, type AwsClientConfig } from './client.ts';
 
 /** STS AssumeRole with session tags. AWS refusals become fixed sentences; the details go to the log through `cause`. */
 export class StsRoleAssumer implements RoleAssumer {
