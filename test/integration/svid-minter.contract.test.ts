@@ -124,6 +124,23 @@ describe.each(impls)('SvidMinter contract: %s', (_name, make) => {
     expect(t.privateKeyPem).not.toBe(s.privateKeyPem);
   });
 
+  // Where the minter makes the key and CSR ahead (SvidMinter.prepare: the SPIRE bridge), the mint
+  // uses that key only for the SPIFFE ID it was made for.
+  it.runIf(_name.startsWith('SpireSvidMinter'))('a preparation is used for its own SPIFFE ID only', async () => {
+    const prepare = subject.minter.prepare!.bind(subject.minter);
+    const id = newId();
+    const prepared = prepare(id) as unknown as { keyAndCsr: Promise<{ privateKeyPem: string }> };
+    const own = await subject.minter.mint(id, new Date(Date.now() + 10 * 60_000), prepared as never);
+    expect(own.privateKeyPem).toBe((await prepared.keyAndCsr).privateKeyPem);
+    const other = newId('agent-8');
+    const foreign = prepare(other) as unknown as { keyAndCsr: Promise<{ privateKeyPem: string }> };
+    const svid = await subject.minter.mint(id, new Date(Date.now() + 10 * 60_000), foreign as never);
+    expect(svid.privateKeyPem).not.toBe((await foreign.keyAndCsr).privateKeyPem);
+    const leaf = new X509Certificate(svid.certChainPem);
+    expect(leaf.subjectAltName).toBe(`URI:${id.toString()}`);
+    expect(leaf.checkPrivateKey(createPrivateKey(svid.privateKeyPem))).toBe(true);
+  });
+
   it('the chain verifies against the trust bundle with ackd/verify and with openssl verify', async () => {
     const id = newId();
     const s = await subject.minter.mint(id, new Date(Date.now() + 5 * 60_000));

@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
 import { compileTransition } from '../../lambdas/adapters/dynamodb/store.ts';
 import { ChainVerifier } from '../../lambdas/core/audit/verify.ts';
-import { parseAgentId, parseTrustDomain, type RequestId, type SvidId } from '../../lambdas/core/ids.ts';
+import { parseAgentId, parseTrustDomain, type RequestId, type SpiffeId, type SvidId } from '../../lambdas/core/ids.ts';
 import {
   conditionOf,
   fieldsChangedBy,
@@ -248,6 +248,57 @@ describe('the service on in-memory adapters', () => {
     expect((await service.sweep()).expired).toBe(3);
     expect((await service.sweep()).expired).toBe(0);
     for (const id of ids) expect((await store.get(id))!.decision).toBe('expired');
+  });
+
+  it('tells the sequencer of issued SVIDs after the pickups that issued them, once for pickups in flight together', async () => {
+    const clock = new ManualClock(T0);
+    const trustDomain = parseTrustDomain('ackd.test');
+    const store = new MemoryRequestStore(clock);
+    const minter = await LocalCaMinter.create({ trustDomain, clock });
+    let nudges = 0;
+    const service = new AuthorizationService({ trustDomain, consentBaseUrl: 'https://consent.example', retentionDays: 30 }, { store, minter, clock, logger: quiet, auditNudge: () => void nudges++ });
+    const ids = [(await ask(service)).request_id, (await ask(service, 2)).request_id, (await ask(service, 3)).request_id];
+    for (const id of ids) await service.decide(id, 'approved', 'sub-alice');
+    const tick = () => new Promise((r) => setImmediate(r));
+    nudges = 0;
+    expect(await service.check(agent, ids[0]!)).toMatchObject({ svid_delivered: false });
+    expect(nudges).toBe(0); // not before the SVID's response is on its way
+    await tick();
+    expect(nudges).toBe(1);
+    nudges = 0;
+    const both = await Promise.all(ids.slice(1).map((id) => service.check(agent, id)));
+    expect(both.map((r) => r.status === 'approved' && r.svid_delivered)).toEqual([false, false]);
+    await tick();
+    expect(nudges).toBe(1); // one run for both
+    await new Promise((r) => setTimeout(r, 150));
+    expect(nudges).toBe(1);
+    expect(store.chainEvents().filter((e) => e.type === 'svid_issued')).toHaveLength(3);
+  });
+
+  it('a pickup that stays in flight holds back the sequencer for the others for a bounded time only', async () => {
+    const clock = new ManualClock(T0);
+    const trustDomain = parseTrustDomain('ackd.test');
+    const store = new MemoryRequestStore(clock);
+    const ca = await LocalCaMinter.create({ trustDomain, clock });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let slow = '';
+    const minter = { ...ca, trustBundlePem: () => ca.trustBundlePem(), mint: async (id: SpiffeId, notAfter: Date) => (id.toString() === slow ? gate.then(() => ca.mint(id, notAfter)) : ca.mint(id, notAfter)) };
+    let nudges = 0;
+    const service = new AuthorizationService({ trustDomain, consentBaseUrl: 'https://consent.example', retentionDays: 30 }, { store, minter, clock, logger: quiet, auditNudge: () => void nudges++ });
+    const [a, b] = [(await ask(service)).request_id, (await ask(service, 2)).request_id];
+    for (const id of [a, b]) await service.decide(id, 'approved', 'sub-alice');
+    slow = (await store.get(b))!.spiffe_id;
+    nudges = 0;
+    const held = service.check(agent, b); // its mint waits for the gate
+    expect(await service.check(agent, a)).toMatchObject({ svid_delivered: false });
+    await new Promise((r) => setImmediate(r));
+    expect(nudges).toBe(0); // b is in flight: a's event waits for it ...
+    await vi.waitFor(() => expect(nudges).toBe(1), { timeout: 2_000, interval: 10 }); // ... 100 ms at most
+    release();
+    expect(await held).toMatchObject({ svid_delivered: false });
+    await new Promise((r) => setImmediate(r));
+    expect(nudges).toBe(2);
   });
 
   it('an item set to approved without an approval in the chain gets no SVID', async () => {
