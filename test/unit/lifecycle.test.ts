@@ -155,8 +155,11 @@ describe('the lifecycle table', () => {
       'attribute_exists(pk) AND (#decision = :v AND attribute_type(#svid_id, :v) AND #revoked = :v OR #decision = :v AND attribute_exists(#svid_id) AND NOT attribute_type(#svid_id, :v) AND #revoked = :v)',
     );
     expect(shape(claim.ConditionExpression)).toBe(
-      'attribute_exists(pk) AND #decision = :v AND attribute_type(#svid_id, :v) AND #revoked = :v AND #svid_expires_at > :v AND (attribute_not_exists(#issuing_until) OR #issuing_until <= :v) AND (attribute_exists(#decision_seq) AND NOT attribute_type(#decision_seq, :v) OR attribute_not_exists(#audit_outbox) OR size(#audit_outbox) = :v) AND attribute_exists(#decision_seq) AND NOT attribute_type(#decision_seq, :v)',
+      // (its guard "in the log, or nothing waits" is absorbed by the next, "in the log": A AND (A OR B) is A; both still name the refusal)
+      'attribute_exists(pk) AND #decision = :v AND attribute_type(#svid_id, :v) AND #revoked = :v AND #svid_expires_at > :v AND (attribute_not_exists(#issuing_until) OR #issuing_until <= :v) AND attribute_exists(#decision_seq) AND NOT attribute_type(#decision_seq, :v)',
     );
+    expect(Object.keys(claim.ExpressionAttributeValues ?? {})).toHaveLength(8); // no value left unused (DynamoDB refuses those)
+    expect(compileTransition(TRANSITIONS.recordRefusal, paramsAt(moments[0]!)).ConditionExpression).toBe('attribute_exists(pk)');
     for (const [name, t] of Object.entries(TRANSITIONS)) {
       const cond = compileTransition(t, paramsAt(moments[0]!, { call: 'c', status: 's', payloadSha256: 'd', notAfter: 'n' })).ConditionExpression;
       expect(groupingDepth(cond ?? ''), `${name}: ${cond}`).toBeLessThanOrEqual(1);

@@ -89,6 +89,19 @@ function applied(item: Record<string, unknown>, changed: boolean): Applied {
 type Update = Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ReturnValues'>;
 
 /**
+ * The conjuncts of a condition, nested ANDs flattened, without an OR that has another conjunct
+ * among its members (absorption: `A AND (A OR B)` is `A`; e.g. the claim's "the approval is in
+ * the log or nothing waits" beside "the approval is in the log", two guards kept apart only to
+ * name the refusal). The same condition, shorter to evaluate and to parse.
+ */
+function conjuncts(c: Clause): Clause[] {
+  const flat = (x: Clause): Clause[] => ('all' in x ? x.all.flatMap(flat) : [x]);
+  const all = flat(c);
+  const keys = new Set(all.map((x) => JSON.stringify(x)));
+  return all.filter((x) => !('any' in x && x.any.some((m) => keys.has(JSON.stringify(m)))));
+}
+
+/**
  * A lifecycle row as DynamoDB expressions: the condition is the item's existence, the row's
  * from-state and its guards; the update is the row's updates, and a change of `decision` leaves
  * the pending index.
@@ -152,7 +165,7 @@ export function compileTransition(t: Transition, params: Params): Update {
     else removes.push(name(u.remove));
   }
   if (t.updates.some((u) => 'set' in u && u.set === 'decision')) removes.push(name('pending'));
-  const condition = `attribute_exists(pk) AND ${cond(conditionOf(t), true)}`;
+  const condition = ['attribute_exists(pk)', ...conjuncts(conditionOf(t)).map((c) => cond(c, true))].join(' AND ');
   const expr = [sets.length ? `SET ${sets.join(', ')}` : '', adds.length ? `ADD ${adds.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].filter(Boolean).join(' ');
   return {
     UpdateExpression: expr,
