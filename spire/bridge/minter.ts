@@ -37,7 +37,7 @@ export class SpireSvidMinter implements SvidMinter {
 
   async mint(spiffeId: SpiffeId, notAfter: Date, prepared?: MintPreparation): Promise<MintedSvid> {
     const ttl = remainingTtlSeconds(notAfter, this.clock.now());
-    const ahead = prepared instanceof KeyAndCsrAhead && prepared.spiffeId === spiffeId.toString() ? prepared.keyAndCsr : undefined;
+    const ahead = prepared instanceof KeyAndCsrAhead && prepared.spiffeId === spiffeId.toString() ? prepared.take() : undefined;
     const { csrDer, privateKeyPem, publicKeySpki } = await (ahead ?? createKeyAndCsr(spiffeId));
     let minted: MintedX509;
     try {
@@ -74,13 +74,26 @@ export class SpireSvidMinter implements SvidMinter {
   }
 }
 
-/** A key pair and CSR made ahead of a mint; a failure is kept for `mint` to throw (never an unhandled rejection). */
+/**
+ * A key pair and CSR made ahead of a mint, for one mint only (every SVID has its own key); a
+ * failure is kept for `mint` to throw (never an unhandled rejection).
+ */
 class KeyAndCsrAhead implements MintPreparation {
+  private keyAndCsr: Promise<KeyAndCsr> | undefined;
+
   constructor(
     readonly spiffeId: string,
-    readonly keyAndCsr: Promise<KeyAndCsr>,
+    keyAndCsr: Promise<KeyAndCsr>,
   ) {
     keyAndCsr.catch(() => undefined);
+    this.keyAndCsr = keyAndCsr;
+  }
+
+  /** The key and CSR, the first time; undefined after. */
+  take(): Promise<KeyAndCsr> | undefined {
+    const k = this.keyAndCsr;
+    this.keyAndCsr = undefined;
+    return k;
   }
 }
 
