@@ -98,17 +98,27 @@ export class ApiKeyCache {
 
   /** The agent a presented key belongs to (from memory when it authenticated within `ttlMs`). ERR_UNAUTHENTICATED otherwise. */
   async authenticate(presented: string | undefined): Promise<AgentId> {
+    return (await this.authenticateCall(presented)).agentId;
+  }
+
+  /**
+   * As `authenticate`, and whether the answer is a read of the store that this call made itself
+   * (`read`: not memory, nor another call's read in flight): such a read is as good as a re-check
+   * made at that moment (mcpHandler's reauthorize counts it as its first, when it is recent).
+   */
+  async authenticateCall(presented: string | undefined): Promise<{ readonly agentId: AgentId; readonly read: boolean }> {
     const hash = presentedKeyHash(presented);
     const hit = this.known.get(hash);
     if (hit && hit.untilMs > this.now()) {
       // Most recently used last.
       this.known.delete(hash);
       this.known.set(hash, hit);
-      return agentOf(hit.entry, hash);
+      return { agentId: agentOf(hit.entry, hash), read: false };
     }
     if (hit) this.known.delete(hash);
     const epoch = this.evictions;
     let lookup = this.inFlight.get(hash);
+    const read = !lookup;
     if (!lookup) {
       lookup = this.store.getByHash(hash);
       const mine = lookup;
@@ -118,7 +128,7 @@ export class ApiKeyCache {
       };
       mine.then(done, done);
     }
-    return this.settle(hash, await lookup, epoch);
+    return { agentId: this.settle(hash, await lookup, epoch), read };
   }
 
   /** The agent of a presented key, always read from the store (never from memory); a key that fails is forgotten. */

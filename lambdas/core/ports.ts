@@ -87,13 +87,29 @@ export interface MintedSvid {
   readonly expiresAt: Date;
 }
 
+/**
+ * What a minter made ahead of a mint (SvidMinter.prepare): opaque to the core, and only ever
+ * local work without authority (e.g. a key pair and CSR in memory). Dropped when no mint follows.
+ */
+export interface MintPreparation {
+  readonly spiffeId: string;
+}
+
 /** Issues X.509-SVIDs. Implementations: in-process CA, SPIRE server (spire/bridge). */
 export interface SvidMinter {
   /**
    * Mints an SVID for `spiffeId` valid until at most `notAfter`. Throws AckdError
    * ERR_ISSUER_UNAVAILABLE (cannot reach / timed out) or ERR_ISSUER_REFUSED (issuer said no).
+   * `prepared`: what `prepare` made for the same SPIFFE ID (another's is ignored).
    */
-  mint(spiffeId: SpiffeId, notAfter: Date): Promise<MintedSvid>;
+  mint(spiffeId: SpiffeId, notAfter: Date, prepared?: MintPreparation): Promise<MintedSvid>;
+  /**
+   * Optional: starts the local part of a mint for `spiffeId` (its key pair and CSR), which needs
+   * no authority and asks the issuer nothing, so it can run while the approval is still being
+   * proved. Never throws; a failure surfaces in `mint`. The key lives only in this process's
+   * memory and is dropped with the preparation when no mint follows.
+   */
+  prepare?(spiffeId: SpiffeId): MintPreparation;
   /** The trust bundle: PEM CA certificates that verify the SVIDs this minter issues. */
   trustBundlePem(): Promise<string>;
 }

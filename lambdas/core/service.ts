@@ -2,7 +2,7 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import { AckdError, isAckdError } from './errors.ts';
 import { newRequestId, SpiffeId, type AgentId, type RequestId, type SvidId, type TrustDomain } from './ids.ts';
 import { actorIdentity, approvalProblem, auditEvent, deciderActor, SYSTEM_ACTOR, type Actor } from './audit/event.ts';
-import type { Applied, ApprovalNotifier, Clock, Logger, MintedSvid, RequestStore, RouteSender, SvidMinter } from './ports.ts';
+import type { Applied, ApprovalNotifier, Clock, Logger, MintedSvid, MintPreparation, RequestStore, RouteSender, SvidMinter } from './ports.ts';
 import { addMinutes, newRecord, type AuthorizationRecord, type NewRequest, type RequestStatus } from './request.ts';
 import { AWAITING_LOG_MESSAGE, NOT_IN_LOG_MESSAGE, isPast, stateOf, statusAt, svidEnd } from './lifecycle.ts';
 import { approvalsOf, describeQuorum, LEGACY_QUORUM, outcomeOf, quorumOf, voterOf, type CastVote, type Quorum } from './quorum.ts';
@@ -413,6 +413,46 @@ export class AuthorizationService {
    * the claimed item points at exactly these seqs); otherwise after it.
    */
   private async issue(r: AuthorizationRecord, opts: CheckOptions, seqs?: ChainSeqs): Promise<CheckStatus> {
+    this.issuing++;
+    try {
+      return await this.issueNow(r, opts, seqs);
+    } finally {
+      this.issuing--;
+      this.nudgeAfterPickups();
+    }
+  }
+
+  /** Pickups in flight in this process (issue()); while any is, the sequencer's nudge for the SVIDs issued waits (nudgeAfterPickups). */
+  private issuing = 0;
+  /** An issuance was written and the sequencer not yet told. */
+  private nudgeHeld = false;
+  private nudgeTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Tells the sequencer of the svid_issued events written, off the agents' paths: after the
+   * response that delivers the SVID is on its way (a sequencer run in this process shares its
+   * thread), and while other pickups are in flight here, once the last of them is done (one run
+   * for all their events), yet at most ISSUED_NUDGE_HOLD_MS after the first: the merge delay stays
+   * bounded. (Where no sequencer runs in this process, `auditNudge` does nothing.)
+   */
+  private nudgeAfterPickups(): void {
+    if (!this.nudgeHeld) return;
+    if (this.issuing === 0) {
+      this.nudgeHeld = false;
+      clearTimeout(this.nudgeTimer);
+      this.nudgeTimer = undefined;
+      setImmediate(() => this.recorded());
+      return;
+    }
+    this.nudgeTimer ??= setTimeout(() => {
+      this.nudgeTimer = undefined;
+      if (!this.nudgeHeld) return;
+      this.nudgeHeld = false;
+      this.recorded();
+    }, ISSUED_NUDGE_HOLD_MS);
+  }
+
+  private async issueNow(r: AuthorizationRecord, opts: CheckOptions, seqs?: ChainSeqs): Promise<CheckStatus> {
     // No SVID before the approval is in the audit log: the claim requires the sequencer to have
     // put it there, and waits for that (a short, bounded wait: the sequencer runs seconds behind).
     const claim = randomUUID();
@@ -422,6 +462,9 @@ export class AuthorizationService {
     let requestedSeq: number | null;
     let voteSeqs: readonly number[];
     const early = seqs && seqs.decisionSeq !== null ? { wanted: wantedSeqs(seqs), events: quiet(this.deps.store.auditEvents(wantedSeqs(seqs))), key: quiet(opts.reauthorize?.()) } : undefined;
+    // The SVID's key pair and CSR meanwhile: local work that asks the issuer nothing (the mint
+    // itself waits for every check below); dropped if no mint follows.
+    const prepared = this.prepareMint(r);
     let firstTry = true;
     const waitUntil = Date.now() + (this.config.auditWaitMs ?? 10_000);
     for (let pause = 20; ; pause = Math.min(500, pause * 2)) {
@@ -475,7 +518,7 @@ export class AuthorizationService {
       }
       await this.checkDecisionAndReceiptKeys(claimed);
       const spiffeId = SpiffeId.parse(claimed.spiffe_id);
-      minted = await this.deps.minter.mint(spiffeId, new Date(claimed.svid_expires_at!));
+      minted = await this.deps.minter.mint(spiffeId, new Date(claimed.svid_expires_at!), prepared);
       receipt = await this.receiptOf(claimed, minted, now);
     } catch (e) {
       await release();
@@ -504,7 +547,7 @@ export class AuthorizationService {
       );
       throw stillValid.reason;
     }
-    this.recorded();
+    this.nudgeHeld = true;
     return {
       status: 'approved',
       svid: `${minted.certChainPem.trimEnd()}\n${minted.privateKeyPem.trimEnd()}\n`,
@@ -514,6 +557,18 @@ export class AuthorizationService {
       svid_delivered: false,
       ...(receipt === undefined ? {} : { receipt }),
     };
+  }
+
+  /** The minter's local work ahead of a mint (SvidMinter.prepare), when it has any; an item whose SPIFFE ID does not parse gets none (the mint refuses it after the claim, as before). */
+  private prepareMint(r: AuthorizationRecord): MintPreparation | undefined {
+    if (!this.deps.minter.prepare) return undefined;
+    let spiffeId: SpiffeId;
+    try {
+      spiffeId = SpiffeId.parse(r.spiffe_id);
+    } catch {
+      return undefined;
+    }
+    return this.deps.minter.prepare(spiffeId);
   }
 
   async revoke(agentId: AgentId | null, requestId: RequestId, svidId: SvidId, by?: Actor): Promise<{ revoked: true; revoked_at: string }> {
@@ -933,6 +988,9 @@ export class AuthorizationService {
     return sent;
   }
 }
+
+/** How long the sequencer's nudge for an SVID issued may wait for the other pickups in flight (nudgeAfterPickups). */
+const ISSUED_NUDGE_HOLD_MS = 100;
 
 /** Where a request's item points in the audit chain (RequestStore.getWithSeqs, or what a write returned). */
 type ChainSeqs = Pick<Applied, 'decisionSeq' | 'requestedSeq' | 'voteSeqs'>;

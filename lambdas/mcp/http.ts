@@ -26,6 +26,8 @@ export interface McpHttpDeps {
 }
 
 const MAX_BODY = 64 * 1024;
+/** How recent the read that authenticated a call must be to serve as its first key re-check (reauthorize). */
+export const FRESH_READ_MS = 250;
 /**
  * Most JSON-RPC messages one POST may carry. MCP 2025-06-18 removed batching, but older clients
  * may still send a request together with a notification or two; a batch is never a way to run
@@ -83,8 +85,13 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
     }
     const token = bearer(req);
     let agentId;
+    /** When this call's own read of the store authenticated it (performance.now()), else null. */
+    let readAt: number | null;
     try {
-      agentId = await keys.authenticate(token);
+      const startedAt = performance.now();
+      const auth = await keys.authenticateCall(token);
+      agentId = auth.agentId;
+      readAt = auth.read ? startedAt : null;
     } catch (e) {
       if (!isAckdError(e, 'ERR_UNAUTHENTICATED')) {
         deps.logger.error('api key lookup failed', { error: e instanceof Error ? e.message : String(e) });
@@ -113,8 +120,14 @@ export function mcpHandler(deps: McpHttpDeps): (req: Request) => Promise<Respons
     }
 
     // The same key, read again from the store (never from the cache) while a call is in flight:
-    // before an SVID is minted and again before it is handed out.
+    // before an SVID is minted and again before it is handed out. The first time, a read of the
+    // store that authenticated this very call less than FRESH_READ_MS ago is that read (the same
+    // item is not read twice in a row); a later check (a long-poll that waited, the hand-out)
+    // always reads.
     const reauthorize = async (): Promise<void> => {
+      const authenticatedAt = readAt;
+      readAt = null;
+      if (authenticatedAt !== null && performance.now() - authenticatedAt < FRESH_READ_MS) return;
       const again = await keys.reauthenticate(token).catch((e: unknown) => {
         if (isAckdError(e, 'ERR_UNAUTHENTICATED')) throw new AckdError('ERR_UNAUTHENTICATED', 'the API key was revoked');
         throw e;

@@ -1,9 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { AckdError, isAckdError } from '../../lambdas/core/errors.ts';
 import { svidIdFromSerial, type SpiffeId } from '../../lambdas/core/ids.ts';
-import { systemClock, type Clock, type MintedSvid, type SvidMinter } from '../../lambdas/core/ports.ts';
+import { systemClock, type Clock, type MintedSvid, type MintPreparation, type SvidMinter } from '../../lambdas/core/ports.ts';
 import type { MintedX509, SpireBundle } from './client.ts';
-import { createKeyAndCsr, derChainToPem } from './csr.ts';
+import { createKeyAndCsr, derChainToPem, type KeyAndCsr } from './csr.ts';
 import { issuerError } from './errors.ts';
 
 /** The part of SpireClient the minter needs: a local client, or a sidecar forwarding to one. */
@@ -30,9 +30,15 @@ export class SpireSvidMinter implements SvidMinter {
     this.clock = opts.clock ?? systemClock;
   }
 
-  async mint(spiffeId: SpiffeId, notAfter: Date): Promise<MintedSvid> {
+  /** The key pair and CSR for `spiffeId`, started now (node:crypto makes the key off the main thread). */
+  prepare(spiffeId: SpiffeId): MintPreparation {
+    return new KeyAndCsrAhead(spiffeId.toString(), createKeyAndCsr(spiffeId));
+  }
+
+  async mint(spiffeId: SpiffeId, notAfter: Date, prepared?: MintPreparation): Promise<MintedSvid> {
     const ttl = remainingTtlSeconds(notAfter, this.clock.now());
-    const { csrDer, privateKeyPem, publicKeySpki } = await createKeyAndCsr(spiffeId);
+    const ahead = prepared instanceof KeyAndCsrAhead && prepared.spiffeId === spiffeId.toString() ? prepared.take() : undefined;
+    const { csrDer, privateKeyPem, publicKeySpki } = await (ahead ?? createKeyAndCsr(spiffeId));
     let minted: MintedX509;
     try {
       minted = await this.signer.mintX509Svid(csrDer, ttl);
@@ -65,6 +71,29 @@ export class SpireSvidMinter implements SvidMinter {
   /** SPIRE's bundle with its sequence number and refresh hint (for the SPIFFE bundle endpoint). */
   bundle(): Promise<SpireBundle> {
     return this.signer.getBundle();
+  }
+}
+
+/**
+ * A key pair and CSR made ahead of a mint, for one mint only (every SVID has its own key); a
+ * failure is kept for `mint` to throw (never an unhandled rejection).
+ */
+class KeyAndCsrAhead implements MintPreparation {
+  private keyAndCsr: Promise<KeyAndCsr> | undefined;
+
+  constructor(
+    readonly spiffeId: string,
+    keyAndCsr: Promise<KeyAndCsr>,
+  ) {
+    keyAndCsr.catch(() => undefined);
+    this.keyAndCsr = keyAndCsr;
+  }
+
+  /** The key and CSR, the first time; undefined after. */
+  take(): Promise<KeyAndCsr> | undefined {
+    const k = this.keyAndCsr;
+    this.keyAndCsr = undefined;
+    return k;
   }
 }
 

@@ -319,6 +319,7 @@ async function svidPickup(ctx: Ctx): Promise<void> {
     const calls = ctx.counter.since(before);
     const perOne = perOp(calls, n + warm);
     ctx.rows.push(latencyRow('svid.p50', 'SVID pickup, p50', p50(r.a), p50(r.b), `${r.a.length} + ${r.b.length}`, 1.5, `floor: EC P-256 key + CSR + bare MintX509SVID on the same spire-server; store calls per pickup: ${opsText(calls, n + warm)}`));
+    await svidPickupPath(ctx, Math.max(10, Math.floor(n / 2)), floorMint);
 
     const { burst, burstRounds } = CFG.svid;
     const ackdLat: number[] = [];
@@ -339,6 +340,30 @@ async function svidPickup(ctx: Ctx): Promise<void> {
   } finally {
     bare.close();
   }
+}
+
+/**
+ * The same pickups with the audit sequencer paused (their approvals already in the log): the
+ * pickup's own path, its store calls and its p50 against the floor, without the sequencer's run
+ * for each svid_issued that shares this one thread (on AWS it runs in another function).
+ * Reported, not a target.
+ */
+async function svidPickupPath(ctx: Ctx, m: number, floorMint: () => Promise<unknown>): Promise<void> {
+  const approved = await approvedRequests(ctx, m + 2, new RotatingCaller(ctx.agents, 'bench-svid2'));
+  await ctx.stack.settled(60_000);
+  await ctx.stack.deps.sequencerLoop.stop();
+  const before = ctx.counter.snapshot();
+  let r: { a: number[]; b: number[] };
+  let calls: StoreCalls;
+  try {
+    r = await interleaved(m, 2, (i) => pickUp(ctx, approved[i]!), floorMint);
+  } finally {
+    calls = ctx.counter.since(before);
+    ctx.stack.deps.sequencerLoop.start();
+    await ctx.stack.settled(60_000);
+  }
+  ctx.rows.push(latencyRow('svid.p50.path', 'SVID pickup, sequencer paused, p50', p50(r.a), p50(r.b), `${r.a.length} + ${r.b.length}`, null, 'the pickup alone: the sequencer run that follows each (its svid_issued) runs in another function on AWS; here it shares the thread'));
+  ctx.rows.push(valueRow('svid.calls.path', 'SVID pickup, store calls on its path', perOp(calls, m + 2), 'calls', `${m + 2}`, null, { note: opsText(calls, m + 2) }));
 }
 
 /**

@@ -209,6 +209,40 @@ describe('the API key cache and SVIDs', () => {
   });
 });
 
+describe('SVID pickup store calls', () => {
+  /** The pickup's own sends, named: the key, the request item, the approval's events. */
+  const named = (list: readonly Send[]): string[] =>
+    list.map((s) => `${s.command} ${s.pks.every((p) => p.startsWith('apikey#')) ? 'key' : s.pks.every((p) => p.startsWith('req#')) ? 'request' : 'events'}`).sort();
+
+  it('reads the key twice (before the mint, at hand-out), the read that authenticated a cold call counting as the first', async () => {
+    const { agentId, mcp } = await agentWithKey('pickup-agent');
+    const ids: RequestId[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { request_id } = structured<{ request_id: RequestId }>(await mcp.callTool({ name: 'request_authorization', arguments: ask(agentId, i) }));
+      await stack.deps.service.decide(parseRequestId(request_id), 'approved', 'operator:test');
+      ids.push(request_id);
+    }
+    await stack.settled();
+    const pickup = [
+      'BatchGetItem events', // the approval's events (while the claim is written)
+      'GetItem key',
+      'GetItem key',
+      'GetItem request', // the check's read
+      'UpdateItem request', // the claim
+      'UpdateItem request', // the issue (with its event)
+    ];
+    // Warm: the key authenticates from memory, so it is read before the mint and at hand-out.
+    sends.length = 0;
+    expect(structured<{ svid?: string }>(await mcp.callTool({ name: 'check_authorization', arguments: { request_id: ids[0] } })).svid).toContain('PRIVATE KEY');
+    expect(named(sends)).toEqual(pickup);
+    // Cold: the read that authenticates the call is the one before the mint; the key is not read a third time.
+    stack.clock.advance(5_001);
+    sends.length = 0;
+    expect(structured<{ svid?: string }>(await mcp.callTool({ name: 'check_authorization', arguments: { request_id: ids[1] } })).svid).toContain('PRIVATE KEY');
+    expect(named(sends)).toEqual(pickup);
+  });
+});
+
 describe('wake', () => {
   let slow: TestStack;
   beforeAll(async () => {

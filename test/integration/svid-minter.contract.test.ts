@@ -124,6 +124,34 @@ describe.each(impls)('SvidMinter contract: %s', (_name, make) => {
     expect(t.privateKeyPem).not.toBe(s.privateKeyPem);
   });
 
+  // Where the minter makes the key and CSR ahead (SvidMinter.prepare: the SPIRE bridge), the mint
+  // uses that key only for the SPIFFE ID it was made for.
+  it.runIf(_name.startsWith('SpireSvidMinter'))('a preparation is used once, for its own SPIFFE ID only', async () => {
+    const minter = subject.minter;
+    const until = () => new Date(Date.now() + 10 * 60_000);
+    const id = newId();
+    const prepared = minter.prepare!(id);
+    // (watch what the mint takes from it)
+    const ahead = prepared as unknown as { take(): Promise<{ privateKeyPem: string }> | undefined };
+    const take = ahead.take.bind(ahead);
+    let taken: Promise<{ privateKeyPem: string }> | undefined;
+    ahead.take = () => (taken = take());
+    const own = await minter.mint(id, until(), prepared);
+    expect(own.privateKeyPem).toBe((await taken!).privateKeyPem);
+    // Used once: the same preparation again gets a new key.
+    const again = await minter.mint(id, until(), prepared);
+    expect(again.privateKeyPem).not.toBe(own.privateKeyPem);
+    // Another SPIFFE ID's preparation is not used: the SVID names this one, with a key of its own.
+    const foreign = minter.prepare!(newId('agent-8'));
+    const svid = await minter.mint(id, until(), foreign);
+    const leaf = new X509Certificate(svid.certChainPem);
+    expect(leaf.subjectAltName).toBe(`URI:${id.toString()}`);
+    expect(leaf.checkPrivateKey(createPrivateKey(svid.privateKeyPem))).toBe(true);
+    const other = await minter.mint(newId('agent-8'), until(), foreign); // ... and is still there for its own
+    expect(new X509Certificate(other.certChainPem).checkPrivateKey(createPrivateKey(other.privateKeyPem))).toBe(true);
+    expect(other.privateKeyPem).not.toBe(svid.privateKeyPem);
+  });
+
   it('the chain verifies against the trust bundle with ackd/verify and with openssl verify', async () => {
     const id = newId();
     const s = await subject.minter.mint(id, new Date(Date.now() + 5 * 60_000));

@@ -55,6 +55,18 @@ describe('API key cache', () => {
     expect(store.lookups).toBe(1);
   });
 
+  it('authenticateCall says whether the answer is a store read this call made (not memory, not a read another call started)', async () => {
+    const { clock, store, cache, apiKey } = await setup();
+    const [first, second] = await Promise.all([cache.authenticateCall(apiKey), cache.authenticateCall(apiKey)]);
+    expect(store.lookups).toBe(1);
+    expect([first.read, second.read]).toEqual([true, false]);
+    expect([first.agentId, second.agentId]).toEqual([agent, agent]);
+    expect(await cache.authenticateCall(apiKey)).toEqual({ agentId: agent, read: false });
+    clock.advance(5_000);
+    expect(await cache.authenticateCall(apiKey)).toEqual({ agentId: agent, read: true });
+    expect(store.lookups).toBe(2);
+  });
+
   it('never remembers a key that failed: unknown, malformed, revoked; a key created since works at once', async () => {
     const { clock, store, cache, apiKey, entry } = await setup();
     const unknown = `ackd_${'A'.repeat(43)}`;

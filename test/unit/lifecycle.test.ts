@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
 import { compileTransition } from '../../lambdas/adapters/dynamodb/store.ts';
 import { ChainVerifier } from '../../lambdas/core/audit/verify.ts';
-import { parseAgentId, parseTrustDomain, type RequestId, type SvidId } from '../../lambdas/core/ids.ts';
+import { parseAgentId, parseTrustDomain, type RequestId, type SpiffeId, type SvidId } from '../../lambdas/core/ids.ts';
 import {
   conditionOf,
   fieldsChangedBy,
@@ -139,7 +139,7 @@ describe('the lifecycle table', () => {
     const u = compileTransition(TRANSITIONS.approve, paramsAt(moments[0]!));
     const shape = (x: string | undefined) => x?.replace(/:v\d+/g, ':v');
     expect(shape(u.ConditionExpression)).toBe(
-      'attribute_exists(pk) AND (#decision = :v AND #expires_at > :v AND NOT contains(#voters, :v) AND (attribute_not_exists(#votes) OR size(#votes) = :v))',
+      'attribute_exists(pk) AND #decision = :v AND #expires_at > :v AND NOT contains(#voters, :v) AND (attribute_not_exists(#votes) OR size(#votes) = :v)',
     );
     expect(shape(u.UpdateExpression)).toBe(
       'SET #votes = list_append(if_not_exists(#votes, :v), :v), #voters = list_append(if_not_exists(#voters, :v), :v), #decision = :v, #decision_at = :v, #approver_identity = :v, #approver_email = :v, #svid_expires_at = :v, #decision_signature = :v REMOVE #pending',
@@ -147,13 +147,41 @@ describe('the lifecycle table', () => {
     expect(Object.values(u.ExpressionAttributeValues ?? {})).toContain('pending');
     const claim = compileTransition(TRANSITIONS.claimIssuance, paramsAt(moments[0]!));
     expect(claim.ConditionExpression).toContain('(attribute_not_exists(#issuing_until) OR #issuing_until <= :');
-    // A group of one is its member: DynamoDB refuses redundant parentheses such as `((a OR b))`.
+    // Parentheses only where precedence needs them (an OR group inside an AND; AND binds tighter
+    // than OR): DynamoDB refuses redundant ones such as `((a OR b))`, and the local store's parser
+    // slows exponentially with their nesting.
     const either = compileTransition(TRANSITIONS.revokeApproval, paramsAt(moments[0]!)).ConditionExpression!;
-    expect(either).toContain(') OR (#decision = ');
-    expect(either).not.toMatch(/AND \(\(\(/);
+    expect(shape(either)).toBe(
+      'attribute_exists(pk) AND (#decision = :v AND attribute_type(#svid_id, :v) AND #revoked = :v OR #decision = :v AND attribute_exists(#svid_id) AND NOT attribute_type(#svid_id, :v) AND #revoked = :v)',
+    );
+    expect(shape(claim.ConditionExpression)).toBe(
+      // (its guard "in the log, or nothing waits" is absorbed by the next, "in the log": A AND (A OR B) is A; both still name the refusal)
+      'attribute_exists(pk) AND #decision = :v AND attribute_type(#svid_id, :v) AND #revoked = :v AND #svid_expires_at > :v AND (attribute_not_exists(#issuing_until) OR #issuing_until <= :v) AND attribute_exists(#decision_seq) AND NOT attribute_type(#decision_seq, :v)',
+    );
+    expect(Object.keys(claim.ExpressionAttributeValues ?? {})).toHaveLength(8); // no value left unused (DynamoDB refuses those)
+    expect(compileTransition(TRANSITIONS.recordRefusal, paramsAt(moments[0]!)).ConditionExpression).toBe('attribute_exists(pk)');
+    for (const [name, t] of Object.entries(TRANSITIONS)) {
+      const cond = compileTransition(t, paramsAt(moments[0]!, { call: 'c', status: 's', payloadSha256: 'd', notAfter: 'n' })).ConditionExpression;
+      expect(groupingDepth(cond ?? ''), `${name}: ${cond}`).toBeLessThanOrEqual(1);
+    }
     expect(() => compileTransition(TRANSITIONS.revoke, { now: 'x', by: 'agent:a' })).toThrow(/parameter svidId is missing/);
   });
 });
+
+/** How deep grouping parentheses nest in a condition (a function call's are not grouping). */
+function groupingDepth(cond: string): number {
+  let depth = 0;
+  let max = 0;
+  const stack: boolean[] = [];
+  for (let i = 0; i < cond.length; i++) {
+    if (cond[i] === '(') {
+      const grouping = !/[A-Za-z_]/.test(cond[i - 1] ?? ' ');
+      stack.push(grouping);
+      if (grouping) max = Math.max(max, ++depth);
+    } else if (cond[i] === ')' && stack.pop()) depth--;
+  }
+  return max;
+}
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -223,6 +251,57 @@ describe('the service on in-memory adapters', () => {
     expect((await service.sweep()).expired).toBe(3);
     expect((await service.sweep()).expired).toBe(0);
     for (const id of ids) expect((await store.get(id))!.decision).toBe('expired');
+  });
+
+  it('tells the sequencer of issued SVIDs after the pickups that issued them, once for pickups in flight together', async () => {
+    const clock = new ManualClock(T0);
+    const trustDomain = parseTrustDomain('ackd.test');
+    const store = new MemoryRequestStore(clock);
+    const minter = await LocalCaMinter.create({ trustDomain, clock });
+    let nudges = 0;
+    const service = new AuthorizationService({ trustDomain, consentBaseUrl: 'https://consent.example', retentionDays: 30 }, { store, minter, clock, logger: quiet, auditNudge: () => void nudges++ });
+    const ids = [(await ask(service)).request_id, (await ask(service, 2)).request_id, (await ask(service, 3)).request_id];
+    for (const id of ids) await service.decide(id, 'approved', 'sub-alice');
+    const tick = () => new Promise((r) => setImmediate(r));
+    nudges = 0;
+    expect(await service.check(agent, ids[0]!)).toMatchObject({ svid_delivered: false });
+    expect(nudges).toBe(0); // not before the SVID's response is on its way
+    await tick();
+    expect(nudges).toBe(1);
+    nudges = 0;
+    const both = await Promise.all(ids.slice(1).map((id) => service.check(agent, id)));
+    expect(both.map((r) => r.status === 'approved' && r.svid_delivered)).toEqual([false, false]);
+    await tick();
+    expect(nudges).toBe(1); // one run for both
+    await new Promise((r) => setTimeout(r, 150));
+    expect(nudges).toBe(1);
+    expect(store.chainEvents().filter((e) => e.type === 'svid_issued')).toHaveLength(3);
+  });
+
+  it('a pickup that stays in flight holds back the sequencer for the others for a bounded time only', async () => {
+    const clock = new ManualClock(T0);
+    const trustDomain = parseTrustDomain('ackd.test');
+    const store = new MemoryRequestStore(clock);
+    const ca = await LocalCaMinter.create({ trustDomain, clock });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let slow = '';
+    const minter = { ...ca, trustBundlePem: () => ca.trustBundlePem(), mint: async (id: SpiffeId, notAfter: Date) => (id.toString() === slow ? gate.then(() => ca.mint(id, notAfter)) : ca.mint(id, notAfter)) };
+    let nudges = 0;
+    const service = new AuthorizationService({ trustDomain, consentBaseUrl: 'https://consent.example', retentionDays: 30 }, { store, minter, clock, logger: quiet, auditNudge: () => void nudges++ });
+    const [a, b] = [(await ask(service)).request_id, (await ask(service, 2)).request_id];
+    for (const id of [a, b]) await service.decide(id, 'approved', 'sub-alice');
+    slow = (await store.get(b))!.spiffe_id;
+    nudges = 0;
+    const held = service.check(agent, b); // its mint waits for the gate
+    expect(await service.check(agent, a)).toMatchObject({ svid_delivered: false });
+    await new Promise((r) => setImmediate(r));
+    expect(nudges).toBe(0); // b is in flight: a's event waits for it ...
+    await vi.waitFor(() => expect(nudges).toBe(1), { timeout: 2_000, interval: 10 }); // ... 100 ms at most
+    release();
+    expect(await held).toMatchObject({ svid_delivered: false });
+    await new Promise((r) => setImmediate(r));
+    expect(nudges).toBe(2);
   });
 
   it('an item set to approved without an approval in the chain gets no SVID', async () => {
