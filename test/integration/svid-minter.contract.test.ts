@@ -125,8 +125,9 @@ describe.each(impls)('SvidMinter contract: %s', (_name, make) => {
   });
 
   // Where the minter makes the key and CSR ahead (SvidMinter.prepare: the SPIRE bridge), the mint
-  // uses that key only for the SPIFFE ID it was made for.
-  it.runIf(_name.startsWith('SpireSvidMinter'))('a preparation is used once, for its own SPIFFE ID only', async () => {
+  // uses that key only for the SPIFFE ID it was made for. (Registered for that minter only: the
+  // in-process CA has no prepare, so the case does not exist for it, rather than being skipped.)
+  if (_name.startsWith('SpireSvidMinter')) it('a preparation is used once, for its own SPIFFE ID only', async () => {
     const minter = subject.minter;
     const until = () => new Date(Date.now() + 10 * 60_000);
     const id = newId();
