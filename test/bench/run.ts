@@ -235,9 +235,11 @@ async function requestThroughput(ctx: Ctx): Promise<void> {
       rateRow(`request.throughput.c${c}`, `request_authorization throughput, ${c} caller${c === 1 ? '' : 's'}`, (ackdDone * 1000) / ackdMs, (floorDone * 1000) / floorMs, `${ackdDone} + ${floorDone}`, 0.5, `floor: put_one at ${c} at once${errNote}`),
     );
     ctx.rows.push(
-      valueRow(`request.calls.c${c}`, `request_authorization store calls per request, ${c} caller${c === 1 ? '' : 's'}`, per, 'calls', `${ackdDone}`, c === 1 ? 5 : callsAtOne === null ? null : callsAtOne * 1.25, {
+      valueRow(`request.calls.c${c}`, `request_authorization store calls per request, ${c} caller${c === 1 ? '' : 's'}`, per, 'calls', `${ackdDone}`, c === 1 || callsAtOne === null ? null : callsAtOne * 1.25, {
         floor: 1,
-        target: c === 1 ? '≤ 5 calls' : `≤ 1.25× one caller's`,
+        // One caller's is the reference the others must stay near (issue 12: calls per request
+        // independent of concurrency); its ≤ 5 is for the calls on a request's path (request.calls).
+        target: c === 1 ? 'reference of the rows below' : `≤ 1.25× one caller's`,
         note: opsText(calls, ackdDone),
       }),
     );
