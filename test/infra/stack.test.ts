@@ -7,6 +7,7 @@
  *    sources) imported and invoked with events of their trigger types against dynalite, and the
  *    MCP bundle issuing a real SVID through the SPIRE bridge bundle and a real spire-server.
  */
+import { createSealKeyFileOnce, fileOutboxSealer } from '../../lambdas/adapters/signing/outbox-seal.ts';
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -45,10 +46,13 @@ import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
  * in this process nudges its own in-process sequencer after each write (lambdas/deps.ts), which
  * may hold the lease for a moment: a busy run is retried until that run has released it (bounded).
  */
+/** The outbox seal key of the bundles' run (on AWS a KMS HMAC key; here a key file made for the run). */
+let outboxSealKeyFile = '';
+
 async function sequence(store: DynamoRequestStore): Promise<void> {
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
   for (let attempt = 0; attempt < 100; attempt++) {
-    const run = await new Sequencer({ store: store.audit, clock: systemClock, logger: quiet }).run();
+    const run = await new Sequencer({ store: store.audit, clock: systemClock, logger: quiet, sealer: fileOutboxSealer(outboxSealKeyFile) }).run();
     if (!run.busy) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -821,6 +825,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
   const decisionKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const keyDir = mkdtempSync(join(tmpdir(), 'ackd-bundle-keys-'));
   const receiptKeyFile = join(keyDir, 'receipt.pem');
+  outboxSealKeyFile = createSealKeyFileOnce(join(keyDir, 'outbox-seal.key'));
 
   beforeAll(async () => {
     writeFileSync(receiptKeyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
@@ -875,6 +880,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
       // On AWS these are KMS keys (kms:<arn>); here, keys made for this run (issue 13: signed decisions, receipts).
       ACKD_DECISION_PUBLIC_KEY: decisionKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       ACKD_RECEIPT_KEY: receiptKeyFile,
+      ACKD_OUTBOX_SEAL_KEY: outboxSealKeyFile,
     });
   }, SPIRE_BUILD_TIMEOUT_MS);
 
