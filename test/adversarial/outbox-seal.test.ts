@@ -5,6 +5,7 @@ import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
 import { auditEvent } from '../../lambdas/core/audit/event.ts';
+import { Sequencer } from '../../lambdas/core/audit/sequencer.ts';
 import { checkpointPublicKey } from '../../lambdas/core/audit/signing.ts';
 import { parseAgentId, type AgentId, type RequestId } from '../../lambdas/core/ids.ts';
 import { readItem, startTestStack, structured, type TestStack } from '../helpers/local-stack.ts';
@@ -183,6 +184,17 @@ describe('a table writer without the seal key cannot put events into the audit l
     expect(await readItem(stack, `audit#admin#${eventId}`)).toBeUndefined();
     expect((await quarantine()).find((it) => it.source === `audit#admin#${eventId}`)).toMatchObject({ reason: 'duplicate' });
     expect(refusedLines().at(-1)).toMatchObject({ reason: 'duplicate', event_id: eventId, type: 'owner_set' });
+    // Again, to a sequencer that starts afterwards (a cold start): it reads the newest events' ids from the table first.
+    await stack.deps.sequencerLoop.stop();
+    try {
+      await raw().send(new PutCommand({ TableName: stack.tableName, Item: item }));
+      const fresh = new Sequencer({ store: stack.deps.store.audit, clock: stack.clock, logger: stack.logs, sealer: stack.deps.store.audit.sealer });
+      expect(await fresh.run()).toMatchObject({ sequenced: 0, refused: 1 });
+    } finally {
+      stack.deps.sequencerLoop.start();
+    }
+    expect(refusedLines().at(-1)).toMatchObject({ reason: 'duplicate', event_id: eventId });
+    expect(await readItem(stack, `audit#admin#${eventId}`)).toBeUndefined();
     // Genuine operator changes and gateway calls keep flowing.
     await stack.deps.ownerAudit.ownerChanged({ agent_id: 'deploy-bot' as AgentId, owner: 'bob', previous: 'alice', actor: { type: 'operator', id: 'ops' } });
     await stack.settled();

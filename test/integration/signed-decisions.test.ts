@@ -81,7 +81,7 @@ async function forgeApproval(id: RequestId, approver: string, decisionSignature?
     svid_expires_at: svidExpiresAt,
     votes: [vote],
     ...(decisionSignature ? { decision_signature: decisionSignature } : {}),
-    [OUTBOX_ATTR]: [await stack.deps.store.audit.sealRequestEntry(id, { event, row: 'approve', params })],
+    [OUTBOX_ATTR]: [await stack.deps.store.audit.sealRequestEntry(id, { event, row: 'approve', params: params as never })],
     [TABLE.auditLog.partitionKey]: OUTBOX,
     [TABLE.auditLog.sortKey]: `${event.at}#${event.event_id}`,
   });

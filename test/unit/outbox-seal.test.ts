@@ -121,6 +121,14 @@ async function verify(store: MemoryRequestStore): Promise<ReturnType<ChainVerifi
   return v.finish();
 }
 
+/** An operator change written through the store (sealed), and a copy of its item as a table writer would take it. */
+async function enqueueAndCopy(mem: MemoryRequestStore, c: { now: () => Date }): Promise<{ itemEventId: string; entry: unknown }> {
+  const event = { ...auditEvent('owner_set', { type: 'operator', id: 'ops' }, c.now()), type: 'owner_set' as const };
+  await mem.enqueueAdmin(event, { agent_id: 'deploy-bot', owner: 'alice', previous_owner: null });
+  const written = (await mem.pending(100)).find((p) => p.kind === 'admin' && p.itemEventId === event.event_id) as { itemEventId: string; event: PendingEvent; change: unknown; seal: string };
+  return { itemEventId: written.itemEventId, entry: structuredClone({ event: written.event, change: written.change, seal: written.seal }) };
+}
+
 describe('the sequencer admits sealed entries only', () => {
   it('quarantines forged and copied entries, logs each, and still sequences the genuine ones around them', async () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
@@ -171,29 +179,55 @@ describe('the sequencer admits sealed entries only', () => {
     expect((await sequencer.run()).sequenced).toBe(0);
   });
 
-  it('a genuine admin item written back after it was sequenced is refused: as a duplicate, or (after a restart) as stale', async () => {
+  it('a genuine admin item written back after it was sequenced is refused as a duplicate, also by a sequencer that starts afterwards', async () => {
     let nowMs = Date.parse('2026-03-01T10:00:00.000Z');
     const manual = { now: () => new Date(nowMs) };
     const mem = new MemoryRequestStore(manual, { autoSequence: false });
     const logger = recordingLogger();
-    await mem.enqueueAdmin({ ...auditEvent('owner_set', { type: 'operator', id: 'ops' }, manual.now()), type: 'owner_set' }, { agent_id: 'deploy-bot', owner: 'alice', previous_owner: null });
-    const [written] = await mem.pending(1);
-    const copy = structuredClone(written as { itemEventId: string; event: PendingEvent; change: unknown; seal: string });
+    const copy = await enqueueAndCopy(mem, manual);
     const sequencer = new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer });
     expect((await sequencer.run({ nudged: true })).sequenced).toBe(1);
     // Written back as it was: the same sequencer knows the id.
-    mem.writeRawAdminItem(copy.itemEventId, { event: copy.event, change: copy.change, seal: copy.seal });
+    mem.writeRawAdminItem(copy.itemEventId, copy.entry);
     expect(await sequencer.run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
     expect(mem.quarantined.at(-1)).toMatchObject({ reason: 'duplicate' });
-    // Later, to a sequencer that never saw it: older than the newest event in the log by more than the window.
-    nowMs += 2 * 3_600_000;
-    await mem.enqueueAdmin({ ...auditEvent('policy_set', { type: 'operator', id: 'ops' }, manual.now()), type: 'policy_set' }, { policy: { agent: 'deploy-bot' } as never, previous: null });
-    expect((await sequencer.run({ nudged: true })).sequenced).toBe(1);
-    mem.writeRawAdminItem(copy.itemEventId, { event: copy.event, change: copy.change, seal: copy.seal });
-    const fresh = new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer });
-    expect(await fresh.run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
+    // A new sequencer (a cold start) reads the newest events' ids once before it admits anything.
+    nowMs += 10 * 60_000;
+    mem.writeRawAdminItem(copy.itemEventId, copy.entry);
+    expect(await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
+    expect(mem.quarantined.at(-1)).toMatchObject({ reason: 'duplicate' });
+    expect(mem.chainEvents().map((e) => e.type)).toEqual(['owner_set']);
+  });
+
+  it('older than the replay window, or than the events a starting sequencer read, a genuine entry written back is refused as stale', async () => {
+    let nowMs = Date.parse('2026-03-01T10:00:00.000Z');
+    const manual = { now: () => new Date(nowMs) };
+    const mem = new MemoryRequestStore(manual, { autoSequence: false });
+    const logger = recordingLogger();
+    const copy = await enqueueAndCopy(mem, manual);
+    await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
+    // Two hours and 3 more events later, to a sequencer that reads only the newest 2: the original is not among them.
+    for (let i = 0; i < 3; i++) {
+      nowMs += 40 * 60_000;
+      await enqueueAndCopy(mem, manual);
+      await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
+    }
+    mem.writeRawAdminItem(copy.itemEventId, copy.entry);
+    expect(await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer, seedEvents: 2 }).run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
     expect(mem.quarantined.at(-1)).toMatchObject({ reason: 'stale' });
-    expect(mem.chainEvents().map((e) => e.type)).toEqual(['owner_set', 'policy_set']);
+    // The same within the window, but older than what a starting sequencer read (its 1 newest event): stale too.
+    nowMs += 60_000;
+    const recent = await enqueueAndCopy(mem, manual);
+    nowMs += 60_000;
+    await enqueueAndCopy(mem, manual);
+    await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
+    nowMs += 10 * 60_000;
+    await enqueueAndCopy(mem, manual);
+    await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
+    mem.writeRawAdminItem(recent.itemEventId, recent.entry);
+    expect(await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer, seedEvents: 1 }).run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
+    expect(mem.quarantined.at(-1)).toMatchObject({ reason: 'stale' });
+    expect(new Set(mem.chainEvents().map((e) => e.event_id)).size).toBe(mem.chainEvents().length);
   });
 
   it('upgrade: unsealed entries are refused, unless written before ACKD_OUTBOX_UNSEALED_BEFORE', async () => {

@@ -204,6 +204,10 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve([...new Set(seqs)].sort((a, b) => a - b).flatMap((s) => (this.slots.has(s) ? [this.slots.get(s) as AuditEvent] : [])));
   }
 
+  recentEvents(limit: number): Promise<Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]> {
+    return Promise.resolve([...this.chainEvents()].reverse().slice(0, limit));
+  }
+
   beyondHead(size: number): Promise<ChainEvent[]> {
     const out: ChainEvent[] = [];
     for (let s = size + 1; this.slots.has(s); s++) out.push(this.slots.get(s)!);

@@ -120,6 +120,8 @@ export interface SequencerStore {
   pending(limit: number): Promise<PendingSource[]>;
   /** Events at these seqs (missing ones left out). */
   eventsAt(seqs: readonly number[]): Promise<ChainEvent[]>;
+  /** The newest `limit` events of the log (at most), newest first: their ids and times (what a starting sequencer knows replays by). */
+  recentEvents(limit: number): Promise<Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]>;
   /** The events stored in consecutive slots after `size` (a stopped run's), in order. */
   beyondHead(size: number): Promise<ChainEvent[]>;
   /** Removes a slot a stopped run wrote that does not link onto the head. */
@@ -189,10 +191,14 @@ export interface SequencerOptions {
    * read oldest first, so a genuine one is never far behind what was sequenced before it.
    */
   readonly replayWindowMs?: number;
+  /** How many of the newest events a sequencer reads once, at its first run, to know their ids (default 1000). */
+  readonly seedEvents?: number;
 }
 
-/** How many recently sequenced snapshots a sequencer keeps (the bases of the next events of their requests). */
+/** How many recently sequenced snapshots (and event ids) a sequencer keeps (the bases of the next events of their requests). */
 const RECENT_MAX = 4096;
+/** How far a writer's clock may run ahead of the sequencer's for its entries to count as recent (the `seededFloor` margin). */
+const CLOCK_MARGIN_MS = 5 * 60_000;
 
 export class Sequencer {
   constructor(private readonly opts: SequencerOptions) {}
@@ -297,8 +303,16 @@ export class Sequencer {
 
   /** Event ids recently put in the log by this sequencer (a replay of one is refused at once), bounded like `recent`. */
   private readonly recentIds = new Set<string>();
-  /** The newest `at` among the events in the log (what `stale` is measured from); read once from the head's event. */
+  /** The newest `at` among the events in the log (what `stale` is measured from). */
   private newestAt: number | undefined;
+  /** Set once the newest events of the log have been read (`seed`). */
+  private seeded = false;
+  /**
+   * When the events read at the start did not reach back over the whole replay window: the
+   * oldest logged_at among them. Entries older than that (and a margin for writers' clocks) are
+   * refused as stale, since their originals, if any, might not be among the ids known.
+   */
+  private seededFloor: number | undefined;
 
   private rememberIds(events: readonly ChainEvent[]): void {
     for (const e of events) {
@@ -327,7 +341,9 @@ export class Sequencer {
     const { sealer } = this.opts;
     const seen = new Set<string>();
     const windowMs = this.opts.replayWindowMs ?? 3_600_000;
-    const newest = await this.newestLoggedAt(head);
+    await this.seed(head);
+    const newest = this.newestAt;
+    const floor = this.seededFloor === undefined ? Number.NEGATIVE_INFINITY : this.seededFloor + CLOCK_MARGIN_MS;
     // (what is read from the table is untrusted: an entry may be anything, its event missing)
     const verdict = async (place: SealPlace, entry: object, seal: unknown, event: Partial<PendingEvent> | undefined): Promise<{ reason: RefusalReason; message: string } | null> => {
       const v = await sealer.check(place, entry, seal);
@@ -341,8 +357,8 @@ export class Sequencer {
       if (seen.has(id) || this.recentIds.has(id)) return { reason: 'duplicate', message: `event ${bounded(id)} is already in the log or earlier in this batch: a replay` };
       seen.add(id);
       const at = Date.parse(event.at);
-      if (newest !== undefined && !(at >= newest - windowMs)) {
-        return { reason: 'stale', message: `its time (${bounded(event.at)}) is more than ${windowMs / 60_000} minutes before the newest event in the log: a replay, or a writer whose clock is far behind` };
+      if ((newest !== undefined && !(at >= newest - windowMs)) || !(at >= floor)) {
+        return { reason: 'stale', message: `its time (${bounded(event.at)}) is more than ${windowMs / 60_000} minutes before the newest event in the log (or before the events this sequencer knows): a replay, or a writer whose clock is far behind` };
       }
       return null;
     };
@@ -356,8 +372,8 @@ export class Sequencer {
           admitted.push(s);
           continue;
         }
-        this.refusal(bad, s.event, { item: `audit#admin#${bounded(s.itemEventId)}` });
         await this.opts.store.quarantineAdmin(s.itemEventId, entry, bad.reason, bad.message);
+        this.refusal(bad, s.event, { item: `audit#admin#${bounded(s.itemEventId)}` });
         refused++;
         continue;
       }
@@ -371,9 +387,9 @@ export class Sequencer {
         admitted.push(s);
         continue;
       }
-      for (const b of bad) this.refusal(b, (b.entry as Partial<OutboxEntry> | null)?.event, { item: `req#${s.requestId}`, request_id: s.requestId });
       const item = await this.opts.store.quarantineRequest(s.requestId, bad, s.item);
       if (item === null) continue; // its outbox changed meanwhile: all of it waits for the next run
+      for (const b of bad) this.refusal(b, (b.entry as Partial<OutboxEntry> | null)?.event, { item: `req#${s.requestId}`, request_id: s.requestId });
       refused += bad.length;
       const drop = new Set(bad.map((b) => b.index));
       const entries = s.entries.filter((_, i) => !drop.has(i));
@@ -393,13 +409,23 @@ export class Sequencer {
     });
   }
 
-  /** The `at` of the newest event in the log (known after this sequencer's first append; else read once). */
-  private async newestLoggedAt(head: TreeHead): Promise<number | undefined> {
-    if (this.newestAt === undefined && head.size > 0) {
-      const [e] = await this.opts.store.eventsAt([head.size]);
-      if (e) this.rememberIds([e]);
+  /**
+   * Once per sequencer (a process, a cold start): the ids and times of the newest events of the
+   * log, so an entry written back after its event was logged is refused as a `duplicate` even by a
+   * sequencer that did not log it. One read of up to `seedEvents` events; when they do not reach
+   * back over the replay window, older entries count as stale (`seededFloor`).
+   */
+  private async seed(head: TreeHead): Promise<void> {
+    if (this.seeded) return;
+    if (head.size > 0) {
+      const limit = this.opts.seedEvents ?? 1000;
+      const recent = await this.opts.store.recentEvents(limit);
+      this.rememberIds([...recent].reverse() as ChainEvent[]);
+      const oldest = recent.at(-1);
+      const windowMs = this.opts.replayWindowMs ?? 3_600_000;
+      if (recent.length >= limit && oldest && this.newestAt !== undefined && Date.parse(oldest.logged_at) > this.newestAt - windowMs) this.seededFloor = Date.parse(oldest.logged_at);
     }
-    return this.newestAt;
+    this.seeded = true;
   }
 
   /** The waiting events of these sources, linked after `head` in order (pure but for the base events it reads). */
