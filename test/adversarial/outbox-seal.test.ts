@@ -202,6 +202,32 @@ describe('a table writer without the seal key cannot put events into the audit l
     await verifiesClean();
   });
 
+  it('malformed items in the outbox index (no entry, a seal of another type, an empty outbox, an item of no kind) leave it and stall nothing', async () => {
+    const old = new Date(stack.clock.now().getTime() - 7_200_000).toISOString();
+    const at = (n: number) => ({ [IX.partitionKey]: 'outbox', [IX.sortKey]: `${old}#stray${n}` });
+    const id = await newRequest();
+    const put = (Item: Record<string, unknown>) => raw().send(new PutCommand({ TableName: stack.tableName, Item }));
+    await put({ pk: 'audit#admin#evt_no_entry', ...at(1) });
+    await put({ pk: 'audit#admin#evt_bad_seal', entry: { event: { event_id: 'evt_bad_seal', at: old, type: 'policy_set' }, change: {}, seal: 42 }, ...at(2) });
+    await put({ pk: 'audit#admin#evt_not_a_map', entry: 'hello', ...at(3) });
+    await put({ pk: 'something#else', note: 'not ackd', ...at(4) });
+    await raw().send(new UpdateCommand({ TableName: stack.tableName, Key: { pk: `req#${id}` }, UpdateExpression: 'SET #ob = :none, #p = :p, #k = :k', ExpressionAttributeNames: { '#ob': 'audit_outbox', '#p': IX.partitionKey, '#k': IX.sortKey }, ExpressionAttributeValues: { ':none': [], ':p': 'outbox', ':k': `${old}#stray5` } }));
+    const next = await newRequest();
+    expect((await logged()).filter((e) => e.request_id === next).map((e) => e.type)).toEqual(['requested']);
+    expect((await stack.deps.store.audit.backlog(10)).count).toBe(0);
+    for (const pk of ['audit#admin#evt_no_entry', 'audit#admin#evt_bad_seal', 'audit#admin#evt_not_a_map']) expect(await readItem(stack, pk), pk).toBeUndefined();
+    expect(await readItem(stack, 'something#else')).toEqual({ pk: 'something#else', note: 'not ackd' });
+    expect((await readItem(stack, `req#${id}`))![IX.partitionKey]).toBeUndefined();
+    expect((await quarantine()).filter((q) => String(q.source).startsWith('audit#admin#evt_')).map((q) => [q.source, q.reason]).filter(([src]) => !String(src).includes('forged'))).toEqual(
+      expect.arrayContaining([
+        ['audit#admin#evt_no_entry', 'missing'],
+        ['audit#admin#evt_bad_seal', 'malformed'],
+        ['audit#admin#evt_not_a_map', 'missing'],
+      ]),
+    );
+    await verifiesClean();
+  });
+
   it('entries without any seal (as a version before sealing wrote them) are refused too; a quarantine record is never read as waiting', async () => {
     const id = await newRequest();
     const at = stack.clock.now();

@@ -181,6 +181,11 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
         out.push({ kind: 'admin', itemEventId: (pk as string).slice(AUDIT_PK.admin.length), event: entry.event!, change: entry.change!, seal: entry.seal });
         continue;
       }
+      if (!(pk as string).startsWith(REQ)) {
+        // Neither a request nor an operator change (put into the outbox index by hand): out of the index, so it holds no place there.
+        await this.unindex(pk as string, true);
+        continue;
+      }
       const ob = it[OUTBOX_ATTR];
       const entries = Array.isArray(ob) ? [...(ob as OutboxEntry[])] : [];
       const legacy = it[LEGACY_PENDING] as (PendingEvent & { seq?: number }) | undefined;
@@ -341,20 +346,20 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     throw new AckdError('ERR_STORE_UNAVAILABLE', `audit log: request ${requestId} keeps changing; its sequenced events are settled by the next run`);
   }
 
-  /** Takes an item with nothing waiting out of the outbox index (only while nothing waits on it). */
-  private async unindex(pk: string): Promise<void> {
-    await applied(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk },
-          UpdateExpression: 'REMOVE #part, #key',
+  /**
+   * Takes an item out of the outbox index: a request with nothing waiting (only while nothing
+   * waits on it), or (`stray`) an item of no kind that waits there.
+   */
+  private async unindex(pk: string, stray = false): Promise<void> {
+    const names = { '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey };
+    const condition = stray
+      ? { ConditionExpression: '#part = :outbox', ExpressionAttributeNames: names, ExpressionAttributeValues: { ':outbox': OUTBOX } }
+      : {
           ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#ob) OR NOT attribute_type(#ob, :list) OR size(#ob) = :zero) AND attribute_not_exists(#legacy)',
-          ExpressionAttributeNames: { '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey, '#ob': OUTBOX_ATTR, '#legacy': LEGACY_PENDING },
+          ExpressionAttributeNames: { ...names, '#ob': OUTBOX_ATTR, '#legacy': LEGACY_PENDING },
           ExpressionAttributeValues: { ':list': 'L', ':zero': 0 },
-        }),
-      ),
-    );
+        };
+    await applied(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk }, UpdateExpression: 'REMOVE #part, #key', ...condition })));
   }
 
   /** Keeps a refused entry under its own key, out of every index (idempotent: the key is a digest of where it was and what it is). */
@@ -428,18 +433,14 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     const pk = AUDIT_PK.admin + itemEventId;
     await this.putQuarantine(pk, entry, reason, message);
     const seal = entry.seal;
-    await applied(() =>
-      this.doc.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk },
-          // Only the item as read (a genuine entry written there since is left for the next run).
-          ConditionExpression: typeof seal === 'string' ? '#e.#s = :seal' : 'attribute_not_exists(#e.#s)',
-          ExpressionAttributeNames: { '#e': 'entry', '#s': 'seal' },
-          ...(typeof seal === 'string' ? { ExpressionAttributeValues: { ':seal': seal } } : {}),
-        }),
-      ),
-    );
+    // Only the item as read (a genuine entry written there since is left for the next run): pinned by its seal.
+    const pin =
+      typeof seal === 'string'
+        ? { ConditionExpression: '#e.#s = :seal', ExpressionAttributeValues: { ':seal': seal } }
+        : seal === undefined
+          ? { ConditionExpression: 'attribute_not_exists(#e.#s)' }
+          : { ConditionExpression: 'NOT attribute_type(#e.#s, :string)', ExpressionAttributeValues: { ':string': 'S' } };
+    await applied(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk }, ExpressionAttributeNames: { '#e': 'entry', '#s': 'seal' }, ...pin })));
   }
 
   async settleAdmin(eventId: string): Promise<void> {

@@ -197,8 +197,8 @@ export interface SequencerOptions {
 
 /** How many recently sequenced snapshots (and event ids) a sequencer keeps (the bases of the next events of their requests). */
 const RECENT_MAX = 4096;
-/** How far a writer's clock may run ahead of the sequencer's for its entries to count as recent (the `seededFloor` margin). */
-const CLOCK_MARGIN_MS = 5 * 60_000;
+/** How many event ids a sequencer remembers (replays of them are refused at once; about 100 bytes each). */
+const RECENT_IDS_MAX = 50_000;
 
 export class Sequencer {
   constructor(private readonly opts: SequencerOptions) {}
@@ -301,7 +301,7 @@ export class Sequencer {
     return { busy: false, sequenced, recovered, head, maxLagMs, refused };
   }
 
-  /** Event ids recently put in the log by this sequencer (a replay of one is refused at once), bounded like `recent`. */
+  /** Event ids recently put in the log (by this sequencer, or read at its start): a replay of one is refused at once. */
   private readonly recentIds = new Set<string>();
   /** The newest `at` among the events in the log (what `stale` is measured from). */
   private newestAt: number | undefined;
@@ -309,8 +309,10 @@ export class Sequencer {
   private seeded = false;
   /**
    * When the events read at the start did not reach back over the whole replay window: the
-   * oldest logged_at among them. Entries older than that (and a margin for writers' clocks) are
-   * refused as stale, since their originals, if any, might not be among the ids known.
+   * oldest logged_at among them. Entries older than that are refused as stale, since their
+   * originals, if any, might not be among the ids known. (Waiting entries are newer than what was
+   * logged before them, so a genuine one is not older; the original of an entry whose writer's
+   * clock ran ahead may have been logged before its `at`: verification finds such a replay.)
    */
   private seededFloor: number | undefined;
 
@@ -322,7 +324,7 @@ export class Sequencer {
       if (Number.isFinite(at) && (this.newestAt === undefined || at > this.newestAt)) this.newestAt = at;
     }
     for (const id of this.recentIds) {
-      if (this.recentIds.size <= RECENT_MAX) break;
+      if (this.recentIds.size <= RECENT_IDS_MAX) break;
       this.recentIds.delete(id);
     }
   }
@@ -343,7 +345,7 @@ export class Sequencer {
     const windowMs = this.opts.replayWindowMs ?? 3_600_000;
     await this.seed(head);
     const newest = this.newestAt;
-    const floor = this.seededFloor === undefined ? Number.NEGATIVE_INFINITY : this.seededFloor + CLOCK_MARGIN_MS;
+    const floor = this.seededFloor ?? Number.NEGATIVE_INFINITY;
     // (what is read from the table is untrusted: an entry may be anything, its event missing)
     const verdict = async (place: SealPlace, entry: object, seal: unknown, event: Partial<PendingEvent> | undefined): Promise<{ reason: RefusalReason; message: string } | null> => {
       const v = await sealer.check(place, entry, seal);
