@@ -199,34 +199,39 @@ describe('the sequencer admits sealed entries only', () => {
     expect(mem.chainEvents().map((e) => e.type)).toEqual(['owner_set']);
   });
 
-  it('older than the replay window, or than the events a starting sequencer read, a genuine entry written back is refused as stale', async () => {
+  it('a genuine entry written back that is older than every event a sequencer knows is refused as stale', async () => {
     let nowMs = Date.parse('2026-03-01T10:00:00.000Z');
     const manual = { now: () => new Date(nowMs) };
     const mem = new MemoryRequestStore(manual, { autoSequence: false });
     const logger = recordingLogger();
-    const copy = await enqueueAndCopy(mem, manual);
-    await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
-    // Two hours and 3 more events later, to a sequencer that reads only the newest 2: the original is not among them.
-    for (let i = 0; i < 3; i++) {
-      nowMs += 40 * 60_000;
-      await enqueueAndCopy(mem, manual);
+    const step = async () => {
+      nowMs += 60_000;
+      const c = await enqueueAndCopy(mem, manual);
       await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
-    }
-    mem.writeRawAdminItem(copy.itemEventId, copy.entry);
+      return c;
+    };
+    const first = await step();
+    for (let i = 0; i < 3; i++) await step();
+    // A starting sequencer that reads only the newest 2 events: the first is not among them, and it is older.
+    mem.writeRawAdminItem(first.itemEventId, first.entry);
     expect(await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer, seedEvents: 2 }).run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
     expect(mem.quarantined.at(-1)).toMatchObject({ reason: 'stale' });
-    // The same within the window, but older than what a starting sequencer read (its 1 newest event): stale too.
-    nowMs += 60_000;
-    const recent = await enqueueAndCopy(mem, manual);
-    nowMs += 60_000;
-    await enqueueAndCopy(mem, manual);
-    await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
-    nowMs += 10 * 60_000;
-    await enqueueAndCopy(mem, manual);
-    await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true });
-    mem.writeRawAdminItem(recent.itemEventId, recent.entry);
-    expect(await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer, seedEvents: 1 }).run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
+    // A long-running sequencer that remembers only 2 ids: what it forgot is older than its floor.
+    const sequencer = new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer, idMemory: 2 });
+    const forgotten = await enqueueAndCopy(mem, manual);
+    await sequencer.run({ nudged: true });
+    for (let i = 0; i < 3; i++) {
+      nowMs += 60_000;
+      await enqueueAndCopy(mem, manual);
+      await sequencer.run({ nudged: true });
+    }
+    mem.writeRawAdminItem(forgotten.itemEventId, forgotten.entry);
+    expect(await sequencer.run({ nudged: true })).toMatchObject({ sequenced: 0, refused: 1 });
     expect(mem.quarantined.at(-1)).toMatchObject({ reason: 'stale' });
+    // Genuine entries, even from a writer whose clock is hours behind, are not stale while the sequencer knows the whole log.
+    const behind = { now: () => new Date(nowMs - 3 * 3_600_000) };
+    await enqueueAndCopy(mem, behind);
+    expect(await new Sequencer({ store: mem, clock: manual, logger, sealer: mem.sealer }).run({ nudged: true })).toMatchObject({ sequenced: 1, refused: 0 });
     expect(new Set(mem.chainEvents().map((e) => e.event_id)).size).toBe(mem.chainEvents().length);
   });
 

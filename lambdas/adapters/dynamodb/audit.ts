@@ -440,7 +440,20 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
         : seal === undefined
           ? { ConditionExpression: 'attribute_not_exists(#e.#s)' }
           : { ConditionExpression: 'NOT attribute_type(#e.#s, :string)', ExpressionAttributeValues: { ':string': 'S' } };
-    await applied(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk }, ExpressionAttributeNames: { '#e': 'entry', '#s': 'seal' }, ...pin })));
+    // Out of the outbox index (no function may delete items): it stays, marked, until its retention ends.
+    const expires = retainUntil(this.opts.clock.now().toISOString(), this.opts.retentionDays);
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk },
+          UpdateExpression: 'SET #q = :q, #ttl = :ttl REMOVE #part, #key',
+          ExpressionAttributeNames: { '#e': 'entry', '#s': 'seal', '#q': 'quarantined', '#ttl': TABLE.ttlAttribute, '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey },
+          ...pin,
+          ExpressionAttributeValues: { ...('ExpressionAttributeValues' in pin ? pin.ExpressionAttributeValues : {}), ':q': reason, ':ttl': expires },
+        }),
+      ),
+    );
   }
 
   async settleAdmin(eventId: string): Promise<void> {

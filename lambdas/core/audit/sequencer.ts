@@ -185,20 +185,15 @@ export interface SequencerOptions {
    * this time (ISO) are admitted (each logged as a warning). Unset: none is.
    */
   readonly admitUnsealedBefore?: string;
-  /**
-   * An entry whose `at` is this much older than the newest event already in the log is refused as
-   * `stale` (a sequenced entry written back into the table; default 1 hour). Waiting entries are
-   * read oldest first, so a genuine one is never far behind what was sequenced before it.
-   */
-  readonly replayWindowMs?: number;
   /** How many of the newest events a sequencer reads once, at its first run, to know their ids (default 1000). */
   readonly seedEvents?: number;
+  /** How many event ids a sequencer remembers (default 50,000; about 100 bytes each). */
+  readonly idMemory?: number;
 }
 
 /** How many recently sequenced snapshots (and event ids) a sequencer keeps (the bases of the next events of their requests). */
 const RECENT_MAX = 4096;
-/** How many event ids a sequencer remembers (replays of them are refused at once; about 100 bytes each). */
-const RECENT_IDS_MAX = 50_000;
+
 
 export class Sequencer {
   constructor(private readonly opts: SequencerOptions) {}
@@ -301,31 +296,29 @@ export class Sequencer {
     return { busy: false, sequenced, recovered, head, maxLagMs, refused };
   }
 
-  /** Event ids recently put in the log (by this sequencer, or read at its start): a replay of one is refused at once. */
-  private readonly recentIds = new Set<string>();
-  /** The newest `at` among the events in the log (what `stale` is measured from). */
-  private newestAt: number | undefined;
+  /**
+   * The ids of events in the log this sequencer knows (it logged them, or read them at its start),
+   * with their time (the earlier of `at` and `logged_at`): a replay of one is refused at once.
+   */
+  private readonly knownIds = new Map<string, number>();
   /** Set once the newest events of the log have been read (`seed`). */
   private seeded = false;
   /**
-   * When the events read at the start did not reach back over the whole replay window: the
-   * oldest logged_at among them. Entries older than that are refused as stale, since their
-   * originals, if any, might not be among the ids known. (Waiting entries are newer than what was
-   * logged before them, so a genuine one is not older; the original of an entry whose writer's
-   * clock ran ahead may have been logged before its `at`: verification finds such a replay.)
+   * Events at or before this time may be missing from `knownIds` (older than what was read at
+   * the start, or forgotten since): an entry older than it is refused as stale, since its
+   * original, if any, might not be known. Waiting entries are read oldest first, so a genuine one
+   * is not older than events logged before it. (The original of an entry whose writer's clock ran
+   * ahead may have been logged before its `at`: verification finds such a replay.)
    */
-  private seededFloor: number | undefined;
+  private floor = Number.NEGATIVE_INFINITY;
 
-  private rememberIds(events: readonly ChainEvent[]): void {
-    for (const e of events) {
-      this.recentIds.add(e.event_id);
-      // (an event's `at` is its writer's clock: never counted later than it was logged, so one fast clock cannot make the next hour's events stale)
-      const at = Math.min(Date.parse(e.at), Date.parse(e.logged_at));
-      if (Number.isFinite(at) && (this.newestAt === undefined || at > this.newestAt)) this.newestAt = at;
-    }
-    for (const id of this.recentIds) {
-      if (this.recentIds.size <= RECENT_IDS_MAX) break;
-      this.recentIds.delete(id);
+  private rememberIds(events: readonly Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]): void {
+    for (const e of events) this.knownIds.set(e.event_id, timeOf(e));
+    const max = this.opts.idMemory ?? 50_000;
+    for (const [id, t] of this.knownIds) {
+      if (this.knownIds.size <= max) break;
+      this.knownIds.delete(id);
+      if (t > this.floor) this.floor = t;
     }
   }
 
@@ -333,8 +326,8 @@ export class Sequencer {
    * Sorts what `pending` read into what may enter the log and what may not. An entry is refused
    * when its seal is missing (unless it predates sealing: `admitUnsealedBefore`), malformed or
    * does not match the entry where it is stored; when its event id is already in this batch or
-   * was just sequenced (`duplicate`); or when it is far older than the newest event in the log
-   * (`stale`: a sequenced entry written back). Refused entries are quarantined (moved out of the
+   * in the log as far as this sequencer knows (`duplicate`); or when it is older than what it
+   * knows of the log (`stale`: a sequenced entry written back). Refused entries are quarantined (moved out of the
    * outbox, kept with the reason), logged as errors with code ERR_AUDIT_ENTRY_REFUSED (the
    * metric AuditEntriesRefused counts those lines) and never linked; the genuine entries around
    * them go on. A key that cannot be had (KMS down) throws: nothing is refused for it.
@@ -342,10 +335,8 @@ export class Sequencer {
   private async screen(sources: readonly PendingSource[], head: TreeHead): Promise<{ admitted: PendingSource[]; refused: number }> {
     const { sealer } = this.opts;
     const seen = new Set<string>();
-    const windowMs = this.opts.replayWindowMs ?? 3_600_000;
     await this.seed(head);
-    const newest = this.newestAt;
-    const floor = this.seededFloor ?? Number.NEGATIVE_INFINITY;
+    const floor = this.floor;
     // (what is read from the table is untrusted: an entry may be anything, its event missing)
     const verdict = async (place: SealPlace, entry: object, seal: unknown, event: Partial<PendingEvent> | undefined): Promise<{ reason: RefusalReason; message: string } | null> => {
       const v = await sealer.check(place, entry, seal);
@@ -356,11 +347,10 @@ export class Sequencer {
       }
       if (typeof event?.event_id !== 'string' || typeof event.at !== 'string') return { reason: 'malformed', message: 'the entry has no event id or time' };
       const id = event.event_id;
-      if (seen.has(id) || this.recentIds.has(id)) return { reason: 'duplicate', message: `event ${bounded(id)} is already in the log or earlier in this batch: a replay` };
+      if (seen.has(id) || this.knownIds.has(id)) return { reason: 'duplicate', message: `event ${bounded(id)} is already in the log or earlier in this batch: a replay` };
       seen.add(id);
-      const at = Date.parse(event.at);
-      if ((newest !== undefined && !(at >= newest - windowMs)) || !(at >= floor)) {
-        return { reason: 'stale', message: `its time (${bounded(event.at)}) is more than ${windowMs / 60_000} minutes before the newest event in the log (or before the events this sequencer knows): a replay, or a writer whose clock is far behind` };
+      if (!(Date.parse(event.at) >= floor)) {
+        return { reason: 'stale', message: `its time (${bounded(event.at)}) is before ${new Date(floor).toISOString()}, older than the events in the log this sequencer knows: a replay, or a writer whose clock is far behind` };
       }
       return null;
     };
@@ -422,10 +412,9 @@ export class Sequencer {
     if (head.size > 0) {
       const limit = this.opts.seedEvents ?? 1000;
       const recent = await this.opts.store.recentEvents(limit);
-      this.rememberIds([...recent].reverse() as ChainEvent[]);
-      const oldest = recent.at(-1);
-      const windowMs = this.opts.replayWindowMs ?? 3_600_000;
-      if (recent.length >= limit && oldest && this.newestAt !== undefined && Date.parse(oldest.logged_at) > this.newestAt - windowMs) this.seededFloor = Date.parse(oldest.logged_at);
+      this.rememberIds([...recent].reverse());
+      // Not the whole log: what was logged before these is not known.
+      if (recent.length >= limit && head.size > recent.length) this.floor = Math.max(this.floor, Math.min(...recent.map(timeOf)));
     }
     this.seeded = true;
   }
@@ -596,6 +585,12 @@ export function pointersOf(events: readonly ChainEvent[]): Pointers {
     if (VOTE_EVENTS.has(e.type)) votes.push(e.seq);
   }
   return { latest: events.at(-1)!.seq, decision, requested, votes, all: events.map((e) => e.seq) };
+}
+
+/** An event's time: the earlier of `at` (its writer's clock) and `logged_at` (the sequencer's). */
+function timeOf(e: Pick<ChainEvent, 'at' | 'logged_at'>): number {
+  const t = Math.min(Date.parse(e.at), Date.parse(e.logged_at));
+  return Number.isFinite(t) ? t : Number.NEGATIVE_INFINITY;
 }
 
 /** An attacker-written value, as a log line may carry it: a string of at most 128 characters. */

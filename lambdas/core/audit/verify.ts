@@ -246,7 +246,7 @@ const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_
 const SCOPE_MARGIN_MS = 5 * 60_000;
 /** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
 const FORGET_AFTER_MS = 24 * 3_600_000;
-/** How long event ids are remembered, in event time: the sequencer's replay window (1 hour) and an hour of margin. */
+/** How long event ids are remembered, in event time (a replay written back later than this is the sequencer's to refuse). */
 const REPLAY_MEMORY_MS = 2 * 3_600_000;
 const MAX_TTL_MS = 60 * 60_000;
 
@@ -750,9 +750,9 @@ export class ChainVerifier {
 
   /**
    * An event id logged twice is a replay: a sequenced outbox entry written back into the table
-   * and sequenced again. The sequencer refuses entries older than its replay window (1 hour)
-   * before the newest event, so a replay that got in is within REPLAY_MEMORY_MS of its original,
-   * in the time of the events (min of at and logged_at): memory follows that window only.
+   * and sequenced again (the sequencer refuses those it can tell: core/audit/sequencer.ts
+   * `screen`; this finds any it could not, and logs from before it looked). Ids are remembered for
+   * REPLAY_MEMORY_MS of event time (the earlier of at and logged_at): memory follows that window.
    */
   private checkReplay(e: ChainEvent, line: number | undefined): void {
     const first = this.eventIds.get(e.event_id);
