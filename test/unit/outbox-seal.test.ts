@@ -1,7 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
-import { kmsOutboxSealer } from '../../lambdas/adapters/signing/outbox-seal.ts';
+import { createSealKeyFileOnce, fileOutboxSealer, kmsOutboxSealer, outboxSealerFrom } from '../../lambdas/adapters/signing/outbox-seal.ts';
+import { loadConfig } from '../../lambdas/config.ts';
 import { auditEvent, chainAdminEvent, GENESIS_HASH, type PendingEvent } from '../../lambdas/core/audit/event.ts';
 import { deriveLocalKey, HmacOutboxSealer, SEAL_KEY_LABEL, sealInput, unavailableSealer, type SealPlace } from '../../lambdas/core/audit/seal.ts';
 import { Sequencer, type OutboxEntry } from '../../lambdas/core/audit/sequencer.ts';
@@ -286,5 +290,42 @@ describe('verification finds a replayed event', () => {
     const once = new ChainVerifier();
     once.addEvent(structuredClone(first));
     expect(once.finish().problems).toEqual([]);
+  });
+});
+
+describe('the seal key settings', () => {
+  it('ACKD_OUTBOX_SEAL_KEY: kms:<key> anywhere, a key file only locally; ACKD_OUTBOX_UNSEALED_BEFORE must be an ISO UTC time', () => {
+    const prod = { ACKD_STAGE: 'prod', ACKD_TRUST_DOMAIN: 'ackd.example', ACKD_TABLE_NAME: 't', ACKD_CONSENT_URL: 'https://x.example' };
+    expect(loadConfig({ ...prod, ACKD_OUTBOX_SEAL_KEY: 'kms:arn:aws:kms:eu-west-1:123456789012:key/abc' }).outboxSealKey).toBe('kms:arn:aws:kms:eu-west-1:123456789012:key/abc');
+    expect(() => loadConfig({ ...prod, ACKD_OUTBOX_SEAL_KEY: '/tmp/seal.key' })).toThrow(/ACKD_OUTBOX_SEAL_KEY: must be kms:/);
+    expect(() => loadConfig({ ...prod, ACKD_OUTBOX_SEAL_KEY: 'kms:' })).toThrow(/ACKD_OUTBOX_SEAL_KEY: kms: must name a key/);
+    expect(loadConfig({ ACKD_OUTBOX_SEAL_KEY: '/tmp/seal.key' }).outboxSealKey).toBe('/tmp/seal.key');
+    expect(loadConfig({}).outboxSealKey).toBeUndefined();
+    expect(loadConfig({ ACKD_OUTBOX_UNSEALED_BEFORE: '2026-01-31T12:00:00Z' }).outboxUnsealedBefore).toBe('2026-01-31T12:00:00Z');
+    expect(() => loadConfig({ ACKD_OUTBOX_UNSEALED_BEFORE: 'yesterday' })).toThrow(/ACKD_OUTBOX_UNSEALED_BEFORE: must be an ISO-8601 UTC time/);
+  });
+
+  it('the local key file: 32 random bytes in hex, owner-only, made once; a bad file is refused naming the setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ackd-seal-'));
+    try {
+      const path = join(dir, 'outbox-seal.key');
+      createSealKeyFileOnce(path);
+      const text = readFileSync(path, 'utf8');
+      expect(text).toMatch(/^[0-9a-f]{64}\n$/);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      createSealKeyFileOnce(path);
+      expect(readFileSync(path, 'utf8')).toBe(text);
+      // Another process with the same file seals alike; the key is HMAC(file key, label).
+      const entryPlace: SealPlace = { kind: 'admin', event_id: 'evt_1' };
+      const seal = await fileOutboxSealer(path).seal(entryPlace, { a: 1 });
+      expect(await HmacOutboxSealer.withKey(deriveLocalKey(Buffer.from(text.trim(), 'hex'))).check(entryPlace, { a: 1 }, seal)).toEqual({ ok: true });
+      expect(await fileOutboxSealer(path).check(entryPlace, { a: 1 }, seal)).toEqual({ ok: true });
+      writeFileSync(join(dir, 'short.key'), 'abcd\n');
+      await expect(fileOutboxSealer(join(dir, 'short.key')).seal(entryPlace, {})).rejects.toThrow(/ACKD_OUTBOX_SEAL_KEY: .*short.key must hold 32 bytes/);
+      await expect(fileOutboxSealer(join(dir, 'missing.key')).seal(entryPlace, {})).rejects.toThrow(/ACKD_OUTBOX_SEAL_KEY: cannot read .*missing.key \(ENOENT\)/);
+      await expect(outboxSealerFrom({ outboxSealKey: undefined, region: 'us-east-1' }).seal(entryPlace, {})).rejects.toMatchObject({ code: 'ERR_SIGNER_UNAVAILABLE' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
