@@ -260,6 +260,24 @@ describe('a table writer without the seal key cannot put events into the audit l
     const item = (await readItem(stack, `req#${id}`))!;
     expect(item.audit_outbox).toEqual([]);
     expect(item[IX.partitionKey]).toBeUndefined();
+    // The outbox of versions before the sequencer (one unsealed event, `audit_pending`) beside an empty list: refused too.
+    const legacyId = await newRequest();
+    const legacy = auditEvent('refused', { type: 'agent', id: 'demo-agent' }, stack.clock.now(), 'legacy');
+    await raw().send(
+      new UpdateCommand({
+        TableName: stack.tableName,
+        Key: { pk: `req#${legacyId}` },
+        UpdateExpression: 'SET audit_pending = :e, #ob = :none, #p = :p, #k = :k',
+        ExpressionAttributeNames: { '#ob': 'audit_outbox', '#p': IX.partitionKey, '#k': IX.sortKey },
+        ExpressionAttributeValues: { ':e': legacy, ':none': [], ':p': 'outbox', ':k': `${legacy.at}#${legacy.event_id}` },
+      }),
+    );
+    await stack.settled();
+    expect((await logged()).filter((e) => e.request_id === legacyId).map((e) => e.type)).toEqual(['requested']);
+    const legacyItem = (await readItem(stack, `req#${legacyId}`))!;
+    expect(legacyItem.audit_pending).toBeUndefined();
+    expect(legacyItem[IX.partitionKey]).toBeUndefined();
+    expect(refusedLines().at(-1)).toMatchObject({ reason: 'missing', event_id: legacy.event_id, request_id: legacyId });
     // The records stay out of every index; removing one (an operator's clean-up) changes nothing in the log.
     const q = await quarantine();
     for (const r of q) expect(r[IX.partitionKey]).toBeUndefined();

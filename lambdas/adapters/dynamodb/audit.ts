@@ -407,7 +407,7 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
       values[':nextKey'] = outboxKey(waiting);
     } else removes.push('#part', '#key');
     // Writers only append and only the lease holder removes: the outbox as read is pinned by its size.
-    const conditions = [ob.length === 0 ? 'attribute_not_exists(#ob)' : 'size(#ob) = :n'];
+    const conditions = [ob.length === 0 ? '(attribute_not_exists(#ob) OR size(#ob) = :n)' : 'size(#ob) = :n'];
     try {
       const out = await send(() =>
         this.doc.send(
