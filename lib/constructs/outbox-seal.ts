@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -76,6 +76,8 @@ export class OutboxSeal extends Construct {
       f.addToRolePolicy(new iam.PolicyStatement({ sid: 'SealOutboxEntries', actions: ['kms:GenerateMac'], resources: [this.key.keyArn], conditions: OUTBOX_SEAL_CONDITION }));
       f.addEnvironment(OUTBOX_SEAL_ENV, `kms:${this.key.keyArn}`);
     }
+    // What an operator's CLI names (ACKD_OUTBOX_SEAL_KEY=kms:<ARN>) once the key policy allows it (docs/aws.md).
+    new CfnOutput(Stack.of(this), 'OutboxSealKeyArn', { description: 'KMS HMAC key that seals audit outbox entries (ACKD_OUTBOX_SEAL_KEY=kms:<this>)', value: this.key.keyArn });
     this.refusedFilter = new logs.MetricFilter(this, 'EntriesRefusedFilter', {
       logGroup: props.sequencer.logGroup,
       filterPattern: logs.FilterPattern.literal(`{ $.code = "${ENTRY_REFUSED_CODE}" }`),

@@ -64,7 +64,8 @@ describe('the outbox seal key', () => {
     }
   });
 
-  it('the writers and the sequencer find the key in ACKD_OUTBOX_SEAL_KEY; no other function has it', () => {
+  it('the writers and the sequencer find the key in ACKD_OUTBOX_SEAL_KEY; no other function has it; the stack outputs its ARN', () => {
+    expect(t.Outputs.OutboxSealKeyArn.Value).toEqual({ 'Fn::GetAtt': [idOf(stack.outboxSeal.key), 'Arn'] });
     const expected = { 'Fn::Join': ['', ['kms:', { 'Fn::GetAtt': [idOf(stack.outboxSeal.key), 'Arn'] }]] };
     const withKey = resources('AWS::Lambda::Function')
       .filter(([, f]) => f.Properties.Environment?.Variables?.ACKD_OUTBOX_SEAL_KEY !== undefined)
