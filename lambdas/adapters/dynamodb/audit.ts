@@ -434,12 +434,13 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     await this.putQuarantine(pk, entry, reason, message);
     const seal = entry.seal;
     // Only the item as read (a genuine entry written there since is left for the next run): pinned by its seal.
+    // (and only an item that is there: an update would otherwise create one)
     const pin =
       typeof seal === 'string'
-        ? { ConditionExpression: '#e.#s = :seal', ExpressionAttributeValues: { ':seal': seal } }
+        ? { ConditionExpression: 'attribute_exists(pk) AND #e.#s = :seal', ExpressionAttributeValues: { ':seal': seal } }
         : seal === undefined
-          ? { ConditionExpression: 'attribute_not_exists(#e.#s)' }
-          : { ConditionExpression: 'NOT attribute_type(#e.#s, :string)', ExpressionAttributeValues: { ':string': 'S' } };
+          ? { ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#e.#s)' }
+          : { ConditionExpression: 'attribute_exists(pk) AND NOT attribute_type(#e.#s, :string)', ExpressionAttributeValues: { ':string': 'S' } };
     // Out of the outbox index (no function may delete items): it stays, marked, until its retention ends.
     const expires = retainUntil(this.opts.clock.now().toISOString(), this.opts.retentionDays);
     await applied(() =>
