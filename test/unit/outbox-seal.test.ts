@@ -239,6 +239,31 @@ describe('the sequencer admits sealed entries only', () => {
     expect(new Set(mem.chainEvents().map((e) => e.event_id)).size).toBe(mem.chainEvents().length);
   });
 
+  it("a stopped run's slots beyond the head are not mistaken for replays by the next sequencer: adopted, nothing refused", async () => {
+    const mem = new MemoryRequestStore(clock, { autoSequence: false });
+    await create(mem, 1);
+    await new Sequencer({ store: mem, clock, logger: recordingLogger(), sealer: mem.sealer }).run({ nudged: true });
+    for (let n = 2; n <= 4; n++) await create(mem, n);
+    // A run that wrote its events into their slots and stopped before the head moved over them.
+    const dying = new Proxy(mem, {
+      get(target, prop, receiver) {
+        if (prop === 'putNodes') return () => Promise.reject(new Error('process killed'));
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    await expect(new Sequencer({ store: dying, clock, logger: recordingLogger(), sealer: mem.sealer }).run({ nudged: true })).rejects.toThrow('process killed');
+    expect((await mem.recentEvents(10)).map((e) => e.seq)).toEqual([4, 3, 2, 1]);
+    const logger = recordingLogger();
+    const run = await new Sequencer({ store: mem, clock, logger, sealer: mem.sealer }).run({ nudged: true });
+    expect(run.refused).toBe(0);
+    expect(logger.errors).toEqual([]);
+    expect(mem.quarantined).toEqual([]);
+    expect(await mem.pending(10)).toEqual([]);
+    expect((await verify(mem)).problems).toEqual([]);
+    expect(mem.chainEvents()).toHaveLength(4);
+  });
+
   it('upgrade: unsealed entries are refused, unless written before ACKD_OUTBOX_UNSEALED_BEFORE', async () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
     const before = auditEvent('owner_set', { type: 'operator', id: 'ops' }, new Date(Date.now() - 60_000));

@@ -204,16 +204,16 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     return out;
   }
 
-  async recentEvents(limit: number): Promise<Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]> {
+  async recentEvents(limit: number): Promise<Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[]> {
     const head = await this.treeHead();
     if (head.size === 0 || head.logged_at === null) return [];
-    const out: Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[] = [];
+    const out: Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[] = [];
     // The time index, newest month first (a month's partition newest first), until `limit`.
     for (const m of monthsBetween(head.first_logged_at ?? head.logged_at, head.logged_at).reverse()) {
       let start: Record<string, unknown> | undefined;
       do {
         const r = await this.query({ part: `events#${m}`, limit: limit - out.length, descending: true, start });
-        for (const it of r.items) out.push({ event_id: it.event_id as string, at: it.at as string, logged_at: it.logged_at as string });
+        for (const it of r.items) out.push({ seq: it.seq as number, event_id: it.event_id as string, at: it.at as string, logged_at: it.logged_at as string });
         start = r.next;
       } while (start && out.length < limit);
       if (out.length >= limit) break;

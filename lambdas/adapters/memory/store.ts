@@ -204,8 +204,8 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve([...new Set(seqs)].sort((a, b) => a - b).flatMap((s) => (this.slots.has(s) ? [this.slots.get(s) as AuditEvent] : [])));
   }
 
-  recentEvents(limit: number): Promise<Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]> {
-    return Promise.resolve([...this.chainEvents()].reverse().slice(0, limit));
+  recentEvents(limit: number): Promise<Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[]> {
+    return Promise.resolve([...this.slots.values()].sort((a, b) => b.seq - a.seq).slice(0, limit));
   }
 
   beyondHead(size: number): Promise<ChainEvent[]> {

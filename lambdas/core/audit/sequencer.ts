@@ -120,8 +120,11 @@ export interface SequencerStore {
   pending(limit: number): Promise<PendingSource[]>;
   /** Events at these seqs (missing ones left out). */
   eventsAt(seqs: readonly number[]): Promise<ChainEvent[]>;
-  /** The newest `limit` events of the log (at most), newest first: their ids and times (what a starting sequencer knows replays by). */
-  recentEvents(limit: number): Promise<Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]>;
+  /**
+   * The newest `limit` events stored (at most), newest first: their seq, id and times (what a
+   * starting sequencer knows replays by). May include slots a stopped run wrote beyond the head.
+   */
+  recentEvents(limit: number): Promise<Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[]>;
   /** The events stored in consecutive slots after `size` (a stopped run's), in order. */
   beyondHead(size: number): Promise<ChainEvent[]>;
   /** Removes a slot a stopped run wrote that does not link onto the head. */
@@ -411,10 +414,11 @@ export class Sequencer {
     if (this.seeded) return;
     if (head.size > 0) {
       const limit = this.opts.seedEvents ?? 1000;
-      const recent = await this.opts.store.recentEvents(limit);
+      // Only the log's: a stopped run's slots beyond the head hold events still waiting in their outboxes (adopted when a put meets them).
+      const recent = (await this.opts.store.recentEvents(limit)).filter((e) => e.seq <= head.size);
       this.rememberIds([...recent].reverse());
       // Not the whole log: what was logged before these is not known.
-      if (recent.length >= limit && head.size > recent.length) this.floor = Math.max(this.floor, Math.min(...recent.map(timeOf)));
+      if (recent.length > 0 && recent.length < head.size) this.floor = Math.max(this.floor, Math.min(...recent.map(timeOf)));
     }
     this.seeded = true;
   }
