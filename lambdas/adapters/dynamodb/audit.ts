@@ -17,7 +17,8 @@ import { TABLE } from './schema.ts';
  * - on a request item, `audit_outbox`: the events of its changes not yet sequenced, in write
  *   order, each appended by the same conditional write as its change (`outboxUpdate`), and its
  *   place in the outbox index while the list is not empty;
- * - `audit#admin#<event_id>`: an operator's change waiting to be sequenced;
+ * - `audit#admin#<event_id>`: an operator's change waiting to be sequenced (in the outbox index
+ *   until it is logged or refused; then kept until its retention ends);
  * - `audit#evt#<seq>`: one sequenced event (seq zero-padded to 12 digits);
  * - `audit#node#<level>#<index>`: a perfect node of the Merkle tree (never expires: proofs of
  *   new events need the nodes of old ones);
@@ -457,8 +458,25 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     );
   }
 
+  /**
+   * An operator change, once logged, leaves the outbox index; its item stays until its retention
+   * ends (no ackd function may delete items: its IAM grants no DeleteItem). Written back into the
+   * index, the sequencer refuses it as a replay.
+   */
   async settleAdmin(eventId: string): Promise<void> {
-    await send(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: AUDIT_PK.admin + eventId } })));
+    const expires = retainUntil(this.opts.clock.now().toISOString(), this.opts.retentionDays);
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: AUDIT_PK.admin + eventId },
+          UpdateExpression: 'SET #ttl = :ttl REMOVE #part, #key',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#ttl': TABLE.ttlAttribute, '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey },
+          ExpressionAttributeValues: { ':ttl': expires },
+        }),
+      ),
+    );
   }
 
   async enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {

@@ -140,7 +140,7 @@ export interface SequencerStore {
   /**
    * Settles sequenced events on their sources: a request's are removed from its outbox (by
    * event_id; those already gone are skipped) and its pointers moved; an operator change's
-   * pending item is deleted. Idempotent. `item`: the request's item as `pending` read it, so the
+   * pending item leaves the outbox (kept until its retention ends). Idempotent. `item`: the request's item as `pending` read it, so the
    * first attempt needs no read (its write is conditional on the outbox being as read).
    */
   settleRequest(requestId: RequestId, eventIds: readonly string[], pointers: Pointers, item?: Readonly<Record<string, unknown>>): Promise<void>;
