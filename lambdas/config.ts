@@ -39,6 +39,13 @@ export interface Config {
    * is minted (ERR_SIGNER_UNAVAILABLE): an SVID leaves only with its receipt.
    */
   readonly receiptKey: string | undefined;
+  /**
+   * The key that seals audit outbox entries (ACKD_OUTBOX_SEAL_KEY): `kms:<key id or ARN>` of an
+   * HMAC_256 key, or locally a key file. Without it, no event can be written or sequenced.
+   */
+  readonly outboxSealKey: string | undefined;
+  /** Upgrade only (ACKD_OUTBOX_UNSEALED_BEFORE, ISO time): unsealed entries written before it are still sequenced. */
+  readonly outboxUnsealedBefore: string | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** How often a long-running process runs the audit sequencer besides right after writes (ACKD_SEQUENCER_INTERVAL_MS). */
   readonly sequencerIntervalMs: number;
@@ -143,6 +150,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (auditKey !== undefined && !local && !auditKey.startsWith('kms:')) fail('ACKD_AUDIT_KEY', 'must be kms:<key id or ARN> outside local mode (a key file is for local use)');
   const decisionKey = signingKeySetting(env, 'ACKD_DECISION_KEY', local);
   const receiptKey = signingKeySetting(env, 'ACKD_RECEIPT_KEY', local);
+  const outboxSealKey = signingKeySetting(env, 'ACKD_OUTBOX_SEAL_KEY', local);
+  const outboxUnsealedBefore = optional(env, 'ACKD_OUTBOX_UNSEALED_BEFORE');
+  if (outboxUnsealedBefore !== undefined && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/.test(outboxUnsealedBefore)) fail('ACKD_OUTBOX_UNSEALED_BEFORE', 'must be an ISO-8601 UTC time (2026-01-31T12:00:00Z)');
   const decisionPublicKey = optional(env, 'ACKD_DECISION_PUBLIC_KEY');
   if (decisionPublicKey?.startsWith('kms:') && decisionPublicKey.length === 4) fail('ACKD_DECISION_PUBLIC_KEY', 'kms: must name a key id or ARN');
   return {
@@ -158,6 +168,8 @@ export function loadConfig(env: Env = process.env): Config {
     decisionKey,
     decisionPublicKey,
     receiptKey,
+    outboxSealKey,
+    outboxUnsealedBefore,
     logLevel: logLevel as Config['logLevel'],
     sequencerIntervalMs: intIn(env, 'ACKD_SEQUENCER_INTERVAL_MS', 250, 20, 60_000),
     checkpointEverySeconds: intIn(env, 'ACKD_CHECKPOINT_EVERY_SECONDS', 5, 1, 3600),

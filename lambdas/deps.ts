@@ -28,6 +28,7 @@ import { awsBrokerConfigFromEnv, buildAwsBroker, buildAwsRevoker, type AwsBroker
 import { PasskeyService, type PasskeyVerifier } from './core/passkeys.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
+import { outboxSealerFrom } from './adapters/signing/outbox-seal.ts';
 import type { DecisionSigner } from './core/evidence.ts';
 import type { ReceiptSigner } from './core/receipt.ts';
 
@@ -150,6 +151,8 @@ export function buildDeps(config: Config, opts: DepsOptions): Deps {
     store: store.audit,
     clock,
     logger,
+    sealer: store.audit.sealer,
+    ...(config.outboxUnsealedBefore ? { admitUnsealedBefore: config.outboxUnsealedBefore } : {}),
     onSequenced: async (events) => {
       await Promise.all([service.afterSequenced(events), opts.onSequenced?.(events)]);
     },
@@ -174,7 +177,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
   const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
-  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
+  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays, sealer: outboxSealerFrom(config) });
   const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });

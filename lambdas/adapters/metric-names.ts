@@ -37,6 +37,8 @@ export const METRICS = {
   AuditVerifyFailures: 'Count',
   /** Log lines of the MCP function carrying code ERR_ISSUER_UNAVAILABLE (a log metric filter, not EMF). */
   IssuerUnavailable: 'Count',
+  /** Outbox entries the audit sequencer refused (no valid seal, or a replay) and quarantined: its log lines with code ERR_AUDIT_ENTRY_REFUSED (a log metric filter, not EMF). */
+  AuditEntriesRefused: 'Count',
 } as const;
 
 export type MetricName = keyof typeof METRICS;

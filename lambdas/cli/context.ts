@@ -47,6 +47,8 @@ export function cliConfig(env: Record<string, string | undefined> = process.env)
         // Operator decisions are signed with the local decision key (on AWS: ACKD_DECISION_KEY=kms:…).
         ...(local.decisionKeyPath && !env.ACKD_DECISION_KEY ? { ACKD_DECISION_KEY: local.decisionKeyPath } : {}),
         ...(local.receiptKeyPath && !env.ACKD_RECEIPT_KEY ? { ACKD_RECEIPT_KEY: local.receiptKeyPath } : {}),
+        // Operator changes (policies, owners, decisions) write audit events: sealed with the local seal key (on AWS: ACKD_OUTBOX_SEAL_KEY=kms:…).
+        ...(typeof local.outboxSealKeyPath === 'string' && !env.ACKD_OUTBOX_SEAL_KEY ? { ACKD_OUTBOX_SEAL_KEY: local.outboxSealKeyPath } : {}),
         ...(typeof local.consentUiUrl === 'string' ? { ACKD_CONSENT_URL: local.consentUiUrl } : {}),
       });
     }

@@ -62,6 +62,7 @@ const info = {
   auditKeyPath: stack.auditKeyPath,
   decisionKeyPath: stack.decisionKeyPath,
   receiptKeyPath: stack.receiptKeyPath,
+  outboxSealKeyPath: stack.outboxSealKeyPath,
   auditExportUrl: `${stack.appUrl}/api/audit/export`,
   ...(stack.awsDemo ? awsLocalInfo(stack.awsDemo, stack.appUrl) : {}),
 };

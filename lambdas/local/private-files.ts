@@ -21,6 +21,7 @@ export const STATE_ENTRIES = [
   'local.json',
   'trust-bundle.pem',
   'audit-signing-key.pem',
+  'outbox-seal.key',
   'cognito',
   'dynalite',
   'local-ca',

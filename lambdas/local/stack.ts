@@ -11,6 +11,7 @@ import type { LimitsConfig } from '../core/limits.ts';
 import type { WaitingOptions } from '../core/waiting.ts';
 import { buildDeps, periodicWork, type Deps } from '../deps.ts';
 import { createKeyFileOnce, LocalKeySigner } from '../adapters/signing/local.ts';
+import { createSealKeyFileOnce } from '../adapters/signing/outbox-seal.ts';
 import { ensureTable, upgradeLocalTable } from '../adapters/dynamodb/schema.ts';
 import { dynamoClient } from '../adapters/dynamodb/client.ts';
 import { SesNotifier, sesClient, parseApproverRouting } from '../adapters/ses/index.ts';
@@ -104,6 +105,8 @@ export interface LocalStack {
   readonly decisionKeyPath: string;
   /** The PEM private key that signs approval receipts (ACKD_RECEIPT_KEY; created on first start; on AWS a KMS key). */
   readonly receiptKeyPath: string;
+  /** The key that seals audit outbox entries (ACKD_OUTBOX_SEAL_KEY; 32 random bytes made on first start; on AWS a KMS HMAC key). */
+  readonly outboxSealKeyPath: string;
   readonly issuerKind: string;
   readonly ses: LocalSes;
   /** The consent UI (same origin as /api). */
@@ -220,7 +223,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const receiptKeyPath = join(opts.dir, 'receipt-signing-key.pem');
     createKeyFileOnce(decisionKeyPath);
     createKeyFileOnce(receiptKeyPath);
+    // Audit outbox entries are sealed with a key that is not in the table (on AWS: a KMS HMAC key).
+    const outboxSealKeyPath = createSealKeyFileOnce(join(opts.dir, 'outbox-seal.key'));
     const config = loadConfig({
+      ACKD_OUTBOX_SEAL_KEY: outboxSealKeyPath,
       ACKD_AUDIT_KEY: auditKeyPath,
       ACKD_DECISION_KEY: decisionKeyPath,
       ACKD_RECEIPT_KEY: receiptKeyPath,
@@ -274,6 +280,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       auditKeyPath,
       decisionKeyPath,
       receiptKeyPath,
+      outboxSealKeyPath,
       issuerKind: issuer.kind,
       ses,
       deps,

@@ -15,6 +15,7 @@ import { Archive } from '../constructs/archive.ts';
 import { McpDomain } from '../constructs/domain.ts';
 import { acknowledgeCompliancePacks } from '../nag-compliance.ts';
 import { AwsBroker } from '../constructs/aws-broker.ts';
+import { OutboxSeal } from '../constructs/outbox-seal.ts';
 import { finishNat, natProviderFor, VPC_CIDR } from '../constructs/nat.ts';
 
 export interface AckdStackProps extends StackProps {
@@ -43,6 +44,8 @@ export class AckdStack extends Stack {
   readonly observability: Observability;
   readonly archive: Archive;
   readonly mcpDomain: McpDomain | undefined;
+  /** The key that seals audit outbox entries (only the event writers and the sequencer may use it). */
+  readonly outboxSeal: OutboxSeal;
 
   constructor(scope: Construct, id: string, props: AckdStackProps) {
     super(scope, id, props);
@@ -197,6 +200,8 @@ export class AckdStack extends Stack {
       sequencerLagAlarmMs: config.sequencerLagAlarmMs,
       natInstances,
     });
+    // Audit outbox entries are sealed by the functions that write events and checked by the sequencer (the sweeper).
+    this.outboxSeal = new OutboxSeal(this, 'OutboxSeal', { stage: config.stage, users: [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction], sequencer: this.api.sweeperFunction });
     // A stable MCP host name, when configured.
     this.mcpDomain = config.customDomain
       ? new McpDomain(this, 'McpDomain', { config: config.customDomain, httpApi: this.api.httpApi, stage: this.api.httpStage })

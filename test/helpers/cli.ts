@@ -20,7 +20,7 @@ export function runAckd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliR
 }
 
 /** The ACKD_* settings that point a process at a running local stack. */
-export function stackEnv(stack: Pick<LocalStack, 'dynamodbEndpoint' | 'tableName' | 'trustDomain' | 'appUrl'> & Partial<Pick<LocalStack, 'decisionKeyPath' | 'receiptKeyPath'>>): Record<string, string> {
+export function stackEnv(stack: Pick<LocalStack, 'dynamodbEndpoint' | 'tableName' | 'trustDomain' | 'appUrl'> & Partial<Pick<LocalStack, 'decisionKeyPath' | 'receiptKeyPath' | 'outboxSealKeyPath'>>): Record<string, string> {
   return {
     ACKD_STAGE: 'local',
     ACKD_DYNAMODB_ENDPOINT: stack.dynamodbEndpoint,
@@ -30,6 +30,8 @@ export function stackEnv(stack: Pick<LocalStack, 'dynamodbEndpoint' | 'tableName
     // Decisions are signed, and SVIDs leave with a receipt, with the stack's own keys (issue 13).
     ...(stack.decisionKeyPath ? { ACKD_DECISION_KEY: stack.decisionKeyPath } : {}),
     ...(stack.receiptKeyPath ? { ACKD_RECEIPT_KEY: stack.receiptKeyPath } : {}),
+    // Audit events are sealed with the stack's outbox seal key (an operator's CLI writes events too).
+    ...(stack.outboxSealKeyPath ? { ACKD_OUTBOX_SEAL_KEY: stack.outboxSealKeyPath } : {}),
   };
 }
 

@@ -36,10 +36,10 @@ describe('AuditKey with an existing key', () => {
     const t = Template.fromStack(stack).toJSON() as Json;
     const of = (type: string) => Object.entries(t.Resources as Json).filter(([, r]) => (r as Json).Type === type) as [string, Json][];
     // No audit key is created (the keys left encrypt the alarm topic, constructs/observability.ts, and
-    // sign decisions and receipts, constructs/evidence-keys.ts).
+    // sign decisions and receipts, constructs/evidence-keys.ts, and seal audit outbox entries, constructs/outbox-seal.ts).
     const idOf = (c: { node: { defaultChild?: unknown } }) => stack.resolve(stack.getLogicalId(c.node.defaultChild as never)) as string;
-    expect(of('AWS::KMS::Key').map(([id]) => id).sort()).toEqual([idOf(stack.observability.topicKey), idOf(stack.decisionKey.key!), idOf(stack.receiptKey.key!)].sort());
-    expect(of('AWS::KMS::Alias').map(([id]) => id).sort()).toEqual([idOf(stack.decisionKey.alias!), idOf(stack.receiptKey.alias!)].sort());
+    expect(of('AWS::KMS::Key').map(([id]) => id).sort()).toEqual([idOf(stack.observability.topicKey), idOf(stack.decisionKey.key!), idOf(stack.receiptKey.key!), idOf(stack.outboxSeal.key)].sort());
+    expect(of('AWS::KMS::Alias').map(([id]) => id).sort()).toEqual([idOf(stack.decisionKey.alias!), idOf(stack.receiptKey.alias!), idOf(stack.outboxSeal.alias)].sort());
     expect(stack.auditKey.keyArn).toBe(KEY_ARN);
     expect(t.Outputs.AuditKeyArn.Value).toBe(KEY_ARN);
 

@@ -95,12 +95,12 @@ describe('existing keys (decisionKeyArn, receiptKeyArn)', () => {
         .map((s) => ({ roles: (asList(p.Properties.Roles) as Json[]).map((r) => r.Ref as string).sort(), condition: s.Condition as unknown })),
     );
 
-  it('creates neither key nor alias: the only KMS keys left are the audit key and the alarm topic\'s', () => {
+  it('creates neither key nor alias: the only KMS keys left are the audit key, the outbox seal key and the alarm topic\'s', () => {
     expect(ex.stack.decisionKey.key).toBeUndefined();
     expect(ex.stack.receiptKey.key).toBeUndefined();
-    expect(resourcesOf(ex.t, 'AWS::KMS::Key').map(([id]) => id).sort()).toEqual([exIdOf(ex.stack.auditKey.key!), exIdOf(ex.stack.observability.topicKey)].sort());
+    expect(resourcesOf(ex.t, 'AWS::KMS::Key').map(([id]) => id).sort()).toEqual([exIdOf(ex.stack.auditKey.key!), exIdOf(ex.stack.observability.topicKey), exIdOf(ex.stack.outboxSeal.key)].sort());
     const aliases = resourcesOf(ex.t, 'AWS::KMS::Alias').map(([, a]) => a.Properties.AliasName as string);
-    expect(aliases).toEqual(['alias/ackd/ci/audit-checkpoints']);
+    expect(aliases.sort()).toEqual(['alias/ackd/ci/audit-checkpoints', 'alias/ackd/ci/outbox-seal']);
     // No key policy anywhere names the functions for these keys (the stack cannot write one).
     expect(JSON.stringify(ex.t)).not.toContain('SignDecisionsOnly');
     expect(JSON.stringify(ex.t)).not.toContain('SignReceiptsOnly');

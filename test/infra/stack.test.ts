@@ -7,6 +7,7 @@
  *    sources) imported and invoked with events of their trigger types against dynalite, and the
  *    MCP bundle issuing a real SVID through the SPIRE bridge bundle and a real spire-server.
  */
+import { createSealKeyFileOnce, fileOutboxSealer } from '../../lambdas/adapters/signing/outbox-seal.ts';
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -49,10 +50,13 @@ import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
  * in this process nudges its own in-process sequencer after each write (lambdas/deps.ts), which
  * may hold the lease for a moment: a busy run is retried until that run has released it (bounded).
  */
+/** The outbox seal key of the bundles' run (on AWS a KMS HMAC key; here a key file made for the run). */
+let outboxSealKeyFile = '';
+
 async function sequence(store: DynamoRequestStore): Promise<void> {
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
   for (let attempt = 0; attempt < 100; attempt++) {
-    const run = await new Sequencer({ store: store.audit, clock: systemClock, logger: quiet }).run();
+    const run = await new Sequencer({ store: store.audit, clock: systemClock, logger: quiet, sealer: fileOutboxSealer(outboxSealKeyFile) }).run();
     if (!run.busy) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -305,8 +309,10 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
   it('MCP function: exactly GetItem/BatchGetItem/PutItem/UpdateItem/Query on the table, Query on its two indexes, its bridge secret; no SES (the sweeper announces requests)', () => {
     const g = grants(roleOfFunction(fnIds().mcp));
     expect([...g.keys()].sort()).toEqual(
-      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', 'secretsmanager:GetSecretValue', ...XRAY].sort(),
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GenerateMac', 'kms:GetPublicKey', 'kms:Sign', 'secretsmanager:GetSecretValue', ...XRAY].sort(),
     );
+    // It seals the audit events it writes (test/infra/outbox-seal.test.ts).
+    expect(g.get('kms:GenerateMac')).toEqual([keyArnOf(stack.outboxSeal.key)]);
     for (const a of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(g.get(a)).toEqual([tableArn()]);
     // Signed decisions and receipts (issue 13): it reads the decision key's public key, and signs receipts with its own key.
     expect(g.get('kms:GetPublicKey')!.sort()).toEqual([keyArnOf(stack.decisionKey.key!), keyArnOf(stack.receiptKey.key!)].sort());
@@ -317,8 +323,9 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
 
   it('consent API function: GetItem, PutItem (audit event slots), UpdateItem and BatchGetItem on the table, Query on the two indexes the dashboard reads, the decision key; no SES, no secrets', () => {
     const g = grants(roleOfFunction(fnIds().consent));
-    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GetPublicKey', 'kms:Sign', ...XRAY].sort());
+    expect([...g.keys()].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'kms:GenerateMac', 'kms:GetPublicKey', 'kms:Sign', ...XRAY].sort());
     for (const a of ['kms:Sign', 'kms:GetPublicKey']) expect(g.get(a), a).toEqual([keyArnOf(stack.decisionKey.key!)]);
+    expect(g.get('kms:GenerateMac')).toEqual([keyArnOf(stack.outboxSeal.key)]);
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
     expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
   });
@@ -332,6 +339,7 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
         'dynamodb:PutItem',
         'dynamodb:Query',
         'dynamodb:UpdateItem',
+        'kms:GenerateMac',
         'kms:GetPublicKey',
         'kms:Sign',
         'ses:SendEmail',
@@ -350,6 +358,8 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     for (const a of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']) expect(g.get(a), a).toEqual([tableArn()]);
     expect(g.get('kms:Sign')).toEqual([keyArn()]);
     expect(g.get('kms:GetPublicKey')).toEqual([keyArn()]);
+    // It seals the events it writes and checks every waiting entry's seal (test/infra/outbox-seal.test.ts).
+    expect(g.get('kms:GenerateMac')).toEqual([keyArnOf(stack.outboxSeal.key)]);
     const stmts = statementsOfRole(roleOfFunction(fnIds().sweeper));
     const ses = stmts.find((s) => asList(s.Action).includes('ses:SendEmail'))!;
     expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
@@ -827,6 +837,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
   const decisionKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const keyDir = mkdtempSync(join(tmpdir(), 'ackd-bundle-keys-'));
   const receiptKeyFile = join(keyDir, 'receipt.pem');
+  outboxSealKeyFile = createSealKeyFileOnce(join(keyDir, 'outbox-seal.key'));
 
   beforeAll(async () => {
     writeFileSync(receiptKeyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
@@ -881,6 +892,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
       // On AWS these are KMS keys (kms:<arn>); here, keys made for this run (issue 13: signed decisions, receipts).
       ACKD_DECISION_PUBLIC_KEY: decisionKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       ACKD_RECEIPT_KEY: receiptKeyFile,
+      ACKD_OUTBOX_SEAL_KEY: outboxSealKeyFile,
     });
   }, SPIRE_BUILD_TIMEOUT_MS);
 
@@ -955,7 +967,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     expect(req.consent_url).toBe(`https://consent.acme-corp.io/?request_id=${req.request_id}`);
     expect((await call(2, 'check_authorization', { request_id: req.request_id })).status).toBe('pending');
 
-    const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90 });
+    const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90, sealer: fileOutboxSealer(outboxSealKeyFile) });
     const now = new Date();
     // The consent function's deciding write: the vote, with the decision signed by the decision key.
     const vote = { voter: 'sub-alice', email: 'alice@acme-corp.io', vote: 'approve' as const, at: now.toISOString(), groups: [] };
@@ -1066,7 +1078,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
   it('sweeper bundle: a scheduled event records expiry of an overdue pending request', async () => {
     const { handler } = (await import(pathToFileURL(bundleOf(logicalIdOf(stack.api.sweeperFunction))).href)) as { handler: Handler };
     const client = dynamoClient({ region: 'us-east-1', endpoint });
-    const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90 });
+    const store = DynamoRequestStore.withAudit(client, tableName, { clock: systemClock, retentionDays: 90, sealer: fileOutboxSealer(outboxSealKeyFile) });
     const { AuthorizationService } = await import('../../lambdas/core/service.ts');
     const past = { now: () => new Date(Date.now() - 3 * 60 * 60_000) };
     const svc = new AuthorizationService(

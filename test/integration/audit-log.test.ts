@@ -70,7 +70,7 @@ function faultyService(opts: { auditWaitMs?: number } = {}): { service: Authoriz
     },
     { step: 'initialize', name: 'faultInjection' },
   );
-  const store = DynamoRequestStore.withAudit(client, stack.tableName, { clock: stack.clock, retentionDays: 30 });
+  const store = DynamoRequestStore.withAudit(client, stack.tableName, { clock: stack.clock, retentionDays: 30, sealer: stack.deps.store.audit.sealer });
   const service = new AuthorizationService(
     { trustDomain: stack.deps.service.trustDomain, consentBaseUrl: stack.appUrl, retentionDays: 30, ...opts },
     { store, minter: stack.deps.minter, clock: stack.clock, logger: memoryLogger() },
@@ -179,7 +179,7 @@ describe('audit writes failing never produce an unaudited approval or SVID', () 
       const broken = faultyService();
       broken.fail.when = (input) => input.includes('audit#evt#');
       const quiet = memoryLogger();
-      await expect(new Sequencer({ store: broken.store.audit, clock: stack.clock, logger: quiet }).run()).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+      await expect(new Sequencer({ store: broken.store.audit, clock: stack.clock, logger: quiet, sealer: broken.store.audit.sealer }).run()).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
       expect((await stack.deps.store.audit.backlog(100)).count).toBeGreaterThanOrEqual(1);
       await expect(service.check(agent, id)).rejects.toMatchObject({ code: 'ERR_ISSUANCE_IN_PROGRESS' });
     } finally {

@@ -62,8 +62,11 @@ async function eventsOf(id: RequestId): Promise<Record<string, unknown>[]> {
 /**
  * The table writer's forgery of a decision: the item set to approved by `approver`, and an
  * approved-looking event put into its outbox, exactly as ackd's own approve write would put it,
- * for the audit sequencer to link into the chain. What the writer cannot do is sign it with the
- * decision key: `decisionSignature` is whatever they have (nothing, or one copied from elsewhere).
+ * for the audit sequencer to link into the chain. This writer also holds the outbox seal key (a
+ * compromised ackd function, docs/audit.md "Sealed outbox entries"): without it the entry never
+ * reaches the chain (test/adversarial/outbox-seal.test.ts). What even this writer cannot do is
+ * sign it with the decision key: `decisionSignature` is whatever they have (nothing, or one copied
+ * from elsewhere).
  */
 async function forgeApproval(id: RequestId, approver: string, decisionSignature?: SignedDecision): Promise<void> {
   const now = stack.clock.now();
@@ -78,7 +81,7 @@ async function forgeApproval(id: RequestId, approver: string, decisionSignature?
     svid_expires_at: svidExpiresAt,
     votes: [vote],
     ...(decisionSignature ? { decision_signature: decisionSignature } : {}),
-    [OUTBOX_ATTR]: [{ event, row: 'approve', params }],
+    [OUTBOX_ATTR]: [await stack.deps.store.audit.sealRequestEntry(id, { event, row: 'approve', params: params as never })],
     [TABLE.auditLog.partitionKey]: OUTBOX,
     [TABLE.auditLog.sortKey]: `${event.at}#${event.event_id}`,
   });

@@ -45,7 +45,7 @@ async function setup(rule: PasskeyRule = 'all') {
     return key.assert(c.challenge, c.nonce);
   };
   const refusals = async () => {
-    await new Sequencer({ store, clock, logger: quiet }).run();
+    await new Sequencer({ store, clock, logger: quiet, sealer: store.sealer }).run();
     return store.chainEvents().filter((e) => e.type === 'refused').map((e) => e.reason);
   };
   return { clock, store, passkeys, passkeyStore, policies, service, alice, request, signed, refusals };
@@ -133,7 +133,7 @@ describe('decisions signed with a passkey (memory adapters)', () => {
     expect(r.decision).toBe('approved');
     expect(r.votes?.[0]?.passkey).toEqual({ assertion, view_sha256: VIEW });
     expect((await s.passkeyStore.get('sub-alice', s.alice.credentialId))?.counter).toBe(1);
-    await new Sequencer({ store: s.store, clock: s.clock, logger: quiet }).run();
+    await new Sequencer({ store: s.store, clock: s.clock, logger: quiet, sealer: s.store.sealer }).run();
     const approved = s.store.chainEvents().find((e) => e.type === 'approved')!;
     expect(approved.votes?.[0]?.passkey?.assertion).toEqual(assertion);
     const verifier = new SimpleWebAuthnVerifier(ORIGIN);

@@ -45,7 +45,7 @@ describe('Sequencer', () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
     for (let i = 1; i <= 5; i++) await create(mem, i);
     const { store, calls } = counted(mem);
-    const run = await new Sequencer({ store, clock, logger: quiet }).run({ nudged: true });
+    const run = await new Sequencer({ store, clock, logger: quiet, sealer: mem.sealer }).run({ nudged: true });
     expect(run.sequenced).toBe(5);
     expect(calls.filter((c) => c !== 'settleRequest')).toEqual(['acquire', 'pending', 'putEvents', 'putNodes', 'advance', 'advance']);
     expect(calls.filter((c) => c === 'settleRequest')).toHaveLength(5);
@@ -59,7 +59,7 @@ describe('Sequencer', () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
     await create(mem, 1);
     const { store, calls } = counted(mem);
-    const sequencer = new Sequencer({ store, clock, logger: quiet });
+    const sequencer = new Sequencer({ store, clock, logger: quiet, sealer: mem.sealer });
     await sequencer.run({ nudged: true });
     const now = clock.now();
     await mem.apply('deny', id(1), { now: now.toISOString(), approver: 'sub-alice', email: null, svidExpiresAt: null, vote: { voter: 'sub-alice', email: null, vote: 'deny', at: now.toISOString(), groups: [] }, seen: 0 }, auditEvent('denied', { type: 'approver', id: 'sub-alice' }, now));
@@ -69,7 +69,7 @@ describe('Sequencer', () => {
     expect(await verified(mem)).toBe(2);
     await mem.apply('recordRefusal', id(1), {}, auditEvent('refused', { type: 'agent', id: 'deploy-bot' }, clock.now(), 'test'));
     const other = counted(mem);
-    await new Sequencer({ store: other.store, clock, logger: quiet }).run({ nudged: true });
+    await new Sequencer({ store: other.store, clock, logger: quiet, sealer: mem.sealer }).run({ nudged: true });
     expect(other.calls).toContain('eventsAt');
     expect(await verified(mem)).toBe(3);
   });
@@ -77,7 +77,7 @@ describe('Sequencer', () => {
   it('an idle timer run reads twice and writes nothing', async () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
     const { store, calls } = counted(mem);
-    const run = await new Sequencer({ store, clock, logger: quiet }).run();
+    const run = await new Sequencer({ store, clock, logger: quiet, sealer: mem.sealer }).run();
     expect(run.sequenced).toBe(0);
     expect(calls.sort()).toEqual(['peekHead', 'pending']);
   });
@@ -94,12 +94,12 @@ describe('Sequencer', () => {
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     });
-    await expect(new Sequencer({ store: dying, clock, logger: quiet }).run({ nudged: true })).rejects.toThrow('process killed');
+    await expect(new Sequencer({ store: dying, clock, logger: quiet, sealer: mem.sealer }).run({ nudged: true })).rejects.toThrow('process killed');
     expect((await mem.head()).seq).toBe(0);
     stop = false;
     // More writes meanwhile; the next run meets the taken slot 1, adopts 1–3, then sequences the rest.
     for (let i = 4; i <= 5; i++) await create(mem, i);
-    const run = await new Sequencer({ store: mem, clock, logger: quiet }).run({ nudged: true });
+    const run = await new Sequencer({ store: mem, clock, logger: quiet, sealer: mem.sealer }).run({ nudged: true });
     expect(run.recovered).toBeGreaterThanOrEqual(3); // adopted, then settled
     expect(run.sequenced).toBe(2);
     expect(await verified(mem)).toBe(5);
@@ -114,7 +114,7 @@ describe('SequencerLoop', () => {
   it('writes that nudge within the batch window share one run; each nudge resolves once its events are in the log', async () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
     let runs = 0;
-    const sequencer = new Sequencer({ store: mem, clock, logger: quiet });
+    const sequencer = new Sequencer({ store: mem, clock, logger: quiet, sealer: mem.sealer });
     const run = sequencer.run.bind(sequencer);
     sequencer.run = (o) => {
       runs++;
@@ -141,7 +141,7 @@ describe('SequencerLoop', () => {
 
   it('stop ends a run waiting for its window and resolves its nudges', async () => {
     const mem = new MemoryRequestStore(clock, { autoSequence: false });
-    const loop = new SequencerLoop(new Sequencer({ store: mem, clock, logger: quiet }), { intervalMs: 60_000, logger: quiet, batchWindowMs: 10_000 });
+    const loop = new SequencerLoop(new Sequencer({ store: mem, clock, logger: quiet, sealer: mem.sealer }), { intervalMs: 60_000, logger: quiet, batchWindowMs: 10_000 });
     loop.start();
     await create(mem, 1);
     await loop.nudge();

@@ -6,7 +6,9 @@ import { DECISION_EVENTS } from '../../core/lifecycle.ts';
 import { eventFields, GENESIS_HASH, snapshotOf, type AdminChange, type AdminEventType, type AuditEvent, type AuditSnapshot, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { appendLeaves, EMPTY_ROOT, keyOf, leafHash, rootOf, type NodeKey, type TreeNode } from '../../core/audit/merkle.ts';
-import { EMPTY_HEAD, type OutboxEntry, type PendingSource, type Pointers, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
+import { EMPTY_HEAD, type AdminEntry, type OutboxEntry, type PendingSource, type Pointers, type RefusalReason, type RefusedEntry, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
+import { sealed, unavailableSealer, type OutboxSealer } from '../../core/audit/seal.ts';
+import { canonicalJson, sha256Hex } from '../../core/jcs.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -15,19 +17,25 @@ import { TABLE } from './schema.ts';
  * - on a request item, `audit_outbox`: the events of its changes not yet sequenced, in write
  *   order, each appended by the same conditional write as its change (`outboxUpdate`), and its
  *   place in the outbox index while the list is not empty;
- * - `audit#admin#<event_id>`: an operator's change waiting to be sequenced;
+ * - `audit#admin#<event_id>`: an operator's change waiting to be sequenced (in the outbox index
+ *   until it is logged or refused; then kept until its retention ends);
  * - `audit#evt#<seq>`: one sequenced event (seq zero-padded to 12 digits);
  * - `audit#node#<level>#<index>`: a perfect node of the Merkle tree (never expires: proofs of
  *   new events need the nodes of old ones);
  * - `audit#head`: the tree head (size, newest hash, root, frontier, how far settling got) and the
  *   sequencer's lease; written by the sequencer only;
- * - `audit#ckpt#<seq>`: a signed tree head.
+ * - `audit#ckpt#<seq>`: a signed tree head;
+ * - `audit#quarantine#<digest>`: an outbox entry the sequencer refused (no valid seal, or a
+ *   replay), with where it was, why, and when; never in the outbox index, so it blocks nothing.
+ *
+ * Every outbox entry carries its writer's seal (core/audit/seal.ts), made with a key the table
+ * does not hold; writes fail when the seal cannot be made.
  *
  * GSI `audit-log` finds events by time (`events#<YYYY-MM>`, `<logged_at>#<seq>`), checkpoints by
  * seq (`checkpoints`, `<seq>`) and the sources of waiting events (`outbox`, `<at>#<event_id>` of
  * the oldest). The sequencing logic is the core's (core/audit/sequencer.ts); this only stores.
  */
-export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head', node: 'audit#node#', admin: 'audit#admin#' } as const;
+export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head', node: 'audit#node#', admin: 'audit#admin#', quarantine: 'audit#quarantine#' } as const;
 export const OUTBOX = 'outbox';
 /** Attributes of a request item that point at its events in the log (set when they are sequenced). */
 export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq', votes: 'vote_seqs', all: 'event_seqs' } as const;
@@ -46,13 +54,16 @@ function outboxKey(event: PendingEvent): string {
   return `${event.at}#${event.event_id}`;
 }
 
+/** An outbox entry with its writer's seal (DynamoAuditLog.sealRequestEntry): the only kind a writer may store. */
+export type SealedEntry = OutboxEntry & { readonly seal: string };
+
 /** The attributes a created request carries: its first event waiting, and its place in the outbox index. */
-export function outboxOnCreate(entry: OutboxEntry): Record<string, unknown> {
+export function outboxOnCreate(entry: SealedEntry): Record<string, unknown> {
   return { [OUTBOX_ATTR]: [entry], [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: outboxKey(entry.event) };
 }
 
 /** The SET clauses (with their names and values) that append a change's event to its item's outbox. */
-export function outboxUpdate(entry: OutboxEntry): { sets: string[]; names: Record<string, string>; values: Record<string, unknown> } {
+export function outboxUpdate(entry: SealedEntry): { sets: string[]; names: Record<string, string>; values: Record<string, unknown> } {
   return {
     sets: ['#ob = list_append(if_not_exists(#ob, :obEmpty), :obEntry)', '#obPart = :obPart', '#obKey = if_not_exists(#obKey, :obKey)'],
     names: { '#ob': OUTBOX_ATTR, '#obPart': TABLE.auditLog.partitionKey, '#obKey': TABLE.auditLog.sortKey },
@@ -66,12 +77,31 @@ export function hasWaitingEvents(item: Record<string, unknown>): boolean {
   return (Array.isArray(ob) && ob.length > 0) || item[LEGACY_PENDING] !== undefined;
 }
 
+export interface DynamoAuditLogOptions {
+  readonly clock: Clock;
+  readonly retentionDays: number;
+  /** Seals every outbox entry written through this log; without it, writing an event fails (reading and sequencing work). */
+  readonly sealer?: OutboxSealer | undefined;
+}
+
 export class DynamoAuditLog implements AuditLog, SequencerStore {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
-    private readonly opts: { clock: Clock; retentionDays: number },
+    private readonly opts: DynamoAuditLogOptions,
   ) {}
+
+  // ---- sealing what writers put in an outbox ----
+
+  /** What seals this log's outbox entries (and what its sequencer checks them with): the one given, else one that refuses. */
+  get sealer(): OutboxSealer {
+    return this.opts.sealer ?? unavailableSealer();
+  }
+
+  /** A request's outbox entry with its seal, bound to the request (what outboxOnCreate / outboxUpdate take). */
+  sealRequestEntry(requestId: string, entry: OutboxEntry): Promise<SealedEntry> {
+    return sealed(this.sealer, { kind: 'request', request_id: requestId }, entry);
+  }
 
   // ---- the sequencer's store ----
 
@@ -147,19 +177,47 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
       const it = fresh.get(pk as string);
       if (!it) continue;
       if ((pk as string).startsWith(AUDIT_PK.admin)) {
-        const entry = it.entry as { event: PendingEvent & { type: AdminEventType }; change: AdminChange };
-        out.push({ kind: 'admin', event: entry.event, change: entry.change });
+        // (as stored: the sequencer checks its seal before trusting any of it)
+        const entry = (typeof it.entry === 'object' && it.entry !== null ? it.entry : {}) as Partial<AdminEntry>;
+        out.push({ kind: 'admin', itemEventId: (pk as string).slice(AUDIT_PK.admin.length), event: entry.event!, change: entry.change!, seal: entry.seal });
         continue;
       }
-      const entries = [...((it[OUTBOX_ATTR] as OutboxEntry[] | undefined) ?? [])];
+      if (!(pk as string).startsWith(REQ)) {
+        // Neither a request nor an operator change (put into the outbox index by hand): out of the index, so it holds no place there.
+        await this.unindex(pk as string, true);
+        continue;
+      }
+      const ob = it[OUTBOX_ATTR];
+      const entries = Array.isArray(ob) ? [...(ob as OutboxEntry[])] : [];
       const legacy = it[LEGACY_PENDING] as (PendingEvent & { seq?: number }) | undefined;
       if (legacy) {
         // Before the sequencer a request changed no further until its event was linked: the item is its snapshot.
         const { seq: _reserved, ...event } = legacy;
         entries.unshift({ event, row: 'create', snapshot: snapshotOf(it as unknown as AuditSnapshot) });
       }
-      if (entries.length === 0) continue;
+      if (entries.length === 0) {
+        // In the outbox index with nothing waiting (written so, or emptied by hand): taken out of it, so it holds no place in the oldest-first reads.
+        await this.unindex(pk as string);
+        continue;
+      }
       out.push({ kind: 'request', requestId: (pk as string).slice(REQ.length) as RequestId, item: it, latestSeq: numberOrNull(it[ITEM_POINTERS.latest]), entries });
+    }
+    return out;
+  }
+
+  async recentEvents(limit: number): Promise<Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[]> {
+    const head = await this.treeHead();
+    if (head.size === 0 || head.logged_at === null) return [];
+    const out: Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[] = [];
+    // The time index, newest month first (a month's partition newest first), until `limit`.
+    for (const m of monthsBetween(head.first_logged_at ?? head.logged_at, head.logged_at).reverse()) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        const r = await this.query({ part: `events#${m}`, limit: limit - out.length, descending: true, start });
+        for (const it of r.items) out.push({ seq: it.seq as number, event_id: it.event_id as string, at: it.at as string, logged_at: it.logged_at as string });
+        start = r.next;
+      } while (start && out.length < limit);
+      if (out.length >= limit) break;
     }
     return out;
   }
@@ -289,16 +347,145 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     throw new AckdError('ERR_STORE_UNAVAILABLE', `audit log: request ${requestId} keeps changing; its sequenced events are settled by the next run`);
   }
 
-  async settleAdmin(eventId: string): Promise<void> {
-    await send(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: AUDIT_PK.admin + eventId } })));
+  /**
+   * Takes an item out of the outbox index: a request with nothing waiting (only while nothing
+   * waits on it), or (`stray`) an item of no kind that waits there.
+   */
+  private async unindex(pk: string, stray = false): Promise<void> {
+    const names = { '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey };
+    const condition = stray
+      ? { ConditionExpression: '#part = :outbox', ExpressionAttributeNames: names, ExpressionAttributeValues: { ':outbox': OUTBOX } }
+      : {
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#ob) OR NOT attribute_type(#ob, :list) OR size(#ob) = :zero) AND attribute_not_exists(#legacy)',
+          ExpressionAttributeNames: { ...names, '#ob': OUTBOX_ATTR, '#legacy': LEGACY_PENDING },
+          ExpressionAttributeValues: { ':list': 'L', ':zero': 0 },
+        };
+    await applied(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk }, UpdateExpression: 'REMOVE #part, #key', ...condition })));
   }
 
-  async enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {
+  /** Keeps a refused entry under its own key, out of every index (idempotent: the key is a digest of where it was and what it is). */
+  private async putQuarantine(source: string, entry: unknown, reason: RefusalReason, message: string): Promise<void> {
+    const now = this.opts.clock.now();
     await send(() =>
       this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: AUDIT_PK.admin + event.event_id, entry: { event, change }, [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: outboxKey(event) },
+          Item: {
+            pk: AUDIT_PK.quarantine + sha256Hex(canonicalJson({ source, entry: entry ?? null })),
+            kind: 'audit-quarantine',
+            source,
+            reason,
+            message,
+            entry: entry ?? null,
+            quarantined_at: now.toISOString(),
+            [TABLE.ttlAttribute]: retainUntil(now.toISOString(), this.opts.retentionDays),
+          },
+        }),
+      ),
+    );
+  }
+
+  async quarantineRequest(requestId: RequestId, refused: readonly RefusedEntry[], item: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
+    const source = REQ + requestId;
+    for (const r of refused) await this.putQuarantine(source, r.entry, r.reason, r.message);
+    // `entries` as pending built them: the legacy entry (before the sequencer) first, when there is one.
+    const legacy = item[LEGACY_PENDING] !== undefined;
+    const ob = Array.isArray(item[OUTBOX_ATTR]) ? (item[OUTBOX_ATTR] as unknown[]) : [];
+    const drop = new Set(refused.map((r) => r.index - (legacy ? 1 : 0)));
+    const legacyGone = legacy && drop.has(-1);
+    const rest = ob.filter((_, i) => !drop.has(i)) as OutboxEntry[];
+    const names: Record<string, string> = { '#ob': OUTBOX_ATTR, '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey };
+    const values: Record<string, unknown> = { ':n': ob.length, ':rest': rest };
+    const sets = ['#ob = :rest'];
+    const removes: string[] = [];
+    if (legacyGone) {
+      removes.push('#legacy');
+      names['#legacy'] = LEGACY_PENDING;
+    }
+    const waiting = rest[0]?.event ?? (legacy && !legacyGone ? (item[LEGACY_PENDING] as PendingEvent) : undefined);
+    if (waiting) {
+      sets.push('#key = :nextKey');
+      values[':nextKey'] = outboxKey(waiting);
+    } else removes.push('#part', '#key');
+    // Writers only append and only the lease holder removes: the outbox as read is pinned by its size.
+    const conditions = [ob.length === 0 ? '(attribute_not_exists(#ob) OR size(#ob) = :n)' : 'size(#ob) = :n'];
+    try {
+      const out = await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: source },
+            UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
+            ConditionExpression: `attribute_exists(pk) AND ${conditions.join(' AND ')}`,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return out.Attributes ?? null;
+    } catch (e) {
+      if ((e as { name?: string }).name === 'ConditionalCheckFailedException') return null;
+      throw e;
+    }
+  }
+
+  async quarantineAdmin(itemEventId: string, entry: Readonly<Record<string, unknown>>, reason: RefusalReason, message: string): Promise<void> {
+    const pk = AUDIT_PK.admin + itemEventId;
+    await this.putQuarantine(pk, entry, reason, message);
+    const seal = entry.seal;
+    // Only the item as read (a genuine entry written there since is left for the next run): pinned by its seal.
+    // (and only an item that is there: an update would otherwise create one)
+    const pin =
+      typeof seal === 'string'
+        ? { ConditionExpression: 'attribute_exists(pk) AND #e.#s = :seal', ExpressionAttributeValues: { ':seal': seal } }
+        : seal === undefined
+          ? { ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#e.#s)' }
+          : { ConditionExpression: 'attribute_exists(pk) AND NOT attribute_type(#e.#s, :string)', ExpressionAttributeValues: { ':string': 'S' } };
+    // Out of the outbox index (no function may delete items): it stays, marked, until its retention ends.
+    const expires = retainUntil(this.opts.clock.now().toISOString(), this.opts.retentionDays);
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk },
+          UpdateExpression: 'SET #q = :q, #ttl = :ttl REMOVE #part, #key',
+          ExpressionAttributeNames: { '#e': 'entry', '#s': 'seal', '#q': 'quarantined', '#ttl': TABLE.ttlAttribute, '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey },
+          ...pin,
+          ExpressionAttributeValues: { ...('ExpressionAttributeValues' in pin ? pin.ExpressionAttributeValues : {}), ':q': reason, ':ttl': expires },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * An operator change, once logged, leaves the outbox index; its item stays until its retention
+   * ends (no ackd function may delete items: its IAM grants no DeleteItem). Written back into the
+   * index, the sequencer refuses it as a replay.
+   */
+  async settleAdmin(eventId: string): Promise<void> {
+    const expires = retainUntil(this.opts.clock.now().toISOString(), this.opts.retentionDays);
+    await applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: AUDIT_PK.admin + eventId },
+          UpdateExpression: 'SET #ttl = :ttl REMOVE #part, #key',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#ttl': TABLE.ttlAttribute, '#part': TABLE.auditLog.partitionKey, '#key': TABLE.auditLog.sortKey },
+          ExpressionAttributeValues: { ':ttl': expires },
+        }),
+      ),
+    );
+  }
+
+  async enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {
+    const entry: AdminEntry = await sealed(this.sealer, { kind: 'admin', event_id: event.event_id }, { event, change });
+    await send(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: AUDIT_PK.admin + event.event_id, entry, [TABLE.auditLog.partitionKey]: OUTBOX, [TABLE.auditLog.sortKey]: outboxKey(event) },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       ),

@@ -15,8 +15,7 @@ import { conditionOf, explainRefused, TRANSITIONS, type Clause, type Operand, ty
 import type { AuthorizationRecord } from '../../core/request.ts';
 import { canonicalJson, snapshotOf, type AuditEvent, type PendingEvent } from '../../core/audit/event.ts';
 import type { Payload } from '../../core/payload.ts';
-import type { Clock } from '../../core/ports.ts';
-import { DynamoAuditLog, ITEM_POINTERS, OUTBOX_ATTR, outboxOnCreate, outboxUpdate } from './audit.ts';
+import { DynamoAuditLog, type DynamoAuditLogOptions, ITEM_POINTERS, OUTBOX_ATTR, outboxOnCreate, outboxUpdate, type SealedEntry } from './audit.ts';
 import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -193,13 +192,13 @@ export class DynamoRequestStore implements RequestStore {
   }
 
   /** The request store and its audit log on one table. */
-  static withAudit(client: DynamoDBClient, tableName: string, opts: { clock: Clock; retentionDays: number }): DynamoRequestStore {
+  static withAudit(client: DynamoDBClient, tableName: string, opts: DynamoAuditLogOptions): DynamoRequestStore {
     return new DynamoRequestStore(client, tableName, new DynamoAuditLog(documentClient(client), tableName, opts));
   }
 
   async create(record: AuthorizationRecord, retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     try {
-      const item = { pk: REQ + record.request_id, ...recordAttributes(record), pending: 'pending', retain_until: retentionUntilEpochSeconds, ...outboxOnCreate({ event, row: 'create', snapshot: snapshotOf(record) }) };
+      const item = { pk: REQ + record.request_id, ...recordAttributes(record), pending: 'pending', retain_until: retentionUntilEpochSeconds, ...outboxOnCreate(await this.audit.sealRequestEntry(record.request_id, { event, row: 'create', snapshot: snapshotOf(record) })) };
       await send(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
     } catch (e) {
       if (isConditionFailure(e)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
@@ -346,7 +345,7 @@ export class DynamoRequestStore implements RequestStore {
     const t: Transition = TRANSITIONS[name];
     if (t.events.length > 0 && (!event || !(t.events as readonly string[]).includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
     const update = compileTransition(t, params);
-    const input = event ? withEvent(update, event, name, params) : update;
+    const input = event ? withEvent(update, await this.audit.sealRequestEntry(requestId, { event, row: name, params })) : update;
     for (let attempt = 0; ; attempt++) {
       try {
         const out = await send(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: REQ + requestId }, ReturnValues: 'ALL_NEW', ...input })));
@@ -375,9 +374,9 @@ export class DynamoRequestStore implements RequestStore {
 }
 
 /** Adds the audit event to a transition's write: appended to the item's outbox with the row and parameters that replay it. */
-function withEvent(update: Update, event: PendingEvent, row: TransitionName, params: Params): Update {
+function withEvent(update: Update, entry: SealedEntry): Update {
   const expr = update.UpdateExpression ?? '';
-  const ob = outboxUpdate({ event, row, params });
+  const ob = outboxUpdate(entry);
   return {
     ...update,
     UpdateExpression: expr.startsWith('SET ') ? `SET ${ob.sets.join(', ')}, ${expr.slice(4)}` : `SET ${ob.sets.join(', ')} ${expr}`,

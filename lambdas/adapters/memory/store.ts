@@ -5,7 +5,8 @@ import type { AuthorizationRecord } from '../../core/request.ts';
 import { eventFields, snapshotOf, type AdminChange, type AdminEventType, type AuditEvent, type ChainEvent, type Checkpoint, type PendingEvent } from '../../core/audit/event.ts';
 import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/ports.ts';
 import { keyOf, type NodeKey, type TreeNode } from '../../core/audit/merkle.ts';
-import { EMPTY_HEAD, Sequencer, type OutboxEntry, type PendingSource, type Pointers, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
+import { EMPTY_HEAD, Sequencer, type AdminEntry, type OutboxEntry, type PendingSource, type Pointers, type RefusalReason, type RefusedEntry, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
+import { HmacOutboxSealer, sealed, type OutboxSealer } from '../../core/audit/seal.ts';
 import { applyUpdates, conditionOf, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 
 /** A stored request: its record, bookkeeping, its waiting events and its pointers into the log. */
@@ -34,7 +35,11 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
   private readonly items = new Map<RequestId, Stored>();
   private readonly slots = new Map<number, ChainEvent>();
   private readonly tree = new Map<string, string>();
-  private readonly admin = new Map<string, { event: PendingEvent & { type: AdminEventType }; change: AdminChange }>();
+  private readonly admin = new Map<string, AdminEntry>();
+  /** Entries the sequencer refused: where they were, why, and the entry as it was (the table's `audit#quarantine#…` items). */
+  readonly quarantined: { source: string; reason: RefusalReason; message: string; entry: unknown }[] = [];
+  /** Seals what this store writes (a random key of its own unless given); its sequencer checks with it. */
+  readonly sealer: OutboxSealer;
   private readonly checkpointsBySeq = new Map<number, Checkpoint>();
   private headState: TreeHead = EMPTY_HEAD;
   private lease: { owner: string; until: number } | null = null;
@@ -42,9 +47,22 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
 
   constructor(
     protected readonly clock: Clock,
-    private readonly opts: { autoSequence?: boolean } = {},
+    private readonly opts: { autoSequence?: boolean; sealer?: OutboxSealer } = {},
   ) {
-    this.sequencer = new Sequencer({ store: this, clock, logger: quiet });
+    this.sealer = opts.sealer ?? HmacOutboxSealer.random();
+    this.sequencer = new Sequencer({ store: this, clock, logger: quiet, sealer: this.sealer });
+  }
+
+  /** What a table writer without the seal key can do: put any entry into a request's outbox (tests). */
+  writeRawOutboxEntry(requestId: RequestId, entry: unknown): void {
+    const s = this.items.get(requestId);
+    if (!s) throw new Error(`no request ${requestId}`);
+    s.outbox.push(entry as OutboxEntry);
+  }
+
+  /** …or put any operator-change item under `audit#admin#<itemEventId>` (tests). */
+  writeRawAdminItem(itemEventId: string, entry: unknown): void {
+    this.admin.set(itemEventId, entry as AdminEntry);
   }
 
   /** With autoSequence: returns once nothing waits (another run in progress is waited for, then run again). */
@@ -60,13 +78,17 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
   async create(record: AuthorizationRecord, _retentionUntilEpochSeconds: number, event: PendingEvent): Promise<void> {
     if (this.items.has(record.request_id)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
     const item = { ...record, permissions: [...record.permissions], ...(record.payload ? { payload: structuredClone(record.payload) } : {}) };
-    this.items.set(record.request_id, { item, outbox: [{ event, row: 'create', snapshot: snapshotOf(item) }], latestSeq: null, decisionSeq: null, requestedSeq: null, voteSeqs: [], allSeqs: [] });
+    const entry = await sealed(this.sealer, { kind: 'request', request_id: record.request_id }, { event, row: 'create', snapshot: snapshotOf(item) } as OutboxEntry);
+    if (this.items.has(record.request_id)) throw new AckdError('ERR_CONFLICT', `request_id: ${record.request_id} already exists`);
+    this.items.set(record.request_id, { item, outbox: [entry], latestSeq: null, decisionSeq: null, requestedSeq: null, voteSeqs: [], allSeqs: [] });
     await this.sequenced();
   }
 
   async apply(name: TransitionName, requestId: RequestId, params: Params, event?: PendingEvent): Promise<Applied> {
     const t: Transition = TRANSITIONS[name];
     if (t.events.length > 0 && (!event || !(t.events as readonly string[]).includes(event.type))) throw new Error(`lifecycle: ${name} records ${t.events.join(' or ')}, not ${event?.type ?? 'nothing'}`);
+    // Sealed first: from the read below to the write nothing awaits (the write is atomic).
+    const entry = event ? await sealed(this.sealer, { kind: 'request', request_id: requestId }, { event, row: name, params: structuredClone(params) } as OutboxEntry) : undefined;
     const stored = this.items.get(requestId);
     if (!stored) throw new AckdError('ERR_NOT_FOUND', `request_id: no request ${requestId}`, { field: 'request_id' });
     const view = this.withPointers(stored);
@@ -76,7 +98,7 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
       return this.applied(stored, false);
     }
     stored.item = applyUpdates(t, stored.item, params) as unknown as StoredItem;
-    if (event) stored.outbox.push({ event, row: name, params: structuredClone(params) });
+    if (entry) stored.outbox.push(entry);
     await this.sequenced();
     return this.applied(stored, true);
   }
@@ -172,14 +194,18 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
   pending(limit: number): Promise<PendingSource[]> {
     const sources: (PendingSource & { at: string })[] = [];
     for (const [requestId, s] of this.items) {
-      if (s.outbox.length > 0) sources.push({ kind: 'request', requestId, item: { ...s.item }, latestSeq: s.latestSeq, entries: [...s.outbox], at: `${s.outbox[0]!.event.at}#${s.outbox[0]!.event.event_id}` });
+      if (s.outbox.length > 0) sources.push({ kind: 'request', requestId, item: this.itemAsRead(s), latestSeq: s.latestSeq, entries: [...s.outbox], at: `${s.outbox[0]?.event?.at}#${s.outbox[0]?.event?.event_id}` });
     }
-    for (const a of this.admin.values()) sources.push({ kind: 'admin', event: a.event, change: a.change, at: `${a.event.at}#${a.event.event_id}` });
+    for (const [id, a] of this.admin) sources.push({ kind: 'admin', itemEventId: id, event: a.event, change: a.change, seal: a.seal, at: `${a.event?.at}#${a.event?.event_id}` });
     return Promise.resolve(sources.sort((x, y) => x.at.localeCompare(y.at)).slice(0, limit));
   }
 
   eventsAt(seqs: readonly number[]): Promise<AuditEvent[]> {
     return Promise.resolve([...new Set(seqs)].sort((a, b) => a - b).flatMap((s) => (this.slots.has(s) ? [this.slots.get(s) as AuditEvent] : [])));
+  }
+
+  recentEvents(limit: number): Promise<Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[]> {
+    return Promise.resolve([...this.slots.values()].sort((a, b) => b.seq - a.seq).slice(0, limit));
   }
 
   beyondHead(size: number): Promise<ChainEvent[]> {
@@ -231,10 +257,31 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve();
   }
 
+  /** The item as `pending` hands it over: with its outbox size, which quarantineRequest pins. */
+  private itemAsRead(s: Stored): Record<string, unknown> {
+    return { ...s.item, audit_outbox: [...s.outbox] };
+  }
+
+  quarantineRequest(requestId: RequestId, refused: readonly RefusedEntry[], item: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
+    const s = this.items.get(requestId);
+    const read = item.audit_outbox as unknown[] | undefined;
+    if (!s || read?.length !== s.outbox.length) return Promise.resolve(null);
+    for (const r of refused) this.quarantined.push({ source: `req#${requestId}`, reason: r.reason, message: r.message, entry: r.entry });
+    const drop = new Set(refused.map((r) => r.index));
+    s.outbox = s.outbox.filter((_, i) => !drop.has(i));
+    return Promise.resolve(this.itemAsRead(s));
+  }
+
+  quarantineAdmin(itemEventId: string, entry: Readonly<Record<string, unknown>>, reason: RefusalReason, message: string): Promise<void> {
+    this.quarantined.push({ source: `audit#admin#${itemEventId}`, reason, message, entry });
+    if (this.admin.get(itemEventId)?.seal === entry.seal) this.admin.delete(itemEventId);
+    return Promise.resolve();
+  }
+
   // ---- AuditLog (read side of the log) ----
 
-  enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {
-    this.admin.set(event.event_id, { event, change });
+  async enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void> {
+    this.admin.set(event.event_id, await sealed(this.sealer, { kind: 'admin', event_id: event.event_id }, { event, change }));
     return this.sequenced();
   }
 

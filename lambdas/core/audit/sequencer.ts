@@ -5,6 +5,7 @@ import type { Clock, Logger } from '../ports.ts';
 import { applyUpdates, DECISION_EVENTS, TRANSITIONS, VOTE_EVENTS, type Params, type TransitionName } from '../lifecycle.ts';
 import { chainAdminEvent, chainEvent, eventHash, isAdminEvent, SNAPSHOT_FIELDS, snapshotOf, type AdminChange, type AdminEventType, type AuditSnapshot, type ChainEvent, type PendingEvent } from './event.ts';
 import { appendLeaves, EMPTY_ROOT, leafHash, rootOf, type TreeNode } from './merkle.ts';
+import type { OutboxSealer, SealPlace } from './seal.ts';
 
 /**
  * The audit log as a transparency log (RFC 9162 in spirit): a state change writes its event
@@ -41,6 +42,26 @@ export interface OutboxEntry {
   readonly row: TransitionName | 'create';
   readonly params?: Params;
   readonly snapshot?: AuditSnapshot;
+  /** The writer's seal over the entry and its request (seal.ts); checked before the entry may enter the log. */
+  readonly seal?: string;
+}
+
+/** An operator's (or the gateway's) change waiting in its own item, as its writer stored it. */
+export interface AdminEntry {
+  readonly event: PendingEvent & { readonly type: AdminEventType };
+  readonly change: AdminChange;
+  readonly seal?: string;
+}
+
+/** Why the sequencer refused an entry: its seal (seal.ts SealVerdict), or a replay of an event already in (or on its way into) the log. */
+export type RefusalReason = 'missing' | 'malformed' | 'mismatch' | 'duplicate' | 'stale';
+
+/** A request's outbox entry the sequencer refused: its position in the source's `entries`, and why. */
+export interface RefusedEntry {
+  readonly index: number;
+  readonly entry: OutboxEntry;
+  readonly reason: RefusalReason;
+  readonly message: string;
 }
 
 /** Where waiting events are: a request's outbox (in write order), or an operator's change. */
@@ -54,7 +75,14 @@ export type PendingSource =
       readonly latestSeq: number | null;
       readonly entries: readonly OutboxEntry[];
     }
-  | { readonly kind: 'admin'; readonly event: PendingEvent & { readonly type: AdminEventType }; readonly change: AdminChange };
+  | {
+      readonly kind: 'admin';
+      /** The event id its item is stored under (`audit#admin#<id>`): where its seal binds it. */
+      readonly itemEventId: string;
+      readonly event: PendingEvent & { readonly type: AdminEventType };
+      readonly change: AdminChange;
+      readonly seal?: unknown;
+    };
 
 /** The log's head: its size (= seq of the newest event), chain hash, Merkle root and frontier. */
 export interface TreeHead {
@@ -92,6 +120,11 @@ export interface SequencerStore {
   pending(limit: number): Promise<PendingSource[]>;
   /** Events at these seqs (missing ones left out). */
   eventsAt(seqs: readonly number[]): Promise<ChainEvent[]>;
+  /**
+   * The newest `limit` events stored (at most), newest first: their seq, id and times (what a
+   * starting sequencer knows replays by). May include slots a stopped run wrote beyond the head.
+   */
+  recentEvents(limit: number): Promise<Pick<ChainEvent, 'seq' | 'event_id' | 'at' | 'logged_at'>[]>;
   /** The events stored in consecutive slots after `size` (a stopped run's), in order. */
   beyondHead(size: number): Promise<ChainEvent[]>;
   /** Removes a slot a stopped run wrote that does not link onto the head. */
@@ -107,11 +140,20 @@ export interface SequencerStore {
   /**
    * Settles sequenced events on their sources: a request's are removed from its outbox (by
    * event_id; those already gone are skipped) and its pointers moved; an operator change's
-   * pending item is deleted. Idempotent. `item`: the request's item as `pending` read it, so the
+   * pending item leaves the outbox (kept until its retention ends). Idempotent. `item`: the request's item as `pending` read it, so the
    * first attempt needs no read (its write is conditional on the outbox being as read).
    */
   settleRequest(requestId: RequestId, eventIds: readonly string[], pointers: Pointers, item?: Readonly<Record<string, unknown>>): Promise<void>;
   settleAdmin(eventId: string): Promise<void>;
+  /**
+   * Moves refused entries of a request's outbox out of the way: each is kept under a quarantine
+   * record of its own (with the reason), then removed from the outbox in one write conditional on
+   * the outbox being as `item` (read by `pending`) holds it. The item after that write, or null
+   * when the outbox changed meanwhile (nothing removed: the next run looks again).
+   */
+  quarantineRequest(requestId: RequestId, refused: readonly RefusedEntry[], item: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null>;
+  /** The same for an operator change's item: kept under a quarantine record, then deleted where it is still as read. */
+  quarantineAdmin(itemEventId: string, entry: Readonly<Record<string, unknown>>, reason: RefusalReason, message: string): Promise<void>;
 }
 
 export interface SequencerRun {
@@ -123,6 +165,8 @@ export interface SequencerRun {
   readonly head: TreeHead | null;
   /** Oldest wait among the events sequenced now (ms from the change to its sequencing). */
   readonly maxLagMs: number;
+  /** Outbox entries refused (bad or missing seal, replays) and quarantined by this run. */
+  readonly refused: number;
 }
 
 export interface SequencerOptions {
@@ -137,10 +181,22 @@ export interface SequencerOptions {
   readonly leaseMs?: number;
   /** Called after each run, its lease given back, with the events it sequenced (metrics, notifications); its errors are logged. */
   readonly onSequenced?: (events: readonly ChainEvent[]) => Promise<void> | void;
+  /** Checks the writers' seal on every waiting entry; an entry without a valid one never enters the log (it is quarantined). */
+  readonly sealer: OutboxSealer;
+  /**
+   * The upgrade from a version that did not seal: entries with no seal at all whose `at` is before
+   * this time (ISO) are admitted (each logged as a warning). Unset: none is.
+   */
+  readonly admitUnsealedBefore?: string;
+  /** How many of the newest events a sequencer reads once, at its first run, to know their ids (default 1000). */
+  readonly seedEvents?: number;
+  /** How many event ids a sequencer remembers (default 50,000; about 100 bytes each). */
+  readonly idMemory?: number;
 }
 
-/** How many recently sequenced snapshots a sequencer keeps (the bases of the next events of their requests). */
+/** How many recently sequenced snapshots (and event ids) a sequencer keeps (the bases of the next events of their requests). */
 const RECENT_MAX = 4096;
+
 
 export class Sequencer {
   constructor(private readonly opts: SequencerOptions) {}
@@ -177,15 +233,16 @@ export class Sequencer {
     if (!opts.nudged) {
       // Nothing waits and nothing is half done: no lease taken, nothing written.
       const [waiting, stored] = await Promise.all([store.pending(1), store.peekHead()]);
-      if (waiting.length === 0 && stored.settled >= stored.size) return { busy: false, sequenced: 0, recovered: 0, head: stored, maxLagMs: 0 };
+      if (waiting.length === 0 && stored.settled >= stored.size) return { busy: false, sequenced: 0, recovered: 0, head: stored, maxLagMs: 0, refused: 0 };
     }
     const owner = randomUUID();
     const startMs = clock.now().getTime();
     let head = await store.acquire(owner, startMs, startMs + (this.opts.leaseMs ?? 60_000));
-    if (!head) return { busy: true, sequenced: 0, recovered: 0, head: null, maxLagMs: 0 };
+    if (!head) return { busy: true, sequenced: 0, recovered: 0, head: null, maxLagMs: 0, refused: 0 };
     let sequenced = 0;
     let maxLagMs = 0;
     let recovered = 0;
+    let refused = 0;
     let released = false;
     const done: ChainEvent[] = [];
     try {
@@ -197,12 +254,20 @@ export class Sequencer {
       const max = this.opts.maxEventsPerRun ?? 5000;
       const batch = this.opts.batch ?? 100;
       let adopted = false;
-      while (sequenced < max) {
-        const sources = await store.pending(batch);
-        if (sources.length === 0) break;
+      while (sequenced + refused < max) {
+        const read = await store.pending(batch);
+        if (read.length === 0) break;
+        // Only entries that carry their writer's seal (and are no replay) go on; the rest are quarantined.
+        const screened = await this.screen(read, head);
+        refused += screened.refused;
+        const sources = screened.admitted;
         const now = clock.now();
         const events = await this.link(sources, head, now);
-        if (events.length === 0) break;
+        if (events.length === 0) {
+          // A batch of refused entries only: they are out of the way now, the next batch may hold genuine ones.
+          if (screened.refused > 0 && read.length >= batch) continue;
+          break;
+        }
         const appended = await this.append(owner, head, events);
         if (appended === 'taken') {
           // A stopped run's slots beyond the head (or a stale lease holder's): adopted or removed once, then the batch is read again.
@@ -215,9 +280,10 @@ export class Sequencer {
         }
         head = appended;
         this.remember(events);
+        this.rememberIds(events);
         await this.settle(events, sources);
         // A short batch was all there was: the head's last write of the run also gives the lease back.
-        const last = sources.length < batch || sequenced + events.length >= max;
+        const last = read.length < batch || sequenced + refused + events.length >= max;
         head = await this.markSettled(owner, head, last);
         released = last;
         sequenced += events.length;
@@ -230,7 +296,131 @@ export class Sequencer {
     }
     // Follow-ups (notifications, metrics) after the lease is given back: a slow webhook never holds up sequencing.
     if (done.length > 0) await this.notify(done);
-    return { busy: false, sequenced, recovered, head, maxLagMs };
+    return { busy: false, sequenced, recovered, head, maxLagMs, refused };
+  }
+
+  /**
+   * The ids of events in the log this sequencer knows (it logged them, or read them at its start),
+   * with their time (the earlier of `at` and `logged_at`): a replay of one is refused at once.
+   */
+  private readonly knownIds = new Map<string, number>();
+  /** Set once the newest events of the log have been read (`seed`). */
+  private seeded = false;
+  /**
+   * Events at or before this time may be missing from `knownIds` (older than what was read at
+   * the start, or forgotten since): an entry older than it is refused as stale, since its
+   * original, if any, might not be known. Waiting entries are read oldest first, so a genuine one
+   * is not older than events logged before it. (The original of an entry whose writer's clock ran
+   * ahead may have been logged before its `at`: verification finds such a replay.)
+   */
+  private floor = Number.NEGATIVE_INFINITY;
+
+  private rememberIds(events: readonly Pick<ChainEvent, 'event_id' | 'at' | 'logged_at'>[]): void {
+    for (const e of events) this.knownIds.set(e.event_id, timeOf(e));
+    const max = this.opts.idMemory ?? 50_000;
+    for (const [id, t] of this.knownIds) {
+      if (this.knownIds.size <= max) break;
+      this.knownIds.delete(id);
+      if (t > this.floor) this.floor = t;
+    }
+  }
+
+  /**
+   * Sorts what `pending` read into what may enter the log and what may not. An entry is refused
+   * when its seal is missing (unless it predates sealing: `admitUnsealedBefore`), malformed or
+   * does not match the entry where it is stored; when its event id is already in this batch or
+   * in the log as far as this sequencer knows (`duplicate`); or when it is older than what it
+   * knows of the log (`stale`: a sequenced entry written back). Refused entries are quarantined (moved out of the
+   * outbox, kept with the reason), logged as errors with code ERR_AUDIT_ENTRY_REFUSED (the
+   * metric AuditEntriesRefused counts those lines) and never linked; the genuine entries around
+   * them go on. A key that cannot be had (KMS down) throws: nothing is refused for it.
+   */
+  private async screen(sources: readonly PendingSource[], head: TreeHead): Promise<{ admitted: PendingSource[]; refused: number }> {
+    const { sealer } = this.opts;
+    const seen = new Set<string>();
+    await this.seed(head);
+    const floor = this.floor;
+    // (what is read from the table is untrusted: an entry may be anything, its event missing)
+    const verdict = async (place: SealPlace, entry: object, seal: unknown, event: Partial<PendingEvent> | undefined): Promise<{ reason: RefusalReason; message: string } | null> => {
+      const v = await sealer.check(place, entry, seal);
+      if (!v.ok) {
+        const upgrade = this.opts.admitUnsealedBefore;
+        if (!(v.reason === 'missing' && upgrade !== undefined && typeof event?.at === 'string' && event.at < upgrade)) return v;
+        this.opts.logger.warn('audit sequencer: admitted an unsealed entry written before sealing (ACKD_OUTBOX_UNSEALED_BEFORE)', { event_id: bounded(event.event_id), at: bounded(event.at), unsealed_before: upgrade });
+      }
+      if (typeof event?.event_id !== 'string' || typeof event.at !== 'string') return { reason: 'malformed', message: 'the entry has no event id or time' };
+      const id = event.event_id;
+      if (seen.has(id) || this.knownIds.has(id)) return { reason: 'duplicate', message: `event ${bounded(id)} is already in the log or earlier in this batch: a replay` };
+      seen.add(id);
+      if (!(Date.parse(event.at) >= floor)) {
+        return { reason: 'stale', message: `its time (${bounded(event.at)}) is before ${new Date(floor).toISOString()}, older than the events in the log this sequencer knows: a replay, or a writer whose clock is far behind` };
+      }
+      return null;
+    };
+    const admitted: PendingSource[] = [];
+    let refused = 0;
+    for (const s of sources) {
+      if (s.kind === 'admin') {
+        const entry = { event: s.event, change: s.change, ...(s.seal === undefined ? {} : { seal: s.seal }) };
+        const bad = await verdict({ kind: 'admin', event_id: s.itemEventId }, entry, s.seal, s.event);
+        if (!bad) {
+          admitted.push(s);
+          continue;
+        }
+        await this.opts.store.quarantineAdmin(s.itemEventId, entry, bad.reason, bad.message);
+        this.refusal(bad, s.event, { item: `audit#admin#${bounded(s.itemEventId)}` });
+        refused++;
+        continue;
+      }
+      const bad: RefusedEntry[] = [];
+      for (const [index, entry] of s.entries.entries()) {
+        const e = (typeof entry === 'object' && entry !== null ? entry : {}) as Partial<OutboxEntry>;
+        const v = await verdict({ kind: 'request', request_id: s.requestId }, e, e.seal, e.event);
+        if (v) bad.push({ index, entry, ...v });
+      }
+      if (bad.length === 0) {
+        admitted.push(s);
+        continue;
+      }
+      const item = await this.opts.store.quarantineRequest(s.requestId, bad, s.item);
+      if (item === null) continue; // its outbox changed meanwhile: all of it waits for the next run
+      for (const b of bad) this.refusal(b, (b.entry as Partial<OutboxEntry> | null)?.event, { item: `req#${s.requestId}`, request_id: s.requestId });
+      refused += bad.length;
+      const drop = new Set(bad.map((b) => b.index));
+      const entries = s.entries.filter((_, i) => !drop.has(i));
+      if (entries.length > 0) admitted.push({ ...s, item, entries });
+    }
+    return { admitted, refused };
+  }
+
+  private refusal(bad: { reason: RefusalReason; message: string }, event: Partial<PendingEvent> | undefined, where: Record<string, string>): void {
+    this.opts.logger.error('audit sequencer: refused an outbox entry; it is quarantined and not in the log', {
+      code: 'ERR_AUDIT_ENTRY_REFUSED',
+      reason: bad.reason,
+      detail: bad.message,
+      event_id: bounded(event?.event_id),
+      type: bounded(event?.type),
+      ...where,
+    });
+  }
+
+  /**
+   * Once per sequencer (a process, a cold start): the ids and times of the newest events of the
+   * log, so an entry written back after its event was logged is refused as a `duplicate` even by a
+   * sequencer that did not log it. One read of up to `seedEvents` events; when they do not reach
+   * back over the replay window, older entries count as stale (`seededFloor`).
+   */
+  private async seed(head: TreeHead): Promise<void> {
+    if (this.seeded) return;
+    if (head.size > 0) {
+      const limit = this.opts.seedEvents ?? 1000;
+      // Only the log's: a stopped run's slots beyond the head hold events still waiting in their outboxes (adopted when a put meets them).
+      const recent = (await this.opts.store.recentEvents(limit)).filter((e) => e.seq <= head.size);
+      this.rememberIds([...recent].reverse());
+      // Not the whole log: what was logged before these is not known.
+      if (recent.length > 0 && recent.length < head.size) this.floor = Math.max(this.floor, Math.min(...recent.map(timeOf)));
+    }
+    this.seeded = true;
   }
 
   /** The waiting events of these sources, linked after `head` in order (pure but for the base events it reads). */
@@ -399,6 +589,18 @@ export function pointersOf(events: readonly ChainEvent[]): Pointers {
     if (VOTE_EVENTS.has(e.type)) votes.push(e.seq);
   }
   return { latest: events.at(-1)!.seq, decision, requested, votes, all: events.map((e) => e.seq) };
+}
+
+/** An event's time: the earlier of `at` (its writer's clock) and `logged_at` (the sequencer's). */
+function timeOf(e: Pick<ChainEvent, 'at' | 'logged_at'>): number {
+  const t = Math.min(Date.parse(e.at), Date.parse(e.logged_at));
+  return Number.isFinite(t) ? t : Number.NEGATIVE_INFINITY;
+}
+
+/** An attacker-written value, as a log line may carry it: a string of at most 128 characters. */
+function bounded(v: unknown): string {
+  const t = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  return t.length > 128 ? `${t.slice(0, 128)}…` : t;
 }
 
 async function inBatches(work: readonly (() => Promise<void>)[], width: number): Promise<void> {

@@ -246,6 +246,8 @@ const LIFECYCLE_FIELDS = ['approver_identity', 'decision_at', 'decision', 'svid_
 const SCOPE_MARGIN_MS = 5 * 60_000;
 /** A closed request is forgotten this long after it can last change (its SVID's end, or the longest TTL), so memory follows the rate of requests, not the log's length. */
 const FORGET_AFTER_MS = 24 * 3_600_000;
+/** How long event ids are remembered, in event time (a replay written back later than this is the sequencer's to refuse). */
+const REPLAY_MEMORY_MS = 2 * 3_600_000;
 const MAX_TTL_MS = 60 * 60_000;
 
 export interface VerifierOptions {
@@ -285,6 +287,10 @@ export class ChainVerifier {
   private consistencyVerified = 0;
   private signedHeads = 0;
   private readonly requests = new Map<string, RequestState>();
+  /** Event ids read, with their time (min of at and logged_at), for the last REPLAY_MEMORY_MS: an id seen twice is a replay. */
+  private readonly eventIds = new Map<string, number>();
+  private newestAtMs = Number.NEGATIVE_INFINITY;
+  private sinceIdPrune = 0;
   private sinceForget = 0;
   private svids = 0;
   private problemCount = 0;
@@ -394,6 +400,7 @@ export class ChainVerifier {
     if (this.lastLoggedAt !== null && e.logged_at < this.lastLoggedAt) {
       this.problem({ kind: 'time', seq: e.seq, line, message: `event ${e.seq}: logged_at ${e.logged_at} is before the previous event's ${this.lastLoggedAt}` });
     }
+    this.checkReplay(e, line);
     if (isAdminEvent(e)) {
       // A gateway's tool call is an agent's record; every other change of no request is an operator's.
       const by = e.type === 'tool_call' ? 'agent' : 'operator';
@@ -739,6 +746,24 @@ export class ChainVerifier {
   private inScope(e: AuditEvent): boolean {
     if (this.start === 'genesis') return true;
     return this.firstLoggedAt !== null && Date.parse(e.requested_at) >= Date.parse(this.firstLoggedAt) + SCOPE_MARGIN_MS;
+  }
+
+  /**
+   * An event id logged twice is a replay: a sequenced outbox entry written back into the table
+   * and sequenced again (the sequencer refuses those it can tell: core/audit/sequencer.ts
+   * `screen`; this finds any it could not, and logs from before it looked). Ids are remembered for
+   * REPLAY_MEMORY_MS of event time (the earlier of at and logged_at): memory follows that window.
+   */
+  private checkReplay(e: ChainEvent, line: number | undefined): void {
+    const first = this.eventIds.get(e.event_id);
+    if (first !== undefined) this.problem({ kind: 'order', seq: e.seq, line, message: `event ${e.seq}: event_id ${e.event_id} was already logged: an outbox entry was written back and logged twice (a replay)` });
+    const t = Math.min(Date.parse(e.at), Date.parse(e.logged_at));
+    this.eventIds.set(e.event_id, first ?? t);
+    if (t > this.newestAtMs) this.newestAtMs = t;
+    if (++this.sinceIdPrune >= 1000) {
+      this.sinceIdPrune = 0;
+      for (const [id, at] of this.eventIds) if (at < this.newestAtMs - REPLAY_MEMORY_MS) this.eventIds.delete(id);
+    }
   }
 
   /** Forgets requests that are decided and can no longer change (bounded memory on long logs). */
