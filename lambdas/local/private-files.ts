@@ -21,6 +21,8 @@ export const STATE_ENTRIES = [
   'local.json',
   'trust-bundle.pem',
   'audit-signing-key.pem',
+  'decision-signing-key.pem',
+  'receipt-signing-key.pem',
   'outbox-seal.key',
   'cognito',
   'dynalite',

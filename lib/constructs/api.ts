@@ -15,6 +15,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
+import { AUDIT_PK } from '../../lambdas/adapters/dynamodb/audit.ts';
 import { acknowledge, MANAGED_POLICY } from '../nag.ts';
 import { SWEEPER_RESERVED_CONCURRENCY, type DeployRoutes, type ReservedConcurrencyConfig, type ThrottleConfig } from '../config.ts';
 import { REPO_ROOT } from '../paths.ts';
@@ -384,6 +385,17 @@ export class Api extends Construct {
         sid: 'ExpireLinkAndCheckpoint',
         actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
         resources: [tableArn],
+      }),
+    );
+    // The sequencer stores the Merkle tree's nodes of a run in batches (adapters/dynamodb/audit.ts
+    // putNodes): BatchWriteItem, on audit#node#… items only (its puts there are never conditional;
+    // everything else it writes is a conditional PutItem or UpdateItem above).
+    this.sweeperFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'StoreAuditTreeNodes',
+        actions: ['dynamodb:BatchWriteItem'],
+        resources: [tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${AUDIT_PK.node}*`] } },
       }),
     );
     this.sweeperFunction.addToRolePolicy(

@@ -38,6 +38,8 @@ export interface ObservabilityProps {
   readonly functions: WatchedFunctions;
   /** The MCP function's log group: where ERR_ISSUER_UNAVAILABLE is logged. */
   readonly mcpLogGroup: logs.ILogGroup;
+  /** The AWS credentials function's log group (with awsRoles): it logs ERR_ISSUER_UNAVAILABLE too, when it cannot read SPIRE's trust bundle. */
+  readonly awsCredentialsLogGroup?: logs.ILogGroup;
   readonly tableName: string;
   /** The sweeper's dead-letter queue (failed scheduled sweeps and failed sequencer batches). */
   readonly sweeperDeadLetterQueue: sqs.IQueue;
@@ -120,21 +122,24 @@ export class Observability extends Construct {
       );
     }
 
-    // --- issuer unavailable: a metric filter on the MCP function's JSON log lines ---
-    new logs.MetricFilter(this, 'IssuerUnavailableFilter', {
-      logGroup: props.mcpLogGroup,
-      filterPattern: logs.FilterPattern.stringValue('$.code', '=', ISSUER_UNAVAILABLE_CODE),
-      metricNamespace: METRICS_NAMESPACE,
-      metricName: 'IssuerUnavailable' satisfies MetricName,
-      metricValue: '1',
-      // Every ackd log line carries the stage; it makes the metric the same one the alarm names.
-      dimensions: { [STAGE_DIMENSION]: `$.${STAGE_DIMENSION}` },
-    });
+    // --- issuer unavailable: a metric filter on the JSON log lines of the functions that reach SPIRE ---
+    const issuerLogs: [string, logs.ILogGroup][] = [['IssuerUnavailableFilter', props.mcpLogGroup], ...(props.awsCredentialsLogGroup ? [['AwsCredentialsIssuerUnavailableFilter', props.awsCredentialsLogGroup] as [string, logs.ILogGroup]] : [])];
+    for (const [id, logGroup] of issuerLogs) {
+      new logs.MetricFilter(this, id, {
+        logGroup,
+        filterPattern: logs.FilterPattern.stringValue('$.code', '=', ISSUER_UNAVAILABLE_CODE),
+        metricNamespace: METRICS_NAMESPACE,
+        metricName: 'IssuerUnavailable' satisfies MetricName,
+        metricValue: '1',
+        // Every ackd log line carries the stage; it makes the metric the same one the alarm names.
+        dimensions: { [STAGE_DIMENSION]: `$.${STAGE_DIMENSION}` },
+      });
+    }
     this.alarm('IssuerUnavailable', this.ackd('IssuerUnavailable', 'Sum'), {
       threshold: 1,
       description:
-        'Agents are being refused SVIDs: the MCP function could not reach the SVID issuer (SPIRE through its bridge) and answered ERR_ISSUER_UNAVAILABLE (nothing was issued; agents may retry). ' +
-        'Check the SpireTaskNotRunning alarm and the SPIRE service in ECS (task health, its logs), and the MCP function log lines with code ERR_ISSUER_UNAVAILABLE for the cause.',
+        'Agents are being refused SVIDs (or AWS credentials): the MCP function (or the AWS credentials function) could not reach the SVID issuer (SPIRE through its bridge) and answered ERR_ISSUER_UNAVAILABLE (nothing was issued; agents may retry). ' +
+        'Check the SpireTaskNotRunning alarm and the SPIRE service in ECS (task health, its logs), and those functions\' log lines with code ERR_ISSUER_UNAVAILABLE for the cause.',
     });
 
     // --- consent email and notification failures (email_failed / notify_failed audit events) ---
@@ -150,6 +155,12 @@ export class Observability extends Construct {
       threshold: 1,
       description:
         'The audit chain did not verify when the sweeper tried to sign a checkpoint, so no checkpoint was signed. Treat it as possible tampering: do not delete anything; run `npx ackd audit verify --live` against the table and read the sweeper\'s error log line, which names the first event that fails.',
+    });
+    this.alarm('AuditEntriesRefused', this.ackd('AuditEntriesRefused', 'Sum'), {
+      threshold: 1,
+      description:
+        'The audit sequencer refused an outbox entry (its seal missing or wrong, copied from another item, or a replay of a logged event): someone wrote the table outside ackd, or entries from before sealing were waiting after an upgrade. Nothing refused is in the log; genuine events keep flowing. ' +
+        'Treat it as possible tampering and delete nothing: the sweeper\'s log line (code ERR_AUDIT_ENTRY_REFUSED) names the event, item and reason, the entry is kept as audit#quarantine#…, and CloudTrail shows who wrote the table (docs/operations.md).',
     });
     this.alarm('AuditSequencerLag', this.ackd('AuditSequencerLagMs', 'Maximum'), {
       threshold: props.sequencerLagAlarmMs,
@@ -333,6 +344,7 @@ export class Observability extends Construct {
         count('AuditEventsSequenced', 'events sequenced'),
         count('AuditCheckpointsSigned', 'checkpoints signed'),
         count('AuditVerifyFailures', 'verify failures'),
+        count('AuditEntriesRefused', 'entries refused'),
       ]),
       graph('Sweeper dead letters', [props.sweeperDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: FIVE_MINUTES }).with({ label: 'messages' })]),
     );

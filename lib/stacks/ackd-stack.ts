@@ -192,6 +192,7 @@ export class AckdStack extends Stack {
         ...(this.api.awsCredentialsFunction ? { awsCredentials: this.api.awsCredentialsFunction } : {}),
       },
       mcpLogGroup: this.api.mcpFunction.logGroup,
+      ...(this.api.awsCredentialsFunction ? { awsCredentialsLogGroup: this.api.awsCredentialsFunction.logGroup } : {}),
       tableName: this.data.table.tableName,
       sweeperDeadLetterQueue: this.api.sweeperDeadLetterQueue,
       archiveDeadLetterQueue: this.archive.deadLetterQueue,
@@ -200,8 +201,9 @@ export class AckdStack extends Stack {
       sequencerLagAlarmMs: config.sequencerLagAlarmMs,
       natInstances,
     });
-    // Audit outbox entries are sealed by the functions that write events and checked by the sequencer (the sweeper).
-    this.outboxSeal = new OutboxSeal(this, 'OutboxSeal', { stage: config.stage, users: [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction], sequencer: this.api.sweeperFunction });
+    // Audit outbox entries are sealed by the functions that write events (the AWS credentials function's
+    // aws_credentials_issued too) and checked by the sequencer (the sweeper).
+    this.outboxSeal = new OutboxSeal(this, 'OutboxSeal', { stage: config.stage, users: [this.api.mcpFunction, this.api.consentFunction, this.api.sweeperFunction, ...(this.api.awsCredentialsFunction ? [this.api.awsCredentialsFunction] : [])], sequencer: this.api.sweeperFunction });
     // A stable MCP host name, when configured.
     this.mcpDomain = config.customDomain
       ? new McpDomain(this, 'McpDomain', { config: config.customDomain, httpApi: this.api.httpApi, stage: this.api.httpStage })

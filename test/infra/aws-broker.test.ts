@@ -69,11 +69,15 @@ describe('with awsRoles', () => {
     expect(s.grants(broker, 'iam:')).toEqual([]);
   });
 
-  it('the broker reads and writes only the table items it needs (no Query, Scan or Delete), reads the bridge key, and signs nothing', () => {
+  it('the broker reads and writes only the table items it needs (no Query, Scan or Delete), reads the bridge key, seals its event, and signs nothing', () => {
     const ddb = s.grants(broker, 'dynamodb:');
     expect(ddb.map((g) => [g.Sid, [g.Action].flat().sort()])).toEqual([['IssueAwsCredentials', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']]]);
     expect(s.grants(broker, 'secretsmanager:').map((g) => g.Sid)).toEqual(['ReadBridgeKey']);
-    expect(s.grants(broker, 'kms:')).toEqual([]);
+    // It writes the aws_credentials_issued event, so it seals it: GenerateMac on the outbox seal key only, nothing else of KMS.
+    const kmsGrants = s.grants(broker, 'kms:');
+    expect(kmsGrants.map((g) => [g.Sid, g.Action])).toEqual([['SealOutboxEntries', 'kms:GenerateMac']]);
+    expect(JSON.stringify(kmsGrants[0]!.Resource)).toContain(s.idOf(s.stack.outboxSeal.key));
+    expect(s.env(broker).ACKD_OUTBOX_SEAL_KEY).toBeDefined();
     expect(s.grants(broker, 'ses:')).toEqual([]);
   });
 
@@ -105,6 +109,12 @@ describe('with awsRoles', () => {
     const egressToBridge = s.of('AWS::EC2::SecurityGroupEgress').map(([, r]) => r.Properties).filter((r) => JSON.stringify(r.GroupId).includes(sgId));
     expect(egressToBridge).toHaveLength(1);
     expect(egressToBridge[0]!.FromPort).toBe(bridgeRules[0]!.FromPort);
+  });
+
+  it('the broker\'s ERR_ISSUER_UNAVAILABLE lines count toward the IssuerUnavailable alarm, as the MCP function\'s do', () => {
+    const filters = s.of('AWS::Logs::MetricFilter').map(([, f]) => f.Properties).filter((f) => f.FilterPattern === '{ $.code = "ERR_ISSUER_UNAVAILABLE" }');
+    expect(filters.map((f) => JSON.stringify(f.LogGroupName)).sort()).toEqual([broker, s.fns.mcp].map((f) => JSON.stringify({ Ref: s.idOf(f.logGroup) })).sort());
+    for (const f of filters) expect(f.MetricTransformations[0].MetricName).toBe('IssuerUnavailable');
   });
 
   it('the broker has its own reserved concurrency (default 10) and Errors and Throttles alarms, like the other functions that serve people', () => {

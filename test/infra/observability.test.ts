@@ -127,6 +127,7 @@ describe('the alarms', () => {
         'IssuerUnavailable',
         'NotificationFailures',
         'AuditVerifyFailures',
+        'AuditEntriesRefused',
         'AuditSequencerLag',
         'AuditCheckpointsMissing',
         'SweeperNotRunning',
@@ -174,6 +175,9 @@ describe('the alarms', () => {
   it('audit chain: any verification failure alarms; the sequencer lag alarms above the setting (missing lag = no events = not breaching)', () => {
     expect(metricsOf(alarms().AuditVerifyFailures!)).toEqual(ackd('AuditVerifyFailures', 'Sum'));
     expect(alarms().AuditVerifyFailures).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+    // The sequencer's refused outbox entries (the metric filter of constructs/outbox-seal.ts).
+    expect(metricsOf(alarms().AuditEntriesRefused!)).toEqual(ackd('AuditEntriesRefused', 'Sum'));
+    expect(alarms().AuditEntriesRefused).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
     const lag = alarms().AuditSequencerLag!;
     expect(metricsOf(lag)).toEqual(ackd('AuditSequencerLagMs', 'Maximum'));
     expect(lag).toMatchObject({ Threshold: DEFAULT_SEQUENCER_LAG_ALARM_MS, ComparisonOperator: 'GreaterThanThreshold', Period: 300, TreatMissingData: 'notBreaching' });
@@ -258,7 +262,7 @@ describe('the dashboard', () => {
     expect(graphed('Issuer unavailable')).toEqual(['ackd/IssuerUnavailable']);
     expect(graphed('Audit sequencer lag')).toEqual(['ackd/AuditSequencerLagMs']);
     expect(byTitle['Audit sequencer lag']!.annotations.horizontal[0].value).toBe(DEFAULT_SEQUENCER_LAG_ALARM_MS);
-    expect(graphed('Audit sequencer')).toEqual(['ackd/AuditEventsSequenced', 'ackd/AuditCheckpointsSigned', 'ackd/AuditVerifyFailures']);
+    expect(graphed('Audit sequencer')).toEqual(['ackd/AuditEventsSequenced', 'ackd/AuditCheckpointsSigned', 'ackd/AuditVerifyFailures', 'ackd/AuditEntriesRefused']);
     expect(graphed('Sweeper dead letters')).toEqual(['AWS/SQS/ApproximateNumberOfMessagesVisible']);
     for (const [title, metric] of [
       ['Lambda errors', 'Errors'],

@@ -330,11 +330,13 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     expect(g.get('dynamodb:Query')!.sort()).toEqual([indexArn('pending-by-expiry'), indexArn('audit-log')].sort());
   });
 
-  it('sweeper: Query on pending-by-expiry and audit-log, Get/Put/Update/BatchGet on the table, SES send (retries), kms:Sign and kms:GetPublicKey on the audit key only', () => {
+  it('sweeper: Query on pending-by-expiry and audit-log, Get/Put/Update/BatchGet on the table, BatchWrite of tree nodes only, SES send (retries), kms:Sign and kms:GetPublicKey on the audit key only', () => {
     const g = grants(roleOfFunction(fnIds().sweeper));
     expect([...g.keys()].sort()).toEqual(
       [
         'dynamodb:BatchGetItem',
+        // The sequencer stores a run's Merkle tree nodes in batches (putNodes), on audit#node#… keys only.
+        'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
@@ -361,6 +363,10 @@ describe('Api: functions, least privilege, logs, HTTP API', () => {
     // It seals the events it writes and checks every waiting entry's seal (test/infra/outbox-seal.test.ts).
     expect(g.get('kms:GenerateMac')).toEqual([keyArnOf(stack.outboxSeal.key)]);
     const stmts = statementsOfRole(roleOfFunction(fnIds().sweeper));
+    const nodes = stmts.find((s) => asList(s.Action).includes('dynamodb:BatchWriteItem'))!;
+    expect(asList(nodes.Action)).toEqual(['dynamodb:BatchWriteItem']);
+    expect(JSON.stringify(nodes.Resource)).toEqual(tableArn());
+    expect(nodes.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['audit#node#*'] } });
     const ses = stmts.find((s) => asList(s.Action).includes('ses:SendEmail'))!;
     expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': 'ackd@acme-corp.io' } });
     // Signing only the way KmsSigner signs.

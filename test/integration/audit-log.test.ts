@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { DynamoRequestStore } from '../../lambdas/adapters/dynamodb/store.ts';
@@ -19,6 +19,7 @@ import { consentApi } from '../../lambdas/consent-api/app.ts';
 import { cliEnv, runAckd } from '../helpers/cli.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 import { memoryLogger, startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { StoreCallCounter } from '../bench/store-calls.ts';
 
 let stack: TestStack;
 let env: NodeJS.ProcessEnv;
@@ -191,6 +192,42 @@ describe('audit writes failing never produce an unaudited approval or SVID', () 
     expect(report.problems).toEqual([]);
     expect(eventsOf(events, id)).toEqual(['requested', 'email_sent', 'approved', 'svid_issued']);
     expect((await stack.deps.store.audit.backlog(100)).count).toBe(0);
+  });
+
+  it('a stopped run\'s slot beyond the head that does not link is vacated (overwritten with a marker, never deleted) and taken by the next event; the log verifies', async () => {
+    await stack.settled();
+    const doc = documentClient(dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }));
+    const head = await stack.deps.store.audit.treeHead();
+    const slot = `audit#evt#${String(head.size + 1).padStart(12, '0')}`;
+    // What a stopped run (or a stale lease holder) left: a well-formed item in the next slot that does not link onto the head.
+    const stray = { pk: slot, seq: head.size + 1, v: 1, event_id: 'evt_stray', type: 'requested', at: new Date().toISOString(), logged_at: new Date().toISOString(), prev_hash: '0'.repeat(64), hash: '1'.repeat(64) };
+    await doc.send(new PutCommand({ TableName: stack.tableName, Item: stray }));
+    await stack.deps.sequencerLoop.stop();
+    const quiet = memoryLogger();
+    let id: string;
+    try {
+      ({ request_id: id } = await stack.deps.service.requestAuthorization({ agent_id: agent, action: 'after a stray slot', permissions: ['deploy:prod'], justification: 'release train', ttl_minutes: 10 }));
+      const calls = StoreCallCounter.forEndpoint(stack.dynamodbEndpoint);
+      try {
+        const run = await new Sequencer({ store: stack.deps.store.audit, clock: stack.clock, logger: quiet, sealer: stack.deps.store.audit.sealer }).run();
+        expect(run.sequenced).toBeGreaterThanOrEqual(1);
+        expect(run.recovered).toBe(0);
+        // (no function may delete from the table: the slot is overwritten, not deleted)
+        expect(calls.snapshot().byOp.DeleteItem ?? 0).toBe(0);
+      } finally {
+        calls.stop();
+      }
+    } finally {
+      stack.deps.sequencerLoop.start();
+    }
+    await stack.settled();
+    // The slot now holds the genuine event; the stray one is in the log nowhere.
+    const taken = (await doc.send(new GetCommand({ TableName: stack.tableName, Key: { pk: slot }, ConsistentRead: true }))).Item!;
+    expect(taken.event_id).not.toBe('evt_stray');
+    expect(taken.request_id).toBe(id);
+    const { report, events } = await verifyStored();
+    expect(report.problems).toEqual([]);
+    expect(events.some((e) => e.event_id === 'evt_stray')).toBe(false);
   });
 
   it('an SVID whose issuance cannot be recorded is never delivered; a later check mints again, and the log holds one issuance', async () => {

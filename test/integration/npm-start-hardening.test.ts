@@ -74,6 +74,11 @@ describe('npm start: owner-only state, SPIRE restarts announced, Ctrl-C is a sto
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(join(home, 'audit-signing-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
     chmodSync(join(home, 'audit-signing-key.pem'), 0o644);
+    // ... and the decision and receipt keys (P-256, as ackd makes them), left readable too.
+    for (const f of ['decision-signing-key.pem', 'receipt-signing-key.pem']) {
+      writeFileSync(join(home, f), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
+      chmodSync(join(home, f), 0o644);
+    }
     chmodSync(join(home, 'local.json'), 0o644);
     chmodSync(join(home, 'cognito', 'notes.json'), 0o644);
   }, SPIRE_BUILD_TIMEOUT_MS);
@@ -123,7 +128,7 @@ describe('npm start: owner-only state, SPIRE restarts announced, Ctrl-C is a sto
     await mcp.close();
 
     // owner-only, everything: what it created and what the earlier run left
-    for (const f of ['local.json', 'audit-signing-key.pem', 'trust-bundle.pem', 'cognito/ackd.json', 'spire/server.conf', 'spire/datastore.sqlite3', 'spire/keys.json']) {
+    for (const f of ['local.json', 'audit-signing-key.pem', 'decision-signing-key.pem', 'receipt-signing-key.pem', 'outbox-seal.key', 'trust-bundle.pem', 'cognito/ackd.json', 'spire/server.conf', 'spire/datastore.sqlite3', 'spire/keys.json']) {
       expect(existsSync(join(home, f)), f).toBe(true);
     }
     for (const d of ['cognito/db', 'dynalite', 'consent-ui']) expect(readdirSync(join(home, d)).length, d).toBeGreaterThan(0);

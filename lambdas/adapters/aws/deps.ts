@@ -6,6 +6,7 @@ import { dynamoClient } from '../dynamodb/client.ts';
 import { DynamoRequestStore } from '../dynamodb/store.ts';
 import { DynamoBundleStore } from '../dynamodb/bundle.ts';
 import { jsonLogger } from '../log.ts';
+import { outboxSealerFrom } from '../signing/outbox-seal.ts';
 import { awsBrokerConfigFromEnv, buildAwsIssuer, type AwsBrokerConfig } from './config.ts';
 
 /** What the AWS credentials function serves POST /v1/aws/credentials with (lambdas/http/aws-routes.ts). */
@@ -45,7 +46,7 @@ export function buildAwsCredentialsDeps(config: Config, opts: AwsCredentialsOpti
   const awsConfig = opts.aws ?? awsBrokerConfigFromEnv(process.env, config);
   if (!awsConfig) throw new AckdError('ERR_CONFIG', 'ACKD_AWS_ROLES: the AWS credentials function needs at least one role (deploy setting awsRoles)', { field: 'ACKD_AWS_ROLES' });
   const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
-  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays });
+  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays, sealer: outboxSealerFrom(config) });
   return {
     config,
     broker: buildAwsIssuer(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }),

@@ -1,4 +1,4 @@
-import { BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import type { RequestId } from '../../core/ids.ts';
 import type { Clock } from '../../core/ports.ts';
@@ -231,16 +231,30 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     }
   }
 
+  /**
+   * Vacates a slot beyond the head (a stopped run's event that does not link): the item is
+   * overwritten with a marker naming the event it held, never deleted (no function may delete
+   * from the table), and the next put into the slot may take it (putEvents). The marker carries no
+   * event_id and no audit-log index key, so every reader sees the slot as empty.
+   */
   async removeSlot(seq: number, eventId: string): Promise<void> {
+    const now = this.opts.clock.now().toISOString();
     await applied(() =>
-      this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: AUDIT_PK.event + pad(seq) }, ConditionExpression: 'event_id = :id', ExpressionAttributeValues: { ':id': eventId } })),
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: AUDIT_PK.event + pad(seq), vacated_event_id: eventId, vacated_at: now, [TABLE.ttlAttribute]: retainUntil(now, this.opts.retentionDays) },
+          ConditionExpression: 'event_id = :id',
+          ExpressionAttributeValues: { ':id': eventId },
+        }),
+      ),
     );
   }
 
   async putEvents(events: readonly ChainEvent[]): Promise<boolean> {
     let ok = true;
     for (let i = 0; i < events.length; i += 25) {
-      const results = await Promise.all(events.slice(i, i + 25).map((e) => this.putOnce(eventItem(e, this.opts.retentionDays))));
+      const results = await Promise.all(events.slice(i, i + 25).map((e) => this.putOnce(eventItem(e, this.opts.retentionDays), 'attribute_not_exists(event_id)')));
       if (results.includes(false)) ok = false;
     }
     return ok;
@@ -499,8 +513,9 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
   }
 
   /** Writes an item only where none is: an event into its slot, a checkpoint once per seq. */
-  private putOnce(item: Record<string, unknown>): Promise<boolean> {
-    return applied(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
+  /** Puts the item only where none is (or, for an event slot, where none holds an event: `attribute_not_exists(event_id)` takes a vacated one). */
+  private putOnce(item: Record<string, unknown>, condition = 'attribute_not_exists(pk)'): Promise<boolean> {
+    return applied(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition })));
   }
 
   // ---- reading ----
@@ -517,7 +532,7 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
 
   async event(seq: number): Promise<AuditEvent | undefined> {
     const it = await this.getItem(AUDIT_PK.event + pad(seq));
-    return it ? eventFields(it) : undefined;
+    return it && it.event_id !== undefined ? eventFields(it) : undefined; // (a vacated slot holds no event)
   }
 
   async *events(from: number, to: number): AsyncIterable<AuditEvent> {
@@ -531,7 +546,7 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
 
   async eventsAt(seqs: readonly number[]): Promise<AuditEvent[]> {
     const items = await batchGet(this.doc, this.tableName, [...new Set(seqs)].map((s) => ({ pk: AUDIT_PK.event + pad(s) })));
-    return items.map(eventFields).sort((a, b) => a.seq - b.seq);
+    return items.filter((it) => it.event_id !== undefined).map(eventFields).sort((a, b) => a.seq - b.seq);
   }
 
   async *requestItems(): AsyncIterable<RequestItemView> {
