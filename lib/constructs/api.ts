@@ -203,48 +203,22 @@ export class Api extends Construct {
     super(scope, id);
     const table = props.table;
 
-    this.mcpSecurityGroup = new ec2.SecurityGroup(this, 'McpSg', {
-      vpc: props.vpc,
-      description: 'ackd MCP function: HTTPS to AWS APIs, HTTP to the SPIRE bridge',
-      allowAllOutbound: false,
-    });
-    this.mcpSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (DynamoDB, KMS, Secrets Manager)');
-
-    this.mcpFunction = this.fn('Mcp', HANDLERS.mcp, props, {
-      ...props.environment,
-      ACKD_MINTER: 'spire-remote',
-      ACKD_SPIRE_BRIDGE_URL: props.spire.bridgeUrl,
-      ACKD_SPIRE_BRIDGE_SECRET_ARN: props.spire.bridgeSecret.secretArn,
-    }, {
-      vpc: props.vpc,
-      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-      securityGroups: [this.mcpSecurityGroup],
-      // Reserved concurrency guarantees each function its share and caps it there: however many
-      // agents call, the MCP function cannot take the executions the consent API and the sweeper need.
-      reservedConcurrentExecutions: props.reservedConcurrency.mcp,
-    });
+    // Reserved concurrency guarantees each function its share and caps it there: however many
+    // agents call, the MCP function cannot take the executions the consent API and the sweeper need.
+    ({ fn: this.mcpFunction, securityGroup: this.mcpSecurityGroup } = this.spireFunction('Mcp', HANDLERS.mcp, props, 'ackd MCP function', 'DynamoDB, KMS, Secrets Manager', props.reservedConcurrency.mcp));
     // The AWS credential broker: its own function, so STS and the X.509 path validation of SVID
     // proofs stay out of the MCP function (issue 15), and only its role may assume the configured
     // roles (constructs/aws-broker.ts). In the VPC like the MCP function: it reads the trust bundle
     // from SPIRE through the bridge (else the last known one, from the table).
     if (props.awsCredentials) {
-      this.awsCredentialsSecurityGroup = new ec2.SecurityGroup(this, 'AwsCredentialsSg', {
-        vpc: props.vpc,
-        description: 'ackd AWS credentials function: HTTPS to AWS APIs, HTTP to the SPIRE bridge',
-        allowAllOutbound: false,
-      });
-      this.awsCredentialsSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (DynamoDB, STS, Secrets Manager)');
-      this.awsCredentialsFunction = this.fn('AwsCredentials', HANDLERS.awsCredentials, props, {
-        ...props.environment,
-        ACKD_MINTER: 'spire-remote',
-        ACKD_SPIRE_BRIDGE_URL: props.spire.bridgeUrl,
-        ACKD_SPIRE_BRIDGE_SECRET_ARN: props.spire.bridgeSecret.secretArn,
-      }, {
-        vpc: props.vpc,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        securityGroups: [this.awsCredentialsSecurityGroup],
-        reservedConcurrentExecutions: props.reservedConcurrency.awsCredentials,
-      });
+      ({ fn: this.awsCredentialsFunction, securityGroup: this.awsCredentialsSecurityGroup } = this.spireFunction(
+        'AwsCredentials',
+        HANDLERS.awsCredentials,
+        props,
+        'ackd AWS credentials function',
+        'DynamoDB, STS, KMS, Secrets Manager',
+        props.reservedConcurrency.awsCredentials,
+      ));
     }
     this.consentFunction = this.fn('Consent', HANDLERS.consentApi, props, { ...props.environment, ...props.consentEnvironment }, {
       reservedConcurrentExecutions: props.reservedConcurrency.consent,
@@ -602,6 +576,24 @@ export class Api extends Construct {
       'The API is reached through the consent CloudFront distribution and refuses every request without a verified approver token; it is throttled at the stage. Operators who want a WAF web ACL can attach one to the stage or the distribution.',
       'AwsSolutions-APIG3',
     );
+  }
+
+  /**
+   * A function that reaches SPIRE through the bridge (the MCP function, the AWS credentials
+   * function): in the private subnets with its own security group (HTTPS out to AWS APIs; the
+   * bridge admits it separately), minting or reading the bundle through `spire-remote`.
+   */
+  private spireFunction(id: string, spec: HandlerSpec, props: ApiProps, what: string, apis: string, reserved: number): { fn: NodejsFunction; securityGroup: ec2.SecurityGroup } {
+    const securityGroup = new ec2.SecurityGroup(this, `${id}Sg`, { vpc: props.vpc, description: `${what}: HTTPS to AWS APIs, HTTP to the SPIRE bridge`, allowAllOutbound: false });
+    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), `HTTPS to AWS APIs (${apis})`);
+    const fn = this.fn(
+      id,
+      spec,
+      props,
+      { ...props.environment, ACKD_MINTER: 'spire-remote', ACKD_SPIRE_BRIDGE_URL: props.spire.bridgeUrl, ACKD_SPIRE_BRIDGE_SECRET_ARN: props.spire.bridgeSecret.secretArn },
+      { vpc: props.vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }, securityGroups: [securityGroup], reservedConcurrentExecutions: reserved },
+    );
+    return { fn, securityGroup };
   }
 
   private fn(

@@ -74,13 +74,14 @@ describe('the AWS credentials function\'s bundle (lambdas/handlers/aws-credentia
     broker = await bundleGraph(HANDLERS.awsCredentials.entry);
   });
 
-  it('carries what the broker needs: STS, the SVID proof check (X.509 path validation evaluated at the first proof), the SPIRE bridge client', () => {
-    for (const needle of ['@aws-sdk/client-sts', 'lambdas/http/svid-pop.ts', 'spire/sidecar/client.ts', '@peculiar/x509']) expect(broker.bytesOf(needle), needle).toBeGreaterThan(RESIDUE_BYTES);
+  it('carries what the broker needs: STS, the SVID proof check (X.509 path validation evaluated at the first proof), the SPIRE bridge client, KMS for the outbox seal', () => {
+    // (and KMS: it seals the outbox entry of its aws_credentials_issued event with the seal key's GenerateMac)
+    for (const needle of ['@aws-sdk/client-sts', 'lambdas/http/svid-pop.ts', 'spire/sidecar/client.ts', '@peculiar/x509', '@aws-sdk/client-kms']) expect(broker.bytesOf(needle), needle).toBeGreaterThan(RESIDUE_BYTES);
     expect(chainText(broker.why('@peculiar/x509', { atInit: true })), '@peculiar/x509 is evaluated at init through this chain').toBe('');
   });
 
   it('carries none of the service: no MCP server, no authorization service, no signers, no passkeys, no mail, no IAM (it never revokes)', () => {
-    for (const needle of ['@modelcontextprotocol/sdk', 'lambdas/core/service.ts', 'lambdas/mcp/server.ts', 'lambdas/mcp/http.ts', '@aws-sdk/client-kms', '@simplewebauthn/server', '@aws-sdk/client-sesv2', 'lambdas/adapters/local-ca/', '@aws-sdk/client-iam']) {
+    for (const needle of ['@modelcontextprotocol/sdk', 'lambdas/core/service.ts', 'lambdas/mcp/server.ts', 'lambdas/mcp/http.ts', 'lambdas/adapters/signing/kms.ts', '@simplewebauthn/server', '@aws-sdk/client-sesv2', 'lambdas/adapters/local-ca/', '@aws-sdk/client-iam']) {
       expect(broker.bytesOf(needle), `${needle} through ${chainText(broker.why(needle))}`).toBeLessThan(RESIDUE_BYTES);
     }
   });
