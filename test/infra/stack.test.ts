@@ -63,6 +63,7 @@ async function sequence(store: DynamoRequestStore): Promise<void> {
   throw new Error('the audit sequencer stayed busy for 5 s');
 }
 import { startTestSpire, SPIRE_BUILD_TIMEOUT_MS, type TestSpire } from '../helpers/spire.ts';
+import { StoreCallCounter } from '../bench/store-calls.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const require = createRequire(import.meta.url);
@@ -151,6 +152,24 @@ function grants(roleId: string): Map<string, string[]> {
   }
   return m;
 }
+/**
+ * What a function's bundle really does to the table must be what its role allows: the DynamoDB
+ * actions (`dynamodb:<Op>`, from each call's X-Amz-Target as dynalite receives it) that `run`
+ * made. dynalite checks no IAM, so without this a missing grant shows only on AWS.
+ */
+async function dynamoActionsOf(endpoint: string, run: () => Promise<unknown>): Promise<string[]> {
+  const counter = StoreCallCounter.forEndpoint(endpoint);
+  try {
+    await run();
+    return Object.keys(counter.snapshot().byOp).map((op) => `dynamodb:${op}`).sort();
+  } finally {
+    counter.stop();
+  }
+}
+const expectGranted = (actions: readonly string[], fnId: string): void => {
+  const granted = new Set(grants(roleOfFunction(fnId)).keys());
+  expect(actions.filter((a) => !granted.has(a)), `made by the bundle but not granted to its role (granted: ${[...granted].filter((a) => a.startsWith('dynamodb:')).join(', ')})`).toEqual([]);
+};
 /** Active X-Ray tracing (issue 15): every function may write trace data (Resource * is the only form those actions take). */
 const XRAY = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
 const tableArn = () => JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.data.table as never), 'Arn'] });
@@ -956,8 +975,10 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     const agent = parseAgentId('deploy-bot');
     const { apiKey } = await createApiKey(new DynamoApiKeyStore(client, tableName), agent, systemClock);
     const headers = { ...MCP_HEADERS, authorization: `Bearer ${apiKey}` };
+    const made = new Set<string>();
     const call = async (id: number, name: string, args: Json): Promise<Json> => {
-      const res = await handler(httpEvent('POST', '/mcp', { headers, body: rpc(id, 'tools/call', { name, arguments: args }) }), lambdaContext);
+      let res!: Awaited<ReturnType<Handler>>;
+      for (const a of await dynamoActionsOf(endpoint, async () => (res = await handler(httpEvent('POST', '/mcp', { headers, body: rpc(id, 'tools/call', { name, arguments: args }) }), lambdaContext)))) made.add(a);
       expect(res.statusCode, String(res.body)).toBe(200);
       const body = JSON.parse(res.isBase64Encoded ? Buffer.from(res.body, 'base64').toString() : res.body) as Json;
       expect(body.result?.isError, JSON.stringify(body)).not.toBe(true);
@@ -998,6 +1019,9 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     const bundle = await spire.client.getBundle();
     const roots = bundle.x509Authorities.map((d) => new X509Certificate(Buffer.from(d)));
     expect(roots.some((r) => leaf.checkIssued(r) && leaf.verify(r.publicKey))).toBe(true);
+    // Everything the MCP bundle did to the table on the way (request, check, claim, issue) is granted to its role.
+    expect([...made].length).toBeGreaterThanOrEqual(4);
+    expectGranted([...made], logicalIdOf(stack.api.mcpFunction));
     expect((await store.get(req.request_id as never))?.svid_id).toBe(approved.svid_id);
     issued = { requestId: req.request_id as string, svid: approved.svid as string };
     // With its receipt, signed by the receipt key, naming this SVID.
@@ -1105,8 +1129,13 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
       resources: ['arn:aws:events:us-east-1:123456789012:rule/ackd-sweep'],
       detail: {},
     };
-    const result = await handler(scheduled, lambdaContext);
+    let result!: Record<string, unknown>;
+    const made = await dynamoActionsOf(endpoint, async () => (result = (await handler(scheduled, lambdaContext)) as Record<string, unknown>));
     expect(result.expired).toBeGreaterThanOrEqual(1);
+    // The sweep expired it and sequenced its events (the Merkle nodes in a batch): all granted to the sweeper's role.
+    expect(result.sequenced).toBeGreaterThanOrEqual(1);
+    expect(made).toContain('dynamodb:BatchWriteItem');
+    expectGranted(made, logicalIdOf(stack.api.sweeperFunction));
     const after = await store.get(request_id);
     expect(after?.decision).toBe('expired');
     expect(after?.decision_at).not.toBeNull();
