@@ -450,6 +450,7 @@ export class AuthorizationService {
       this.nudgeHeld = false;
       this.recorded();
     }, ISSUED_NUDGE_HOLD_MS);
+    this.nudgeTimer.unref?.(); // (never what keeps a process alive: a CLI that checked exits at once)
   }
 
   private async issueNow(r: AuthorizationRecord, opts: CheckOptions, seqs?: ChainSeqs): Promise<CheckStatus> {

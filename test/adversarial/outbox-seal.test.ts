@@ -102,6 +102,30 @@ describe('a table writer without the seal key cannot put events into the audit l
     await verifiesClean();
   });
 
+  
+  
+  // An item as large as dynalite (like DynamoDB, 400 KiB) accepts, whose quarantine record, whole, would not be.
+  const HUGE = 409_050;
+  it('(1b) a forged entry as large as an item may be is quarantined by its digest and stalls nothing', async () => {
+    const before = (await logged()).length;
+    const at = new Date(stack.clock.now().getTime() - 60_000);
+    const event = { ...auditEvent('tool_call', { type: 'agent', id: 'demo-agent' }, at), event_id: 'evt_forged_huge', reason: 'x'.repeat(HUGE) };
+    await raw().send(
+      new PutCommand({
+        TableName: stack.tableName,
+        Item: { pk: `audit#admin#${event.event_id}`, entry: { event, change: { call } }, [IX.partitionKey]: 'outbox', [IX.sortKey]: `${event.at}#${event.event_id}` },
+      }),
+    );
+    const id = await newRequest();
+    expect((await logged()).slice(before).map((e) => [e.type, e.request_id])).toEqual([['requested', id]]);
+    const q = (await quarantine()).find((it) => it.source === 'audit#admin#evt_forged_huge')!;
+    expect(q).toMatchObject({ reason: 'missing', entry: null, entry_bytes: expect.any(Number) as number });
+    expect(q.entry_bytes as number).toBeGreaterThan(380_000);
+    expect(q.entry_sha256).toMatch(/^[0-9a-f]{64}$/);
+    await outOfTheOutbox('audit#admin#evt_forged_huge', 'missing');
+    await verifiesClean();
+  });
+
   it("(2) a forged approval in a pending request's outbox never enters the log, gets no SVID, and the request's genuine events go on", async () => {
     const id = await newRequest();
     const now = stack.clock.now();

@@ -31,3 +31,9 @@ export function synthStack(settings: Record<string, unknown> = {}, before?: (sta
 }
 
 export const resourcesOf = (t: Json, type: string) => Object.entries(t.Resources as Json).filter(([, r]) => (r as Json).Type === type) as [string, Json][];
+
+/** An IAM field (Action, Resource, Principal) as a list: absent → [], one → [one]. */
+export const asList = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** The logical id of a construct's CloudFormation resource in `stack`. */
+export const logicalIdIn = (stack: AckdStack, c: { node: { defaultChild?: unknown } }): string => stack.resolve(stack.getLogicalId(c.node.defaultChild as never)) as string;

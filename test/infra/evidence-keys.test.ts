@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DeployConfigError } from '../../lib/config.ts';
 import { EvidenceKey } from '../../lib/constructs/evidence-keys.ts';
 import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
-import { resourcesOf, synthStack, type Json } from '../helpers/synth-stack.ts';
+import { asList, logicalIdIn, resourcesOf, synthStack, type Json } from '../helpers/synth-stack.ts';
 
 let stack: AckdStack;
 let t: Json;
@@ -20,10 +20,9 @@ beforeAll(() => {
   ({ stack, t } = synthStack());
 }, 120_000);
 
-const asList = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-const idOf = (c: { node: { defaultChild?: unknown } }) => stack.resolve(stack.getLogicalId(c.node.defaultChild as never)) as string;
+const idOf = (c: { node: { defaultChild?: unknown } }) => logicalIdIn(stack, c);
 const roleIdOf = (f: { role?: unknown }) => idOf(f.role as never);
-const resources = (type: string) => Object.entries(t.Resources as Json).filter(([, r]) => (r as Json).Type === type) as [string, Json][];
+const resources = (type: string) => resourcesOf(t, type);
 const grants = (s: Json, action: string) => s.Effect === 'Allow' && (asList(s.Action) as string[]).some((a) => a === action || a === 'kms:*' || a === '*');
 const DIGEST = { StringEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'DIGEST' } };
 

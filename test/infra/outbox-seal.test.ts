@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AckdStack } from '../../lib/stacks/ackd-stack.ts';
-import { synthStack, type Json } from '../helpers/synth-stack.ts';
+import { asList, logicalIdIn, resourcesOf, synthStack, type Json } from '../helpers/synth-stack.ts';
 
 let stack: AckdStack;
 let t: Json;
@@ -16,10 +16,9 @@ beforeAll(() => {
   ({ stack, t } = synthStack());
 }, 120_000);
 
-const asList = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-const idOf = (c: { node: { defaultChild?: unknown } }) => stack.resolve(stack.getLogicalId(c.node.defaultChild as never)) as string;
+const idOf = (c: { node: { defaultChild?: unknown } }) => logicalIdIn(stack, c);
 const roleIdOf = (f: { role?: unknown }) => idOf(f.role as never);
-const resources = (type: string) => Object.entries(t.Resources as Json).filter(([, r]) => (r as Json).Type === type) as [string, Json][];
+const resources = (type: string) => resourcesOf(t, type);
 /** Whether a statement allows `action` (itself, kms:*, kms:Generate*, or *). */
 const allows = (s: Json, action: string) =>
   s.Effect === 'Allow' && (asList(s.Action) as string[]).some((a) => a === action || a === '*' || (a.endsWith('*') && action.startsWith(a.slice(0, -1))));

@@ -37,6 +37,8 @@ import { TABLE } from './schema.ts';
  */
 export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head', node: 'audit#node#', admin: 'audit#admin#', quarantine: 'audit#quarantine#' } as const;
 export const OUTBOX = 'outbox';
+/** The largest refused entry kept whole in its quarantine record (JCS bytes); larger ones are kept as digest and size (putQuarantine). */
+const QUARANTINE_ENTRY_MAX_BYTES = 256 * 1024;
 /** Attributes of a request item that point at its events in the log (set when they are sequenced). */
 export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq', votes: 'vote_seqs', all: 'event_seqs' } as const;
 /** The request item's list of waiting events. */
@@ -377,9 +379,16 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     await applied(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk }, UpdateExpression: 'REMOVE #part, #key', ...condition })));
   }
 
-  /** Keeps a refused entry under its own key, out of every index (idempotent: the key is a digest of where it was and what it is). */
+  /**
+   * Keeps a refused entry under its own key, out of every index (idempotent: the key is a digest of
+   * where it was and what it is). An entry too large to keep beside the record's own fields (a
+   * table writer may make one as large as an item may be) is kept as its digest and size only:
+   * a quarantine write that DynamoDB refuses would stop every sequencer run after it.
+   */
   private async putQuarantine(source: string, entry: unknown, reason: RefusalReason, message: string): Promise<void> {
     const now = this.opts.clock.now();
+    const text = canonicalJson(entry ?? null);
+    const bytes = Buffer.byteLength(text, 'utf8');
     await send(() =>
       this.doc.send(
         new PutCommand({
@@ -390,7 +399,9 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
             source,
             reason,
             message,
-            entry: entry ?? null,
+            entry: bytes <= QUARANTINE_ENTRY_MAX_BYTES ? (entry ?? null) : null,
+            entry_bytes: bytes,
+            entry_sha256: sha256Hex(text),
             quarantined_at: now.toISOString(),
             [TABLE.ttlAttribute]: retainUntil(now.toISOString(), this.opts.retentionDays),
           },
@@ -401,7 +412,7 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
 
   async quarantineRequest(requestId: RequestId, refused: readonly RefusedEntry[], item: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
     const source = REQ + requestId;
-    for (const r of refused) await this.putQuarantine(source, r.entry, r.reason, r.message);
+    await Promise.all(refused.map((r) => this.putQuarantine(source, r.entry, r.reason, r.message)));
     // `entries` as pending built them: the legacy entry (before the sequencer) first, when there is one.
     const legacy = item[LEGACY_PENDING] !== undefined;
     const ob = Array.isArray(item[OUTBOX_ATTR]) ? (item[OUTBOX_ATTR] as unknown[]) : [];

@@ -63,11 +63,15 @@ export function readPrivateKeyFile(path: string, setting: string): KeyObject {
 
 /** Creates an EC P-256 private key file (PKCS#8 PEM, mode 0600) at `path` unless one exists. */
 export function createKeyFileOnce(path: string): void {
+  createSecretFileOnce(path, () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+}
+
+/** Creates an owner-only (0600) file at `path` holding `make()` unless one exists (another process that made it first wins). */
+export function createSecretFileOnce(path: string, make: () => string): void {
   if (existsSync(path)) return;
   mkdirSync(dirname(path), { recursive: true });
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   try {
-    writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    writeFileSync(path, make(), { mode: 0o600, flag: 'wx' });
   } catch (e) {
     // Another process created it first: use that one.
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;

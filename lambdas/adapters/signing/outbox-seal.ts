@@ -1,10 +1,11 @@
 import { GenerateMacCommand } from '@aws-sdk/client-kms';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Config } from '../../config.ts';
 import { AckdError } from '../../core/errors.ts';
 import { deriveLocalKey, HmacOutboxSealer, SEAL_KEY_LABEL, unavailableSealer, type OutboxSealer } from '../../core/audit/seal.ts';
 import { lazyKmsClient, type KmsSend } from './kms.ts';
+import { createSecretFileOnce } from './local.ts';
 
 /**
  * Where the outbox seal key (core/audit/seal.ts) comes from: ACKD_OUTBOX_SEAL_KEY.
@@ -52,20 +53,9 @@ export function fileOutboxSealer(path: string): OutboxSealer {
   return new HmacOutboxSealer(() => Promise.resolve(deriveLocalKey(readSealKeyFile(path))));
 }
 
-/** Makes a local seal key file (32 random bytes, owner-only) unless one is there already; its path. */
+/** Makes a local seal key file (32 random bytes as hex, owner-only) unless one is there already; its path. */
 export function createSealKeyFileOnce(path: string): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx', 0o600);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return path;
-    throw e;
-  }
-  try {
-    writeSync(fd, randomBytes(32).toString('hex') + '\n');
-  } finally {
-    closeSync(fd);
-  }
+  createSecretFileOnce(path, () => randomBytes(32).toString('hex') + '\n');
   return path;
 }
 
