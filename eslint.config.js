@@ -14,4 +14,21 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  {
+    // The core is pure: adapters and transports depend on it, never the other way (DESIGN.md).
+    files: ['lambdas/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['adapters', 'mcp', 'http', 'cli', 'consent-api', 'local', 'handlers', 'verify'].flatMap((d) => [`../${d}/**`, `../../${d}/**`]).concat(['../app.ts', '../deps.ts', '../config.ts', '../issuer.ts', '../../spire/**', '../../../spire/**', '@aws-sdk/*', '@modelcontextprotocol/*']),
+              message: 'lambdas/core imports no adapter, transport or SDK: put what both sides need in the core',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -3,7 +3,7 @@ import { invalid } from '../core/errors.ts';
 import { parseAgentId } from '../core/ids.ts';
 import { LIMITS } from '../core/request.ts';
 import { visible } from '../core/visible.ts';
-import { permissionSchema } from '../mcp/schemas.ts';
+import { permissionProblem } from '../core/permission.ts';
 import { parseOperator, specificity, toEffective, type EffectivePolicy, type Policy, type PolicyInput, type Resolution } from '../core/policy.ts';
 import { cliDeps, output } from './context.ts';
 
@@ -133,9 +133,9 @@ function number(v: string): number | string {
 function parseRequestPermissions(values: readonly string[]): string[] {
   if (values.length > LIMITS.permissionsMax) throw invalid('permission', `a request has at most ${LIMITS.permissionsMax} permissions`);
   return values.map((v) => {
-    const r = permissionSchema.safeParse(v);
-    if (!r.success) throw invalid('permission', r.error.issues[0]?.message ?? 'is not a permission');
-    return r.data;
+    const problem = permissionProblem(v);
+    if (problem !== undefined) throw invalid('permission', problem);
+    return v;
   });
 }
 

@@ -2,7 +2,7 @@ import { AckdError, invalid } from './errors.ts';
 import { parseAgentId, type AgentId } from './ids.ts';
 import type { Clock, Logger } from './ports.ts';
 import { ownerOf, type AgentStore } from './agents.ts';
-import { permissionSchema } from '../mcp/schemas.ts';
+import { permissionProblem } from './permission.ts';
 
 /**
  * Approval policies: how many humans must approve an agent's request, who may vote, how denials
@@ -132,13 +132,13 @@ export function parsePolicyAgent(value: unknown, field = 'agent'): string {
 
 /**
  * `permission` of a policy: null (any permission), or a pattern of 1-128 permission characters
- * (the rule of lambdas/mcp/schemas.ts, which already admits `*`) in which `*` is the wildcard.
+ * (the rule of core/permission.ts, which already admits `*`) in which `*` is the wildcard.
  */
 export function parsePermissionPattern(value: unknown, field = 'permission'): string | null {
   if (value === undefined || value === null) return null;
-  const r = permissionSchema.safeParse(value);
-  if (!r.success) throw invalid(field, r.error.issues[0]?.message ?? 'is not a permission pattern');
-  const p = r.data;
+  const problem = permissionProblem(value);
+  if (problem !== undefined) throw invalid(field, problem);
+  const p = value as string;
   if (/^\*+$/.test(p)) throw invalid(field, 'a pattern of only "*" matches every permission: leave the permission out instead');
   if (p.includes('**')) throw invalid(field, '"**" matches the same as "*": write one "*"');
   return p;

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { LIMITS } from '../core/request.ts';
 import { PAYLOAD_LIMITS } from '../core/payload.ts';
 import { CALL_OUTCOMES, EFFECTS } from '../core/tool-call.ts';
+import { codePoint, PERMISSION_MESSAGES, PERMISSION_PATTERN, PERMISSION_PUNCTUATION, permissionCharacterProblem } from '../core/permission.ts';
 
 /**
  * Input and output schemas of the MCP tools: the one place where the rules for what an
@@ -9,32 +10,8 @@ import { CALL_OUTCOMES, EFFECTS } from '../core/tool-call.ts';
  * with them (see server.ts); a failure becomes `ERR_INVALID_INPUT: <field>: <rule>`, where field
  * is the argument's path (`ttl_minutes`, `permissions[3]`) and every message below is the rule,
  * phrased without the field name. After these schemas, values are parsed into domain types
- * (core/ids.ts).
+ * (core/ids.ts). The permission rule itself is core/permission.ts (the core checks it too).
  */
-
-/** `U+200B` (with the character itself in quotes when it is printable ASCII). */
-export function codePoint(c: string): string {
-  const cp = c.codePointAt(0)!;
-  const hex = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
-  return cp > 0x20 && cp < 0x7f ? `"${c}" (${hex})` : hex;
-}
-
-/** The first code point of `s` that `allowed` does not match, or undefined. */
-function firstNotAllowed(s: string, allowed: RegExp): string | undefined {
-  for (const c of s) if (!allowed.test(c)) return c;
-  return undefined;
-}
-
-/**
- * Permissions are machine identifiers (`db:write`, `s3:GetObject`, `repo/acme:push`, `arn:aws:s3:::b/*`):
- * printable ASCII letters, digits and a few separators only. No spaces, no look-alike letters
- * from other scripts, no invisible or direction-changing characters, nothing that needs escaping
- * in HTML, and no "," (lists of permissions are shown comma-separated). ASCII is NFC by definition.
- */
-export const PERMISSION_PUNCTUATION = '. _ : / * + = @ # ~ -';
-const PERMISSION_CHAR = /^[A-Za-z0-9._:/*+=@#~-]$/;
-export const PERMISSION_PATTERN = /^[A-Za-z0-9._:/*+=@#~-]+$/;
-const PERMISSION_RULE = `a permission may use only A-Z a-z 0-9 and ${PERMISSION_PUNCTUATION}`;
 
 /**
  * Free text shown to the approver (action, justification): any Unicode text with tabs and line
@@ -61,16 +38,12 @@ function text(max: number) {
     });
 }
 
+/** One permission (the rule: core/permission.ts). */
 export const permissionSchema = z
-  .string({ error: 'must be a string' })
-  .min(1, 'must not be empty')
-  .max(LIMITS.permissionMax, `must be at most ${LIMITS.permissionMax} characters`)
-  .regex(PERMISSION_PATTERN, {
-    error: (iss) => {
-      const bad = typeof iss.input === 'string' ? firstNotAllowed(iss.input, PERMISSION_CHAR) : undefined;
-      return bad === undefined ? PERMISSION_RULE : `contains ${codePoint(bad)}, which is not allowed; ${PERMISSION_RULE}`;
-    },
-  });
+  .string({ error: PERMISSION_MESSAGES.notString })
+  .min(1, PERMISSION_MESSAGES.empty)
+  .max(LIMITS.permissionMax, PERMISSION_MESSAGES.tooLong)
+  .regex(PERMISSION_PATTERN, { error: (iss) => permissionCharacterProblem(iss.input) });
 
 const AGENT_ID_RULE = `must be 1-${LIMITS.agentIdMax} characters of A-Z a-z 0-9 . _ - (not "." or "..")`;
 export const agentIdSchema = z

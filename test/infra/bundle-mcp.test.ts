@@ -80,8 +80,8 @@ describe('the AWS credentials function\'s bundle (lambdas/handlers/aws-credentia
     expect(chainText(broker.why('@peculiar/x509', { atInit: true })), '@peculiar/x509 is evaluated at init through this chain').toBe('');
   });
 
-  it('carries none of the service: no MCP server, no authorization service, no signers, no passkeys, no mail, no IAM (it never revokes)', () => {
-    for (const needle of ['@modelcontextprotocol/sdk', 'lambdas/core/service.ts', 'lambdas/mcp/server.ts', 'lambdas/mcp/http.ts', 'lambdas/adapters/signing/kms.ts', '@simplewebauthn/server', '@aws-sdk/client-sesv2', 'lambdas/adapters/local-ca/', '@aws-sdk/client-iam']) {
+  it('carries none of the service: no MCP server or its schemas (no zod), no authorization service, no signers, no passkeys, no mail, no IAM (it never revokes)', () => {
+    for (const needle of ['@modelcontextprotocol/sdk', 'lambdas/mcp/', 'node_modules/zod/', 'lambdas/core/service.ts', 'lambdas/mcp/server.ts', 'lambdas/mcp/http.ts', 'lambdas/adapters/signing/kms.ts', '@simplewebauthn/server', '@aws-sdk/client-sesv2', 'lambdas/adapters/local-ca/', '@aws-sdk/client-iam']) {
       expect(broker.bytesOf(needle), `${needle} through ${chainText(broker.why(needle))}`).toBeLessThan(RESIDUE_BYTES);
     }
   });

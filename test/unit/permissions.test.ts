@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { renderConsentEmail } from '../../lambdas/adapters/ses/template.ts';
-import { PERMISSION_PATTERN, permissionSchema, requestAuthorizationInput } from '../../lambdas/mcp/schemas.ts';
+import { PERMISSION_PATTERN, permissionProblem } from '../../lambdas/core/permission.ts';
+import { parsePermissionPattern } from '../../lambdas/core/policy.ts';
+import { permissionSchema, requestAuthorizationInput } from '../../lambdas/mcp/schemas.ts';
 import { visible } from '../../lambdas/core/visible.ts';
 import { pendingRecord } from '../helpers/consent-fixtures.ts';
 
@@ -80,6 +82,16 @@ describe('permission characters', () => {
     }
     expect(permissionSchema.safeParse('p'.repeat(128)).success).toBe(true);
     expect(permissionSchema.safeParse('p'.repeat(129)).error!.issues[0]!.message).toBe('must be at most 128 characters');
+  });
+
+  it('the core\'s check (policies, the CLI) and the MCP schema say the same of every input: one rule', () => {
+    const inputs: unknown[] = ['db:write', '*', '', 'p'.repeat(128), 'p'.repeat(129), 'd\u0430ta', 'a b', 'x,y', 42, null, ['db:write'], ...HOSTILE.map(([c]) => `db${c}`)];
+    for (const v of inputs) {
+      const r = permissionSchema.safeParse(v);
+      expect(permissionProblem(v), JSON.stringify(v)).toBe(r.success ? undefined : r.error.issues[0]!.message);
+    }
+    expect(() => parsePermissionPattern('db:wr\u0456te')).toThrow(`permission: contains U+0456, which is not allowed; ${RULE}`);
+    expect(parsePermissionPattern('db:*')).toBe('db:*');
   });
 });
 
