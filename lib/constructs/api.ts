@@ -325,11 +325,12 @@ export class Api extends Construct {
         resources: [tableArn],
       }),
     );
-    // Deciding is one UpdateItem; linking the decision's audit event into the chain reads the
-    // request and the chain (GetItem), puts the event in its slot (PutItem) and updates the
-    // request and the chain head (UpdateItem) (adapters/dynamodb/audit.ts `link`).
-    // The dashboard lists pending requests (pending-by-expiry) and recent decisions (the audit
-    // log's time index, then BatchGetItem of their requests); revoking is one UpdateItem.
+    // Reading a request is GetItem; deciding and revoking are UpdateItems of the request, which
+    // carry their audit events in its outbox (the sweeper sequences them into the log); passkeys
+    // are the approver's item (GetItem, UpdateItem) and one-time nonces (PutItem). The dashboard
+    // lists pending requests (pending-by-expiry) and recent decisions (the audit log's time index,
+    // then BatchGetItem of their requests). test/integration/consent-api-handler.test.ts holds
+    // what the function really does to the table to this grant.
     this.consentFunction.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ReadDecideAndLinkAudit',

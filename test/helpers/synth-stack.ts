@@ -37,3 +37,18 @@ export const asList = (v: unknown): unknown[] => (v === undefined ? [] : Array.i
 
 /** The logical id of a construct's CloudFormation resource in `stack`. */
 export const logicalIdIn = (stack: AckdStack, c: { node: { defaultChild?: unknown } }): string => stack.resolve(stack.getLogicalId(c.node.defaultChild as never)) as string;
+
+/** The DynamoDB actions (`dynamodb:GetItem` …) the policies attached to `fn`'s role allow, on any resource. */
+export function tableActionsGranted(stack: AckdStack, t: Json, fn: { role?: { node: { defaultChild?: unknown } } }): Set<string> {
+  if (!fn.role) throw new Error('the function has no role');
+  const roleId = logicalIdIn(stack, fn.role);
+  const out = new Set<string>();
+  for (const [, p] of resourcesOf(t, 'AWS::IAM::Policy')) {
+    if (!JSON.stringify(p.Properties.Roles).includes(`"${roleId}"`)) continue;
+    for (const s of p.Properties.PolicyDocument.Statement as Json[]) {
+      if (s.Effect !== 'Allow') continue;
+      for (const a of asList(s.Action) as string[]) if (a.startsWith('dynamodb:')) out.add(a);
+    }
+  }
+  return out;
+}

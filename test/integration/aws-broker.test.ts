@@ -30,6 +30,8 @@ import { isAckdError } from '../../lambdas/core/errors.ts';
 import { startTestStack, structured, errorText, type TestStack } from '../helpers/local-stack.ts';
 import { startTestMoto, MOTO_INSTALL_TIMEOUT_MS, type TestMoto } from '../helpers/moto.ts';
 import { runAckd, cliEnv } from '../helpers/cli.ts';
+import { synthStack, tableActionsGranted } from '../helpers/synth-stack.ts';
+import { StoreCallCounter } from '../bench/store-calls.ts';
 
 let moto: TestMoto;
 let stack: TestStack;
@@ -154,6 +156,31 @@ describe('AWS credentials for exactly the approved role', () => {
     expect(loose.code).toBe(2);
     expect(loose.stderr).toContain('chmod 600');
   });
+});
+
+describe('on AWS, its role allows what the broker does to the table', () => {
+  // dynalite checks no IAM: each DynamoDB action dynalite receives while credentials are issued
+  // (and refused) must be granted to the AWS credentials function's role in a stack synthesized
+  // with awsRoles (the issuance's store calls are the core broker's, as in that function).
+  it('an issuance and a refusal make only granted calls', async () => {
+    const { requestId, svid } = await approvedSvid();
+    await stack.settled();
+    await stack.deps.sequencerLoop.stop();
+    const counter = StoreCallCounter.forEndpoint(stack.dynamodbEndpoint);
+    let made: string[];
+    try {
+      expect((await ask(svid, requestId)).AccessKeyId).toBeTruthy();
+      expect(await refusal(ask(svid, requestId, 'not-in-the-map'))).toMatch(/^ERR_/);
+      made = Object.keys(counter.snapshot().byOp).map((op) => `dynamodb:${op}`).sort();
+    } finally {
+      counter.stop();
+      stack.deps.sequencerLoop.start();
+    }
+    expect(made).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:UpdateItem']));
+    const { stack: cdk, t } = synthStack({ awsRoles: { [ROLE]: 'arn:aws:iam::111122223333:role/demo-role' } });
+    const granted = tableActionsGranted(cdk, t, cdk.api.awsCredentialsFunction!);
+    expect(made.filter((x) => !granted.has(x)), `made by the broker but not granted to its role (granted: ${[...granted].sort().join(', ')})`).toEqual([]);
+  }, 60_000);
 });
 
 describe('no credentials', () => {
