@@ -429,7 +429,9 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     }
     const waiting = rest[0]?.event ?? (legacy && !legacyGone ? (item[LEGACY_PENDING] as PendingEvent) : undefined);
     if (waiting) {
-      sets.push('#key = :nextKey');
+      // (still in the outbox index, keyed by the entry that now waits first)
+      sets.push('#part = :outbox', '#key = :nextKey');
+      values[':outbox'] = OUTBOX;
       values[':nextKey'] = outboxKey(waiting);
     } else removes.push('#part', '#key');
     // Writers only append and only the lease holder removes: the outbox as read is pinned by its size.
