@@ -1,4 +1,4 @@
-import { PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
@@ -123,4 +123,37 @@ describe('sequencers racing over forged entries', () => {
     const report = await stack.deps.audit.verifyLive({}, { publicKey: checkpointPublicKey(await stack.deps.audit.publicKeyPem()) });
     expect(report.problems).toEqual([]);
   }, 120_000);
+});
+
+describe('malformed outbox items a table writer puts in the outbox index stall nothing', () => {
+  const at = () => stack.clock.now().toISOString();
+  const index = (key: string) => ({ [IX.partitionKey]: 'outbox', [IX.sortKey]: `${at()}#${key}` });
+  const SHAPES: [string, () => Record<string, unknown>][] = [
+    ['an outbox that is a string', () => ({ audit_outbox: 'not a list' })],
+    ['an outbox of a number, null, a string and an empty map', () => ({ audit_outbox: [42, null, 'x', {}] })],
+    ['an entry whose event is a string', () => ({ audit_outbox: [{ event: 'approved', seal: 'v1.x' }] })],
+    ['an entry whose event has no id, type or time', () => ({ audit_outbox: [{ event: {}, row: 'approve', seal: `v1.${'C'.repeat(43)}` }] })],
+    ['an entry whose seal is a number', () => ({ audit_outbox: [{ event: { event_id: 'evt_malformed_seal', type: 'approved', at: at() }, row: 'approve', seal: 7 }] })],
+    ['a legacy pending event (before the sequencer), unsealed', () => ({ audit_pending: { event_id: 'evt_malformed_legacy', type: 'approved', at: at(), actor: { type: 'approver', id: 'sub-mallory' } } })],
+    ['500 forged entries in one outbox', () => ({ audit_outbox: Array.from({ length: 500 }, (_, i) => ({ event: { event_id: `evt_malformed_many_${i}`, type: 'tool_call', at: at() }, seal: 'v1.x' })) })],
+  ];
+
+  it.each(SHAPES)('%s: the item leaves the index, nothing of it is logged, and a genuine request behind it is', async (_name, shape) => {
+    const fake = `req#req_${'0'.repeat(26)}`;
+    const before: Record<string, unknown>[] = [];
+    for await (const l of stack.deps.audit.export()) if (l.kind === 'event') before.push(l as unknown as Record<string, unknown>);
+    await raw().send(new PutCommand({ TableName: stack.tableName, Item: { pk: fake, agent_id: 'demo-agent', ...shape(), ...index('malformed') } }));
+    const { request_id: id } = await stack.deps.service.requestAuthorization({ agent_id: agent, action: `behind ${_name}`, permissions: ['db:admin'], justification: 'malformed', ttl_minutes: 30 });
+    await stack.settled(15_000);
+    const after: Record<string, unknown>[] = [];
+    for await (const l of stack.deps.audit.export()) if (l.kind === 'event') after.push(l as unknown as Record<string, unknown>);
+    const added = after.slice(before.length);
+    expect(added.filter((e) => e.request_id === id).map((e) => e.type)).toContain('requested');
+    expect(added.filter((e) => String(e.event_id).startsWith('evt_malformed') || e.request_id === fake.slice(4))).toEqual([]);
+    expect((await stack.deps.store.audit.backlog(100)).count).toBe(0);
+    // The live check reports the made-up item (no event of it is in the log) and nothing else.
+    const report = await stack.deps.audit.verifyLive({}, { publicKey: checkpointPublicKey(await stack.deps.audit.publicKeyPem()) });
+    expect(report.problems.map((p) => p.message)).toEqual([expect.stringMatching(new RegExp(`^request ${fake.slice(4)}: its item names no event in the log`))]);
+    await raw().send(new DeleteCommand({ TableName: stack.tableName, Key: { pk: fake } }));
+  }, 60_000);
 });

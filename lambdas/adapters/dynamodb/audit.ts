@@ -565,8 +565,10 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
   async *requestItems(): AsyncIterable<RequestItemView> {
     const seqOf = (v: unknown) => (typeof v === 'number' ? v : null);
     for await (const it of scanPrefix(this.doc, this.tableName, REQ, { consistent: true })) {
+      const snapshot = snapshotOf(it as unknown as AuditSnapshot);
       yield {
-        snapshot: snapshotOf(it as unknown as AuditSnapshot),
+        // (an item without its id, a table writer's, is named by its key)
+        snapshot: typeof snapshot.request_id === 'string' ? snapshot : { ...snapshot, request_id: (it.pk as string).slice(REQ.length) as RequestId },
         latestSeq: seqOf(it[ITEM_POINTERS.latest]),
         decisionSeq: seqOf(it[ITEM_POINTERS.decision]),
         unlinked: hasWaitingEvents(it),

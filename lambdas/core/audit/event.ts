@@ -210,12 +210,18 @@ export function eventFields(source: Record<string, unknown>): AuditEvent {
   return e as unknown as AuditEvent;
 }
 
+/**
+ * A copy of the snapshot fields. `r` may be a table item as stored, so lists are copied only when
+ * they are lists: a malformed item (a table writer's) is compared as it is, and found to differ,
+ * instead of stopping the verifier that reads it.
+ */
 export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
+  const list = <T>(v: readonly T[]): T[] => (Array.isArray(v) ? [...v] : v) as T[];
   return {
     request_id: r.request_id,
     agent_id: r.agent_id,
     action: r.action,
-    permissions: [...r.permissions],
+    permissions: list(r.permissions),
     justification: r.justification,
     approver_identity: r.approver_identity,
     requested_at: r.requested_at,
@@ -226,7 +232,7 @@ export function snapshotOf(r: AuditSnapshot): AuditSnapshot {
     revoked: r.revoked,
     revoked_at: r.revoked_at,
     ...(r.quorum === undefined ? {} : { quorum: r.quorum }),
-    ...(r.votes === undefined ? {} : { votes: r.votes.map((v) => ({ ...v, groups: [...v.groups] })) }),
+    ...(r.votes === undefined ? {} : { votes: Array.isArray(r.votes) ? r.votes.map((v) => (typeof v === 'object' && v !== null ? { ...v, groups: list(v.groups) } : v)) : r.votes }),
     ...(r.payload_sha256 === undefined ? {} : { payload_sha256: r.payload_sha256 }),
     ...(r.decision_signature === undefined ? {} : { decision_signature: r.decision_signature }),
     ...(r.call === undefined ? {} : { call: r.call }),
