@@ -16,6 +16,7 @@ import { needsPasskeyCheck, verifyLoggedPasskeys, type PasskeyCheckReport, type 
 import { SimpleWebAuthnVerifier } from '../adapters/webauthn/simplewebauthn.ts';
 import { QUARANTINE_DEFAULT_DAYS, QUARANTINE_DEFAULT_LIMIT, type QuarantinePage, type QuarantineQuery, type QuarantineRecord } from '../core/audit/quarantine.ts';
 import { shownText } from '../core/payload-fields.ts';
+import { INVISIBLE } from '../core/visible.ts';
 import { parseLimit } from './requests.ts';
 
 /** Exit code of `audit verify` when the log does not verify. */
@@ -199,7 +200,10 @@ export function registerAuditCommands(program: Command): void {
       const window = parseWindow(opts.since, opts.until);
       const limit = opts.limit === undefined ? undefined : parseLimit(opts.limit);
       const r = await cliDeps().audit.quarantine(window, { limit, order: opts.oldestFirst ? 'oldest' : 'newest' });
-      output(opts.json, { since: r.since, until: r.until ?? null, order: r.order, limit: r.limit, count: r.records.length, more: r.more, more_exact: r.more_exact, records: r.records }, () => describeQuarantine(r));
+      const data = { since: r.since, until: r.until ?? null, order: r.order, limit: r.limit, count: r.records.length, more: r.more, more_exact: r.more_exact, records: r.records };
+      // (JSON escapes C0 controls itself; C1 controls, DEL and invisible characters from the table are escaped too, so printing it to a terminal is harmless)
+      if (opts.json) process.stdout.write(terminalSafeJson(data) + '\n');
+      else output(false, data, () => describeQuarantine(r));
     });
 
   audit
@@ -232,6 +236,15 @@ export function registerAuditCommands(program: Command): void {
       if (opts.json) output(true, { public_key_pem: pem, key_id: keyIdOf(checkpointPublicKey(pem)) }, () => '');
       else process.stdout.write(pem);
     });
+}
+
+/** Characters a terminal may act on, or that hide, which JSON.stringify leaves as they are (it escapes C0 controls itself). */
+const JSON_UNSAFE = new RegExp(`[\\u007f-\\u009f\\u2028\\u2029]|${INVISIBLE.source}`, 'gu');
+
+/** JSON (indented) with JSON_UNSAFE characters written as \uXXXX escapes (a pair for one beyond the BMP): the same value, harmless on a terminal. */
+export function terminalSafeJson(data: unknown): string {
+  const escape = (c: string) => Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
+  return JSON.stringify(data, null, 2).replace(JSON_UNSAFE, escape);
 }
 
 /**

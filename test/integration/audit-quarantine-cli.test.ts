@@ -106,6 +106,9 @@ describe('ackd audit quarantine', () => {
   });
 
   it('--json prints the records with their entries as stored; --oldest-first turns the order', async () => {
+    const text = (await ackd('audit', 'quarantine', '--json')).stdout;
+    expect(text).not.toContain(ESC);
+    expect(text).not.toContain('\u202e'); // (escaped: JSON.parse gives it back, below)
     const j = await jsonOf();
     expect(j).toMatchObject({ until: null, order: 'newest', limit: 100, count: 5, more: 0, more_exact: true });
     expect(Date.parse(j.since)).toBeLessThan(Date.now() - 7 * DAY + 60_000);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryRequestStore } from '../../lambdas/adapters/memory/store.ts';
-import { describeQuarantine } from '../../lambdas/cli/audit.ts';
+import { describeQuarantine, terminalSafeJson } from '../../lambdas/cli/audit.ts';
 import { auditEvent, type PendingEvent } from '../../lambdas/core/audit/event.ts';
 import { AuditService } from '../../lambdas/core/audit/service.ts';
 import { QUARANTINE_COUNT_MAX, QUARANTINE_ENTRY_MAX_BYTES, quarantineQuery, quarantineRecord, type QuarantineRecord } from '../../lambdas/core/audit/quarantine.ts';
@@ -96,5 +96,15 @@ describe('describeQuarantine (the human form)', () => {
 
   it('an empty window says so, with the window', () => {
     expect(describeQuarantine({ ...page([]), until: '2026-11-24T00:00:00.000Z' })).toBe('no refused entries quarantined from 2026-11-23T12:00:00.000Z until 2026-11-24T00:00:00.000Z');
+  });
+});
+
+describe('terminalSafeJson (the --json form)', () => {
+  it('the same value, with C1 controls, DEL, line separators and invisible characters (also beyond the BMP) escaped', () => {
+    const value = { s: 'a\u009b31mb\u007f\u2028\u202e\u200b\u{e0041}\u001b[2Jc', n: 1, nested: ['\u0085'] };
+    const text = terminalSafeJson(value);
+    expect(JSON.parse(text)).toEqual(value);
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202e\u200b]|\u{e0041}/u);
+    expect(text).toContain('\\u009b31mb\\u007f\\u2028\\u202e\\u200b\\udb40\\udc41\\u001b[2Jc');
   });
 });
