@@ -14,6 +14,10 @@ import { verifyInclusionProof } from '../core/audit/proof.ts';
 import { cliDeps, output, UsageError } from './context.ts';
 import { needsPasskeyCheck, verifyLoggedPasskeys, type PasskeyCheckReport, type PasskeyEventView } from '../core/passkeys.ts';
 import { SimpleWebAuthnVerifier } from '../adapters/webauthn/simplewebauthn.ts';
+import { QUARANTINE_DEFAULT_DAYS, QUARANTINE_DEFAULT_LIMIT, type QuarantinePage, type QuarantineQuery, type QuarantineRecord } from '../core/audit/quarantine.ts';
+import { shownText } from '../core/payload-fields.ts';
+import { INVISIBLE } from '../core/visible.ts';
+import { parseLimit } from './requests.ts';
 
 /** Exit code of `audit verify` when the log does not verify. */
 export const VERIFY_FAILED = 1;
@@ -185,6 +189,24 @@ export function registerAuditCommands(program: Command): void {
     });
 
   audit
+    .command('quarantine')
+    .description('list the outbox entries the audit sequencer refused (missing, malformed or wrong seal, copied from another item, a replay) and kept aside: what to read on the AuditEntriesRefused alarm')
+    .option('--since <time>', `quarantined at or after this ISO-8601 UTC time or date (default: ${QUARANTINE_DEFAULT_DAYS} days before --until, or before now)`)
+    .option('--until <time>', 'quarantined before this ISO-8601 UTC time or date (default: now)')
+    .option('--limit <n>', `at most this many records, 1-1000 (default ${QUARANTINE_DEFAULT_LIMIT})`)
+    .option('--oldest-first', 'oldest first (default: newest first)')
+    .option('--json', 'print the records as JSON, each entry included as stored')
+    .action(async (opts: { since?: string; until?: string; limit?: string; oldestFirst?: boolean; json?: boolean }) => {
+      const window = parseWindow(opts.since, opts.until);
+      const limit = opts.limit === undefined ? undefined : parseLimit(opts.limit);
+      const r = await cliDeps().audit.quarantine(window, { limit, order: opts.oldestFirst ? 'oldest' : 'newest' });
+      const data = { since: r.since, until: r.until ?? null, order: r.order, limit: r.limit, count: r.records.length, more: r.more, more_exact: r.more_exact, records: r.records };
+      // (JSON escapes C0 controls itself; C1 controls, DEL and invisible characters from the table are escaped too, so printing it to a terminal is harmless)
+      if (opts.json) process.stdout.write(terminalSafeJson(data) + '\n');
+      else output(false, data, () => describeQuarantine(r));
+    });
+
+  audit
     .command('checkpoint')
     .description('sign a tree head (checkpoint) of the log now (the sequencer does this every few seconds while the log grows); verifies the log since the last one first')
     .option('--json', 'print JSON')
@@ -214,6 +236,49 @@ export function registerAuditCommands(program: Command): void {
       if (opts.json) output(true, { public_key_pem: pem, key_id: keyIdOf(checkpointPublicKey(pem)) }, () => '');
       else process.stdout.write(pem);
     });
+}
+
+/** Characters a terminal may act on, or that hide, which JSON.stringify leaves as they are (it escapes C0 controls itself). */
+const JSON_UNSAFE = new RegExp(`[\\u007f-\\u009f\\u2028\\u2029]|${INVISIBLE.source}`, 'gu');
+
+/** JSON (indented) with JSON_UNSAFE characters written as \uXXXX escapes (a pair for one beyond the BMP): the same value, harmless on a terminal. */
+export function terminalSafeJson(data: unknown): string {
+  const escape = (c: string) => Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
+  return JSON.stringify(data, null, 2).replace(JSON_UNSAFE, escape);
+}
+
+/**
+ * `audit quarantine` for a human: one line per record. Everything in a record came from the table
+ * (a table writer chose it): shown one line each, control and invisible characters as [U+XXXX]
+ * (no escape sequence reaches the terminal), each field cut to a bounded length.
+ */
+export function describeQuarantine(r: QuarantineQuery & QuarantinePage): string {
+  const window = `quarantined from ${r.since} ${r.until === undefined ? 'to now' : `until ${r.until}`}`;
+  if (r.records.length === 0) return `no refused entries ${window}`;
+  const more = r.more === 0 ? '' : `\n… and ${r.more_exact ? '' : 'at least '}${r.more} more in this window (raise --limit, up to 1000, or narrow --since/--until; --json gives every field)`;
+  return [`${r.records.length} refused entr${r.records.length === 1 ? 'y' : 'ies'} ${window}, ${r.order} first:`, ...r.records.map(quarantineLine)].join('\n') + more;
+}
+
+function quarantineLine(q: QuarantineRecord): string {
+  const event = eventOf(q.entry);
+  const what = event ? `${oneLine(event.type ?? '?', 32)} ${oneLine(event.event_id ?? '?', 64)}` : q.entry === null && q.entry_bytes > 0 ? '(entry kept as its digest only)' : '(no event)';
+  return `${oneLine(q.quarantined_at, 30)}  ${oneLine(q.reason, 10).padEnd(9)}  ${oneLine(q.source, 80)}  ${what}  ${q.entry_bytes} B  ${oneLine(q.message, 120)}`;
+}
+
+/** The event an entry names (`entry.event`), when it has one. */
+function eventOf(entry: unknown): { type?: string; event_id?: string } | undefined {
+  const event = typeof entry === 'object' && entry !== null ? (entry as { event?: unknown }).event : undefined;
+  if (typeof event !== 'object' || event === null) return undefined;
+  const e = event as { type?: unknown; event_id?: unknown };
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === undefined ? undefined : (JSON.stringify(v) ?? undefined));
+  return { type: text(e.type), event_id: text(e.event_id) };
+}
+
+/** Text from the table on one line: control and invisible characters shown, line breaks and tabs as spaces, at most `max` characters. */
+function oneLine(s: string, max: number): string {
+  const head = Array.from(s.slice(0, 2 * max + 2)); // (code points: a pair is never cut in two)
+  const cut = head.length > max ? `${head.slice(0, max).join('')}…` : head.join('');
+  return shownText(cut).replace(/[\n\t]/g, ' ');
 }
 
 /**

@@ -8,7 +8,7 @@ import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/port
 import { appendLeaves, EMPTY_ROOT, keyOf, leafHash, rootOf, type NodeKey, type TreeNode } from '../../core/audit/merkle.ts';
 import { EMPTY_HEAD, type AdminEntry, type OutboxEntry, type PendingSource, type Pointers, type RefusalReason, type RefusedEntry, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
 import { sealed, unavailableSealer, type OutboxSealer } from '../../core/audit/seal.ts';
-import { canonicalJson, sha256Hex } from '../../core/jcs.ts';
+import { QUARANTINE_COUNT_MAX, quarantineRecord, sortKeyOf, type QuarantinePage, type QuarantineQuery, type QuarantineRecord } from '../../core/audit/quarantine.ts';
 import { applied, batchGet, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
@@ -26,19 +26,24 @@ import { TABLE } from './schema.ts';
  *   sequencer's lease; written by the sequencer only;
  * - `audit#ckpt#<seq>`: a signed tree head;
  * - `audit#quarantine#<digest>`: an outbox entry the sequencer refused (no valid seal, or a
- *   replay), with where it was, why, and when; never in the outbox index, so it blocks nothing.
+ *   replay), with where it was, why, and when (core/audit/quarantine.ts); never in the outbox
+ *   index, so it blocks nothing, but listed by time in partitions of its own (below).
  *
  * Every outbox entry carries its writer's seal (core/audit/seal.ts), made with a key the table
  * does not hold; writes fail when the seal cannot be made.
  *
  * GSI `audit-log` finds events by time (`events#<YYYY-MM>`, `<logged_at>#<seq>`), checkpoints by
- * seq (`checkpoints`, `<seq>`) and the sources of waiting events (`outbox`, `<at>#<event_id>` of
- * the oldest). The sequencing logic is the core's (core/audit/sequencer.ts); this only stores.
+ * seq (`checkpoints`, `<seq>`), the sources of waiting events (`outbox`, `<at>#<event_id>` of
+ * the oldest) and quarantine records by time (`quarantine#<YYYY-MM-DD>`,
+ * `<quarantined_at>#<digest>`: a day each, as a flood of forged entries may be large). Every read
+ * names its partition exactly, so no reader of one kind sees another's items (and the table
+ * stream's filter passes only `outbox`). The sequencing logic is the core's
+ * (core/audit/sequencer.ts); this only stores.
  */
 export const AUDIT_PK = { event: 'audit#evt#', checkpoint: 'audit#ckpt#', head: 'audit#head', node: 'audit#node#', admin: 'audit#admin#', quarantine: 'audit#quarantine#' } as const;
 export const OUTBOX = 'outbox';
-/** The largest refused entry kept whole in its quarantine record (JCS bytes); larger ones are kept as digest and size (putQuarantine). */
-const QUARANTINE_ENTRY_MAX_BYTES = 256 * 1024;
+/** The audit-log index partitions of quarantine records: `quarantine#<YYYY-MM-DD>` of `quarantined_at`. */
+export const QUARANTINE_PART = 'quarantine#';
 /** Attributes of a request item that point at its events in the log (set when they are sequenced). */
 export const ITEM_POINTERS = { latest: 'audit_seq', decision: 'decision_seq', requested: 'requested_seq', votes: 'vote_seqs', all: 'event_seqs' } as const;
 /** The request item's list of waiting events. */
@@ -380,34 +385,67 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
   }
 
   /**
-   * Keeps a refused entry under its own key, out of every index (idempotent: the key is a digest of
-   * where it was and what it is). An entry too large to keep beside the record's own fields (a
-   * table writer may make one as large as an item may be) is kept as its digest and size only:
-   * a quarantine write that DynamoDB refuses would stop every sequencer run after it.
+   * Keeps a refused entry under its own key (idempotent: the key is a digest of where it was and
+   * what it is), out of the outbox index and in the time index's quarantine partition of its day.
+   * An entry too large to keep beside the record's own fields (a table writer may make one as
+   * large as an item may be) is kept as its digest and size only: a quarantine write that
+   * DynamoDB refuses would stop every sequencer run after it.
    */
   private async putQuarantine(source: string, entry: unknown, reason: RefusalReason, message: string): Promise<void> {
-    const now = this.opts.clock.now();
-    const text = canonicalJson(entry ?? null);
-    const bytes = Buffer.byteLength(text, 'utf8');
+    const { id, ...record } = quarantineRecord(source, entry, reason, message, this.opts.clock.now());
     await send(() =>
       this.doc.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
-            pk: AUDIT_PK.quarantine + sha256Hex(canonicalJson({ source, entry: entry ?? null })),
+            pk: AUDIT_PK.quarantine + id,
             kind: 'audit-quarantine',
-            source,
-            reason,
-            message,
-            entry: bytes <= QUARANTINE_ENTRY_MAX_BYTES ? (entry ?? null) : null,
-            entry_bytes: bytes,
-            entry_sha256: sha256Hex(text),
-            quarantined_at: now.toISOString(),
-            [TABLE.ttlAttribute]: retainUntil(now.toISOString(), this.opts.retentionDays),
+            ...record,
+            [TABLE.auditLog.partitionKey]: QUARANTINE_PART + record.quarantined_at.slice(0, 10),
+            [TABLE.auditLog.sortKey]: sortKeyOf({ id, quarantined_at: record.quarantined_at }),
+            [TABLE.ttlAttribute]: retainUntil(record.quarantined_at, this.opts.retentionDays),
           },
         }),
       ),
     );
+  }
+
+  /**
+   * Quarantine records of the window, read from the time index a day partition at a time (newest
+   * or oldest day first), then counted beyond the limit (up to QUARANTINE_COUNT_MAX). Days before
+   * the retention (records expire with it) and more than a day after this reader's clock (what a
+   * sequencer whose clock runs ahead may write) are not read, so a wide window costs at most a
+   * query per retained day.
+   */
+  async quarantineRecords(q: QuarantineQuery): Promise<QuarantinePage> {
+    const now = this.opts.clock.now().getTime();
+    const retainedSince = new Date(now - (this.opts.retentionDays + 2) * DAY_MS).toISOString();
+    const first = q.since > retainedSince ? q.since : retainedSince;
+    const lastMs = Math.min(q.until === undefined ? Infinity : Date.parse(q.until) - 1, now + DAY_MS);
+    if (lastMs < Date.parse(first)) return { records: [], more: 0, more_exact: true };
+    const last = new Date(lastMs).toISOString();
+    const days = daysBetween(first, last);
+    if (q.order === 'newest') days.reverse();
+    // Keys are `<quarantined_at>#<digest>`: every key of [first, last] sorts between these.
+    const range = { min: first, max: `${last}~`, descending: q.order === 'newest', onlyPk: AUDIT_PK.quarantine };
+    const records: QuarantineRecord[] = [];
+    let more = 0;
+    for (const day of days) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        if (records.length < q.limit) {
+          const r = await this.query({ part: QUARANTINE_PART + day, ...range, limit: q.limit - records.length, start });
+          for (const it of r.items) records.push(toQuarantineRecord(it));
+          start = r.next;
+        } else {
+          const r = await this.query({ part: QUARANTINE_PART + day, ...range, count: true, start });
+          more += r.count;
+          if (more > QUARANTINE_COUNT_MAX) return { records, more: QUARANTINE_COUNT_MAX, more_exact: false };
+          start = r.next;
+        }
+      } while (start);
+    }
+    return { records, more, more_exact: true };
   }
 
   async quarantineRequest(requestId: RequestId, refused: readonly RefusedEntry[], item: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
@@ -676,16 +714,21 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
     return out.Item;
   }
 
-  /** One page of the audit-log index: `min` <= key <= `max`, or key < `below`. */
+  /**
+   * One page of the audit-log index: `min` <= key <= `max`, or key < `below`; with `onlyPk`, only
+   * items whose pk starts with it; with `count`, only how many (`items` empty).
+   */
   private async query(q: {
     part: string;
     min?: string | undefined;
     max?: string | undefined;
     below?: string | undefined;
-    limit: number;
+    limit?: number;
     descending?: boolean;
     start?: Record<string, unknown> | undefined;
-  }): Promise<{ items: Record<string, unknown>[]; next?: Record<string, unknown> }> {
+    onlyPk?: string;
+    count?: boolean;
+  }): Promise<{ items: Record<string, unknown>[]; count: number; next?: Record<string, unknown> }> {
     const ix = TABLE.auditLog;
     let cond = '#p = :p';
     const values: Record<string, unknown> = { ':p': q.part };
@@ -702,21 +745,30 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
       cond += ' AND #k < :below';
       values[':below'] = q.below;
     }
+    const names: Record<string, string> = cond.includes('#k') ? { '#p': ix.partitionKey, '#k': ix.sortKey } : { '#p': ix.partitionKey };
+    if (q.onlyPk !== undefined) {
+      names['#pk'] = TABLE.partitionKey;
+      values[':pkPrefix'] = q.onlyPk;
+    }
     const out = await send(() =>
       this.doc.send(
         new QueryCommand({
           TableName: this.tableName,
           IndexName: ix.name,
           KeyConditionExpression: cond,
-          ExpressionAttributeNames: cond.includes('#k') ? { '#p': ix.partitionKey, '#k': ix.sortKey } : { '#p': ix.partitionKey },
+          ...(q.onlyPk !== undefined ? { FilterExpression: 'begins_with(#pk, :pkPrefix)' } : {}),
+          ...(q.count ? { Select: 'COUNT' as const } : {}),
+          ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
-          Limit: q.limit,
+          ...(q.limit !== undefined ? { Limit: q.limit } : {}),
           ScanIndexForward: !q.descending,
           ...(q.start ? { ExclusiveStartKey: q.start } : {}),
         }),
       ),
     );
-    return out.LastEvaluatedKey ? { items: out.Items ?? [], next: out.LastEvaluatedKey } : { items: out.Items ?? [] };
+    const items = out.Items ?? [];
+    const count = out.Count ?? items.length;
+    return out.LastEvaluatedKey ? { items, count, next: out.LastEvaluatedKey } : { items, count };
   }
 }
 
@@ -746,6 +798,30 @@ export function nodeItem(n: TreeNode): Record<string, unknown> {
 /** The head item as the sequencer leaves it at `head` (for bulk loads that bypass the sequencer). */
 export function headItem(head: TreeHead): Record<string, unknown> {
   return { pk: AUDIT_PK.head, seq: head.size, hash: head.hash, logged_at: head.logged_at, root: head.root, frontier: [...head.frontier], settled: head.settled, first_logged_at: head.first_logged_at };
+}
+
+const DAY_MS = 86_400_000;
+
+/** A stored quarantine record as read back: every field as stored when it has the type a record's has (a table writer may have written anything there). */
+function toQuarantineRecord(it: Record<string, unknown>): QuarantineRecord {
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === undefined ? '' : (JSON.stringify(v) ?? ''));
+  return {
+    id: text(it[TABLE.partitionKey]).slice(AUDIT_PK.quarantine.length),
+    source: text(it.source),
+    reason: text(it.reason),
+    message: text(it.message),
+    entry: it.entry ?? null,
+    entry_bytes: typeof it.entry_bytes === 'number' ? it.entry_bytes : 0,
+    entry_sha256: text(it.entry_sha256),
+    quarantined_at: text(it.quarantined_at),
+  };
+}
+
+/** YYYY-MM-DD of every UTC day from `a` to `b` (ISO times), inclusive. */
+function daysBetween(a: string, b: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(a.slice(0, 10)); t <= Date.parse(b.slice(0, 10)); t += DAY_MS) out.push(new Date(t).toISOString().slice(0, 10));
+  return out;
 }
 
 function retainUntil(iso: string, days: number): number {

@@ -7,6 +7,7 @@ import type { AuditLog, ChainHead, RequestItemView } from '../../core/audit/port
 import { keyOf, type NodeKey, type TreeNode } from '../../core/audit/merkle.ts';
 import { EMPTY_HEAD, Sequencer, type AdminEntry, type OutboxEntry, type PendingSource, type Pointers, type RefusalReason, type RefusedEntry, type SequencerStore, type TreeHead } from '../../core/audit/sequencer.ts';
 import { HmacOutboxSealer, sealed, type OutboxSealer } from '../../core/audit/seal.ts';
+import { pageOf, quarantineRecord, type QuarantinePage, type QuarantineQuery, type QuarantineRecord } from '../../core/audit/quarantine.ts';
 import { applyUpdates, conditionOf, explainRefused, holds, TRANSITIONS, type Params, type StoredItem, type Transition, type TransitionName } from '../../core/lifecycle.ts';
 
 /** A stored request: its record, bookkeeping, its waiting events and its pointers into the log. */
@@ -36,8 +37,8 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
   private readonly slots = new Map<number, ChainEvent>();
   private readonly tree = new Map<string, string>();
   private readonly admin = new Map<string, AdminEntry>();
-  /** Entries the sequencer refused: where they were, why, and the entry as it was (the table's `audit#quarantine#…` items). */
-  readonly quarantined: { source: string; reason: RefusalReason; message: string; entry: unknown }[] = [];
+  /** Entries the sequencer refused, in the order they were quarantined (the table's `audit#quarantine#…` items; the same entry from the same place again replaces its record). */
+  readonly quarantined: QuarantineRecord[] = [];
   /** Seals what this store writes (a random key of its own unless given); its sequencer checks with it. */
   readonly sealer: OutboxSealer;
   private readonly checkpointsBySeq = new Map<number, Checkpoint>();
@@ -266,16 +267,27 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     const s = this.items.get(requestId);
     const read = item.audit_outbox as unknown[] | undefined;
     if (!s || read?.length !== s.outbox.length) return Promise.resolve(null);
-    for (const r of refused) this.quarantined.push({ source: `req#${requestId}`, reason: r.reason, message: r.message, entry: r.entry });
+    for (const r of refused) this.keepQuarantined(`req#${requestId}`, r.entry, r.reason, r.message);
     const drop = new Set(refused.map((r) => r.index));
     s.outbox = s.outbox.filter((_, i) => !drop.has(i));
     return Promise.resolve(this.itemAsRead(s));
   }
 
   quarantineAdmin(itemEventId: string, entry: Readonly<Record<string, unknown>>, reason: RefusalReason, message: string): Promise<void> {
-    this.quarantined.push({ source: `audit#admin#${itemEventId}`, reason, message, entry });
+    this.keepQuarantined(`audit#admin#${itemEventId}`, entry, reason, message);
     if (this.admin.get(itemEventId)?.seal === entry.seal) this.admin.delete(itemEventId);
     return Promise.resolve();
+  }
+
+  private keepQuarantined(source: string, entry: unknown, reason: RefusalReason, message: string): void {
+    const record = quarantineRecord(source, entry, reason, message, this.clock.now());
+    const again = this.quarantined.findIndex((q) => q.id === record.id);
+    if (again >= 0) this.quarantined.splice(again, 1);
+    this.quarantined.push(record);
+  }
+
+  quarantineRecords(q: QuarantineQuery): Promise<QuarantinePage> {
+    return Promise.resolve(pageOf(this.quarantined, q));
   }
 
   // ---- AuditLog (read side of the log) ----

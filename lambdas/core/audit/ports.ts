@@ -1,5 +1,6 @@
 import type { AdminChange, AdminEventType, AuditEvent, AuditSnapshot, Checkpoint, PendingEvent } from './event.ts';
 import type { NodeKey } from './merkle.ts';
+import type { QuarantinePage, QuarantineQuery } from './quarantine.ts';
 
 /** The newest sequenced event of the log: seq 0 and the genesis hash when the log is empty; `root` is the Merkle tree's. */
 export interface ChainHead {
@@ -37,6 +38,8 @@ export interface AuditLog {
   backlog(limit: number): Promise<{ count: number; oldest_at: string | null }>;
   /** Records an operator's change (a policy, an agent's owner) for the sequencer; throws when it cannot. */
   enqueueAdmin(event: PendingEvent & { readonly type: AdminEventType }, change: AdminChange): Promise<void>;
+  /** The outbox entries the sequencer refused and quarantined in [since, until), newest or oldest first, at most `limit`, and how many more (quarantine.ts). */
+  quarantineRecords(q: QuarantineQuery): Promise<QuarantinePage>;
 }
 
 /** A request item's audit fields and its pointers into the log. */

@@ -3,6 +3,7 @@ import type { Clock, Logger } from '../ports.ts';
 import { AUDIT_FIELDS, differingFields, EVIDENCE_FIELDS, PAYLOAD_FIELDS, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { consistencyPlan, frontierKeys, inclusionPlan, keyOf, proofFrom, type NodeKey } from './merkle.ts';
 import type { AuditLog, RequestItemView } from './ports.ts';
+import { quarantineQuery, type QuarantinePage, type QuarantineQuery } from './quarantine.ts';
 import { checkpointPublicKey, signCheckpoint, type CheckpointSigner } from './signing.ts';
 import { ChainVerifier, type Problem, type VerifierOptions, type VerifyReport } from './verify.ts';
 
@@ -65,6 +66,12 @@ export class AuditService {
   private signer(): CheckpointSigner {
     if (!this.deps.signer) throw new AckdError('ERR_CONFIG', 'ACKD_AUDIT_KEY: not set, so checkpoints cannot be signed');
     return this.deps.signer;
+  }
+
+  /** The outbox entries the sequencer refused (`ackd audit quarantine`): the window and order as used, and the page (defaults: quarantine.ts quarantineQuery). */
+  async quarantine(window: ExportWindow, opts: { limit?: number | undefined; order?: QuarantineQuery['order'] | undefined } = {}): Promise<QuarantineQuery & QuarantinePage> {
+    const q = quarantineQuery(window, opts, this.deps.clock.now());
+    return { ...q, ...(await this.deps.log.quarantineRecords(q)) };
   }
 
   async publicKeyPem(): Promise<string> {
