@@ -160,7 +160,7 @@ export class Observability extends Construct {
       threshold: 1,
       description:
         'The audit sequencer refused an outbox entry (its seal missing or wrong, copied from another item, or a replay of a logged event): someone wrote the table outside ackd, or entries from before sealing were waiting after an upgrade. Nothing refused is in the log; genuine events keep flowing. ' +
-        'Treat it as possible tampering and delete nothing: the sweeper\'s log line (code ERR_AUDIT_ENTRY_REFUSED) names the event, item and reason, the entry is kept as audit#quarantine#…, and CloudTrail shows who wrote the table (docs/operations.md).',
+        'Treat it as possible tampering and delete nothing: the sweeper\'s log line (code ERR_AUDIT_ENTRY_REFUSED) names the event, item and reason, npx ackd audit quarantine lists the kept entries, and CloudTrail shows who wrote the table (docs/operations.md).',
     });
     this.alarm('AuditSequencerLag', this.ackd('AuditSequencerLagMs', 'Maximum'), {
       threshold: props.sequencerLagAlarmMs,
