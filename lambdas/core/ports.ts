@@ -35,8 +35,6 @@ export interface RequestStore {
    * stable (requests made in the same millisecond included): paging never repeats or skips one.
    */
   listByAgent(agentId: AgentId, opts?: { limit?: number; after?: { readonly requested_at: string; readonly request_id: RequestId } }): Promise<AuthorizationRecord[]>;
-  /** All requests, for export (newest first within the pages the store returns). */
-  scanAll(opts?: { limit?: number; cursor?: string }): Promise<{ items: AuthorizationRecord[]; cursor?: string }>;
   /** Requests still awaiting a decision at `now`, soonest deadline first (operators' queue). */
   listPending(now: Date, limit: number): Promise<AuthorizationRecord[]>;
   /** Requests decided or revoked at or after `since`, most recent first (the approvers' dashboard). */

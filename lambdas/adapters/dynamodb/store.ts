@@ -4,7 +4,6 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
-  ScanCommand,
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -256,22 +255,6 @@ export class DynamoRequestStore implements RequestStore {
     const items = await batchGet(this.doc, this.tableName, pks.map((pk) => ({ pk })));
     const byPk = new Map(items.map((it) => [it.pk as string, it]));
     return pks.flatMap((pk) => (byPk.has(pk) ? [toRecord(byPk.get(pk)!)] : []));
-  }
-
-  async scanAll(opts: { limit?: number; cursor?: string } = {}): Promise<{ items: AuthorizationRecord[]; cursor?: string }> {
-    const out = await send(() =>
-      this.doc.send(
-        new ScanCommand({
-          TableName: this.tableName,
-          FilterExpression: 'begins_with(pk, :req)',
-          ExpressionAttributeValues: { ':req': REQ },
-          Limit: opts.limit ?? 500,
-          ExclusiveStartKey: opts.cursor ? { pk: opts.cursor } : undefined,
-        }),
-      ),
-    );
-    const cursor = out.LastEvaluatedKey?.pk as string | undefined;
-    return cursor ? { items: (out.Items ?? []).map(toRecord), cursor } : { items: (out.Items ?? []).map(toRecord) };
   }
 
   async listExpiredPending(now: Date, limit: number): Promise<AuthorizationRecord[]> {

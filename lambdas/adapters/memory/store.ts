@@ -140,14 +140,6 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
     return Promise.resolve(mine.slice(0, opts.limit ?? 50));
   }
 
-  scanAll(opts: { limit?: number; cursor?: string } = {}): Promise<{ items: AuthorizationRecord[]; cursor?: string }> {
-    const all = this.records().sort((a, b) => a.request_id.localeCompare(b.request_id));
-    const from = opts.cursor === undefined ? 0 : all.findIndex((r) => r.request_id > opts.cursor!);
-    const page = from < 0 ? [] : all.slice(from, from + (opts.limit ?? 500));
-    const last = page.at(-1);
-    return Promise.resolve(last && from + page.length < all.length ? { items: page, cursor: last.request_id } : { items: page });
-  }
-
   private pendingRecords(filter: (r: AuthorizationRecord) => boolean, limit: number): Promise<AuthorizationRecord[]> {
     const out = this.records()
       .filter((r) => r.decision === 'pending' && filter(r))
