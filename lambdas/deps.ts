@@ -1,6 +1,7 @@
 import type { Config } from './config.ts';
 import { dynamoClient } from './adapters/dynamodb/client.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store.ts';
+import { SealedApiKeyStore } from './core/apikeys.ts';
 import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
 import { DynamoPolicyStore } from './adapters/dynamodb/policies.ts';
 import { DynamoAgentStore } from './adapters/dynamodb/agents.ts';
@@ -37,7 +38,7 @@ export interface ServiceDeps {
   readonly config: Config;
   readonly service: AuthorizationService;
   readonly store: DynamoRequestStore;
-  readonly apiKeys: DynamoApiKeyStore;
+  readonly apiKeys: SealedApiKeyStore;
   readonly minter: SvidMinter;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -177,8 +178,10 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
   const logger = opts.logger ?? jsonLogger({ level: config.logLevel, base: { stage: config.stage } });
   const clock = opts.clock ?? systemClock;
   const ddb = (opts.instrument ?? ((c) => c))(dynamoClient({ region: config.region, endpoint: config.dynamodbEndpoint }));
-  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays, sealer: outboxSealerFrom(config) });
-  const apiKeys = new DynamoApiKeyStore(ddb, config.tableName);
+  const sealer = outboxSealerFrom(config);
+  const store = DynamoRequestStore.withAudit(ddb, config.tableName, { clock, retentionDays: config.retentionDays, sealer });
+  // Agent keys are sealed with the outbox seal key: a table writer cannot make one (core/apikeys.ts).
+  const apiKeys = new SealedApiKeyStore(new DynamoApiKeyStore(ddb, config.tableName), sealer, logger);
   // Limits live in the same table, so they hold across every instance that shares it.
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
   const adminAudit = new ChainAdminAudit(store.audit, clock, () => nudge());

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { INVISIBLE, visible } from '../core/visible.ts';
+import { shownText } from '../core/payload-fields.ts';
 import { createApiKey } from '../core/apikeys.ts';
 import { AckdError, invalid } from '../core/errors.ts';
 import { recordOwner } from '../core/agents.ts';
@@ -70,9 +71,24 @@ export function buildProgram(): Command {
     .action(async (opts: { agent?: string; json?: boolean }) => {
       const d = cliDeps();
       const keys = opts.agent ? await d.apiKeys.listByAgent(parseAgentId(opts.agent, '--agent')) : await d.apiKeys.listAll();
-      const shown = keys.map(({ key_hash: _hash, ...k }) => k);
+      const shown = keys.map(({ key_hash: _hash, seal: _seal, ...k }) => k);
       output(opts.json, shown, () =>
-        shown.length === 0 ? 'no API keys' : shown.map((k) => `${k.key_id}  ${k.agent_id}  created ${k.created_at}${k.revoked_at ? `  REVOKED ${k.revoked_at}` : ''}`).join('\n'),
+        shown.length === 0
+          ? 'no API keys'
+          : shown
+              .map((k) => `${shownText(String(k.key_id))}  ${shownText(String(k.agent_id))}  created ${shownText(String(k.created_at))}${k.revoked_at ? `  REVOKED ${shownText(String(k.revoked_at))}` : ''}${k.sealed ? '' : '  UNSEALED (does not authenticate: see ackd agents seal-keys)'}`)
+              .join('\n'),
+      );
+    });
+  agents
+    .command('seal-keys')
+    .description('seal the API keys stored before keys were sealed, so that they authenticate again (once, after upgrading; check `ackd agents list` first: what this seals, you vouch for)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const d = cliDeps();
+      const sealed = (await d.apiKeys.sealUnsealed()).map((k) => ({ key_id: k.key_id, agent_id: k.agent_id, created_at: k.created_at }));
+      output(opts.json, { sealed }, () =>
+        sealed.length === 0 ? 'no unsealed API keys' : [`sealed ${sealed.length} API key(s):`, ...sealed.map((k) => `  ${shownText(String(k.key_id))}  ${shownText(String(k.agent_id))}  created ${shownText(String(k.created_at))}`)].join('\n'),
       );
     });
   agents

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AckdError } from './errors.ts';
 import type { AgentId } from './ids.ts';
-import type { ApiKeyEntry, ApiKeyStore, Clock } from './ports.ts';
+import type { ApiKeyEntry, ApiKeyStore, Clock, Logger } from './ports.ts';
+import type { OutboxSealer, SealPlace } from './audit/seal.ts';
 
 /**
  * Agent API keys: `ackd_` + 43 base64url characters (256 random bits). Only the SHA-256 of a key
@@ -171,5 +172,81 @@ export class ApiKeyCache {
       while (this.known.size > this.maxEntries) this.known.delete(this.known.keys().next().value!);
     }
     return agent;
+  }
+}
+
+/** An entry as listed to operators: whether it carries a valid seal (an unsealed or forged one never authenticates). */
+export type ApiKeyListing = ApiKeyEntry & { readonly sealed: boolean };
+
+const placeOf = (keyHash: string): SealPlace => ({ kind: 'apikey', key_hash: keyHash });
+/** What a key's seal covers: which key (its place, the hash) belongs to which agent, since when. Not `revoked_at`: revoking changes no seal. */
+const sealedFields = (e: ApiKeyEntry) => ({ key_id: e.key_id, agent_id: e.agent_id, created_at: e.created_at });
+
+/**
+ * API keys whose entries are sealed like audit outbox entries (core/audit/seal.ts, the place
+ * `{kind:"apikey", key_hash}`): whoever can write the table but does not hold the seal key cannot
+ * make a key that authenticates, move a key to another agent, or give one key's entry to another
+ * hash. A lookup of an entry without a valid seal answers "no such key" (the caller gets
+ * ERR_UNAUTHENTICATED, with no detail) and logs a warning naming the key id. Revoking is not sealed
+ * (nor an audit event), so a table writer can still take a revocation back.
+ */
+export class SealedApiKeyStore implements ApiKeyStore {
+  constructor(
+    private readonly inner: ApiKeyStore,
+    private readonly sealer: OutboxSealer,
+    private readonly logger?: Logger,
+  ) {}
+
+  async put(entry: ApiKeyEntry): Promise<void> {
+    await this.inner.put({ ...entry, seal: await this.sealer.seal(placeOf(entry.key_hash), sealedFields(entry)) });
+  }
+
+  async getByHash(keyHash: string): Promise<ApiKeyEntry | undefined> {
+    const entry = await this.inner.getByHash(keyHash);
+    if (!entry) return undefined;
+    // Checked against the hash asked for, not the entry's own: an entry copied under another key's hash fails.
+    const verdict = await this.sealer.check(placeOf(keyHash), sealedFields(entry), entry.seal);
+    if (verdict.ok) return entry;
+    this.logger?.warn('API key refused: its entry carries no valid seal (written outside ackd, or stored before keys were sealed: ackd agents seal-keys)', {
+      code: 'ERR_APIKEY_UNSEALED',
+      key_id: String(entry.key_id).slice(0, 64),
+      reason: verdict.reason,
+    });
+    return undefined;
+  }
+
+  listByAgent(agentId: Parameters<ApiKeyStore['listByAgent']>[0]): Promise<ApiKeyListing[]> {
+    return this.inner.listByAgent(agentId).then((es) => this.marked(es));
+  }
+
+  listAll(): Promise<ApiKeyListing[]> {
+    return this.inner.listAll().then((es) => this.marked(es));
+  }
+
+  revoke(keyId: string, now: Date): Promise<void> {
+    return this.inner.revoke(keyId, now);
+  }
+
+  setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean> {
+    return this.inner.setSeal(entry, seal);
+  }
+
+  /**
+   * Seals every stored key that carries no seal at all (keys made before keys were sealed), each
+   * only while it is as listed; returns those sealed. An operator runs it once after upgrading,
+   * having checked `ackd agents list`: what it seals, it vouches for. A key whose seal is present
+   * but wrong is left as it is (it was changed outside ackd).
+   */
+  async sealUnsealed(): Promise<ApiKeyEntry[]> {
+    const done: ApiKeyEntry[] = [];
+    for (const e of await this.inner.listAll()) {
+      if (e.seal !== undefined) continue;
+      if (await this.inner.setSeal(e, await this.sealer.seal(placeOf(e.key_hash), sealedFields(e)))) done.push(e);
+    }
+    return done;
+  }
+
+  private async marked(entries: readonly ApiKeyEntry[]): Promise<ApiKeyListing[]> {
+    return Promise.all(entries.map(async (e) => ({ ...e, sealed: (await this.sealer.check(placeOf(e.key_hash), sealedFields(e), e.seal)).ok })));
   }
 }

@@ -163,7 +163,11 @@ export interface ApiKeyStore {
   /** Looks up by the SHA-256 hash of the presented key. */
   getByHash(keyHash: string): Promise<ApiKeyEntry | undefined>;
   listByAgent(agentId: AgentId): Promise<ApiKeyEntry[]>;
+  /** Every key, oldest first. */
+  listAll(): Promise<ApiKeyEntry[]>;
   revoke(keyId: string, now: Date): Promise<void>;
+  /** Adds `seal` to a stored entry that has none, only while it is as given (false: changed, gone or sealed since). */
+  setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean>;
 }
 
 export interface ApiKeyEntry {
@@ -172,6 +176,8 @@ export interface ApiKeyEntry {
   readonly agent_id: AgentId;
   readonly created_at: string;
   readonly revoked_at: string | null;
+  /** The writer's seal over the entry (core/apikeys.ts SealedApiKeyStore); absent on keys stored before keys were sealed. */
+  readonly seal?: string;
 }
 
 export interface Logger {

@@ -31,7 +31,7 @@ import { DynamoApiKeyStore, DynamoRequestStore } from '../../lambdas/adapters/dy
 import { auditEvent } from '../../lambdas/core/audit/event.ts';
 import { Sequencer } from '../../lambdas/core/audit/sequencer.ts';
 import { checkpointSignatureProblem } from '../../lambdas/core/audit/signing.ts';
-import { createApiKey } from '../../lambdas/core/apikeys.ts';
+import { createApiKey, SealedApiKeyStore } from '../../lambdas/core/apikeys.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import { AUDIT_EXPORT_STAGE, BUNDLING, HANDLERS } from '../../lib/constructs/api.ts';
@@ -973,7 +973,7 @@ describe('Lambda bundles (imported from cdk.out, invoked with events of their tr
     const { handler } = (await import(pathToFileURL(bundleOf(logicalIdOf(stack.api.mcpFunction))).href)) as { handler: Handler };
     const client = dynamoClient({ region: 'us-east-1', endpoint });
     const agent = parseAgentId('deploy-bot');
-    const { apiKey } = await createApiKey(new DynamoApiKeyStore(client, tableName), agent, systemClock);
+    const { apiKey } = await createApiKey(new SealedApiKeyStore(new DynamoApiKeyStore(client, tableName), fileOutboxSealer(outboxSealKeyFile)), agent, systemClock);
     const headers = { ...MCP_HEADERS, authorization: `Bearer ${apiKey}` };
     const made = new Set<string>();
     const call = async (id: number, name: string, args: Json): Promise<Json> => {

@@ -15,7 +15,7 @@ import type { AuthorizationRecord } from '../../core/request.ts';
 import { canonicalJson, snapshotOf, type AuditEvent, type PendingEvent } from '../../core/audit/event.ts';
 import type { Payload } from '../../core/payload.ts';
 import { DynamoAuditLog, type DynamoAuditLogOptions, ITEM_POINTERS, OUTBOX_ATTR, outboxOnCreate, outboxUpdate, type SealedEntry } from './audit.ts';
-import { batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
+import { applied as conditionHeld, batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
@@ -407,6 +407,21 @@ export class DynamoApiKeyStore implements ApiKeyStore {
     return items.sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
 
+  async setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean> {
+    return conditionHeld(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: KEY + entry.key_hash },
+          UpdateExpression: 'SET seal = :seal',
+          // Only the entry as it was listed, and only once.
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(seal) AND key_id = :id AND agent_id = :agent AND created_at = :at',
+          ExpressionAttributeValues: { ':seal': seal, ':id': entry.key_id, ':agent': entry.agent_id, ':at': entry.created_at },
+        }),
+      ),
+    );
+  }
+
   async revoke(keyId: string, now: Date): Promise<void> {
     const entry = (await this.scanKeys()).find((k) => k.key_id === keyId);
     if (!entry) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
@@ -431,5 +446,6 @@ function toKey(item: Record<string, unknown>): ApiKeyEntry {
     agent_id: item.agent_id as AgentId,
     created_at: item.created_at as string,
     revoked_at: (item.revoked_at as string | null | undefined) ?? null,
+    ...(item.seal === undefined ? {} : { seal: item.seal as string }),
   };
 }

@@ -405,6 +405,22 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     return Promise.resolve([...this.byHash.values()].filter((k) => k.agent_id === agentId));
   }
 
+  listAll(): Promise<ApiKeyEntry[]> {
+    return Promise.resolve([...this.byHash.values()].sort((a, b) => a.created_at.localeCompare(b.created_at)));
+  }
+
+  setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean> {
+    const now = this.byHash.get(entry.key_hash);
+    if (!now || now.seal !== undefined || now.key_id !== entry.key_id || now.agent_id !== entry.agent_id || now.created_at !== entry.created_at) return Promise.resolve(false);
+    this.byHash.set(entry.key_hash, { ...now, seal });
+    return Promise.resolve(true);
+  }
+
+  /** Stores an entry as given, unsealed or forged (tests: what a table writer would put). */
+  writeRaw(entry: ApiKeyEntry): void {
+    this.byHash.set(entry.key_hash, entry);
+  }
+
   revoke(keyId: string, now: Date): Promise<void> {
     const entry = [...this.byHash.values()].find((k) => k.key_id === keyId);
     if (!entry) return Promise.reject(new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' }));

@@ -27,8 +27,8 @@ export const SEAL_PURPOSE = 'ackd-outbox-entry';
 export const SEAL_VERSION = 1;
 const PREFIX = `v${SEAL_VERSION}.`;
 
-/** Where an entry is stored: what its seal binds it to. */
-export type SealPlace = { readonly kind: 'request'; readonly request_id: string } | { readonly kind: 'admin'; readonly event_id: string };
+/** Where an entry is stored: what its seal binds it to (an agent API key's entry is sealed the same way: core/apikeys.ts). */
+export type SealPlace = { readonly kind: 'request'; readonly request_id: string } | { readonly kind: 'admin'; readonly event_id: string } | { readonly kind: 'apikey'; readonly key_hash: string };
 
 /** The outcome of a check; `reason` says why an entry is refused (for the log and the quarantine record). */
 export type SealVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: 'missing' | 'malformed' | 'mismatch'; readonly message: string };
