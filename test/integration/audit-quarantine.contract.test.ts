@@ -4,11 +4,9 @@
  * queried and counted page by page) and the in-memory store the core's unit tests use. Records
  * are made the way the sequencer makes them (quarantineAdmin), at times of a manual clock.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDynalite } from '../helpers/dynalite.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { DynamoAuditLog } from '../../lambdas/adapters/dynamodb/audit.ts';
 import { ensureTable, TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
@@ -19,17 +17,15 @@ import type { AuditLog } from '../../lambdas/core/audit/ports.ts';
 import type { SequencerStore } from '../../lambdas/core/audit/sequencer.ts';
 import { ManualClock } from '../helpers/clock.ts';
 
-const require = createRequire(import.meta.url);
-let dynalite: Server;
+let dynalite: Awaited<ReturnType<typeof startDynalite>>;
 let endpoint: string;
 
 beforeAll(async () => {
-  dynalite = (require('dynalite') as (o: Record<string, unknown>) => Server)({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((r) => dynalite.listen(0, '127.0.0.1', () => r()));
-  endpoint = `http://127.0.0.1:${(dynalite.address() as AddressInfo).port}`;
+  dynalite = await startDynalite();
+  endpoint = dynalite.endpoint;
 });
 afterAll(async () => {
-  await new Promise((r) => dynalite?.close(r));
+  await dynalite?.stop();
 });
 
 type Store = AuditLog & SequencerStore;

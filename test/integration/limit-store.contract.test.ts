@@ -2,10 +2,8 @@
  * The LimitStore contract, run against BOTH implementations: DynamoDB (real dynalite, the same
  * conditional writes as on AWS) and the in-memory store the core's unit tests use.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDynalite } from '../helpers/dynalite.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { DynamoLimitStore } from '../../lambdas/adapters/dynamodb/limits.ts';
 import { ensureTable } from '../../lambdas/adapters/dynamodb/schema.ts';
@@ -13,17 +11,15 @@ import { MemoryLimitStore } from '../../lambdas/adapters/memory/limits.ts';
 import type { RequestId } from '../../lambdas/core/ids.ts';
 import type { LimitStore } from '../../lambdas/core/limits.ts';
 
-const require = createRequire(import.meta.url);
-let dynalite: Server;
+let dynalite: Awaited<ReturnType<typeof startDynalite>>;
 let endpoint: string;
 
 beforeAll(async () => {
-  dynalite = (require('dynalite') as (o: Record<string, unknown>) => Server)({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((r) => dynalite.listen(0, '127.0.0.1', () => r()));
-  endpoint = `http://127.0.0.1:${(dynalite.address() as AddressInfo).port}`;
+  dynalite = await startDynalite();
+  endpoint = dynalite.endpoint;
 });
 afterAll(async () => {
-  await new Promise((r) => dynalite?.close(r));
+  await dynalite?.stop();
 });
 
 let tables = 0;
