@@ -12,7 +12,8 @@ import { canonicalJson } from '../jcs.ts';
  * The MAC is HMAC-SHA256 over the RFC 8785 (JCS) canonical JSON of
  * `{"entry":…,"place":…,"purpose":"ackd-outbox-entry","v":1}`: `entry` is the entry as stored
  * without its `seal`, `place` is where it is stored (`{"kind":"request","request_id":…}` for a
- * request item's outbox, `{"kind":"admin","event_id":…}` for an `audit#admin#<event_id>` item).
+ * request item's outbox, `{"kind":"admin","event_id":…}` for an `audit#admin#<event_id>` item,
+ * `{"kind":"apikey","key_hash":…}` for an agent API key's entry, core/apikeys.ts).
  * The seal is `v1.` followed by the MAC in base64url.
  *
  * The key is the 32-byte MAC of the label {@link SEAL_KEY_LABEL} under the deployment's seal key:
