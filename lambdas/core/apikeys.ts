@@ -175,8 +175,8 @@ export class ApiKeyCache {
   }
 }
 
-/** An entry as listed to operators: whether it carries a valid seal (an unsealed or forged one never authenticates). */
-export type ApiKeyListing = ApiKeyEntry & { readonly sealed: boolean };
+/** An entry as listed to operators: whether it carries a valid seal (an unsealed or forged one never authenticates); null when this process has no seal key to check with. */
+export type ApiKeyListing = ApiKeyEntry & { readonly sealed: boolean | null };
 
 const placeOf = (keyHash: string): SealPlace => ({ kind: 'apikey', key_hash: keyHash });
 /** What a key's seal covers: which key (its place, the hash) belongs to which agent, since when. Not `revoked_at`: revoking changes no seal. */
@@ -246,7 +246,16 @@ export class SealedApiKeyStore implements ApiKeyStore {
     return done;
   }
 
+  /** Each entry with whether its seal holds; listing works without the seal key too (an operator's CLI may have none), saying so with null. */
   private async marked(entries: readonly ApiKeyEntry[]): Promise<ApiKeyListing[]> {
-    return Promise.all(entries.map(async (e) => ({ ...e, sealed: (await this.sealer.check(placeOf(e.key_hash), sealedFields(e), e.seal)).ok })));
+    return Promise.all(
+      entries.map(async (e) => ({
+        ...e,
+        sealed: await this.sealer.check(placeOf(e.key_hash), sealedFields(e), e.seal).then(
+          (v) => v.ok,
+          () => null,
+        ),
+      })),
+    );
   }
 }
