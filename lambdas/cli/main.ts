@@ -19,6 +19,7 @@ import { registerAwsCommands } from './aws.ts';
 import { registerGateCommand } from './gate.ts';
 import { registerGatewayCommand } from './gateway.ts';
 import { registerReceiptCommands } from './receipt.ts';
+import { registerPasskeyCommands } from './passkeys.ts';
 
 export function buildProgram(): Command {
   const program = new Command('ackd')
@@ -130,6 +131,7 @@ export function buildProgram(): Command {
   registerGateCommand(program);
   registerGatewayCommand(program);
   registerReceiptCommands(program);
+  registerPasskeyCommands(program);
   return program;
 }
 

@@ -16,13 +16,24 @@ const MAX_BODY = 16 * 1024;
  * needs a signed-in approver and acts on that approver's own passkeys only).
  *
  *   GET    /passkeys                  → { passkeys: [{credential_id, label, created_at, transports}], rp_id }
- *   POST   /passkeys/options          → { nonce, options } (for @simplewebauthn/browser startRegistration)
- *   POST   /passkeys                  body { nonce, response, label? } → { passkey }
- *   DELETE /passkeys/:credential_id   → { deleted: true }
+ *   POST   /passkeys/options          → { nonce, options, confirm? } (options for @simplewebauthn/browser
+ *                                     startRegistration; confirm, when the approver already has a passkey:
+ *                                     a challenge like a decision's, bound to this registration's nonce)
+ *   POST   /passkeys                  body { nonce, response, label?, confirm? } → { passkey }
+ *                                     (confirm: an assertion over options.confirm, required when the
+ *                                     approver already has a passkey)
+ *   POST   /passkeys/:credential_id/challenge
+ *                                     → { nonce, challenge, allowCredentials, rpId, timeout, userVerification }
+ *                                     (to confirm this passkey's removal with one of the approver's passkeys)
+ *   DELETE /passkeys/:credential_id   body { confirm } (an assertion over that challenge) → { deleted: true }
  *   POST   /requests/:id/challenge    body { request_id, decision: "approved"|"denied", view_sha256 }
  *                                     → { nonce, challenge, allowCredentials, rpId, timeout, userVerification: "required" }
  *
  * The decision routes take the assertion as `passkey` in their body (decision.ts, decisionEvidence).
+ * An assertion (`passkey`, `confirm`) is core/evidence.ts PasskeyAssertion. So a stolen session
+ * alone cannot add a passkey beside the approver's, nor remove one: only the first passkey is
+ * registered with the session alone (an operator's `ackd passkeys reset` lets an approver who lost
+ * every authenticator start again).
  */
 export function passkeyRoutes(app: Hono<Env>, deps: { passkeys: PasskeyService; service: AuthorizationService }): void {
   const { passkeys } = deps;
@@ -38,14 +49,21 @@ export function passkeyRoutes(app: Hono<Env>, deps: { passkeys: PasskeyService; 
 
   app.post('/passkeys', async (c) => {
     const body = await jsonBody(c.req.raw);
-    const stored = await passkeys.register(me(c).sub, { nonce: body.nonce, response: body.response, label: body.label });
+    const stored = await passkeys.register(me(c).sub, { nonce: body.nonce, response: body.response, label: body.label, confirm: body.confirm });
     return c.json({ passkey: publicView(stored) }, 201);
   });
 
+  app.post('/passkeys/:credential_id/challenge', async (c) => {
+    const id = credentialId(c.req.param('credential_id'));
+    await jsonBody(c.req.raw);
+    return c.json(await passkeys.removalChallenge(me(c).sub, id));
+  });
+
   app.delete('/passkeys/:credential_id', async (c) => {
-    const id = c.req.param('credential_id');
-    if (!/^[A-Za-z0-9_-]{1,1024}$/.test(id)) throw new AckdError('ERR_INVALID_INPUT', 'credential_id: must be base64url', { field: 'credential_id' });
-    await passkeys.remove(me(c).sub, id);
+    const id = credentialId(c.req.param('credential_id'));
+    // No body at all: refused by remove() as missing its confirmation (ERR_PASSKEY_REQUIRED), not as a malformed body.
+    const body = c.req.header('content-type') === undefined && (c.req.header('content-length') ?? '0') === '0' ? {} : await jsonBody(c.req.raw);
+    await passkeys.remove(me(c).sub, id, body.confirm);
     return c.json({ deleted: true });
   });
 
@@ -61,6 +79,11 @@ export function passkeyRoutes(app: Hono<Env>, deps: { passkeys: PasskeyService; 
     if (status !== 'pending') throw new AckdError(status === 'expired' ? 'ERR_EXPIRED' : 'ERR_ALREADY_DECIDED', `request ${id} is ${status}: there is no decision to sign`);
     return c.json(await passkeys.decisionChallenge(me(c).sub, r, decision, view));
   });
+}
+
+function credentialId(id: string): string {
+  if (!/^[A-Za-z0-9_-]{1,1024}$/.test(id)) throw new AckdError('ERR_INVALID_INPUT', 'credential_id: must be base64url', { field: 'credential_id' });
+  return id;
 }
 
 function publicView(p: StoredPasskey) {

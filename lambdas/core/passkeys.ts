@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AckdError } from './errors.ts';
+import { canonicalJson } from './jcs.ts';
 import type { Clock } from './ports.ts';
 import type { AuthorizationRecord } from './request.ts';
 import type { PasskeyAssertion } from './evidence.ts';
@@ -47,6 +48,23 @@ export function decisionChallenge(nonce: string, requestId: string, decision: De
 /** decisionChallenge as the base64url string WebAuthn's clientDataJSON carries. */
 export function decisionChallengeB64(nonce: string, requestId: string, decision: DecisionVerdict, payloadSha256: string | null, viewSha256: string | null): string {
   return Buffer.from(decisionChallenge(nonce, requestId, decision, payloadSha256, viewSha256)).toString('base64url');
+}
+
+/**
+ * The challenge that confirms a change to an approver's passkeys with one of their passkeys:
+ * SHA-256 over the UTF-8 of the JCS (RFC 8785) of
+ *
+ *     {"purpose": "ackd-passkey-add", "nonce": <registration nonce>}
+ *     {"purpose": "ackd-passkey-remove", "nonce": <removal nonce>, "credential_id": <the passkey removed>}
+ *
+ * base64url. It can never be a decision's challenge (and a decision's never one of these): a
+ * decision's is over text that begins with a base64url nonce, these over a JSON object that
+ * begins with "{"; and the nonces carry their purpose on the server (NonceBinding.purpose).
+ */
+export type PasskeyChange = { readonly purpose: 'ackd-passkey-add'; readonly nonce: string } | { readonly purpose: 'ackd-passkey-remove'; readonly nonce: string; readonly credential_id: string };
+
+export function passkeyChangeChallengeB64(change: PasskeyChange): string {
+  return createHash('sha256').update(canonicalJson(change), 'utf8').digest('base64url');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,11 +128,18 @@ export interface PasskeyStore {
   updateCounter(approver: string, credentialId: string, from: number, to: number): Promise<boolean>;
 }
 
+/**
+ * What a nonce is for: `decide`, a decision's challenge; `register`, a registration (and, when
+ * the approver already has a passkey, the confirmation of it: passkeyChangeChallengeB64 with
+ * `ackd-passkey-add`); `remove`, the confirmation of a passkey's removal.
+ */
+export const NONCE_PURPOSES = ['decide', 'register', 'remove'] as const;
+export type NoncePurpose = (typeof NONCE_PURPOSES)[number];
+
 /** What a nonce was issued for. */
 export interface NonceBinding {
   readonly approver: string;
-  /** `decide`: a decision's challenge; `register`: a registration's. */
-  readonly purpose: 'decide' | 'register';
+  readonly purpose: NoncePurpose;
   readonly request_id: string | null;
   readonly decision: DecisionVerdict | null;
 }
@@ -207,8 +232,8 @@ function bad(field: string, rule: string): AckdError {
   return new AckdError('ERR_INVALID_INPUT', `${field}: ${rule}`, { field });
 }
 
-function invalidPasskey(why: string): AckdError {
-  return new AckdError('ERR_PASSKEY_INVALID', `the passkey assertion does not verify for this decision: ${why}`);
+function invalidPasskey(why: string, what = 'this decision'): AckdError {
+  return new AckdError('ERR_PASSKEY_INVALID', `the passkey assertion does not verify for ${what}: ${why}`);
 }
 
 /** Base64url of 32 random bytes. */
@@ -223,7 +248,7 @@ export interface PasskeyDeps {
   readonly clock: Clock;
 }
 
-/** The challenge the consent page asks the authenticator to sign. */
+/** A challenge the consent page asks the authenticator to sign (a decision's, or the confirmation of a change to the approver's passkeys). */
 export interface DecisionChallenge {
   readonly nonce: string;
   readonly challenge: string;
@@ -245,29 +270,116 @@ export class PasskeyService {
     return this.deps.store.list(approver);
   }
 
-  async remove(approver: string, credentialId: string): Promise<void> {
-    if (!(await this.deps.store.delete(approver, credentialId))) throw new AckdError('ERR_NOT_FOUND', `credential_id: you have no passkey ${credentialId}`, { field: 'credential_id' });
+  /**
+   * A single-use challenge to confirm the removal of `credentialId` with one of the approver's
+   * passkeys (it may be the one removed): ERR_NOT_FOUND when the approver has no such passkey.
+   */
+  async removalChallenge(approver: string, credentialId: string): Promise<DecisionChallenge> {
+    const mine = await this.deps.store.list(approver);
+    if (!mine.some((p) => p.credential_id === credentialId)) throw notYours(credentialId);
+    const nonce = await this.issue({ approver, purpose: 'remove', request_id: null, decision: null });
+    return this.challenge(nonce, passkeyChangeChallengeB64({ purpose: 'ackd-passkey-remove', nonce, credential_id: credentialId }), mine);
   }
 
-  /** Options for @simplewebauthn/browser's startRegistration, and the nonce to send back with the response. */
-  async registrationOptions(approver: { sub: string; email: string | null }): Promise<{ nonce: string; options: Record<string, unknown> }> {
+  /**
+   * Removes one of the approver's passkeys, confirmed by `confirm`: an assertion by one of their
+   * passkeys over removalChallenge's challenge for this credential (nonce single-use, fresh,
+   * issued to this approver for a removal). A stolen session alone cannot remove a passkey.
+   */
+  async remove(approver: string, credentialId: string, confirm: unknown): Promise<void> {
+    if (confirm === undefined || confirm === null) {
+      throw new AckdError('ERR_PASSKEY_REQUIRED', 'confirm: removing a passkey must be confirmed with one of your passkeys: ask for a challenge (POST /api/passkeys/{credential_id}/challenge), sign it, and send the assertion as `confirm`', { field: 'confirm' });
+    }
+    const a = parsePasskeyAssertion(confirm, 'confirm');
+    const what = 'this removal';
+    const n = await this.deps.nonces.consume(a.nonce, this.deps.clock.now());
+    if (!n) throw invalidPasskey('its nonce is unknown, already used or expired (ask for a new challenge)', what);
+    if (n.purpose !== 'remove' || n.approver !== approver) throw invalidPasskey("its nonce was not issued to you for a passkey's removal", what);
+    await this.verifyChange(approver, a, passkeyChangeChallengeB64({ purpose: 'ackd-passkey-remove', nonce: a.nonce, credential_id: credentialId }), what);
+    if (!(await this.deps.store.delete(approver, credentialId))) throw notYours(credentialId);
+  }
+
+  /**
+   * Removes every passkey of `approver` (an operator's recovery for an approver who lost all
+   * their authenticators: `ackd passkeys reset`); the approver then registers a first one with
+   * their session alone. Returns the passkeys removed.
+   */
+  async reset(approver: string): Promise<StoredPasskey[]> {
+    const removed: StoredPasskey[] = [];
+    for (const p of await this.deps.store.list(approver)) if (await this.deps.store.delete(approver, p.credential_id)) removed.push(p);
+    return removed;
+  }
+
+  /**
+   * Options for @simplewebauthn/browser's startRegistration, and the nonce to send back with the
+   * response; when the approver already has a passkey, `confirm`: the challenge one of them must
+   * sign first (bound to this registration's nonce), whose assertion register() requires.
+   */
+  async registrationOptions(approver: { sub: string; email: string | null }): Promise<{ nonce: string; options: Record<string, unknown>; confirm?: DecisionChallenge }> {
     const existing = await this.deps.store.list(approver.sub);
     if (existing.length >= PASSKEY_LIMITS.perApprover) throw new AckdError('ERR_CONFLICT', `you already have ${existing.length} passkeys, the most allowed; delete one first`);
     const nonce = await this.issue({ approver: approver.sub, purpose: 'register', request_id: null, decision: null });
     const options = await this.deps.verifier.registrationOptions({ challenge: nonce, userId: approver.sub, userName: approver.email ?? approver.sub, exclude: existing, timeoutMs: PASSKEY_LIMITS.timeoutMs });
-    return { nonce, options };
+    if (existing.length === 0) return { nonce, options };
+    return { nonce, options, confirm: this.challenge(nonce, passkeyChangeChallengeB64({ purpose: 'ackd-passkey-add', nonce }), existing) };
   }
 
-  /** Verifies a registration response made with `nonce` and stores the passkey under `label`. */
-  async register(approver: string, input: { nonce: unknown; response: unknown; label: unknown }): Promise<StoredPasskey> {
+  /**
+   * Verifies a registration response made with `nonce` and stores the passkey under `label`.
+   * When the approver already has a passkey, `confirm` must be an assertion by one of them over
+   * the options' confirm challenge (its nonce: this registration's); the first passkey needs
+   * only the session, and is stored only while the approver still has none (a conditional write).
+   */
+  async register(approver: string, input: { nonce: unknown; response: unknown; label: unknown; confirm?: unknown }): Promise<StoredPasskey> {
     const label = parseLabel(input.label);
     if (typeof input.nonce !== 'string' || !B64URL.test(input.nonce) || input.nonce.length > 100) throw bad('nonce', 'must be the nonce of the registration options');
+    const confirm = input.confirm === undefined || input.confirm === null ? null : parsePasskeyAssertion(input.confirm, 'confirm');
+    const mine = await this.deps.store.list(approver);
+    if (mine.length > 0 && !confirm) throw confirmRequired();
     const n = await this.deps.nonces.consume(input.nonce, this.deps.clock.now());
     if (!n || n.purpose !== 'register' || n.approver !== approver) throw new AckdError('ERR_PASSKEY_INVALID', 'the registration was not made with a fresh nonce issued to you; start again');
+    if (mine.length > 0) {
+      const what = 'this registration';
+      if (confirm!.nonce !== input.nonce) throw invalidPasskey("confirm.nonce is not this registration's nonce (sign the options' confirm challenge)", what);
+      await this.verifyChange(approver, confirm!, passkeyChangeChallengeB64({ purpose: 'ackd-passkey-add', nonce: input.nonce }), what);
+    }
     const c = await this.deps.verifier.verifyRegistration(input.response, input.nonce);
     const stored: StoredPasskey = { ...c, transports: [...c.transports], approver, created_at: this.deps.clock.now().toISOString(), label };
-    await this.deps.store.put(stored, PASSKEY_LIMITS.perApprover);
+    try {
+      await this.deps.store.put(stored, mine.length === 0 ? 1 : PASSKEY_LIMITS.perApprover);
+    } catch (e) {
+      // A first passkey (no confirmation) is stored only while there is none: one added meanwhile must confirm this one.
+      if (mine.length === 0 && e instanceof AckdError && e.code === 'ERR_CONFLICT' && !(await this.deps.store.get(approver, stored.credential_id))) throw confirmRequired();
+      throw e;
+    }
     return stored;
+  }
+
+  /** Checks an assertion confirming a change against the approver's own passkey it names, and moves that passkey's counter on. */
+  private async verifyChange(approver: string, a: PasskeyAssertion, expected: string, what: string): Promise<void> {
+    const credential = await this.deps.store.get(approver, a.credential_id);
+    if (!credential) throw invalidPasskey('the passkey that signed it is not one of yours', what);
+    let counter: number;
+    try {
+      ({ counter } = await this.deps.verifier.verifyAssertion(a, expected, credential));
+    } catch (e) {
+      if (e instanceof AckdError && e.code === 'ERR_PASSKEY_INVALID') throw new AckdError('ERR_PASSKEY_INVALID', e.message.replaceAll('this decision', what));
+      throw e;
+    }
+    if (counter !== credential.counter && !(await this.deps.store.updateCounter(approver, credential.credential_id, credential.counter, counter))) {
+      throw invalidPasskey('the passkey was used again at the same time (its signature counter moved); try again', what);
+    }
+  }
+
+  private challenge(nonce: string, challenge: string, mine: readonly StoredPasskey[]): DecisionChallenge {
+    return {
+      nonce,
+      challenge,
+      allowCredentials: mine.map((p) => ({ id: p.credential_id, type: 'public-key' as const, ...(p.transports.length > 0 ? { transports: [...p.transports] } : {}) })),
+      rpId: this.deps.verifier.rpId,
+      timeout: PASSKEY_LIMITS.timeoutMs,
+      userVerification: 'required',
+    };
   }
 
   /** A single-use challenge for `approver` to sign `decision` on `record` as shown with `viewSha256`. */
@@ -276,14 +388,7 @@ export class PasskeyService {
     const mine = await this.deps.store.list(approver);
     if (mine.length === 0) throw new AckdError('ERR_PASSKEY_REQUIRED', 'you have no passkey registered: add one under Passkeys first');
     const nonce = await this.issue({ approver, purpose: 'decide', request_id: record.request_id, decision });
-    return {
-      nonce,
-      challenge: decisionChallengeB64(nonce, record.request_id, decision, record.payload_sha256 ?? null, viewSha256),
-      allowCredentials: mine.map((p) => ({ id: p.credential_id, type: 'public-key' as const, ...(p.transports.length > 0 ? { transports: [...p.transports] } : {}) })),
-      rpId: this.deps.verifier.rpId,
-      timeout: PASSKEY_LIMITS.timeoutMs,
-      userVerification: 'required',
-    };
+    return this.challenge(nonce, decisionChallengeB64(nonce, record.request_id, decision, record.payload_sha256 ?? null, viewSha256), mine);
   }
 
   /**
@@ -322,6 +427,18 @@ export class PasskeyService {
     await this.deps.nonces.issue({ ...binding, nonce, expires_at });
     return nonce;
   }
+}
+
+function notYours(credentialId: string): AckdError {
+  return new AckdError('ERR_NOT_FOUND', `credential_id: you have no passkey ${credentialId}`, { field: 'credential_id' });
+}
+
+function confirmRequired(): AckdError {
+  return new AckdError(
+    'ERR_PASSKEY_REQUIRED',
+    "confirm: you already have a passkey, so adding one must be confirmed with it: sign the registration options' `confirm` challenge with one of your passkeys and send the assertion as `confirm`",
+    { field: 'confirm' },
+  );
 }
 
 function parseLabel(v: unknown): string {

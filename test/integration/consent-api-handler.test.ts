@@ -68,7 +68,7 @@ describe('on AWS, its role allows what the consent function does to the table', 
   // BatchWriteItem once did). Every route the function serves is called once, and each DynamoDB
   // action dynalite receives (its X-Amz-Target) must be granted to the consent function's role in
   // the synthesized stack.
-  it('reading, approving, denying, the dashboard, revoking, registering and removing a passkey and a decision challenge make only granted calls', async () => {
+  it('reading, approving, denying, the dashboard, revoking, registering and removing a passkey (with its removal challenge) and a decision challenge make only granted calls', async () => {
     const agent = parseAgentId('demo-agent');
     const open = async (i: number): Promise<string> => (await stack.deps.service.requestAuthorization({ agent_id: agent, action: `iam ${i}`, permissions: ['p'], justification: 'j', ttl_minutes: 5 })).request_id;
     const [a, b, c] = [await open(0), await open(1), await open(2)];
@@ -96,7 +96,9 @@ describe('on AWS, its role allows what the consent function does to the table', 
       await call('POST', '/api/passkeys', { nonce, response: key.register(nonce), label: 'iam check' });
       expect((await call('GET', '/api/passkeys')).passkeys).toHaveLength(1);
       await call('POST', `/api/requests/${c}/challenge`, { request_id: c, decision: 'approved', view_sha256: await viewOf(c) });
-      await call('DELETE', `/api/passkeys/${key.credentialId}`);
+      // Removing it is confirmed with a passkey: its challenge, then DELETE with the assertion.
+      const removal = await call('POST', `/api/passkeys/${key.credentialId}/challenge`, {});
+      await call('DELETE', `/api/passkeys/${key.credentialId}`, { confirm: key.assert(removal.challenge as string, removal.nonce as string) });
       made = Object.keys(counter.snapshot().byOp).map((op) => `dynamodb:${op}`).sort();
     } finally {
       counter.stop();

@@ -76,18 +76,55 @@ afterAll(async () => {
 });
 
 describe('passkeys on the local stack', () => {
-  it('registers a passkey over the API (options → verify → store), lists it, refuses a second use of the nonce', async () => {
-    const opts = await json<{ nonce: string; options: { challenge: string; rp: { id: string }; authenticatorSelection: { userVerification: string } } }>(await api('/passkeys/options', { method: 'POST', body: {} }));
+  it('registers a first passkey over the API with the session alone (options → verify → store), lists it, refuses the same registration again', async () => {
+    const opts = await json<{ nonce: string; options: { challenge: string; rp: { id: string }; authenticatorSelection: { userVerification: string } }; confirm?: unknown }>(await api('/passkeys/options', { method: 'POST', body: {} }));
     expect(opts.options.challenge).toBe(opts.nonce);
+    // The first passkey needs only the session.
+    expect(opts.confirm).toBeUndefined();
     expect(opts.options.rp.id).toBe('localhost');
     expect(opts.options.authenticatorSelection.userVerification).toBe('required');
     const response = key.register(opts.nonce);
     const res = await api('/passkeys', { method: 'POST', body: { nonce: opts.nonce, response, label: 'soft key' } });
     expect(res.status).toBe(201);
     const again = await api('/passkeys', { method: 'POST', body: { nonce: opts.nonce, response, label: 'soft key' } });
-    await refusedWith(again, 'ERR_PASSKEY_INVALID', /fresh nonce/);
+    // (Refused first because the approver now has a passkey that must confirm a new one; the nonce is used up too: unit tests.)
+    await refusedWith(again, 'ERR_PASSKEY_REQUIRED', /confirm: you already have a passkey/);
     const list = await json<{ passkeys: { credential_id: string; label: string }[]; rp_id: string }>(await api('/passkeys'));
     expect(list).toMatchObject({ rp_id: 'localhost', passkeys: [{ credential_id: key.credentialId, label: 'soft key' }] });
+  });
+
+  it('a second passkey must be confirmed with the first: refused without, with a stranger\'s key or a decision\'s assertion; stored with it', async () => {
+    const second = new SoftPasskey('localhost', new URL(stack.consentUiUrl).origin);
+    type Options = { nonce: string; confirm: { nonce: string; challenge: string; allowCredentials: { id: string }[]; rpId: string; userVerification: string } };
+    const options = async () => json<Options>(await api('/passkeys/options', { method: 'POST', body: {} }));
+    const o1 = await options();
+    expect(o1.confirm).toMatchObject({ nonce: o1.nonce, rpId: 'localhost', userVerification: 'required', allowCredentials: [{ id: key.credentialId }] });
+    // A stolen session alone: refused, nothing stored.
+    await refusedWith(await api('/passkeys', { method: 'POST', body: { nonce: o1.nonce, response: second.register(o1.nonce), label: 'thief' } }), 'ERR_PASSKEY_REQUIRED', /confirm: you already have a passkey/);
+    // The thief's own key signs the confirmation: not one of the approver's.
+    await refusedWith(await api('/passkeys', { method: 'POST', body: { nonce: o1.nonce, response: second.register(o1.nonce), label: 'thief', confirm: second.assert(o1.confirm.challenge, o1.nonce) } }), 'ERR_PASSKEY_INVALID', /not one of yours/);
+    // An assertion the approver made for a decision is no confirmation.
+    const o2 = await options();
+    const id = await newRequest();
+    await refusedWith(await api('/passkeys', { method: 'POST', body: { nonce: o2.nonce, response: second.register(o2.nonce), confirm: await signed(id, 'approved') } }), 'ERR_PASSKEY_INVALID', /confirm.nonce is not this registration's nonce/);
+    expect((await json<{ passkeys: unknown[] }>(await api('/passkeys'))).passkeys).toHaveLength(1);
+    // Confirmed by the approver's passkey: stored.
+    const o3 = await options();
+    const res = await api('/passkeys', { method: 'POST', body: { nonce: o3.nonce, response: second.register(o3.nonce), label: 'second', confirm: key.assert(o3.confirm.challenge, o3.nonce) } });
+    expect(res.status).toBe(201);
+    expect((await json<{ passkeys: { credential_id: string }[] }>(await api('/passkeys'))).passkeys.map((p) => p.credential_id)).toEqual([key.credentialId, second.credentialId]);
+    // Removing it needs a confirmation too: none, or a decision's assertion, is refused; a challenge for it, signed by the first passkey, removes it.
+    await refusedWith(await api(`/passkeys/${second.credentialId}`, { method: 'DELETE' }), 'ERR_PASSKEY_REQUIRED', /removing a passkey must be confirmed/);
+    await refusedWith(await api(`/passkeys/${second.credentialId}`, { method: 'DELETE', body: { confirm: await signed(id, 'approved') } }), 'ERR_PASSKEY_INVALID', /not issued to you for a passkey's removal/);
+    const c = await json<{ nonce: string; challenge: string; allowCredentials: { id: string }[] }>(await api(`/passkeys/${second.credentialId}/challenge`, { method: 'POST', body: {} }));
+    expect(c.allowCredentials.map((a) => a.id)).toEqual([key.credentialId, second.credentialId]);
+    // The challenge is for this passkey: it does not remove the other one.
+    await refusedWith(await api(`/passkeys/${key.credentialId}`, { method: 'DELETE', body: { confirm: key.assert(c.challenge, c.nonce) } }), 'ERR_PASSKEY_INVALID', /challenge is not the one of this removal/);
+    const c2 = await json<{ nonce: string; challenge: string }>(await api(`/passkeys/${second.credentialId}/challenge`, { method: 'POST', body: {} }));
+    const del = await api(`/passkeys/${second.credentialId}`, { method: 'DELETE', body: { confirm: key.assert(c2.challenge, c2.nonce) } });
+    expect(del.status).toBe(200);
+    expect((await json<{ passkeys: { credential_id: string }[] }>(await api('/passkeys'))).passkeys.map((p) => p.credential_id)).toEqual([key.credentialId]);
+    expect((await api(`/passkeys/${second.credentialId}/challenge`, { method: 'POST', body: {} })).status).toBe(404);
   });
 
   it('the request view says a passkey is required; a decision without one is refused and recorded', async () => {
@@ -172,14 +209,47 @@ describe('passkeys on the local stack', () => {
     expect((JSON.parse(wrong.stdout) as typeof report).passkeys.failures.length).toBe(report.passkeys.checked);
   });
 
-  it('deletes a passkey; decisions then cannot be signed', async () => {
-    const del = await api(`/passkeys/${key.credentialId}`, { method: 'DELETE' });
+  it('deletes a passkey (confirmed by itself); decisions then cannot be signed', async () => {
+    const c = await json<{ nonce: string; challenge: string }>(await api(`/passkeys/${key.credentialId}/challenge`, { method: 'POST', body: {} }));
+    const confirm = key.assert(c.challenge, c.nonce);
+    const del = await api(`/passkeys/${key.credentialId}`, { method: 'DELETE', body: { confirm } });
     expect(del.status).toBe(200);
     expect((await json<{ passkeys: unknown[] }>(await api('/passkeys'))).passkeys).toEqual([]);
     const id = await newRequest();
     const res = await api(`/requests/${id}/challenge`, { method: 'POST', body: { request_id: id, decision: 'approved', view_sha256: await viewOf(id) } });
     await refusedWith(res, 'ERR_PASSKEY_REQUIRED', /no passkey registered/);
-    expect((await api(`/passkeys/${key.credentialId}`, { method: 'DELETE' })).status).toBe(404);
+    await refusedWith(await api(`/passkeys/${key.credentialId}`, { method: 'DELETE', body: { confirm } }), 'ERR_PASSKEY_INVALID', /nonce is unknown, already used or expired/);
+    expect((await api(`/passkeys/${key.credentialId}/challenge`, { method: 'POST', body: {} })).status).toBe(404);
+  });
+
+  it('ackd passkeys reset removes every passkey of one approver (logged); they then register a first one with the session alone', async () => {
+    const origin = new URL(stack.consentUiUrl).origin;
+    const register = async (k: SoftPasskey, confirmWith?: SoftPasskey) => {
+      const o = await json<{ nonce: string; confirm?: { challenge: string } }>(await api('/passkeys/options', { method: 'POST', body: {} }));
+      const res = await api('/passkeys', { method: 'POST', body: { nonce: o.nonce, response: k.register(o.nonce), ...(confirmWith ? { confirm: confirmWith.assert(o.confirm!.challenge, o.nonce) } : {}) } });
+      expect(res.status).toBe(201);
+    };
+    const lost1 = new SoftPasskey('localhost', origin);
+    const lost2 = new SoftPasskey('localhost', origin);
+    await register(lost1);
+    await register(lost2, lost1);
+    const sub = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub: string }).sub;
+    const bad = await runAckd(cliEnv(stack), 'passkeys', 'reset', sub);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--as/);
+    expect((await runAckd(cliEnv(stack), 'passkeys', 'reset', 'a b', '--as', 'grace')).stderr).toMatch(/approver_sub: must be the approver's Cognito sub/);
+    const r = await runAckd(cliEnv(stack, { ACKD_LOG_LEVEL: 'info' }), 'passkeys', 'reset', sub, '--as', 'grace', '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { approver: string; reset_by: string; removed: { credential_id: string }[] };
+    expect(out).toMatchObject({ approver: sub, reset_by: 'grace' });
+    expect(out.removed.map((p) => p.credential_id).sort()).toEqual([lost1.credentialId, lost2.credentialId].sort());
+    const logged = r.stderr.split('\n').filter((l) => l.includes('passkeys_reset')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged).toEqual([expect.objectContaining({ event: 'passkeys_reset', actor_id: 'grace', approver: sub, removed: out.removed })]);
+    expect((await json<{ passkeys: unknown[] }>(await api('/passkeys'))).passkeys).toEqual([]);
+    // Nothing left to remove the second time.
+    expect(JSON.parse((await runAckd(cliEnv(stack), 'passkeys', 'reset', sub, '--as', 'grace', '--json')).stdout)).toMatchObject({ removed: [] });
+    // A first passkey again, with the session alone.
+    await register(new SoftPasskey('localhost', origin));
   });
 });
 

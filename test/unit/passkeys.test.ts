@@ -5,7 +5,7 @@ import { MemoryNonceStore, MemoryPasskeyStore } from '../../lambdas/adapters/mem
 import { MemoryPolicyStore } from '../../lambdas/adapters/memory/policies.ts';
 import { SimpleWebAuthnVerifier } from '../../lambdas/adapters/webauthn/simplewebauthn.ts';
 import { LocalCaMinter } from '../../lambdas/adapters/local-ca/index.ts';
-import { decisionChallenge, decisionChallengeB64, parsePasskeyAssertion, passkeyRequirement, PasskeyService, verifyLoggedPasskeys, withPasskeyRule, type PasskeyRule } from '../../lambdas/core/passkeys.ts';
+import { decisionChallenge, decisionChallengeB64, parsePasskeyAssertion, passkeyChangeChallengeB64, passkeyRequirement, PasskeyService, verifyLoggedPasskeys, withPasskeyRule, type PasskeyRule } from '../../lambdas/core/passkeys.ts';
 import { AuthorizationService } from '../../lambdas/core/service.ts';
 import { PolicyService, parsePolicyInput, resolvePolicy, type Policy } from '../../lambdas/core/policy.ts';
 import { quorumOf } from '../../lambdas/core/quorum.ts';
@@ -211,8 +211,127 @@ describe('decisions signed with a passkey (memory adapters)', () => {
     await expect(s.passkeys.decisionChallenge('sub-bob', { request_id: 'req_x' as RequestId, payload_sha256: null }, 'approved', VIEW)).rejects.toMatchObject({ code: 'ERR_PASSKEY_REQUIRED' });
     expect(() => parsePasskeyAssertion({ credential_id: 'a', authenticator_data: 'a', client_data_json: 'a', signature: 'a', user_handle: null, nonce: 'a', extra: 1 })).toThrow(/passkey.extra/);
     expect(() => parsePasskeyAssertion({ credential_id: 'a+/', authenticator_data: 'a', client_data_json: 'a', signature: 'a', user_handle: null, nonce: 'a' })).toThrow(/credential_id: must be base64url/);
-    await s.passkeys.remove('sub-alice', s.alice.credentialId);
+  });
+});
+
+describe('changes to an approver\'s passkeys are confirmed with one of them (a stolen session alone cannot add or remove one)', () => {
+  let s: Awaited<ReturnType<typeof setup>>;
+  beforeEach(async () => {
+    s = await setup('all');
+  });
+
+  /** New registration options for `sub` and a registration response by `key` over them. */
+  const options = async (sub = 'sub-alice') => s.passkeys.registrationOptions({ sub, email: null });
+
+  it('the first passkey needs only the session; its options carry no confirm challenge', async () => {
+    const o = await options('sub-bob');
+    expect(o.confirm).toBeUndefined();
+    const bob = new SoftPasskey('consent.test', ORIGIN);
+    expect((await s.passkeys.register('sub-bob', { nonce: o.nonce, response: bob.register(o.nonce), label: 'bob' })).credential_id).toBe(bob.credentialId);
+    // Now Bob has one: the next options carry a confirm challenge listing it, bound to the new nonce and its purpose.
+    const next = await options('sub-bob');
+    expect(next.confirm).toMatchObject({ nonce: next.nonce, rpId: 'consent.test', userVerification: 'required', allowCredentials: [{ id: bob.credentialId, type: 'public-key' }] });
+    expect(next.confirm!.challenge).toBe(createHash('sha256').update(`{"nonce":"${next.nonce}","purpose":"ackd-passkey-add"}`, 'utf8').digest('base64url'));
+    expect(passkeyChangeChallengeB64({ purpose: 'ackd-passkey-add', nonce: next.nonce })).toBe(next.confirm!.challenge);
+  });
+
+  it('a second passkey: refused without confirm, with another approver\'s passkey, a decision\'s assertion, another nonce, no UV; stored with a correct one (counter moved)', async () => {
+    const laptop = new SoftPasskey('consent.test', ORIGIN);
+    const register = async (confirm?: (o: Awaited<ReturnType<typeof options>>) => Promise<unknown> | unknown) => {
+      const o = await options();
+      return code(s.passkeys.register('sub-alice', { nonce: o.nonce, response: laptop.register(o.nonce), label: 'laptop', ...(confirm ? { confirm: await confirm(o) } : {}) }));
+    };
+    expect(await register()).toMatch(/^ERR_PASSKEY_REQUIRED: confirm: you already have a passkey, so adding one must be confirmed with it/);
+    // Mallory (another approver, with her own passkey) signs the confirm challenge: not one of Alice's passkeys.
+    const mallory = new SoftPasskey('consent.test', ORIGIN);
+    await s.passkeyStore.put(mallory.stored('sub-mallory'), 10);
+    expect(await register((o) => mallory.assert(o.confirm!.challenge, o.nonce))).toMatch(/^ERR_PASSKEY_INVALID: .*this registration: the passkey that signed it is not one of yours/);
+    // The attacker's own new key cannot confirm itself either.
+    expect(await register((o) => laptop.assert(o.confirm!.challenge, o.nonce))).toMatch(/not one of yours/);
+    // An assertion Alice made for a decision (its own nonce and challenge) is no confirmation …
+    const id = await s.request();
+    expect(await register(() => s.signed(id, 'approved'))).toMatch(/^ERR_PASSKEY_INVALID: .*confirm.nonce is not this registration's nonce/);
+    // … nor a decision's challenge signed with the registration's nonce.
+    expect(await register((o) => s.alice.assert(decisionChallengeB64(o.nonce, id, 'approved', null, null), o.nonce))).toMatch(/^ERR_PASSKEY_INVALID: .*this registration: its challenge is not the one of this registration/);
+    expect(await register((o) => s.alice.assert(o.confirm!.challenge, o.nonce, { uv: false }))).toMatch(/user could not be verified/);
+    expect(await register((o) => s.alice.assert(o.confirm!.challenge, o.nonce, { origin: 'https://evil.test' }))).toMatch(/origin/);
+    expect(await register((o) => ({ ...s.alice.assert(o.confirm!.challenge, o.nonce), extra: 1 }))).toMatch(/^ERR_INVALID_INPUT: confirm.extra/);
+    expect((await s.passkeys.list('sub-alice')).map((p) => p.credential_id)).toEqual([s.alice.credentialId]);
+    // The correct one: stored; Alice's counter moved.
+    const before = (await s.passkeyStore.get('sub-alice', s.alice.credentialId))!.counter;
+    expect(await register((o) => s.alice.assert(o.confirm!.challenge, o.nonce))).toBe('no error');
+    expect((await s.passkeys.list('sub-alice')).map((p) => p.credential_id)).toEqual([s.alice.credentialId, laptop.credentialId]);
+    expect((await s.passkeyStore.get('sub-alice', s.alice.credentialId))!.counter).toBeGreaterThan(before);
+  });
+
+  it('the registration nonce is single-use: a confirmed registration cannot be replayed', async () => {
+    const laptop = new SoftPasskey('consent.test', ORIGIN);
+    const o = await options();
+    const input = { nonce: o.nonce, response: laptop.register(o.nonce), label: 'laptop', confirm: s.alice.assert(o.confirm!.challenge, o.nonce) };
+    await s.passkeys.register('sub-alice', input);
+    await s.passkeys.remove('sub-alice', laptop.credentialId, await confirmRemoval(laptop.credentialId));
+    expect(await code(s.passkeys.register('sub-alice', input))).toMatch(/^ERR_PASSKEY_INVALID: the registration was not made with a fresh nonce/);
+    // Options made while Alice had no passkey cannot be used once she has one (the first is stored only while there is none).
+    const bob = new SoftPasskey('consent.test', ORIGIN);
+    const first = await options('sub-bob');
+    await s.passkeyStore.put(new SoftPasskey('consent.test', ORIGIN).stored('sub-bob'), 10);
+    expect(await code(s.passkeys.register('sub-bob', { nonce: first.nonce, response: bob.register(first.nonce), label: 'x' }))).toMatch(/^ERR_PASSKEY_REQUIRED: confirm/);
+  });
+
+  /** Alice asks to remove `credentialId` and confirms with `key` (default: her passkey). */
+  const confirmRemoval = async (credentialId: string, key?: SoftPasskey) => {
+    const c = await s.passkeys.removalChallenge('sub-alice', credentialId);
+    return (key ?? s.alice).assert(c.challenge, c.nonce);
+  };
+
+  it('removal: refused without a confirmation, with another approver\'s passkey, a decision\'s or another removal\'s assertion, a reused nonce; done with a correct one', async () => {
+    const laptop = new SoftPasskey('consent.test', ORIGIN);
+    await s.passkeyStore.put(laptop.stored('sub-alice'), 10);
+    const remove = async (a: unknown, id = laptop.credentialId) => code(s.passkeys.remove('sub-alice', id, a));
+    expect(await remove(undefined)).toMatch(/^ERR_PASSKEY_REQUIRED: confirm: removing a passkey must be confirmed with one of your passkeys/);
+    const mallory = new SoftPasskey('consent.test', ORIGIN);
+    await s.passkeyStore.put(mallory.stored('sub-mallory'), 10);
+    expect(await remove(await confirmRemoval(laptop.credentialId, mallory))).toMatch(/^ERR_PASSKEY_INVALID: .*this removal: the passkey that signed it is not one of yours/);
+    const id = await s.request();
+    expect(await remove(await s.signed(id, 'approved'))).toMatch(/^ERR_PASSKEY_INVALID: .*nonce was not issued to you for a passkey's removal/);
+    // A removal's assertion for Alice's other passkey does not remove this one.
+    expect(await remove(await confirmRemoval(s.alice.credentialId))).toMatch(/^ERR_PASSKEY_INVALID: .*its challenge is not the one of this removal/);
+    // A removal's nonce is no decision's either.
+    const r = await s.passkeys.removalChallenge('sub-alice', laptop.credentialId);
+    expect(await code(s.service.decide(id, 'approved', 'sub-alice', null, { evidence: { view_sha256: VIEW, passkey: s.alice.assert(decisionChallengeB64(r.nonce, id, 'approved', null, null), r.nonce) } }))).toMatch(/nonce was not issued to you for a decision/);
+    // Asking to remove a passkey that is not yours.
+    expect(await code(s.passkeys.removalChallenge('sub-alice', mallory.credentialId))).toMatch(/^ERR_NOT_FOUND: credential_id: you have no passkey/);
+    expect((await s.passkeys.list('sub-alice'))).toHaveLength(2);
+    // Correct: signed by the passkey being removed itself.
+    const good = await confirmRemoval(laptop.credentialId, laptop);
+    expect(await remove(good)).toBe('no error');
+    expect((await s.passkeys.list('sub-alice')).map((p) => p.credential_id)).toEqual([s.alice.credentialId]);
+    expect(await remove(good)).toMatch(/^ERR_PASSKEY_INVALID: .*nonce is unknown, already used or expired/);
+    // The last one, confirmed by itself; then a challenge for it is ERR_NOT_FOUND.
+    expect(await remove(await confirmRemoval(s.alice.credentialId), s.alice.credentialId)).toBe('no error');
     expect(await s.passkeys.list('sub-alice')).toEqual([]);
-    await expect(s.passkeys.remove('sub-alice', s.alice.credentialId)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    expect(await code(s.passkeys.removalChallenge('sub-alice', s.alice.credentialId))).toMatch(/^ERR_NOT_FOUND/);
+  });
+
+  it('an expired removal nonce is refused', async () => {
+    const a = await confirmRemoval(s.alice.credentialId);
+    s.clock.advance(5 * 60_000 + 1);
+    expect(await code(s.passkeys.remove('sub-alice', s.alice.credentialId, a))).toMatch(/already used or expired/);
+    expect(await s.passkeys.list('sub-alice')).toHaveLength(1);
+  });
+
+  it('reset (the operator\'s recovery) removes every passkey of one approver; the first one then needs only the session', async () => {
+    const laptop = new SoftPasskey('consent.test', ORIGIN);
+    await s.passkeyStore.put(laptop.stored('sub-alice'), 10);
+    const bob = new SoftPasskey('consent.test', ORIGIN);
+    await s.passkeyStore.put(bob.stored('sub-bob'), 10);
+    expect((await s.passkeys.reset('sub-alice')).map((p) => p.credential_id).sort()).toEqual([s.alice.credentialId, laptop.credentialId].sort());
+    expect(await s.passkeys.list('sub-alice')).toEqual([]);
+    expect(await s.passkeys.list('sub-bob')).toHaveLength(1);
+    expect(await s.passkeys.reset('sub-alice')).toEqual([]);
+    const o = await options();
+    expect(o.confirm).toBeUndefined();
+    const fresh = new SoftPasskey('consent.test', ORIGIN);
+    expect(await code(s.passkeys.register('sub-alice', { nonce: o.nonce, response: fresh.register(o.nonce), label: 'new' }))).toBe('no error');
   });
 });

@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
-import type { DecisionVerdict, IssuedNonce, NonceStore, PasskeyStore, StoredPasskey } from '../../core/passkeys.ts';
+import { NONCE_PURPOSES, type DecisionVerdict, type IssuedNonce, type NoncePurpose, type NonceStore, type PasskeyStore, type StoredPasskey } from '../../core/passkeys.ts';
 import { applied, documentClient, isConditionFailure, send } from './send.ts';
 
 /** Key prefix of an approver's passkeys: `passkeys#<Cognito sub>`; nothing else in the table starts with it. */
@@ -168,11 +168,12 @@ export class DynamoNonceStore implements NonceStore {
         ),
       );
       const a = out.Attributes;
-      if (!a) return undefined;
+      // A purpose this version does not know is no nonce of it (never read as another purpose).
+      if (!a || !(NONCE_PURPOSES as readonly unknown[]).includes(a.purpose)) return undefined;
       return {
         nonce,
         approver: String(a.approver),
-        purpose: a.purpose === 'register' ? 'register' : 'decide',
+        purpose: a.purpose as NoncePurpose,
         request_id: typeof a.request_id === 'string' ? a.request_id : null,
         decision: a.decision === 'approved' || a.decision === 'denied' ? (a.decision as DecisionVerdict) : null,
         expires_at: String(a.expires_at),

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { invalid } from '../core/errors.ts';
+import { parseOperator } from '../core/policy.ts';
+import { shownText } from '../core/payload-fields.ts';
+import { cliDeps, output } from './context.ts';
+
+/** A Cognito sub as the passkey store keys it (a UUID in Cognito; any id of these characters locally). */
+const SUB = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/**
+ * `ackd passkeys reset <approver_sub> --as <operator>`: the recovery of an approver who lost every
+ * authenticator. In the consent UI, adding or removing a passkey must be confirmed with one of the
+ * approver's passkeys (so a stolen session alone cannot); an approver with none left can only be
+ * let start again by an operator: this removes all their passkeys, and they register a first one
+ * with their session alone. What it removed is printed and logged (`passkeys_reset`, at warn level:
+ * shown with ACKD_LOG_LEVEL=warn or info).
+ */
+export function registerPasskeyCommands(program: Command): void {
+  const passkeys = program.command('passkeys').description("approvers' passkeys (which sign decisions in the consent UI)");
+  passkeys
+    .command('reset <approver_sub>')
+    .description("remove every passkey of an approver who lost all their authenticators (their Cognito sub: `ackd approvers list --json`); they then register a first one with their session alone. Decisions they signed before stay in the audit log, but `audit verify --passkeys` can no longer find those public keys")
+    .requiredOption('--as <operator>', 'who is resetting them (logged)')
+    .option('--json', 'print JSON')
+    .action(async (sub: string, opts: { as: string; json?: boolean }) => {
+      if (!SUB.test(sub)) throw invalid('approver_sub', "must be the approver's Cognito sub (1-128 letters, digits, '.', '_', ':', '@', '-')");
+      const actor = parseOperator(opts.as, '--as');
+      const d = cliDeps();
+      const removed = (await d.passkeys.reset(sub)).map((p) => ({ credential_id: p.credential_id, label: p.label, created_at: p.created_at }));
+      d.logger.warn('passkeys_reset', { event: 'passkeys_reset', actor_type: actor.type, actor_id: actor.id, approver: sub, removed });
+      output(opts.json, { approver: sub, reset_by: actor.id, removed }, () =>
+        removed.length === 0
+          ? `${sub} has no passkeys: nothing removed`
+          : [`removed ${removed.length} passkey(s) of ${sub} (reset by ${shownText(actor.id)}):`, ...removed.map((p) => `  ${p.credential_id}  ${shownText(p.label)}  added ${p.created_at}`), 'They can now register a first passkey in the consent UI with their session alone.'].join('\n'),
+      );
+    });
+}
