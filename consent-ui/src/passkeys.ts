@@ -1,7 +1,9 @@
 /**
  * Passkeys on the consent page (issue 13, item 3), with @simplewebauthn/browser: the signed-in
  * approver's "Passkeys" section (add, list, delete), and the assertion that signs a decision.
- * The server (lambdas/consent-api/passkeys.ts) issues every challenge and verifies every answer.
+ * Adding a passkey beside one the approver has, and deleting one, are first confirmed with one of
+ * their passkeys (so a stolen session alone cannot). The server (lambdas/consent-api/passkeys.ts)
+ * issues every challenge and verifies every answer.
  */
 import { startAuthentication, startRegistration, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/browser';
 import { button, el } from './dom.ts';
@@ -54,7 +56,14 @@ export async function signedDecisionBody(call: Call, requestId: string, decision
   const mine = await list(call);
   if (mine.length === 0) return extra;
   const view = typeof extra.view_sha256 === 'string' ? extra.view_sha256 : null;
-  const c = await call(`${path}/challenge`, (b) => (typeof b.challenge === 'string' ? (b as unknown as Challenge) : undefined), json({ request_id: requestId, decision, view_sha256: view }));
+  const c = await call(`${path}/challenge`, pickChallenge, json({ request_id: requestId, decision, view_sha256: view }));
+  return { ...extra, passkey: await sign(c) };
+}
+
+const pickChallenge = (b: Record<string, unknown>): Challenge | undefined => (typeof b.challenge === 'string' && typeof b.nonce === 'string' ? (b as unknown as Challenge) : undefined);
+
+/** Has the authenticator sign a server's challenge (user verification required): the assertion as the API takes it. */
+async function sign(c: Challenge): Promise<PasskeyAssertion> {
   const optionsJSON: PublicKeyCredentialRequestOptionsJSON = {
     challenge: c.challenge,
     allowCredentials: c.allowCredentials.map((a) => ({ id: a.id, type: a.type, ...(a.transports ? { transports: a.transports as AuthenticatorTransport[] } : {}) })),
@@ -63,7 +72,7 @@ export async function signedDecisionBody(call: Call, requestId: string, decision
     userVerification: c.userVerification,
   };
   const r = await startAuthentication({ optionsJSON });
-  const passkey: PasskeyAssertion = {
+  return {
     credential_id: r.id,
     authenticator_data: r.response.authenticatorData,
     client_data_json: r.response.clientDataJSON,
@@ -71,7 +80,6 @@ export async function signedDecisionBody(call: Call, requestId: string, decision
     user_handle: r.response.userHandle ?? null,
     nonce: c.nonce,
   };
-  return { ...extra, passkey };
 }
 
 /** The "Passkeys" section: the approver's passkeys, each deletable, and a way to add one. */
@@ -101,7 +109,12 @@ export function passkeysSection(call: Call): HTMLElement {
   };
   const remove = async (p: PasskeyView): Promise<void> => {
     try {
-      await call(`/passkeys/${encodeURIComponent(p.credential_id)}`, (b) => (b.deleted === true ? true : undefined), { method: 'DELETE' });
+      // Confirmed with one of the approver's passkeys (it may be this one): a challenge bound to this passkey, signed, sent with the DELETE.
+      const path = `/passkeys/${encodeURIComponent(p.credential_id)}`;
+      say(`Confirm with one of your passkeys to delete "${p.label}"…`);
+      const confirm = await sign(await call(`${path}/challenge`, pickChallenge, json({})));
+      say(`Deleting "${p.label}"…`);
+      await call(path, (b) => (b.deleted === true ? true : undefined), { ...json({ confirm }), method: 'DELETE' });
       say(`Passkey "${p.label}" deleted.`);
       await refresh();
     } catch (e) {
@@ -111,9 +124,16 @@ export function passkeysSection(call: Call): HTMLElement {
   const add = async (): Promise<void> => {
     addButton.disabled = true;
     try {
-      const { nonce, options } = await call('/passkeys/options', (b) => (typeof b.nonce === 'string' ? (b as { nonce: string; options: PublicKeyCredentialCreationOptionsJSON }) : undefined), json({}));
+      const { nonce, options, confirm: toConfirm } = await call('/passkeys/options', (b) => (typeof b.nonce === 'string' ? (b as { nonce: string; options: PublicKeyCredentialCreationOptionsJSON; confirm?: Challenge }) : undefined), json({}));
+      // Beside a passkey the approver has: first confirmed with one of theirs (a challenge bound to this registration).
+      let confirm: PasskeyAssertion | undefined;
+      if (toConfirm) {
+        say('Confirm with one of your passkeys that you are adding another…');
+        confirm = await sign(toConfirm);
+      }
+      say('Create the new passkey with your authenticator…');
       const response = await startRegistration({ optionsJSON: options });
-      const stored = await call('/passkeys', (b) => b.passkey as PasskeyView | undefined, json({ nonce, response, label: label.value.trim() || undefined }));
+      const stored = await call('/passkeys', (b) => b.passkey as PasskeyView | undefined, json({ nonce, response, label: label.value.trim() || undefined, ...(confirm ? { confirm } : {}) }));
       label.value = '';
       say(`Passkey "${stored.label}" added. Decisions can now be signed with it.`);
       await refresh();
@@ -129,7 +149,7 @@ export function passkeysSection(call: Call): HTMLElement {
     'section',
     { class: 'card passkeys', attrs: { 'aria-labelledby': 'passkeys-title' } },
     el('h2', { id: 'passkeys-title' }, 'Passkeys'),
-    el('p', { class: 'muted sub' }, 'A passkey signs your decisions, so they can be verified later. Some requests can only be decided with one.'),
+    el('p', { class: 'muted sub' }, 'A passkey signs your decisions, so they can be verified later. Some requests can only be decided with one. Adding another passkey or deleting one is confirmed with a passkey you have.'),
     items,
     el('div', { class: 'actions' }, el('label', { attrs: { for: 'passkey-label' } }, 'Name '), label, addButton),
     status,

@@ -8,10 +8,11 @@ import type { RequestId } from '../../lambdas/core/ids.ts';
 
 /**
  * Passkeys end to end in real Chromium with the DevTools Protocol's virtual authenticator (CTAP2,
- * internal, resident keys, user verification): the approver signs in, registers a passkey in the
+ * internal, user verification): the approver signs in, registers a passkey in the
  * consent page's "Passkeys" section, then approves a request under ACKD_PASSKEY_REQUIRED=all;
  * the page signs the decision with the passkey, the audit event holds the assertion and
- * `ackd audit verify --passkeys` verifies it. No Chromium → the suite fails (it is never skipped).
+ * `ackd audit verify --passkeys` verifies it. It then adds a second passkey (the page confirms
+ * with the first) and deletes both (each deletion confirmed with a passkey). No Chromium → the suite fails (it is never skipped).
  */
 const CHROMIUM = process.env.ACKD_CHROMIUM ?? '/usr/bin/chromium';
 const OUT = join(process.cwd(), 'test-output', 'e2e');
@@ -39,7 +40,7 @@ async function signIn(page: Page): Promise<void> {
 }
 
 describe('passkeys in Chromium (virtual authenticator)', () => {
-  it('register a passkey, then approve with it under ACKD_PASSKEY_REQUIRED=all; the audit event holds the assertion and verifies', async () => {
+  it('register a passkey, then approve with it under ACKD_PASSKEY_REQUIRED=all; the audit event holds the assertion and verifies; a second passkey is added and both removed, each confirmed with a passkey', async () => {
     const context = await browser.newContext({ viewport: { width: 1024, height: 900 } });
     const page = await context.newPage();
     const errors: string[] = [];
@@ -47,7 +48,8 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+      // Non-resident credentials: a resident one for the same account would replace the first when the second passkey is made on this one authenticator.
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: false, hasUserVerification: true, isUserVerified: true },
     });
 
     // The consent UI is on http://localhost (a host name: WebAuthn refuses IP addresses as RP ID).
@@ -105,8 +107,44 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     const check = structured<{ status: string }>(await mcp.callTool({ name: 'check_authorization', arguments: { request_id: req.request_id } }));
     expect(check.status).toBe('approved');
 
-    // Deleting it in the page: none left.
+    // A second passkey: the page first confirms with the first one, then creates the new one.
+    // (The options exclude the approver's passkeys, so that an authenticator holding one refuses
+    // to make another; a real approver adds another authenticator. The one virtual authenticator
+    // here plays both, so the test drops that exclusion hint, which the server does not rely on;
+    // everything the server checks is left as it is.)
+    const optionsSeen: { confirm?: { allowCredentials: { id: string }[] } }[] = [];
+    await page.route('**/api/passkeys/options', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as { options: Record<string, unknown>; confirm?: { allowCredentials: { id: string }[] } };
+      optionsSeen.push(body);
+      delete body.options.excludeCredentials;
+      await route.fulfill({ response: res, json: body });
+    });
+    const calls: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/passkeys')) calls.push(`${r.method()} ${new URL(r.url()).pathname.replace(/^.*\/api/, '')}${r.postData()?.includes('"confirm"') ? ' +confirm' : ''}`);
+    });
     await page.goto(stack.consentUiUrl);
+    await page.locator('[data-list="passkeys"] [data-credential-id]').first().waitFor();
+    await page.getByLabel('Name').fill('second key');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByText('Passkey "second key" added.').waitFor();
+    expect(optionsSeen.at(-1)?.confirm?.allowCredentials.map((c) => c.id)).toEqual([credentialId]);
+    expect(calls.filter((c) => c.startsWith('POST'))).toEqual(['POST /passkeys/options', 'POST /passkeys +confirm']);
+    await expect.poll(() => page.locator('[data-list="passkeys"] [data-credential-id]').count()).toBe(2);
+    const both = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+    expect(both).toHaveLength(2);
+    const secondId = both.map((c) => Buffer.from(c.credentialId, 'base64').toString('base64url')).find((id) => id !== credentialId)!;
+    expect((await stack.deps.passkeys.list(r.votes![0]!.voter)).map((p) => p.credential_id)).toEqual([credentialId, secondId]);
+    await page.screenshot({ path: join(OUT, 'passkeys-second-added.png'), fullPage: true });
+
+    // Deleting in the page is confirmed with a passkey: a challenge for that passkey, signed, then DELETE with it.
+    calls.length = 0;
+    await page.getByRole('button', { name: 'Delete second key' }).click();
+    await page.getByText('Passkey "second key" deleted.').waitFor();
+    expect(calls.filter((c) => !c.startsWith('GET'))).toEqual([`POST /passkeys/${secondId}/challenge`, `DELETE /passkeys/${secondId} +confirm`]);
+    expect((await stack.deps.passkeys.list(r.votes![0]!.voter)).map((p) => p.credential_id)).toEqual([credentialId]);
+    // The last one, confirmed by itself: none left.
     await page.getByRole('button', { name: 'Delete virtual key' }).click();
     await page.getByText('Passkey "virtual key" deleted.').waitFor();
     await page.getByText('No passkeys yet.').waitFor();
