@@ -123,7 +123,7 @@ export function registerAuditCommands(program: Command): void {
       if (opts.passkeys) {
         const d = cliDeps();
         const verifier = new SimpleWebAuthnVerifier(opts.origin ?? d.config.consentUrl);
-        passkeys = await verifyLoggedPasskeys(signedVotes, async (voter, id) => (await d.passkeys.list(voter)).find((p) => p.credential_id === id), verifier);
+        passkeys = await verifyLoggedPasskeys(signedVotes, (voter, id) => d.passkeys.registered(voter, id), verifier);
       }
       const failed = !report.ok || (opts.strict === true && report.warnings.length > 0) || (passkeys !== undefined && passkeys.failures.length > 0);
       const result = { ...report, ...(opts.svids ? { svids } : {}), ...(passkeys ? { passkeys } : {}) };

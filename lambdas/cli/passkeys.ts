@@ -19,7 +19,7 @@ export function registerPasskeyCommands(program: Command): void {
   const passkeys = program.command('passkeys').description("approvers' passkeys (which sign decisions in the consent UI)");
   passkeys
     .command('reset <approver_sub>')
-    .description("remove every passkey of an approver who lost all their authenticators (their Cognito sub: `ackd approvers list --json`); they then register a first one with their session alone. Decisions they signed before stay in the audit log, but `audit verify --passkeys` can no longer find those public keys")
+    .description("remove every passkey of an approver who lost all their authenticators (their Cognito sub: `ackd approvers list --json`); they then register a first one with their session alone. decisions they signed before still verify (`audit verify --passkeys`: removed public keys are kept as retired)")
     .requiredOption('--as <operator>', 'who is resetting them (logged)')
     .option('--json', 'print JSON')
     .action(async (sub: string, opts: { as: string; json?: boolean }) => {

@@ -122,8 +122,10 @@ export interface PasskeyStore {
   get(approver: string, credentialId: string): Promise<StoredPasskey | undefined>;
   /** Adds a passkey: ERR_CONFLICT when the approver already has this credential or `max` passkeys. */
   put(p: StoredPasskey, max: number): Promise<void>;
-  /** Removes one; false when there was none. */
+  /** Removes one (it signs nothing more), keeping its public key as retired; false when there was none. */
   delete(approver: string, credentialId: string): Promise<boolean>;
+  /** The passkey as registered, also after it was removed: what re-verifying a logged assertion checks against. */
+  registered(approver: string, credentialId: string): Promise<StoredPasskey | undefined>;
   /** Moves the counter from `from` to `to`; false when it is no longer `from` (a concurrent use) or the passkey is gone. */
   updateCounter(approver: string, credentialId: string, from: number, to: number): Promise<boolean>;
 }
@@ -268,6 +270,11 @@ export class PasskeyService {
 
   list(approver: string): Promise<StoredPasskey[]> {
     return this.deps.store.list(approver);
+  }
+
+  /** The public key a logged assertion names, also of a passkey removed since (`audit verify --passkeys`). */
+  registered(approver: string, credentialId: string): Promise<StoredPasskey | undefined> {
+    return this.deps.store.registered(approver, credentialId);
   }
 
   /**

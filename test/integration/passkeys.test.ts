@@ -220,6 +220,14 @@ describe('passkeys on the local stack', () => {
     await refusedWith(res, 'ERR_PASSKEY_REQUIRED', /no passkey registered/);
     await refusedWith(await api(`/passkeys/${key.credentialId}`, { method: 'DELETE', body: { confirm } }), 'ERR_PASSKEY_INVALID', /nonce is unknown, already used or expired/);
     expect((await api(`/passkeys/${key.credentialId}/challenge`, { method: 'POST', body: {} })).status).toBe(404);
+    // What it signed before still verifies: its public key is kept as retired.
+    await stack.settled();
+    const origin = new URL(stack.consentUiUrl).origin;
+    const after = await runAckd(cliEnv(stack, { ACKD_AUDIT_KEY: stack.auditKeyPath }), 'audit', 'verify', '--live', '--passkeys', '--origin', origin, '--json');
+    const report = JSON.parse(after.stdout) as { passkeys: { checked: number; verified: number; failures: unknown[] } };
+    expect(report.passkeys.failures).toEqual([]);
+    expect(report.passkeys.checked).toBeGreaterThanOrEqual(2);
+    expect(report.passkeys.verified).toBe(report.passkeys.checked);
   });
 
   it('ackd passkeys reset removes every passkey of one approver (logged); they then register a first one with the session alone', async () => {

@@ -328,6 +328,9 @@ describe('changes to an approver\'s passkeys are confirmed with one of them (a s
     expect((await s.passkeys.reset('sub-alice')).map((p) => p.credential_id).sort()).toEqual([s.alice.credentialId, laptop.credentialId].sort());
     expect(await s.passkeys.list('sub-alice')).toEqual([]);
     expect(await s.passkeys.list('sub-bob')).toHaveLength(1);
+    // Removed, their public keys are kept: what they signed can still be re-verified (and only under their own approver).
+    expect((await s.passkeys.registered('sub-alice', laptop.credentialId))?.public_key).toBe(laptop.publicKeyCose);
+    expect(await s.passkeys.registered('sub-bob', laptop.credentialId)).toBeUndefined();
     expect(await s.passkeys.reset('sub-alice')).toEqual([]);
     const o = await options();
     expect(o.confirm).toBeUndefined();

@@ -32,9 +32,19 @@ export class DynamoPasskeyStore implements PasskeyStore {
     return { pk: PASSKEYS_PK + approver };
   }
 
-  private async creds(approver: string): Promise<Record<string, StoredCred>> {
+  private async item(approver: string): Promise<{ creds: Record<string, StoredCred>; retired: Record<string, StoredCred> }> {
     const out = await send(() => this.doc.send(new GetCommand({ TableName: this.tableName, Key: this.key(approver), ConsistentRead: true })));
-    return (out.Item?.creds as Record<string, StoredCred> | undefined) ?? {};
+    return { creds: (out.Item?.creds as Record<string, StoredCred> | undefined) ?? {}, retired: (out.Item?.retired as Record<string, StoredCred> | undefined) ?? {} };
+  }
+
+  private async creds(approver: string): Promise<Record<string, StoredCred>> {
+    return (await this.item(approver)).creds;
+  }
+
+  async registered(approver: string, credentialId: string): Promise<StoredPasskey | undefined> {
+    const { creds, retired } = await this.item(approver);
+    const c = Object.hasOwn(creds, credentialId) ? creds[credentialId] : Object.hasOwn(retired, credentialId) ? retired[credentialId] : undefined;
+    return c ? toPasskey(approver, credentialId, c) : undefined;
   }
 
   async list(approver: string): Promise<StoredPasskey[]> {
@@ -79,18 +89,24 @@ export class DynamoPasskeyStore implements PasskeyStore {
     }
   }
 
-  delete(approver: string, credentialId: string): Promise<boolean> {
-    return applied(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: this.key(approver),
-          UpdateExpression: 'REMOVE creds.#id',
-          ConditionExpression: 'attribute_exists(creds.#id)',
-          ExpressionAttributeNames: { '#id': credentialId },
-        }),
-      ),
-    );
+  /** Moves the credential from `creds` to `retired` (its public key stays, to re-verify what it signed); false when there was none. */
+  async delete(approver: string, credentialId: string): Promise<boolean> {
+    const move = (expression: string, values?: Record<string, unknown>) =>
+      applied(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: this.key(approver),
+            UpdateExpression: expression,
+            ConditionExpression: 'attribute_exists(creds.#id)',
+            ExpressionAttributeNames: { '#id': credentialId },
+            ...(values ? { ExpressionAttributeValues: values } : {}),
+          }),
+        ),
+      );
+    // (the map first, as put does: one expression cannot make a map and a path inside it)
+    if (!(await move('SET retired = if_not_exists(retired, :empty)', { ':empty': {} }))) return false;
+    return move('SET retired.#id = creds.#id REMOVE creds.#id');
   }
 
   updateCounter(approver: string, credentialId: string, from: number, to: number): Promise<boolean> {

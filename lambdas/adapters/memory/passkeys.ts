@@ -26,8 +26,16 @@ export class MemoryPasskeyStore implements PasskeyStore {
     m.set(p.credential_id, { ...p, transports: [...p.transports] });
   }
 
+  private readonly retired = new Map<string, StoredPasskey>();
+
   delete(approver: string, credentialId: string): Promise<boolean> {
+    const p = this.of(approver).get(credentialId);
+    if (p) this.retired.set(`${approver}\u0000${credentialId}`, p);
     return Promise.resolve(this.of(approver).delete(credentialId));
+  }
+
+  registered(approver: string, credentialId: string): Promise<StoredPasskey | undefined> {
+    return Promise.resolve(this.of(approver).get(credentialId) ?? this.retired.get(`${approver}\u0000${credentialId}`));
   }
 
   updateCounter(approver: string, credentialId: string, from: number, to: number): Promise<boolean> {
