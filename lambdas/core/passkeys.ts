@@ -178,8 +178,12 @@ export interface PasskeyVerifier {
   readonly origin: string;
   registrationOptions(input: { challenge: string; userId: string; userName: string; exclude: readonly StoredPasskey[]; timeoutMs: number }): Promise<Record<string, unknown>>;
   verifyRegistration(response: unknown, expectedChallenge: string): Promise<VerifiedCredential>;
-  /** Verifies an assertion over `expectedChallenge` (base64url) by `credential`; returns the authenticator's new counter. */
-  verifyAssertion(assertion: PasskeyAssertion, expectedChallenge: string, credential: Pick<StoredPasskey, 'credential_id' | 'public_key' | 'counter' | 'transports'>): Promise<{ counter: number }>;
+  /**
+   * Verifies an assertion over `expectedChallenge` (base64url) by `credential`; returns the
+   * authenticator's new counter. ERR_PASSKEY_INVALID says why it does not verify "for `what`"
+   * (default "this decision"; "this registration", "this removal" for changes to the passkeys).
+   */
+  verifyAssertion(assertion: PasskeyAssertion, expectedChallenge: string, credential: Pick<StoredPasskey, 'credential_id' | 'public_key' | 'counter' | 'transports'>, what?: string): Promise<{ counter: number }>;
 }
 
 /** What a vote records of the passkey that signed it (CastVote.passkey): the raw assertion and the view hash its challenge covered. */
@@ -366,13 +370,7 @@ export class PasskeyService {
   private async verifyChange(approver: string, a: PasskeyAssertion, expected: string, what: string): Promise<void> {
     const credential = await this.deps.store.get(approver, a.credential_id);
     if (!credential) throw invalidPasskey('the passkey that signed it is not one of yours', what);
-    let counter: number;
-    try {
-      ({ counter } = await this.deps.verifier.verifyAssertion(a, expected, credential));
-    } catch (e) {
-      if (e instanceof AckdError && e.code === 'ERR_PASSKEY_INVALID') throw new AckdError('ERR_PASSKEY_INVALID', e.message.replaceAll('this decision', what));
-      throw e;
-    }
+    const { counter } = await this.deps.verifier.verifyAssertion(a, expected, credential, what);
     if (counter !== credential.counter && !(await this.deps.store.updateCounter(approver, credential.credential_id, credential.counter, counter))) {
       throw invalidPasskey('the passkey was used again at the same time (its signature counter moved); try again', what);
     }

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
+import { afterAll, beforeAll } from 'vitest';
 
 const require = createRequire(import.meta.url);
 
@@ -11,5 +12,22 @@ export async function startDynalite(): Promise<{ readonly endpoint: string; stop
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** One dynalite for the calling suite: started before its tests, stopped after; `endpoint()` once started. */
+export function dynaliteForSuite(): { endpoint(): string } {
+  let d: Awaited<ReturnType<typeof startDynalite>> | undefined;
+  beforeAll(async () => {
+    d = await startDynalite();
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+  return {
+    endpoint: () => {
+      if (!d) throw new Error('dynalite is not started yet (call endpoint() inside a test or hook)');
+      return d.endpoint;
+    },
   };
 }

@@ -5,8 +5,8 @@
  * are made the way the sequencer makes them (quarantineAdmin), at times of a manual clock.
  */
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../helpers/dynalite.ts';
+import { describe, expect, it } from 'vitest';
+import { dynaliteForSuite } from '../helpers/dynalite.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { DynamoAuditLog } from '../../lambdas/adapters/dynamodb/audit.ts';
 import { ensureTable, TABLE } from '../../lambdas/adapters/dynamodb/schema.ts';
@@ -17,16 +17,7 @@ import type { AuditLog } from '../../lambdas/core/audit/ports.ts';
 import type { SequencerStore } from '../../lambdas/core/audit/sequencer.ts';
 import { ManualClock } from '../helpers/clock.ts';
 
-let dynalite: Awaited<ReturnType<typeof startDynalite>>;
-let endpoint: string;
-
-beforeAll(async () => {
-  dynalite = await startDynalite();
-  endpoint = dynalite.endpoint;
-});
-afterAll(async () => {
-  await dynalite?.stop();
-});
+const dynalite = dynaliteForSuite();
 
 type Store = AuditLog & SequencerStore;
 interface Made {
@@ -42,7 +33,7 @@ const impls: [string, () => Promise<Made>][] = [
   [
     'DynamoAuditLog (dynalite)',
     async () => {
-      const client = dynamoClient({ region: 'us-east-1', endpoint });
+      const client = dynamoClient({ region: 'us-east-1', endpoint: dynalite.endpoint() });
       const name = `quarantine-${++tables}`;
       await ensureTable(client, name);
       const clock = new ManualClock(START);

@@ -2,8 +2,8 @@
  * The LimitStore contract, run against BOTH implementations: DynamoDB (real dynalite, the same
  * conditional writes as on AWS) and the in-memory store the core's unit tests use.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../helpers/dynalite.ts';
+import { describe, expect, it } from 'vitest';
+import { dynaliteForSuite } from '../helpers/dynalite.ts';
 import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
 import { DynamoLimitStore } from '../../lambdas/adapters/dynamodb/limits.ts';
 import { ensureTable } from '../../lambdas/adapters/dynamodb/schema.ts';
@@ -11,23 +11,14 @@ import { MemoryLimitStore } from '../../lambdas/adapters/memory/limits.ts';
 import type { RequestId } from '../../lambdas/core/ids.ts';
 import type { LimitStore } from '../../lambdas/core/limits.ts';
 
-let dynalite: Awaited<ReturnType<typeof startDynalite>>;
-let endpoint: string;
-
-beforeAll(async () => {
-  dynalite = await startDynalite();
-  endpoint = dynalite.endpoint;
-});
-afterAll(async () => {
-  await dynalite?.stop();
-});
+const dynalite = dynaliteForSuite();
 
 let tables = 0;
 const impls: [string, () => Promise<LimitStore>][] = [
   [
     'DynamoLimitStore (dynalite)',
     async () => {
-      const client = dynamoClient({ region: 'us-east-1', endpoint });
+      const client = dynamoClient({ region: 'us-east-1', endpoint: dynalite.endpoint() });
       const name = `limits-${++tables}`;
       await ensureTable(client, name);
       return new DynamoLimitStore(client, name);

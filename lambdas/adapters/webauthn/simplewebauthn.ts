@@ -52,7 +52,8 @@ export class SimpleWebAuthnVerifier implements PasskeyVerifier {
     return { credential_id: c.id, public_key: Buffer.from(c.publicKey).toString('base64url'), counter: c.counter, transports: [...(c.transports ?? [])] };
   }
 
-  async verifyAssertion(a: PasskeyAssertion, expectedChallenge: string, credential: Pick<StoredPasskey, 'credential_id' | 'public_key' | 'counter' | 'transports'>): Promise<{ counter: number }> {
+  async verifyAssertion(a: PasskeyAssertion, expectedChallenge: string, credential: Pick<StoredPasskey, 'credential_id' | 'public_key' | 'counter' | 'transports'>, what = 'this decision'): Promise<{ counter: number }> {
+    const invalid = (why: string) => new AckdError('ERR_PASSKEY_INVALID', `the passkey assertion does not verify for ${what}: ${why}`);
     if (a.credential_id !== credential.credential_id) throw invalid('it was made by another passkey than the one it is checked against');
     let out: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
@@ -72,14 +73,10 @@ export class SimpleWebAuthnVerifier implements PasskeyVerifier {
       });
     } catch (e) {
       const m = e instanceof Error ? e.message : String(e);
-      if (m.startsWith('Unexpected authentication response challenge')) throw invalid('its challenge is not the one of this decision (another nonce, request, verdict, payload or view)');
+      if (m.startsWith('Unexpected authentication response challenge')) throw invalid(`its challenge is not the one of ${what} (another nonce, request, verdict, payload or view)`);
       throw invalid(m);
     }
     if (!out.verified) throw invalid('its signature does not verify with the registered public key');
     return { counter: out.authenticationInfo.newCounter };
   }
-}
-
-function invalid(why: string): AckdError {
-  return new AckdError('ERR_PASSKEY_INVALID', `the passkey assertion does not verify for this decision: ${why}`);
 }
