@@ -18,6 +18,9 @@ export interface X509SvidSigner {
  */
 const SKEW_MS = 1000;
 
+/** Mints per SVID: the first, and one shorter one when SPIRE's notAfter overshot the approval. */
+const MAX_MINT_ATTEMPTS = 2;
+
 /** SvidMinter backed by a SPIRE server: key + CSR here, signature by SPIRE's CA. */
 export class SpireSvidMinter implements SvidMinter {
   readonly kind = 'spire' as const;
@@ -36,9 +39,35 @@ export class SpireSvidMinter implements SvidMinter {
   }
 
   async mint(spiffeId: SpiffeId, notAfter: Date, prepared?: MintPreparation): Promise<MintedSvid> {
-    const ttl = remainingTtlSeconds(notAfter, this.clock.now());
+    remainingTtlSeconds(notAfter, this.clock.now()); // nothing left to sign for: refuse before making a key
     const ahead = prepared instanceof KeyAndCsrAhead && prepared.spiffeId === spiffeId.toString() ? prepared.take() : undefined;
     const { csrDer, privateKeyPem, publicKeySpki } = await (ahead ?? createKeyAndCsr(spiffeId));
+    // The TTL is counted from when the CSR is ready, not from when the mint began (the key may
+    // take a while on a busy machine). SPIRE counts it from its own now, so a slow hop or a clock
+    // ahead of ours can still push notAfter past the approval: then ask once more, shorter by the
+    // overshoot; the over-long certificate is dropped (its key never leaves this process).
+    let ttl = remainingTtlSeconds(notAfter, this.clock.now());
+    for (let attempt = 1; ; attempt++) {
+      const leaf = await this.signCsr(spiffeId, csrDer, ttl, publicKeySpki);
+      const overshootMs = Date.parse(leaf.cert.validTo) - notAfter.getTime();
+      if (overshootMs <= 0) {
+        return {
+          certChainPem: derChainToPem(leaf.chain),
+          privateKeyPem,
+          svidId: svidIdFromSerial(leaf.cert.serialNumber),
+          expiresAt: new Date(leaf.cert.validTo),
+        };
+      }
+      const shorter = ttl - Math.ceil(overshootMs / 1000) - 1;
+      if (attempt >= MAX_MINT_ATTEMPTS || shorter < 1) {
+        throw issuerError('ERR_ISSUER_REFUSED', `SPIRE signed an SVID ending ${leaf.cert.validTo}, ${overshootMs} ms after the approved end ${notAfter.toISOString()} (asked for ${ttl} s; is SPIRE's clock ahead?)`);
+      }
+      ttl = shorter;
+    }
+  }
+
+  /** One MintX509SVID for the CSR; the leaf must name `spiffeId` and certify the CSR's key. */
+  private async signCsr(spiffeId: SpiffeId, csrDer: Uint8Array, ttl: number, publicKeySpki: Uint8Array): Promise<{ cert: X509Certificate; chain: Uint8Array[] }> {
     let minted: MintedX509;
     try {
       minted = await this.signer.mintX509Svid(csrDer, ttl);
@@ -55,12 +84,7 @@ export class SpireSvidMinter implements SvidMinter {
     }
     const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
     if (!spki.equals(Buffer.from(publicKeySpki))) throw issuerError('ERR_ISSUER_REFUSED', 'SPIRE returned an SVID for a different key');
-    return {
-      certChainPem: derChainToPem(minted.certChain),
-      privateKeyPem,
-      svidId: svidIdFromSerial(leaf.serialNumber),
-      expiresAt: new Date(leaf.validTo),
-    };
+    return { cert: leaf, chain: minted.certChain };
   }
 
   async trustBundlePem(): Promise<string> {
