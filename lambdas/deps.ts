@@ -1,7 +1,7 @@
 import type { Config } from './config.ts';
 import { dynamoClient } from './adapters/dynamodb/client.ts';
 import { DynamoApiKeyStore, DynamoRequestStore } from './adapters/dynamodb/store.ts';
-import { SealedApiKeyStore } from './core/apikeys.ts';
+import { SealedApiKeyStore, type ApiKeyAudit } from './core/apikeys.ts';
 import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
 import { DynamoPolicyStore } from './adapters/dynamodb/policies.ts';
 import { DynamoAgentStore } from './adapters/dynamodb/agents.ts';
@@ -26,7 +26,7 @@ import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, buildAwsRevoker, type AwsBrokerConfig } from './adapters/aws/config.ts';
-import { PasskeyService, type PasskeyVerifier } from './core/passkeys.ts';
+import { PasskeyService, type PasskeyResetAudit, type PasskeyVerifier } from './core/passkeys.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
 import { outboxSealerFrom } from './adapters/signing/outbox-seal.ts';
@@ -49,6 +49,10 @@ export interface ServiceDeps {
   readonly policyAudit: PolicyAudit;
   /** Records owner changes (events in the audit chain). */
   readonly ownerAudit: OwnerAudit;
+  /** Records API keys created and revoked (events in the audit chain). */
+  readonly apiKeyAudit: ApiKeyAudit;
+  /** Records operators' resets of approvers' passkeys (events in the audit chain). */
+  readonly passkeyAudit: PasskeyResetAudit;
   /** The last trust bundle the issuer gave (served while it is down). */
   readonly bundles: BundleStore;
   /** Agent records (owners). */
@@ -147,7 +151,7 @@ export function buildDeps(config: Config, opts: DepsOptions): Deps {
   let nudge: () => Promise<void> | undefined = () => undefined;
   const deps = composeService(config, opts, () => nudge(), { build: buildAwsBroker, serves: true });
   const { store, clock, logger, service } = deps;
-  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays });
+  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays, apiKeys: deps.apiKeys });
   const sequencer = new Sequencer({
     store: store.audit,
     clock,
@@ -235,6 +239,8 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     policies,
     policyAudit,
     ownerAudit: adminAudit,
+    apiKeyAudit: adminAudit,
+    passkeyAudit: adminAudit,
     agents,
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,

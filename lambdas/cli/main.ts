@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { INVISIBLE, visible } from '../core/visible.ts';
 import { shownText } from '../core/payload-fields.ts';
-import { createApiKey } from '../core/apikeys.ts';
+import { createApiKey, revokeApiKey } from '../core/apikeys.ts';
+import { userInfo } from 'node:os';
 import { AckdError, invalid } from '../core/errors.ts';
 import { recordOwner } from '../core/agents.ts';
 import { parseOperator } from '../core/policy.ts';
@@ -33,18 +34,17 @@ export function buildProgram(): Command {
     .command('create <agent_id>')
     .description('create an API key for an agent (the key is shown once; only its hash is stored)')
     .option('--owner <email>', "record the human who owns the agent (separation of duties keeps the owner from voting on its requests)")
-    .option('--as <name>', 'who records the owner (in the audit log); required with --owner')
+    .option('--as <name>', 'who creates the key and records the owner (in the audit log); required with --owner, else the user running the CLI')
     .option('--json', 'print JSON')
     .action(async (agentIdArg: string, opts: { owner?: string; as?: string; json?: boolean }) => {
       const agentId = parseAgentId(agentIdArg, 'agent_id');
       const owner = opts.owner === undefined ? undefined : parseOwner(opts.owner);
+      if (owner !== undefined && opts.as === undefined) throw new AckdError('ERR_INVALID_INPUT', '--as: required with --owner (the owner is recorded in the audit log with who set it)', { field: '--as' });
+      const actor = operatorOf(opts.as);
       const d = cliDeps();
       // The owner first: a key is never handed out for an agent whose owner could not be recorded.
-      if (owner !== undefined) {
-        if (opts.as === undefined) throw new AckdError('ERR_INVALID_INPUT', '--as: required with --owner (the owner is recorded in the audit log with who set it)', { field: '--as' });
-        await recordOwner(d.agents, agentId, owner, d.clock, { log: d.ownerAudit, actor: parseOperator(opts.as, '--as') });
-      }
-      const { apiKey, entry } = await createApiKey(d.apiKeys, agentId, d.clock);
+      if (owner !== undefined) await recordOwner(d.agents, agentId, owner, d.clock, { log: d.ownerAudit, actor });
+      const { apiKey, entry } = await createApiKey(d.apiKeys, agentId, d.clock, { log: d.apiKeyAudit, actor });
       output(opts.json, { agent_id: agentId, key_id: entry.key_id, api_key: apiKey, created_at: entry.created_at, ...(owner === undefined ? {} : { owner }) }, () =>
         [`agent:   ${agentId}`, ...(owner === undefined ? [] : [`owner:   ${owner}`]), `key id:  ${entry.key_id}`, `api key: ${apiKey}`, '', 'Store this key now: ackd keeps only its hash and cannot show it again.'].join('\n'),
       );
@@ -94,12 +94,17 @@ export function buildProgram(): Command {
     });
   agents
     .command('revoke-key <key_id>')
-    .description('revoke an API key; the agent can no longer call ackd with it')
+    .description('revoke an API key; the agent can no longer call ackd with it (recorded in the audit log)')
+    .option('--as <name>', 'who revokes it (in the audit log; default: the user running the CLI)')
     .option('--json', 'print JSON')
-    .action(async (keyId: string, opts: { json?: boolean }) => {
+    .action(async (keyId: string, opts: { as?: string; json?: boolean }) => {
+      const actor = operatorOf(opts.as);
       const d = cliDeps();
-      await d.apiKeys.revoke(keyId, d.clock.now());
-      output(opts.json, { key_id: keyId, revoked: true }, () => `revoked ${keyId}`);
+      const revoked = await revokeApiKey(d.apiKeys, keyId, d.clock, { log: d.apiKeyAudit, actor });
+      const agents = [...new Set(revoked.map((e) => String(e.agent_id)))];
+      output(opts.json, { key_id: keyId, revoked: true, entries: revoked.length, agents }, () =>
+        revoked.length === 1 ? `revoked ${keyId}` : `revoked ${keyId}: ${revoked.length} entries carried this id (agents ${agents.map(shownText).join(', ')}); all are revoked`,
+      );
     });
 
   registerRequestCommands(program);
@@ -150,6 +155,18 @@ function parseOwner(raw: string): string {
 /** The version of the ackd package (package.json). */
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+/** Who an operator's command records as its actor: `--as`, else the user running the CLI. */
+function operatorOf(as: string | undefined): { type: 'operator'; id: string } {
+  if (as !== undefined) return parseOperator(as, '--as');
+  let user = 'cli';
+  try {
+    user = userInfo().username || user;
+  } catch {
+    // no user name (a container without a passwd entry): 'cli'
+  }
+  return parseOperator(user, '--as');
 }
 
 export async function main(argv: string[]): Promise<number> {

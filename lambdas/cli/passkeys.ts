@@ -12,21 +12,22 @@ const SUB = /^[A-Za-z0-9._:@-]{1,128}$/;
  * authenticator. In the consent UI, adding or removing a passkey must be confirmed with one of the
  * approver's passkeys (so a stolen session alone cannot); an approver with none left can only be
  * let start again by an operator: this removes all their passkeys, and they register a first one
- * with their session alone. What it removed is printed and logged (`passkeys_reset`, at warn level:
- * shown with ACKD_LOG_LEVEL=warn or info).
+ * with their session alone. The reset is an audit event (`passkeys_reset`: the approver, the
+ * credentials, who), recorded before anything is removed; what it removed is also printed and
+ * logged (at warn level).
  */
 export function registerPasskeyCommands(program: Command): void {
   const passkeys = program.command('passkeys').description("approvers' passkeys (which sign decisions in the consent UI)");
   passkeys
     .command('reset <approver_sub>')
     .description("remove every passkey of an approver who lost all their authenticators (their Cognito sub: `ackd approvers list --json`); they then register a first one with their session alone. decisions they signed before still verify (`audit verify --passkeys`: removed public keys are kept as retired)")
-    .requiredOption('--as <operator>', 'who is resetting them (logged)')
+    .requiredOption('--as <operator>', 'who is resetting them (in the audit log)')
     .option('--json', 'print JSON')
     .action(async (sub: string, opts: { as: string; json?: boolean }) => {
       if (!SUB.test(sub)) throw invalid('approver_sub', "must be the approver's Cognito sub (1-128 letters, digits, '.', '_', ':', '@', '-')");
       const actor = parseOperator(opts.as, '--as');
       const d = cliDeps();
-      const removed = (await d.passkeys.reset(sub)).map((p) => ({ credential_id: p.credential_id, label: p.label, created_at: p.created_at }));
+      const removed = (await d.passkeys.reset(sub, { log: d.passkeyAudit, actor })).map((p) => ({ credential_id: p.credential_id, label: p.label, created_at: p.created_at }));
       d.logger.warn('passkeys_reset', { event: 'passkeys_reset', actor_type: actor.type, actor_id: actor.id, approver: sub, removed });
       output(opts.json, { approver: sub, reset_by: actor.id, removed }, () =>
         removed.length === 0

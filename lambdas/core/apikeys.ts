@@ -18,7 +18,30 @@ export function looksLikeApiKey(token: string): boolean {
   return KEY_FORMAT.test(token);
 }
 
-export async function createApiKey(store: ApiKeyStore, agentId: AgentId, clock: Clock): Promise<{ apiKey: string; entry: ApiKeyEntry }> {
+/** A key created or revoked, for the audit log: which key (its id: never the key or its hash) of which agent, and who did it. */
+export interface ApiKeyChange {
+  readonly agent_id: AgentId;
+  readonly key_id: string;
+  readonly actor: { readonly type: 'operator'; readonly id: string };
+}
+
+/** Records key changes in the audit log (`apikey_created`, `apikey_revoked`). */
+export interface ApiKeyAudit {
+  keyCreated(change: ApiKeyChange): Promise<void>;
+  keyRevoked(change: ApiKeyChange): Promise<void>;
+}
+
+/**
+ * Creates a key for `agentId`. With `audit`, its creation is an audit event, recorded before the
+ * key is stored: a key that exists was logged (when storing fails after, the log names a key that
+ * never worked, which harms nothing).
+ */
+export async function createApiKey(
+  store: ApiKeyStore,
+  agentId: AgentId,
+  clock: Clock,
+  audit?: { log: ApiKeyAudit; actor: ApiKeyChange['actor'] },
+): Promise<{ apiKey: string; entry: ApiKeyEntry }> {
   const apiKey = `ackd_${randomBytes(32).toString('base64url')}`;
   const keyHash = hashApiKey(apiKey);
   const entry: ApiKeyEntry = {
@@ -28,8 +51,35 @@ export async function createApiKey(store: ApiKeyStore, agentId: AgentId, clock: 
     created_at: clock.now().toISOString(),
     revoked_at: null,
   };
+  if (audit) await audit.log.keyCreated({ agent_id: agentId, key_id: entry.key_id, actor: audit.actor });
   await store.put(entry);
   return { apiKey, entry };
+}
+
+/**
+ * Revokes every stored entry with this key id (a twin planted under the same id cannot take the
+ * revocation in place of the real key) and returns them. The revocation takes effect first; with
+ * `audit`, each revoked key then gets an `apikey_revoked` event. When that cannot be recorded the
+ * key stays revoked and the error says so: running the command again records it (a key already
+ * revoked is logged again, never un-revoked). Unknown key id: ERR_NOT_FOUND, nothing changed.
+ */
+export async function revokeApiKey(
+  store: ApiKeyStore,
+  keyId: string,
+  clock: Clock,
+  audit?: { log: ApiKeyAudit; actor: ApiKeyChange['actor'] },
+): Promise<ApiKeyEntry[]> {
+  const revoked = await store.revoke(keyId, clock.now());
+  if (audit) {
+    for (const e of revoked) {
+      try {
+        await audit.log.keyRevoked({ agent_id: e.agent_id, key_id: e.key_id, actor: audit.actor });
+      } catch (cause) {
+        throw new AckdError('ERR_INTERNAL', `API key ${keyId} is revoked, but its audit event could not be recorded (${cause instanceof AckdError ? `${cause.code}: ` : ''}${cause instanceof Error ? cause.message : String(cause)}): run the command again to record it`, { cause });
+      }
+    }
+  }
+  return revoked;
 }
 
 /** The agent a presented key belongs to. Any failure is ERR_UNAUTHENTICATED with no detail about why. */
@@ -187,8 +237,9 @@ const sealedFields = (e: ApiKeyEntry) => ({ key_id: e.key_id, agent_id: e.agent_
  * `{kind:"apikey", key_hash}`): whoever can write the table but does not hold the seal key cannot
  * make a key that authenticates, move a key to another agent, or give one key's entry to another
  * hash. A lookup of an entry without a valid seal answers "no such key" (the caller gets
- * ERR_UNAUTHENTICATED, with no detail) and logs a warning naming the key id. Revoking is not sealed
- * (nor an audit event), so a table writer can still take a revocation back.
+ * ERR_UNAUTHENTICATED, with no detail) and logs a warning naming the key id. Revoking is not sealed:
+ * a table writer can take a revocation back, and `ackd audit verify --live` then reports the key,
+ * whose `apikey_revoked` event is in the log (revokeApiKey).
  */
 export class SealedApiKeyStore implements ApiKeyStore {
   constructor(
@@ -223,7 +274,7 @@ export class SealedApiKeyStore implements ApiKeyStore {
     return this.inner.listAll().then((es) => this.marked(es));
   }
 
-  revoke(keyId: string, now: Date): Promise<void> {
+  revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]> {
     return this.inner.revoke(keyId, now);
   }
 

@@ -117,6 +117,19 @@ export interface StoredPasskey {
 }
 
 /** Passkeys per approver. Each write is one conditional write. */
+/** An operator's reset of an approver's passkeys, for the audit log. */
+export interface PasskeyReset {
+  /** The approver's Cognito sub. */
+  readonly approver: string;
+  readonly credential_ids: readonly string[];
+  readonly actor: { readonly type: 'operator'; readonly id: string };
+}
+
+/** Records passkey resets in the audit log (`passkeys_reset`). */
+export interface PasskeyResetAudit {
+  passkeysReset(reset: PasskeyReset): Promise<void>;
+}
+
 export interface PasskeyStore {
   list(approver: string): Promise<StoredPasskey[]>;
   get(approver: string, credentialId: string): Promise<StoredPasskey | undefined>;
@@ -313,11 +326,15 @@ export class PasskeyService {
   /**
    * Removes every passkey of `approver` (an operator's recovery for an approver who lost all
    * their authenticators: `ackd passkeys reset`); the approver then registers a first one with
-   * their session alone. Returns the passkeys removed.
+   * their session alone. Returns the passkeys removed. With `audit`, the reset is a
+   * `passkeys_reset` event naming the approver and the credentials, recorded before anything is
+   * removed: a reset that cannot be logged does not happen (an approver with no passkeys gets no event).
    */
-  async reset(approver: string): Promise<StoredPasskey[]> {
+  async reset(approver: string, audit?: { log: PasskeyResetAudit; actor: PasskeyReset['actor'] }): Promise<StoredPasskey[]> {
+    const current = await this.deps.store.list(approver);
+    if (audit && current.length > 0) await audit.log.passkeysReset({ approver, credential_ids: current.map((p) => p.credential_id), actor: audit.actor });
     const removed: StoredPasskey[] = [];
-    for (const p of await this.deps.store.list(approver)) if (await this.deps.store.delete(approver, p.credential_id)) removed.push(p);
+    for (const p of current) if (await this.deps.store.delete(approver, p.credential_id)) removed.push(p);
     return removed;
   }
 

@@ -165,7 +165,8 @@ export interface ApiKeyStore {
   listByAgent(agentId: AgentId): Promise<ApiKeyEntry[]>;
   /** Every key, oldest first. */
   listAll(): Promise<ApiKeyEntry[]>;
-  revoke(keyId: string, now: Date): Promise<void>;
+  /** Marks every entry with this key id revoked (those already revoked stay as they are) and returns them all; ERR_NOT_FOUND when no entry has it. */
+  revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]>;
   /** Adds `seal` to a stored entry that has none, only while it is as given (false: changed, gone or sealed since). */
   setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean>;
 }

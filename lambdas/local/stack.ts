@@ -268,7 +268,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const agentId = parseAgentId(opts.demoAgentId ?? 'demo-agent');
     let agentApiKey = opts.demoAgentApiKey;
     const stillValid = agentApiKey !== undefined && (await authenticateApiKey(deps.apiKeys, agentApiKey).then((a) => a === agentId, () => false));
-    if (!stillValid) agentApiKey = (await createApiKey(deps.apiKeys, agentId, deps.clock)).apiKey;
+    if (!stillValid) agentApiKey = (await createApiKey(deps.apiKeys, agentId, deps.clock, { log: deps.apiKeyAudit, actor: { type: 'operator', id: 'npm start' } })).apiKey;
     // Keys kept by a version before keys were sealed no longer authenticate until the operator seals them.
     const unsealed = (await deps.apiKeys.listAll()).filter((k) => k.sealed === false && k.revoked_at === null).length;
     if (unsealed > 0) log.warn(`${unsealed} API key(s) stored before keys were sealed do not authenticate: check npx ackd agents list, then run npx ackd agents seal-keys (docs/agents.md)`);

@@ -158,7 +158,7 @@ describe('a revoked API key never receives an SVID', () => {
     const client = await stack.client(apiKey);
     const id = await request(client);
     await stack.deps.service.decide(id, 'approved', 'operator:alice');
-    afterMint = () => stack.deps.apiKeys.revoke(entry.key_id, stack.clock.now());
+    afterMint = async () => void (await stack.deps.apiKeys.revoke(entry.key_id, stack.clock.now()));
     try {
       const text = errorText(await client.callTool({ name: 'check_authorization', arguments: { request_id: id } }));
       expect(text).toMatch(/^ERR_UNAUTHENTICATED: /);

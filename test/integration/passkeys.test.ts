@@ -254,6 +254,12 @@ describe('passkeys on the local stack', () => {
     const logged = r.stderr.split('\n').filter((l) => l.includes('passkeys_reset')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logged).toEqual([expect.objectContaining({ event: 'passkeys_reset', actor_id: 'grace', approver: sub, removed: out.removed })]);
     expect((await json<{ passkeys: unknown[] }>(await api('/passkeys'))).passkeys).toEqual([]);
+    // The reset is an audit event: the approver, the credentials, the operator.
+    await stack.settled();
+    const head = await stack.deps.store.audit.head();
+    const event = (await stack.deps.store.audit.event(head.seq)) as unknown as Record<string, unknown>;
+    expect(event).toMatchObject({ type: 'passkeys_reset', actor_type: 'operator', actor_id: 'grace', approver_identity: sub });
+    expect([...(event.credential_ids as string[])].sort()).toEqual([lost1.credentialId, lost2.credentialId].sort());
     // Nothing left to remove the second time.
     expect(JSON.parse((await runAckd(cliEnv(stack), 'passkeys', 'reset', sub, '--as', 'grace', '--json')).stdout)).toMatchObject({ removed: [] });
     // A first passkey again, with the session alone.

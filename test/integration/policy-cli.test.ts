@@ -13,6 +13,7 @@ import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 import { MemoryPolicyStore } from '../../lambdas/adapters/memory/policies.ts';
 import { MemoryAgentStore } from '../../lambdas/adapters/memory/agents.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
+import { authenticateApiKey } from '../../lambdas/core/apikeys.ts';
 import { resolvePolicy, type Policy, type PolicyStore } from '../../lambdas/core/policy.ts';
 import type { AgentStore } from '../../lambdas/core/agents.ts';
 import { readItem, startTestStack, writeItemFields, type TestStack } from '../helpers/local-stack.ts';
@@ -374,9 +375,11 @@ describe('ackd agents create --owner / agents show', () => {
     expect([unaudited.code, unaudited.stderr]).toEqual([2, expect.stringMatching(/ERR_INVALID_INPUT: --as: required with --owner/)]);
     const created = await json<{ agent_id: string; api_key: string; owner: string }>('agents', 'create', 'cli-owned', '--owner', 'lead@example.com', '--as', 'grace');
     expect(created).toMatchObject({ agent_id: 'cli-owned', owner: 'lead@example.com' });
-    await stack.settled(); // the CLI's change is sequenced by the stack's sequencer
+    await stack.settled(); // the CLI's changes are sequenced by the stack's sequencer
     const head = await stack.deps.store.audit.head();
-    expect(await stack.deps.store.audit.event(head.seq)).toMatchObject({ type: 'owner_set', actor_type: 'operator', actor_id: 'grace', agent_id: 'cli-owned', owner: 'lead@example.com', previous_owner: null });
+    // the owner first, then the key (by its id, never the key)
+    expect(await stack.deps.store.audit.event(head.seq - 1)).toMatchObject({ type: 'owner_set', actor_type: 'operator', actor_id: 'grace', agent_id: 'cli-owned', owner: 'lead@example.com', previous_owner: null });
+    expect(await stack.deps.store.audit.event(head.seq)).toMatchObject({ type: 'apikey_created', actor_type: 'operator', actor_id: 'grace', agent_id: 'cli-owned', key_id: (created as unknown as { key_id: string }).key_id });
     expect(created.api_key).toMatch(/^ackd_[A-Za-z0-9_-]{43}$/);
     // a second key without --owner keeps the owner
     const human = await ackd('agents', 'create', 'cli-owned');
@@ -396,6 +399,37 @@ describe('ackd agents create --owner / agents show', () => {
     expect((await ackd('agents', 'show', 'cli-unowned')).stdout).toMatch(/owner:\s+none recorded/);
     const unknown = await ackd('agents', 'show', 'nobody-here');
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/ERR_NOT_FOUND: agent_id: no agent nobody-here/)]);
+  }, CLI_TIMEOUT);
+
+  it('revoke-key is an audit event; a revocation taken back in the table lets the key in again, and audit verify --live names it', async () => {
+    const verifyLive = () => runAckd({ ...env, ACKD_AUDIT_KEY: stack.auditKeyPath }, 'audit', 'verify', '--live');
+    const created = await json<{ key_id: string; api_key: string }>('agents', 'create', 'cli-revoked', '--as', 'grace');
+    const revoked = await json<Record<string, unknown>>('agents', 'revoke-key', created.key_id, '--as', 'heidi');
+    expect(revoked).toEqual({ key_id: created.key_id, revoked: true, entries: 1, agents: ['cli-revoked'] });
+    await stack.settled();
+    const head = await stack.deps.store.audit.head();
+    expect(await stack.deps.store.audit.event(head.seq)).toMatchObject({ type: 'apikey_revoked', actor_id: 'heidi', agent_id: 'cli-revoked', key_id: created.key_id });
+    const before = await verifyLive();
+    expect(before.code, before.stdout + before.stderr).toBe(0);
+    const client = () => stack.client(created.api_key);
+    await expect(client()).rejects.toThrow(/401|Unauthorized/i);
+
+    // The insider takes the revocation back: the seal does not cover revoked_at, so the key works again…
+    const pk = `apikey#${(await stack.deps.apiKeys.listAll()).find((k) => k.key_id === created.key_id)!.key_hash}`;
+    await writeItemFields(stack, pk, { revoked_at: null });
+    await (await client()).close();
+    // …and live verification fails, naming the key and its revocation.
+    const live = await verifyLive();
+    expect(live.code, live.stdout).toBe(1);
+    expect(live.stdout).toMatch(new RegExp(`API key ${created.key_id} of agent cli-revoked was revoked \\(event \\d+, .*by heidi\\), but its entry \\(agent cli-revoked\\) is active again`));
+    // Revoked again (logged again): it passes.
+    await json('agents', 'revoke-key', created.key_id, '--as', 'heidi');
+    // (read from the table: the server may still remember the key from the call above for a few seconds)
+    await expect(authenticateApiKey(stack.deps.apiKeys, created.api_key)).rejects.toThrow(/valid agent API key/);
+    const after = await verifyLive();
+    expect(after.code, after.stdout + after.stderr).toBe(0);
+    const unknown = await ackd('agents', 'revoke-key', 'key_000000000000');
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/ERR_NOT_FOUND: key_id: no API key key_000000000000/)]);
   }, CLI_TIMEOUT);
 
   it('refuses a bad owner before anything is created', async () => {

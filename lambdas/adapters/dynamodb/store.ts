@@ -422,20 +422,24 @@ export class DynamoApiKeyStore implements ApiKeyStore {
     );
   }
 
-  async revoke(keyId: string, now: Date): Promise<void> {
-    const entry = (await this.scanKeys()).find((k) => k.key_id === keyId);
-    if (!entry) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
-    if (entry.revoked_at !== null) return; // already revoked: idempotent
-    await send(() =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: KEY + entry.key_hash },
-          UpdateExpression: 'SET revoked_at = :now',
-          ExpressionAttributeValues: { ':now': now.toISOString() },
-        }),
-      ),
-    );
+  async revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]> {
+    // Every entry with the id, not the first found: a twin planted under it must not take the revocation.
+    const entries = (await this.scanKeys()).filter((k) => k.key_id === keyId);
+    if (entries.length === 0) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
+    for (const entry of entries) {
+      if (entry.revoked_at !== null) continue; // already revoked: idempotent
+      await send(() =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: KEY + entry.key_hash },
+            UpdateExpression: 'SET revoked_at = :now',
+            ExpressionAttributeValues: { ':now': now.toISOString() },
+          }),
+        ),
+      );
+    }
+    return entries;
   }
 }
 

@@ -421,10 +421,10 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     this.byHash.set(entry.key_hash, entry);
   }
 
-  revoke(keyId: string, now: Date): Promise<void> {
-    const entry = [...this.byHash.values()].find((k) => k.key_id === keyId);
-    if (!entry) return Promise.reject(new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' }));
-    if (entry.revoked_at === null) this.byHash.set(entry.key_hash, { ...entry, revoked_at: now.toISOString() });
-    return Promise.resolve();
+  revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]> {
+    const entries = [...this.byHash.values()].filter((k) => k.key_id === keyId);
+    if (entries.length === 0) return Promise.reject(new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' }));
+    for (const e of entries) if (e.revoked_at === null) this.byHash.set(e.key_hash, { ...e, revoked_at: now.toISOString() });
+    return Promise.resolve(entries);
   }
 }

@@ -1,4 +1,6 @@
 import type { OwnerAudit, OwnerChange } from '../agents.ts';
+import type { ApiKeyAudit, ApiKeyChange } from '../apikeys.ts';
+import type { PasskeyReset, PasskeyResetAudit } from '../passkeys.ts';
 import type { PolicyAudit, PolicyChange } from '../policy.ts';
 import { systemClock, type Clock } from '../ports.ts';
 import { auditEvent } from './event.ts';
@@ -6,12 +8,14 @@ import type { AuditLog } from './ports.ts';
 
 /**
  * The operators' changes in the audit log: each `ackd policy set|remove` records a `policy_set`
- * or `policy_removed` event (who, the policy, what it replaced), and each `ackd agents create
- * --owner` an `owner_set` event (the agent, its owner, the one before). The sequencer puts them in
+ * or `policy_removed` event (who, the policy, what it replaced); each `ackd agents create
+ * --owner` an `owner_set` event (the agent, its owner, the one before); each API key created or
+ * revoked an `apikey_created` / `apikey_revoked` event (the agent and the key id); each `ackd
+ * passkeys reset` a `passkeys_reset` event (the approver, the credentials). The sequencer puts them in
  * the same log as the requests they govern, under the same hashes and signed tree heads. A change
  * whose event cannot be recorded is undone by its caller.
  */
-export class ChainAdminAudit implements PolicyAudit, OwnerAudit {
+export class ChainAdminAudit implements PolicyAudit, OwnerAudit, ApiKeyAudit, PasskeyResetAudit {
   constructor(
     private readonly log: Pick<AuditLog, 'enqueueAdmin'>,
     private readonly clock: Clock = systemClock,
@@ -26,6 +30,24 @@ export class ChainAdminAudit implements PolicyAudit, OwnerAudit {
 
   async ownerChanged(c: OwnerChange): Promise<void> {
     await this.log.enqueueAdmin({ ...auditEvent('owner_set', c.actor, this.clock.now()), type: 'owner_set' }, { agent_id: c.agent_id, owner: c.owner, previous_owner: c.previous });
+    this.nudge();
+  }
+
+  keyCreated(c: ApiKeyChange): Promise<void> {
+    return this.key('apikey_created', c);
+  }
+
+  keyRevoked(c: ApiKeyChange): Promise<void> {
+    return this.key('apikey_revoked', c);
+  }
+
+  async passkeysReset(r: PasskeyReset): Promise<void> {
+    await this.log.enqueueAdmin({ ...auditEvent('passkeys_reset', r.actor, this.clock.now()), type: 'passkeys_reset' }, { approver_identity: r.approver, credential_ids: [...r.credential_ids] });
+    this.nudge();
+  }
+
+  private async key(type: 'apikey_created' | 'apikey_revoked', c: ApiKeyChange): Promise<void> {
+    await this.log.enqueueAdmin({ ...auditEvent(type, c.actor, this.clock.now()), type }, { agent_id: c.agent_id, key_id: c.key_id });
     this.nudge();
   }
 }

@@ -85,9 +85,10 @@ export const EVENT_TYPES = [
 export type AuditEventType = (typeof EVENT_TYPES)[number];
 /**
  * Events of no request's lifecycle: by operators, an approval policy set or removed, an agent's
- * owner set; by an agent (the ackd gateway), a tool call it let through or refused.
+ * owner set, an agent's API key created or revoked, an approver's passkeys reset; by an agent (the
+ * ackd gateway), a tool call it let through or refused.
  */
-export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set', 'tool_call'] as const;
+export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set', 'tool_call', 'apikey_created', 'apikey_revoked', 'passkeys_reset'] as const;
 export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number];
 
 /** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */
@@ -157,6 +158,8 @@ export const EVENT_COLUMNS = [
   'previous',
   'owner',
   'previous_owner',
+  'key_id',
+  'credential_ids',
   'prev_hash',
   'hash',
 ] as const;
@@ -173,10 +176,17 @@ export interface AuditEvent extends PendingEvent, AuditSnapshot {
   readonly hash: string;
 }
 
-/** What an operator's change records: a policy as set (or as it was when removed) and what it replaced, or an agent's new owner and the one before; or a gateway's tool call. */
+/**
+ * What an operator's change records: a policy as set (or as it was when removed) and what it
+ * replaced; an agent's new owner and the one before; which API key (its id, never the key or its
+ * hash) of which agent was created or revoked; whose passkeys were reset, and which credentials that
+ * removed. Or a gateway's tool call.
+ */
 export type AdminChange =
   | { readonly policy: Policy; readonly previous: Policy | null }
   | { readonly agent_id: string; readonly owner: string | null; readonly previous_owner: string | null }
+  | { readonly agent_id: string; readonly key_id: string }
+  | { readonly approver_identity: string; readonly credential_ids: readonly string[] }
   | { readonly call: ToolCall };
 
 /**

@@ -1,5 +1,5 @@
 import { AckdError } from '../errors.ts';
-import type { Clock, Logger } from '../ports.ts';
+import type { ApiKeyEntry, ApiKeyStore, Clock, Logger } from '../ports.ts';
 import { AUDIT_FIELDS, differingFields, EVIDENCE_FIELDS, PAYLOAD_FIELDS, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { consistencyPlan, frontierKeys, inclusionPlan, keyOf, proofFrom, type NodeKey } from './merkle.ts';
 import type { AuditLog, RequestItemView } from './ports.ts';
@@ -56,7 +56,15 @@ export interface ExportWindow {
  */
 export class AuditService {
   constructor(
-    private readonly deps: { log: AuditLog; clock: Clock; logger: Logger; signer?: CheckpointSigner | undefined; retentionDays: number },
+    private readonly deps: {
+      log: AuditLog;
+      clock: Clock;
+      logger: Logger;
+      signer?: CheckpointSigner | undefined;
+      retentionDays: number;
+      /** The agents' API keys as stored, for live verification to compare with the keys the log says were revoked. */
+      apiKeys?: Pick<ApiKeyStore, 'listAll'> | undefined;
+    },
   ) {}
 
   get canSign(): boolean {
@@ -243,15 +251,20 @@ export class AuditService {
    */
   async verifyLive(window: ExportWindow, opts: VerifierOptions): Promise<VerifyReport & { unlinked: number; items: number }> {
     const v = new ChainVerifier(opts);
-    for await (const line of this.export(window)) v.addLine(line);
+    const revocations: KeyRevocation[] = [];
+    for await (const line of this.export(window)) {
+      v.addLine(line);
+      if (line.kind === 'event' && (line.type as string) === 'apikey_revoked') revocations.push(line as unknown as KeyRevocation);
+    }
     const report = v.finish();
     const items = await this.itemProblems(opts.maxProblems ?? 100);
+    const keys = this.deps.apiKeys ? revokedKeysActive(revocations, await this.deps.apiKeys.listAll()) : [];
     const backlog = await this.deps.log.backlog(100);
     const unlinked = backlog.count;
-    const problems = [...report.problems, ...items.problems];
+    const problems = [...report.problems, ...items.problems, ...keys];
     return {
       ...report,
-      ok: report.ok && items.count === 0,
+      ok: report.ok && items.count === 0 && keys.length === 0,
       problems,
       items: items.checked,
       unlinked,
@@ -289,6 +302,37 @@ export class AuditService {
     await flush(page);
     return { problems, count, checked };
   }
+}
+
+/** An `apikey_revoked` event as exported. */
+interface KeyRevocation {
+  readonly seq: number;
+  readonly at: string;
+  readonly actor_id: string;
+  readonly agent_id: string;
+  readonly key_id: string;
+}
+
+/**
+ * The keys the log says were revoked whose stored entry is active again (no `revoked_at`). Nothing
+ * in ackd takes a revocation back, so each is a change made outside ackd: a table writer's
+ * way back in with a key that was revoked (its seal does not cover `revoked_at`).
+ */
+export function revokedKeysActive(revocations: readonly KeyRevocation[], stored: readonly ApiKeyEntry[]): Problem[] {
+  const out: Problem[] = [];
+  const seen = new Set<string>();
+  for (const r of revocations) {
+    for (const e of stored) {
+      if (e.key_id !== r.key_id || e.revoked_at !== null || seen.has(e.key_hash)) continue;
+      seen.add(e.key_hash);
+      out.push({
+        kind: 'item',
+        seq: r.seq,
+        message: `API key ${r.key_id} of agent ${r.agent_id} was revoked (event ${r.seq}, ${r.at}, by ${r.actor_id}), but its entry (agent ${String(e.agent_id)}) is active again: it was changed outside ackd; revoke it again (ackd agents revoke-key ${r.key_id})`,
+      });
+    }
+  }
+  return out;
 }
 
 const SNAPSHOT_FIELDS_COMPARED: readonly (keyof AuditSnapshot)[] = [...AUDIT_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS];

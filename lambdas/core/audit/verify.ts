@@ -141,6 +141,8 @@ const adminEventSchema = z.union([
   z.object({ ...adminFields, type: z.enum(['policy_set', 'policy_removed']), policy: policySchema, previous: policySchema.nullable() }).strict(),
   z.object({ ...adminFields, type: z.literal('owner_set'), agent_id: z.string().min(1), owner: z.string().nullable(), previous_owner: z.string().nullable() }).strict(),
   z.object({ ...adminFields, type: z.literal('tool_call'), call: toolCallSchema }).strict(),
+  z.object({ ...adminFields, type: z.enum(['apikey_created', 'apikey_revoked']), agent_id: z.string().min(1), key_id: z.string().min(1) }).strict(),
+  z.object({ ...adminFields, type: z.literal('passkeys_reset'), approver_identity: z.string().min(1), credential_ids: z.array(z.string().min(1)) }).strict(),
 ]);
 
 const checkpointSchema = z
