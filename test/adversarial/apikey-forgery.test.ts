@@ -70,4 +70,20 @@ describe('a table writer cannot make an agent key', () => {
     const again = await runAckd(cliEnv(stack), 'agents', 'seal-keys');
     expect(again.stdout.trim()).toBe('no unsealed API keys');
   });
+
+  it('a twin planted under a genuine key\'s id does not take its revocation: revoke-key revokes every entry with the id', async () => {
+    const { apiKey, entry } = await createApiKey(stack.deps.apiKeys, parseAgentId('deploy-bot'), stack.clock);
+    expect(await status(apiKey)).toBe(200);
+    // Hashes that sort before and after the real one, so the twin is met first in a scan either way.
+    for (const twinHash of ['0'.repeat(64), 'f'.repeat(64)]) {
+      await raw().send(new PutCommand({ TableName: stack.tableName, Item: { pk: `apikey#${twinHash}`, kind: 'apikey', key_id: entry.key_id, key_hash: twinHash, agent_id: 'decoy-bot', created_at: entry.created_at, revoked_at: null } }));
+    }
+    const r = await runAckd(cliEnv(stack), 'agents', 'revoke-key', entry.key_id, '--as', 'ops', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ key_id: entry.key_id, revoked: true, entries: 3 });
+    stack.clock.advance(5_001); // past the instance's 5 s memory of the key
+    expect(await status(apiKey)).toBe(401);
+    const stored = (await stack.deps.apiKeys.listAll()).filter((k) => k.key_id === entry.key_id);
+    expect(stored.map((k) => k.revoked_at !== null)).toEqual([true, true, true]);
+  });
 });
