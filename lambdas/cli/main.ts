@@ -77,7 +77,7 @@ export function buildProgram(): Command {
         shown.length === 0
           ? 'no API keys'
           : shown
-              .map((k) => `${shownText(String(k.key_id))}  ${shownText(String(k.agent_id))}  created ${shownText(String(k.created_at))}${k.revoked_at ? `  REVOKED ${shownText(String(k.revoked_at))}` : ''}${k.sealed === true ? '' : k.sealed === null ? '  (seal not checked: no ACKD_OUTBOX_SEAL_KEY here)' : '  UNSEALED (does not authenticate: see ackd agents seal-keys)'}`)
+              .map((k) => `${shownText(String(k.key_id))}  ${shownText(String(k.agent_id))}  created ${shownText(String(k.created_at))}${k.revoked_at ? `  REVOKED ${shownText(String(k.revoked_at))}` : k.sealed === true ? '' : k.sealed === null ? '  (seal not checked: no ACKD_OUTBOX_SEAL_KEY here)' : '  UNSEALED (does not authenticate: see ackd agents seal-keys)'}`)
               .join('\n'),
       );
     });

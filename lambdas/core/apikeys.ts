@@ -229,17 +229,22 @@ export class ApiKeyCache {
 export type ApiKeyListing = ApiKeyEntry & { readonly sealed: boolean | null };
 
 const placeOf = (keyHash: string): SealPlace => ({ kind: 'apikey', key_hash: keyHash });
-/** What a key's seal covers: which key (its place, the hash) belongs to which agent, since when. Not `revoked_at`: revoking changes no seal. */
-const sealedFields = (e: ApiKeyEntry) => ({ key_id: e.key_id, agent_id: e.agent_id, created_at: e.created_at });
+/**
+ * What a key's seal covers: which key (its place, the hash) belongs to which agent, since when, and
+ * once revoked, when. Revoking seals the entry anew over its `revoked_at`, so clearing `revoked_at`
+ * breaks the seal: taking a revocation back needs the seal from before it (a copy taken then).
+ */
+const sealedFields = (e: ApiKeyEntry) => ({ key_id: e.key_id, agent_id: e.agent_id, created_at: e.created_at, ...(e.revoked_at === null ? {} : { revoked_at: e.revoked_at }) });
 
 /**
  * API keys whose entries are sealed like audit outbox entries (core/audit/seal.ts, the place
  * `{kind:"apikey", key_hash}`): whoever can write the table but does not hold the seal key cannot
  * make a key that authenticates, move a key to another agent, or give one key's entry to another
  * hash. A lookup of an entry without a valid seal answers "no such key" (the caller gets
- * ERR_UNAUTHENTICATED, with no detail) and logs a warning naming the key id. Revoking is not sealed:
- * a table writer can take a revocation back, and `ackd audit verify --live` then reports the key,
- * whose `apikey_revoked` event is in the log (revokeApiKey).
+ * ERR_UNAUTHENTICATED, with no detail) and logs a warning naming the key id. Revoking seals the
+ * entry anew over `revoked_at`; a table writer who kept the seal from before can still put it back,
+ * and `ackd audit verify --live` then reports the key, whose `apikey_revoked` event is in the log
+ * (revokeApiKey).
  */
 export class SealedApiKeyStore implements ApiKeyStore {
   constructor(
@@ -255,6 +260,8 @@ export class SealedApiKeyStore implements ApiKeyStore {
   async getByHash(keyHash: string): Promise<ApiKeyEntry | undefined> {
     const entry = await this.inner.getByHash(keyHash);
     if (!entry) return undefined;
+    // A revoked entry is refused whatever its seal (marking one revoked can only take access away).
+    if (entry.revoked_at !== null) return entry;
     // Checked against the hash asked for, not the entry's own: an entry copied under another key's hash fails.
     const verdict = await this.sealer.check(placeOf(keyHash), sealedFields(entry), entry.seal);
     if (verdict.ok) return entry;
@@ -274,8 +281,18 @@ export class SealedApiKeyStore implements ApiKeyStore {
     return this.inner.listAll().then((es) => this.marked(es));
   }
 
+  /**
+   * Revokes, sealing each entry anew over its `revoked_at`. When the seal cannot be made (the seal
+   * key unavailable) the key is revoked all the same, under its old seal: a revocation never waits
+   * for the seal key.
+   */
   revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]> {
-    return this.inner.revoke(keyId, now);
+    return this.inner.revoke(keyId, now, (revoked) =>
+      this.sealer.seal(placeOf(revoked.key_hash), sealedFields(revoked)).catch((e: unknown) => {
+        this.logger?.warn('API key revoked under its old seal: the seal key is unavailable', { code: 'ERR_SIGNER_UNAVAILABLE', key_id: revoked.key_id, error: e instanceof Error ? e.message : String(e) });
+        return undefined;
+      }),
+    );
   }
 
   setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean> {

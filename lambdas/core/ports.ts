@@ -165,8 +165,12 @@ export interface ApiKeyStore {
   listByAgent(agentId: AgentId): Promise<ApiKeyEntry[]>;
   /** Every key, oldest first. */
   listAll(): Promise<ApiKeyEntry[]>;
-  /** Marks every entry with this key id revoked (those already revoked stay as they are) and returns them all; ERR_NOT_FOUND when no entry has it. */
-  revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]>;
+  /**
+   * Marks every entry with this key id revoked at `now` (those already revoked stay as they are),
+   * each with the seal `sealOf` makes for it as revoked (none: its seal stays); returns them all as
+   * they are now. ERR_NOT_FOUND when no entry has the id.
+   */
+  revoke(keyId: string, now: Date, sealOf?: (revoked: ApiKeyEntry) => Promise<string | undefined>): Promise<ApiKeyEntry[]>;
   /** Adds `seal` to a stored entry that has none, only while it is as given (false: changed, gone or sealed since). */
   setSeal(entry: ApiKeyEntry, seal: string): Promise<boolean>;
 }

@@ -404,6 +404,7 @@ describe('ackd agents create --owner / agents show', () => {
   it('revoke-key is an audit event; a revocation taken back in the table lets the key in again, and audit verify --live names it', async () => {
     const verifyLive = () => runAckd({ ...env, ACKD_AUDIT_KEY: stack.auditKeyPath }, 'audit', 'verify', '--live');
     const created = await json<{ key_id: string; api_key: string }>('agents', 'create', 'cli-revoked', '--as', 'grace');
+    const sealBefore = (await stack.deps.apiKeys.listAll()).find((k) => k.key_id === created.key_id)!.seal;
     const revoked = await json<Record<string, unknown>>('agents', 'revoke-key', created.key_id, '--as', 'heidi');
     expect(revoked).toEqual({ key_id: created.key_id, revoked: true, entries: 1, agents: ['cli-revoked'] });
     await stack.settled();
@@ -414,9 +415,12 @@ describe('ackd agents create --owner / agents show', () => {
     const client = () => stack.client(created.api_key);
     await expect(client()).rejects.toThrow(/401|Unauthorized/i);
 
-    // The insider takes the revocation back: the seal does not cover revoked_at, so the key works again…
+    // The insider takes the revocation back. Clearing revoked_at breaks the seal (made over it)…
     const pk = `apikey#${(await stack.deps.apiKeys.listAll()).find((k) => k.key_id === created.key_id)!.key_hash}`;
     await writeItemFields(stack, pk, { revoked_at: null });
+    await expect(client()).rejects.toThrow(/401|Unauthorized/i);
+    // …but the seal copied before the revocation puts the key back in…
+    await writeItemFields(stack, pk, { seal: sealBefore });
     await (await client()).close();
     // …and live verification fails, naming the key and its revocation.
     const live = await verifyLive();

@@ -102,13 +102,13 @@ describe('API key events in the audit log', () => {
     expect(adminEvents(s).filter((x) => x.type === 'apikey_revoked').map((x) => x.agent_id).sort()).toEqual(['decoy', bot]);
   });
 
-  it('a revocation taken back in the table (revoked_at removed, the seal kept): the key works again, and live verification fails naming it', async () => {
+  it('a revocation taken back in the table (the entry as copied before it put back): the key works again, and live verification fails naming it', async () => {
     const s = setup();
     const { apiKey, entry } = await createApiKey(s.keys, bot, s.clock, { log: s.admin, actor: ops });
+    const copied = (await s.raw.listAll())[0]!;
     await revokeApiKey(s.keys, entry.key_id, s.clock, { log: s.admin, actor: ops });
-    const stored = (await s.raw.listAll())[0]!;
-    s.raw.writeRaw({ ...stored, revoked_at: null });
-    // What the attack gains: the seal does not cover revoked_at.
+    s.raw.writeRaw(copied);
+    // What the attack gains: the entry and seal from before the revocation authenticate.
     expect(await authenticateApiKey(s.keys, apiKey)).toBe(bot);
     const report = await verifyLive(s);
     expect(report.ok).toBe(false);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryApiKeyStore } from '../../lambdas/adapters/memory/store.ts';
-import { HmacOutboxSealer } from '../../lambdas/core/audit/seal.ts';
+import { HmacOutboxSealer, unavailableSealer } from '../../lambdas/core/audit/seal.ts';
 import { ApiKeyCache, authenticateApiKey, createApiKey, hashApiKey, SealedApiKeyStore } from '../../lambdas/core/apikeys.ts';
 import { isAckdError } from '../../lambdas/core/errors.ts';
 import { parseAgentId } from '../../lambdas/core/ids.ts';
@@ -78,11 +78,35 @@ describe('sealed API keys', () => {
     await refused(authenticateApiKey(keys, mine.apiKey));
   });
 
-  it('revoking still refuses the key (revoking changes no seal)', async () => {
-    const { clock, keys } = setup();
+  it('revoking refuses the key and seals the entry anew over revoked_at: clearing revoked_at breaks the seal; only the seal from before the revocation puts it back', async () => {
+    const { clock, inner, keys, logger } = setup();
     const { apiKey, entry } = await createApiKey(keys, bot, clock);
-    await keys.revoke(entry.key_id, clock.now());
+    const before = (await inner.listAll())[0]!;
+    clock.advance(1000);
+    const [revoked] = await keys.revoke(entry.key_id, clock.now());
+    expect(revoked).toMatchObject({ key_id: entry.key_id, revoked_at: clock.now().toISOString() });
+    expect(revoked!.seal).not.toBe(before.seal);
     await refused(authenticateApiKey(keys, apiKey));
+    expect(logger.lines.filter((l) => l.includes('ERR_APIKEY_UNSEALED'))).toEqual([]); // a revoked key is refused, not reported as forged
+    expect((await keys.listAll())[0]).toMatchObject({ revoked_at: revoked!.revoked_at, sealed: true });
+    // A table writer clears revoked_at: the seal (made over it) no longer holds.
+    inner.writeRaw({ ...revoked!, revoked_at: null });
+    await refused(authenticateApiKey(keys, apiKey));
+    expect(logger.lines.at(-1)).toMatch(/ERR_APIKEY_UNSEALED.*mismatch/);
+    // With the seal copied before the revocation, it authenticates again (audit verify --live reports it: admin-key-events.test.ts).
+    inner.writeRaw(before);
+    expect(await authenticateApiKey(keys, apiKey)).toBe(bot);
+  });
+
+  it('a revocation does not wait for the seal key: without it the key is revoked under its old seal, and a warning says so', async () => {
+    const { clock, inner, logger } = setup();
+    const good = new SealedApiKeyStore(inner, HmacOutboxSealer.withKey(randomBytes(32)), logger);
+    const { apiKey, entry } = await createApiKey(good, bot, clock);
+    const down = new SealedApiKeyStore(inner, unavailableSealer(), logger);
+    const [revoked] = await down.revoke(entry.key_id, clock.now());
+    expect(revoked!.revoked_at).not.toBeNull();
+    await refused(authenticateApiKey(good, apiKey));
+    expect(logger.lines.at(-1)).toMatch(/API key revoked under its old seal.*ERR_SIGNER_UNAVAILABLE/);
   });
 
   it('seal-keys seals keys stored before keys were sealed, once, and leaves a wrongly sealed one as it is', async () => {

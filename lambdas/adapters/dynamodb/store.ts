@@ -422,24 +422,31 @@ export class DynamoApiKeyStore implements ApiKeyStore {
     );
   }
 
-  async revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]> {
+  async revoke(keyId: string, now: Date, sealOf?: (revoked: ApiKeyEntry) => Promise<string | undefined>): Promise<ApiKeyEntry[]> {
     // Every entry with the id, not the first found: a twin planted under it must not take the revocation.
     const entries = (await this.scanKeys()).filter((k) => k.key_id === keyId);
     if (entries.length === 0) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
+    const out: ApiKeyEntry[] = [];
     for (const entry of entries) {
-      if (entry.revoked_at !== null) continue; // already revoked: idempotent
+      if (entry.revoked_at !== null) {
+        out.push(entry); // already revoked: idempotent
+        continue;
+      }
+      const revoked = { ...entry, revoked_at: now.toISOString() };
+      const seal = await sealOf?.(revoked);
       await send(() =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: { pk: KEY + entry.key_hash },
-            UpdateExpression: 'SET revoked_at = :now',
-            ExpressionAttributeValues: { ':now': now.toISOString() },
+            UpdateExpression: seal === undefined ? 'SET revoked_at = :now' : 'SET revoked_at = :now, seal = :seal',
+            ExpressionAttributeValues: { ':now': revoked.revoked_at, ...(seal === undefined ? {} : { ':seal': seal }) },
           }),
         ),
       );
+      out.push(seal === undefined ? revoked : { ...revoked, seal });
     }
-    return entries;
+    return out;
   }
 }
 

@@ -421,10 +421,21 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     this.byHash.set(entry.key_hash, entry);
   }
 
-  revoke(keyId: string, now: Date): Promise<ApiKeyEntry[]> {
+  async revoke(keyId: string, now: Date, sealOf?: (revoked: ApiKeyEntry) => Promise<string | undefined>): Promise<ApiKeyEntry[]> {
     const entries = [...this.byHash.values()].filter((k) => k.key_id === keyId);
-    if (entries.length === 0) return Promise.reject(new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' }));
-    for (const e of entries) if (e.revoked_at === null) this.byHash.set(e.key_hash, { ...e, revoked_at: now.toISOString() });
-    return Promise.resolve(entries);
+    if (entries.length === 0) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
+    const out: ApiKeyEntry[] = [];
+    for (const e of entries) {
+      if (e.revoked_at !== null) {
+        out.push(e);
+        continue;
+      }
+      const revoked = { ...e, revoked_at: now.toISOString() };
+      const seal = await sealOf?.(revoked);
+      const stored = seal === undefined ? revoked : { ...revoked, seal };
+      this.byHash.set(e.key_hash, stored);
+      out.push(stored);
+    }
+    return out;
   }
 }
