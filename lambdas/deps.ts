@@ -27,6 +27,7 @@ import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, buildAwsRevoker, type AwsBrokerConfig } from './adapters/aws/config.ts';
 import { PasskeyService, type PasskeyResetAudit, type PasskeyVerifier } from './core/passkeys.ts';
+import { SealedPasskeyStore } from './core/passkey-seal.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
 import { outboxSealerFrom } from './adapters/signing/outbox-seal.ts';
@@ -63,6 +64,8 @@ export interface ServiceDeps {
   readonly awsBroker?: AwsCredentialBroker;
   /** Approvers' passkeys (same table; RP = the consent UI's origin). */
   readonly passkeys: PasskeyService;
+  /** Their store, sealed (operators: listing and sealing passkeys stored before passkeys were sealed). */
+  readonly passkeyStore: SealedPasskeyStore;
   /** Signs approval receipts (ACKD_RECEIPT_KEY); its public key is served as a JWKS. */
   readonly receipts: ReceiptSigner;
   /** The PEM public key decisions are verified with (ACKD_DECISION_PUBLIC_KEY, else ACKD_DECISION_KEY's); served for auditors. */
@@ -201,7 +204,9 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     ...(awsBroker ? { onRevoked: async (r: AuthorizationRecord) => void (await awsBroker.revoked(r)) } : {}),
   };
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
-  const passkeys = new PasskeyService({ store: new DynamoPasskeyStore(ddb, config.tableName), nonces: new DynamoNonceStore(ddb, config.tableName), verifier: opts.passkeyVerifier ?? noPasskeyVerifier(config.consentUrl), clock });
+  // Approvers' passkeys are sealed with the outbox seal key too: a table writer cannot add one (core/passkey-seal.ts).
+  const passkeyStore = new SealedPasskeyStore(new DynamoPasskeyStore(ddb, config.tableName), sealer, logger);
+  const passkeys = new PasskeyService({ store: passkeyStore, nonces: new DynamoNonceStore(ddb, config.tableName), verifier: opts.passkeyVerifier ?? noPasskeyVerifier(config.consentUrl), clock });
   // Signed decisions and receipts (issue 13): keys not configured here refuse when used (fail closed).
   const decisionSigner = opts.decisionSigner ?? decisionSignerFrom(config);
   const decisionPublicKeyPem = opts.decisionSigner && !config.decisionPublicKey ? () => decisionSigner.publicKeyPem() : decisionPublicKeyFrom(config);
@@ -245,6 +250,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,
     passkeys,
+    passkeyStore,
     ...(awsBroker && aws.serves ? { awsBroker } : {}),
     receipts,
     decisionPublicKeyPem,

@@ -35,4 +35,34 @@ export function registerPasskeyCommands(program: Command): void {
           : [`removed ${removed.length} passkey(s) of ${sub} (reset by ${shownText(actor.id)}):`, ...removed.map((p) => `  ${p.credential_id}  ${shownText(p.label)}  added ${p.created_at}`), 'They can now register a first passkey in the consent UI with their session alone.'].join('\n'),
       );
     });
+  passkeys
+    .command('list')
+    .description("approvers' passkeys (credential ids, labels, when added; never keys): current and retired, and UNSEALED for one without a valid seal, which ackd does not use")
+    .option('--approver <sub>', 'only this approver (their Cognito sub)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { approver?: string; json?: boolean }) => {
+      if (opts.approver !== undefined && !SUB.test(opts.approver)) throw invalid('--approver', "must be the approver's Cognito sub (1-128 letters, digits, '.', '_', ':', '@', '-')");
+      const d = cliDeps();
+      const shown = (await d.passkeyStore.all())
+        .filter((p) => opts.approver === undefined || p.approver === opts.approver)
+        .map((p) => ({ approver: p.approver, credential_id: p.credential_id, label: p.label, created_at: p.created_at, retired: p.retired, sealed: p.sealed }));
+      output(opts.json, shown, () =>
+        shown.length === 0
+          ? 'no passkeys'
+          : shown
+              .map((p) => `${shownText(p.approver)}  ${shownText(p.credential_id)}  ${shownText(p.label)}  added ${shownText(String(p.created_at))}${p.retired ? '  RETIRED' : ''}${p.sealed === true ? '' : p.sealed === null ? '  (seal not checked: no ACKD_OUTBOX_SEAL_KEY here)' : '  UNSEALED (not used: see ackd passkeys seal)'}`)
+              .join('\n'),
+      );
+    });
+  passkeys
+    .command('seal')
+    .description('seal the passkeys stored before passkeys were sealed, so that they sign again (once, after upgrading; check `ackd passkeys list` first: what this seals, you vouch for)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const d = cliDeps();
+      const sealed = (await d.passkeyStore.sealUnsealed()).map((p) => ({ approver: p.approver, credential_id: p.credential_id, label: p.label, created_at: p.created_at, retired: p.retired }));
+      output(opts.json, { sealed }, () =>
+        sealed.length === 0 ? 'no unsealed passkeys' : [`sealed ${sealed.length} passkey(s):`, ...sealed.map((p) => `  ${shownText(p.approver)}  ${shownText(p.credential_id)}  ${shownText(p.label)}  added ${shownText(String(p.created_at))}${p.retired ? '  RETIRED' : ''}`)].join('\n'),
+      );
+    });
 }

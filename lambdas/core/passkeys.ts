@@ -114,6 +114,8 @@ export interface StoredPasskey {
   readonly created_at: string;
   /** The approver's name for it ("laptop", "YubiKey 5"). */
   readonly label: string;
+  /** The writer's seal over which public key is this approver's credential (core/passkey-seal.ts); absent on passkeys stored before passkeys were sealed. */
+  readonly seal?: string;
 }
 
 /** Passkeys per approver. Each write is one conditional write. */
@@ -132,6 +134,12 @@ export interface PasskeyResetAudit {
 
 export interface PasskeyStore {
   list(approver: string): Promise<StoredPasskey[]>;
+  /** Every credential stored for the approver, sealed or not (what a reset removes). */
+  stored(approver: string): Promise<StoredPasskey[]>;
+  /** Every stored credential of every approver, current and retired (operators: listing, sealing). */
+  all(): Promise<(StoredPasskey & { readonly retired: boolean })[]>;
+  /** Adds `seal` to a stored credential that has none, only while it is as given (false: changed, gone or sealed since). */
+  setSeal(p: StoredPasskey & { readonly retired: boolean }, seal: string): Promise<boolean>;
   get(approver: string, credentialId: string): Promise<StoredPasskey | undefined>;
   /** Adds a passkey: ERR_CONFLICT when the approver already has this credential or `max` passkeys. */
   put(p: StoredPasskey, max: number): Promise<void>;
@@ -331,7 +339,7 @@ export class PasskeyService {
    * removed: a reset that cannot be logged does not happen (an approver with no passkeys gets no event).
    */
   async reset(approver: string, audit?: { log: PasskeyResetAudit; actor: PasskeyReset['actor'] }): Promise<StoredPasskey[]> {
-    const current = await this.deps.store.list(approver);
+    const current = await this.deps.store.stored(approver);
     if (audit && current.length > 0) await audit.log.passkeysReset({ approver, credential_ids: current.map((p) => p.credential_id), actor: audit.actor });
     const removed: StoredPasskey[] = [];
     for (const p of current) if (await this.deps.store.delete(approver, p.credential_id)) removed.push(p);

@@ -272,6 +272,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     // Keys kept by a version before keys were sealed no longer authenticate until the operator seals them.
     const unsealed = (await deps.apiKeys.listAll()).filter((k) => k.sealed === false && k.revoked_at === null).length;
     if (unsealed > 0) log.warn(`${unsealed} API key(s) stored before keys were sealed do not authenticate: check npx ackd agents list, then run npx ackd agents seal-keys (docs/agents.md)`);
+    const unsealedPasskeys = (await deps.passkeyStore.all()).filter((p) => p.sealed === false).length;
+    if (unsealedPasskeys > 0) log.warn(`${unsealedPasskeys} passkey(s) stored before passkeys were sealed are not used: check npx ackd passkeys list, then run npx ackd passkeys seal (docs/evidence.md)`);
 
     const handles = {
       appUrl,

@@ -7,6 +7,9 @@ import { payloadSha256 } from '../../lambdas/core/payload.ts';
 import { signInWithPkce } from '../helpers/cognito-token.ts';
 import { SoftPasskey } from '../helpers/soft-passkey.ts';
 import { cliEnv, runAckd } from '../helpers/cli.ts';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamoClient } from '../../lambdas/adapters/dynamodb/client.ts';
+import { documentClient } from '../../lambdas/adapters/dynamodb/send.ts';
 
 /**
  * Passkeys on the real local stack (dynalite, cognito-local, the consent API over HTTP): an
@@ -125,6 +128,49 @@ describe('passkeys on the local stack', () => {
     expect(del.status).toBe(200);
     expect((await json<{ passkeys: { credential_id: string }[] }>(await api('/passkeys'))).passkeys.map((p) => p.credential_id)).toEqual([key.credentialId]);
     expect((await api(`/passkeys/${second.credentialId}/challenge`, { method: 'POST', body: {} })).status).toBe(404);
+  });
+
+  it('a passkey an insider writes into the approver\'s item (with their stolen session) is not theirs: not listed, cannot confirm a new one or sign a decision; listed UNSEALED', async () => {
+    const origin = new URL(stack.consentUiUrl).origin;
+    const sub = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub: string }).sub;
+    const planted = new SoftPasskey('localhost', origin);
+    const p = planted.stored(sub);
+    const doc = documentClient(dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }));
+    await doc.send(
+      new UpdateCommand({
+        TableName: stack.tableName,
+        Key: { pk: `passkeys#${sub}` },
+        UpdateExpression: 'SET creds.#id = :cred',
+        ExpressionAttributeNames: { '#id': p.credential_id },
+        ExpressionAttributeValues: { ':cred': { public_key: p.public_key, counter: 0, transports: ['internal'], created_at: p.created_at, label: 'mine now' } },
+      }),
+    );
+    const listed = await json<{ passkeys: { credential_id: string }[] }>(await api('/passkeys'));
+    expect(listed.passkeys.map((x) => x.credential_id)).not.toContain(planted.credentialId);
+    // The step-up: the planted key cannot confirm a new passkey.
+    const o = await json<{ nonce: string; confirm: { challenge: string; allowCredentials: { id: string }[] } }>(await api('/passkeys/options', { method: 'POST', body: {} }));
+    expect(o.confirm.allowCredentials.map((c) => c.id)).not.toContain(planted.credentialId);
+    const third = new SoftPasskey('localhost', origin);
+    const added = await api('/passkeys', { method: 'POST', body: { nonce: o.nonce, response: third.register(o.nonce), label: 'x', confirm: planted.assert(o.confirm.challenge, o.nonce) } });
+    await refusedWith(added, 'ERR_PASSKEY_INVALID', /the passkey that signed it is not one of yours/);
+    // Nor can it sign a decision.
+    const id = await newRequest();
+    const c = await challenge(id, 'approved');
+    await refusedWith(await decide(id, 'approve', planted.assert(c.challenge, c.nonce)), 'ERR_PASSKEY_INVALID', /not one of yours/);
+    expect(stack.logs.lines.some((l) => l.includes('ERR_PASSKEY_UNSEALED') && l.includes(planted.credentialId))).toBe(true);
+    // The operator sees it.
+    const list = await runAckd(cliEnv(stack), 'passkeys', 'list', '--approver', sub);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`${planted.credentialId}  mine now  added \\S+  UNSEALED`));
+    expect(list.stdout).toMatch(new RegExp(`${key.credentialId}  soft key  added \\S+$`, 'm'));
+    // `passkeys seal` seals what carries no seal at all: what it seals, the operator vouches for (the one-off upgrade step).
+    const sealed = await runAckd(cliEnv(stack), 'passkeys', 'seal', '--json');
+    expect(sealed.code, sealed.stderr).toBe(0);
+    expect((JSON.parse(sealed.stdout) as { sealed: { credential_id: string; retired: boolean }[] }).sealed).toEqual([expect.objectContaining({ credential_id: planted.credentialId, retired: false })]);
+    expect((await runAckd(cliEnv(stack), 'passkeys', 'list', '--approver', sub)).stdout).not.toMatch(/UNSEALED/);
+    expect((await runAckd(cliEnv(stack), 'passkeys', 'seal')).stdout.trim()).toBe('no unsealed passkeys');
+    // Taken out again (an operator would reset; here the test's own cleanup).
+    await doc.send(new UpdateCommand({ TableName: stack.tableName, Key: { pk: `passkeys#${sub}` }, UpdateExpression: 'REMOVE creds.#id', ExpressionAttributeNames: { '#id': p.credential_id } }));
   });
 
   it('the request view says a passkey is required; a decision without one is refused and recorded', async () => {

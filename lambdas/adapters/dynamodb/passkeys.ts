@@ -2,14 +2,14 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import { NONCE_PURPOSES, type DecisionVerdict, type IssuedNonce, type NoncePurpose, type NonceStore, type PasskeyStore, type StoredPasskey } from '../../core/passkeys.ts';
-import { applied, documentClient, isConditionFailure, send } from './send.ts';
+import { applied, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
 
 /** Key prefix of an approver's passkeys: `passkeys#<Cognito sub>`; nothing else in the table starts with it. */
 export const PASSKEYS_PK = 'passkeys#';
 /** Key prefix of passkey nonces: `pknonce#<nonce>`. */
 export const NONCE_PK = 'pknonce#';
 
-type StoredCred = { public_key: string; counter: number; transports: string[]; created_at: string; label: string };
+type StoredCred = { public_key: string; counter: number; transports: string[]; created_at: string; label: string; seal?: string };
 
 /**
  * An approver's passkeys in the request table: one item per approver (`kind: 'passkeys'`) with a
@@ -54,6 +54,39 @@ export class DynamoPasskeyStore implements PasskeyStore {
       .sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
 
+  stored(approver: string): Promise<StoredPasskey[]> {
+    return this.list(approver);
+  }
+
+  /** Every approver's credentials, current and retired: a scan of the `passkeys#` items (an operator's listing or one-off sealing, never a request's path). */
+  async all(): Promise<(StoredPasskey & { retired: boolean })[]> {
+    const out: (StoredPasskey & { retired: boolean })[] = [];
+    for await (const it of scanPrefix(this.doc, this.tableName, PASSKEYS_PK, { consistent: true })) {
+      const approver = String(it.pk).slice(PASSKEYS_PK.length);
+      for (const [field, retired] of [['creds', false], ['retired', true]] as const) {
+        const m = it[field] as Record<string, StoredCred> | undefined;
+        if (m && typeof m === 'object') for (const [id, c] of Object.entries(m)) out.push({ ...toPasskey(approver, id, c), retired });
+      }
+    }
+    return out.sort((a, b) => a.approver.localeCompare(b.approver) || a.created_at.localeCompare(b.created_at));
+  }
+
+  setSeal(p: StoredPasskey & { readonly retired: boolean }, seal: string): Promise<boolean> {
+    return applied(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(p.approver),
+          UpdateExpression: 'SET #m.#id.#seal = :seal',
+          // Only the credential as it was listed, and only once.
+          ConditionExpression: 'attribute_exists(#m.#id) AND attribute_not_exists(#m.#id.#seal) AND #m.#id.public_key = :pk AND #m.#id.created_at = :at',
+          ExpressionAttributeNames: { '#m': p.retired ? 'retired' : 'creds', '#id': p.credential_id, '#seal': 'seal' },
+          ExpressionAttributeValues: { ':seal': seal, ':pk': p.public_key, ':at': p.created_at },
+        }),
+      ),
+    );
+  }
+
   async get(approver: string, credentialId: string): Promise<StoredPasskey | undefined> {
     const c = (await this.creds(approver))[credentialId];
     return c ? toPasskey(approver, credentialId, c) : undefined;
@@ -70,7 +103,7 @@ export class DynamoPasskeyStore implements PasskeyStore {
         }),
       ),
     );
-    const cred: StoredCred = { public_key: p.public_key, counter: p.counter, transports: [...p.transports], created_at: p.created_at, label: p.label };
+    const cred: StoredCred = { public_key: p.public_key, counter: p.counter, transports: [...p.transports], created_at: p.created_at, label: p.label, ...(p.seal === undefined ? {} : { seal: p.seal }) };
     const ok = await applied(() =>
       this.doc.send(
         new UpdateCommand({
@@ -126,7 +159,16 @@ export class DynamoPasskeyStore implements PasskeyStore {
 }
 
 function toPasskey(approver: string, id: string, c: StoredCred): StoredPasskey {
-  return { credential_id: id, approver, public_key: c.public_key, counter: Number(c.counter), transports: [...(c.transports ?? [])], created_at: c.created_at, label: c.label };
+  return {
+    credential_id: id,
+    approver,
+    public_key: c.public_key,
+    counter: Number(c.counter),
+    transports: Array.isArray(c.transports) ? [...c.transports] : [],
+    created_at: c.created_at,
+    label: c.label,
+    ...(c.seal === undefined ? {} : { seal: c.seal }),
+  };
 }
 
 /**

@@ -15,6 +15,29 @@ export class MemoryPasskeyStore implements PasskeyStore {
     return Promise.resolve([...this.of(approver).values()].sort((a, b) => a.created_at.localeCompare(b.created_at)));
   }
 
+  stored(approver: string): Promise<StoredPasskey[]> {
+    return this.list(approver);
+  }
+
+  all(): Promise<(StoredPasskey & { retired: boolean })[]> {
+    const current = [...this.byApprover.values()].flatMap((m) => [...m.values()].map((p) => ({ ...p, retired: false })));
+    return Promise.resolve([...current, ...[...this.retired.values()].map((p) => ({ ...p, retired: true }))]);
+  }
+
+  setSeal(p: StoredPasskey & { readonly retired: boolean }, seal: string): Promise<boolean> {
+    const key = `${p.approver}\u0000${p.credential_id}`;
+    const now = p.retired ? this.retired.get(key) : this.of(p.approver).get(p.credential_id);
+    if (!now || now.seal !== undefined || now.public_key !== p.public_key || now.created_at !== p.created_at) return Promise.resolve(false);
+    if (p.retired) this.retired.set(key, { ...now, seal });
+    else this.of(p.approver).set(p.credential_id, { ...now, seal });
+    return Promise.resolve(true);
+  }
+
+  /** Stores a credential as given, unsealed or forged (tests: what a table writer would put). */
+  writeRaw(p: StoredPasskey): void {
+    this.of(p.approver).set(p.credential_id, p);
+  }
+
   get(approver: string, credentialId: string): Promise<StoredPasskey | undefined> {
     return Promise.resolve(this.of(approver).get(credentialId));
   }

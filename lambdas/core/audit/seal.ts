@@ -13,7 +13,8 @@ import { canonicalJson } from '../jcs.ts';
  * `{"entry":…,"place":…,"purpose":"ackd-outbox-entry","v":1}`: `entry` is the entry as stored
  * without its `seal`, `place` is where it is stored (`{"kind":"request","request_id":…}` for a
  * request item's outbox, `{"kind":"admin","event_id":…}` for an `audit#admin#<event_id>` item,
- * `{"kind":"apikey","key_hash":…}` for an agent API key's entry, core/apikeys.ts).
+ * `{"kind":"apikey","key_hash":…}` for an agent API key's entry, core/apikeys.ts;
+ * `{"kind":"passkey","approver":…,"credential_id":…}` for an approver's passkey, core/passkey-seal.ts).
  * The seal is `v1.` followed by the MAC in base64url.
  *
  * The key is the 32-byte MAC of the label {@link SEAL_KEY_LABEL} under the deployment's seal key:
@@ -28,8 +29,12 @@ export const SEAL_PURPOSE = 'ackd-outbox-entry';
 export const SEAL_VERSION = 1;
 const PREFIX = `v${SEAL_VERSION}.`;
 
-/** Where an entry is stored: what its seal binds it to (an agent API key's entry is sealed the same way: core/apikeys.ts). */
-export type SealPlace = { readonly kind: 'request'; readonly request_id: string } | { readonly kind: 'admin'; readonly event_id: string } | { readonly kind: 'apikey'; readonly key_hash: string };
+/** Where an entry is stored: what its seal binds it to (an agent API key's entry and an approver's passkey are sealed the same way: core/apikeys.ts, core/passkey-seal.ts). */
+export type SealPlace =
+  | { readonly kind: 'request'; readonly request_id: string }
+  | { readonly kind: 'admin'; readonly event_id: string }
+  | { readonly kind: 'apikey'; readonly key_hash: string }
+  | { readonly kind: 'passkey'; readonly approver: string; readonly credential_id: string };
 
 /** The outcome of a check; `reason` says why an entry is refused (for the log and the quarantine record). */
 export type SealVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: 'missing' | 'malformed' | 'mismatch'; readonly message: string };
