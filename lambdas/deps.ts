@@ -26,7 +26,7 @@ import { checkAwsRolePermissions } from './core/aws-roles.ts';
 import type { AuthorizationRecord, NewRequest } from './core/request.ts';
 import type { AwsCredentialBroker } from './core/aws-broker.ts';
 import { awsBrokerConfigFromEnv, buildAwsBroker, buildAwsRevoker, type AwsBrokerConfig } from './adapters/aws/config.ts';
-import { PasskeyService, type PasskeyResetAudit, type PasskeyVerifier } from './core/passkeys.ts';
+import { PasskeyService, type PasskeyVerifier } from './core/passkeys.ts';
 import { SealedPasskeyStore } from './core/passkey-seal.ts';
 import { DynamoNonceStore, DynamoPasskeyStore } from './adapters/dynamodb/passkeys.ts';
 import { decisionPublicKeyFrom, decisionSignerFrom, receiptSignerFrom } from './adapters/signing/index.ts';
@@ -52,8 +52,6 @@ export interface ServiceDeps {
   readonly ownerAudit: OwnerAudit;
   /** Records API keys created and revoked (events in the audit chain). */
   readonly apiKeyAudit: ApiKeyAudit;
-  /** Records operators' resets of approvers' passkeys (events in the audit chain). */
-  readonly passkeyAudit: PasskeyResetAudit;
   /** The last trust bundle the issuer gave (served while it is down). */
   readonly bundles: BundleStore;
   /** Agent records (owners). */
@@ -206,7 +204,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
   const waiting = new Waiting({ store, clock, logger }, opts.waiting);
   // Approvers' passkeys are sealed with the outbox seal key too: a table writer cannot add one (core/passkey-seal.ts).
   const passkeyStore = new SealedPasskeyStore(new DynamoPasskeyStore(ddb, config.tableName), sealer, logger);
-  const passkeys = new PasskeyService({ store: passkeyStore, nonces: new DynamoNonceStore(ddb, config.tableName), verifier: opts.passkeyVerifier ?? noPasskeyVerifier(config.consentUrl), clock });
+  const passkeys = new PasskeyService({ store: passkeyStore, nonces: new DynamoNonceStore(ddb, config.tableName), verifier: opts.passkeyVerifier ?? noPasskeyVerifier(config.consentUrl), clock, audit: adminAudit });
   // Signed decisions and receipts (issue 13): keys not configured here refuse when used (fail closed).
   const decisionSigner = opts.decisionSigner ?? decisionSignerFrom(config);
   const decisionPublicKeyPem = opts.decisionSigner && !config.decisionPublicKey ? () => decisionSigner.publicKeyPem() : decisionPublicKeyFrom(config);
@@ -245,7 +243,6 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     policyAudit,
     ownerAudit: adminAudit,
     apiKeyAudit: adminAudit,
-    passkeyAudit: adminAudit,
     agents,
     bundles: new DynamoBundleStore(ddb, config.tableName),
     waiting,

@@ -27,7 +27,7 @@ export function registerPasskeyCommands(program: Command): void {
       if (!SUB.test(sub)) throw invalid('approver_sub', "must be the approver's Cognito sub (1-128 letters, digits, '.', '_', ':', '@', '-')");
       const actor = parseOperator(opts.as, '--as');
       const d = cliDeps();
-      const removed = (await d.passkeys.reset(sub, { log: d.passkeyAudit, actor })).map((p) => ({ credential_id: p.credential_id, label: p.label, created_at: p.created_at }));
+      const removed = (await d.passkeys.reset(sub, actor)).map((p) => ({ credential_id: p.credential_id, label: p.label, created_at: p.created_at }));
       d.logger.warn('passkeys_reset', { event: 'passkeys_reset', actor_type: actor.type, actor_id: actor.id, approver: sub, removed });
       output(opts.json, { approver: sub, reset_by: actor.id, removed }, () =>
         removed.length === 0

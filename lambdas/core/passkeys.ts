@@ -118,19 +118,24 @@ export interface StoredPasskey {
   readonly seal?: string;
 }
 
-/** Passkeys per approver. Each write is one conditional write. */
-/** An operator's reset of an approver's passkeys, for the audit log. */
-export interface PasskeyReset {
+/**
+ * A change to an approver's passkeys, for the audit log: one added or removed by the approver
+ * (in the consent UI), or all of them reset by an operator.
+ */
+export interface PasskeyAuditChange {
+  readonly type: 'passkey_added' | 'passkey_removed' | 'passkeys_reset';
   /** The approver's Cognito sub. */
   readonly approver: string;
   readonly credential_ids: readonly string[];
-  readonly actor: { readonly type: 'operator'; readonly id: string };
+  readonly actor: { readonly type: 'approver' | 'operator'; readonly id: string };
 }
 
-/** Records passkey resets in the audit log (`passkeys_reset`). */
-export interface PasskeyResetAudit {
-  passkeysReset(reset: PasskeyReset): Promise<void>;
+/** Records changes to approvers' passkeys in the audit log. */
+export interface PasskeyAudit {
+  passkeyChanged(change: PasskeyAuditChange): Promise<void>;
 }
+
+/** Passkeys per approver. Each write is one conditional write. */
 
 export interface PasskeyStore {
   list(approver: string): Promise<StoredPasskey[]>;
@@ -273,6 +278,8 @@ export interface PasskeyDeps {
   readonly nonces: NonceStore;
   readonly verifier: PasskeyVerifier;
   readonly clock: Clock;
+  /** Where passkeys added, removed and reset are recorded (the audit log); none: not recorded (unit tests). */
+  readonly audit?: PasskeyAudit;
 }
 
 /** A challenge the consent page asks the authenticator to sign (a decision's, or the confirmation of a change to the approver's passkeys). */
@@ -328,19 +335,22 @@ export class PasskeyService {
     if (!n) throw invalidPasskey('its nonce is unknown, already used or expired (ask for a new challenge)', what);
     if (n.purpose !== 'remove' || n.approver !== approver) throw invalidPasskey("its nonce was not issued to you for a passkey's removal", what);
     await this.verifyChange(approver, a, passkeyChangeChallengeB64({ purpose: 'ackd-passkey-remove', nonce: a.nonce, credential_id: credentialId }), what);
+    // Recorded before it is removed: a removal that cannot be logged does not happen.
+    if (!(await this.deps.store.get(approver, credentialId))) throw notYours(credentialId);
+    await this.deps.audit?.passkeyChanged({ type: 'passkey_removed', approver, credential_ids: [credentialId], actor: { type: 'approver', id: approver } });
     if (!(await this.deps.store.delete(approver, credentialId))) throw notYours(credentialId);
   }
 
   /**
    * Removes every passkey of `approver` (an operator's recovery for an approver who lost all
    * their authenticators: `ackd passkeys reset`); the approver then registers a first one with
-   * their session alone. Returns the passkeys removed. With `audit`, the reset is a
-   * `passkeys_reset` event naming the approver and the credentials, recorded before anything is
-   * removed: a reset that cannot be logged does not happen (an approver with no passkeys gets no event).
+   * their session alone. Returns the passkeys removed. The reset is a `passkeys_reset` event by
+   * `operator` naming the approver and the credentials, recorded before anything is removed: a
+   * reset that cannot be logged does not happen (an approver with no passkeys gets no event).
    */
-  async reset(approver: string, audit?: { log: PasskeyResetAudit; actor: PasskeyReset['actor'] }): Promise<StoredPasskey[]> {
+  async reset(approver: string, operator: { readonly type: 'operator'; readonly id: string }): Promise<StoredPasskey[]> {
     const current = await this.deps.store.stored(approver);
-    if (audit && current.length > 0) await audit.log.passkeysReset({ approver, credential_ids: current.map((p) => p.credential_id), actor: audit.actor });
+    if (current.length > 0) await this.deps.audit?.passkeyChanged({ type: 'passkeys_reset', approver, credential_ids: current.map((p) => p.credential_id), actor: operator });
     const removed: StoredPasskey[] = [];
     for (const p of current) if (await this.deps.store.delete(approver, p.credential_id)) removed.push(p);
     return removed;
@@ -386,6 +396,13 @@ export class PasskeyService {
     } catch (e) {
       // A first passkey (no confirmation) is stored only while there is none: one added meanwhile must confirm this one.
       if (mine.length === 0 && e instanceof AckdError && e.code === 'ERR_CONFLICT' && !(await this.deps.store.get(approver, stored.credential_id))) throw confirmRequired();
+      throw e;
+    }
+    // Recorded once stored; a passkey whose adding cannot be logged is removed again (kept retired: it signed nothing).
+    try {
+      await this.deps.audit?.passkeyChanged({ type: 'passkey_added', approver, credential_ids: [stored.credential_id], actor: { type: 'approver', id: approver } });
+    } catch (e) {
+      await this.deps.store.delete(approver, stored.credential_id);
       throw e;
     }
     return stored;

@@ -94,6 +94,11 @@ describe('passkeys on the local stack', () => {
     await refusedWith(again, 'ERR_PASSKEY_REQUIRED', /confirm: you already have a passkey/);
     const list = await json<{ passkeys: { credential_id: string; label: string }[]; rp_id: string }>(await api('/passkeys'));
     expect(list).toMatchObject({ rp_id: 'localhost', passkeys: [{ credential_id: key.credentialId, label: 'soft key' }] });
+    // The adding is an audit event by the approver.
+    await stack.settled();
+    const head = await stack.deps.store.audit.head();
+    const sub = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub: string }).sub;
+    expect(await stack.deps.store.audit.event(head.seq)).toMatchObject({ type: 'passkey_added', actor_type: 'approver', actor_id: sub, approver_identity: sub, credential_ids: [key.credentialId] });
   });
 
   it('a second passkey must be confirmed with the first: refused without, with a stranger\'s key or a decision\'s assertion; stored with it', async () => {

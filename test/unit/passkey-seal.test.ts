@@ -130,7 +130,7 @@ describe('sealed passkeys', () => {
     const s = setup();
     await s.store.put(s.alice.stored('sub-alice'), 10);
     s.inner.writeRaw(new SoftPasskey('consent.test', ORIGIN).stored('sub-alice'));
-    expect(await s.passkeys.reset('sub-alice')).toHaveLength(2);
+    expect(await s.passkeys.reset('sub-alice', { type: 'operator', id: 'ops' })).toHaveLength(2);
     expect(await s.inner.list('sub-alice')).toEqual([]);
   });
 

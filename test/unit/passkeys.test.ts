@@ -325,13 +325,13 @@ describe('changes to an approver\'s passkeys are confirmed with one of them (a s
     await s.passkeyStore.put(laptop.stored('sub-alice'), 10);
     const bob = new SoftPasskey('consent.test', ORIGIN);
     await s.passkeyStore.put(bob.stored('sub-bob'), 10);
-    expect((await s.passkeys.reset('sub-alice')).map((p) => p.credential_id).sort()).toEqual([s.alice.credentialId, laptop.credentialId].sort());
+    expect((await s.passkeys.reset('sub-alice', { type: 'operator', id: 'ops' })).map((p) => p.credential_id).sort()).toEqual([s.alice.credentialId, laptop.credentialId].sort());
     expect(await s.passkeys.list('sub-alice')).toEqual([]);
     expect(await s.passkeys.list('sub-bob')).toHaveLength(1);
     // Removed, their public keys are kept: what they signed can still be re-verified (and only under their own approver).
     expect((await s.passkeys.registered('sub-alice', laptop.credentialId))?.public_key).toBe(laptop.publicKeyCose);
     expect(await s.passkeys.registered('sub-bob', laptop.credentialId)).toBeUndefined();
-    expect(await s.passkeys.reset('sub-alice')).toEqual([]);
+    expect(await s.passkeys.reset('sub-alice', { type: 'operator', id: 'ops' })).toEqual([]);
     const o = await options();
     expect(o.confirm).toBeUndefined();
     const fresh = new SoftPasskey('consent.test', ORIGIN);

@@ -1,6 +1,6 @@
 import type { OwnerAudit, OwnerChange } from '../agents.ts';
 import type { ApiKeyAudit, ApiKeyChange } from '../apikeys.ts';
-import type { PasskeyReset, PasskeyResetAudit } from '../passkeys.ts';
+import type { PasskeyAudit, PasskeyAuditChange } from '../passkeys.ts';
 import type { PolicyAudit, PolicyChange } from '../policy.ts';
 import { systemClock, type Clock } from '../ports.ts';
 import { auditEvent } from './event.ts';
@@ -10,12 +10,13 @@ import type { AuditLog } from './ports.ts';
  * The operators' changes in the audit log: each `ackd policy set|remove` records a `policy_set`
  * or `policy_removed` event (who, the policy, what it replaced); each `ackd agents create
  * --owner` an `owner_set` event (the agent, its owner, the one before); each API key created or
- * revoked an `apikey_created` / `apikey_revoked` event (the agent and the key id); each `ackd
- * passkeys reset` a `passkeys_reset` event (the approver, the credentials). The sequencer puts them in
+ * revoked an `apikey_created` / `apikey_revoked` event (the agent and the key id); each passkey an
+ * approver adds or removes a `passkey_added` / `passkey_removed` event, and each `ackd passkeys
+ * reset` a `passkeys_reset` event (the approver, the credentials). The sequencer puts them in
  * the same log as the requests they govern, under the same hashes and signed tree heads. A change
  * whose event cannot be recorded is undone by its caller.
  */
-export class ChainAdminAudit implements PolicyAudit, OwnerAudit, ApiKeyAudit, PasskeyResetAudit {
+export class ChainAdminAudit implements PolicyAudit, OwnerAudit, ApiKeyAudit, PasskeyAudit {
   constructor(
     private readonly log: Pick<AuditLog, 'enqueueAdmin'>,
     private readonly clock: Clock = systemClock,
@@ -41,8 +42,8 @@ export class ChainAdminAudit implements PolicyAudit, OwnerAudit, ApiKeyAudit, Pa
     return this.key('apikey_revoked', c);
   }
 
-  async passkeysReset(r: PasskeyReset): Promise<void> {
-    await this.log.enqueueAdmin({ ...auditEvent('passkeys_reset', r.actor, this.clock.now()), type: 'passkeys_reset' }, { approver_identity: r.approver, credential_ids: [...r.credential_ids] });
+  async passkeyChanged(c: PasskeyAuditChange): Promise<void> {
+    await this.log.enqueueAdmin({ ...auditEvent(c.type, c.actor, this.clock.now()), type: c.type }, { approver_identity: c.approver, credential_ids: [...c.credential_ids] });
     this.nudge();
   }
 

@@ -85,10 +85,11 @@ export const EVENT_TYPES = [
 export type AuditEventType = (typeof EVENT_TYPES)[number];
 /**
  * Events of no request's lifecycle: by operators, an approval policy set or removed, an agent's
- * owner set, an agent's API key created or revoked, an approver's passkeys reset; by an agent (the
- * ackd gateway), a tool call it let through or refused.
+ * owner set, an agent's API key created or revoked, an approver's passkeys reset; by an approver,
+ * a passkey of theirs added or removed; by an agent (the ackd gateway), a tool call it let through
+ * or refused.
  */
-export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set', 'tool_call', 'apikey_created', 'apikey_revoked', 'passkeys_reset'] as const;
+export const ADMIN_EVENT_TYPES = ['policy_set', 'policy_removed', 'owner_set', 'tool_call', 'apikey_created', 'apikey_revoked', 'passkey_added', 'passkey_removed', 'passkeys_reset'] as const;
 export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number];
 
 /** Who caused the event: an agent (agent_id), an approver (Cognito sub), an operator (CLI name) or ackd itself. */

@@ -142,7 +142,7 @@ const adminEventSchema = z.union([
   z.object({ ...adminFields, type: z.literal('owner_set'), agent_id: z.string().min(1), owner: z.string().nullable(), previous_owner: z.string().nullable() }).strict(),
   z.object({ ...adminFields, type: z.literal('tool_call'), call: toolCallSchema }).strict(),
   z.object({ ...adminFields, type: z.enum(['apikey_created', 'apikey_revoked']), agent_id: z.string().min(1), key_id: z.string().min(1) }).strict(),
-  z.object({ ...adminFields, type: z.literal('passkeys_reset'), approver_identity: z.string().min(1), credential_ids: z.array(z.string().min(1)) }).strict(),
+  z.object({ ...adminFields, type: z.enum(['passkey_added', 'passkey_removed', 'passkeys_reset']), approver_identity: z.string().min(1), credential_ids: z.array(z.string().min(1)) }).strict(),
 ]);
 
 const checkpointSchema = z
@@ -404,9 +404,15 @@ export class ChainVerifier {
     }
     this.checkReplay(e, line);
     if (isAdminEvent(e)) {
-      // A gateway's tool call is an agent's record; every other change of no request is an operator's.
-      const by = e.type === 'tool_call' ? 'agent' : 'operator';
-      if (e.actor_type !== by) this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): made by an ${by}, not by ${e.actor_type} ${e.actor_id}` });
+      // A gateway's tool call is an agent's record; a passkey added or removed is its own approver's
+      // (the consent UI); every other change of no request is an operator's.
+      if (e.type === 'passkey_added' || e.type === 'passkey_removed') {
+        const own = (e as { approver_identity?: unknown }).approver_identity;
+        if (e.actor_type !== 'approver' || e.actor_id !== own) this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): made by ${e.actor_type} ${e.actor_id}, not by the approver ${String(own)} whose passkey it is` });
+      } else {
+        const by = e.type === 'tool_call' ? 'agent' : 'operator';
+        if (e.actor_type !== by) this.problem({ kind: 'lifecycle', seq: e.seq, line, message: `event ${e.seq} (${e.type}): made by an ${by}, not by ${e.actor_type} ${e.actor_id}` });
+      }
     } else {
       this.checkMeaning(e, line);
     }
