@@ -384,7 +384,7 @@ function isSignedVote(v: unknown): v is PasskeyEventView {
 
 function describePasskeys(p: PasskeyCheckReport): string {
   const head = `passkeys: ${p.checked} assertion(s) checked, ${p.verified} verified${p.failures.length > 0 ? `, ${p.failures.length} FAILED` : ''}`;
-  return [head, ...p.failures.slice(0, 20).map((f) => `  - seq ${f.seq}: ${f.request_id} vote of ${f.voter} (credential ${f.credential_id}): ${f.reason}`)].join('\n');
+  return [head, ...p.failures.slice(0, 20).map((f) => shownText(`  - seq ${f.seq}: ${f.request_id} vote of ${f.voter} (credential ${f.credential_id}): ${f.reason}`))].join('\n');
 }
 
 async function* jsonLines(file: string): AsyncGenerator<{ value: unknown; line: number } | { error: string; line: number }> {
@@ -416,7 +416,7 @@ function describeReport(r: VerifyReport & { unlinked?: number; items?: number },
   if (r.ok) out.push(`OK: ${span}`);
   else {
     const first = r.problems[0]!;
-    out.push(`BROKEN${first.seq !== null ? ` at seq ${first.seq}` : ''}: ${first.message}`);
+    out.push(`BROKEN${first.seq !== null ? ` at seq ${first.seq}` : ''}: ${shownText(first.message)}`);
     out.push(`(${span})`);
   }
   const start = { genesis: 'from the first event ever (genesis)', checkpoint: 'from a signed checkpoint', unanchored: 'without an anchor', empty: '-' }[r.start];
@@ -431,10 +431,11 @@ function describeReport(r: VerifyReport & { unlinked?: number; items?: number },
   if (r.items !== undefined) out.push(`request items compared with their events: ${r.items}${r.problems.some((p) => p.kind === 'item') ? '' : ', each as its events recorded it'}`);
   if (r.problems.length > 1) {
     out.push(`${r.problems.length} problems:`);
-    for (const p of r.problems.slice(0, 20)) out.push(`  - ${p.seq !== null ? `seq ${p.seq}: ` : ''}${p.line !== undefined ? `(line ${p.line}) ` : ''}${p.message}`);
+    // (messages quote what the table or the file holds: shown safe for a terminal)
+    for (const p of r.problems.slice(0, 20)) out.push(`  - ${p.seq !== null ? `seq ${p.seq}: ` : ''}${p.line !== undefined ? `(line ${p.line}) ` : ''}${shownText(p.message)}`);
     if (r.problems.length > 20) out.push(`  … and ${r.problems.length - 20} more (--json lists them)`);
   }
-  for (const w of r.warnings) out.push(`warning: ${w}`);
+  for (const w of r.warnings) out.push(`warning: ${shownText(w)}`);
   if (listSvids) {
     out.push('', 'seq       svid_id                           request_id                      approver_identity                       approved_at');
     for (const s of svids) out.push(`${String(s.seq).padEnd(9)} ${s.svid_id.padEnd(33)} ${s.request_id.padEnd(31)} ${s.approver_identity.padEnd(39)} ${s.decision_at ?? ''}`);

@@ -426,6 +426,12 @@ describe('ackd agents create --owner / agents show', () => {
     const live = await verifyLive();
     expect(live.code, live.stdout).toBe(1);
     expect(live.stdout).toMatch(new RegExp(`API key ${created.key_id} of agent cli-revoked was revoked \\(event \\d+, .*by heidi\\), but its entry \\(agent cli-revoked\\) is active again`));
+    // A twin planted under the id with a terminal escape in its agent: reported too, shown safe.
+    await writeItemFields(stack, 'apikey#' + 'e'.repeat(64), { kind: 'apikey', key_id: created.key_id, key_hash: 'e'.repeat(64), agent_id: 'evil\u001b[2J', created_at: '2026-01-01T00:00:00.000Z', revoked_at: null });
+    const shown = await verifyLive();
+    expect(shown.code).toBe(1);
+    expect(shown.stdout).toMatch(/but its entry \(agent evil.*\[2J\) is active again/);
+    expect(shown.stdout).not.toContain('\u001b');
     // Revoked again (logged again): it passes.
     await json('agents', 'revoke-key', created.key_id, '--as', 'heidi');
     // (read from the table: the server may still remember the key from the call above for a few seconds)

@@ -315,8 +315,8 @@ interface KeyRevocation {
 
 /**
  * The keys the log says were revoked whose stored entry is active again (no `revoked_at`). Nothing
- * in ackd takes a revocation back, so each is a change made outside ackd: a table writer's
- * way back in with a key that was revoked (its seal does not cover `revoked_at`).
+ * in ackd takes a revocation back, so each is a change made outside ackd: a table writer's way back
+ * in with a key that was revoked (its entry put back as copied before the revocation, seal and all).
  */
 export function revokedKeysActive(revocations: readonly KeyRevocation[], stored: readonly ApiKeyEntry[]): Problem[] {
   const out: Problem[] = [];
