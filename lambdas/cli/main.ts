@@ -82,12 +82,12 @@ export function buildProgram(): Command {
       );
     });
   agents
-    .command('seal-keys')
-    .description('seal the API keys stored before keys were sealed, so that they authenticate again (once, after upgrading; check `ackd agents list` first: what this seals, you vouch for)')
+    .command('seal-keys [key_id...]')
+    .description('seal the API keys stored before keys were sealed, so that they authenticate again (once, after upgrading; check `ackd agents list` first: what this seals, you vouch for). With key ids, only those; without, every entry that has no seal at all')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .action(async (keyIds: string[], opts: { json?: boolean }) => {
       const d = cliDeps();
-      const sealed = (await d.apiKeys.sealUnsealed()).map((k) => ({ key_id: k.key_id, agent_id: k.agent_id, created_at: k.created_at }));
+      const sealed = (await d.apiKeys.sealUnsealed(keyIds.length > 0 ? keyIds : undefined)).map((k) => ({ key_id: k.key_id, agent_id: k.agent_id, created_at: k.created_at }));
       output(opts.json, { sealed }, () =>
         sealed.length === 0 ? 'no unsealed API keys' : [`sealed ${sealed.length} API key(s):`, ...sealed.map((k) => `  ${shownText(String(k.key_id))}  ${shownText(String(k.agent_id))}  created ${shownText(String(k.created_at))}`)].join('\n'),
       );

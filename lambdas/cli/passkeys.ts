@@ -55,12 +55,12 @@ export function registerPasskeyCommands(program: Command): void {
       );
     });
   passkeys
-    .command('seal')
-    .description('seal the passkeys stored before passkeys were sealed, so that they sign again (once, after upgrading; check `ackd passkeys list` first: what this seals, you vouch for)')
+    .command('seal [credential_id...]')
+    .description('seal the passkeys stored before passkeys were sealed, so that they sign again (once, after upgrading; check `ackd passkeys list` first: what this seals, you vouch for). With credential ids, only those; without, every passkey that has no seal at all')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .action(async (credentialIds: string[], opts: { json?: boolean }) => {
       const d = cliDeps();
-      const sealed = (await d.passkeyStore.sealUnsealed()).map((p) => ({ approver: p.approver, credential_id: p.credential_id, label: p.label, created_at: p.created_at, retired: p.retired }));
+      const sealed = (await d.passkeyStore.sealUnsealed(credentialIds.length > 0 ? credentialIds : undefined)).map((p) => ({ approver: p.approver, credential_id: p.credential_id, label: p.label, created_at: p.created_at, retired: p.retired }));
       output(opts.json, { sealed }, () =>
         sealed.length === 0 ? 'no unsealed passkeys' : [`sealed ${sealed.length} passkey(s):`, ...sealed.map((p) => `  ${shownText(p.approver)}  ${shownText(p.credential_id)}  ${shownText(p.label)}  added ${shownText(String(p.created_at))}${p.retired ? '  RETIRED' : ''}`)].join('\n'),
       );

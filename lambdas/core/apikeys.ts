@@ -303,12 +303,16 @@ export class SealedApiKeyStore implements ApiKeyStore {
    * Seals every stored key that carries no seal at all (keys made before keys were sealed), each
    * only while it is as listed; returns those sealed. An operator runs it once after upgrading,
    * having checked `ackd agents list`: what it seals, it vouches for. A key whose seal is present
-   * but wrong is left as it is (it was changed outside ackd).
+   * but wrong is left as it is (it was changed outside ackd). With `keyIds`, only entries with
+   * those ids (what the operator checked by name); an id that names no unsealed entry is reported.
    */
-  async sealUnsealed(): Promise<ApiKeyEntry[]> {
+  async sealUnsealed(keyIds?: readonly string[]): Promise<ApiKeyEntry[]> {
+    const all = await this.inner.listAll();
+    const unknown = (keyIds ?? []).filter((id) => !all.some((e) => e.key_id === id && e.seal === undefined));
+    if (unknown.length > 0) throw new AckdError('ERR_NOT_FOUND', `key_id: no unsealed API key ${unknown.join(', ')} (ackd agents list shows what is unsealed)`, { field: 'key_id' });
     const done: ApiKeyEntry[] = [];
-    for (const e of await this.inner.listAll()) {
-      if (e.seal !== undefined) continue;
+    for (const e of all) {
+      if (e.seal !== undefined || (keyIds !== undefined && !keyIds.includes(e.key_id))) continue;
       if (await this.inner.setSeal(e, await this.sealer.seal(placeOf(e.key_hash), sealedFields(e)))) done.push(e);
     }
     return done;

@@ -1,4 +1,5 @@
 import type { OutboxSealer, SealPlace } from './audit/seal.ts';
+import { AckdError } from './errors.ts';
 import type { Logger } from './ports.ts';
 import type { PasskeyStore, StoredPasskey } from './passkeys.ts';
 
@@ -80,11 +81,16 @@ export class SealedPasskeyStore implements PasskeyStore {
    * before passkeys were sealed), each only while it is as listed; returns those sealed. An operator
    * runs it once after upgrading, having checked `ackd passkeys list`: what it seals, they vouch
    * for. A credential whose seal is present but wrong is left as it is (it was changed outside ackd).
+   * With `credentialIds`, only those (what the operator checked by name); an id that names no
+   * unsealed credential is reported and nothing is sealed.
    */
-  async sealUnsealed(): Promise<(StoredPasskey & { readonly retired: boolean })[]> {
+  async sealUnsealed(credentialIds?: readonly string[]): Promise<(StoredPasskey & { readonly retired: boolean })[]> {
+    const all = await this.inner.all();
+    const unknown = (credentialIds ?? []).filter((id) => !all.some((p) => p.credential_id === id && p.seal === undefined));
+    if (unknown.length > 0) throw new AckdError('ERR_NOT_FOUND', `credential_id: no unsealed passkey ${unknown.join(', ')} (ackd passkeys list shows what is unsealed)`, { field: 'credential_id' });
     const done: (StoredPasskey & { readonly retired: boolean })[] = [];
-    for (const p of await this.inner.all()) {
-      if (p.seal !== undefined) continue;
+    for (const p of all) {
+      if (p.seal !== undefined || (credentialIds !== undefined && !credentialIds.includes(p.credential_id))) continue;
       if (await this.inner.setSeal(p, await this.sealer.seal(placeOf(p), sealedFields(p)))) done.push(p);
     }
     return done;

@@ -136,7 +136,6 @@ export interface PasskeyAudit {
 }
 
 /** Passkeys per approver. Each write is one conditional write. */
-
 export interface PasskeyStore {
   list(approver: string): Promise<StoredPasskey[]>;
   /** Every credential stored for the approver, sealed or not (what a reset removes). */

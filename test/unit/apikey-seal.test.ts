@@ -122,6 +122,20 @@ describe('sealed API keys', () => {
     expect(await keys.sealUnsealed()).toEqual([]);
   });
 
+  it('seal-keys with key ids seals only those; an id that names no unsealed key seals nothing and says so', async () => {
+    const { inner, keys } = setup();
+    const mine = forged('deploy-bot');
+    const planted = forged('deploy-bot');
+    inner.writeRaw(mine.entry);
+    inner.writeRaw(planted.entry);
+    const e = await keys.sealUnsealed([mine.entry.key_id, 'key_000000000000']).catch((x: unknown) => x);
+    expect(isAckdError(e, 'ERR_NOT_FOUND') && /no unsealed API key key_000000000000/.test((e as Error).message)).toBe(true);
+    await refused(authenticateApiKey(keys, mine.apiKey));
+    expect((await keys.sealUnsealed([mine.entry.key_id])).map((k) => k.key_id)).toEqual([mine.entry.key_id]);
+    expect(await authenticateApiKey(keys, mine.apiKey)).toBe(bot);
+    await refused(authenticateApiKey(keys, planted.apiKey));
+  });
+
   it('an entry changed between listing and sealing is not sealed (the write is conditional on what was listed)', async () => {
     const { inner } = setup();
     const old = forged('deploy-bot');

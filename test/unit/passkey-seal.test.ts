@@ -117,6 +117,19 @@ describe('sealed passkeys', () => {
     expect((await s.store.all()).filter((p) => p.sealed !== true).map((p) => p.approver)).toEqual(['sub-bob']);
   });
 
+  it('seal with credential ids seals only those; an id that names no unsealed passkey seals nothing and says so', async () => {
+    const s = setup();
+    const mine = new SoftPasskey('consent.test', ORIGIN);
+    const planted = new SoftPasskey('consent.test', ORIGIN);
+    s.inner.writeRaw(mine.stored('sub-alice'));
+    s.inner.writeRaw(planted.stored('sub-alice'));
+    const e = await s.store.sealUnsealed([mine.credentialId, 'nope']).catch((x: unknown) => x);
+    expect(isAckdError(e, 'ERR_NOT_FOUND') && /no unsealed passkey nope/.test((e as Error).message)).toBe(true);
+    expect(await s.store.list('sub-alice')).toEqual([]);
+    expect((await s.store.sealUnsealed([mine.credentialId])).map((p) => p.credential_id)).toEqual([mine.credentialId]);
+    expect((await s.store.list('sub-alice')).map((p) => p.credential_id)).toEqual([mine.credentialId]);
+  });
+
   it('sealing is conditional on the credential as listed: one changed in between is not sealed', async () => {
     const s = setup();
     const legacy = new SoftPasskey('consent.test', ORIGIN);
