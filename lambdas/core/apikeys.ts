@@ -3,6 +3,7 @@ import { AckdError } from './errors.ts';
 import type { AgentId } from './ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, Clock, Logger } from './ports.ts';
 import type { OutboxSealer, SealPlace } from './audit/seal.ts';
+import { ThrottledWarnings } from './log-throttle.ts';
 
 /**
  * Agent API keys: `ackd_` + 43 base64url characters (256 random bits). Only the SHA-256 of a key
@@ -247,11 +248,15 @@ const sealedFields = (e: ApiKeyEntry) => ({ key_id: e.key_id, agent_id: e.agent_
  * (revokeApiKey).
  */
 export class SealedApiKeyStore implements ApiKeyStore {
+  private readonly refusals: ThrottledWarnings;
+
   constructor(
     private readonly inner: ApiKeyStore,
     private readonly sealer: OutboxSealer,
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    this.refusals = new ThrottledWarnings(logger);
+  }
 
   async put(entry: ApiKeyEntry): Promise<void> {
     await this.inner.put({ ...entry, seal: await this.sealer.seal(placeOf(entry.key_hash), sealedFields(entry)) });
@@ -265,7 +270,7 @@ export class SealedApiKeyStore implements ApiKeyStore {
     // Checked against the hash asked for, not the entry's own: an entry copied under another key's hash fails.
     const verdict = await this.sealer.check(placeOf(keyHash), sealedFields(entry), entry.seal);
     if (verdict.ok) return entry;
-    this.logger?.warn('API key refused: its entry carries no valid seal (written outside ackd, or stored before keys were sealed: ackd agents seal-keys)', {
+    this.refusals.warn(`${keyHash}:${verdict.reason}`, 'API key refused: its entry carries no valid seal (written outside ackd, or stored before keys were sealed: ackd agents seal-keys)', {
       code: 'ERR_APIKEY_UNSEALED',
       key_id: String(entry.key_id).slice(0, 64),
       reason: verdict.reason,

@@ -1,5 +1,6 @@
 import type { OutboxSealer, SealPlace } from './audit/seal.ts';
 import { AckdError } from './errors.ts';
+import { ThrottledWarnings } from './log-throttle.ts';
 import type { Logger } from './ports.ts';
 import type { PasskeyStore, StoredPasskey } from './passkeys.ts';
 
@@ -23,11 +24,15 @@ const sealedFields = (p: StoredPasskey) => ({ public_key: p.public_key, created_
  * stored before passkeys were sealed are sealed once by an operator (`ackd passkeys seal`).
  */
 export class SealedPasskeyStore implements PasskeyStore {
+  private readonly refusals: ThrottledWarnings;
+
   constructor(
     private readonly inner: PasskeyStore,
     private readonly sealer: OutboxSealer,
-    private readonly logger?: Logger,
-  ) {}
+    logger?: Logger,
+  ) {
+    this.refusals = new ThrottledWarnings(logger);
+  }
 
   async list(approver: string): Promise<StoredPasskey[]> {
     const all = await this.inner.list(approver);
@@ -104,7 +109,7 @@ export class SealedPasskeyStore implements PasskeyStore {
   private async holds(p: StoredPasskey): Promise<boolean> {
     const v = await this.sealer.check(placeOf(p), sealedFields(p), p.seal);
     if (v.ok) return true;
-    this.logger?.warn('passkey refused: it carries no valid seal (written outside ackd, or stored before passkeys were sealed: ackd passkeys seal)', {
+    this.refusals.warn(`${p.approver}\u0000${p.credential_id}:${v.reason}`, 'passkey refused: it carries no valid seal (written outside ackd, or stored before passkeys were sealed: ackd passkeys seal)', {
       code: 'ERR_PASSKEY_UNSEALED',
       approver: String(p.approver).slice(0, 128),
       credential_id: String(p.credential_id).slice(0, 128),
