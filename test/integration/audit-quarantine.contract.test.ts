@@ -16,6 +16,7 @@ import { QUARANTINE_ENTRY_MAX_BYTES, type QuarantineQuery } from '../../lambdas/
 import type { AuditLog } from '../../lambdas/core/audit/ports.ts';
 import type { SequencerStore } from '../../lambdas/core/audit/sequencer.ts';
 import { ManualClock } from '../helpers/clock.ts';
+import type { RequestId } from '../../lambdas/core/ids.ts';
 
 const dynalite = dynaliteForSuite();
 
@@ -126,6 +127,14 @@ describe.each(impls)('%s', (_name, make) => {
     const p = await store.quarantineRecords(all());
     expect(p.records.map((r) => [r.reason, r.message, r.quarantined_at])).toEqual([['duplicate', 'again', '2026-11-29T10:00:00.000Z']]);
     expect(await store.quarantineRecords(all({ until: '2026-11-29T00:00:00.000Z' }))).toMatchObject({ records: [], more: 0 });
+  });
+
+  it('a request item changed since it was read (or gone) is not updated, but what was refused is kept all the same', async () => {
+    const { store } = await make();
+    const entry = forged(7) as never;
+    const id = 'req_01JZZZZZZZZZZZZZZZZZZZZZZZ' as RequestId;
+    expect(await store.quarantineRequest(id, [{ index: 0, entry, reason: 'missing', message: 'no seal' }], { audit_outbox: [entry] })).toBeNull();
+    expect((await store.quarantineRecords(all())).records.map((r) => [r.source, r.reason])).toEqual([[`req#${id}`, 'missing']]);
   });
 
   it('records of the same millisecond are listed by their digest; a too large entry is listed by its digest and size', async () => {

@@ -256,10 +256,11 @@ export class MemoryRequestStore implements RequestStore, AuditLog, SequencerStor
   }
 
   quarantineRequest(requestId: RequestId, refused: readonly RefusedEntry[], item: Readonly<Record<string, unknown>>): Promise<Readonly<Record<string, unknown>> | null> {
+    // The records first, as the DynamoDB adapter writes them: kept even when the item changed since it was read.
+    for (const r of refused) this.keepQuarantined(`req#${requestId}`, r.entry, r.reason, r.message);
     const s = this.items.get(requestId);
     const read = item.audit_outbox as unknown[] | undefined;
     if (!s || read?.length !== s.outbox.length) return Promise.resolve(null);
-    for (const r of refused) this.keepQuarantined(`req#${requestId}`, r.entry, r.reason, r.message);
     const drop = new Set(refused.map((r) => r.index));
     s.outbox = s.outbox.filter((_, i) => !drop.has(i));
     return Promise.resolve(this.itemAsRead(s));
