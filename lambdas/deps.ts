@@ -5,7 +5,7 @@ import { SealedApiKeyStore, type ApiKeyAudit } from './core/apikeys.ts';
 import { DynamoLimitStore } from './adapters/dynamodb/limits.ts';
 import { DynamoPolicyStore } from './adapters/dynamodb/policies.ts';
 import { DynamoAgentStore } from './adapters/dynamodb/agents.ts';
-import { PolicyService, type PolicyAudit } from './core/policy.ts';
+import { PolicyService, type PolicyAudit, type PolicyStore } from './core/policy.ts';
 import type { AgentStore, OwnerAudit } from './core/agents.ts';
 import { Limits, type LimitsConfig } from './core/limits.ts';
 import { KmsSigner } from './adapters/signing/kms.ts';
@@ -46,6 +46,8 @@ export interface ServiceDeps {
   readonly limits: Limits;
   /** Approval policies: runtime management (CLI) and resolution at request time. */
   readonly policies: PolicyService;
+  /** Their store (live verification reads the policies as stored). */
+  readonly policyStore: PolicyStore;
   /** Where policy changes are recorded (a log line for now; the audit chain next). */
   readonly policyAudit: PolicyAudit;
   /** Records owner changes (events in the audit chain). */
@@ -152,7 +154,7 @@ export function buildDeps(config: Config, opts: DepsOptions): Deps {
   let nudge: () => Promise<void> | undefined = () => undefined;
   const deps = composeService(config, opts, () => nudge(), { build: buildAwsBroker, serves: true });
   const { store, clock, logger, service } = deps;
-  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays, apiKeys: deps.apiKeys });
+  const audit = new AuditService({ log: store.audit, clock, logger, signer: opts.signer ?? signerFromConfig(config), retentionDays: config.retentionDays, settings: { apiKeys: deps.apiKeys, policies: deps.policyStore, agents: deps.agents } });
   const sequencer = new Sequencer({
     store: store.audit,
     clock,
@@ -191,7 +193,8 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
   const limits = new Limits({ ...config.limits, ...opts.limits }, { store: new DynamoLimitStore(ddb, config.tableName), clock, retentionDays: config.retentionDays });
   const adminAudit = new ChainAdminAudit(store.audit, clock, () => nudge());
   const policyAudit = opts.policyAudit ?? adminAudit;
-  const policies = new PolicyService({ store: new DynamoPolicyStore(ddb, config.tableName), audit: policyAudit, clock, logger });
+  const policyStore = new DynamoPolicyStore(ddb, config.tableName);
+  const policies = new PolicyService({ store: policyStore, audit: policyAudit, clock, logger });
   const agents = new DynamoAgentStore(ddb, config.tableName);
   const awsConfig = opts.aws ?? awsBrokerConfigFromEnv(process.env, config);
   const awsBroker = awsConfig ? aws.build(awsConfig, { store, ddb, tableName: config.tableName, clock, logger }) : undefined;
@@ -240,6 +243,7 @@ function composeService(config: Config, opts: ServiceOptions, nudge: () => Promi
     clock,
     limits,
     policies,
+    policyStore,
     policyAudit,
     ownerAudit: adminAudit,
     apiKeyAudit: adminAudit,

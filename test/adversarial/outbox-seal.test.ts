@@ -1,3 +1,4 @@
+import { recordOwner } from '../../lambdas/core/agents.ts';
 import { DeleteCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,7 +201,7 @@ describe('a table writer without the seal key cannot put events into the audit l
     let item: Record<string, unknown>;
     let eventId: string;
     try {
-      await stack.deps.ownerAudit.ownerChanged({ agent_id: 'deploy-bot' as AgentId, owner: 'alice', previous: null, actor: { type: 'operator', id: 'ops' } });
+      await recordOwner(stack.deps.agents, 'deploy-bot' as AgentId, 'alice', stack.clock, { log: stack.deps.ownerAudit, actor: { type: 'operator', id: 'ops' } });
       // (the one waiting: refused items of earlier tests stay, out of the outbox index)
       const scan = await raw().send(new ScanCommand({ TableName: stack.tableName, FilterExpression: 'begins_with(pk, :a) AND attribute_exists(#p)', ExpressionAttributeNames: { '#p': IX.partitionKey }, ExpressionAttributeValues: { ':a': 'audit#admin#' }, ConsistentRead: true }));
       expect(scan.Items).toHaveLength(1);
@@ -235,7 +236,7 @@ describe('a table writer without the seal key cannot put events into the audit l
     expect(refusedLines().at(-1)).toMatchObject({ reason: 'duplicate', event_id: eventId });
     await outOfTheOutbox(`audit#admin#${eventId}`, 'duplicate');
     // Genuine operator changes and gateway calls keep flowing.
-    await stack.deps.ownerAudit.ownerChanged({ agent_id: 'deploy-bot' as AgentId, owner: 'bob', previous: 'alice', actor: { type: 'operator', id: 'ops' } });
+    await recordOwner(stack.deps.agents, 'deploy-bot' as AgentId, 'bob', stack.clock, { log: stack.deps.ownerAudit, actor: { type: 'operator', id: 'ops' } });
     await stack.settled();
     expect((await logged()).filter((e) => e.type === 'owner_set').map((e) => e.owner)).toEqual(['alice', 'bob']);
     await verifiesClean();

@@ -442,6 +442,27 @@ describe('ackd agents create --owner / agents show', () => {
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/ERR_NOT_FOUND: key_id: no API key key_000000000000/)]);
   }, CLI_TIMEOUT);
 
+  it('a policy weakened or an owner changed in the table (outside ackd): audit verify --live names each with its last event; set again, it passes', async () => {
+    const verifyLive = () => runAckd({ ...env, ACKD_AUDIT_KEY: stack.auditKeyPath }, 'audit', 'verify', '--live');
+    await json('policy', 'set', '--agent', 'cli-guarded', '--permission', 'prod:*', '--approvals', '2', '--as', 'grace');
+    await json('agents', 'create', 'cli-guarded', '--owner', 'lead@example.com', '--as', 'grace');
+    await stack.settled();
+    const clean = await verifyLive();
+    expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+    await writeItemFields(stack, 'policy#cli-guarded#prod:*', { approvals: 1 });
+    await writeItemFields(stack, 'agent#cli-guarded', { owner: 'mallory@example.com' });
+    const live = await verifyLive();
+    expect(live.code, live.stdout).toBe(1);
+    expect(live.stdout).toMatch(/approval policy cli-guarded#prod:\* differs from its last event \d+ \(policy_set, .*by grace\) in approvals: it was changed outside ackd/);
+    expect(live.stdout).toMatch(/agent cli-guarded: owner mallory@example.com, but its last event \d+ \(owner_set, .*by grace\) set lead@example.com: it was changed outside ackd/);
+    await json('policy', 'set', '--agent', 'cli-guarded', '--permission', 'prod:*', '--approvals', '2', '--as', 'grace');
+    await json('agents', 'create', 'cli-guarded', '--owner', 'lead@example.com', '--as', 'grace');
+    await stack.settled();
+    const after = await verifyLive();
+    expect(after.code, after.stdout + after.stderr).toBe(0);
+    await json('policy', 'remove', '--agent', 'cli-guarded', '--permission', 'prod:*', '--as', 'grace');
+  }, CLI_TIMEOUT);
+
   it('refuses a bad owner before anything is created', async () => {
     for (const owner of ['not-an-email', 'a@b', 'x\u202e@example.com']) {
       const r = await ackd('agents', 'create', 'cli-bad-owner', '--owner', owner);

@@ -31,7 +31,7 @@ function setup() {
   const keys = new SealedApiKeyStore(raw, log.sealer, quiet);
   const admin = new ChainAdminAudit(log, clock);
   const signer = LocalKeySigner.generate();
-  const audit = new AuditService({ log, clock, logger: quiet, signer, retentionDays: 30, apiKeys: keys });
+  const audit = new AuditService({ log, clock, logger: quiet, signer, retentionDays: 30, settings: { apiKeys: keys } });
   return { clock, log, raw, keys, admin, signer, audit };
 }
 

@@ -1,5 +1,6 @@
 import { AckdError } from '../errors.ts';
-import type { ApiKeyEntry, ApiKeyStore, Clock, Logger } from '../ports.ts';
+import type { Clock, Logger } from '../ports.ts';
+import { AdminStateCheck, type AdminStateSources } from './admin-state.ts';
 import { AUDIT_FIELDS, differingFields, EVIDENCE_FIELDS, PAYLOAD_FIELDS, type AuditEvent, type AuditSnapshot, type Checkpoint } from './event.ts';
 import { consistencyPlan, frontierKeys, inclusionPlan, keyOf, proofFrom, type NodeKey } from './merkle.ts';
 import type { AuditLog, RequestItemView } from './ports.ts';
@@ -62,8 +63,8 @@ export class AuditService {
       logger: Logger;
       signer?: CheckpointSigner | undefined;
       retentionDays: number;
-      /** The agents' API keys as stored, for live verification to compare with the keys the log says were revoked. */
-      apiKeys?: Pick<ApiKeyStore, 'listAll'> | undefined;
+      /** The operators' settings as stored (API keys, policies, owners), for live verification to hold to what the log says (admin-state.ts). */
+      settings?: AdminStateSources | undefined;
     },
   ) {}
 
@@ -251,28 +252,23 @@ export class AuditService {
    */
   async verifyLive(window: ExportWindow, opts: VerifierOptions): Promise<VerifyReport & { unlinked: number; items: number }> {
     const v = new ChainVerifier(opts);
-    const revocations: KeyRevocation[] = [];
+    const settings = new AdminStateCheck();
     for await (const line of this.export(window)) {
       v.addLine(line);
-      if (line.kind === 'event' && (line.type as string) === 'apikey_revoked') revocations.push(line as unknown as KeyRevocation);
+      if (line.kind === 'event') settings.add(line);
     }
     const report = v.finish();
     const items = await this.itemProblems(opts.maxProblems ?? 100);
-    const keys = this.deps.apiKeys ? revokedKeysActive(revocations, await this.deps.apiKeys.listAll()) : [];
     const backlog = await this.deps.log.backlog(100);
     const unlinked = backlog.count;
-    const problems = [...report.problems, ...items.problems, ...keys];
-    return {
-      ...report,
-      ok: report.ok && items.count === 0 && keys.length === 0,
-      problems,
-      items: items.checked,
-      unlinked,
-      warnings:
-        unlinked > 0
-          ? [...report.warnings, `${unlinked}${unlinked === 100 ? '+' : ''} requests or changes have events waiting to be sequenced (the oldest since ${backlog.oldest_at ?? '?'}; the sequencer runs seconds behind)`]
-          : report.warnings,
-    };
+    const changed = await settings.problems(this.deps.settings ?? {}, { settings: unlinked === 0 });
+    const problems = [...report.problems, ...items.problems, ...changed];
+    const warnings = [...report.warnings];
+    if (unlinked > 0) {
+      warnings.push(`${unlinked}${unlinked === 100 ? '+' : ''} requests or changes have events waiting to be sequenced (the oldest since ${backlog.oldest_at ?? '?'}; the sequencer runs seconds behind)`);
+      if (this.deps.settings?.policies || this.deps.settings?.agents) warnings.push('approval policies and owners were not compared with the log while changes wait to be sequenced: run it again');
+    }
+    return { ...report, ok: report.ok && items.count === 0 && changed.length === 0, problems, items: items.checked, unlinked, warnings };
   }
 
   private async itemProblems(max: number): Promise<{ problems: Problem[]; count: number; checked: number }> {
@@ -302,37 +298,6 @@ export class AuditService {
     await flush(page);
     return { problems, count, checked };
   }
-}
-
-/** An `apikey_revoked` event as exported. */
-interface KeyRevocation {
-  readonly seq: number;
-  readonly at: string;
-  readonly actor_id: string;
-  readonly agent_id: string;
-  readonly key_id: string;
-}
-
-/**
- * The keys the log says were revoked whose stored entry is active again (no `revoked_at`). Nothing
- * in ackd takes a revocation back, so each is a change made outside ackd: a table writer's way back
- * in with a key that was revoked (its entry put back as copied before the revocation, seal and all).
- */
-export function revokedKeysActive(revocations: readonly KeyRevocation[], stored: readonly ApiKeyEntry[]): Problem[] {
-  const out: Problem[] = [];
-  const seen = new Set<string>();
-  for (const r of revocations) {
-    for (const e of stored) {
-      if (e.key_id !== r.key_id || e.revoked_at !== null || seen.has(e.key_hash)) continue;
-      seen.add(e.key_hash);
-      out.push({
-        kind: 'item',
-        seq: r.seq,
-        message: `API key ${r.key_id} of agent ${r.agent_id} was revoked (event ${r.seq}, ${r.at}, by ${r.actor_id}), but its entry (agent ${String(e.agent_id)}) is active again: it was changed outside ackd; revoke it again (ackd agents revoke-key ${r.key_id})`,
-      });
-    }
-  }
-  return out;
 }
 
 const SNAPSHOT_FIELDS_COMPARED: readonly (keyof AuditSnapshot)[] = [...AUDIT_FIELDS, ...PAYLOAD_FIELDS, ...EVIDENCE_FIELDS];
