@@ -1,6 +1,6 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointItem, eventItem, headItem, nodeItem } from '../../lambdas/adapters/dynamodb/audit.ts';
 import { appendLeaves, leafHash, rootOf } from '../../lambdas/core/audit/merkle.ts';
@@ -34,6 +34,16 @@ beforeAll(async () => {
   env = cliEnv(stack, { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MB}` });
 
   const doc = documentClient(dynamoClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint }));
+  // The log is this test's alone: the stack's own first event (its demo key's creation), the tree
+  // head and checkpoint it signed are taken out, with its sequencer stopped, before the load.
+  await stack.settled();
+  await stack.deps.sequencerLoop.stop();
+  for (let start: Record<string, unknown> | undefined, more = true; more; ) {
+    const page = await doc.send(new ScanCommand({ TableName: stack.tableName, FilterExpression: 'begins_with(pk, :a)', ExpressionAttributeValues: { ':a': 'audit#' }, ProjectionExpression: 'pk', ConsistentRead: true, ExclusiveStartKey: start }));
+    for (const it of page.Items ?? []) await doc.send(new DeleteCommand({ TableName: stack.tableName, Key: { pk: it.pk } }));
+    start = page.LastEvaluatedKey;
+    more = start !== undefined;
+  }
   let prev = { seq: 0, hash: GENESIS_HASH, logged_at: null as string | null };
   const start = Date.parse('2026-09-30T23:00:00.000Z');
   const batch: Record<string, unknown>[] = [];
