@@ -244,4 +244,23 @@ describe('consent API: the dashboard and revocation by approvers', () => {
     expect(refused.status).toBe(409);
     expect((await errorOf(refused)).code).toBe('ERR_NOT_APPROVED');
   });
+
+  it('recent decisions include those logged in a month after this clock\'s (a writer whose clock ran ahead moves logged_at on)', async () => {
+    // (found at 23:10 UTC on a month's last day: a test moving the clock an hour on logged an event in the next month)
+    const now = stack.clock.now();
+    const nextMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1, 0, 10);
+    const ahead = nextMonth - now.getTime();
+    const decideAsOperator = async () => {
+      const { request_id } = await stack.deps.service.requestAuthorization({ agent_id: agentId, action: 'deploy', permissions: ['deploy:prod'], justification: 'month edge', ttl_minutes: 10 });
+      await stack.deps.service.decide(request_id, 'denied', 'operator:ops');
+      await stack.settled();
+      return request_id;
+    };
+    stack.clock.advance(ahead);
+    const inNextMonth = await decideAsOperator();
+    stack.clock.advance(-ahead);
+    const afterIt = await decideAsOperator(); // logged at the newest event's time, in the next month too
+    const { recent } = await stack.deps.service.dashboard();
+    expect(recent.map((r) => r.request_id).slice(0, 2)).toEqual([afterIt, inNextMonth]);
+  });
 });

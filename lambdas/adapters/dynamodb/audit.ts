@@ -667,8 +667,12 @@ export class DynamoAuditLog implements AuditLog, SequencerStore {
    */
   async recentlyDecided(since: string, limit: number): Promise<RequestId[]> {
     const ids = new Set<RequestId>();
+    // Up to the newest event's month, which may be after this clock's: logged_at never goes back
+    // along the chain, so after a writer whose clock ran ahead, events are logged at its time.
+    const newest = (await this.treeHead()).logged_at ?? '';
     const now = this.opts.clock.now().toISOString();
-    for (const m of monthsBetween(since, since > now ? since : now).reverse()) {
+    const upTo = [since, now, newest].reduce((a, b) => (b > a ? b : a));
+    for (const m of monthsBetween(since, upTo).reverse()) {
       let start: Record<string, unknown> | undefined;
       do {
         const r = await this.query({ part: `events#${m}`, min: since, limit: 200, descending: true, start });
