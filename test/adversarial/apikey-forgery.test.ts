@@ -86,4 +86,23 @@ describe('a table writer cannot make an agent key', () => {
     const stored = (await stack.deps.apiKeys.listAll()).filter((k) => k.key_id === entry.key_id);
     expect(stored.map((k) => k.revoked_at !== null)).toEqual([true, true, true]);
   });
+
+  it('malformed key entries (no id, a number for a time, no hash) do not stop listing, sealing or revoking the genuine keys', async () => {
+    const { apiKey, entry } = await createApiKey(stack.deps.apiKeys, parseAgentId('deploy-bot'), stack.clock);
+    for (const [hash, item] of [
+      ['1'.repeat(64), { created_at: 5, agent_id: 'deploy-bot' }],
+      ['2'.repeat(64), { key_id: { x: 1 }, created_at: null, revoked_at: 7 }],
+      ['3'.repeat(64), {}],
+    ] as const) {
+      await raw().send(new PutCommand({ TableName: stack.tableName, Item: { pk: `apikey#${hash}`, kind: 'apikey', ...item } }));
+    }
+    const list = await runAckd(cliEnv(stack), 'agents', 'list');
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`${entry.key_id}  deploy-bot  created \\S+$`, 'm'));
+    expect((await runAckd(cliEnv(stack), 'agents', 'seal-keys', entry.key_id)).stderr).toMatch(/ERR_NOT_FOUND: key_id: no unsealed API key/);
+    const revoked = await runAckd(cliEnv(stack), 'agents', 'revoke-key', entry.key_id, '--as', 'ops');
+    expect(revoked.code, revoked.stderr).toBe(0);
+    stack.clock.advance(5_001);
+    expect(await status(apiKey)).toBe(401);
+  });
 });

@@ -150,8 +150,16 @@ describe('passkeys on the local stack', () => {
         ExpressionAttributeValues: { ':cred': { public_key: p.public_key, counter: 0, transports: ['internal'], created_at: p.created_at, label: 'mine now' } },
       }),
     );
+    // Malformed credentials beside it (a string, a number for a time) break no reader.
+    for (const [id, cred] of [['junk-string', 'x'], ['junk-number', { created_at: 5, public_key: 7 }]] as const) {
+      await doc.send(new UpdateCommand({ TableName: stack.tableName, Key: { pk: `passkeys#${sub}` }, UpdateExpression: 'SET creds.#id = :cred', ExpressionAttributeNames: { '#id': id }, ExpressionAttributeValues: { ':cred': cred } }));
+    }
     const listed = await json<{ passkeys: { credential_id: string }[] }>(await api('/passkeys'));
-    expect(listed.passkeys.map((x) => x.credential_id)).not.toContain(planted.credentialId);
+    expect(listed.passkeys.map((x) => x.credential_id)).toEqual([key.credentialId]);
+    const junk = await runAckd(cliEnv(stack), 'passkeys', 'list', '--approver', sub);
+    expect(junk.code, junk.stderr).toBe(0);
+    expect(junk.stdout).toMatch(/junk-number .* UNSEALED/);
+    await doc.send(new UpdateCommand({ TableName: stack.tableName, Key: { pk: `passkeys#${sub}` }, UpdateExpression: 'REMOVE creds.#s, creds.#n', ExpressionAttributeNames: { '#s': 'junk-string', '#n': 'junk-number' } }));
     // The step-up: the planted key cannot confirm a new passkey.
     const o = await json<{ nonce: string; confirm: { challenge: string; allowCredentials: { id: string }[] } }>(await api('/passkeys/options', { method: 'POST', body: {} }));
     expect(o.confirm.allowCredentials.map((c) => c.id)).not.toContain(planted.credentialId);

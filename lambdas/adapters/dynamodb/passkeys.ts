@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AckdError } from '../../core/errors.ts';
 import { NONCE_PURPOSES, type DecisionVerdict, type IssuedNonce, type NoncePurpose, type NonceStore, type PasskeyStore, type StoredPasskey } from '../../core/passkeys.ts';
-import { applied, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
+import { applied, documentClient, isConditionFailure, scanPrefix, send, textOf } from './send.ts';
 
 /** Key prefix of an approver's passkeys: `passkeys#<Cognito sub>`; nothing else in the table starts with it. */
 export const PASSKEYS_PK = 'passkeys#';
@@ -158,16 +158,17 @@ export class DynamoPasskeyStore implements PasskeyStore {
   }
 }
 
-function toPasskey(approver: string, id: string, c: StoredCred): StoredPasskey {
+/** A credential as read (a table writer's malformed one reads without crashing the reader, and fails its seal). */
+function toPasskey(approver: string, id: string, c: StoredCred | undefined): StoredPasskey {
   return {
     credential_id: id,
     approver,
-    public_key: c.public_key,
-    counter: Number(c.counter),
-    transports: Array.isArray(c.transports) ? [...c.transports] : [],
-    created_at: c.created_at,
-    label: c.label,
-    ...(c.seal === undefined ? {} : { seal: c.seal }),
+    public_key: textOf(c?.public_key),
+    counter: Number(c?.counter),
+    transports: Array.isArray(c?.transports) ? c.transports.map(textOf) : [],
+    created_at: textOf(c?.created_at),
+    label: textOf(c?.label),
+    ...(c?.seal === undefined ? {} : { seal: c.seal }),
   };
 }
 

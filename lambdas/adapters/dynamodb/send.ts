@@ -74,3 +74,12 @@ export async function batchGet(doc: DynamoDBDocumentClient, tableName: string, k
   );
   return got.flat();
 }
+
+/**
+ * A text attribute of an item as read: itself when it is a string, '' when absent, else its JSON.
+ * Items that whoever can write the table made are read without crashing the reader (a sort, a
+ * listing): they then fail their seal or schema check like any forged item.
+ */
+export function textOf(v: unknown): string {
+  return typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
+}

@@ -15,7 +15,7 @@ import type { AuthorizationRecord } from '../../core/request.ts';
 import { canonicalJson, snapshotOf, type AuditEvent, type PendingEvent } from '../../core/audit/event.ts';
 import type { Payload } from '../../core/payload.ts';
 import { DynamoAuditLog, type DynamoAuditLogOptions, ITEM_POINTERS, OUTBOX_ATTR, outboxOnCreate, outboxUpdate, type SealedEntry } from './audit.ts';
-import { applied as conditionHeld, batchGet, documentClient, isConditionFailure, scanPrefix, send } from './send.ts';
+import { applied as conditionHeld, batchGet, documentClient, isConditionFailure, scanPrefix, send, textOf } from './send.ts';
 import { TABLE } from './schema.ts';
 
 const REQ = 'req#';
@@ -434,29 +434,33 @@ export class DynamoApiKeyStore implements ApiKeyStore {
       }
       const revoked = { ...entry, revoked_at: now.toISOString() };
       const seal = await sealOf?.(revoked);
-      await send(() =>
+      // Only an entry still there: an update would otherwise make a stub item of a deleted one.
+      const done = await conditionHeld(() =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: { pk: KEY + entry.key_hash },
             UpdateExpression: seal === undefined ? 'SET revoked_at = :now' : 'SET revoked_at = :now, seal = :seal',
+            ConditionExpression: 'attribute_exists(pk)',
             ExpressionAttributeValues: { ':now': revoked.revoked_at, ...(seal === undefined ? {} : { ':seal': seal }) },
           }),
         ),
       );
-      out.push(seal === undefined ? revoked : { ...revoked, seal });
+      if (done) out.push(seal === undefined ? revoked : { ...revoked, seal });
     }
+    if (out.length === 0) throw new AckdError('ERR_NOT_FOUND', `key_id: no API key ${keyId}`, { field: 'key_id' });
     return out;
   }
 }
 
 function toKey(item: Record<string, unknown>): ApiKeyEntry {
   return {
-    key_id: item.key_id as string,
-    key_hash: item.key_hash as string,
-    agent_id: item.agent_id as AgentId,
-    created_at: item.created_at as string,
-    revoked_at: (item.revoked_at as string | null | undefined) ?? null,
+    key_id: textOf(item.key_id),
+    key_hash: textOf(item.key_hash),
+    agent_id: textOf(item.agent_id) as AgentId,
+    created_at: textOf(item.created_at),
+    // (anything but null or absent reads as revoked: it can only take access away)
+    revoked_at: item.revoked_at === undefined || item.revoked_at === null ? null : textOf(item.revoked_at),
     ...(item.seal === undefined ? {} : { seal: item.seal as string }),
   };
 }
