@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AckdError } from './errors.ts';
 import type { AgentId } from './ids.ts';
 import type { ApiKeyEntry, ApiKeyStore, Clock, Logger } from './ports.ts';
-import type { OutboxSealer, SealPlace } from './audit/seal.ts';
+import { sealHolds, sealUnsealedEntries, type OutboxSealer, type SealPlace } from './audit/seal.ts';
 import { ThrottledWarnings } from './log-throttle.ts';
 
 /**
@@ -309,18 +309,17 @@ export class SealedApiKeyStore implements ApiKeyStore {
    * only while it is as listed; returns those sealed. An operator runs it once after upgrading,
    * having checked `ackd agents list`: what it seals, it vouches for. A key whose seal is present
    * but wrong is left as it is (it was changed outside ackd). With `keyIds`, only entries with
-   * those ids (what the operator checked by name); an id that names no unsealed entry is reported.
+   * those ids (what the operator checked by name): sealUnsealedEntries.
    */
   async sealUnsealed(keyIds?: readonly string[]): Promise<ApiKeyEntry[]> {
-    const all = await this.inner.listAll();
-    const unknown = (keyIds ?? []).filter((id) => !all.some((e) => e.key_id === id && e.seal === undefined));
-    if (unknown.length > 0) throw new AckdError('ERR_NOT_FOUND', `key_id: no unsealed API key ${unknown.join(', ')} (ackd agents list shows what is unsealed)`, { field: 'key_id' });
-    const done: ApiKeyEntry[] = [];
-    for (const e of all) {
-      if (e.seal !== undefined || (keyIds !== undefined && !keyIds.includes(e.key_id))) continue;
-      if (await this.inner.setSeal(e, await this.sealer.seal(placeOf(e.key_hash), sealedFields(e)))) done.push(e);
-    }
-    return done;
+    return sealUnsealedEntries(await this.inner.listAll(), {
+      ids: keyIds,
+      idOf: (e) => e.key_id,
+      field: 'key_id',
+      noun: 'API key',
+      seal: (e) => this.sealer.seal(placeOf(e.key_hash), sealedFields(e)),
+      setSeal: (e, seal) => this.inner.setSeal(e, seal),
+    });
   }
 
   /** Each entry with whether its seal holds; listing works without the seal key too (an operator's CLI may have none), saying so with null. */
@@ -328,10 +327,7 @@ export class SealedApiKeyStore implements ApiKeyStore {
     return Promise.all(
       entries.map(async (e) => ({
         ...e,
-        sealed: await this.sealer.check(placeOf(e.key_hash), sealedFields(e), e.seal).then(
-          (v) => v.ok,
-          () => null,
-        ),
+        sealed: await sealHolds(this.sealer, placeOf(e.key_hash), sealedFields(e), e.seal),
       })),
     );
   }

@@ -1,5 +1,4 @@
-import type { OutboxSealer, SealPlace } from './audit/seal.ts';
-import { AckdError } from './errors.ts';
+import { sealHolds, sealUnsealedEntries, type OutboxSealer, type SealPlace } from './audit/seal.ts';
 import { ThrottledWarnings } from './log-throttle.ts';
 import type { Logger } from './ports.ts';
 import type { PasskeyStore, StoredPasskey } from './passkeys.ts';
@@ -69,10 +68,7 @@ export class SealedPasskeyStore implements PasskeyStore {
     return Promise.all(
       (await this.inner.all()).map(async (p) => ({
         ...p,
-        sealed: await this.sealer.check(placeOf(p), sealedFields(p), p.seal).then(
-          (v) => v.ok,
-          () => null,
-        ),
+        sealed: await sealHolds(this.sealer, placeOf(p), sealedFields(p), p.seal),
       })),
     );
   }
@@ -86,19 +82,17 @@ export class SealedPasskeyStore implements PasskeyStore {
    * before passkeys were sealed), each only while it is as listed; returns those sealed. An operator
    * runs it once after upgrading, having checked `ackd passkeys list`: what it seals, they vouch
    * for. A credential whose seal is present but wrong is left as it is (it was changed outside ackd).
-   * With `credentialIds`, only those (what the operator checked by name); an id that names no
-   * unsealed credential is reported and nothing is sealed.
+   * With `credentialIds`, only those (what the operator checked by name): sealUnsealedEntries.
    */
   async sealUnsealed(credentialIds?: readonly string[]): Promise<(StoredPasskey & { readonly retired: boolean })[]> {
-    const all = await this.inner.all();
-    const unknown = (credentialIds ?? []).filter((id) => !all.some((p) => p.credential_id === id && p.seal === undefined));
-    if (unknown.length > 0) throw new AckdError('ERR_NOT_FOUND', `credential_id: no unsealed passkey ${unknown.join(', ')} (ackd passkeys list shows what is unsealed)`, { field: 'credential_id' });
-    const done: (StoredPasskey & { readonly retired: boolean })[] = [];
-    for (const p of all) {
-      if (p.seal !== undefined || (credentialIds !== undefined && !credentialIds.includes(p.credential_id))) continue;
-      if (await this.inner.setSeal(p, await this.sealer.seal(placeOf(p), sealedFields(p)))) done.push(p);
-    }
-    return done;
+    return sealUnsealedEntries(await this.inner.all(), {
+      ids: credentialIds,
+      idOf: (p) => p.credential_id,
+      field: 'credential_id',
+      noun: 'passkey',
+      seal: (p) => this.sealer.seal(placeOf(p), sealedFields(p)),
+      setSeal: (p, seal) => this.inner.setSeal(p, seal),
+    });
   }
 
   private async ifSealed(p: StoredPasskey | undefined): Promise<StoredPasskey | undefined> {

@@ -137,6 +137,18 @@ describe('sealed API keys', () => {
     await refused(authenticateApiKey(keys, planted.apiKey));
   });
 
+  it('seal-keys with a key id a planted twin also carries seals nothing (the operator vouches for one entry, not its twin)', async () => {
+    const { inner, keys } = setup();
+    const mine = forged('deploy-bot');
+    const twin = forged('deploy-bot', { key_id: mine.entry.key_id });
+    inner.writeRaw(mine.entry);
+    inner.writeRaw({ ...twin.entry, key_id: mine.entry.key_id });
+    const e = await keys.sealUnsealed([mine.entry.key_id]).catch((x: unknown) => x);
+    expect(isAckdError(e, 'ERR_CONFLICT') && /names more than one unsealed API key: an entry written outside ackd carries the same id; nothing sealed/.test((e as Error).message)).toBe(true);
+    await refused(authenticateApiKey(keys, mine.apiKey));
+    await refused(authenticateApiKey(keys, twin.apiKey));
+  });
+
   it('an entry changed between listing and sealing is not sealed (the write is conditional on what was listed)', async () => {
     const { inner } = setup();
     const old = forged('deploy-bot');

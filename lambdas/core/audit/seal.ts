@@ -125,3 +125,47 @@ export function unavailableSealer(setting = 'ACKD_OUTBOX_SEAL_KEY'): OutboxSeale
   const refuse = (): Promise<never> => Promise.reject(new AckdError('ERR_SIGNER_UNAVAILABLE', `${setting} is not set: this process can neither write audit events nor admit them to the log`));
   return { seal: refuse, check: refuse };
 }
+
+/** Whether `seal` holds for `entry` at `place`, or null when this process has no seal key to check with (an operator's listing). */
+export function sealHolds(sealer: OutboxSealer, place: SealPlace, entry: object, seal: unknown): Promise<boolean | null> {
+  return sealer.check(place, entry, seal).then(
+    (v) => v.ok,
+    () => null,
+  );
+}
+
+/**
+ * The upgrade step for entries stored before they were sealed (API keys, passkeys): seals each of
+ * `all` that carries no seal at all, through `setSeal` (conditional on the entry as listed), and
+ * returns those sealed. With `ids`, only the entries they name; every id must name exactly one
+ * unsealed entry, else nothing is sealed (ERR_NOT_FOUND; ERR_CONFLICT when a twin carries the same
+ * id: the operator vouches for one entry, not for whatever a table writer put beside it).
+ */
+export async function sealUnsealedEntries<T extends { readonly seal?: string }>(
+  all: readonly T[],
+  opts: {
+    readonly ids: readonly string[] | undefined;
+    readonly idOf: (e: T) => string;
+    /** The id's field and what an entry is, for the errors: `key_id`, `API key`. */
+    readonly field: string;
+    readonly noun: string;
+    readonly seal: (e: T) => Promise<string>;
+    readonly setSeal: (e: T, seal: string) => Promise<boolean>;
+  },
+): Promise<T[]> {
+  const unsealed = all.filter((e) => e.seal === undefined);
+  if (opts.ids !== undefined) {
+    const count = (id: string) => unsealed.filter((e) => opts.idOf(e) === id).length;
+    const unknown = opts.ids.filter((id) => count(id) === 0);
+    if (unknown.length > 0) throw new AckdError('ERR_NOT_FOUND', `${opts.field}: no unsealed ${opts.noun} ${unknown.join(', ')} (the listing shows what is unsealed)`, { field: opts.field });
+    const twins = opts.ids.filter((id) => count(id) > 1);
+    if (twins.length > 0) throw new AckdError('ERR_CONFLICT', `${opts.field}: ${twins.join(', ')} names more than one unsealed ${opts.noun}: an entry written outside ackd carries the same id; nothing sealed`, { field: opts.field });
+  }
+  const done: T[] = [];
+  for (const e of unsealed) {
+    if (opts.ids !== undefined && !opts.ids.includes(opts.idOf(e))) continue;
+    if (await opts.setSeal(e, await opts.seal(e))) done.push(e);
+  }
+  return done;
+}
+
