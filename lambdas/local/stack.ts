@@ -270,9 +270,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const stillValid = agentApiKey !== undefined && (await authenticateApiKey(deps.apiKeys, agentApiKey).then((a) => a === agentId, () => false));
     if (!stillValid) agentApiKey = (await createApiKey(deps.apiKeys, agentId, deps.clock, { log: deps.apiKeyAudit, actor: { type: 'operator', id: 'npm start' } })).apiKey;
     // Keys kept by a version before keys were sealed no longer authenticate until the operator seals them.
-    const unsealed = (await deps.apiKeys.listAll()).filter((k) => k.sealed === false && k.revoked_at === null).length;
+    // (two scans of the table at start-up, side by side)
+    const [keys, passkeys] = await Promise.all([deps.apiKeys.listAll(), deps.passkeyStore.all()]);
+    const unsealed = keys.filter((k) => k.sealed === false && k.revoked_at === null).length;
     if (unsealed > 0) log.warn(`${unsealed} API key(s) stored before keys were sealed do not authenticate: check npx ackd agents list, then run npx ackd agents seal-keys (docs/agents.md)`);
-    const unsealedPasskeys = (await deps.passkeyStore.all()).filter((p) => p.sealed === false).length;
+    const unsealedPasskeys = passkeys.filter((p) => p.sealed === false).length;
     if (unsealedPasskeys > 0) log.warn(`${unsealedPasskeys} passkey(s) stored before passkeys were sealed are not used: check npx ackd passkeys list, then run npx ackd passkeys seal (docs/evidence.md)`);
 
     const handles = {
